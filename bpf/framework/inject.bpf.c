@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* Packet-out: the daemon injects a frame followed by a struct nc_inject_trailer
+ * that names where it goes (an encoded peer: a cube's port for ingress, or the
+ * peer of a port for egress) and the metadata words. The trailer travels with
+ * the frame, so a packet can never meet another packet's metadata. Under XDP the
+ * daemon runs this program with BPF_PROG_TEST_RUN and live frames.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <netcube/abi.h>
+#include <netcube/hook.h>
+#include <netcube/maps.h>
+#include <netcube/deliver.h>
+
+static __always_inline int trim_trailer(struct nc_ctx *ctx, __u32 len)
+{
+#ifdef NC_HOOK_XDP
+	return bpf_xdp_adjust_tail(ctx, -(int)sizeof(struct nc_inject_trailer));
+#else
+	return bpf_skb_change_tail(ctx, len - sizeof(struct nc_inject_trailer), 0);
+#endif
+}
+
+SEC(NC_SEC) int nc_inject(struct nc_ctx *ctx)
+{
+	struct nc_inject_trailer t;
+	struct nc_md md = {};
+	__u32 len = nc_pkt_len(ctx);
+
+	if (len < sizeof(t) + sizeof(struct ethhdr) || len > 0xffff)
+		return NC_ACT_DROP;
+	if (nc_load_bytes(ctx, len - sizeof(t), &t, sizeof(t)) || t.magic != NC_INJECT_MAGIC)
+		return NC_ACT_DROP;
+	if (trim_trailer(ctx, len) || nc_md_init(ctx))
+		return NC_ACT_DROP;
+	md.flags = NC_MD_F_PACKET_OUT | (t.gen & NC_MD_F_GEN);
+	md.user[0] = t.user[0];
+	md.user[1] = t.user[1];
+	md.user[2] = t.user[2];
+	return nc_deliver(ctx, &md, t.peer);
+}
+
+char _license[] SEC("license") = "GPL";

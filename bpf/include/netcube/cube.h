@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* What a cube is to the framework: its id, its per-cube maps, its entry points,
+ * and the verdicts a cube returns. Cube authors use the macros and nc_* helpers
+ * and never see slots, metadata layout or prog arrays.
+ */
+#ifndef __NETCUBE_CUBE_H
+#define __NETCUBE_CUBE_H
+
+#include "abi.h"
+#include "hook.h"
+#include "maps.h"
+#include "deliver.h"
+
+/* Set by the runtime before load. */
+const volatile __u32 nc_cube_id = 0;
+
+/* --- per-cube maps: created with each cube, shared by its micro-cubes --- */
+
+/* Peer of each port, per generation: [gen * NC_MAX_PORTS + port] (encoded, see
+ * enum nc_peer_kind); mmap-able so the daemon writes a word with one atomic store.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NC_GENERATIONS * NC_MAX_PORTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} nc_ports SEC(".maps");
+
+/* Packet and byte counters of each port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NC_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct nc_port_stats);
+} nc_stats SEC(".maps");
+
+/* Run-time settings of the cube (log level, slow-path rate), written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nc_cube_cfg);
+} nc_cfg SEC(".maps");
+
+static __always_inline struct nc_port_stats *nc_port_stats(__u32 port)
+{
+	return bpf_map_lookup_elem(&nc_stats, &port);
+}
+
+static __always_inline struct nc_cube_cfg *nc_cube_cfg(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&nc_cfg, &zero);
+}
+
+/* --- verdicts --- */
+
+/* Send the packet out of @port, to whatever the port's peer is. The next cube
+ * starts with clean metadata: a cube's words are its own.
+ */
+static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u32 port)
+{
+	__u32 word = (md->flags & NC_MD_F_GEN) * NC_MAX_PORTS + port;
+	struct nc_port_stats *s;
+	__u64 *peer;
+
+	if (port >= NC_MAX_PORTS)
+		return NC_ACT_DROP;
+	peer = bpf_map_lookup_elem(&nc_ports, &word);
+	if (!peer)
+		return NC_ACT_DROP;
+	s = nc_port_stats(port);
+	if (s) {
+		s->tx_packets++;
+		s->tx_bytes += nc_pkt_len(ctx);
+	}
+	md->reason = 0;
+	md->flags &= NC_MD_F_GEN;
+	md->user[0] = 0;
+	md->user[1] = 0;
+	md->user[2] = 0;
+	return nc_deliver(ctx, md, *(volatile __u64 *)peer);
+}
+
+/* Was this packet sent by the cube's own control plane (packet-out)? */
+static __always_inline int nc_is_packet_out(const struct nc_md *md)
+{
+	return md->flags & NC_MD_F_PACKET_OUT;
+}
+
+static __always_inline int nc_drop(struct nc_ctx *ctx, struct nc_md *md)
+{
+	struct nc_port_stats *s = nc_port_stats(md->in_port);
+
+	if (s)
+		s->drops++;
+	return NC_ACT_DROP;
+}
+
+/* Hand the packet to the kernel's stack of the netdev it arrived on. */
+static __always_inline int nc_pass(struct nc_ctx *ctx, struct nc_md *md)
+{
+	return NC_ACT_PASS;
+}
+
+/* Transparent cubes: let the packet continue on its way, in its direction. */
+static __always_inline int nc_forward(struct nc_ctx *ctx, struct nc_md *md)
+{
+	return nc_redirect(ctx, md, md->in_port);
+}
+
+/* Continue in micro-cube @index of this cube, with the same metadata. */
+static __always_inline int nc_call(struct nc_ctx *ctx, struct nc_md *md, __u32 index)
+{
+	if (nc_md_store(ctx, md))
+		return NC_ACT_DROP;
+	bpf_tail_call(ctx, &nc_progs, nc_cube_id * NC_MAX_MICROCUBES + index);
+	nc_count_error(NC_ERR_TAIL_CALL);
+	return NC_ACT_DROP;
+}
+
+/* --- entry points --- */
+
+#define __NC_PROGRAM(prog, handler, count_rx)					\
+SEC(NC_SEC) int prog(struct nc_ctx *ctx)					\
+{										\
+	struct nc_md md;							\
+										\
+	if (nc_md_load(ctx, &md)) {						\
+		nc_count_error(NC_ERR_NO_METADATA);				\
+		return NC_ACT_DROP;						\
+	}									\
+	if (count_rx) {								\
+		struct nc_port_stats *s = nc_port_stats(md.in_port);		\
+										\
+		if (s) {							\
+			s->rx_packets++;					\
+			s->rx_bytes += nc_pkt_len(ctx);				\
+		}								\
+	}									\
+	return handler(ctx, &md);						\
+}
+
+/* A cube with ports: handler(ctx, md) runs for every packet entering any port. */
+#define NC_CUBE(handler)							\
+	const volatile __u32 nc_cube_kind = NC_KIND_STANDARD;			\
+	__NC_PROGRAM(nc_entry, handler, 1)					\
+	char _license[] SEC("license") = "GPL"
+
+/* A transparent cube, stacked on a port or netdev: md->in_port is the
+ * direction (NC_DIR_INGRESS or NC_DIR_EGRESS); nc_forward() lets a packet go on.
+ */
+#define NC_TRANSPARENT_CUBE(handler)						\
+	const volatile __u32 nc_cube_kind = NC_KIND_TRANSPARENT;		\
+	__NC_PROGRAM(nc_entry, handler, 1)					\
+	char _license[] SEC("license") = "GPL"
+
+/* Micro-cube @index (1..NC_MAX_MICROCUBES-1), reached with nc_call(ctx, md, index). */
+#define NC_MICROCUBE(index, handler)						\
+	_Static_assert((index) > 0 && (index) < NC_MAX_MICROCUBES,		\
+		       "micro-cube index out of range");			\
+	__NC_PROGRAM(nc_micro_##index, handler, 0)
+
+#endif /* __NETCUBE_CUBE_H */

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* One cube source, two hooks: the build compiles every cube twice, with
+ * -DNC_HOOK_XDP and with -DNC_HOOK_TC. This header hides the difference: the
+ * context type, the verdicts, packet bounds, byte loads and metadata storage.
+ */
+#ifndef __NETCUBE_HOOK_H
+#define __NETCUBE_HOOK_H
+
+#include "abi.h"
+
+#if defined(NC_HOOK_XDP) == defined(NC_HOOK_TC)
+#error "compile with exactly one of -DNC_HOOK_XDP or -DNC_HOOK_TC"
+#endif
+
+/* TC verdicts are #defines in linux/pkt_cls.h, which vmlinux.h cannot carry. */
+#define NC_TC_ACT_OK       0
+#define NC_TC_ACT_SHOT     2
+#define NC_TC_ACT_REDIRECT 7
+
+#ifdef NC_HOOK_XDP
+
+#define nc_ctx         xdp_md
+#define NC_SEC         "xdp"
+#define NC_HOOK_ID     NC_HOOK_ID_XDP
+#define NC_ACT_DROP    XDP_DROP
+#define NC_ACT_PASS    XDP_PASS
+#define NC_ACT_ABORTED XDP_ABORTED
+
+static __always_inline void *nc_data(struct xdp_md *ctx) { return (void *)(long)ctx->data; }
+static __always_inline void *nc_data_end(struct xdp_md *ctx) { return (void *)(long)ctx->data_end; }
+static __always_inline __u32 nc_pkt_len(struct xdp_md *ctx) { return ctx->data_end - ctx->data; }
+static __always_inline __u32 nc_ifindex(struct xdp_md *ctx) { return ctx->ingress_ifindex; }
+
+static __always_inline long nc_load_bytes(struct xdp_md *ctx, __u32 off, void *to, __u32 len)
+{
+	return bpf_xdp_load_bytes(ctx, off, to, len);
+}
+
+/* Metadata lives in the XDP metadata area, right before the frame. Inside a chain
+ * it is always exactly one struct nc_md (nc_md_init makes it so on entry).
+ */
+static __always_inline int nc_md_load(struct xdp_md *ctx, struct nc_md *md)
+{
+	struct nc_md *m = (void *)(long)ctx->data_meta;
+
+	if ((void *)(m + 1) > (void *)(long)ctx->data)
+		return -1;
+	*md = *m;
+	return 0;
+}
+
+static __always_inline int nc_md_store(struct xdp_md *ctx, const struct nc_md *md)
+{
+	struct nc_md *m = (void *)(long)ctx->data_meta;
+
+	if ((void *)(m + 1) > (void *)(long)ctx->data)
+		return -1;
+	*m = *md;
+	return 0;
+}
+
+/* Called where a frame enters netcube from a netdev or from packet-out. A frame
+ * that another XDP program redirected here may still carry that program's
+ * metadata (veth keeps it), so size the area from what is there, not from zero.
+ */
+static __always_inline int nc_md_init(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *meta = (void *)(long)ctx->data_meta;
+	int have;
+
+	/* The kernel caps metadata at 32 bytes in steps of 4. */
+#pragma unroll
+	for (have = 0; have <= 32; have += 4) {
+		if (meta + have == data) {
+			if (have == sizeof(struct nc_md))
+				return 0;
+			return bpf_xdp_adjust_meta(ctx, have - (int)sizeof(struct nc_md));
+		}
+	}
+	return -1;
+}
+
+static __always_inline int nc_redirect_netdev(struct xdp_md *ctx, __u32 ifindex)
+{
+	return bpf_redirect(ifindex, 0);
+}
+
+#else /* NC_HOOK_TC */
+
+#define nc_ctx         __sk_buff
+#define NC_SEC         "tc"
+#define NC_HOOK_ID     NC_HOOK_ID_TC
+#define NC_ACT_DROP    NC_TC_ACT_SHOT
+#define NC_ACT_PASS    NC_TC_ACT_OK
+#define NC_ACT_ABORTED NC_TC_ACT_SHOT
+
+static __always_inline void *nc_data(struct __sk_buff *ctx) { return (void *)(long)ctx->data; }
+static __always_inline void *nc_data_end(struct __sk_buff *ctx) { return (void *)(long)ctx->data_end; }
+static __always_inline __u32 nc_pkt_len(struct __sk_buff *ctx) { return ctx->len; }
+static __always_inline __u32 nc_ifindex(struct __sk_buff *ctx) { return ctx->ifindex; }
+
+static __always_inline long nc_load_bytes(struct __sk_buff *ctx, __u32 off, void *to, __u32 len)
+{
+	return bpf_skb_load_bytes(ctx, off, to, len);
+}
+
+/* Under TC the metadata rides in skb->cb[0..4], which the kernel keeps across
+ * tail calls and which is exactly the size of struct nc_md.
+ */
+static __always_inline int nc_md_load(struct __sk_buff *ctx, struct nc_md *md)
+{
+	__u32 w0 = ctx->cb[0], w1 = ctx->cb[1];
+
+	md->in_port = w0 & 0xffff;
+	md->cube_id = w0 >> 16;
+	md->reason = w1 & 0xffff;
+	md->flags = w1 >> 16;
+	md->user[0] = ctx->cb[2];
+	md->user[1] = ctx->cb[3];
+	md->user[2] = ctx->cb[4];
+	return 0;
+}
+
+static __always_inline int nc_md_store(struct __sk_buff *ctx, const struct nc_md *md)
+{
+	ctx->cb[0] = md->in_port | (__u32)md->cube_id << 16;
+	ctx->cb[1] = md->reason | (__u32)md->flags << 16;
+	ctx->cb[2] = md->user[0];
+	ctx->cb[3] = md->user[1];
+	ctx->cb[4] = md->user[2];
+	return 0;
+}
+
+static __always_inline int nc_md_init(struct __sk_buff *ctx)
+{
+	return 0;
+}
+
+static __always_inline int nc_redirect_netdev(struct __sk_buff *ctx, __u32 ifindex)
+{
+	return bpf_redirect(ifindex, 0);
+}
+
+#endif
+
+#endif /* __NETCUBE_HOOK_H */

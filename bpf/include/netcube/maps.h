@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* The framework's maps. Each cube object declares all of them; when the runtime
+ * loads a cube it hands it the host's own instance of every host-wide map (so
+ * the sizes below only matter for objects loaded outside netcube) and creates
+ * the per-cube ones fresh.
+ */
+#ifndef __NETCUBE_MAPS_H
+#define __NETCUBE_MAPS_H
+
+#include "abi.h"
+
+/* --- host-wide: one per host and hook, shared by every cube --- */
+
+/* Entry programs of every cube: slot = cube id * NC_MAX_MICROCUBES + micro-cube. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, NC_PROG_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} nc_progs SEC(".maps");
+
+/* The generation of peer words that packets entering netcube now follow (nc_gen[0]). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} nc_gen SEC(".maps");
+
+/* Data-plane log records (struct nc_log_rec), read by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} nc_log_rb SEC(".maps");
+
+/* Slow-path packets (struct nc_pkt_rec), read by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} nc_pkt_rb SEC(".maps");
+
+/* Framework errors by cause (enum nc_error). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NC_ERR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} nc_errors SEC(".maps");
+
+static __always_inline __u32 nc_current_gen(void)
+{
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&nc_gen, &zero);
+
+	return gen ? *(volatile __u64 *)gen & NC_MD_F_GEN : 0;
+}
+
+static __always_inline void nc_count_error(enum nc_error err)
+{
+	__u32 key = err;
+	__u64 *n = bpf_map_lookup_elem(&nc_errors, &key);
+
+	if (n)
+		*n += 1;
+}
+
+#endif /* __NETCUBE_MAPS_H */

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* The one header a cube includes. A cube is a handler
+ *
+ *     static int fwd(struct nc_ctx *ctx, struct nc_md *md)
+ *
+ * registered with NC_CUBE(fwd) (or NC_TRANSPARENT_CUBE, NC_MICROCUBE), which
+ * returns one of nc_redirect(ctx, md, port), nc_drop, nc_pass, nc_forward,
+ * nc_call(ctx, md, index) or nc_to_controller(ctx, md, reason). The same source
+ * builds for XDP and for TC. Tables are declared with NC_TABLE, logs written with
+ * nc_log. Everything about slots, metadata layout and prog arrays stays inside
+ * the framework.
+ */
+#ifndef __NETCUBE_H
+#define __NETCUBE_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "abi.h"
+#include "hook.h"
+#include "maps.h"
+#include "deliver.h"
+#include "cube.h"
+#include "tables.h"
+#include "log.h"
+#include "slowpath.h"
+#include "parsing.h"
+
+#endif /* __NETCUBE_H */

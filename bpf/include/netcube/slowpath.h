@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* nc_to_controller(ctx, md, reason): hand a packet to the cube's control plane.
+ *
+ * The packet's first NC_PKT_MAX bytes and its metadata go into one ring-buffer
+ * record together, so the daemon never pairs a packet with metadata by order.
+ * The packet itself is consumed (the controller may send it back, changed or not,
+ * as a packet-out). A per-cube token bucket (rate set by the daemon in nc_cfg)
+ * keeps one cube from flooding the daemon; what it refuses is dropped and counted.
+ */
+#ifndef __NETCUBE_SLOWPATH_H
+#define __NETCUBE_SLOWPATH_H
+
+#include "abi.h"
+#include "maps.h"
+#include "cube.h"
+
+/* Slow-path token bucket of this cube. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nc_pkt_bucket);
+} nc_pkt_bucket SEC(".maps");
+
+static __always_inline int nc_pkt_admit(void)
+{
+	struct nc_cube_cfg *cfg = nc_cube_cfg();
+	struct nc_pkt_bucket *b;
+	__u64 now, elapsed, tokens, burst;
+	__u32 zero = 0;
+
+	if (!cfg || !cfg->pkt_rate)
+		return 1;
+	b = bpf_map_lookup_elem(&nc_pkt_bucket, &zero);
+	if (!b)
+		return 0;
+	now = bpf_ktime_get_ns();
+	elapsed = now - b->last_ns;
+	/* Bound the refill so elapsed * rate cannot overflow. */
+	if (elapsed > 10000000000ULL)
+		elapsed = 10000000000ULL;
+	burst = (__u64)(cfg->pkt_burst ? cfg->pkt_burst : cfg->pkt_rate) * 1000;
+	tokens = b->tokens_milli + elapsed * cfg->pkt_rate / 1000000;
+	if (tokens > burst)
+		tokens = burst;
+	b->last_ns = now;
+	if (tokens < 1000) {
+		b->tokens_milli = tokens;
+		return 0;
+	}
+	b->tokens_milli = tokens - 1000;
+	return 1;
+}
+
+static __always_inline int nc_to_controller(struct nc_ctx *ctx, struct nc_md *md, __u16 reason)
+{
+	struct nc_port_stats *s = nc_port_stats(md->in_port);
+	struct nc_pkt_rec *r;
+	__u64 len, cap; /* 64-bit, so the bound checked is the bound passed */
+
+	if (!nc_pkt_admit()) {
+		nc_count_error(NC_ERR_PKT_RATE);
+		return NC_ACT_DROP;
+	}
+	r = bpf_ringbuf_reserve(&nc_pkt_rb, sizeof(*r), 0);
+	if (!r) {
+		nc_count_error(NC_ERR_PKT_FULL);
+		return NC_ACT_DROP;
+	}
+	len = nc_pkt_len(ctx);
+	cap = len < NC_PKT_MAX ? len : NC_PKT_MAX;
+	if (cap < 1 || nc_load_bytes(ctx, 0, r->data, cap))
+		cap = 0;
+	r->cap_len = cap;
+	r->wire_len = len;
+	r->cube_id = nc_cube_id;
+	r->in_port = md->in_port;
+	r->reason = reason;
+	r->hook = NC_HOOK_ID;
+	r->user[0] = md->user[0];
+	r->user[1] = md->user[1];
+	r->user[2] = md->user[2];
+	r->pad = 0;
+	bpf_ringbuf_submit(r, 0);
+	if (s)
+		s->to_controller++;
+	return NC_ACT_DROP;
+}
+
+#endif /* __NETCUBE_SLOWPATH_H */

@@ -1,0 +1,162 @@
+// Program: a loaded BPF program, through our own fd. Test runs
+// (BPF_PROG_TEST_RUN) run off the event loop; with `netns` they run from a
+// thread inside that namespace, where the ctx's ifindexes resolve.
+import { native, type FdHandle } from './addon';
+import { ClosedError } from './errors';
+import { checkBuffer, checkIndex, checkOptions, checkPath, netnsPath } from './validate';
+
+/** Program types as libbpf names them (libbpf_bpf_prog_type_str). */
+export type ProgType =
+  | 'socket_filter' | 'kprobe' | 'sched_cls' | 'sched_act' | 'tracepoint' | 'xdp' | 'perf_event' | 'cgroup_skb'
+  | 'cgroup_sock' | 'lwt_in' | 'lwt_out' | 'lwt_xmit' | 'sock_ops' | 'sk_skb' | 'cgroup_device' | 'sk_msg'
+  | 'raw_tracepoint' | 'cgroup_sock_addr' | 'lwt_seg6local' | 'lirc_mode2' | 'sk_reuseport' | 'flow_dissector'
+  | 'cgroup_sysctl' | 'raw_tracepoint_writable' | 'cgroup_sockopt' | 'tracing' | 'struct_ops' | 'ext' | 'lsm'
+  | 'sk_lookup' | 'syscall';
+
+export interface ProgramInfo {
+  type: ProgType;
+  id: number;
+  name: string;       // as the kernel keeps it: at most 15 characters
+  tag: string;        // hex
+  btfId: number;
+  runTimeNs: number;  // with kernel.bpf_stats_enabled
+  runCount: number;
+}
+
+export interface TestRunOptions {
+  /** The packet (or other input) the program runs on. */
+  data: Uint8Array;
+  /** The context (xdp_md, __sk_buff ...), for program types that take one. */
+  ctx?: Uint8Array;
+  /** Room for the output packet; default data.length + 256 (XDP may grow the packet by its headroom). */
+  dataSizeOut?: number;
+  /** Room for the output context; default ctx.length. */
+  ctxSizeOut?: number;
+  /** Runs (live frames: frames sent); default 1. */
+  repeat?: number;
+  /** XDP only: BPF_F_TEST_XDP_LIVE_FRAMES, the verdicts really transmit (XDP_TX, XDP_REDIRECT). */
+  liveFrames?: boolean;
+  /** Live frames per batch, 1 to 256; default the kernel's (64). */
+  batchSize?: number;
+  /** Run from a thread in this network namespace (a name under /run/netns, or a path). */
+  netns?: string;
+}
+
+export interface TestRunResult {
+  retval: number;
+  /** The packet after the run; empty for live frames, which are sent instead. */
+  data: Buffer;
+  ctx?: Buffer;
+  /** Average duration of one run. */
+  durationNs: number;
+}
+
+// XDP programs can grow a packet by at most the 256-byte headroom in front.
+const xdpHeadroom = 256;
+// TEST_XDP_MAX_BATCH in the kernel.
+const maxLiveBatch = 256;
+
+let handleOf: (program: Program) => FdHandle;
+
+export class Program {
+  readonly name: string;
+  readonly type: ProgType;
+  readonly id: number;
+  readonly tag: string;
+  #handle: FdHandle | undefined;
+  #label: string;
+
+  static {
+    handleOf = (program) => program.#live();
+  }
+
+  /** @internal Wraps a native handle; use openPinned() or a Collection. */
+  constructor(handle: FdHandle, name?: string) {
+    const info = handle.info();
+    if (info.kind !== 'program') {
+      handle.close();
+      throw new TypeError(`${name ?? 'the object'} is a BPF ${info.kind || 'unknown object'}, not a program`);
+    }
+    this.#handle = handle;
+    this.name = name ?? info.name;
+    this.type = info.type as ProgType;
+    this.id = info.id;
+    this.tag = info.tag;
+    this.#label = `Program '${this.name}'`;
+    handle.setLabel(this.#label);
+  }
+
+  static openPinned(path: string): Program {
+    checkPath(path, 'path');
+    return new Program(native.objGet(path));
+  }
+
+  get fd(): number {
+    return this.#live().fd;
+  }
+
+  get closed(): boolean {
+    return this.#handle === undefined;
+  }
+
+  info(): ProgramInfo {
+    const info = this.#live().info();
+    if (info.kind !== 'program') throw new TypeError(`${this.#label} no longer refers to a program`);
+    const { kind: _, ...rest } = info;
+    return { ...rest, type: rest.type as ProgType };
+  }
+
+  testRun(opts: TestRunOptions): Promise<TestRunResult> {
+    try {
+      const handle = this.#live();
+      checkOptions(opts);
+      checkBuffer(opts.data, 'options.data');
+      if (opts.ctx !== undefined) checkBuffer(opts.ctx, 'options.ctx');
+      const liveFrames = opts.liveFrames ?? false;
+      if (typeof liveFrames !== 'boolean') throw new TypeError('options.liveFrames must be a boolean');
+      if (liveFrames && this.type !== 'xdp') {
+        throw new RangeError(`options.liveFrames: ${this.#label} is a ${this.type} program; live frames are XDP only`);
+      }
+      if (!liveFrames && opts.batchSize !== undefined) throw new RangeError('options.batchSize needs liveFrames');
+      const dataSizeOut = opts.dataSizeOut ?? opts.data.length + xdpHeadroom;
+      const ctxSizeOut = opts.ctxSizeOut ?? opts.ctx?.length ?? 0;
+      const repeat = opts.repeat ?? 1;
+      const batchSize = opts.batchSize ?? 0;
+      checkIndex(dataSizeOut, 'options.dataSizeOut', 0, 0x7fffffff);
+      checkIndex(ctxSizeOut, 'options.ctxSizeOut', 0, 0x7fffffff);
+      checkIndex(repeat, 'options.repeat', 1, 0x7fffffff);
+      if (opts.batchSize !== undefined) checkIndex(batchSize, 'options.batchSize', 1, maxLiveBatch);
+      const netns = netnsPath(opts.netns, 'options.netns');
+      return handle.testRun(opts.data, opts.ctx ?? null, dataSizeOut, ctxSizeOut, repeat, liveFrames, batchSize, netns);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  pin(path: string): void {
+    const handle = this.#live();
+    checkPath(path, 'path');
+    handle.pin(path);
+  }
+
+  close(): void {
+    this.#handle?.close();
+    this.#handle = undefined;
+  }
+
+  toString(): string {
+    return this.#label;
+  }
+
+  #live(): FdHandle {
+    const handle = this.#handle;
+    if (handle === undefined) throw new ClosedError(this.#label);
+    return handle;
+  }
+}
+
+/** @internal The native handle of an open program, for the other modules of the binding. */
+export function programHandle(program: Program, name = 'program'): FdHandle {
+  if (!(program instanceof Program)) throw new TypeError(`${name} must be a Program`);
+  return handleOf(program);
+}

@@ -1,0 +1,173 @@
+// The chain format: the unit of desired state that `netcubectl apply` stores in etcd
+// and every netcubed reconciles its own host's slice of. Types only; the parser,
+// validator, planner and diff live in their own modules.
+
+export const CHAIN_API_VERSION = 'netcube/v1';
+export const CHAIN_KIND = 'Chain';
+
+export const CUBE_MODES = ['xdp', 'tc'] as const;
+export type CubeMode = (typeof CUBE_MODES)[number];
+
+export const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const DIRECTIONS = ['ingress', 'egress', 'both'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+/** A direction a transparent stack actually runs in ('both' expands to the two). */
+export type StackDirection = Exclude<Direction, 'both'>;
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
+
+/**
+ * A chain as parsed and normalized: every optional field is filled with its default,
+ * so a stored chain says explicitly what runs.
+ */
+export interface Chain {
+  apiVersion: typeof CHAIN_API_VERSION;
+  kind: typeof CHAIN_KIND;
+  metadata: ChainMetadata;
+  spec: ChainSpec;
+}
+
+export interface ChainMetadata {
+  name: string;
+}
+
+export interface ChainSpec {
+  cubes: CubeSpec[];
+  links: LinkSpec[];
+  attachments: AttachmentSpec[];
+}
+
+export interface CubeSpec {
+  /** Unique across the cluster (all chains). */
+  name: string;
+  /** The host (netcubed) that runs the cube. */
+  host: string;
+  /** A cube type known to the cluster. */
+  type: string;
+  mode: CubeMode;
+  /** Empty for transparent cubes. */
+  ports: string[];
+  logLevel: LogLevel;
+  /** Type-specific config, passed as is to the cube's control plane. */
+  params: JsonObject;
+}
+
+/** Endpoints are written `<cube>:<port>` or `netdev:<ifname>`. */
+export interface LinkSpec {
+  from: string;
+  to: string;
+  /** Only for cubes on different hosts: the netdev on each side that joins them. */
+  via?: { from: string; to: string };
+}
+
+export interface AttachmentSpec {
+  /** A transparent cube. */
+  cube: string;
+  /** `netdev:<ifname>` or `<cube>:<port>`, on the transparent cube's host. */
+  to: string;
+  direction: Direction;
+}
+
+export type Endpoint = PortEndpoint | NetdevEndpoint;
+export interface PortEndpoint {
+  kind: 'port';
+  cube: string;
+  port: string;
+}
+export interface NetdevEndpoint {
+  kind: 'netdev';
+  ifname: string;
+}
+
+/** One problem found in a chain; `path` is like `spec.links[2].to`. */
+export interface ChainIssue {
+  path: string;
+  message: string;
+  /** 1-based position in the source text, when the chain was parsed from text. */
+  line?: number;
+  column?: number;
+}
+
+/** What validation needs to know about a cube type. */
+export interface CubeTypeInfo {
+  name: string;
+  /** Transparent cubes have no ports and are stacked on a port or netdev. */
+  transparent: boolean;
+  /** eBPF programs per cube (>= 1); each one past the entry may cost a tail call. */
+  microcubes: number;
+  modes: CubeMode[];
+}
+
+export interface TypeCatalog {
+  get(type: string): CubeTypeInfo | undefined;
+  /** Every known type name, for error messages that list the alternatives. */
+  names(): string[];
+}
+
+export interface ValidationContext {
+  types: TypeCatalog;
+  /** The other chains of the cluster; a chain of the same name is ignored (it is being replaced). */
+  otherChains: Chain[];
+}
+
+/** The slice of all chains placed on one host, in the form a reconciler applies. */
+export interface HostPlan {
+  host: string;
+  /** Sorted by name. */
+  cubes: PlannedCube[];
+  /** The peer of every linked port of the host's cubes, sorted by cube then port. */
+  ports: PortPeer[];
+  /** Netdevs that feed a cube port (a link to a netdev, or a `via` netdev), sorted by ifname. */
+  netdevs: NetdevPeer[];
+  /** Transparent stacks, sorted by target then direction. */
+  stacks: TransparentStack[];
+}
+
+export interface PlannedCube {
+  name: string;
+  chain: string;
+  type: string;
+  mode: CubeMode;
+  ports: string[];
+  logLevel: LogLevel;
+  params: JsonObject;
+}
+
+export type Peer = { kind: 'cube'; cube: string; port: string } | { kind: 'netdev'; ifname: string };
+
+export interface PortPeer {
+  cube: string;
+  port: string;
+  peer: Peer;
+}
+
+export interface NetdevPeer {
+  ifname: string;
+  cube: string;
+  port: string;
+}
+
+export interface TransparentStack {
+  target: Endpoint;
+  direction: StackDirection;
+  /**
+   * In the order a packet passes them: on ingress the first listed in the chain (the
+   * one closest to the wire or port) comes first, on egress it comes last.
+   */
+  cubes: string[];
+}
+
+/** One line of `netcubectl diff`. */
+export interface ChainChange {
+  op: 'added' | 'removed' | 'changed';
+  kind: 'chain' | 'cube' | 'link' | 'attachment';
+  /** The cube name, the link `a:x <-> b:y`, the attached cube's name. */
+  id: string;
+  /** A readable one-line description, e.g. `~ cube fwd1: logLevel info -> debug`. */
+  text: string;
+}

@@ -1,0 +1,489 @@
+// Everything that makes a well-formed chain impossible to run: names that clash across
+// the cluster, links to nothing, peers taken twice, modes that cannot tail-call each
+// other, hosts joined without netdevs, loops, and the kernel's tail-call limit.
+
+import { ChainValidationError } from './errors';
+import { locateIssues, sourceOf } from './parse';
+import { endpointOf, planHost, stackDirections } from './plan';
+import { formatEndpoint, normalizeChain, Path, PathIssue } from './schema';
+import {
+  Chain,
+  CubeSpec,
+  CubeTypeInfo,
+  HostPlan,
+  Peer,
+  PortEndpoint,
+  StackDirection,
+  TypeCatalog,
+  ValidationContext,
+} from './types';
+
+/**
+ * The kernel stops a chain of tail calls after 33 (MAX_TAIL_CALL_CNT); a packet that
+ * needs more is dropped, so such chains are refused up front.
+ */
+export const MAX_TAIL_CALLS = 33;
+
+export function validateChain(chain: Chain, ctx: ValidationContext): void {
+  const found = new ChainCheck(checkedChain(chain), ctx).run();
+  if (found.length > 0) throw new ChainValidationError(chain.metadata.name, locateIssues(chain, found), sourceOf(chain));
+}
+
+/**
+ * The normalized form of anything claiming to be a chain (defaults filled in), or a
+ * ChainValidationError listing its shape problems: for chains that come from code or
+ * over the wire rather than through parseChain.
+ */
+export function checkedChain(chain: Chain): Chain {
+  const { chain: normalized, issues } = normalizeChain(chain);
+  if (normalized) return normalized;
+  const name = typeof chain?.metadata?.name === 'string' ? chain.metadata.name : undefined;
+  throw new ChainValidationError(name, locateIssues(chain, issues), sourceOf(chain));
+}
+
+export function typeCatalog(types: Iterable<CubeTypeInfo>): TypeCatalog {
+  const byName = new Map<string, CubeTypeInfo>();
+  for (const type of types) byName.set(type.name, type);
+  return { get: name => byName.get(name), names: () => [...byName.keys()].sort() };
+}
+
+interface KnownCube {
+  spec: CubeSpec;
+  index: number;
+  info?: CubeTypeInfo;
+}
+
+/** A netdev bound to a cube port on a host, by a link to it or as one side of a `via`. */
+interface NetdevBinding {
+  host: string;
+  ifname: string;
+  cube: string;
+  port: string;
+  /** Index of the link that binds it. */
+  link: number;
+  path: Path;
+}
+
+function netdevBindings(chain: Chain): NetdevBinding[] {
+  const cubes = new Map(chain.spec.cubes.map(cube => [cube.name, cube]));
+  const bindings: NetdevBinding[] = [];
+  chain.spec.links.forEach((link, i) => {
+    const from = endpointOf(link.from);
+    const to = endpointOf(link.to);
+    const bind = (end: PortEndpoint, ifname: string, path: Path) => {
+      const cube = cubes.get(end.cube);
+      if (cube) bindings.push({ host: cube.host, ifname, cube: end.cube, port: end.port, link: i, path });
+    };
+    if (from.kind === 'port' && to.kind === 'port') {
+      const fromHost = cubes.get(from.cube)?.host;
+      const toHost = cubes.get(to.cube)?.host;
+      if (link.via && fromHost && toHost && fromHost !== toHost) {
+        bind(from, link.via.from, ['spec', 'links', i, 'via', 'from']);
+        bind(to, link.via.to, ['spec', 'links', i, 'via', 'to']);
+      }
+    } else if (from.kind === 'port' && to.kind === 'netdev') {
+      bind(from, to.ifname, ['spec', 'links', i, 'to']);
+    } else if (from.kind === 'netdev' && to.kind === 'port') {
+      bind(to, from.ifname, ['spec', 'links', i, 'from']);
+    }
+  });
+  return bindings;
+}
+
+const hostKey = (host: string, name: string) => `${host}\0${name}`;
+
+class ChainCheck {
+  private readonly issues: PathIssue[] = [];
+  private readonly others: Chain[];
+  private readonly cubes = new Map<string, KnownCube>();
+
+  constructor(
+    private readonly chain: Chain,
+    private readonly ctx: ValidationContext,
+  ) {
+    this.others = ctx.otherChains.filter(other => other.metadata.name !== chain.metadata.name);
+  }
+
+  run(): PathIssue[] {
+    this.checkCubes();
+    this.checkLinks();
+    this.checkAttachments();
+    // Loops and path lengths are only meaningful on a topology whose every name resolves.
+    if (this.issues.length === 0) this.checkTopology();
+    return this.issues;
+  }
+
+  private problem(path: Path, message: string) {
+    this.issues.push({ path, message });
+  }
+
+  private owningChain(cube: string): { chain: string; host: string } | undefined {
+    for (const other of this.others) {
+      const found = other.spec.cubes.find(c => c.name === cube);
+      if (found) return { chain: other.metadata.name, host: found.host };
+    }
+    return undefined;
+  }
+
+  private checkCubes() {
+    this.chain.spec.cubes.forEach((cube, i) => {
+      const path = ['spec', 'cubes', i];
+      const earlier = this.cubes.get(cube.name);
+      const owner = this.owningChain(cube.name);
+      if (earlier) {
+        this.problem([...path, 'name'], `cube name ${cube.name} is already used by spec.cubes[${earlier.index}]; cube names are unique across the cluster: rename one of them`);
+      } else if (owner) {
+        this.problem([...path, 'name'], `cube name ${cube.name} is already used by chain ${owner.chain} (on ${owner.host}); cube names are unique across the cluster: rename it`);
+      }
+
+      const info = this.ctx.types.get(cube.type);
+      if (!earlier) this.cubes.set(cube.name, { spec: cube, index: i, info });
+      if (!info) {
+        const known = this.ctx.types.names();
+        const list = known.length ? `known types are ${known.join(', ')}` : 'no types are registered';
+        this.problem([...path, 'type'], `unknown cube type ${cube.type} (${list}): fix the name or register the type first`);
+      } else {
+        if (!info.modes.includes(cube.mode)) {
+          this.problem([...path, 'mode'], `cube type ${cube.type} does not run in ${cube.mode} mode, only in ${info.modes.join(' and ')}: set mode: ${info.modes[0]}`);
+        }
+        if (info.transparent && cube.ports.length > 0) {
+          this.problem([...path, 'ports'], `cube type ${cube.type} is transparent, so its cubes have no ports: remove ports and stack ${cube.name} with spec.attachments`);
+        }
+      }
+
+      const seen = new Set<string>();
+      cube.ports.forEach((port, k) => {
+        if (seen.has(port)) this.problem([...path, 'ports', k], `port ${port} is listed twice in cube ${cube.name}: remove one`);
+        seen.add(port);
+      });
+    });
+  }
+
+  /** The cube a port endpoint names, if it exists in this chain and has that port. */
+  private resolvePort(end: PortEndpoint, path: Path): KnownCube | undefined {
+    const cube = this.cubes.get(end.cube);
+    if (!cube) {
+      const owner = this.owningChain(end.cube);
+      this.problem(
+        path,
+        owner
+          ? `cube ${end.cube} belongs to chain ${owner.chain}: a chain refers only to its own cubes`
+          : `unknown cube ${end.cube}; the cubes of this chain are ${[...this.cubes.keys()].join(', ')}`,
+      );
+      return undefined;
+    }
+    if (cube.info?.transparent) {
+      this.problem(path, `cube ${end.cube} is transparent and has no ports: stack it with spec.attachments instead`);
+      return undefined;
+    }
+    if (!cube.spec.ports.includes(end.port)) {
+      const ports = cube.spec.ports.length ? `its ports are ${cube.spec.ports.join(', ')}` : 'it has no ports';
+      this.problem(path, `cube ${end.cube} has no port ${end.port} (${ports}): fix the name or add it to spec.cubes[${cube.index}].ports`);
+      return undefined;
+    }
+    return cube;
+  }
+
+  private checkLinks() {
+    const peers = new Map<string, { index: number; other: string }>();
+    const resolved = new Set<number>();
+
+    this.chain.spec.links.forEach((link, i) => {
+      const path = ['spec', 'links', i];
+      const from = endpointOf(link.from);
+      const to = endpointOf(link.to);
+      if (from.kind === 'netdev' && to.kind === 'netdev') {
+        this.problem(path, `both ends (${link.from}, ${link.to}) are netdevs: a link joins a cube port to another cube port or to a netdev`);
+        return;
+      }
+      const fromCube = from.kind === 'port' ? this.resolvePort(from, [...path, 'from']) : undefined;
+      const toCube = to.kind === 'port' ? this.resolvePort(to, [...path, 'to']) : undefined;
+      if ((from.kind === 'port' && !fromCube) || (to.kind === 'port' && !toCube)) return;
+      if (link.from === link.to) {
+        this.problem(path, `both ends are ${link.from}: a link joins two different ports`);
+        return;
+      }
+      resolved.add(i);
+
+      for (const [side, end, other] of [['from', from, link.to], ['to', to, link.from]] as const) {
+        if (end.kind !== 'port') continue;
+        const key = formatEndpoint(end);
+        const earlier = peers.get(key);
+        if (earlier) {
+          this.problem([...path, side], `port ${key} already has a peer: spec.links[${earlier.index}] links it to ${earlier.other}; a port has at most one peer`);
+        } else {
+          peers.set(key, { index: i, other });
+        }
+      }
+
+      if (fromCube && toCube) {
+        const a = fromCube.spec;
+        const b = toCube.spec;
+        if (a.host === b.host) {
+          if (link.via) {
+            this.problem([...path, 'via'], `cubes ${a.name} and ${b.name} are both on ${a.host}, where cubes are joined by tail calls: remove via`);
+          }
+          if (a.mode !== b.mode) {
+            this.problem(path, `cube ${a.name} runs in ${a.mode} mode and ${b.name} in ${b.mode} mode on ${a.host}: XDP and TC programs cannot tail-call each other; give both the same mode, or place them on different hosts joined through netdevs`);
+          }
+        } else if (!link.via) {
+          this.problem([...path, 'via'], `cube ${a.name} on ${a.host} and ${b.name} on ${b.host} are on different hosts: add via: {from: <netdev on ${a.host}>, to: <netdev on ${b.host}>}`);
+        }
+      } else if (link.via) {
+        this.problem([...path, 'via'], `via joins cubes on different hosts, and this link ends at a netdev: remove via`);
+      }
+    });
+
+    // A netdev has one peer on its host, whichever chain binds it.
+    const netdevs = new Map<string, string>();
+    for (const other of this.others) {
+      for (const b of netdevBindings(other)) {
+        netdevs.set(hostKey(b.host, b.ifname), `chain ${other.metadata.name} links it to ${b.cube}:${b.port}`);
+      }
+    }
+    for (const b of netdevBindings(this.chain)) {
+      if (!resolved.has(b.link)) continue;
+      const key = hostKey(b.host, b.ifname);
+      const earlier = netdevs.get(key);
+      if (earlier) {
+        this.problem(b.path, `netdev ${b.ifname} on ${b.host} already has a peer: ${earlier}; a netdev has at most one peer`);
+      } else {
+        netdevs.set(key, `spec.links[${b.link}] links it to ${b.cube}:${b.port}`);
+      }
+    }
+  }
+
+  private checkAttachments() {
+    const attached = new Map<string, number>();
+
+    // Which cube each netdev feeds, so a stack on it can be checked for a matching mode.
+    const netdevCube = new Map<string, CubeSpec>();
+    for (const chain of [...this.others, this.chain]) {
+      const cubes = new Map(chain.spec.cubes.map(cube => [cube.name, cube]));
+      for (const b of netdevBindings(chain)) {
+        const cube = cubes.get(b.cube);
+        if (cube) netdevCube.set(hostKey(b.host, b.ifname), cube);
+      }
+    }
+
+    // One chain owns each stack, so the order of its cubes is written in one place.
+    const stackOwners = new Map<string, { chain: string; cubes: string[] }>();
+    for (const other of this.others) {
+      const hosts = new Map(other.spec.cubes.map(cube => [cube.name, cube.host]));
+      for (const a of other.spec.attachments) {
+        for (const direction of stackDirections(a.direction)) {
+          const key = `${hosts.get(a.cube)}\0${a.to}\0${direction}`;
+          const owner = stackOwners.get(key) ?? { chain: other.metadata.name, cubes: [] };
+          owner.cubes.push(a.cube);
+          stackOwners.set(key, owner);
+        }
+      }
+    }
+
+    this.chain.spec.attachments.forEach((attachment, i) => {
+      const path = ['spec', 'attachments', i];
+      const cube = this.cubes.get(attachment.cube);
+      if (!cube) {
+        const owner = this.owningChain(attachment.cube);
+        this.problem(
+          [...path, 'cube'],
+          owner
+            ? `cube ${attachment.cube} belongs to chain ${owner.chain}: a chain attaches only its own cubes`
+            : `unknown cube ${attachment.cube}; the cubes of this chain are ${[...this.cubes.keys()].join(', ')}`,
+        );
+        return;
+      }
+      if (cube.info && !cube.info.transparent) {
+        this.problem([...path, 'cube'], `cube ${attachment.cube} is not transparent (type ${cube.spec.type} has ports): link its ports with spec.links instead`);
+        return;
+      }
+      const earlier = attached.get(attachment.cube);
+      if (earlier !== undefined) {
+        this.problem([...path, 'cube'], `cube ${attachment.cube} is already attached by spec.attachments[${earlier}]; a transparent cube sits in one place (direction: both covers ingress and egress)`);
+        return;
+      }
+      attached.set(attachment.cube, i);
+
+      const { host, mode } = cube.spec;
+      const target = endpointOf(attachment.to);
+      if (target.kind === 'port') {
+        const carrier = this.resolvePort(target, [...path, 'to']);
+        if (!carrier) return;
+        if (carrier.spec.host !== host) {
+          this.problem([...path, 'to'], `cube ${attachment.cube} is on ${host} but ${target.cube} is on ${carrier.spec.host}: a transparent cube attaches to a port or netdev on its own host`);
+        } else if (carrier.spec.mode !== mode) {
+          this.problem([...path, 'to'], `cube ${attachment.cube} runs in ${mode} mode and ${target.cube} in ${carrier.spec.mode} mode: XDP and TC programs cannot tail-call each other; give both the same mode`);
+        }
+      } else {
+        const fed = netdevCube.get(hostKey(host, target.ifname));
+        if (fed && fed.mode !== mode) {
+          this.problem([...path, 'to'], `cube ${attachment.cube} runs in ${mode} mode but netdev ${target.ifname} on ${host} is linked to ${fed.name}, which runs in ${fed.mode} mode: XDP and TC programs cannot tail-call each other; give both the same mode`);
+        } else if (!fed && mode === 'xdp' && attachment.direction !== 'ingress') {
+          this.problem([...path, 'direction'], `XDP sees only the packets a netdev receives, and no cube sends to netdev ${target.ifname} on ${host}: use mode: tc for ${attachment.direction}, or direction: ingress`);
+        }
+      }
+
+      for (const direction of stackDirections(attachment.direction)) {
+        const owner = stackOwners.get(`${host}\0${attachment.to}\0${direction}`);
+        if (owner) {
+          this.problem([...path, 'to'], `the ${direction} stack of ${attachment.to} on ${host} belongs to chain ${owner.chain} (${owner.cubes.join(', ')}); the cubes of one stack are listed in one chain: move ${attachment.cube} there or attach it elsewhere`);
+        }
+      }
+    });
+
+    for (const cube of this.cubes.values()) {
+      if (cube.info?.transparent && !attached.has(cube.spec.name)) {
+        this.problem(['spec', 'cubes', cube.index, 'name'], `transparent cube ${cube.spec.name} is not attached: add it to spec.attachments, or remove it`);
+      }
+    }
+  }
+
+  private checkTopology() {
+    const hosts = [...new Set(this.chain.spec.cubes.map(cube => cube.host))];
+    for (const host of hosts) {
+      if (this.checkLoops(host)) continue;
+      const plan = planHost([this.chain, ...this.others], host);
+      const ours = new Set(this.chain.spec.cubes.filter(cube => cube.host === host).map(cube => cube.name));
+      const worst = longestPaths(plan, this.ctx.types)
+        .filter(p => p.cubes.some(cube => ours.has(cube)))
+        .reduce<PacketPath | undefined>((max, p) => (!max || p.tailCalls > max.tailCalls ? p : max), undefined);
+      if (worst && worst.tailCalls > MAX_TAIL_CALLS) {
+        this.problem(['spec'], `on ${host}, path ${worst.steps.join(' -> ')} needs ${worst.tailCalls} tail calls, the kernel allows ${MAX_TAIL_CALLS}; split the chain across hosts or shorten it`);
+      }
+    }
+  }
+
+  /**
+   * Cubes on one host joined by links must form a forest: with a cycle a packet could
+   * circle among them. Reports each cycle closed by a link; true when any was found.
+   */
+  private checkLoops(host: string): boolean {
+    const order = new Map(this.chain.spec.cubes.map((cube, i) => [cube.name, i]));
+    const root = new Map<string, string>();
+    const find = (cube: string): string => {
+      const parent = root.get(cube) ?? cube;
+      if (parent === cube) return cube;
+      const top = find(parent);
+      root.set(cube, top);
+      return top;
+    };
+    // Links accepted into the forest, by cube, to walk from one end of a cycle to the other.
+    const tree = new Map<string, { from: PortEndpoint; to: PortEndpoint }[]>();
+    const addTreeEdge = (from: PortEndpoint, to: PortEndpoint) => {
+      tree.set(from.cube, [...(tree.get(from.cube) ?? []), { from, to }]);
+      tree.set(to.cube, [...(tree.get(to.cube) ?? []), { from: to, to: from }]);
+    };
+    let found = false;
+
+    this.chain.spec.links.forEach((link, i) => {
+      const from = endpointOf(link.from);
+      const to = endpointOf(link.to);
+      if (from.kind !== 'port' || to.kind !== 'port') return;
+      if (this.cubes.get(from.cube)?.spec.host !== host || this.cubes.get(to.cube)?.spec.host !== host) return;
+      if (find(from.cube) !== find(to.cube)) {
+        root.set(find(from.cube), find(to.cube));
+        addTreeEdge(from, to);
+        return;
+      }
+      found = true;
+      const cycle = [{ from, to }, ...treePath(tree, to.cube, from.cube)];
+      // Start at the cube listed first in the chain, as a reader would walk it.
+      let start = 0;
+      cycle.forEach((hop, k) => {
+        if (order.get(hop.from.cube)! < order.get(cycle[start].from.cube)!) start = k;
+      });
+      const hops = [...cycle.slice(start), ...cycle.slice(0, start)];
+      const text = hops.map(hop => `${formatEndpoint(hop.from)} -> ${formatEndpoint(hop.to)}`).join(', ');
+      this.problem(['spec', 'links', i], `loop: ${text}; a packet could circle these cubes forever: remove one of these links`);
+    });
+    return found;
+  }
+}
+
+/** The hops from cube `from` to cube `to` in a forest (empty when they are the same cube). */
+function treePath(
+  tree: Map<string, { from: PortEndpoint; to: PortEndpoint }[]>,
+  from: string,
+  to: string,
+): { from: PortEndpoint; to: PortEndpoint }[] {
+  const via = new Map<string, { from: PortEndpoint; to: PortEndpoint }>();
+  const queue = [from];
+  const seen = new Set([from]);
+  while (queue.length > 0) {
+    const cube = queue.shift()!;
+    if (cube === to) break;
+    for (const hop of tree.get(cube) ?? []) {
+      if (seen.has(hop.to.cube)) continue;
+      seen.add(hop.to.cube);
+      via.set(hop.to.cube, hop);
+      queue.push(hop.to.cube);
+    }
+  }
+  const hops = [];
+  for (let cube = to; cube !== from; cube = via.get(cube)!.from.cube) hops.unshift(via.get(cube)!);
+  return hops;
+}
+
+interface PacketPath {
+  /** `netdev:veth0`, cube names (`name (N programs)` past one), ending netdev. */
+  steps: string[];
+  /** Cubes and transparent cubes the packet passes. */
+  cubes: string[];
+  tailCalls: number;
+}
+
+/**
+ * Every way through a host from a netdev, with the tail calls each costs: one to enter
+ * each cube or transparent cube, plus up to (microcubes - 1) inside it. Ends where the
+ * packet leaves through a netdev (counting restarts on the next host) or a port with no peer.
+ */
+function longestPaths(plan: HostPlan, types: TypeCatalog): PacketPath[] {
+  const typeOf = new Map(plan.cubes.map(cube => [cube.name, cube.type]));
+  const portsOf = new Map(plan.cubes.map(cube => [cube.name, cube.ports]));
+  const peers = new Map<string, Peer>(plan.ports.map(p => [`${p.cube}:${p.port}`, p.peer]));
+  const feeds = new Map(plan.netdevs.map(n => [n.ifname, n]));
+  const stacks = new Map(plan.stacks.map(s => [`${formatEndpoint(s.target)} ${s.direction}`, s.cubes]));
+  const paths: PacketPath[] = [];
+
+  const pass = (path: PacketPath, cube: string): PacketPath => {
+    const programs = types.get(typeOf.get(cube) ?? '')?.microcubes ?? 1;
+    return {
+      steps: [...path.steps, programs > 1 ? `${cube} (${programs} programs)` : cube],
+      cubes: [...path.cubes, cube],
+      tailCalls: path.tailCalls + programs,
+    };
+  };
+  const passStack = (path: PacketPath, target: string, direction: StackDirection) =>
+    (stacks.get(`${target} ${direction}`) ?? []).reduce(pass, path);
+
+  const enter = (path: PacketPath, cube: string, inPort: string) => {
+    path = pass(passStack(path, `${cube}:${inPort}`, 'ingress'), cube);
+    let onward = false;
+    for (const port of portsOf.get(cube) ?? []) {
+      if (port === inPort) continue;
+      const out = passStack(path, `${cube}:${port}`, 'egress');
+      const peer = peers.get(`${cube}:${port}`);
+      if (peer?.kind === 'cube' && !path.cubes.includes(peer.cube)) {
+        onward = true;
+        enter(out, peer.cube, peer.port);
+      } else if (peer?.kind === 'netdev') {
+        onward = true;
+        const leaving = passStack(out, `netdev:${peer.ifname}`, 'egress');
+        paths.push({ ...leaving, steps: [...leaving.steps, `netdev:${peer.ifname}`] });
+      }
+    }
+    if (!onward) paths.push(path);
+  };
+
+  const entries = new Set([
+    ...plan.netdevs.map(n => n.ifname),
+    ...plan.stacks.flatMap(s => (s.target.kind === 'netdev' && s.direction === 'ingress' ? [s.target.ifname] : [])),
+  ]);
+  for (const ifname of entries) {
+    const start = passStack({ steps: [`netdev:${ifname}`], cubes: [], tailCalls: 0 }, `netdev:${ifname}`, 'ingress');
+    const feed = feeds.get(ifname);
+    if (feed) enter(start, feed.cube, feed.port);
+    else paths.push(start);
+  }
+  return paths;
+}

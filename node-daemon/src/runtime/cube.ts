@@ -1,0 +1,313 @@
+// One cube on the host: its programs in the host's prog array, its per-cube maps
+// (peer words, counters, settings) and its tables, all pinned under
+// bpf/cubes/<name>. A cube is created complete and unreachable; only peer words
+// written by the runtime ever lead packets to it.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BpfMap, CollectionSpec, Collection, Program } from '../bpf';
+import {
+  CubeConfig,
+  MAX_PORTS,
+  PORT_STATS_SIZE,
+  PortStats,
+  encodeCubeConfig,
+  portWord,
+  slotOf,
+  sumPortStats,
+} from './abi';
+import { InvalidArgumentError, NotFoundError } from './errors';
+import { HostLayout, HostMaps } from './host';
+import { CubeRecord } from './state';
+import { Table } from './tables';
+import { CUBE_MAPS, CubeType, HOST_MAPS, TableInfo, programName } from './types';
+import { Mode } from './topology';
+
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
+
+/** Host-scope tables are shared by every cube that declares them; first come, first created. */
+export class HostTables {
+  private readonly maps = new Map<string, BpfMap>();
+
+  constructor(private readonly layout: HostLayout) {}
+
+  get(name: string): BpfMap | undefined {
+    let m = this.maps.get(name);
+    if (!m && fs.existsSync(this.layout.hostTable(name))) {
+      m = BpfMap.openPinned(this.layout.hostTable(name));
+      this.maps.set(name, m);
+    }
+    return m;
+  }
+
+  adopt(name: string, map: BpfMap): void {
+    map.pin(this.layout.hostTable(name));
+    this.maps.set(name, map);
+  }
+
+  drop(name: string): void {
+    this.maps.get(name)?.close();
+    this.maps.delete(name);
+    fs.rmSync(this.layout.hostTable(name), { force: true });
+  }
+
+  /** Drops the tables no remaining cube declares. */
+  prune(inUse: Set<string>): void {
+    const dir = path.dirname(this.layout.hostTable('x'));
+    for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) if (!inUse.has(name)) this.drop(name);
+  }
+
+  close(): void {
+    for (const m of this.maps.values()) m.close();
+    this.maps.clear();
+  }
+}
+
+function sameShape(spec: { type: string; keySize: number; valueSize: number; maxEntries: number }, map: BpfMap): boolean {
+  return spec.type === map.type && spec.keySize === map.keySize && spec.valueSize === map.valueSize && spec.maxEntries === map.maxEntries;
+}
+
+export interface CubeDeps {
+  host: HostMaps;
+  hostTables: HostTables;
+  layout: HostLayout;
+}
+
+export class Cube {
+  private constructor(
+    readonly name: string,
+    readonly id: number,
+    readonly type: CubeType,
+    readonly mode: Mode,
+    /** Port name -> port index. */
+    public ports: Map<string, number>,
+    private readonly maps: Map<string, BpfMap>,
+    private readonly programs: Map<number, Program>,
+    private readonly deps: CubeDeps,
+  ) {}
+
+  get dir(): string {
+    return this.deps.layout.cube(this.name, this.id);
+  }
+
+  get transparent(): boolean {
+    return this.type.transparent;
+  }
+
+  /**
+   * Loads a cube of `type` with id `id`, pins it and fills its prog-array slots.
+   * Nothing points at it yet. On failure nothing is left behind.
+   */
+  static async create(deps: CubeDeps, type: CubeType, opts: { name: string; id: number; mode: Mode; ports: Map<string, number>; config: CubeConfig }): Promise<Cube> {
+    const dir = deps.layout.cube(opts.name, opts.id);
+    const spec = type.open(opts.mode);
+    let coll: Collection;
+    const newHostTables: string[] = [];
+    const internal = new Set([...spec.maps].filter(([, m]) => m.internal).map(([n]) => n));
+    const hostTables = new Set(type.tables.filter((t) => t.scope === 'host').map((t) => t.name));
+    try {
+      spec.variables.get('nc_cube_id')!.set(opts.id);
+      for (const name of HOST_MAPS) spec.maps.get(name)!.replaceWith(deps.host.framework(name, opts.mode));
+      for (const name of hostTables) {
+        const existing = deps.hostTables.get(name);
+        if (!existing) {
+          newHostTables.push(name);
+          continue;
+        }
+        if (!sameShape(spec.maps.get(name)!, existing))
+          throw new InvalidArgumentError('type', `host table ${name} already exists with another shape (${existing.type}, key ${existing.keySize} B, value ${existing.valueSize} B, ${existing.maxEntries} entries) than cube type ${type.name} declares`);
+        spec.maps.get(name)!.replaceWith(existing);
+      }
+      coll = await spec.load();
+    } catch (err) {
+      spec.close();
+      throw err;
+    }
+    const maps = new Map<string, BpfMap>();
+    const programs = new Map<number, Program>();
+    try {
+      fs.mkdirSync(path.join(dir, 'maps'), { recursive: true });
+      fs.mkdirSync(path.join(dir, 'progs'), { recursive: true });
+      for (const [name, m] of coll.maps) {
+        if ((HOST_MAPS as readonly string[]).includes(name) || internal.has(name)) {
+          m.close();
+        } else if (hostTables.has(name)) {
+          if (newHostTables.includes(name)) deps.hostTables.adopt(name, m);
+          else m.close();
+          maps.set(name, deps.hostTables.get(name)!);
+        } else {
+          m.pin(path.join(dir, 'maps', name));
+          maps.set(name, m);
+        }
+      }
+      for (const index of type.programs) {
+        const prog = coll.programs.get(programName(index))!;
+        prog.pin(path.join(dir, 'progs', programName(index)));
+        programs.set(index, prog);
+      }
+      const cube = new Cube(opts.name, opts.id, type, opts.mode, new Map(opts.ports), maps, programs, deps);
+      cube.configure(opts.config);
+      for (const [index, prog] of programs) deps.host.progs[opts.mode].setProgram(slotOf(opts.id, index), prog);
+      return cube;
+    } catch (err) {
+      for (const index of programs.keys()) deps.host.progs[opts.mode].clearProgram(slotOf(opts.id, index));
+      coll.close();
+      for (const name of newHostTables) deps.hostTables.drop(name);
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * Opens a cube an earlier daemon pinned. Returns undefined when its pins are gone;
+   * `healed` lists what was repaired (an emptied prog-array slot).
+   */
+  static adopt(deps: CubeDeps, type: CubeType, name: string, record: CubeRecord, healed: string[]): Cube | undefined {
+    const dir = deps.layout.cube(name, record.id);
+    const maps = new Map<string, BpfMap>();
+    const programs = new Map<number, Program>();
+    try {
+      for (const index of type.programs) programs.set(index, Program.openPinned(path.join(dir, 'progs', programName(index))));
+      for (const file of fs.readdirSync(path.join(dir, 'maps'))) maps.set(file, BpfMap.openPinned(path.join(dir, 'maps', file)));
+      for (const t of type.tables.filter((t) => t.scope === 'host')) {
+        const m = deps.hostTables.get(t.name);
+        if (!m) throw new NotFoundError(`host table ${t.name}`);
+        maps.set(t.name, m);
+      }
+      for (const name of CUBE_MAPS) if (!maps.has(name)) throw new NotFoundError(`map ${name}`);
+    } catch {
+      for (const p of programs.values()) p.close();
+      for (const [n, m] of maps) if (!type.tables.some((t) => t.name === n && t.scope === 'host')) m.close();
+      return undefined;
+    }
+    const cube = new Cube(name, record.id, type, record.mode, new Map(Object.entries(record.ports)), maps, programs, deps);
+    const progs = deps.host.progs[record.mode];
+    for (const [index, prog] of programs) {
+      const slot = slotOf(record.id, index);
+      const inSlot = progs.lookup(u32(slot));
+      if (!inSlot || inSlot.readUInt32LE(0) !== prog.id) {
+        progs.setProgram(slot, prog);
+        healed.push(`cube ${name}: prog-array slot ${slot} refilled with ${programName(index)}`);
+      }
+    }
+    return cube;
+  }
+
+  private map(name: string): BpfMap {
+    const m = this.maps.get(name);
+    if (!m) throw new NotFoundError(`cube ${this.name} has no map ${name}`);
+    return m;
+  }
+
+  word(gen: number, port: number): bigint {
+    return this.map('nc_ports').loadU64(portWord(gen, port));
+  }
+
+  setWord(gen: number, port: number, word: bigint): void {
+    this.map('nc_ports').storeU64Atomic(portWord(gen, port), word);
+  }
+
+  configure(config: CubeConfig): void {
+    this.map('nc_cfg').update(u32(0), encodeCubeConfig(config));
+  }
+
+  portStats(port: string): PortStats {
+    const index = this.ports.get(port);
+    if (index === undefined) throw new NotFoundError(`cube ${this.name} has no port ${port}`);
+    const stats = this.map('nc_stats');
+    const v = stats.lookup(u32(index));
+    return sumPortStats(v ?? Buffer.alloc(PORT_STATS_SIZE), v ? stats.possibleCpus : 1);
+  }
+
+  get tableNames(): string[] {
+    return this.type.tables.map((t) => t.name);
+  }
+
+  table(name: string): Table {
+    const info = this.type.tables.find((t) => t.name === name);
+    if (!info) throw new NotFoundError(`cube ${this.name} (type ${this.type.name}) has no table ${name}; its tables: ${this.tableNames.join(', ') || 'none'}`);
+    return new Table(this.name, name, info.scope, this.map(name));
+  }
+
+  /**
+   * Replaces micro-cube `index` with the program of the same name in `elf`, built
+   * against the same tables. The new program is loaded completely, then swapped
+   * into the cube's slot with one store: packets run the old or the new one.
+   */
+  async replaceMicroCube(index: number, elf: Buffer): Promise<void> {
+    if (!Number.isInteger(index) || !this.type.programs.includes(index))
+      throw new InvalidArgumentError('index', `cube ${this.name} has micro-cubes ${this.type.programs.join(', ')}; ${index} is not one of them`);
+    const want = programName(index);
+    let spec: CollectionSpec;
+    try {
+      spec = CollectionSpec.fromBuffer(elf, `${this.name}.${want}`);
+    } catch (err) {
+      throw new InvalidArgumentError('object', `the object for micro-cube ${index} of cube ${this.name} is not a usable BPF ELF object: ${(err as Error).message}`);
+    }
+    let coll: Collection;
+    try {
+      const prog = spec.programs.get(want);
+      if (!prog) throw new InvalidArgumentError('object', `the object has no program ${want}; micro-cube ${index} must be declared with ${index === 0 ? 'NC_CUBE()' : `NC_MICROCUBE(${index}, ...)`}`);
+      for (const p of spec.programs.values()) p.autoload = p === prog;
+      spec.variables.get('nc_cube_id')?.set(this.id);
+      const tableScope = (name: string): TableInfo['scope'] | undefined => this.type.tables.find((t) => t.name === name)?.scope;
+      for (const [name, m] of spec.maps) {
+        if (m.internal) continue;
+        if ((HOST_MAPS as readonly string[]).includes(name)) {
+          m.replaceWith(this.deps.host.framework(name, this.mode));
+          continue;
+        }
+        const scope = (CUBE_MAPS as readonly string[]).includes(name) ? 'cube' : tableScope(name);
+        if (scope === undefined) throw new InvalidArgumentError('object', `the object declares table ${name}, which cube ${this.name} (type ${this.type.name}) does not have`);
+        if (scope === 'private') continue;
+        const existing = this.map(name);
+        if (!sameShape(m, existing)) throw new InvalidArgumentError('object', `table ${name} in the object does not match the one of cube ${this.name} (${existing.type}, key ${existing.keySize} B, value ${existing.valueSize} B, ${existing.maxEntries} entries)`);
+        m.replaceWith(existing);
+      }
+      coll = await spec.load();
+    } catch (err) {
+      spec.close();
+      throw err;
+    }
+    const fresh = coll.programs.get(want)!;
+    const pin = path.join(this.dir, 'progs', want);
+    fs.rmSync(pin, { force: true });
+    fresh.pin(pin);
+    for (const [name, m] of coll.maps) {
+      if (this.type.tables.some((t) => t.name === name && t.scope === 'private')) {
+        fs.rmSync(path.join(this.dir, 'maps', name), { force: true });
+        m.pin(path.join(this.dir, 'maps', name));
+        this.maps.get(name)?.close();
+        this.maps.set(name, m);
+      } else {
+        m.close();
+      }
+    }
+    this.deps.host.progs[this.mode].setProgram(slotOf(this.id, index), fresh);
+    this.programs.get(index)?.close();
+    this.programs.set(index, fresh);
+  }
+
+  /** Every peer word of a generation, by port index. */
+  words(gen: number): bigint[] {
+    return Array.from({ length: MAX_PORTS }, (_, port) => this.word(gen, port));
+  }
+
+  /** Empties the cube's slots and removes its pins. Only once no packet can reach it. */
+  destroy(): void {
+    for (const index of this.programs.keys()) this.deps.host.progs[this.mode].clearProgram(slotOf(this.id, index));
+    this.close();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  close(): void {
+    for (const p of this.programs.values()) p.close();
+    for (const [name, m] of this.maps) if (!this.type.tables.some((t) => t.name === name && t.scope === 'host')) m.close();
+    this.programs.clear();
+    this.maps.clear();
+  }
+}

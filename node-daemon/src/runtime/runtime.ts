@@ -1,0 +1,418 @@
+// The cube runtime of one host: it owns the host's data plane and changes it only
+// by applying a whole topology.
+//
+// apply(next) checks `next` completely, builds every new piece (cubes loaded and
+// pinned, entry programs attached but inert), writes the complete peer words of
+// the spare generation, flips the host's generation with one store, waits for an
+// RCU grace period so no packet still follows the old generation, and only then
+// removes what `next` no longer has. A packet therefore crosses the old topology or
+// the new one, never a mix, and a failure before the flip leaves nothing changed.
+
+import * as path from 'node:path';
+import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
+import { GENERATIONS, MAX_CUBES, MAX_PORTS, PortStats, encodePeer, slotOf } from './abi';
+import { Cube, CubeDeps, HostTables } from './cube';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
+import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
+import { NetdevContext, NetdevEntry, XdpMode } from './netdev';
+import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
+import { Topology, Wiring, CubeSpec, Mode, peerOf, wire } from './topology';
+import { CubeType, TypeRegistry } from './types';
+import { Table } from './tables';
+import * as fs from 'node:fs';
+
+/** build/bpf, next to build/js where this file runs from. */
+export const DEFAULT_OBJECTS_DIR = path.resolve(__dirname, '../../../../bpf');
+
+export interface RuntimeOptions {
+  /** Directory for the state file, uploads and the bpffs mount (tmpfs, e.g. /run/netcube/<host>). */
+  root: string;
+  /** The network namespace (a path such as /run/netns/h1) whose netdevs this host uses; default: our own. */
+  netns?: string;
+  /** Where the compiled BPF objects are; default: this build's build/bpf. */
+  objectsDir?: string;
+  xdpMode?: XdpMode;
+  sizes?: Partial<HostMapSizes>;
+}
+
+/** What opening found on the host: pinned state of an earlier daemon, and what had to be repaired. */
+export interface AdoptionReport {
+  adoptedCubes: string[];
+  adoptedNetdevs: string[];
+  /** Pinned objects no state referred to, now removed. */
+  orphansRemoved: string[];
+  /** Objects the state named that were gone from bpffs or the kernel. */
+  missing: string[];
+  /** Kernel state put back (an emptied slot). */
+  healed: string[];
+}
+
+export interface ApplyReport {
+  created: string[];
+  deleted: string[];
+  attached: string[];
+  detached: string[];
+  /** Whether peer words changed (and the generation flipped). */
+  rewired: boolean;
+  durationMs: number;
+}
+
+const normalise = (t: Topology): Topology => ({
+  cubes: t.cubes.map((c) => ({ name: c.name, type: c.type, mode: c.mode ?? 'xdp', ports: [...(c.ports ?? [])], logLevel: c.logLevel ?? 'info' })),
+  links: t.links.map((l) => ({ a: { ...l.a }, b: { ...l.b } })),
+  stacks: t.stacks.map((s) => ({ target: { ...s.target }, layers: s.layers.map((l) => ({ ...l })) })),
+});
+
+export class Runtime {
+  private readonly cubes = new Map<string, Cube>();
+  private readonly netdevs = new Map<string, NetdevEntry>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly layout: HostLayout,
+    readonly host: HostMaps,
+    private readonly hostTables: HostTables,
+    readonly types: TypeRegistry,
+    private state: RuntimeState,
+    private readonly netdevCtx: NetdevContext,
+    readonly adoption: AdoptionReport,
+  ) {}
+
+  /**
+   * Opens the runtime of a host: mounts its bpffs, opens or creates the host maps,
+   * and adopts whatever an earlier daemon left pinned, checking it against the
+   * kernel. Nothing is changed in the data plane beyond repairs and orphan removal.
+   */
+  static async open(opts: RuntimeOptions): Promise<Runtime> {
+    const layout = new HostLayout(opts.root);
+    const objectsDir = opts.objectsDir ?? DEFAULT_OBJECTS_DIR;
+    mountBpffs(layout.bpffs);
+    const host = HostMaps.open(layout, { ...DEFAULT_SIZES, ...opts.sizes });
+    const types = new TypeRegistry(layout.uploads);
+    types.load(path.join(objectsDir, 'cubes'));
+    const hostTables = new HostTables(layout);
+    const netdevCtx: NetdevContext = { host, layout, objectsDir, netns: opts.netns, xdpMode: opts.xdpMode ?? 'native' };
+    const report: AdoptionReport = { adoptedCubes: [], adoptedNetdevs: [], orphansRemoved: [], missing: [], healed: [] };
+    const state = (host.adopted && loadState(layout.state)) || emptyState();
+    const rt = new Runtime(layout, host, hostTables, types, state, netdevCtx, report);
+    await rt.adopt();
+    return rt;
+  }
+
+  private get deps(): CubeDeps {
+    return { host: this.host, hostTables: this.hostTables, layout: this.layout };
+  }
+
+  private async adopt(): Promise<void> {
+    const report = this.adoption;
+    // A key name@id is a cube an interrupted apply was replacing: adopted so that
+    // the next apply finishes the job.
+    for (const [key, record] of Object.entries(this.state.cubes)) {
+      const name = key.split('@')[0];
+      const type = this.types.get(record.type);
+      const cube = type && type.digest === record.digest ? Cube.adopt(this.deps, type, name, record, report.healed) : undefined;
+      if (cube) {
+        this.cubes.set(key, cube);
+        report.adoptedCubes.push(key);
+      } else {
+        report.missing.push(`cube ${key}`);
+        delete this.state.cubes[key];
+      }
+    }
+    for (const [key, record] of Object.entries(this.state.netdevs)) {
+      const entry = await NetdevEntry.adopt(this.netdevCtx, record, report.missing);
+      if (entry) {
+        this.netdevs.set(key, entry);
+        report.adoptedNetdevs.push(key);
+      } else {
+        delete this.state.netdevs[key];
+      }
+    }
+    // Pins nobody accounts for: a daemon died between loading and saving its state.
+    const cubeDirs = new Set([...this.cubes.values()].map((c) => path.basename(c.dir)));
+    for (const [dir, known] of [
+      [path.dirname(this.layout.cube('x', 0)), cubeDirs],
+      [path.dirname(this.layout.netdev('x', 'xdp')), new Set(this.netdevs.keys())],
+    ] as const) {
+      for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+        if (known.has(name)) continue;
+        fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+        report.orphansRemoved.push(path.relative(this.layout.bpffs, path.join(dir, name)));
+      }
+    }
+    // Slots holding programs of no known cube (theirs went with their pins above).
+    for (const mode of ['xdp', 'tc'] as const) {
+      const owned = new Set([...this.cubes.values()].filter((c) => c.mode === mode).flatMap((c) => c.type.programs.map((i) => slotOf(c.id, i))));
+      for (const key of [...this.host.progs[mode].keys()]) {
+        const slot = key.readUInt32LE(0);
+        if (owned.has(slot) || !this.host.progs[mode].lookup(key)) continue;
+        this.host.progs[mode].clearProgram(slot);
+        report.orphansRemoved.push(`${mode} prog-array slot ${slot}`);
+      }
+    }
+    this.save();
+  }
+
+  private save(): void {
+    saveState(this.layout.state, this.state);
+  }
+
+  /** Runs `fn` after every earlier mutation has finished: one change at a time. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The topology last applied. */
+  topology(): Topology {
+    return normalise(this.state.topology);
+  }
+
+  cube(name: string): Cube {
+    const c = this.cubes.get(name);
+    if (!c) throw new NotFoundError(`no cube named ${name} on this host`);
+    return c;
+  }
+
+  cubeNames(): string[] {
+    return [...this.cubes.keys()].filter((k) => !k.includes('@')).sort();
+  }
+
+  table(cube: string, table: string): Table {
+    return this.cube(cube).table(table);
+  }
+
+  portStats(cube: string, port: string): PortStats {
+    return this.cube(cube).portStats(port);
+  }
+
+  /** Replaces micro-cube `index` of `cube` with the same-named program of `elf`. */
+  replaceMicroCube(cube: string, index: number, elf: Buffer): Promise<void> {
+    return this.exclusive(() => this.cube(cube).replaceMicroCube(index, elf));
+  }
+
+  registerType(name: string, objects: Partial<Record<Mode, Buffer>>): CubeType {
+    return this.types.register(name, objects);
+  }
+
+  unregisterType(name: string): void {
+    this.types.unregister(
+      name,
+      this.state.topology.cubes.filter((c) => c.type === name).map((c) => c.name),
+    );
+  }
+
+  /** Brings the data plane to `next`. See the top of this file. */
+  apply(next: Topology): Promise<ApplyReport> {
+    return this.exclusive(() => this.applyNow(normalise(next)));
+  }
+
+  private async applyNow(next: Topology): Promise<ApplyReport> {
+    const started = process.hrtime.bigint();
+    const wiring = wire(next, (t) => this.types.get(t));
+    const ifindexes = await this.resolveNetdevs(wiring);
+
+    // Which cubes stay, which are new (a change of type, objects or mode makes a new
+    // cube), and which go once nothing leads to them any more.
+    const keep = new Map<string, Cube>();
+    const create: CubeSpec[] = [];
+    for (const spec of next.cubes) {
+      const have = this.cubes.get(spec.name);
+      if (have && have.type === this.types.get(spec.type) && have.mode === spec.mode) keep.set(spec.name, have);
+      else create.push(spec);
+    }
+    const drop = [...this.cubes.values()].filter((c) => keep.get(c.name) !== c);
+
+    // Port numbers: a kept port keeps its number, a new one takes the lowest free.
+    const ports = new Map<string, Map<string, number>>();
+    for (const spec of next.cubes) {
+      const old = keep.get(spec.name)?.ports;
+      const out = new Map<string, number>();
+      for (const p of spec.ports) if (old?.has(p)) out.set(p, old.get(p)!);
+      const taken = new Set(out.values());
+      let free = 0;
+      for (const p of spec.ports) {
+        if (out.has(p)) continue;
+        while (taken.has(free)) free++;
+        out.set(p, free);
+        taken.add(free);
+      }
+      ports.set(spec.name, out);
+    }
+    const ids = new Set([...this.cubes.values()].map((c) => c.id));
+    const freeId = (): number => {
+      for (let id = 1; id < MAX_CUBES; id++) if (!ids.has(id)) return ids.add(id), id;
+      throw new FailedPreconditionError(`this host already runs ${MAX_CUBES - 1} cubes, the most it can`);
+    };
+
+    // 1. Build: new cubes, complete but unreachable.
+    const fresh: Cube[] = [];
+    const undo = async (attached: NetdevEntry[]): Promise<void> => {
+      for (const e of attached) await e.detach().catch(() => undefined);
+      for (const c of fresh) c.destroy();
+    };
+    try {
+      for (const spec of create) {
+        fresh.push(
+          await Cube.create(this.deps, this.types.get(spec.type)!, {
+            name: spec.name,
+            id: freeId(),
+            mode: spec.mode,
+            ports: ports.get(spec.name)!,
+            config: { logLevel: spec.logLevel, pktRate: 0, pktBurst: 0 },
+          }),
+        );
+      }
+    } catch (err) {
+      await undo([]);
+      throw err;
+    }
+    const live = new Map<string, Cube>([...keep, ...fresh.map((c) => [c.name, c] as const)]);
+
+    // 2. Peer words of the spare generation, complete for every live cube and entry.
+    const gen = this.host.currentGen;
+    const spare = (gen + 1) % GENERATIONS;
+    const at = {
+      slot: (cube: string) => slotOf(live.get(cube)!.id),
+      portIndex: (cube: string, port: string) => ports.get(cube)!.get(port)!,
+      ifindex: (netdev: string) => ifindexes.get(netdev)!,
+    };
+    const cubeWords = new Map([...live.keys()].map((name) => [name, new Array<bigint>(MAX_PORTS).fill(0n)]));
+    const entryWords = new Map<string, bigint>();
+    for (const w of wiring.words) {
+      const word = encodePeer(peerOf(w.to, at));
+      if (w.from.kind === 'netdev') entryWords.set(`${w.from.netdev}.${wiring.entries.get(w.from.netdev)}`, word);
+      else if (w.from.kind === 'layer') cubeWords.get(w.from.cube)![w.from.dir] = word;
+      else cubeWords.get(w.from.cube)![at.portIndex(w.from.cube, w.from.port)] = word;
+    }
+    const passWord = encodePeer({ kind: 'stack' });
+
+    // 3. Entry programs for netdevs that gain one. Until the flip they pass every
+    //    packet on to the kernel, as if they were not there.
+    const attached: NetdevEntry[] = [];
+    try {
+      for (const [key, word] of entryWords) {
+        if (this.netdevs.has(key)) continue;
+        const dot = key.lastIndexOf('.');
+        const ifname = key.slice(0, dot);
+        const words = [passWord, passWord];
+        words[spare] = word;
+        attached.push(await NetdevEntry.attach(this.netdevCtx, ifname, ifindexes.get(ifname)!, key.slice(dot + 1) as Mode, words));
+      }
+    } catch (err) {
+      await undo(attached);
+      throw err;
+    }
+
+    // From here on nothing fails. Record the new pieces first, so that a daemon
+    // dying now adopts them instead of leaking them.
+    for (const e of attached) this.netdevs.set(e.key, e);
+    for (const [name, cube] of keep) cube.ports = ports.get(name)!;
+    this.state.cubes = this.records(next, live, drop);
+    this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
+    this.save();
+
+    let rewired = attached.length > 0 || fresh.length > 0 || drop.length > 0;
+    for (const [name, words] of cubeWords) {
+      const cube = live.get(name)!;
+      words.forEach((w, port) => {
+        if (cube.word(spare, port) !== w) cube.setWord(spare, port, w);
+        if (cube.word(gen, port) !== w) rewired = true;
+      });
+    }
+    for (const e of this.netdevs.values()) {
+      const w = entryWords.get(e.key) ?? passWord;
+      e.setWord(spare, w);
+      if (e.word(gen) !== w) rewired = true;
+    }
+    for (const spec of next.cubes) {
+      const was = this.state.topology.cubes.find((c) => c.name === spec.name);
+      if (keep.has(spec.name) && was?.logLevel !== spec.logLevel) keep.get(spec.name)!.configure({ logLevel: spec.logLevel, pktRate: 0, pktBurst: 0 });
+    }
+
+    // 4. Flip, and wait until no packet follows the old generation.
+    if (rewired) {
+      this.host.currentGen = spare;
+      await synchronizeRcu();
+    }
+
+    // 5. Remove what the new topology no longer has.
+    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, durationMs: 0 };
+    for (const e of [...this.netdevs.values()]) {
+      if (entryWords.has(e.key)) continue;
+      await e.detach();
+      this.netdevs.delete(e.key);
+      report.detached.push(e.key);
+    }
+    for (const c of drop) {
+      c.destroy();
+      report.deleted.push(c.name);
+    }
+    this.cubes.clear();
+    for (const [name, c] of live) this.cubes.set(name, c);
+    this.hostTables.prune(new Set([...live.values()].flatMap((c) => c.type.tables.filter((t) => t.scope === 'host').map((t) => t.name))));
+    this.state.topology = next;
+    this.state.cubes = this.records(next, live, []);
+    this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
+    this.save();
+    report.durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    return report;
+  }
+
+  /** State records of the `live` cubes, and of `leaving` ones that stay pinned until the flip is done. */
+  private records(next: Topology, live: Map<string, Cube>, leaving: Cube[]): Record<string, CubeRecord> {
+    const record = (c: Cube, logLevel: CubeRecord['logLevel']): CubeRecord => ({
+      id: c.id,
+      type: c.type.name,
+      digest: c.type.digest,
+      mode: c.mode,
+      ports: Object.fromEntries(c.ports),
+      logLevel,
+    });
+    const out: Record<string, CubeRecord> = {};
+    for (const c of leaving) out[`${c.name}@${c.id}`] = record(c, 'off');
+    for (const spec of next.cubes) out[spec.name] = record(live.get(spec.name)!, spec.logLevel);
+    return out;
+  }
+
+  private async resolveNetdevs(wiring: Wiring): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    await Promise.all(
+      [...wiring.netdevs].map(async (name) => {
+        try {
+          out.set(name, await resolveIfindex(name, this.netdevCtx.netns));
+        } catch (err) {
+          if (err instanceof BpfNotFound || (err as { code?: string }).code === 'ENODEV' || (err as { code?: string }).code === 'ENOENT')
+            throw new InvalidArgumentError('links', `netdev ${name} does not exist${this.netdevCtx.netns ? ` in ${this.netdevCtx.netns}` : ' on this host'}; create it or fix the name`);
+          throw err;
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** Closes every handle; the data plane stays as it is, pinned. */
+  close(): void {
+    for (const c of this.cubes.values()) c.close();
+    for (const e of this.netdevs.values()) e.close();
+    this.hostTables.close();
+    this.host.close();
+    this.cubes.clear();
+    this.netdevs.clear();
+  }
+
+  /** Removes everything this runtime put on the host: entries, cubes, pins, state, the bpffs mount. */
+  async destroy(): Promise<void> {
+    await this.exclusive(async () => {
+      for (const e of this.netdevs.values()) await e.detach();
+      for (const c of this.cubes.values()) c.destroy();
+      this.netdevs.clear();
+      this.cubes.clear();
+      this.hostTables.close();
+      this.host.close();
+      unmountBpffs(this.layout.bpffs);
+      fs.rmSync(this.layout.root, { recursive: true, force: true });
+    });
+  }
+}

@@ -1,0 +1,56 @@
+// Runtime metadata kept on tmpfs next to the bpffs: what the kernel objects under
+// bpf/ are (names, ids, port numbers) and the topology last applied. It is what a
+// restarted daemon adopts; the kernel objects themselves stay pinned.
+
+import * as fs from 'node:fs';
+import { LogLevel } from './abi';
+import { Mode, Topology, emptyTopology } from './topology';
+
+export interface CubeRecord {
+  id: number;
+  type: string;
+  /** Digest of the type's objects the cube was loaded from. */
+  digest: string;
+  mode: Mode;
+  /** Port name -> port index. */
+  ports: Record<string, number>;
+  logLevel: LogLevel;
+}
+
+export interface NetdevRecord {
+  ifname: string;
+  mode: Mode;
+  ifindex: number;
+}
+
+export interface RuntimeState {
+  version: 1;
+  topology: Topology;
+  cubes: Record<string, CubeRecord>;
+  /** Keyed by `<ifname>.<mode>`. */
+  netdevs: Record<string, NetdevRecord>;
+}
+
+export function emptyState(): RuntimeState {
+  return { version: 1, topology: emptyTopology(), cubes: {}, netdevs: {} };
+}
+
+export function loadState(file: string): RuntimeState | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const state = JSON.parse(text) as RuntimeState;
+  if (state.version !== 1) throw new Error(`${file}: unknown state version ${String(state.version)}`);
+  return state;
+}
+
+/** Writes the state atomically: a crash leaves the old file or the new one. */
+export function saveState(file: string, state: RuntimeState): void {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(state, null, 1));
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,134 @@
+// Every error the store throws is a StoreError. `recoverable` is the one marker that
+// decides whether retrying the same call can succeed; the retry loop, watches and host
+// leases all go by it. `code` names the gRPC status an API handler should answer with.
+
+import { castGrpcError, ClientClosedError, isRecoverableError } from 'etcd3';
+import { ChainIssue } from '../chain';
+
+export type StoreErrorCode =
+  | 'UNAVAILABLE'
+  | 'CANCELLED'
+  | 'NOT_FOUND'
+  | 'ABORTED'
+  | 'INVALID_ARGUMENT'
+  | 'FAILED_PRECONDITION'
+  | 'DEADLINE_EXCEEDED'
+  | 'INTERNAL';
+
+export class StoreError extends Error {
+  override name = 'StoreError';
+  /** True when the same call may succeed later (etcd unreachable, no leader, timeout). */
+  readonly recoverable: boolean = false;
+  readonly code: StoreErrorCode = 'INTERNAL';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** etcd could not be reached or could not answer (no quorum, leader change, timeout). */
+export class StoreUnavailableError extends StoreError {
+  override name = 'StoreUnavailableError';
+  override readonly recoverable = true;
+  override readonly code = 'UNAVAILABLE';
+}
+
+/** The store was closed while the call was pending, or before it. */
+export class StoreClosedError extends StoreError {
+  override name = 'StoreClosedError';
+  override readonly code = 'CANCELLED';
+}
+
+export class NotFoundError extends StoreError {
+  override name = 'NotFoundError';
+  override readonly code = 'NOT_FOUND';
+}
+
+/** Someone else changed the same object in between: read it again, then retry the change. */
+export class ConflictError extends StoreError {
+  override name = 'ConflictError';
+  override readonly code = 'ABORTED';
+}
+
+/** The request itself is wrong; `issues` says where, when there are several. */
+export class ValidationError extends StoreError {
+  override name = 'ValidationError';
+  override readonly code = 'INVALID_ARGUMENT';
+
+  constructor(
+    message: string,
+    readonly issues: readonly ChainIssue[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The request is valid but the cluster is not in a state that allows it. */
+export class FailedPreconditionError extends StoreError {
+  override name = 'FailedPreconditionError';
+  override readonly code = 'FAILED_PRECONDITION';
+}
+
+/** A cube type cannot be deleted or changed that way while these chains use it. */
+export class TypeInUseError extends FailedPreconditionError {
+  override name = 'TypeInUseError';
+
+  constructor(
+    message: string,
+    readonly type: string,
+    readonly chains: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+export interface CubeFailure {
+  host: string;
+  cube: string;
+  error: string;
+}
+
+/** Hosts reported errors applying a chain version. */
+export class ApplyFailedError extends StoreError {
+  override name = 'ApplyFailedError';
+  override readonly code = 'FAILED_PRECONDITION';
+
+  constructor(
+    message: string,
+    readonly failures: readonly CubeFailure[],
+  ) {
+    super(message);
+  }
+}
+
+/** A wait ran out of time; `pending` lists `host/cube` that had not reported. */
+export class WaitTimeoutError extends StoreError {
+  override name = 'WaitTimeoutError';
+  override readonly code = 'DEADLINE_EXCEEDED';
+
+  constructor(
+    message: string,
+    readonly pending: readonly string[],
+    readonly failures: readonly CubeFailure[],
+  ) {
+    super(message);
+  }
+}
+
+/** Maps whatever the etcd client threw to the store's hierarchy. */
+export function toStoreError(err: unknown, operation: string, endpoints: readonly string[]): StoreError {
+  if (err instanceof StoreError) return err;
+  const cause = castGrpcError(err instanceof Error ? err : new Error(String(err)));
+  if (cause instanceof ClientClosedError) {
+    return new StoreClosedError(`${operation}: the store is closed`, { cause });
+  }
+  // cockatiel's open circuit: the client stopped trying a host that kept failing.
+  if (isRecoverableError(cause) || (cause as { isBrokenCircuitError?: boolean }).isBrokenCircuitError) {
+    return new StoreUnavailableError(
+      `${operation}: etcd is unavailable at ${endpoints.join(', ')} (${cause.message}); check that etcd runs and is reachable`,
+      { cause },
+    );
+  }
+  return new StoreError(`${operation}: ${cause.message}`, { cause });
+}

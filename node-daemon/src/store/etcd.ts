@@ -1,0 +1,196 @@
+// The store's one connection to etcd: the etcd3 client configured for failure (call
+// deadlines, fast reconnects), every call mapped to StoreErrors and retried by the
+// `recoverable` marker, and the few key-value shapes the concept modules share.
+
+import {
+  CompareResult,
+  CompareTarget,
+  Etcd3,
+  ICompare,
+  IKeyValue,
+  IRequestOp,
+  IResponseHeader,
+  Range,
+  SortOrder,
+  SortTarget,
+} from 'etcd3';
+import { StoreClosedError, StoreError, toStoreError } from './errors';
+import { retry, RetryListener, RetryPolicy } from './retry';
+
+export interface EtcdOptions {
+  endpoints: string[];
+  callTimeoutMs: number;
+  retry: RetryPolicy;
+  onRetry?: RetryListener;
+}
+
+export interface KeyValue {
+  key: string;
+  value: Buffer;
+  createRevision: number;
+  modRevision: number;
+}
+
+/** Something long-lived on the connection (a watch, a host lease) that closes with it. */
+export interface Closable {
+  close(): void | Promise<void>;
+}
+
+export class Etcd {
+  readonly client: Etcd3;
+  private readonly closing = new AbortController();
+  private readonly resources = new Set<Closable>();
+
+  constructor(readonly options: EtcdOptions) {
+    this.client = new Etcd3({
+      hosts: options.endpoints,
+      // A deadline on every unary call: behind a partition a call fails (and is retried)
+      // instead of hanging. Streams (watches, lease keepalives) have none; keepalive
+      // pings tell when their connection is dead.
+      defaultCallOptions: context => (context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs }),
+      grpcOptions: {
+        'grpc.keepalive_time_ms': 10_000, // etcd refuses pings more often than every 5 s
+        'grpc.keepalive_timeout_ms': 5_000,
+        // grpc's default reconnect backoff grows to 2 minutes; etcd restarts take seconds.
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2_000,
+        // etcd3 replaces the channel of a host that failed; a shared subchannel pool
+        // would hand the new channel the same dead connection.
+        'grpc.use_local_subchannel_pool': 1,
+      },
+    });
+  }
+
+  /** Aborts when the store closes: pending waits and retries end with StoreClosedError. */
+  get signal(): AbortSignal {
+    return this.closing.signal;
+  }
+
+  get closed(): boolean {
+    return this.closing.signal.aborted;
+  }
+
+  /** One attempt of `fn`, with whatever it throws mapped to a StoreError. */
+  async once<T>(operation: string, fn: (client: Etcd3) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreClosedError(`${operation}: the store is closed`);
+    try {
+      return await fn(this.client);
+    } catch (err) {
+      if (this.closed) throw new StoreClosedError(`${operation}: the store is closed`, { cause: err });
+      throw toStoreError(err, operation, this.options.endpoints);
+    }
+  }
+
+  /** `fn` retried while it fails with recoverable errors, within the retry policy. */
+  call<T>(operation: string, fn: (client: Etcd3) => Promise<T>): Promise<T> {
+    return retry(operation, () => this.once(operation, fn), this.options.retry, this.signal, this.options.onRetry);
+  }
+
+  /** Several ranges read atomically, at one revision. */
+  async read(operation: string, ops: IRequestOp[]): Promise<{ ranges: KeyValue[][]; revision: number }> {
+    const res = await this.call(operation, client => client.kv.txn({ compare: [], success: ops, failure: [] }));
+    return {
+      ranges: res.responses.map(r => (r.response_range?.kvs ?? []).map(toKeyValue)),
+      revision: revisionOf(res.header),
+    };
+  }
+
+  /** A guarded write; `succeeded` is false when a compare failed. */
+  async write(
+    operation: string,
+    compare: ICompare[],
+    success: IRequestOp[],
+  ): Promise<{ succeeded: boolean; revision: number }> {
+    const res = await this.call(operation, client => client.kv.txn({ compare, success, failure: [] }));
+    return { succeeded: res.succeeded, revision: revisionOf(res.header) };
+  }
+
+  own(resource: Closable): void {
+    this.resources.add(resource);
+  }
+
+  disown(resource: Closable): void {
+    this.resources.delete(resource);
+  }
+
+  /** Closes watches and leases first (a lease revokes itself while etcd can still hear it). */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.resources].map(resource => resource.close()));
+    this.closing.abort();
+    this.client.close();
+  }
+}
+
+export function toKeyValue(kv: IKeyValue): KeyValue {
+  return {
+    key: kv.key.toString(),
+    value: kv.value,
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+  };
+}
+
+export function revisionOf(header: IResponseHeader): number {
+  return Number(header.revision);
+}
+
+export function getOp(key: string): IRequestOp {
+  return { request_range: { key: Buffer.from(key) } };
+}
+
+export function prefixOp(prefix: string, options: { last?: boolean } = {}): IRequestOp {
+  const range = Range.prefix(prefix);
+  return {
+    request_range: {
+      key: range.start,
+      range_end: range.end,
+      // Keys are ordered; the last one of a history prefix is its newest version.
+      ...(options.last ? { sort_order: SortOrder.Descend, sort_target: SortTarget.Key, limit: 1 } : {}),
+    },
+  };
+}
+
+export function putOp(key: string, value: unknown, lease?: string): IRequestOp {
+  return { request_put: { key: Buffer.from(key), value: encode(value), ...(lease ? { lease } : {}) } };
+}
+
+export function deleteOp(key: string): IRequestOp {
+  return { request_delete_range: { key: Buffer.from(key) } };
+}
+
+/** The key does not exist (now). */
+export function absent(key: string): ICompare {
+  return { key: Buffer.from(key), target: CompareTarget.Version, result: CompareResult.Equal, version: 0 };
+}
+
+/** The key was last written at `revision` (0: it does not exist). */
+export function unchangedSince(key: string, revision: number): ICompare {
+  return { key: Buffer.from(key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: revision };
+}
+
+/** No key under `prefix` was written after `revision` (deletions are not seen). */
+export function prefixUnchangedSince(prefix: string, revision: number): ICompare {
+  const range = Range.prefix(prefix);
+  return {
+    key: range.start,
+    range_end: range.end,
+    target: CompareTarget.Mod,
+    result: CompareResult.Less,
+    mod_revision: revision + 1,
+  };
+}
+
+export function encode(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value));
+}
+
+/** Values are written by netcube only; one that does not parse was written by hand. */
+export function decode<T>(kv: KeyValue): T {
+  try {
+    return JSON.parse(kv.value.toString()) as T;
+  } catch (err) {
+    throw new StoreError(`value at ${kv.key} is not JSON: it was not written by netcube; delete or repair it with etcdctl`, {
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,22 @@
+// netcube's desired state in etcd: chains with their history, host leases, status, cube types.
+export { Store, StoreOptions } from './store';
+export * from './errors';
+export * from './keys';
+export { RetryPolicy, RetryEvent, RetryListener, DEFAULT_RETRY } from './retry';
+export {
+  StoredChain,
+  ChainHistoryEntry,
+  HostRegistration,
+  RegisteredHost,
+  CubeState,
+  CUBE_STATES,
+  CubeStatus,
+  CubeStatusEntry,
+  CubeObjects,
+  RegisteredCubeType,
+} from './records';
+export { Chains, ApplyOptions, ApplyResult, ChainWatch } from './chains';
+export { Hosts, HostLease, HostLeaseState, HostLeaseEvents, HostWatch } from './hosts';
+export { Status, WaitOptions, WaitProgress, WaitResult } from './status';
+export { CubeTypes, CubeTypeUpload } from './cube-types';
+export { PrefixWatch, PrefixWatchEvents, WatchPut, WatchDelete, WatchState } from './watch';

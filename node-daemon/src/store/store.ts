@@ -1,0 +1,60 @@
+// The entry point to netcube's desired state in etcd: one connection, and one object
+// per concept on it.
+
+import { Chains } from './chains';
+import { CubeTypes } from './cube-types';
+import { Etcd, getOp } from './etcd';
+import { Hosts } from './hosts';
+import { ROOT } from './keys';
+import { DEFAULT_RETRY, RetryListener, RetryPolicy } from './retry';
+import { Status } from './status';
+
+export interface StoreOptions {
+  /** etcd client URLs or host:port, e.g. `127.0.0.1:2379`; any member of the cluster. */
+  endpoints: string[];
+  /** Deadline of each etcd call; default 5 s. */
+  callTimeoutMs?: number;
+  /** How long and how often calls are retried while etcd is unavailable. */
+  retry?: Partial<RetryPolicy>;
+  /** Told before every retry: to log, or to show progress while etcd is away. */
+  onRetry?: RetryListener;
+}
+
+export class Store {
+  readonly chains: Chains;
+  readonly hosts: Hosts;
+  readonly status: Status;
+  readonly types: CubeTypes;
+
+  private constructor(private readonly etcd: Etcd) {
+    this.chains = new Chains(etcd);
+    this.hosts = new Hosts(etcd);
+    this.status = new Status(etcd, this.chains);
+    this.types = new CubeTypes(etcd);
+  }
+
+  /** Connects and checks that the cluster answers reads (it has a leader), retrying per `retry`. */
+  static async connect(options: StoreOptions): Promise<Store> {
+    if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
+      throw new TypeError('options.endpoints must list at least one etcd endpoint');
+    }
+    const etcd = new Etcd({
+      endpoints: [...options.endpoints],
+      callTimeoutMs: options.callTimeoutMs ?? 5_000,
+      retry: { ...DEFAULT_RETRY, ...options.retry },
+      onRetry: options.onRetry,
+    });
+    try {
+      await etcd.call('connect to etcd', client => client.kv.range(getOp(ROOT).request_range!));
+    } catch (err) {
+      await etcd.close();
+      throw err;
+    }
+    return new Store(etcd);
+  }
+
+  /** Closes watches, revokes host leases, then the connection. */
+  close(): Promise<void> {
+    return this.etcd.close();
+  }
+}

@@ -1,0 +1,96 @@
+// Network namespaces and veth pairs for tests. Every namespace is named
+// `nct-<pid>-<n>`, so parallel test processes never collide, and is deleted
+// in the test's teardown (which ava runs also when the test fails) or, should
+// the process die first, at its exit.
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { ExecutionContext } from 'ava';
+
+const execFileAsync = promisify(execFile);
+const live = new Set<string>();
+let created = 0;
+
+process.on('exit', () => {
+  for (const name of live) {
+    try {
+      execFileSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+}
+
+export class Netns {
+  /** As `ip netns` knows it; the binding's `netns` options take it as is. */
+  readonly name: string;
+  /** The namespace file, /run/netns/<name>. */
+  readonly path: string;
+
+  constructor(name: string) {
+    this.name = name;
+    this.path = `/run/netns/${name}`;
+  }
+
+  /** Runs a command inside the namespace (`ip netns exec`); rejects with its output when it fails. */
+  async exec(command: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<CommandResult> {
+    try {
+      return await execFileAsync('ip', ['netns', 'exec', this.name, command, ...args],
+                                 { timeout: opts.timeoutMs ?? 30_000 });
+    } catch (error) {
+      const e = error as Error & { stdout?: string; stderr?: string };
+      throw new Error(`in ${this.name}: ${command} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    }
+  }
+
+  /** Pings `address` `count` times, fast; rejects unless every echo got its reply. */
+  async ping(address: string, count: number): Promise<void> {
+    await this.exec('ping', ['-q', '-n', '-c', String(count), '-i', '0.01', '-W', '2', address]);
+  }
+
+  async delete(): Promise<void> {
+    if (!live.delete(this.name)) return;
+    await execFileAsync('ip', ['netns', 'delete', this.name]);
+  }
+}
+
+/** A fresh namespace with loopback up, deleted in the test's teardown. */
+export async function createNetns(t: ExecutionContext): Promise<Netns> {
+  const ns = new Netns(`nct-${process.pid}-${++created}`);
+  await execFileAsync('ip', ['netns', 'add', ns.name]);
+  live.add(ns.name);
+  t.teardown(() => ns.delete());
+  await ns.exec('ip', ['link', 'set', 'lo', 'up']);
+  return ns;
+}
+
+export interface VethEnd {
+  netns: Netns;
+  ifname: string;
+  /** IPv4 address without prefix length. */
+  address: string;
+}
+
+/**
+ * A veth pair from `a` to `b`, created directly inside the two namespaces (so
+ * the names cannot clash with anything outside them), addressed in
+ * 10.99.0.0/24 and up. It goes away with its namespaces.
+ */
+export async function createVethPair(a: Netns, b: Netns, ifnames: [string, string] = ['veth0', 'veth1'])
+  : Promise<[VethEnd, VethEnd]> {
+  await execFileAsync('ip', ['link', 'add', ifnames[0], 'netns', a.name, 'type', 'veth',
+                             'peer', 'name', ifnames[1], 'netns', b.name]);
+  const ends: [VethEnd, VethEnd] = [
+    { netns: a, ifname: ifnames[0], address: '10.99.0.1' },
+    { netns: b, ifname: ifnames[1], address: '10.99.0.2' },
+  ];
+  for (const end of ends) {
+    await end.netns.exec('ip', ['addr', 'add', `${end.address}/24`, 'dev', end.ifname]);
+    await end.netns.exec('ip', ['link', 'set', end.ifname, 'up']);
+  }
+  return ends;
+}

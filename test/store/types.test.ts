@@ -1,0 +1,112 @@
+import anyTest, { TestFn } from 'ava';
+import { Etcd3 } from 'etcd3';
+import { NotFoundError, Store, TypeInUseError, typeKey, ValidationError } from '../../node-daemon/src/store';
+import { demo, line } from '../chain/fixtures';
+import { EtcdCluster } from '../helpers/etcd';
+import { elf, registerTypes } from './setup';
+
+const test = anyTest as TestFn<{ etcd: EtcdCluster; store: Store; raw: Etcd3 }>;
+
+test.before(async t => {
+  const etcd = await EtcdCluster.start();
+  t.context = { etcd, store: await Store.connect({ endpoints: etcd.endpoints }), raw: new Etcd3({ hosts: etcd.endpoints }) };
+});
+
+test.beforeEach(async t => {
+  await t.context.raw.delete().prefix('/netcube/');
+  await registerTypes(t.context.store);
+});
+
+test.after.always(async t => {
+  await t.context.store?.close();
+  t.context.raw?.close();
+  await t.context.etcd?.stop();
+});
+
+test.serial('types are registered with their objects and listed', async t => {
+  const { store, raw } = t.context;
+  const nat = await store.types.putType({ name: 'nat', transparent: false, microcubes: 2, modes: ['tc'], objects: { tc: elf('nat.tc') } });
+  t.like(nat, { name: 'nat', transparent: false, microcubes: 2, modes: ['tc'] });
+  t.regex(nat.sha256, /^[0-9a-f]{64}$/);
+
+  const read = await store.types.getType('nat');
+  t.deepEqual(read, nat);
+  t.true(read.objects.tc!.equals(elf('nat.tc')));
+  const stored = (await raw.get(typeKey('nat')).json()) as { objects: { tc: string } };
+  t.is(stored.objects.tc, elf('nat.tc').toString('base64'));
+
+  t.deepEqual((await store.types.listTypes()).map(type => type.name), ['ddos', 'firewall', 'nat', 'router', 'simpleforwarder', 'tconly']);
+  const catalog = await store.types.catalog();
+  t.like(catalog.get('nat'), { microcubes: 2, modes: ['tc'] });
+  t.is(catalog.get('nope'), undefined);
+
+  t.deepEqual(await store.types.putType({ name: 'nat', transparent: false, microcubes: 2, modes: ['tc'], objects: { tc: elf('nat.tc') } }), nat, 'same upload: unchanged');
+  const rebuilt = await store.types.putType({ name: 'nat', transparent: false, microcubes: 2, modes: ['tc'], objects: { tc: elf('nat.tc v2') } });
+  t.not(rebuilt.sha256, nat.sha256);
+  t.true(rebuilt.revision > nat.revision);
+  await t.throwsAsync(store.types.getType('nope'), { instanceOf: NotFoundError, message: 'cube type nope is not registered' });
+});
+
+test.serial('uploads that cannot be run are refused, saying why', async t => {
+  const { store } = t.context;
+  const error = await t.throwsAsync(
+    store.types.putType({ name: 'Bad', transparent: false, microcubes: 0, modes: ['xdp', 'tc'], objects: { xdp: Buffer.from('MZ not elf'), tc: undefined } }),
+    { instanceOf: ValidationError },
+  );
+  for (const words of ["cube type name 'Bad' is invalid", 'microcubes must be an integer from 1 to 33', 'objects.tc is missing', 'objects.xdp is not an ELF object']) {
+    t.true(error.message.includes(words), `"${words}" in: ${error.message}`);
+  }
+  const extra = await t.throwsAsync(
+    store.types.putType({ name: 'ok', transparent: true, microcubes: 1, modes: ['tc'], objects: { tc: elf('a'), xdp: elf('b') } }),
+    { instanceOf: ValidationError },
+  );
+  t.true(extra.message.includes('objects.xdp is given but modes does not list xdp'));
+  const huge = await t.throwsAsync(
+    store.types.putType({ name: 'huge', transparent: false, microcubes: 1, modes: ['xdp'], objects: { xdp: Buffer.concat([elf('x'), Buffer.alloc(1_200_000)]) } }),
+    { instanceOf: ValidationError },
+  );
+  t.true(huge.message.includes('over the'), huge.message);
+});
+
+test.serial('a type used by a chain cannot be deleted; once unused it can', async t => {
+  const { store } = t.context;
+  await store.chains.apply(demo());
+  await store.chains.apply(line('second', 1, 'simpleforwarder', 'host3'));
+
+  const error = await t.throwsAsync(store.types.deleteType('simpleforwarder'), { instanceOf: TypeInUseError });
+  t.is(error.code, 'FAILED_PRECONDITION');
+  t.deepEqual(error.chains, ['demo', 'second']);
+  t.is(error.message, 'cube type simpleforwarder is used by chains demo, second: delete those chains or move their cubes to another type first');
+
+  await store.types.deleteType('router'); // unused
+  await store.chains.delete('demo');
+  await store.chains.delete('second');
+  await store.types.deleteType('simpleforwarder');
+  await t.throwsAsync(store.types.getType('simpleforwarder'), { instanceOf: NotFoundError });
+  await t.throwsAsync(store.types.deleteType('simpleforwarder'), { instanceOf: NotFoundError });
+  // And chains can no longer use it.
+  await t.throwsAsync(store.chains.apply(demo()), { instanceOf: ValidationError, message: /unknown cube type simpleforwarder/ });
+});
+
+test.serial('a type change that would break the chains using it is refused', async t => {
+  const { store } = t.context;
+  await store.chains.apply(demo());
+  await store.chains.apply(line('long', 12, 'simpleforwarder', 'host3'));
+
+  const modes = await t.throwsAsync(
+    store.types.putType({ name: 'simpleforwarder', transparent: false, microcubes: 1, modes: ['tc'], objects: { tc: elf('sf.tc') } }),
+    { instanceOf: TypeInUseError },
+  );
+  t.true(modes.message.includes('chain demo: spec.cubes[0].mode: cube type simpleforwarder does not run in xdp mode'), modes.message);
+
+  const programs = await t.throwsAsync(
+    store.types.putType({ name: 'simpleforwarder', transparent: false, microcubes: 3, modes: ['xdp', 'tc'], objects: { xdp: elf('a'), tc: elf('b') } }),
+    { instanceOf: TypeInUseError },
+  );
+  t.true(programs.message.includes('chain long: spec: on host3, path netdev:veth0 -> long1 (3 programs)'), programs.message);
+  t.deepEqual(programs.chains, ['long'], 'only the chains that would break');
+
+  // New objects, same shape: fine.
+  await store.types.putType({ name: 'simpleforwarder', transparent: false, microcubes: 2, modes: ['xdp', 'tc'], objects: { xdp: elf('c'), tc: elf('d') } });
+  t.is((await store.types.getType('simpleforwarder')).microcubes, 2);
+});
