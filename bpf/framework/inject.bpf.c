@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
-/* Packet-out: the daemon injects a frame followed by a struct nc_inject_trailer
- * that names where it goes (an encoded peer: a cube's port for ingress, or the
- * peer of a port for egress) and the metadata words. The trailer travels with
- * the frame, so a packet can never meet another packet's metadata. Under XDP the
- * daemon runs this program with BPF_PROG_TEST_RUN and live frames.
+/* Packet-out: the daemon sends a frame followed by a struct nc_inject_trailer
+ * into its inject veth; this program, on the other end, reads where the frame goes
+ * (an encoded peer: a cube's port for ingress, or the peer of a port for egress)
+ * and the metadata words. The trailer travels with the frame, so a packet can
+ * never meet another packet's metadata.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -31,6 +31,11 @@ SEC(NC_SEC) int nc_inject(struct nc_ctx *ctx)
 		return NC_ACT_DROP;
 	if (nc_load_bytes(ctx, len - sizeof(t), &t, sizeof(t)) || t.magic != NC_INJECT_MAGIC)
 		return NC_ACT_DROP;
+	/* Both hooks' programs sit on the inject veth; XDP runs first and lets the
+	 * frames for TC cubes through, trailer and all.
+	 */
+	if (t.hook != NC_HOOK_ID)
+		return NC_ACT_PASS;
 	if (trim_trailer(ctx, len) || nc_md_init(ctx))
 		return NC_ACT_DROP;
 	md.flags = NC_MD_F_PACKET_OUT | (t.gen & NC_MD_F_GEN);

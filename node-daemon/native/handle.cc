@@ -7,6 +7,7 @@
 #include <linux/if_link.h>
 #include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -565,6 +566,19 @@ Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// packetSend(fd, frame, label) -> sent: one frame out of a packet socket; false
+// when the device queue is full (the socket is non-blocking), so the caller can
+// count a drop instead of waiting.
+Napi::Value PacketSend(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Bytes frame = GetBytes(env, info[1], "frame");
+  if (send(info[0].As<Napi::Number>().Int32Value(), frame.data, frame.length, 0) < 0) {
+    if (errno == EAGAIN || errno == ENOBUFS) return Napi::Boolean::New(env, false);
+    ThrowErrno(env, "send", errno, info[2].As<Napi::String>());
+  }
+  return Napi::Boolean::New(env, true);
+}
+
 // mapDelete(fd, key, label) -> existed
 Napi::Value MapDelete(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -632,6 +646,7 @@ void InitHandle(Napi::Env env, Napi::Object exports, AddonData *data) {
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate, "mapUpdate"));
   exports.Set("mapDelete", Napi::Function::New(env, MapDelete, "mapDelete"));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey, "mapNextKey"));
+  exports.Set("packetSend", Napi::Function::New(env, PacketSend, "packetSend"));
   exports.Set("synchronizeRcu", Napi::Function::New(env, SynchronizeRcu, "synchronizeRcu"));
 }
 

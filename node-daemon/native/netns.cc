@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <linux/if_packet.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -205,6 +207,36 @@ Napi::Value TcQuery(const Napi::CallbackInfo &info) {
       });
 }
 
+// packetSocket(ifname, netns) -> Promise<{ handle, ifindex }>: a raw AF_PACKET
+// socket bound to the interface, for sending frames out of it (packet-out). It is
+// opened on the namespace thread; a socket keeps the namespace it was made in, so
+// Node's thread can send on it afterwards. Protocol 0: it never receives.
+Napi::Value PacketSocket(const Napi::CallbackInfo &info) {
+  auto iface = std::make_shared<Interface>(info[0], info[1]);
+  auto sock = std::make_shared<OwnedFd>();
+  return Job::Start(
+      info.Env(), iface->Label(),
+      [iface, sock](Failure &failure) {
+        RunInNetns(iface->netns, failure, [&](Failure &f) {
+          if (!iface->Resolve(f)) return;
+          int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+          if (fd < 0) return f.Set("open packet socket", errno);
+          sock->fd = fd;
+          struct sockaddr_ll addr = {};
+          addr.sll_family = AF_PACKET;
+          addr.sll_ifindex = iface->index;
+          if (bind(fd, reinterpret_cast<struct sockaddr *>(&addr), sizeof(addr)) < 0) f.Set("bind packet socket", errno);
+        });
+      },
+      [iface, sock](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("handle", NewHandle(env, sock->fd));
+        sock->fd = -1;
+        out.Set("ifindex", iface->index);
+        return out;
+      });
+}
+
 }  // namespace
 
 void InitNetns(Napi::Env env, Napi::Object exports) {
@@ -213,6 +245,7 @@ void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("tcAttach", Napi::Function::New(env, TcAttach, "tcAttach"));
   exports.Set("tcDetach", Napi::Function::New(env, TcDetach, "tcDetach"));
   exports.Set("tcQuery", Napi::Function::New(env, TcQuery, "tcQuery"));
+  exports.Set("packetSocket", Napi::Function::New(env, PacketSocket, "packetSocket"));
 }
 
 }  // namespace nc

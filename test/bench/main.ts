@@ -1,6 +1,7 @@
 // `npm run bench [-- suite ...]`: runs every suite in test/bench/suites/ (or
-// the ones named), prints a table and JSON lines, and exits 1 when a result
-// misses its target.
+// the ones named) and prints a table and JSON lines. A result that misses its
+// target is marked MISSED, with its note, for the operator to read; it does not
+// fail the run (exit 0). A suite that cannot measure at all does (exit 2).
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { meetsTarget, printJsonLines, printTable, type Result, type Suite } from './report';
@@ -39,8 +40,10 @@ async function main(): Promise<number> {
   printTable(results, process.stdout);
   printJsonLines(results, process.stdout);
   const missed = results.filter((r) => !meetsTarget(r));
-  for (const r of missed) process.stderr.write(`missed target: ${r.name} is ${r.ratio ?? r.value}, needs >= ${r.target}\n`);
-  return missed.length > 0 ? 1 : 0;
+  for (const r of missed) {
+    process.stderr.write(`missed target: ${r.name} is ${r.ratio ?? r.value}, needs ${r.better === 'lower' ? '<=' : '>='} ${r.target}\n`);
+  }
+  return 0;
 }
 
 main().then((code) => { process.exitCode = code; }, (error: unknown) => {

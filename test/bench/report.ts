@@ -4,7 +4,10 @@
 import type { Writable } from 'node:stream';
 
 export interface Result {
-  /** Dotted, starting with the suite's name: "binding.update.ratio". */
+  /**
+   * Dotted, starting with the suite's name ("binding.update.ratio"), or with the
+   * name an issue gave the measurement ("p1.xdp.ratio").
+   */
   name: string;
   value: number;
   /** "updates/s", "ns/packet", "x" for ratios. */
@@ -13,8 +16,15 @@ export interface Result {
   baseline?: number;
   /** value / baseline for rates (higher is better), baseline / value for costs. */
   ratio?: number;
-  /** The least acceptable ratio (or value, for results without one); missing it fails the run. */
+  /**
+   * The least acceptable ratio (or value, for results without one), or the most
+   * acceptable when `better` is 'lower'. A missed target shows as MISSED.
+   */
   target?: number;
+  /** Which way is better for the target; default 'higher'. */
+  better?: 'higher' | 'lower';
+  /** What the operator should know: for a missed target, the measurement and what limits it. */
+  note?: string;
 }
 
 /** A module in test/bench/suites/ exports one as `suite`. */
@@ -36,7 +46,14 @@ export interface SuiteContext {
 
 /** Whether a result reaches its target; results without one always do. */
 export function meetsTarget(result: Result): boolean {
-  return result.target === undefined || (result.ratio ?? result.value) >= result.target;
+  if (result.target === undefined) return true;
+  const v = result.ratio ?? result.value;
+  return result.better === 'lower' ? v <= result.target : v >= result.target;
+}
+
+function targetText(result: Result): string {
+  if (result.target === undefined) return '';
+  return `${result.better === 'lower' ? '<=' : '>='} ${result.target}`;
 }
 
 function format(n: number | undefined): string {
@@ -50,19 +67,26 @@ export function printTable(results: Result[], out: Writable): void {
   const rows = [['name', 'value', 'unit', 'baseline', 'ratio', 'target', '']];
   for (const r of results) {
     rows.push([r.name, format(r.value), r.unit, format(r.baseline), format(r.ratio),
-               r.target === undefined ? '' : `>= ${r.target}`, meetsTarget(r) ? '' : 'MISSED']);
+               targetText(r), meetsTarget(r) ? '' : 'MISSED']);
   }
   const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
   for (const row of rows) {
     out.write(`${row.map((cell, col) => (col === 0 || col === 2 ? cell.padEnd(widths[col]) : cell.padStart(widths[col])))
       .join('  ').trimEnd()}\n`);
   }
+  const notes = results.filter((r) => r.note !== undefined);
+  if (notes.length > 0) out.write('\n');
+  for (const r of notes) out.write(`${r.name}${meetsTarget(r) ? '' : ' (MISSED)'}: ${r.note}\n`);
 }
 
-/** One JSON object per line: {"name","value","unit","baseline","ratio"}, null where absent. */
+/**
+ * One JSON object per line: {"name","value","unit","baseline","ratio","target","met","note"},
+ * null where absent ("met" is null without a target).
+ */
 export function printJsonLines(results: Result[], out: Writable): void {
   for (const r of results) {
     out.write(`${JSON.stringify({ name: r.name, value: r.value, unit: r.unit, baseline: r.baseline ?? null,
-                                  ratio: r.ratio ?? null })}\n`);
+                                  ratio: r.ratio ?? null, target: r.target === undefined ? null : targetText(r),
+                                  met: r.target === undefined ? null : meetsTarget(r), note: r.note ?? null })}\n`);
   }
 }

@@ -60,10 +60,19 @@ export class Netns {
 
 /** A fresh namespace with loopback up, deleted in the test's teardown. */
 export async function createNetns(t: ExecutionContext): Promise<Netns> {
+  const ns = await newNetns();
+  t.teardown(() => ns.delete());
+  return ns;
+}
+
+/**
+ * A fresh namespace with loopback up, for code that is not an ava test (the
+ * benchmarks): the caller deletes it, or process exit does.
+ */
+export async function newNetns(): Promise<Netns> {
   const ns = new Netns(`nct-${process.pid}-${++created}`);
   await execFileAsync('ip', ['netns', 'add', ns.name]);
   live.add(ns.name);
-  t.teardown(() => ns.delete());
   await ns.exec('ip', ['link', 'set', 'lo', 'up']);
   return ns;
 }
@@ -78,18 +87,20 @@ export interface VethEnd {
 /**
  * A veth pair from `a` to `b`, created directly inside the two namespaces (so
  * the names cannot clash with anything outside them), addressed in
- * 10.99.0.0/24 and up. It goes away with its namespaces.
+ * 10.99.0.0/24 (or as `addresses` says; null for none: `address` is then '')
+ * and up. It goes away with its namespaces.
  */
-export async function createVethPair(a: Netns, b: Netns, ifnames: [string, string] = ['veth0', 'veth1'])
+export async function createVethPair(a: Netns, b: Netns, ifnames: [string, string] = ['veth0', 'veth1'],
+                                     addresses: [string, string] | null = ['10.99.0.1', '10.99.0.2'])
   : Promise<[VethEnd, VethEnd]> {
   await execFileAsync('ip', ['link', 'add', ifnames[0], 'netns', a.name, 'type', 'veth',
                              'peer', 'name', ifnames[1], 'netns', b.name]);
   const ends: [VethEnd, VethEnd] = [
-    { netns: a, ifname: ifnames[0], address: '10.99.0.1' },
-    { netns: b, ifname: ifnames[1], address: '10.99.0.2' },
+    { netns: a, ifname: ifnames[0], address: addresses?.[0] ?? '' },
+    { netns: b, ifname: ifnames[1], address: addresses?.[1] ?? '' },
   ];
   for (const end of ends) {
-    await end.netns.exec('ip', ['addr', 'add', `${end.address}/24`, 'dev', end.ifname]);
+    if (end.address) await end.netns.exec('ip', ['addr', 'add', `${end.address}/24`, 'dev', end.ifname]);
     await end.netns.exec('ip', ['link', 'set', end.ifname, 'up']);
   }
   return ends;

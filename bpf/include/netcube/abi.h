@@ -146,15 +146,16 @@ struct nc_pkt_rec {
 	__u8  data[NC_PKT_MAX];
 };
 
-/* Packet-out: a trailer appended to a frame injected by the daemon; the inject
- * program reads it, trims it off and delivers the frame to the peer it names.
+/* Packet-out: a trailer appended to a frame the daemon sends into its inject
+ * veth; the inject program of the right hook reads it, trims it off and delivers
+ * the frame to the peer it names.
  */
 struct nc_inject_trailer {
 	__u64 peer;     /* an encoded peer (see nc_peer_kind) */
 	__u32 user[3];
 	__u32 gen;      /* the generation @peer was read from */
 	__u32 magic;    /* NC_INJECT_MAGIC */
-	__u32 pad;
+	__u32 hook;     /* enum nc_hook of the cube it goes to */
 };
 #define NC_INJECT_MAGIC 0x6e63696aU /* "ncij" */
 

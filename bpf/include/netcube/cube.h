@@ -55,22 +55,40 @@ static __always_inline struct nc_cube_cfg *nc_cube_cfg(void)
 	return bpf_map_lookup_elem(&nc_cfg, &zero);
 }
 
-/* --- verdicts --- */
+/* --- verdicts ---
+ *
+ * A packet that enters a cube on port p is counted on p (rx), then once more by
+ * how it leaves: on the port it is sent out of (tx), or as one of p's drops or
+ * to_controller. nc_pass and a cube's own return values are not counted.
+ */
+
+static __always_inline int nc_drop(struct nc_ctx *ctx, struct nc_md *md)
+{
+	struct nc_port_stats *s = nc_port_stats(md->in_port);
+
+	if (s)
+		s->drops++;
+	return NC_ACT_DROP;
+}
 
 /* Send the packet out of @port, to whatever the port's peer is. The next cube
- * starts with clean metadata: a cube's words are its own.
+ * starts with clean metadata: a cube's words are its own. A port out of range or
+ * without a peer drops the packet, counted as a drop of the port it came in on.
  */
 static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u32 port)
 {
 	__u32 word = (md->flags & NC_MD_F_GEN) * NC_MAX_PORTS + port;
 	struct nc_port_stats *s;
-	__u64 *peer;
+	__u64 *slot, peer;
 
 	if (port >= NC_MAX_PORTS)
-		return NC_ACT_DROP;
-	peer = bpf_map_lookup_elem(&nc_ports, &word);
-	if (!peer)
-		return NC_ACT_DROP;
+		return nc_drop(ctx, md);
+	slot = bpf_map_lookup_elem(&nc_ports, &word);
+	if (!slot)
+		return nc_drop(ctx, md);
+	peer = *(volatile __u64 *)slot;
+	if (nc_peer_kind(peer) == NC_PEER_NONE)
+		return nc_drop(ctx, md);
 	s = nc_port_stats(port);
 	if (s) {
 		s->tx_packets++;
@@ -81,22 +99,13 @@ static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u
 	md->user[0] = 0;
 	md->user[1] = 0;
 	md->user[2] = 0;
-	return nc_deliver(ctx, md, *(volatile __u64 *)peer);
+	return nc_deliver(ctx, md, peer);
 }
 
 /* Was this packet sent by the cube's own control plane (packet-out)? */
 static __always_inline int nc_is_packet_out(const struct nc_md *md)
 {
 	return md->flags & NC_MD_F_PACKET_OUT;
-}
-
-static __always_inline int nc_drop(struct nc_ctx *ctx, struct nc_md *md)
-{
-	struct nc_port_stats *s = nc_port_stats(md->in_port);
-
-	if (s)
-		s->drops++;
-	return NC_ACT_DROP;
 }
 
 /* Hand the packet to the kernel's stack of the netdev it arrived on. */
@@ -111,24 +120,36 @@ static __always_inline int nc_forward(struct nc_ctx *ctx, struct nc_md *md)
 	return nc_redirect(ctx, md, md->in_port);
 }
 
-/* Continue in micro-cube @index of this cube, with the same metadata. */
+/* Continue in micro-cube @index of this cube, with the same metadata. An index
+ * past the cube's own slots (which would land in the next cube's) or an empty
+ * slot drops the packet and counts NC_ERR_TAIL_CALL.
+ */
 static __always_inline int nc_call(struct nc_ctx *ctx, struct nc_md *md, __u32 index)
 {
-	if (nc_md_store(ctx, md))
+	if (index >= NC_MAX_MICROCUBES || nc_md_store(ctx, md)) {
+		nc_count_error(NC_ERR_TAIL_CALL);
 		return NC_ACT_DROP;
+	}
 	bpf_tail_call(ctx, &nc_progs, nc_cube_id * NC_MAX_MICROCUBES + index);
 	nc_count_error(NC_ERR_TAIL_CALL);
 	return NC_ACT_DROP;
 }
 
-/* --- entry points --- */
+/* --- entry points ---
+ *
+ * A packet is only ever handed to a cube by the framework (nc_deliver, nc_call),
+ * which stamps the metadata with that cube's id. Anything else (no metadata area
+ * under XDP, someone else's skb->cb under TC, which is always there) is not ours:
+ * dropped and counted as NC_ERR_NO_METADATA. nc_cube_id is a load-time constant,
+ * so the check is one compare against an immediate.
+ */
 
 #define __NC_PROGRAM(prog, handler, count_rx)					\
 SEC(NC_SEC) int prog(struct nc_ctx *ctx)					\
 {										\
 	struct nc_md md;							\
 										\
-	if (nc_md_load(ctx, &md)) {						\
+	if (nc_md_load(ctx, &md) || md.cube_id != nc_cube_id) {		\
 		nc_count_error(NC_ERR_NO_METADATA);				\
 		return NC_ACT_DROP;						\
 	}									\

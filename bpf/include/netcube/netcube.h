@@ -25,6 +25,7 @@
 #include "tables.h"
 #include "log.h"
 #include "slowpath.h"
+#include "ports.h"
 #include "parsing.h"
 
 #endif /* __NETCUBE_H */

@@ -134,6 +134,12 @@ static __always_inline void nc_ipv4_dec_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
+/* BPF has no memcmp: compare the six bytes as a 4- and a 2-byte word. */
+static __always_inline int nc_mac_equal(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b && *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
 static __always_inline void nc_mac_copy(__u8 *dst, const __u8 *src)
 {
 	__builtin_memcpy(dst, src, NC_ETH_ALEN);

@@ -5,7 +5,8 @@
  * record together, so the daemon never pairs a packet with metadata by order.
  * The packet itself is consumed (the controller may send it back, changed or not,
  * as a packet-out). A per-cube token bucket (rate set by the daemon in nc_cfg)
- * keeps one cube from flooding the daemon; what it refuses is dropped and counted.
+ * keeps one cube from flooding the daemon; what it refuses is dropped and counted
+ * (a drop of the in-port, and NC_ERR_PKT_RATE or NC_ERR_PKT_FULL).
  */
 #ifndef __NETCUBE_SLOWPATH_H
 #define __NETCUBE_SLOWPATH_H
@@ -60,12 +61,12 @@ static __always_inline int nc_to_controller(struct nc_ctx *ctx, struct nc_md *md
 
 	if (!nc_pkt_admit()) {
 		nc_count_error(NC_ERR_PKT_RATE);
-		return NC_ACT_DROP;
+		return nc_drop(ctx, md);
 	}
 	r = bpf_ringbuf_reserve(&nc_pkt_rb, sizeof(*r), 0);
 	if (!r) {
 		nc_count_error(NC_ERR_PKT_FULL);
-		return NC_ACT_DROP;
+		return nc_drop(ctx, md);
 	}
 	len = nc_pkt_len(ctx);
 	cap = len < NC_PKT_MAX ? len : NC_PKT_MAX;

@@ -65,6 +65,8 @@ interface Addon {
   mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags: number, label: string): void;
   mapDelete(fd: number, key: Uint8Array, label: string): boolean;
   mapNextKey(fd: number, key: Uint8Array | null, nextOut: Uint8Array, label: string): boolean;
+  packetSocket(ifname: string, netns: string | null): Promise<{ handle: FdHandle; ifindex: number }>;
+  packetSend(fd: number, frame: Uint8Array, label: string): boolean;
   ifindex(ifname: string, netns: string | null): Promise<number>;
   xdpAttach(program: FdHandle, ifname: string, netns: string | null, mode: 'native' | 'generic')
     : Promise<{ handle: FdHandle; ifindex: number }>;

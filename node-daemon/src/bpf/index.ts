@@ -14,3 +14,4 @@ export { RingBufReader } from './ringbuf';
 export {
   Collection, CollectionSpec, MapSpec, ProgramSpec, VariableSpec, type LoadOptions, type OpenOptions,
 } from './spec';
+export { PacketSocket } from './packet-socket';

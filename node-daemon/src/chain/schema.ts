@@ -23,6 +23,8 @@ export interface PathIssue {
 }
 
 export const MAX_PORTS = 64;
+/** Programs per cube: the entry and its micro-cubes (NC_MAX_MICROCUBES). */
+export const MAX_MICROCUBES = 8;
 const NAME_MAX = 63;
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const PORT_MAX = 15;
@@ -216,7 +218,7 @@ class SchemaCheck {
   }
 
   cube(value: unknown, path: Path): CubeSpec | undefined {
-    const fields = ['name', 'host', 'type', 'mode', 'ports', 'logLevel', 'params'];
+    const fields = ['name', 'host', 'type', 'mode', 'ports', 'logLevel', 'params', 'replacedMicrocubes'];
     const raw = this.mapping(value, path, 'a cube', fields, ['name', 'host', 'type']);
     if (!raw) return undefined;
     const before = this.issues.length;
@@ -246,8 +248,29 @@ class SchemaCheck {
         params = structuredClone(raw.params) as JsonObject;
       }
     }
+    const replaced = this.replacedMicrocubes(raw.replacedMicrocubes, [...path, 'replacedMicrocubes']);
     if (this.issues.length > before || !name || !host || !type || !mode || !logLevel) return undefined;
-    return { name, host, type, mode, ports, logLevel, params };
+    return { name, host, type, mode, ports, logLevel, params, ...(replaced ? { replacedMicrocubes: replaced } : {}) };
+  }
+
+  /** Micro-cube index -> sha256 of its object; undefined when there is none. */
+  replacedMicrocubes(value: unknown, path: Path): Record<string, string> | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (!isPlainObject(value)) {
+      this.problem(path, `replacedMicrocubes must be a mapping of micro-cube index to the sha256 of its object, got ${describeValue(value)}`);
+      return undefined;
+    }
+    const out: Record<string, string> = {};
+    for (const [index, sha] of Object.entries(value)) {
+      if (!/^(0|[1-9][0-9]?)$/.test(index) || Number(index) >= MAX_MICROCUBES) {
+        this.problem([...path, index], `'${index}' is not a micro-cube index: use 0 to ${MAX_MICROCUBES - 1}`);
+      } else if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha)) {
+        this.problem([...path, index], `the object of micro-cube ${index} must be named by its sha256 in lower-case hex, got ${describeValue(sha)}`);
+      } else {
+        out[index] = sha;
+      }
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
   }
 
   link(value: unknown, path: Path): LinkSpec | undefined {

@@ -55,6 +55,12 @@ export interface CubeSpec {
   logLevel: LogLevel;
   /** Type-specific config, passed as is to the cube's control plane. */
   params: JsonObject;
+  /**
+   * Micro-cubes replaced at run time (the API's ReplaceMicroCube): micro-cube index ->
+   * sha256 of the ELF object, kept in etcd, whose program of the same name runs instead
+   * of the type's. Absent when none is replaced.
+   */
+  replacedMicrocubes?: Record<string, string>;
 }
 
 /** Endpoints are written `<cube>:<port>` or `netdev:<ifname>`. */

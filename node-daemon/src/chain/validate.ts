@@ -149,6 +149,11 @@ class ChainCheck {
         if (info.transparent && cube.ports.length > 0) {
           this.problem([...path, 'ports'], `cube type ${cube.type} is transparent, so its cubes have no ports: remove ports and stack ${cube.name} with spec.attachments`);
         }
+        for (const index of Object.keys(cube.replacedMicrocubes ?? {})) {
+          if (Number(index) >= info.microcubes) {
+            this.problem([...path, 'replacedMicrocubes', index], `cube type ${cube.type} has micro-cubes 0 to ${info.microcubes - 1}: there is no micro-cube ${index} to replace`);
+          }
+        }
       }
 
       const seen = new Set<string>();
@@ -330,12 +335,8 @@ class ChainCheck {
         }
       }
     });
-
-    for (const cube of this.cubes.values()) {
-      if (cube.info?.transparent && !attached.has(cube.spec.name)) {
-        this.problem(['spec', 'cubes', cube.index, 'name'], `transparent cube ${cube.spec.name} is not attached: add it to spec.attachments, or remove it`);
-      }
-    }
+    // A transparent cube in no attachment is detached (the API's Detach): it is
+    // loaded, and no packet reaches it.
   }
 
   private checkTopology() {

@@ -177,12 +177,13 @@ export function decodePacketRecord(b: Buffer): PacketRecord {
 /** struct nc_inject_trailer, appended to a packet-out frame. */
 export const INJECT_TRAILER_SIZE = 32;
 
-export function encodeInjectTrailer(peer: bigint, gen: number, user: readonly number[] = [0, 0, 0]): Buffer {
+export function encodeInjectTrailer(peer: bigint, gen: number, hook: 'xdp' | 'tc', user: readonly number[] = [0, 0, 0]): Buffer {
   const b = Buffer.alloc(INJECT_TRAILER_SIZE);
   b.writeBigUInt64LE(peer, 0);
   for (let i = 0; i < 3; i++) b.writeUInt32LE((user[i] ?? 0) >>> 0, 8 + i * 4);
   b.writeUInt32LE(gen, 20);
   b.writeUInt32LE(INJECT_MAGIC, 24);
+  b.writeUInt32LE(HOOK_ID[hook], 28);
   return b;
 }
 

@@ -23,6 +23,9 @@ import { Table } from './tables';
 import { CUBE_MAPS, CubeType, HOST_MAPS, TableInfo, programName } from './types';
 import { Mode } from './topology';
 
+/** A transparent cube's two internal ports, by index (DIR_INGRESS, DIR_EGRESS). */
+export const TRANSPARENT_PORTS = ['ingress', 'egress'] as const;
+
 const u32 = (n: number): Buffer => {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n >>> 0);
@@ -197,6 +200,13 @@ export class Cube {
     return cube;
   }
 
+  /** The loaded program of micro-cube `index`. */
+  program(index = 0): Program {
+    const p = this.programs.get(index);
+    if (!p) throw new NotFoundError(`cube ${this.name} has no micro-cube ${index}`);
+    return p;
+  }
+
   private map(name: string): BpfMap {
     const m = this.maps.get(name);
     if (!m) throw new NotFoundError(`cube ${this.name} has no map ${name}`);
@@ -215,9 +225,11 @@ export class Cube {
     this.map('nc_cfg').update(u32(0), encodeCubeConfig(config));
   }
 
+  /** Counters of a port; a transparent cube's are its directions, 'ingress' and 'egress'. */
   portStats(port: string): PortStats {
-    const index = this.ports.get(port);
-    if (index === undefined) throw new NotFoundError(`cube ${this.name} has no port ${port}`);
+    const index = this.transparent ? TRANSPARENT_PORTS.indexOf(port as (typeof TRANSPARENT_PORTS)[number]) : this.ports.get(port);
+    if (index === undefined || index < 0)
+      throw new NotFoundError(this.transparent ? `transparent cube ${this.name} counts by direction: ${TRANSPARENT_PORTS.join(' or ')}, not ${port}` : `cube ${this.name} has no port ${port}`);
     const stats = this.map('nc_stats');
     const v = stats.lookup(u32(index));
     return sumPortStats(v ?? Buffer.alloc(PORT_STATS_SIZE), v ? stats.possibleCpus : 1);

@@ -10,6 +10,7 @@
 //     host/tables/<table>             host-scope tables
 //     cubes/<id>-<cube>/{maps,progs}  each cube's maps and programs
 //     netdevs/<ifname>.<mode>/...     netdev entry programs, peer words, links
+//   (bpffs refuses dots in names: pinName() spells them %2e)
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -76,11 +77,21 @@ export class HostLayout {
   }
   /** A cube's pins; the id keeps a replaced cube and its successor apart. */
   cube(name: string, id: number): string {
-    return path.join(this.bpffs, 'cubes', `${id}-${name}`);
+    return path.join(this.bpffs, 'cubes', pinName(`${id}-${name}`));
   }
+  /** A netdev entry's pins; `key` is the entry's `<ifname>.<mode>`. */
   netdev(ifname: string, mode: Mode): string {
-    return path.join(this.bpffs, 'netdevs', `${ifname}.${mode}`);
+    return path.join(this.bpffs, 'netdevs', pinName(`${ifname}.${mode}`));
   }
+}
+
+/**
+ * A name as bpffs allows it. The kernel refuses (EPERM) any name with a dot in
+ * it, and cube names ("web.v2") and interface names ("eth0.100") may have one:
+ * '.' becomes '%2e' (and '%' itself '%25', so that names stay apart).
+ */
+export function pinName(name: string): string {
+  return name.replace(/%/g, '%25').replace(/\./g, '%2e');
 }
 
 interface MapDef {

@@ -50,6 +50,7 @@ export class NetdevEntry {
     const spec = CollectionSpec.fromFile(path.join(ctx.objectsDir, 'framework', `netdev.${mode}.o`));
     let program: Program | undefined;
     let peers: BpfMap | undefined;
+    let link: XdpLink | undefined;
     try {
       for (const name of HOST_MAPS) spec.maps.get(name)?.replaceWith(ctx.host.framework(name, mode));
       const coll = await spec.load();
@@ -60,7 +61,6 @@ export class NetdevEntry {
       fs.mkdirSync(dir, { recursive: true });
       program.pin(path.join(dir, 'prog'));
       peers.pin(path.join(dir, 'peer'));
-      let link: XdpLink | undefined;
       if (mode === 'xdp') {
         link = await attachXdp({ program, ifname, netns: ctx.netns, mode: ctx.xdpMode });
         link.pin(path.join(dir, 'link'));
@@ -70,9 +70,14 @@ export class NetdevEntry {
       return new NetdevEntry(ifname, mode, ifindex, peers, program, link, ctx);
     } catch (err) {
       spec.close();
+      link?.close();
       program?.close();
       peers?.close();
-      fs.rmSync(dir, { recursive: true, force: true });
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // The error that matters is the one that brought us here.
+      }
       throw err;
     }
   }
@@ -122,6 +127,11 @@ export class NetdevEntry {
       if (filter && (programId === undefined || filter.programId === programId)) await filter.detach();
     }
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  /** The entry program, as attached. */
+  get entryProgram(): Program {
+    return this.program;
   }
 
   word(gen: number): bigint {

@@ -10,11 +10,12 @@
 
 import * as path from 'node:path';
 import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
-import { GENERATIONS, MAX_CUBES, MAX_PORTS, PortStats, encodePeer, slotOf } from './abi';
+import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf } from './abi';
 import { Cube, CubeDeps, HostTables } from './cube';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
 import { NetdevContext, NetdevEntry, XdpMode } from './netdev';
+import { PacketOut } from './packetout';
 import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
 import { Topology, Wiring, CubeSpec, Mode, peerOf, wire } from './topology';
 import { CubeType, TypeRegistry } from './types';
@@ -33,7 +34,12 @@ export interface RuntimeOptions {
   objectsDir?: string;
   xdpMode?: XdpMode;
   sizes?: Partial<HostMapSizes>;
+  /** Per-cube limit on packets to the slow path: a token bucket in the data plane. */
+  slowPath?: { rate: number; burst: number };
 }
+
+/** Enough for a busy control plane, little enough that one cube cannot flood the daemon. */
+export const DEFAULT_SLOW_PATH = { rate: 100_000, burst: 10_000 };
 
 /** What opening found on the host: pinned state of an earlier daemon, and what had to be repaired. */
 export interface AdoptionReport {
@@ -67,6 +73,7 @@ export class Runtime {
   private readonly cubes = new Map<string, Cube>();
   private readonly netdevs = new Map<string, NetdevEntry>();
   private queue: Promise<unknown> = Promise.resolve();
+  private packetOut?: Promise<PacketOut>;
 
   private constructor(
     readonly layout: HostLayout,
@@ -76,6 +83,7 @@ export class Runtime {
     private state: RuntimeState,
     private readonly netdevCtx: NetdevContext,
     readonly adoption: AdoptionReport,
+    private readonly slowPath: { rate: number; burst: number },
   ) {}
 
   /**
@@ -94,9 +102,13 @@ export class Runtime {
     const netdevCtx: NetdevContext = { host, layout, objectsDir, netns: opts.netns, xdpMode: opts.xdpMode ?? 'native' };
     const report: AdoptionReport = { adoptedCubes: [], adoptedNetdevs: [], orphansRemoved: [], missing: [], healed: [] };
     const state = (host.adopted && loadState(layout.state)) || emptyState();
-    const rt = new Runtime(layout, host, hostTables, types, state, netdevCtx, report);
+    const rt = new Runtime(layout, host, hostTables, types, state, netdevCtx, report, opts.slowPath ?? DEFAULT_SLOW_PATH);
     await rt.adopt();
     return rt;
+  }
+
+  private cubeConfig(logLevel: LogLevel): CubeConfig {
+    return { logLevel, pktRate: this.slowPath.rate, pktBurst: this.slowPath.burst };
   }
 
   private get deps(): CubeDeps {
@@ -132,7 +144,7 @@ export class Runtime {
     const cubeDirs = new Set([...this.cubes.values()].map((c) => path.basename(c.dir)));
     for (const [dir, known] of [
       [path.dirname(this.layout.cube('x', 0)), cubeDirs],
-      [path.dirname(this.layout.netdev('x', 'xdp')), new Set(this.netdevs.keys())],
+      [path.dirname(this.layout.netdev('x', 'xdp')), new Set([...this.netdevs.values()].map((e) => path.basename(this.layout.netdev(e.ifname, e.mode))))],
     ] as const) {
       for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
         if (known.has(name)) continue;
@@ -175,6 +187,12 @@ export class Runtime {
     return c;
   }
 
+  /** The name of the live cube with data-plane id `id`. */
+  cubeNameById(id: number): string | undefined {
+    for (const [key, c] of this.cubes) if (c.id === id && !key.includes('@')) return key;
+    return undefined;
+  }
+
   cubeNames(): string[] {
     return [...this.cubes.keys()].filter((k) => !k.includes('@')).sort();
   }
@@ -185,6 +203,25 @@ export class Runtime {
 
   portStats(cube: string, port: string): PortStats {
     return this.cube(cube).portStats(port);
+  }
+
+  /**
+   * Sends a control plane's packet into the data plane: into `port` of `cube` as if
+   * it arrived there (ingress), or out of it to its peer (egress). False when the
+   * inject queue was full and the packet was dropped.
+   */
+  async sendPacket(p: { cube: string; port: string; direction: 'ingress' | 'egress'; frame: Buffer; user?: readonly number[] }): Promise<boolean> {
+    const cube = this.cube(p.cube);
+    const port = cube.transparent ? (['ingress', 'egress'] as const).indexOf(p.port as 'ingress') : cube.ports.get(p.port);
+    if (port === undefined || port < 0)
+      throw new InvalidArgumentError('port', cube.transparent ? `transparent cube ${p.cube} has the ports ingress and egress` : `cube ${p.cube} has no port ${p.port}`);
+    if (p.frame.length < 14 || p.frame.length > PKT_MAX)
+      throw new InvalidArgumentError('packet', `a packet-out is an Ethernet frame of 14 to ${PKT_MAX} bytes, got ${p.frame.length}`);
+    this.packetOut ??= PacketOut.open({ host: this.host, layout: this.layout, objectsDir: this.netdevCtx.objectsDir, netns: this.netdevCtx.netns });
+    const out = await this.packetOut;
+    const gen = this.host.currentGen;
+    const peer = p.direction === 'ingress' ? encodePeer({ kind: 'cube', slot: slotOf(cube.id), port }) : cube.word(gen, port);
+    return out.send(p.frame, peer, gen, cube.mode, p.user);
   }
 
   /** Replaces micro-cube `index` of `cube` with the same-named program of `elf`. */
@@ -260,7 +297,7 @@ export class Runtime {
             id: freeId(),
             mode: spec.mode,
             ports: ports.get(spec.name)!,
-            config: { logLevel: spec.logLevel, pktRate: 0, pktBurst: 0 },
+            config: this.cubeConfig(spec.logLevel),
           }),
         );
       }
@@ -328,7 +365,7 @@ export class Runtime {
     }
     for (const spec of next.cubes) {
       const was = this.state.topology.cubes.find((c) => c.name === spec.name);
-      if (keep.has(spec.name) && was?.logLevel !== spec.logLevel) keep.get(spec.name)!.configure({ logLevel: spec.logLevel, pktRate: 0, pktBurst: 0 });
+      if (keep.has(spec.name) && was?.logLevel !== spec.logLevel) keep.get(spec.name)!.configure(this.cubeConfig(spec.logLevel));
     }
 
     // 4. Flip, and wait until no packet follows the old generation.
@@ -394,6 +431,7 @@ export class Runtime {
 
   /** Closes every handle; the data plane stays as it is, pinned. */
   close(): void {
+    void this.packetOut?.then((p) => p.close(), () => undefined);
     for (const c of this.cubes.values()) c.close();
     for (const e of this.netdevs.values()) e.close();
     this.hostTables.close();
@@ -405,6 +443,8 @@ export class Runtime {
   /** Removes everything this runtime put on the host: entries, cubes, pins, state, the bpffs mount. */
   async destroy(): Promise<void> {
     await this.exclusive(async () => {
+      (await this.packetOut?.catch(() => undefined))?.close();
+      await PacketOut.remove({ host: this.host, layout: this.layout, objectsDir: this.netdevCtx.objectsDir, netns: this.netdevCtx.netns });
       for (const e of this.netdevs.values()) await e.detach();
       for (const c of this.cubes.values()) c.destroy();
       this.netdevs.clear();

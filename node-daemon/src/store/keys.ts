@@ -6,6 +6,7 @@
 //   /netcube/v1/hosts/<host>                          host registration, under the host's lease
 //   /netcube/v1/status/<host>/<cube>                  what a host observed applying a cube
 //   /netcube/v1/types/<name>                          registered cube types with their ELF objects
+//   /netcube/v1/objects/<sha256>                      ELF objects of replaced micro-cubes, by content
 //   /netcube/v1/services/<type>/...                   owned by each type's remote service
 
 export const ROOT = '/netcube/v1/';
@@ -15,6 +16,7 @@ export const HOSTS_PREFIX = `${ROOT}hosts/`;
 export const STATUS_PREFIX = `${ROOT}status/`;
 export const TYPES_PREFIX = `${ROOT}types/`;
 export const SERVICES_PREFIX = `${ROOT}services/`;
+export const OBJECTS_PREFIX = `${ROOT}objects/`;
 
 // Versions are zero-padded so that etcd's key order is version order.
 const VERSION_DIGITS = 10;
@@ -58,4 +60,12 @@ export function typeKey(name: string): string {
 /** Where the remote service of a cube type keeps its config, leader election and controllers. */
 export function servicePrefix(type: string): string {
   return `${SERVICES_PREFIX}${segment(type, 'type')}/`;
+}
+
+/** An ELF object stored by its content (replaced micro-cubes name them in chains). */
+export function objectKey(sha256: string): string {
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) {
+    throw new RangeError(`sha256 must be 64 lower-case hex digits, got ${JSON.stringify(sha256)}`);
+  }
+  return OBJECTS_PREFIX + sha256;
 }

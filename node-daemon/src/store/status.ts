@@ -52,6 +52,11 @@ export class Status {
     await this.etcd.call(`put status of ${host}/${cube}`, client => client.kv.put(putOp(statusKey(host, cube), value).request_put!));
   }
 
+  /** Removes what `host` reported about `cube`, once the cube no longer runs there. */
+  async deleteStatus(host: string, cube: string): Promise<void> {
+    await this.etcd.call(`delete status of ${host}/${cube}`, client => client.kv.deleteRange({ key: Buffer.from(statusKey(host, cube)) }));
+  }
+
   /** Every status report, or those about one chain. */
   async listStatus(chain?: string): Promise<CubeStatusEntry[]> {
     const { ranges } = await this.etcd.read('list status', [prefixOp(STATUS_PREFIX)]);

@@ -6,6 +6,7 @@ import { CubeTypes } from './cube-types';
 import { Etcd, getOp } from './etcd';
 import { Hosts } from './hosts';
 import { ROOT } from './keys';
+import { Objects } from './objects';
 import { DEFAULT_RETRY, RetryListener, RetryPolicy } from './retry';
 import { Status } from './status';
 
@@ -25,12 +26,14 @@ export class Store {
   readonly hosts: Hosts;
   readonly status: Status;
   readonly types: CubeTypes;
+  readonly objects: Objects;
 
   private constructor(private readonly etcd: Etcd) {
     this.chains = new Chains(etcd);
     this.hosts = new Hosts(etcd);
     this.status = new Status(etcd, this.chains);
     this.types = new CubeTypes(etcd);
+    this.objects = new Objects(etcd);
   }
 
   /** Connects and checks that the cluster answers reads (it has a leader), retrying per `retry`. */

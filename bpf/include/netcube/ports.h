@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* Looking at a cube's ports from its fast path: what a port is connected to, and
+ * (TC only) sending copies of a packet out of several ports — a cube that floods,
+ * such as a bridge, needs both. A copy can leave through a port whose peer is a
+ * netdev; a port whose peer is another cube can only take the packet itself
+ * (nc_redirect), as a tail call does not return.
+ */
+#ifndef __NETCUBE_PORTS_H
+#define __NETCUBE_PORTS_H
+
+#include "cube.h"
+
+/* The peer of @port in this packet's generation: an encoded peer, 0 when none. */
+static __always_inline __u64 nc_port_peer(const struct nc_md *md, __u32 port)
+{
+	__u32 word = (md->flags & NC_MD_F_GEN) * NC_MAX_PORTS + port;
+	__u64 *peer;
+
+	if (port >= NC_MAX_PORTS)
+		return 0;
+	peer = bpf_map_lookup_elem(&nc_ports, &word);
+	return peer ? *(volatile __u64 *)peer : 0;
+}
+
+#ifdef NC_HOOK_TC
+/* Sends a copy of the packet out of @port, whose peer must be a netdev; the
+ * packet itself stays with the caller. Returns 0 when the copy left.
+ */
+static __always_inline int nc_clone_out(struct nc_ctx *ctx, const struct nc_md *md, __u32 port)
+{
+	__u64 peer = nc_port_peer(md, port);
+	struct nc_port_stats *s;
+
+	if (nc_peer_kind(peer) != NC_PEER_NETDEV)
+		return -1;
+	if (bpf_clone_redirect(ctx, nc_peer_target(peer), 0))
+		return -1;
+	s = nc_port_stats(port);
+	if (s) {
+		s->tx_packets++;
+		s->tx_bytes += nc_pkt_len(ctx);
+	}
+	return 0;
+}
+#endif
+
+#endif /* __NETCUBE_PORTS_H */

@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# Namespace-hosts: a netcube cluster on one machine, for demos and tests.
+#
+#   hosts.sh up N [--etcd-members 1|3] [--name PREFIX] [--state DIR] [--etcd-port PORT|auto]
+#   hosts.sh down   [--state DIR]
+#   hosts.sh status [--state DIR]
+#   hosts.sh env    [--state DIR]      prints `export NETCUBE_ETCD=...` for netcubectl
+#
+# `up` builds N hosts as network namespaces PREFIX1..PREFIXN linked by veths in a
+# line, with a client namespace at each end:
+#
+#   PREFIX-client1      PREFIX1              PREFIX2                  PREFIXN       PREFIX-client2
+#   eth0 ----------- left    right ------- left    right ... ----- left  right ------ eth0
+#   10.77.0.1/24                                                                      10.77.0.2/24
+#
+# The hosts' netdevs have no addresses: the hosts forward nothing until a chain tells
+# netcube to. A local etcd (1 or 3 members) listens on 127.0.0.1 for netcubectl and
+# on unix sockets for the daemons (a daemon in a host namespace cannot reach the
+# machine's loopback). One netcubed per host runs in the host's network namespace
+# (nsenter --net, so its bpffs mount is the machine's and outlives it), with its
+# state under /run/netcube/<host>. Everything `up` starts is recorded under the state
+# directory (default /run/netcube-deploy): pids, logs, etcd data; `down` stops
+# exactly those processes by pid and removes every namespace, mount and directory.
+set -Eeuo pipefail
+# An unexpected failure says where, before the cleanup runs.
+trap 'printf "hosts.sh: line %s: \"%s\" failed\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DAEMON_JS=$REPO/build/js/node-daemon/src/daemon/main.js
+STATE=${NETCUBE_DEPLOY_STATE:-/run/netcube-deploy}
+RUN_ROOT=/run/netcube
+CLIENT_NET=10.77.0
+REGISTER_WITHIN=60 # seconds
+
+say() { printf '%s\n' "$*"; }
+step() { printf '==> %s\n' "$*"; }
+die() {
+  printf 'hosts.sh: %s\n' "$*" >&2
+  exit 1
+}
+usage() { # usage [EXIT_CODE]: help on stdout when asked for, on stderr after a mistake
+  local code=${1:-2}
+  if ((code == 0)); then sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; else sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; fi
+  exit "$code"
+}
+
+# ----------------------------------------------------------------- state
+
+load_state() {
+  [[ -f $STATE/config ]] || return 1
+  # shellcheck disable=SC1091
+  source "$STATE/config"
+}
+
+save_state() {
+  cat >"$STATE/config" <<EOF
+PREFIX='$PREFIX'
+HOSTS='${HOSTS[*]}'
+CLIENTS='${CLIENTS[*]}'
+ETCD_CLIENT='$ETCD_CLIENT'
+ETCD_SOCKETS='$ETCD_SOCKETS'
+EOF
+  printf 'NETCUBE_ETCD=%s\n' "$ETCD_CLIENT" >"$STATE/env"
+}
+
+# ----------------------------------------------------------------- processes
+
+alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+
+# The pid in $1 if that process is still the one we started: its command line holds $2.
+our_pid() {
+  local file=$1 marker=$2 pid
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
+  alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" || return 1
+  printf '%s' "$pid"
+}
+
+stop_pid() {
+  local file=$1 marker=$2 what=$3 pid
+  pid=$(our_pid "$file" "$marker") || {
+    rm -f "$file"
+    return 0
+  }
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  if alive "$pid"; then
+    say "   $what (pid $pid) did not stop within 10 s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while alive "$pid"; do sleep 0.1; done
+  fi
+  say "   stopped $what (pid $pid)"
+  rm -f "$file"
+}
+
+# Starts "$@" in the background in its own session, so that closing the terminal
+# that ran `up` does not hang it up; records its pid (exec keeps the pid: neither
+# setsid, in a process that leads no group, nor nsenter without --fork fork).
+spawn() {
+  local pidfile=$1 log=$2 dir=$3
+  shift 3
+  (cd "$dir" && exec setsid "$@" </dev/null >>"$log" 2>&1) &
+  printf '%s' "$!" >"$pidfile"
+}
+
+# ----------------------------------------------------------------- etcd
+
+port_free() { [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+
+block_free() {
+  local base=$1 count=$2 p
+  for ((p = base; p < base + count; p++)); do port_free "$p" || return 1; done
+}
+
+# Ports for the members: client BASE+2i, peer BASE+2i+1.
+choose_ports() {
+  local want=$1 members=$2 count=$((members * 2)) base
+  if [[ $want == default || $want == auto ]]; then
+    if [[ $want == default ]] && block_free 2379 "$count"; then
+      BASE=2379
+      return 0
+    fi
+    for ((base = 23790 + (RANDOM % 200) * 10; base < 29990; base += 10)); do
+      if block_free "$base" "$count"; then
+        BASE=$base
+        [[ $want == default ]] && say "   port 2379 is taken (another etcd?): using $BASE"
+        return 0
+      fi
+    done
+    die "no free ports for etcd between 23790 and 29990: pass --etcd-port PORT"
+  fi
+  block_free "$want" "$count" || die "ports $want to $((want + count - 1)) are not all free (ss -ltn): pass another --etcd-port, or auto"
+  BASE=$want
+}
+
+start_etcd() {
+  local members=$1 i cluster='' client=() sockets=()
+  command -v etcd >/dev/null || die "etcd is not installed: run deploy/setup.sh (Debian package etcd-server)"
+  command -v etcdctl >/dev/null || die "etcdctl is not installed: run deploy/setup.sh (Debian package etcd-client)"
+  for ((i = 0; i < members; i++)); do
+    cluster+="${cluster:+,}m$i=http://127.0.0.1:$((BASE + 2 * i + 1))"
+    client+=("127.0.0.1:$((BASE + 2 * i))")
+    # etcd names a unix socket after the URL's host:port, relative to its working directory.
+    sockets+=("unix:$STATE/etcd/m$i:$((BASE + 2 * i))")
+  done
+  ETCD_CLIENT=$(IFS=,; printf '%s' "${client[*]}")
+  ETCD_SOCKETS=$(IFS=,; printf '%s' "${sockets[*]}")
+  mkdir -p "$STATE/etcd"
+  for ((i = 0; i < members; i++)); do
+    local cport=$((BASE + 2 * i)) pport=$((BASE + 2 * i + 1))
+    spawn "$STATE/pids/etcd-m$i.pid" "$STATE/logs/etcd-m$i.log" "$STATE/etcd" \
+      env -i PATH="$PATH" etcd --name "m$i" --data-dir "$STATE/etcd/m$i.data" \
+      --listen-client-urls "http://127.0.0.1:$cport,unix://m$i:$cport" \
+      --advertise-client-urls "http://127.0.0.1:$cport" \
+      --listen-peer-urls "http://127.0.0.1:$pport" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+      --initial-cluster "$cluster" --initial-cluster-state new \
+      --initial-cluster-token "netcube-deploy-$PREFIX" \
+      --logger zap --log-outputs stderr --log-level warn
+  done
+  for ((i = 0; i < members; i++)); do
+    local endpoint=127.0.0.1:$((BASE + 2 * i)) ok=''
+    for _ in $(seq 1 200); do
+      our_pid "$STATE/pids/etcd-m$i.pid" "$STATE/etcd" >/dev/null || fail_with_log "etcd member m$i exited while starting" "$STATE/logs/etcd-m$i.log"
+      if etcdctl --endpoints="$endpoint" --dial-timeout=1s --command-timeout=2s endpoint health >/dev/null 2>&1; then
+        ok=1
+        break
+      fi
+      sleep 0.1
+    done
+    [[ -n $ok ]] || fail_with_log "etcd member m$i is not healthy after 20 s" "$STATE/logs/etcd-m$i.log"
+  done
+  say "   etcd: $members member$([[ $members == 1 ]] || printf s) at $ETCD_CLIENT (daemons use unix sockets in $STATE/etcd)"
+}
+
+# ----------------------------------------------------------------- up
+
+fail_with_log() {
+  printf 'hosts.sh: %s\n' "$1" >&2
+  if [[ -f $2 ]]; then
+    printf -- '--- last lines of %s:\n' "$2" >&2
+    tail -n 20 "$2" >&2
+    printf -- '---\n' >&2
+  fi
+  exit 1
+}
+
+add_veth() { # add_veth NS_A IF_A NS_B IF_B
+  ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+  # GRO gives a veth NAPI, without which frames XDP-redirected into it are dropped
+  # (chains in XDP mode); TC mode does not need it.
+  if [[ -n $HAVE_ETHTOOL ]]; then
+    ip netns exec "$1" ethtool -K "$2" gro on >/dev/null
+    ip netns exec "$3" ethtool -K "$4" gro on >/dev/null
+  fi
+  ip -n "$1" link set "$2" up
+  ip -n "$3" link set "$4" up
+}
+
+new_netns() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+  # Quiet links: no IPv6 autoconfiguration chatter in the counters.
+  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+}
+
+up() {
+  local n='' members=1 ports=default
+  PREFIX=h
+  while (($#)); do
+    case $1 in
+      --etcd-members) members=${2:?--etcd-members needs 1 or 3}; shift 2 ;;
+      --name) PREFIX=${2:?--name needs a prefix}; shift 2 ;;
+      --state) STATE=${2:?--state needs a directory}; shift 2 ;;
+      --etcd-port) ports=${2:?--etcd-port needs a port or auto}; shift 2 ;;
+      -h | --help) usage 0 ;;
+      -*) die "up: unknown option $1 (see hosts.sh --help)" ;;
+      *) [[ -z $n ]] || die "up: one host count, got '$n' and '$1'"; n=$1; shift ;;
+    esac
+  done
+  [[ $n =~ ^[1-9][0-9]?$ ]] || die "up: how many hosts? e.g. hosts.sh up 3 (1 to 99)"
+  [[ $members == 1 || $members == 3 ]] || die "--etcd-members: 1 or 3, got '$members'"
+  [[ $ports == default || $ports == auto || ($ports =~ ^[0-9]{1,5}$ && $ports -ge 1024 && $ports -le 65530) ]] ||
+    die "--etcd-port: a port number or auto, got '$ports' (members use PORT, PORT+1, ... up to PORT+5; from 1024 to 65530)"
+  [[ $PREFIX =~ ^[a-z]([-a-z0-9]*[a-z])?$ && ${#PREFIX} -le 40 ]] ||
+    die "--name: host names are PREFIX1..PREFIXN, so PREFIX takes lowercase letters, digits and '-', starting and ending with a letter (got '$PREFIX')"
+  [[ $(id -u) == 0 ]] || die "up needs root (network namespaces, bpffs)"
+  [[ -f $DAEMON_JS ]] || die "netcubed is not built ($DAEMON_JS): run deploy/setup.sh or npm run build"
+  if [[ -e $STATE/config ]]; then
+    die "$STATE already holds a deployment: run hosts.sh down${STATE_FLAG} first, or pass another --state"
+  fi
+  HOSTS=()
+  for ((i = 1; i <= n; i++)); do HOSTS+=("$PREFIX$i"); done
+  CLIENTS=("$PREFIX-client1" "$PREFIX-client2")
+  local ns
+  for ns in "${HOSTS[@]}" "${CLIENTS[@]}"; do
+    [[ ! -e /run/netns/$ns ]] || die "network namespace $ns exists already: remove it (ip netns delete $ns) or pass another --name"
+  done
+  for ns in "${HOSTS[@]}"; do
+    [[ ! -e $RUN_ROOT/$ns ]] || die "$RUN_ROOT/$ns exists already (a netcubed of that name ran here): remove it or pass another --name"
+  done
+
+  mkdir -p "$STATE/pids" "$STATE/logs"
+  ETCD_CLIENT='' ETCD_SOCKETS=''
+  save_state
+  # From here on, a failure takes down whatever was built.
+  trap 'on_up_failure' EXIT
+
+  step "network: ${#HOSTS[@]} hosts in a line, a client at each end"
+  HAVE_ETHTOOL=$(command -v ethtool || true)
+  [[ -n $HAVE_ETHTOOL ]] || say "   note: ethtool is missing (deploy/setup.sh installs it): without GRO on the veths, chains in XDP mode cannot deliver to the next namespace; TC mode works"
+  for ns in "${CLIENTS[@]}" "${HOSTS[@]}"; do new_netns "$ns"; done
+  add_veth "${CLIENTS[0]}" eth0 "${HOSTS[0]}" left
+  for ((i = 0; i + 1 < n; i++)); do add_veth "${HOSTS[i]}" right "${HOSTS[i + 1]}" left; done
+  add_veth "${HOSTS[n - 1]}" right "${CLIENTS[1]}" eth0
+  ip -n "${CLIENTS[0]}" addr add "$CLIENT_NET.1/24" dev eth0
+  ip -n "${CLIENTS[1]}" addr add "$CLIENT_NET.2/24" dev eth0
+  say "   ${CLIENTS[0]} ($CLIENT_NET.1) - $(IFS=-; printf '%s' "${HOSTS[*]}") - ${CLIENTS[1]} ($CLIENT_NET.2)"
+
+  step "etcd"
+  choose_ports "$ports" "$members"
+  start_etcd "$members"
+  save_state
+
+  step "netcubed on each host"
+  local node
+  node=$(command -v node) || die "node is not installed"
+  for ns in "${HOSTS[@]}"; do
+    mkdir -p "$RUN_ROOT/$ns"
+    spawn "$STATE/pids/netcubed-$ns.pid" "$STATE/logs/netcubed-$ns.log" / \
+      nsenter --net="/run/netns/$ns" "$node" "$DAEMON_JS" --name "$ns" --etcd "$ETCD_SOCKETS" --root "$RUN_ROOT/$ns"
+  done
+  local deadline=$((SECONDS + REGISTER_WITHIN)) pending=("${HOSTS[@]}")
+  while ((${#pending[@]})); do
+    local still=()
+    for ns in "${pending[@]}"; do
+      our_pid "$STATE/pids/netcubed-$ns.pid" "$RUN_ROOT/$ns" >/dev/null ||
+        fail_with_log "netcubed of $ns exited while starting" "$STATE/logs/netcubed-$ns.log"
+      if [[ -n $(etcdctl --endpoints="$ETCD_CLIENT" --dial-timeout=1s --command-timeout=2s get "/netcube/v1/hosts/$ns" --print-value-only 2>/dev/null) ]]; then
+        say "   $ns registered (pid $(<"$STATE/pids/netcubed-$ns.pid"), log $STATE/logs/netcubed-$ns.log)"
+      else
+        still+=("$ns")
+      fi
+    done
+    pending=("${still[@]+"${still[@]}"}")
+    ((${#pending[@]})) || break
+    ((SECONDS < deadline)) || fail_with_log "${pending[0]} did not register in etcd within $REGISTER_WITHIN s" "$STATE/logs/netcubed-${pending[0]}.log"
+    sleep 0.2
+  done
+  trap - EXIT
+
+  step "up"
+  say "   netcubectl talks to this etcd with:"
+  say "     export NETCUBE_ETCD=$ETCD_CLIENT"
+  say "   try: netcubectl get hosts; ip netns exec ${CLIENTS[0]} ping $CLIENT_NET.2"
+  say "   tear down: bash deploy/hosts.sh down${STATE_FLAG}"
+}
+
+on_up_failure() {
+  local code=$?
+  trap - EXIT
+  if ((code != 0)); then
+    printf 'hosts.sh: up failed; removing what it built\n' >&2
+    down_now || true
+  fi
+  exit "$code"
+}
+
+# ----------------------------------------------------------------- down
+
+down() {
+  while (($#)); do
+    case $1 in
+      --state) STATE=${2:?--state needs a directory}; shift 2 ;;
+      -h | --help) usage 0 ;;
+      *) die "down: unknown argument $1" ;;
+    esac
+  done
+  [[ $(id -u) == 0 ]] || die "down needs root"
+  if [[ ! -e $STATE/config ]]; then
+    say "nothing to tear down: $STATE holds no deployment"
+    rm -rf "$STATE"
+    return 0
+  fi
+  down_now
+}
+
+down_now() {
+  load_state || return 0
+  local ns file
+  read -r -a HOSTS <<<"$HOSTS"
+  read -r -a CLIENTS <<<"$CLIENTS"
+  step "stopping netcubed"
+  for ns in "${HOSTS[@]}"; do stop_pid "$STATE/pids/netcubed-$ns.pid" "$RUN_ROOT/$ns" "netcubed of $ns"; done
+  step "stopping etcd"
+  for file in "$STATE"/pids/etcd-*.pid; do
+    [[ -e $file ]] || continue
+    stop_pid "$file" "$STATE/etcd" "etcd $(basename "$file" .pid | sed 's/^etcd-//')"
+  done
+  step "removing namespaces, bpffs mounts and state"
+  for ns in "${HOSTS[@]}" "${CLIENTS[@]}"; do
+    local others
+    others=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ' || true)
+    # Not ours to kill: they keep the namespace alive after its name is gone.
+    [[ -z $others ]] || say "   warning: processes hosts.sh did not start still run in $ns (pids $others): stop them yourself"
+    if [[ -e /run/netns/$ns ]]; then
+      ip netns delete "$ns"
+      say "   deleted namespace $ns"
+    fi
+  done
+  for ns in "${HOSTS[@]}"; do
+    local root=$RUN_ROOT/$ns
+    # The data plane lives on pinned in the bpffs until it is unmounted.
+    if mountpoint -q "$root/bpf" 2>/dev/null; then
+      umount "$root/bpf"
+      say "   unmounted $root/bpf"
+    fi
+    rm -rf "$root"
+  done
+  rmdir "$RUN_ROOT" 2>/dev/null || true
+  rm -rf "$STATE"
+  say "   removed $STATE"
+}
+
+# ----------------------------------------------------------------- status
+
+status() {
+  while (($#)); do
+    case $1 in
+      --state) STATE=${2:?--state needs a directory}; shift 2 ;;
+      -h | --help) usage 0 ;;
+      *) die "status: unknown argument $1" ;;
+    esac
+  done
+  load_state || {
+    say "down: $STATE holds no deployment (bring one up with hosts.sh up 3)"
+    return 3
+  }
+  local ns file pid healthy=0
+  read -r -a HOSTS <<<"$HOSTS"
+  read -r -a CLIENTS <<<"$CLIENTS"
+  say "etcd ($ETCD_CLIENT):"
+  for file in "$STATE"/pids/etcd-*.pid; do
+    [[ -e $file ]] || continue
+    if pid=$(our_pid "$file" "$STATE/etcd"); then say "  $(basename "$file" .pid): running (pid $pid)"; else say "  $(basename "$file" .pid): NOT RUNNING"; healthy=1; fi
+  done
+  local registered
+  registered=$(etcdctl --endpoints="$ETCD_CLIENT" --dial-timeout=1s --command-timeout=2s get --prefix --keys-only /netcube/v1/hosts/ 2>/dev/null || true)
+  say "hosts:"
+  for ns in "${HOSTS[@]}"; do
+    local line="  $ns:"
+    [[ -e /run/netns/$ns ]] && line+=" namespace ok" || { line+=" NO NAMESPACE"; healthy=1; }
+    if pid=$(our_pid "$STATE/pids/netcubed-$ns.pid" "$RUN_ROOT/$ns"); then line+=", netcubed running (pid $pid)"; else line+=", netcubed NOT RUNNING"; healthy=1; fi
+    if grep -qx "/netcube/v1/hosts/$ns" <<<"$registered"; then line+=", registered"; else line+=", NOT REGISTERED"; healthy=1; fi
+    say "$line"
+  done
+  say "clients:"
+  for ns in "${CLIENTS[@]}"; do
+    [[ -e /run/netns/$ns ]] && say "  $ns: $(ip -n "$ns" -br -4 addr show dev eth0 | awk '{print $3}')" || { say "  $ns: NO NAMESPACE"; healthy=1; }
+  done
+  say "logs: $STATE/logs"
+  return $healthy
+}
+
+env_cmd() {
+  while (($#)); do
+    case $1 in
+      --state) STATE=${2:?--state needs a directory}; shift 2 ;;
+      *) die "env: unknown argument $1" ;;
+    esac
+  done
+  load_state || die "$STATE holds no deployment"
+  printf 'export NETCUBE_ETCD=%s\n' "$ETCD_CLIENT"
+}
+
+# ----------------------------------------------------------------- main
+
+(($#)) || usage
+command=$1
+shift
+# Repeated in the hints we print, so they work for a non-default state directory.
+STATE_FLAG=''
+for ((i = 1; i <= $#; i++)); do
+  if [[ ${!i} == --state ]]; then
+    j=$((i + 1))
+    STATE_FLAG=" --state ${!j:-}"
+  fi
+done
+case $command in
+  up) up "$@" ;;
+  down) down "$@" ;;
+  status) status "$@" ;;
+  env) env_cmd "$@" ;;
+  -h | --help | help) usage 0 ;;
+  *) die "unknown command '$command': up, down, status or env" ;;
+esac

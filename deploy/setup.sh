@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine to build and run netcube, from one that has only
+# node, npm, python3 and g++: the Debian packages netcube needs (skipped when all are
+# installed), the npm dependencies, then the build (BPF objects, the native libbpf
+# binding, the TypeScript). Safe to run again: it does only what is missing, and the
+# build is incremental. Run it as root (or with sudo available), from anywhere.
+#
+#   bash deploy/setup.sh            (or: npm run setup)
+#   SETUP_FORCE=1 bash deploy/setup.sh   reinstalls the npm dependencies as well
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+# clang/llvm build the data planes, bpftool makes vmlinux.h, libbpf-dev, libelf-dev,
+# zlib1g-dev and pkg-config build the native binding (with make and g++); etcd runs the
+# desired state; the rest is what the demo and the tests drive traffic and namespaces with.
+PACKAGES=(
+  clang llvm libbpf-dev bpftool pkg-config libelf-dev zlib1g-dev make g++
+  etcd-server etcd-client
+  iproute2 iperf3 iputils-ping ethtool containernetworking-plugins
+)
+
+step() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+die() {
+  printf 'setup.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    die "installing Debian packages needs root: run setup.sh as root, or install sudo"
+  fi
+}
+
+step "checking the machine"
+[[ -r /etc/debian_version ]] || note "this is not Debian: the package names below are Debian 12's; install their equivalents by hand"
+command -v node >/dev/null || die "node is not installed: install Node.js 20 or later first"
+command -v npm >/dev/null || die "npm is not installed: install it with Node.js"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+((node_major >= 20)) || die "Node.js $(node -v) is too old: netcube needs 20.8 or later"
+note "node $(node -v), npm $(npm -v), kernel $(uname -r)"
+[[ -r /sys/kernel/btf/vmlinux ]] || note "warning: /sys/kernel/btf/vmlinux is missing: the kernel has no BTF, and the BPF build (CO-RE) needs it"
+
+step "Debian packages"
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$package")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  note "all ${#PACKAGES[@]} present"
+else
+  note "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  # Keep existing config files without asking; no recommends, no prompts.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null && systemctl is-active -q etcd 2>/dev/null; then
+    note "note: Debian started its own etcd service on 127.0.0.1:2379; deploy/hosts.sh runs a separate etcd (on other ports when 2379 is taken)"
+  fi
+fi
+
+step "npm dependencies"
+if [[ ! -f package-lock.json ]]; then
+  note "no package-lock.json: npm install"
+  npm install --no-audit --no-fund
+elif [[ -z ${SETUP_FORCE:-} && -f node_modules/.package-lock.json && node_modules/.package-lock.json -nt package-lock.json && node_modules/.package-lock.json -nt package.json ]]; then
+  note "node_modules is up to date with package-lock.json (SETUP_FORCE=1 reinstalls)"
+else
+  npm ci --no-audit --no-fund
+fi
+
+step "build: BPF objects, native binding, TypeScript"
+npm run build
+note "netcubed:   node $REPO/build/js/node-daemon/src/daemon/main.js"
+note "netcubectl: node $REPO/build/js/node-daemon/src/cli/main.js"
+
+step "ready"
+note "try the demo: npm run demo (three namespace-hosts and a chain across them)"

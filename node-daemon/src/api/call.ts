@@ -1,0 +1,134 @@
+// Handlers as plain async functions. The adapters here give each one the request
+// and a CallContext (an AbortSignal that fires when the client cancels, the
+// deadline passes or the server stops), turn whatever it throws into a status
+// (status.ts), and count every call in the metrics.
+
+import { once } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { ApiContext } from './context';
+import { toStatus } from './status';
+
+export interface CallContext {
+  /** Aborts when the client cancels, its deadline passes, or the server stops. */
+  readonly signal: AbortSignal;
+  /** Milliseconds left until the client's deadline; Infinity without one. */
+  remainingMs(): number;
+}
+
+/** Calls in flight, so that stopping the server ends them (log streams above all). */
+export class Calls {
+  private readonly live = new Set<AbortController>();
+  private stopped = false;
+
+  open(call: { getDeadline(): grpc.Deadline; on(event: 'cancelled', listener: () => void): unknown }): { ctx: CallContext; done(): void } {
+    const controller = new AbortController();
+    const deadline = deadlineMs(call.getDeadline());
+    const timer = Number.isFinite(deadline) ? setTimeout(() => controller.abort(abortError('the deadline passed')), Math.max(0, deadline - Date.now())) : undefined;
+    timer?.unref();
+    call.on('cancelled', () => controller.abort(abortError('the client cancelled the call')));
+    if (this.stopped) controller.abort(abortError('netcubed is stopping'));
+    this.live.add(controller);
+    return {
+      ctx: { signal: controller.signal, remainingMs: () => deadline - Date.now() },
+      done: () => {
+        clearTimeout(timer);
+        this.live.delete(controller);
+      },
+    };
+  }
+
+  /** Aborts every call in flight, and those that arrive from now on. */
+  abortAll(): void {
+    this.stopped = true;
+    for (const c of this.live) c.abort(abortError('netcubed is stopping'));
+  }
+}
+
+function deadlineMs(deadline: grpc.Deadline): number {
+  if (deadline instanceof Date) return deadline.getTime();
+  return Number.isFinite(deadline) ? Number(deadline) : Infinity;
+}
+
+function abortError(message: string): Error {
+  const err = new Error(message);
+  err.name = 'AbortError';
+  return err;
+}
+
+export interface Rpc {
+  unary<Req, Res>(method: string, fn: (req: Req, call: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res>;
+  /** `send` resolves once the message is handed on (it waits while the client reads slowly). */
+  serverStream<Req, Res>(method: string, fn: (req: Req, call: CallContext, send: (msg: Res) => Promise<void>) => Promise<void>): grpc.handleServerStreamingCall<Req, Res>;
+  /** As serverStream, with the client's messages as an async iterable. */
+  bidiStream<Req, Res>(method: string, fn: (incoming: AsyncIterable<Req>, call: CallContext, send: (msg: Res) => Promise<void>) => Promise<void>): grpc.handleBidiStreamingCall<Req, Res>;
+}
+
+export function rpcAdapters(ctx: ApiContext, calls: Calls): Rpc {
+  const count = (method: string, code: grpc.status): void => ctx.metrics.countRpc(method, grpc.status[code]);
+  // Server-side and bidirectional streams alike: `send` waits while the client reads slowly.
+  const stream = (
+    method: string,
+    call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+    fn: (callCtx: CallContext, send: (msg: unknown) => Promise<void>) => Promise<void>,
+  ): void => {
+    const { ctx: callCtx, done } = calls.open(call);
+    const send = async (msg: unknown): Promise<void> => {
+      if (callCtx.signal.aborted) throw callCtx.signal.reason;
+      if (call.write(msg as never)) return;
+      const ac = new AbortController();
+      const stop = (): void => ac.abort();
+      callCtx.signal.addEventListener('abort', stop);
+      try {
+        await once(call, 'drain', { signal: ac.signal });
+      } catch {
+        throw callCtx.signal.reason;
+      } finally {
+        callCtx.signal.removeEventListener('abort', stop);
+      }
+    };
+    fn(callCtx, send).then(
+      () => {
+        done();
+        count(method, grpc.status.OK);
+        call.end();
+      },
+      (err: unknown) => {
+        done();
+        // A stream the server ends by stopping finishes cleanly; one the client left needs no answer.
+        if (callCtx.signal.aborted && call.cancelled) {
+          count(method, grpc.status.CANCELLED);
+          return;
+        }
+        if (callCtx.signal.aborted && !call.cancelled && (err as Error)?.name === 'AbortError') {
+          count(method, grpc.status.OK);
+          call.end();
+          return;
+        }
+        const s = toStatus(err, ctx.log, method);
+        count(method, s.code);
+        call.emit('error', s);
+      },
+    );
+  };
+
+  return {
+    unary: (method, fn) => (call, callback) => {
+      const { ctx: callCtx, done } = calls.open(call);
+      fn(call.request, callCtx).then(
+        (res) => {
+          done();
+          count(method, grpc.status.OK);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          done();
+          const s = toStatus(err, ctx.log, method);
+          count(method, s.code);
+          callback(s);
+        },
+      );
+    },
+    serverStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(call.request, callCtx, send)),
+    bidiStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(call as AsyncIterable<never>, callCtx, send)),
+  };
+}

@@ -1,0 +1,40 @@
+// What the gRPC handlers work with: the daemon's parts, nothing more.
+
+import { DataPlaneLogs } from '../runtime/logs';
+import { Runtime } from '../runtime/runtime';
+import { Store } from '../store';
+import { Logger } from '../daemon/log';
+import { Metrics } from '../daemon/metrics';
+import { Reconciler } from '../daemon/reconciler';
+import { SlowPath } from '../slowpath/dispatcher';
+
+export interface ApiContext {
+  /** This host's name, as chains place cubes on it. */
+  readonly host: string;
+  /** The network namespace of this host's netdevs (a path); undefined: the daemon's own. */
+  readonly netns?: string;
+  readonly version: string;
+  readonly runtime: Runtime;
+  readonly reconciler: Reconciler;
+  readonly logs: DataPlaneLogs;
+  readonly slowPath: SlowPath;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** The etcd store; throws StoreUnavailableError while etcd has not been reached. */
+  store(): Store;
+  storeConnected(): boolean;
+}
+
+export interface ApiOptions {
+  /** Unix socket path; created with mode 0660. */
+  socket: string;
+  /** TCP HOST:PORT, served with TLS only. */
+  listen?: string;
+  tls?: { cert: string; key: string; ca?: string };
+}
+
+export interface ApiServer {
+  /** Where the API is served: unix:/path, and HOST:PORT for TCP. */
+  readonly endpoints: string[];
+  close(): Promise<void>;
+}

@@ -1,0 +1,138 @@
+// The gRPC server of netcubed: the netcube.v1 services on a unix socket (mode
+// 0660, for local tools) and, when asked, on TCP with TLS (mutual when a CA is
+// given, for remote controllers); plus grpc.health.v1 and server reflection, so
+// generic clients (grpcurl, grpc_health_probe) can check and explore the API.
+//
+// Health and reflection come from the grpc-node team's own packages
+// (grpc-health-check, @grpc/reflection): the standard implementations of those
+// protocols for grpc-js, maintained with it.
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { Calls, rpcAdapters } from './call';
+import { ApiContext, ApiOptions, ApiServer } from './context';
+import { cubeService } from './cubes';
+import { hostService } from './host';
+import { logService } from './logs';
+import { LOADER_OPTIONS, loadApi, SERVICES } from './proto';
+import { tableService } from './tables';
+import { slowPathService } from './slowpath';
+import { typeService } from './types';
+
+/** Large enough for a cube type's two ELF objects. */
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiServer> {
+  const { definition, api } = loadApi();
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  });
+  const calls = new Calls();
+  const rpc = rpcAdapters(ctx, calls);
+  const endpoints: string[] = [];
+
+  const v1 = api.netcube.v1;
+  server.addService(v1.HostService.service, hostService(ctx, rpc, () => [...endpoints]));
+  server.addService(v1.TypeService.service, typeService(ctx, rpc));
+  server.addService(v1.CubeService.service, cubeService(ctx, rpc));
+  server.addService(v1.TableService.service, tableService(ctx, rpc));
+  server.addService(v1.LogService.service, logService(ctx, rpc));
+  server.addService(v1.SlowPathService.service, slowPathService(ctx, rpc));
+
+  const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING' as const])));
+  health.addToServer(server);
+  const healthDefinition = protoLoader.loadSync(healthProtoPath, LOADER_OPTIONS);
+  new ReflectionService({ ...definition, ...healthDefinition }).addToServer(server);
+
+  let socketBound = false;
+  try {
+    await bindUnixSocket(server, opts.socket);
+    socketBound = true;
+    endpoints.push(`unix:${opts.socket}`);
+    if (opts.listen) endpoints.push(await bindTls(server, opts.listen, opts.tls));
+  } catch (err) {
+    server.forceShutdown();
+    if (socketBound) fs.rmSync(opts.socket, { force: true });
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    endpoints,
+    close: () =>
+      (closing ??= (async () => {
+        for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
+        calls.abortAll();
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 5_000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        fs.rmSync(opts.socket, { force: true });
+      })()),
+  };
+}
+
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))));
+}
+
+/**
+ * Binds the socket under a temporary name, gives it mode 0660, then renames it into
+ * place: nobody can connect to it while it has the mode the umask gave it. A socket
+ * file left by a daemon that died is removed; one a live process answers on is not.
+ */
+async function bindUnixSocket(server: grpc.Server, socket: string): Promise<void> {
+  fs.mkdirSync(path.dirname(socket), { recursive: true });
+  const existing = fs.lstatSync(socket, { throwIfNoEntry: false });
+  if (existing) {
+    if (!existing.isSocket()) throw new Error(`${socket} exists and is not a socket: remove it or choose another --socket`);
+    if (await answers(socket)) throw new Error(`${socket} is in use by another process (a netcubed already running?)`);
+    fs.rmSync(socket);
+  }
+  const tmp = path.join(path.dirname(socket), `.netcubed-${process.pid}.sock`);
+  fs.rmSync(tmp, { force: true });
+  await bind(server, `unix:${tmp}`, grpc.ServerCredentials.createInsecure());
+  fs.chmodSync(tmp, 0o660);
+  fs.renameSync(tmp, socket);
+}
+
+function answers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = net.connect(socket);
+    conn.once('connect', () => {
+      conn.destroy();
+      resolve(true);
+    });
+    conn.once('error', () => resolve(false));
+  });
+}
+
+async function bindTls(server: grpc.Server, listen: string, tls: ApiOptions['tls']): Promise<string> {
+  if (!tls) throw new Error(`TCP (${listen}) is served with TLS only: give a certificate and key`);
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new Error(`cannot read the TLS ${what} ${file}: ${(err as Error).message}`);
+    }
+  };
+  const credentials = grpc.ServerCredentials.createSsl(
+    tls.ca ? read(tls.ca, 'CA') : null,
+    [{ cert_chain: read(tls.cert, 'certificate'), private_key: read(tls.key, 'key') }],
+    tls.ca !== undefined,
+  );
+  const port = await bind(server, listen, credentials);
+  return `${listen.slice(0, listen.lastIndexOf(':'))}:${port}`;
+}

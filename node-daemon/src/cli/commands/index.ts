@@ -1,0 +1,12 @@
+// Every netcubectl command, in the order `netcubectl --help` lists them.
+
+import { Command } from '../command';
+import { apply, del, diff, history, rollback } from './chains';
+import { describe } from './describe';
+import { get } from './get';
+import { logs } from './logs';
+import { table } from './table';
+import { topology } from './topology';
+import { types } from './types';
+
+export const COMMANDS: Command[] = [apply, get, del, diff, history, rollback, describe, topology, table, logs, types];

@@ -1,0 +1,84 @@
+// `types`: registering cube types from their compiled ELF objects, for the whole
+// cluster, through a daemon (which inspects the objects before they are stored).
+
+import { readFileSync } from 'node:fs';
+import { modeFromProto } from '../../api/convert';
+import type { CubeType } from '../../api/client';
+import { Command, positionals, stringOption, UsageError } from '../command';
+
+function readObject(file: string, flagName: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${flagName} ${file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (err as Error).message})`, 'types');
+  }
+}
+
+function typeView(t: CubeType) {
+  return {
+    name: t.name,
+    builtin: t.builtin,
+    transparent: t.transparent,
+    modes: t.modes.map(m => modeFromProto(m, 'modes')),
+    microcubes: t.microcubes,
+    tables: t.tables.map(({ name, scope, mapType, keySize, valueSize, maxEntries }) => ({ name, scope, mapType, keySize, valueSize, maxEntries })),
+    digest: t.digest,
+  };
+}
+
+export const types: Command = {
+  name: 'types',
+  summary: 'register or unregister a cube type from its compiled objects',
+  usage: ['types register NAME [--xdp FILE] [--tc FILE] [--host HOST]', 'types unregister NAME [--host HOST]'],
+  description: `
+Registers a cube type for the whole cluster from its ELF objects, built with
+<netcube/netcube.h> once per hook (clang -target bpf -DNC_HOOK_XDP / -DNC_HOOK_TC).
+A daemon checks the objects (programs, framework maps, kind) before the type is
+stored in etcd; every host then loads it when a chain places a cube of it. The
+same objects again change nothing. unregister refuses while a chain uses the type.
+\`netcubectl get types\` lists the types.`,
+  options: { xdp: { type: 'string' }, tc: { type: 'string' }, host: { type: 'string' } },
+  optionHelp: [
+    ['--xdp FILE', 'the object for XDP mode'],
+    ['--tc FILE', 'the object for TC mode (at least one of the two)'],
+    ['--host HOST', 'the daemon to go through (default: one on this machine, or the first registered)'],
+  ],
+  examples: [
+    'netcubectl types register counter --xdp build/counter.xdp.o --tc build/counter.tc.o',
+    'netcubectl types unregister counter',
+  ],
+  async run(session, args) {
+    const action = args.positionals[0];
+    if (action !== 'register' && action !== 'unregister') {
+      throw new UsageError(`types: ${action === undefined ? 'say what to do' : `unknown action ${JSON.stringify(action)}`}: register or unregister (get types lists them)`, 'types');
+    }
+    const [, name] = positionals(args, 'types', [action, 'the type name']);
+    const xdp = stringOption(args, 'xdp');
+    const tc = stringOption(args, 'tc');
+    if (action === 'register' && xdp === undefined && tc === undefined) {
+      throw new UsageError('types register needs the objects: --xdp FILE and/or --tc FILE', 'types');
+    }
+    if (action === 'unregister' && (xdp !== undefined || tc !== undefined)) {
+      throw new UsageError('--xdp and --tc go with types register', 'types');
+    }
+    const objects = {
+      ...(xdp !== undefined ? { xdpObject: readObject(xdp, '--xdp') } : {}),
+      ...(tc !== undefined ? { tcObject: readObject(tc, '--tc') } : {}),
+    };
+    const daemons = await session.daemons();
+    const host = stringOption(args, 'host');
+    const connection = host ? await daemons.connect(host) : await daemons.any();
+    if (action === 'register') {
+      const type = typeView(await daemons.call(connection, client => client.registerType({ name, ...objects })));
+      session.print(type, () => {
+        const tables = type.tables.length ? type.tables.map(t => `${t.name} (${t.scope})`).join(', ') : 'none';
+        return `cube type ${type.name} registered: ${type.transparent ? 'transparent' : 'standard'}, modes ${type.modes.join(', ')}, ` +
+          `micro-cubes ${type.microcubes.join(', ')}, tables ${tables}\n`;
+      });
+    } else {
+      await daemons.call(connection, client => client.unregisterType({ name }));
+      session.print({ name, unregistered: true }, () => `cube type ${name} unregistered\n`);
+    }
+  },
+};

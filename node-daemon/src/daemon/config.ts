@@ -1,0 +1,128 @@
+// netcubed's command line: every option, its default, and the help text.
+
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { hostNameProblem } from '../chain';
+import { LEVELS, Level } from './log';
+
+export interface DaemonConfig {
+  name: string;
+  etcd: string[];
+  root: string;
+  socket: string;
+  listen?: string;
+  advertise?: string;
+  tls?: { cert: string; key: string; ca?: string };
+  netns?: string;
+  xdpMode: 'native' | 'generic';
+  metrics?: string;
+  logLevel: Level;
+  leaseTtl: number;
+}
+
+export const HELP = `Usage: netcubed [options]
+
+netcubed is the per-host daemon of netcube. It owns this host's data plane
+(eBPF programs, maps and links, pinned in its own bpffs under --root), applies the
+chains placed on this host from etcd, and serves the netcube.v1 gRPC API.
+The data plane keeps forwarding while netcubed, etcd or a controller is down; a
+restarted netcubed adopts what it finds pinned.
+
+Options:
+  --name NAME           this host's name in chains and etcd (default: the hostname)
+  --etcd URLS           etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379)
+  --root DIR            state directory on tmpfs (default: /run/netcube/<name>)
+  --socket PATH         gRPC on a unix socket, mode 0660 (default: <root>/netcubed.sock)
+  --listen HOST:PORT    also serve gRPC over TCP, with TLS (needs --tls-cert, --tls-key)
+  --advertise HOST:PORT the address other machines reach --listen at (default: --listen)
+  --tls-cert FILE       server certificate (PEM)
+  --tls-key FILE        its private key (PEM)
+  --tls-ca FILE         CA whose client certificates are required (mutual TLS)
+  --netns PATH          network namespace of this host's netdevs (default: the daemon's own)
+  --xdp-mode MODE       native or generic XDP for netdev entries (default: native)
+  --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
+  --log-level LEVEL     error, warn, info or debug (default: info)
+  --lease-ttl SECONDS   lease of this host's registration in etcd (default: 10)
+  -h, --help            show this help
+
+Run it inside the host's network namespace without a private mount namespace
+(nsenter --net=/run/netns/<host> netcubed ...), so its bpffs outlives it.
+`;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        name: { type: 'string' },
+        etcd: { type: 'string' },
+        root: { type: 'string' },
+        socket: { type: 'string' },
+        listen: { type: 'string' },
+        advertise: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        netns: { type: 'string' },
+        'xdp-mode': { type: 'string' },
+        metrics: { type: 'string' },
+        'log-level': { type: 'string' },
+        'lease-ttl': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}; see netcubed --help`);
+  }
+  if (values.help) return 'help';
+  const str = (k: string): string | undefined => values[k] as string | undefined;
+
+  const name = str('name') ?? os.hostname().split('.')[0].toLowerCase();
+  const problem = hostNameProblem(name);
+  if (problem) throw new ConfigError(`--name: ${problem}`);
+  const etcd = (str('etcd') ?? env.NETCUBE_ETCD ?? '127.0.0.1:2379').split(',').map((s) => s.trim()).filter(Boolean);
+  if (etcd.length === 0) throw new ConfigError('--etcd: give at least one endpoint, e.g. 127.0.0.1:2379');
+  const root = path.resolve(str('root') ?? `/run/netcube/${name}`);
+  const hostPort = (flag: string): string | undefined => {
+    const v = str(flag);
+    if (v !== undefined && !/^[^\s]+:\d{1,5}$/.test(v)) throw new ConfigError(`--${flag}: expected HOST:PORT, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const listen = hostPort('listen');
+  const advertise = hostPort('advertise');
+  const metrics = hostPort('metrics');
+  const cert = str('tls-cert');
+  const key = str('tls-key');
+  const ca = str('tls-ca');
+  if (listen && (!cert || !key)) throw new ConfigError('--listen serves gRPC over TLS only: give --tls-cert and --tls-key');
+  if (!listen && (cert || key || ca)) throw new ConfigError('--tls-cert, --tls-key and --tls-ca apply to --listen, which is not set');
+  const xdpMode = str('xdp-mode') ?? 'native';
+  if (xdpMode !== 'native' && xdpMode !== 'generic') throw new ConfigError(`--xdp-mode: native or generic, got ${JSON.stringify(xdpMode)}`);
+  const logLevel = str('log-level') ?? 'info';
+  if (!(LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError(`--log-level: one of ${LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  const leaseTtl = Number(str('lease-ttl') ?? 10);
+  if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new ConfigError(`--lease-ttl: an integer of seconds >= 2, got ${str('lease-ttl')}`);
+
+  return {
+    name,
+    etcd,
+    root,
+    socket: path.resolve(str('socket') ?? path.join(root, 'netcubed.sock')),
+    listen,
+    advertise: advertise ?? listen,
+    tls: listen ? { cert: cert!, key: key!, ca } : undefined,
+    netns: str('netns'),
+    xdpMode,
+    metrics,
+    logLevel: logLevel as Level,
+    leaseTtl,
+  };
+}

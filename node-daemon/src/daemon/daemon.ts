@@ -1,0 +1,168 @@
+// netcubed as one object: opens the runtime (adopting what is pinned), serves the
+// API at once — reads work even while etcd is away — and keeps trying to reach
+// etcd; once there it registers the host under a lease and reconciles.
+
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import { startApi } from '../api/server';
+import { ApiContext, ApiServer } from '../api/context';
+import { DataPlaneLogs } from '../runtime/logs';
+import { SlowPath } from '../slowpath/dispatcher';
+import { Runtime } from '../runtime/runtime';
+import { HostLease, Store, StoreUnavailableError } from '../store';
+import { DaemonConfig } from './config';
+import { Logger } from './log';
+import { Metrics } from './metrics';
+import { Reconciler } from './reconciler';
+
+export const VERSION: string = (require('../../../../../package.json') as { version: string }).version;
+
+export class Daemon {
+  private store?: Store;
+  private lease?: HostLease;
+  private api?: ApiServer;
+  private metricsServer?: http.Server;
+  private readonly stopping = new AbortController();
+  private connecting?: Promise<void>;
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly log: Logger,
+    readonly runtime: Runtime,
+    readonly reconciler: Reconciler,
+    readonly metrics: Metrics,
+    readonly logs: DataPlaneLogs,
+    readonly slowPath: SlowPath,
+  ) {}
+
+  static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
+    fs.mkdirSync(config.root, { recursive: true });
+    const runtime = await Runtime.open({ root: config.root, netns: config.netns, xdpMode: config.xdpMode });
+    const a = runtime.adoption;
+    log.info('runtime opened', {
+      root: config.root,
+      adopted: { cubes: a.adoptedCubes.length, netdevs: a.adoptedNetdevs.length },
+      orphansRemoved: a.orphansRemoved,
+      missing: a.missing,
+      healed: a.healed,
+    });
+    const metrics = new Metrics();
+    const reconciler = new Reconciler(config.name, runtime, log.with({ part: 'reconciler' }), metrics);
+    const logs = new DataPlaneLogs(runtime.host.logRing, (id) => runtime.cubeNameById(id));
+    const slowPath = new SlowPath(runtime);
+    slowPath.start();
+    const daemon = new Daemon(config, log, runtime, reconciler, metrics, logs, slowPath);
+    try {
+      const api = await startApi(daemon.context(), { socket: config.socket, listen: config.listen, tls: config.tls });
+      daemon.api = api;
+      log.info('serving gRPC', { endpoints: api.endpoints });
+      if (config.metrics) daemon.metricsServer = await daemon.serveMetrics(config.metrics);
+    } catch (err) {
+      await daemon.stop();
+      throw err;
+    }
+    daemon.connecting = daemon.connect();
+    return daemon;
+  }
+
+  private context(): ApiContext {
+    return {
+      host: this.config.name,
+      netns: this.config.netns,
+      version: VERSION,
+      runtime: this.runtime,
+      reconciler: this.reconciler,
+      logs: this.logs,
+      slowPath: this.slowPath,
+      metrics: this.metrics,
+      log: this.log.with({ part: 'api' }),
+      store: () => {
+        if (!this.store) throw new StoreUnavailableError(`etcd (${this.config.etcd.join(', ')}) has not been reached yet: nothing was changed`);
+        return this.store;
+      },
+      storeConnected: () => this.store !== undefined && this.lease?.state === 'alive',
+    };
+  }
+
+  /** Reaches etcd (retrying with backoff, for ever), registers the host, starts reconciling. */
+  private async connect(): Promise<void> {
+    let delay = 250;
+    for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
+      try {
+        this.store = await Store.connect({
+          endpoints: this.config.etcd,
+          retry: { timeoutMs: 5_000 },
+          onRetry: (e) => this.log.debug('etcd call retried', { operation: e.operation, attempt: e.attempt, error: e.error.message }),
+        });
+        break;
+      } catch (err) {
+        this.log.warn('etcd unreachable; serving from pinned state meanwhile', { etcd: this.config.etcd, attempt, retryInMs: delay, error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+    const store = this.store;
+    if (!store || this.stopping.signal.aborted) return;
+    await this.publishBuiltinTypes(store);
+    this.lease = await store.hosts.register(
+      {
+        name: this.config.name,
+        endpoints: this.api!.endpoints.map((e) => (e.startsWith('unix:') || !this.config.advertise ? e : this.config.advertise)),
+        startedAt: new Date().toISOString(),
+        kernel: os.release(),
+        features: ['xdp', 'tc', 'ringbuf', 'xdp-live-frames', 'btf'],
+      },
+      this.config.leaseTtl,
+    );
+    this.lease.on('lost', (err) => this.log.warn('host registration lost', { error: err.message }));
+    this.lease.on('recovered', ({ newLease }) => this.log.info('host registered again', { newLease }));
+    await this.reconciler.follow(store);
+    this.log.info('connected to etcd', { etcd: this.config.etcd });
+  }
+
+  /** Makes the built-in cube types known cluster-wide, so chains validate against them. */
+  private async publishBuiltinTypes(store: Store): Promise<void> {
+    for (const t of this.runtime.types.list().filter((t) => t.builtin)) {
+      try {
+        await store.types.putType({ name: t.name, transparent: t.transparent, microcubes: t.microcubes, modes: t.modes, objects: { ...t.objects } });
+      } catch (err) {
+        this.log.warn('could not publish a built-in cube type', { type: t.name, error: (err as Error).message });
+      }
+    }
+  }
+
+  private serveMetrics(address: string): Promise<http.Server> {
+    const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+    const server = http.createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('metrics are at /metrics\n');
+        return;
+      }
+      try {
+        const body = this.metrics.render(this.runtime, { storeConnected: this.context().storeConnected(), slowPath: this.slowPath });
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(body);
+      } catch (err) {
+        res.writeHead(500).end(`${(err as Error).message}\n`);
+      }
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve(server));
+    });
+  }
+
+  /** Stops serving and lets go of etcd; the data plane stays as it is, pinned. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.api?.close();
+    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
+    await this.connecting?.catch(() => undefined);
+    await this.reconciler.close();
+    await this.lease?.close().catch(() => undefined);
+    await this.store?.close().catch(() => undefined);
+    this.logs.close();
+    this.slowPath.close();
+    this.runtime.close();
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// netcubed: see `netcubed --help` and daemon.ts.
+
+import { ConfigError, HELP, parseConfig } from './config';
+import { Daemon } from './daemon';
+import { Logger } from './log';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`netcubed: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (config === 'help') {
+    process.stdout.write(HELP);
+    return;
+  }
+  const log = new Logger(config.logLevel, { host: config.name });
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(config, log);
+  } catch (err) {
+    log.error('netcubed could not start', { error: (err as Error).message });
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping; the data plane stays', { signal });
+    daemon.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error('stop failed', { error: (err as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`netcubed: ${err instanceof ConfigError ? err.message : (err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,92 @@
+// Prometheus metrics of netcubed, in the text exposition format: reconcile latency
+// and outcomes, gRPC calls, and — read from the data plane at scrape time — the
+// counters of every cube port and the framework's error counters.
+
+import { ERRORS } from '../runtime/abi';
+import { Runtime } from '../runtime/runtime';
+import { SlowPath } from '../slowpath/dispatcher';
+
+const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+const label = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const labels = (l: Record<string, string>): string => {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${label(v)}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+};
+
+export class Metrics {
+  private readonly reconcileBuckets = BUCKETS.map(() => 0);
+  private reconcileCount = 0;
+  private reconcileSum = 0;
+  private readonly reconciles = { ok: 0, error: 0 };
+  private readonly rpcs = new Map<string, number>();
+
+  observeReconcile(seconds: number, ok: boolean): void {
+    this.reconcileCount++;
+    this.reconcileSum += seconds;
+    BUCKETS.forEach((b, i) => {
+      if (seconds <= b) this.reconcileBuckets[i]++;
+    });
+    this.reconciles[ok ? 'ok' : 'error']++;
+  }
+
+  countRpc(method: string, code: string): void {
+    const key = `${method}\0${code}`;
+    this.rpcs.set(key, (this.rpcs.get(key) ?? 0) + 1);
+  }
+
+  /** The exposition text; data-plane counters are read now. */
+  render(runtime: Runtime, state: { storeConnected: boolean; slowPath: SlowPath }): string {
+    const out: string[] = [];
+    const family = (name: string, type: string, help: string): void => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    };
+
+    family('netcube_reconcile_seconds', 'histogram', 'Time of one reconcile pass: desired state to data plane.');
+    BUCKETS.forEach((b, i) => out.push(`netcube_reconcile_seconds_bucket{le="${b}"} ${this.reconcileBuckets[i]}`));
+    out.push(`netcube_reconcile_seconds_bucket{le="+Inf"} ${this.reconcileCount}`);
+    out.push(`netcube_reconcile_seconds_sum ${this.reconcileSum}`, `netcube_reconcile_seconds_count ${this.reconcileCount}`);
+
+    family('netcube_reconciles_total', 'counter', 'Reconcile passes, by outcome (error: some chain could not be applied).');
+    for (const [result, n] of Object.entries(this.reconciles)) out.push(`netcube_reconciles_total${labels({ result })} ${n}`);
+
+    family('netcube_grpc_requests_total', 'counter', 'gRPC calls served, by method and status code.');
+    for (const [key, n] of this.rpcs) {
+      const [method, code] = key.split('\0');
+      out.push(`netcube_grpc_requests_total${labels({ method, code })} ${n}`);
+    }
+
+    family('netcube_store_connected', 'gauge', 'Whether etcd is reachable (1) or the daemon runs from pinned state (0).');
+    out.push(`netcube_store_connected ${state.storeConnected ? 1 : 0}`);
+
+    const cubes = runtime.cubeNames();
+    family('netcube_cubes', 'gauge', 'Cubes on this host.');
+    out.push(`netcube_cubes ${cubes.length}`);
+
+    const counters = [
+      ['netcube_port_rx_packets_total', 'rxPackets', 'Packets that entered a cube through a port.'],
+      ['netcube_port_rx_bytes_total', 'rxBytes', 'Bytes that entered a cube through a port.'],
+      ['netcube_port_tx_packets_total', 'txPackets', 'Packets a cube sent out of a port.'],
+      ['netcube_port_tx_bytes_total', 'txBytes', 'Bytes a cube sent out of a port.'],
+      ['netcube_port_drops_total', 'drops', 'Packets a cube dropped, by the port they came in.'],
+      ['netcube_port_to_controller_total', 'toController', 'Packets a cube handed to its control plane, by in-port.'],
+    ] as const;
+    const stats = cubes.flatMap((cube) => [...runtime.cube(cube).ports.keys()].map((port) => ({ cube, port, s: runtime.portStats(cube, port) })));
+    for (const [name, field, help] of counters) {
+      family(name, 'counter', help);
+      for (const { cube, port, s } of stats) out.push(`${name}${labels({ cube, port })} ${s[field]}`);
+    }
+
+    family('netcube_slowpath_packets_total', 'counter', 'Packets cubes handed to their control plane, by what became of them.');
+    for (const [cube, counts] of state.slowPath.counts)
+      for (const [outcome, n] of Object.entries(counts)) out.push(`netcube_slowpath_packets_total${labels({ cube, outcome })} ${n}`);
+    family('netcube_packet_outs_total', 'counter', 'Packets control planes sent into the data plane, by outcome.');
+    for (const [outcome, n] of Object.entries(state.slowPath.packetOuts)) out.push(`netcube_packet_outs_total${labels({ outcome })} ${n}`);
+
+    family('netcube_dataplane_errors_total', 'counter', 'Framework errors in the data plane, by cause.');
+    runtime.host.errorCounts().forEach((n, i) => {
+      if (ERRORS[i]) out.push(`netcube_dataplane_errors_total${labels({ cause: ERRORS[i] })} ${n}`);
+    });
+    return `${out.join('\n')}\n`;
+  }
+}

@@ -1,0 +1,400 @@
+// The reconciler: makes this host's data plane what the chains in etcd say, and
+// reports back what it did.
+//
+// It follows every chain through one watch that survives etcd restarts, and
+// applies this host's slice of them to the runtime in one go. When that fails, it
+// applies the chains that changed one by one on top of what last worked, so a
+// broken chain stays at its previous version (or absent) and reports its error,
+// while the others go ahead: each chain is applied atomically or not at all. Status
+// per cube goes back to etcd. While etcd is away the data plane keeps what it has.
+// Micro-cubes a chain replaces (replacedMicrocubes) are part of applying it.
+
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Endpoint as ChainEndpoint, HostPlan, planHost } from '../chain';
+import { Runtime } from '../runtime/runtime';
+import { Endpoint, StackSpec, Topology } from '../runtime/topology';
+import { ChainWatch, Store, StoredChain, WaitTimeoutError } from '../store';
+import { Logger } from './log';
+import { Metrics } from './metrics';
+
+/** The runtime's form of a host plan. */
+export function hostTopology(plan: HostPlan): Topology {
+  const endpoint = (e: ChainEndpoint): Endpoint => (e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname });
+  const key = (e: Endpoint): string => ('netdev' in e ? `netdev:${e.netdev}` : `${e.cube}:${e.port}`);
+
+  const links = new Map<string, { a: Endpoint; b: Endpoint }>();
+  for (const p of plan.ports) {
+    const a: Endpoint = { cube: p.cube, port: p.port };
+    const b: Endpoint = p.peer.kind === 'cube' ? { cube: p.peer.cube, port: p.peer.port } : { netdev: p.peer.ifname };
+    const id = [key(a), key(b)].sort().join(' ');
+    if (!links.has(id)) links.set(id, { a, b });
+  }
+
+  // The plan lists each direction of a stack in the order packets pass it; the
+  // runtime wants one list of layers, outermost first.
+  const byTarget = new Map<string, { target: Endpoint; ingress: string[]; egress: string[] }>();
+  for (const s of plan.stacks) {
+    const target = endpoint(s.target);
+    const entry = byTarget.get(key(target)) ?? { target, ingress: [], egress: [] };
+    if (s.direction === 'ingress') entry.ingress = [...s.cubes];
+    else entry.egress = [...s.cubes].reverse();
+    byTarget.set(key(target), entry);
+  }
+  const stacks: StackSpec[] = [...byTarget.values()].map(({ target, ingress, egress }) => {
+    const layers: StackSpec['layers'] = [];
+    let i = 0;
+    let j = 0;
+    while (i < ingress.length || j < egress.length) {
+      const a = ingress[i];
+      const b = egress[j];
+      if (a !== undefined && a === b) {
+        layers.push({ cube: a, direction: 'both' });
+        i++;
+        j++;
+      } else if (a !== undefined && !egress.includes(a, j)) {
+        layers.push({ cube: a, direction: 'ingress' });
+        i++;
+      } else {
+        layers.push({ cube: b, direction: 'egress' });
+        j++;
+      }
+    }
+    return { target, layers };
+  });
+
+  return {
+    cubes: plan.cubes.map((c) => ({ name: c.name, type: c.type, mode: c.mode, ports: [...c.ports], logLevel: c.logLevel })),
+    links: [...links.values()],
+    stacks,
+  };
+}
+
+export interface ChainOutcome {
+  chain: string;
+  version: number;
+  revision: number;
+  error?: string;
+}
+
+interface ReconcilerEvents {
+  /** After each pass: what every chain on this host came to. */
+  reconciled: [ChainOutcome[]];
+}
+
+export class Reconciler extends EventEmitter<ReconcilerEvents> {
+  /** Desired chains, as the watch last delivered them. */
+  private readonly desired = new Map<string, StoredChain>();
+  /** The version of each chain this host runs. */
+  private readonly applied = new Map<string, StoredChain>();
+  /** Chains whose latest version failed here, with why. */
+  private readonly failed = new Map<string, { revision: number; error: string; cause: Error }>();
+  /** What runs in place of each cube's replaced micro-cubes; kept in <root>/microcubes.json across restarts. */
+  private readonly replaced: Map<string, ReplacedMicrocubes>;
+  /** Objects of replaced micro-cubes, by sha256, as fetched from etcd. */
+  private readonly objects = new Map<string, Buffer>();
+  /** What each cube's status in etcd says, so only changes are written. */
+  private readonly reported = new Map<string, string>();
+  /** Uploaded types registered with the runtime, by the etcd digest they came with. */
+  private readonly typeDigests = new Map<string, string>();
+  private watch?: ChainWatch;
+  private store?: Store;
+  private synced = false;
+  private running?: Promise<void>;
+  private again = false;
+  private closed = false;
+
+  constructor(
+    private readonly host: string,
+    private readonly runtime: Runtime,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    super();
+    this.replaced = new Map(Object.entries(readJson(this.replacedFile) ?? {}));
+  }
+
+  private get replacedFile(): string {
+    return path.join(this.runtime.layout.root, 'microcubes.json');
+  }
+
+  /** Whether the reconciler has seen the desired state at least once. */
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  /** Starts following the chains in etcd. Nothing is applied before the first full list. */
+  async follow(store: Store): Promise<void> {
+    this.store = store;
+    // Statuses this host wrote before it restarted: rewritten or removed by the first pass.
+    for (const s of await store.status.listStatus()) if (s.host === this.host) this.reported.set(s.cube, '');
+    this.watch = store.chains.watch();
+    this.watch.on('put', ({ name, value }) => {
+      this.desired.set(name, value);
+      this.schedule();
+    });
+    this.watch.on('delete', ({ name }) => {
+      this.desired.delete(name);
+      this.schedule();
+    });
+    this.watch.on('synced', ({ revision }) => {
+      this.synced = true;
+      this.log.info('desired state synced', { revision, chains: this.desired.size });
+      this.schedule();
+    });
+    this.watch.on('disconnected', (err) => this.log.warn('lost etcd; the data plane keeps its state', { error: err.message }));
+    this.watch.on('connected', ({ revision }) => this.log.info('following etcd again', { revision }));
+    this.watch.on('invalid', ({ name, error }) => this.log.error('unreadable chain in etcd, skipped', { chain: name, error: error.message }));
+    this.watch.on('error', (err) => this.log.error('chain watch failed', { error: err.message }));
+  }
+
+  /** Runs a pass soon; passes never overlap and requests during one coalesce into one more. */
+  schedule(): void {
+    if (!this.synced || this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass().catch((err) => this.log.error('reconcile pass failed', { error: (err as Error).message }));
+      } while (this.again && !this.closed);
+      this.running = undefined;
+    })();
+  }
+
+  /** The version of `chain` this host runs, if any. */
+  appliedVersion(chain: string): StoredChain | undefined {
+    return this.applied.get(chain);
+  }
+
+  /** Every chain version this host runs (known once etcd has been reached). */
+  appliedChains(): StoredChain[] {
+    return [...this.applied.values()];
+  }
+
+  /**
+   * Resolves when this host has applied `chain` at `revision` or later (or, with
+   * `deleted`, no longer runs it); rejects with the host's error for that change (as
+   * the runtime threw it), with WaitTimeoutError after `timeoutMs`, or with the
+   * signal's reason when `signal` aborts.
+   */
+  waitFor(chain: string, revision: number, opts: { timeoutMs: number; deleted?: boolean; signal?: AbortSignal }): Promise<void> {
+    const settled = (): { done: boolean; error?: Error } => {
+      const f = this.failed.get(chain);
+      if (f && f.revision >= revision) return { done: true, error: f.cause };
+      const a = this.applied.get(chain);
+      if (opts.deleted) return { done: !a && (this.desired.get(chain)?.revision ?? 0) < revision };
+      return { done: !!a && a.revision >= revision };
+    };
+    return new Promise((resolve, reject) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.off('reconciled', check);
+        opts.signal?.removeEventListener('abort', aborted);
+      };
+      const check = (): boolean => {
+        const s = settled();
+        if (!s.done) return false;
+        finish();
+        if (s.error) reject(s.error);
+        else resolve();
+        return true;
+      };
+      const aborted = (): void => {
+        finish();
+        reject(opts.signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new WaitTimeoutError(`host ${this.host} did not apply chain ${chain} (revision ${revision}) within ${opts.timeoutMs} ms`, [`${this.host}/${chain}`], []));
+      }, opts.timeoutMs);
+      if (opts.signal?.aborted) return aborted();
+      opts.signal?.addEventListener('abort', aborted);
+      if (!check()) this.on('reconciled', check);
+    });
+  }
+
+  private async pass(): Promise<void> {
+    const started = process.hrtime.bigint();
+    const desired = new Map(this.desired);
+    const here = (c: StoredChain): boolean => c.chain.spec.cubes.some((cube) => cube.host === this.host);
+    await this.ensureTypes([...desired.values()].filter(here));
+
+    const apply = async (chains: Map<string, StoredChain>): Promise<void> => {
+      await this.runtime.apply(hostTopology(planHost([...chains.values()].map((c) => c.chain), this.host)));
+    };
+
+    try {
+      await apply(desired);
+      this.applied.clear();
+      for (const [name, c] of desired) this.applied.set(name, c);
+      this.failed.clear();
+    } catch (whole) {
+      // Find the chains that fail: add the changed ones, one at a time, to what worked.
+      const good = new Map([...this.applied].filter(([name]) => desired.has(name)));
+      const changed = [...desired.values()].filter((c) => good.get(c.name)?.version !== c.version).sort((a, b) => (a.name < b.name ? -1 : 1));
+      for (const c of changed) {
+        const trial = new Map(good).set(c.name, c);
+        try {
+          await apply(trial);
+          good.set(c.name, c);
+          this.failed.delete(c.name);
+        } catch (err) {
+          this.failed.set(c.name, { revision: c.revision, error: (err as Error).message, cause: err as Error });
+          this.log.warn('chain not applied', { chain: c.name, version: c.version, error: (err as Error).message });
+        }
+      }
+      if (changed.length === 0) {
+        // Nothing new failed, yet the whole did: the host itself is in trouble.
+        this.log.error('applying the desired state failed', { error: (whole as Error).message });
+      } else {
+        await apply(good).catch((err) => this.log.error('re-applying the last good state failed', { error: (err as Error).message }));
+      }
+      this.applied.clear();
+      for (const [name, c] of good) this.applied.set(name, c);
+    }
+    await this.replaceMicrocubes();
+
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.metrics.observeReconcile(seconds, this.failed.size === 0);
+    const outcomes: ChainOutcome[] = [...desired.values()].filter(here).map((c) => ({
+      chain: c.name,
+      version: c.version,
+      revision: c.revision,
+      error: this.failed.get(c.name)?.revision === c.revision ? this.failed.get(c.name)!.error : undefined,
+    }));
+    this.emit('reconciled', outcomes);
+    await this.report(desired).catch((err) => this.log.warn('could not write status to etcd; will retry', { error: (err as Error).message }));
+  }
+
+  /** Registers with the runtime the uploaded types this host's cubes need. */
+  private async ensureTypes(chains: StoredChain[]): Promise<void> {
+    const needed = new Set(chains.flatMap((c) => c.chain.spec.cubes.filter((cube) => cube.host === this.host).map((cube) => cube.type)));
+    for (const name of needed) {
+      const local = this.runtime.types.get(name);
+      if (local?.builtin) continue;
+      try {
+        const stored = await this.store!.types.getType(name);
+        if (local && this.typeDigests.get(name) === stored.sha256) continue;
+        if (local) this.runtime.unregisterType(name);
+        this.runtime.registerType(name, stored.objects);
+        this.typeDigests.set(name, stored.sha256);
+      } catch (err) {
+        // The chain using it fails with "unknown cube type" and reports that.
+        if (!local) this.log.warn('cube type not available on this host', { type: name, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** Writes each cube's status where it changed, and removes those of cubes gone from here. */
+  private async report(desired: Map<string, StoredChain>): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    const now = new Map<string, { chain: string; version: number; revision: number; state: 'applied' | 'error' | 'pending'; error?: string }>();
+    for (const c of desired.values()) {
+      const applied = this.applied.get(c.name);
+      const failure = this.failed.get(c.name);
+      for (const cube of c.chain.spec.cubes) {
+        if (cube.host !== this.host) continue;
+        // A chain whose topology applied but whose replaced micro-cube did not has failed too.
+        if (applied?.version === c.version && failure?.revision !== c.revision) now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'applied' });
+        else if (failure) now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'error', error: failure.error });
+        else now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'pending' });
+      }
+    }
+    for (const [cube, status] of now) {
+      const text = JSON.stringify(status);
+      if (this.reported.get(cube) === text) continue;
+      await store.status.putStatus(this.host, cube, status);
+      this.reported.set(cube, text);
+    }
+    for (const cube of [...this.reported.keys()]) {
+      if (now.has(cube)) continue;
+      await store.status.deleteStatus(this.host, cube);
+      this.reported.delete(cube);
+    }
+  }
+
+  /**
+   * Puts the replaced micro-cubes of the chains this host runs in place: the
+   * chain's object where one is named, the type's own program where a replacement
+   * was dropped. A cube the runtime recreated (a new id) starts with its type's
+   * programs. A replacement that fails fails its chain's version here.
+   */
+  private async replaceMicrocubes(): Promise<void> {
+    const seen = new Set<string>();
+    for (const c of this.applied.values()) {
+      for (const spec of c.chain.spec.cubes) {
+        if (spec.host !== this.host) continue;
+        seen.add(spec.name);
+        let cube;
+        try {
+          cube = this.runtime.cube(spec.name);
+        } catch {
+          continue;
+        }
+        const want = spec.replacedMicrocubes ?? {};
+        // Kernel program ids tell a cube we know from one the runtime recreated since
+        // (its data-plane id may be reused): a new one runs its type's programs.
+        const programs = (): number[] => cube.type.programs.map((i) => cube.program(i).id);
+        let have = this.replaced.get(spec.name);
+        if (!have || have.programs.join() !== programs().join()) have = { programs: programs(), objects: {} };
+        const indexes = new Set([...Object.keys(want), ...Object.keys(have.objects)]);
+        try {
+          for (const index of indexes) {
+            if (want[index] === have.objects[index]) continue;
+            const object = want[index] ? await this.object(want[index]) : cube.type.objects[cube.mode];
+            if (!object) continue;
+            await this.runtime.replaceMicroCube(spec.name, Number(index), object);
+            if (want[index]) have.objects[index] = want[index];
+            else delete have.objects[index];
+            have.programs = programs();
+            this.log.info(want[index] ? 'micro-cube replaced' : "micro-cube back to its type's program", { cube: spec.name, index: Number(index), object: want[index] });
+          }
+        } catch (err) {
+          this.failed.set(c.name, { revision: c.revision, error: (err as Error).message, cause: err as Error });
+          this.log.warn('chain not applied: a replaced micro-cube failed', { chain: c.name, version: c.version, cube: spec.name, error: (err as Error).message });
+        }
+        this.replaced.set(spec.name, have);
+      }
+    }
+    for (const name of [...this.replaced.keys()]) if (!seen.has(name)) this.replaced.delete(name);
+    const text = JSON.stringify(Object.fromEntries(this.replaced));
+    if (text !== (fs.existsSync(this.replacedFile) ? fs.readFileSync(this.replacedFile, 'utf8') : '{}')) {
+      fs.writeFileSync(`${this.replacedFile}.tmp`, text);
+      fs.renameSync(`${this.replacedFile}.tmp`, this.replacedFile);
+    }
+  }
+
+  private async object(sha256: string): Promise<Buffer> {
+    let object = this.objects.get(sha256);
+    if (!object) {
+      object = await this.store!.objects.get(sha256);
+      this.objects.set(sha256, object);
+    }
+    return object;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watch?.close();
+    await this.running;
+  }
+}
+
+/** Which objects run in place of a cube's micro-cubes, and the programs it had then. */
+interface ReplacedMicrocubes {
+  programs: number[];
+  objects: Record<string, string>;
+}
+
+function readJson(file: string): Record<string, ReplacedMicrocubes> | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,121 @@
+// Where a slow-path packet goes.
+//
+// The data plane's nc_to_controller writes packet and metadata as one record into
+// the host's packet ring. The dispatcher reads that ring continuously (so it never
+// fills because of one slow controller), finds the controller session that owns
+// the packet's cube — one naming the cube, else one naming its type; the latest
+// session wins, as a new leader replaces an old one — and hands it the packet. No
+// session, or a session whose bounded queue is full: the packet is dropped and
+// counted. Packet-outs come back through the session and go to the runtime.
+
+import { RingBufReader } from '../bpf';
+import { PacketRecord, decodePacketRecord } from '../runtime/abi';
+import { InvalidArgumentError, NotFoundError } from '../runtime/errors';
+import { Runtime } from '../runtime/runtime';
+
+export interface PacketIn {
+  cube: string;
+  port: string;
+  reason: number;
+  user: number[];
+  packet: Buffer;
+  wireLength: number;
+}
+
+export interface PacketOutRequest {
+  cube: string;
+  port: string;
+  direction: 'ingress' | 'egress';
+  packet: Buffer;
+  user?: number[];
+}
+
+/** A controller as the dispatcher sees it: what it controls, and where its packets go. */
+export interface ControllerSession {
+  readonly name: string;
+  readonly types: ReadonlySet<string>;
+  readonly cubes: ReadonlySet<string>;
+  /** Queues a packet for the controller; false when its queue is full. */
+  deliver(p: PacketIn): boolean;
+}
+
+export type Outcome = 'delivered' | 'no_controller' | 'queue_full' | 'unknown_cube';
+
+export class SlowPath {
+  private reader?: RingBufReader;
+  private readonly sessions: ControllerSession[] = [];
+  /** Packet-in outcomes per cube. */
+  readonly counts = new Map<string, Record<Outcome, number>>();
+  readonly packetOuts = { sent: 0, dropped: 0, refused: 0 };
+
+  constructor(private readonly runtime: Runtime) {}
+
+  /** Starts draining the packet ring. */
+  start(): void {
+    this.reader ??= new RingBufReader(this.runtime.host.pktRing).on('record', (buf: Buffer) => this.dispatch(decodePacketRecord(buf)));
+  }
+
+  /** Adds a session; returns the function that removes it. */
+  attach(session: ControllerSession): () => void {
+    this.sessions.push(session);
+    return () => {
+      const i = this.sessions.indexOf(session);
+      if (i >= 0) this.sessions.splice(i, 1);
+    };
+  }
+
+  /** The cubes of this host that `session` would receive packets of now. */
+  cubesOf(session: ControllerSession): string[] {
+    return this.runtime.cubeNames().filter((c) => this.owner(c) === session);
+  }
+
+  private owner(cube: string): ControllerSession | undefined {
+    const type = this.runtime.cube(cube).type.name;
+    for (let i = this.sessions.length - 1; i >= 0; i--) if (this.sessions[i].cubes.has(cube)) return this.sessions[i];
+    for (let i = this.sessions.length - 1; i >= 0; i--) if (this.sessions[i].types.has(type)) return this.sessions[i];
+    return undefined;
+  }
+
+  private count(cube: string, outcome: Outcome): void {
+    let c = this.counts.get(cube);
+    if (!c) this.counts.set(cube, (c = { delivered: 0, no_controller: 0, queue_full: 0, unknown_cube: 0 }));
+    c[outcome]++;
+  }
+
+  private dispatch(rec: PacketRecord): void {
+    const cube = this.runtime.cubeNameById(rec.cubeId);
+    if (!cube) return this.count(`#${rec.cubeId}`, 'unknown_cube');
+    const c = this.runtime.cube(cube);
+    const port = c.transparent
+      ? (['ingress', 'egress'][rec.inPort] ?? String(rec.inPort))
+      : ([...c.ports].find(([, i]) => i === rec.inPort)?.[0] ?? String(rec.inPort));
+    const session = this.owner(cube);
+    if (!session) return this.count(cube, 'no_controller');
+    const ok = session.deliver({ cube, port, reason: rec.reason, user: [...rec.user], packet: rec.packet, wireLength: rec.wireLen });
+    this.count(cube, ok ? 'delivered' : 'queue_full');
+  }
+
+  /** Sends a controller's packet into the data plane; only into cubes it controls. */
+  async packetOut(session: ControllerSession, p: PacketOutRequest): Promise<void> {
+    let owner: ControllerSession | undefined;
+    try {
+      owner = this.owner(p.cube);
+    } catch (err) {
+      this.packetOuts.refused++;
+      if (err instanceof NotFoundError) throw new NotFoundError(`packet-out to cube ${p.cube}: no such cube on this host`);
+      throw err;
+    }
+    if (owner !== session) {
+      this.packetOuts.refused++;
+      throw new InvalidArgumentError('cube', `packet-out to cube ${p.cube}: controller ${session.name} does not control it${owner ? ` (${owner.name} does)` : ''}`);
+    }
+    const sent = await this.runtime.sendPacket({ cube: p.cube, port: p.port, direction: p.direction, frame: p.packet, user: p.user });
+    if (sent) this.packetOuts.sent++;
+    else this.packetOuts.dropped++;
+  }
+
+  close(): void {
+    this.reader?.close();
+    this.reader = undefined;
+  }
+}

@@ -1,0 +1,243 @@
+// Running a service: one process per replica. Each replica connects to etcd,
+// serves the config API, and campaigns for leadership; the leader alone runs the
+// controller (controller.ts) and steps down the moment its lease may be gone, so a
+// replica that takes over never overlaps with it.
+//
+//   // remote-services/<svc>/main.ts
+//   import { run } from '../sdk';
+//   import service from './service';
+//   run(service, process.argv.slice(2));
+
+import * as os from 'node:os';
+import { parseArgs } from 'node:util';
+import { Etcd3 } from 'etcd3';
+import { hostNameProblem } from '../../node-daemon/src/chain';
+import { LEVELS, Level, Logger } from '../../node-daemon/src/daemon/log';
+import { servicePrefix, Store } from '../../node-daemon/src/store';
+import { ConfigSchema } from './config';
+import { ConfigApiServer, serveConfigApi } from './config-api';
+import { checkConfig, Controller } from './controller';
+import { LeaderElection } from './election';
+import type { TlsFiles } from './host-link';
+import type { CubeInfo, ServiceDefinition } from './service';
+
+export interface ServiceOptions {
+  /** etcd endpoints (host:port). */
+  etcd: string[];
+  /** This replica's name, unique among the service's replicas. */
+  replica: string;
+  /** Where to serve the config API (host:port; port 0 picks one); none when absent. */
+  listen?: string;
+  /** Daemons are reached over TCP with these (and the config API served with them). */
+  tls?: TlsFiles;
+  /** Lease of the leader key, seconds (a dead leader is replaced within about this). */
+  leaseTtl?: number;
+  /** Static tables are reconciled again this often, besides on every change. */
+  resyncSeconds?: number;
+  log?: Logger;
+}
+
+/** A running replica. */
+export interface RunningService<C = unknown, S = unknown> {
+  readonly replica: string;
+  readonly isLeader: boolean;
+  /** The config API's host:port, when served. */
+  readonly endpoint?: string;
+  /** The controller while this replica leads. */
+  readonly controller?: Controller<C, S>;
+  readonly election: LeaderElection;
+  /** Steps down (the next leader takes over at once) and lets go of everything. */
+  close(): Promise<void>;
+}
+
+/** Starts a replica of `service`; resolves once it serves its config API and campaigns. */
+export async function startService<C, S>(service: ServiceDefinition<C, S>, opts: ServiceOptions): Promise<RunningService<C, S>> {
+  const log = (opts.log ?? new Logger('info')).with({ service: service.type, replica: opts.replica });
+  const schema = ConfigSchema.load<C>(service.config.proto, service.config.message);
+  const validate = (params: unknown, info: CubeInfo): C => checkConfig(service, schema, params, info);
+  const store = await Store.connect({ endpoints: opts.etcd, retry: { timeoutMs: 10_000 } });
+  const etcd = new Etcd3({
+    hosts: opts.etcd,
+    defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 5_000 }),
+    grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.use_local_subchannel_pool': 1 },
+  });
+  let controller: Controller<C, S> | undefined;
+  let api: ConfigApiServer | undefined;
+  let election: LeaderElection | undefined;
+  // Leadership changes one at a time: a demotion finishes stopping before a new term starts.
+  let transitions = Promise.resolve();
+  const serially = (fn: () => Promise<void>): void => {
+    transitions = transitions.then(fn).catch((err) => log.error('leadership change failed', { error: (err as Error).message }));
+  };
+  try {
+    const ctx = {
+      service,
+      replica: opts.replica,
+      store,
+      election: undefined as unknown as LeaderElection,
+      controller: () => controller,
+      validate,
+      log,
+    };
+    if (opts.listen) {
+      api = await serveConfigApi(ctx, opts.listen, opts.tls?.cert && opts.tls.key ? opts.tls : undefined);
+      log.info('serving the config API', { endpoint: api.endpoint });
+    }
+    election = new LeaderElection(etcd, `${servicePrefix(service.type)}leader`, { replica: opts.replica, endpoint: api?.endpoint, since: new Date().toISOString() }, opts.leaseTtl ?? 5, log);
+    ctx.election = election;
+    election.on('elected', () =>
+      serially(async () => {
+        if (!election!.isLeader) return;
+        const ctl = new Controller<C, S>(service, schema, store, { replica: opts.replica, tls: opts.tls, resyncSeconds: opts.resyncSeconds ?? 30, log });
+        controller = ctl;
+        await ctl.start();
+      }),
+    );
+    election.on('demoted', () =>
+      serially(async () => {
+        const ctl = controller;
+        controller = undefined;
+        await ctl?.stop();
+      }),
+    );
+    election.start();
+  } catch (err) {
+    await api?.close();
+    etcd.close();
+    await store.close();
+    throw err;
+  }
+  const el = election;
+  return {
+    replica: opts.replica,
+    get isLeader() {
+      return el.isLeader;
+    },
+    get endpoint() {
+      return api?.endpoint;
+    },
+    get controller() {
+      return controller;
+    },
+    election: el,
+    async close() {
+      await el.close();
+      await transitions;
+      await controller?.stop();
+      await api?.close();
+      etcd.close();
+      await store.close();
+    },
+  };
+}
+
+export const usage = (type: string): string => `Usage: node build/js/remote-services/${type}/main.js [options]
+
+The remote control plane of ${type} cubes. Every replica follows the chains in
+etcd; one, elected, programs the cubes through their hosts' daemons and answers
+their slow-path packets. Each serves the config API (netcube.service.v1).
+
+Options:
+  --etcd URLS           etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379)
+  --name NAME           this replica's name (default: <hostname>-<pid>)
+  --listen HOST:PORT    serve the config API here (TLS when --tls-cert and --tls-key are given)
+  --tls-ca FILE         CA of the daemons' certificates
+  --tls-cert FILE       client certificate for the daemons (and server certificate of --listen)
+  --tls-key FILE        its key
+  --tls-server-name N   name to check the daemons' certificates against (default: their address)
+  --lease-ttl SECONDS   lease of the leader key (default: 5)
+  --resync SECONDS      reconcile static tables this often besides on changes (default: 30)
+  --log-level LEVEL     error, warn, info or debug (default: info)
+  -h, --help            show this help
+
+With any --tls-* option, daemons are reached over TCP with TLS; without, over
+their unix socket when it is on this machine.
+`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** The options of a command line (see usage()); 'help' for -h. */
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): (ServiceOptions & { logLevel: Level }) | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        etcd: { type: 'string' },
+        name: { type: 'string' },
+        listen: { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-server-name': { type: 'string' },
+        'lease-ttl': { type: 'string' },
+        resync: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; see --help`);
+  }
+  if (values.help) return 'help';
+  const str = (k: string): string | undefined => values[k] as string | undefined;
+  const etcd = (str('etcd') ?? env.NETCUBE_ETCD ?? '127.0.0.1:2379').split(',').map((s) => s.trim()).filter(Boolean);
+  if (etcd.length === 0) throw new UsageError('--etcd: give at least one endpoint, e.g. 127.0.0.1:2379');
+  const replica = str('name') ?? `${os.hostname().split('.')[0].toLowerCase()}-${process.pid}`;
+  const problem = hostNameProblem(replica);
+  if (problem) throw new UsageError(`--name: ${problem.replace(/host name/i, 'replica name')}`);
+  const listen = str('listen');
+  if (listen !== undefined && !/^[^\s]+:\d{1,5}$/.test(listen)) throw new UsageError(`--listen: expected HOST:PORT, got ${JSON.stringify(listen)}`);
+  const [ca, cert, key, serverName] = ['tls-ca', 'tls-cert', 'tls-key', 'tls-server-name'].map(str);
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together (a client certificate and its key)');
+  const tls = ca || cert || serverName ? { ca, cert, key, serverName } : undefined;
+  const seconds = (flag: string, def: number, min: number): number => {
+    const v = str(flag);
+    const n = v === undefined ? def : Number(v);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag}: an integer of seconds >= ${min}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const logLevel = str('log-level') ?? 'info';
+  if (!(LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: one of ${LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  return { etcd, replica, listen, tls, leaseTtl: seconds('lease-ttl', 5, 2), resyncSeconds: seconds('resync', 30, 1), logLevel: logLevel as Level };
+}
+
+/** The main of a service's process: flags, start, and a clean stop on SIGTERM/SIGINT. */
+export function run<C, S>(service: ServiceDefinition<C, S>, argv: string[]): void {
+  let flags;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    process.stderr.write(`${service.type}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (flags === 'help') {
+    process.stdout.write(usage(service.type));
+    return;
+  }
+  const log = new Logger(flags.logLevel);
+  startService(service, { ...flags, log }).then(
+    (svc) => {
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log.info('stopping', { signal, service: service.type, replica: svc.replica });
+        svc.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    },
+    (err: Error) => {
+      log.error('the service could not start', { service: service.type, error: err.message });
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,86 @@
+// A client of a service's config API (netcube.service.v1.ServiceConfig), for
+// tests, tools and other services: one promise-returning method per RPC. Failures
+// reject with the same ApiCallError as netcubed's client (code, details, field).
+//
+//   const svc = ServiceClient.connect({ target: '127.0.0.1:7501' });
+//   await svc.setConfig({ cube: 'br0', config: { agingSeconds: 60 } });
+
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { ApiCallError } from '../../node-daemon/src/api/client';
+import { jsonToStruct, structToJson } from '../../node-daemon/src/api/convert';
+import type { JsonObject } from '../../node-daemon/src/chain';
+import type { CubeSummary__Output } from '../generated/netcube/service/v1/CubeSummary';
+import type { ServiceConfigClient } from '../generated/netcube/service/v1/ServiceConfig';
+import type { ServiceInfo__Output } from '../generated/netcube/service/v1/ServiceInfo';
+import { loadServiceApi } from './proto';
+
+export interface ServiceClientOptions {
+  /** host:port. */
+  target: string;
+  /** PEM files or contents; without them the connection is in the clear. */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; serverName?: string };
+  timeoutMs?: number;
+}
+
+export interface CubeConfigReply {
+  cube: string;
+  config: JsonObject;
+  chain: string;
+  chainVersion: number;
+}
+
+const pem = (v: string | Buffer | undefined): Buffer | null => (v === undefined ? null : Buffer.isBuffer(v) ? v : fs.readFileSync(v));
+
+export class ServiceClient {
+  private constructor(
+    private readonly client: ServiceConfigClient,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static connect(opts: ServiceClientOptions): ServiceClient {
+    const { api } = loadServiceApi();
+    const options: grpc.ClientOptions = {};
+    if (opts.tls?.serverName) options['grpc.ssl_target_name_override'] = opts.tls.serverName;
+    const credentials = opts.tls ? grpc.credentials.createSsl(pem(opts.tls.ca), pem(opts.tls.key), pem(opts.tls.cert)) : grpc.credentials.createInsecure();
+    return new ServiceClient(new api.netcube.service.v1.ServiceConfig(opts.target, credentials, options), opts.timeoutMs ?? 30_000);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  getService(): Promise<ServiceInfo__Output> {
+    return this.call('GetService', {});
+  }
+
+  async listCubes(): Promise<CubeSummary__Output[]> {
+    return (await this.call<{ cubes: CubeSummary__Output[] }>('ListCubes', {})).cubes;
+  }
+
+  async getConfig(cube: string): Promise<CubeConfigReply> {
+    return configReply(await this.call('GetConfig', { cube }));
+  }
+
+  async setConfig(req: { cube: string; config: JsonObject; expectedVersion?: number; validateOnly?: boolean }): Promise<CubeConfigReply> {
+    return configReply(await this.call('SetConfig', { ...req, config: jsonToStruct(req.config) }));
+  }
+
+  async getState(cube: string): Promise<JsonObject> {
+    return structToJson((await this.call<{ state: Parameters<typeof structToJson>[0] }>('GetState', { cube })).state);
+  }
+
+  private call<Res>(method: string, req: unknown): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const fn = (this.client as unknown as Record<string, (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void>)[method].bind(this.client);
+      fn(req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+        if (err) reject(new ApiCallError(method, err.code, err.details, err.metadata));
+        else resolve(res as Res);
+      });
+    });
+  }
+}
+
+function configReply(res: { cube: string; config: Parameters<typeof structToJson>[0]; chain: string; chainVersion: number }): CubeConfigReply {
+  return { cube: res.cube, config: structToJson(res.config), chain: res.chain, chainVersion: res.chainVersion };
+}

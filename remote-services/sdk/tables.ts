@@ -1,0 +1,163 @@
+// A cube's tables through its daemon's TableService, and the reconciliation of
+// the tables a service derives from config ("static" tables): make the kernel's
+// table hold exactly the desired entries.
+//
+// Keys and values are JSON as the maps' BTF describes them (as netcubectl shows
+// them: structs as objects, enums by name, arrays as lists). Reconciliation
+// compares bytes: the desired entries are encoded here with the BTF the daemon
+// gives (ListTables), so "changed" means changed in the kernel's layout, not a
+// different spelling of the same value.
+
+import type { NetcubeClient } from '../../node-daemon/src/api/client';
+import { ApiCallError } from '../../node-daemon/src/api/client';
+import type { TableInfo__Output } from '../../node-daemon/src/api/generated/netcube/v1/TableInfo';
+import { BtfType, encode } from '../../node-daemon/src/bpf/btf';
+
+export interface TableEntry<K = unknown, V = unknown> {
+  key: K;
+  value: V;
+}
+
+const ARRAYS = new Set(['array', 'percpu_array']);
+const PER_CPU = new Set(['percpu_hash', 'percpu_array', 'lru_percpu_hash']);
+
+const toJson = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+
+/** What the daemon says about one table of a cube. */
+export class TableLayout {
+  readonly keyType?: BtfType;
+  readonly valueType?: BtfType;
+
+  constructor(readonly info: TableInfo__Output) {
+    this.keyType = info.keyTypeJson ? (JSON.parse(info.keyTypeJson) as BtfType) : undefined;
+    this.valueType = info.valueTypeJson ? (JSON.parse(info.valueTypeJson) as BtfType) : undefined;
+  }
+
+  get name(): string {
+    return this.info.name;
+  }
+  get isArray(): boolean {
+    return ARRAYS.has(this.info.mapType);
+  }
+
+  encodeKey(key: unknown): Buffer {
+    if (!this.keyType) throw new TypeError(`table ${this.name} has no BTF for its keys: static tables need it`);
+    return encode(this.keyType, key, 'key');
+  }
+  encodeValue(value: unknown): Buffer {
+    if (!this.valueType) throw new TypeError(`table ${this.name} has no BTF for its values: static tables need it`);
+    if (PER_CPU.has(this.info.mapType)) throw new TypeError(`table ${this.name} is per-CPU: it cannot be a static table`);
+    return encode(this.valueType, value, 'value');
+  }
+}
+
+/** One table of one cube, read and written through the cube's daemon. */
+export class Table<K = unknown, V = unknown> {
+  constructor(
+    private readonly client: () => NetcubeClient,
+    readonly cube: string,
+    readonly name: string,
+  ) {}
+
+  private get ref(): { cube: string; table: string } {
+    return { cube: this.cube, table: this.name };
+  }
+
+  /** The entry's value, or undefined when the key has none. */
+  async get(key: K): Promise<V | undefined> {
+    try {
+      const e = await this.client().getEntry({ table: this.ref, entry: { keyJson: toJson(key) } });
+      return JSON.parse(e.valueJson ?? 'null') as V;
+    } catch (err) {
+      if (err instanceof ApiCallError && err.codeName === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  async put(key: K, value: V): Promise<void> {
+    await this.client().putEntry({ table: this.ref, entry: { keyJson: toJson(key), valueJson: toJson(value) } });
+  }
+
+  /** Many entries in one kernel batch. */
+  async putBatch(entries: readonly TableEntry<K, V>[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    const res = await this.client().putEntries({ table: this.ref, entries: entries.map((e) => ({ keyJson: toJson(e.key), valueJson: toJson(e.value) })) });
+    return res.written;
+  }
+
+  /** Removes the entry; false when there was none. An array's entries always exist: they are zeroed instead. */
+  async delete(key: K): Promise<boolean> {
+    try {
+      await this.client().deleteEntry({ table: this.ref, entry: { keyJson: toJson(key) } });
+      return true;
+    } catch (err) {
+      if (err instanceof ApiCallError && err.codeName === 'NOT_FOUND') return false;
+      if (err instanceof ApiCallError && err.codeName === 'FAILED_PRECONDITION') {
+        await this.put(key, {} as V);
+        return true;
+      }
+      throw err;
+    }
+  }
+
+  /** Every entry (an array lists every slot). */
+  async list(): Promise<TableEntry<K, V>[]> {
+    const out: TableEntry<K, V>[] = [];
+    for await (const e of this.client().listEntries({ table: this.ref })) {
+      out.push({ key: JSON.parse(e.keyJson ?? 'null') as K, value: JSON.parse(e.valueJson ?? 'null') as V });
+    }
+    return out;
+  }
+}
+
+export interface ReconcileResult {
+  put: number;
+  deleted: number;
+}
+
+/**
+ * Makes table `layout` of `cube` hold exactly `desired`: puts what is missing or
+ * different (one batch), deletes the rest (an array's other slots are zeroed).
+ */
+export async function reconcileTable(client: NetcubeClient, cube: string, layout: TableLayout, desired: readonly TableEntry[]): Promise<ReconcileResult> {
+  const table = { cube, table: layout.name };
+  const want = new Map<string, { key: Buffer; value: Buffer }>();
+  for (const [i, e] of desired.entries()) {
+    let key: Buffer;
+    let value: Buffer;
+    try {
+      key = layout.encodeKey(e.key);
+      value = layout.encodeValue(e.value);
+    } catch (err) {
+      throw new TypeError(`static table ${layout.name}, entry ${i} (${toJson(e.key)}): ${(err as Error).message}`);
+    }
+    want.set(key.toString('hex'), { key, value });
+  }
+  const puts: { keyRaw: Buffer; valueRaw: Buffer }[] = [];
+  const extra: Buffer[] = [];
+  const seen = new Set<string>();
+  for await (const e of client.listEntries({ table, raw: true })) {
+    const hex = e.keyRaw!.toString('hex');
+    seen.add(hex);
+    const w = want.get(hex);
+    if (w) {
+      if (!w.value.equals(e.valueRaw!)) puts.push({ keyRaw: w.key, valueRaw: w.value });
+    } else if (!layout.isArray || e.valueRaw!.some((b) => b !== 0)) {
+      extra.push(e.keyRaw!);
+    }
+  }
+  for (const [hex, w] of want) if (!seen.has(hex)) puts.push({ keyRaw: w.key, valueRaw: w.value });
+  if (puts.length > 0) await client.putEntries({ table, entries: puts });
+  for (const key of extra) {
+    if (layout.isArray) {
+      await client.putEntry({ table, entry: { keyRaw: key, valueRaw: Buffer.alloc(layout.info.valueSize) } });
+    } else {
+      try {
+        await client.deleteEntry({ table, entry: { keyRaw: key } });
+      } catch (err) {
+        if (!(err instanceof ApiCallError && err.codeName === 'NOT_FOUND')) throw err;
+      }
+    }
+  }
+  return { put: puts.length, deleted: extra.length };
+}

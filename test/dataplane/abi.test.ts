@@ -1,0 +1,44 @@
+// The data-plane ABI seen from both sides: every number and layout of
+// node-daemon/src/runtime/abi.ts against the BTF of the compiled objects
+// (bpf/include/netcube/abi.h), so that the two cannot drift apart unnoticed. The
+// records themselves (log, slow path, packet-out, metadata) are decoded from
+// what the data plane really writes in helpers.test.ts and framework.test.ts.
+import * as path from 'node:path';
+import test from 'ava';
+import { CollectionSpec, type BtfType } from '../../node-daemon/src/bpf';
+import {
+  CUBE_CFG_SIZE,
+  ERR_MAX,
+  GENERATIONS,
+  MAX_PORTS,
+  PORT_STATS_SIZE,
+  PROG_SLOTS,
+} from '../../node-daemon/src/runtime/abi';
+import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
+import { CUBE_MAPS, HOST_MAPS } from '../../node-daemon/src/runtime/types';
+
+const members = (t: BtfType | undefined): [string, number][] =>
+  t?.kind === 'struct' ? t.members.map((m) => [m.name, m.offset]) : [];
+
+for (const mode of ['xdp', 'tc'] as const) {
+  test(`${mode}: the framework maps of a cube object are what the runtime creates and reads`, (t) => {
+    const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'cubes', `nop.${mode}.o`));
+    t.teardown(() => spec.close());
+    const map = (name: string) => spec.maps.get(name)!;
+    for (const name of [...HOST_MAPS, ...CUBE_MAPS]) t.truthy(spec.maps.get(name), name);
+
+    t.like(map('nc_progs'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: PROG_SLOTS });
+    t.like(map('nc_gen'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1 });
+    t.like(map('nc_errors'), { type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: ERR_MAX });
+    t.like(map('nc_ports'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: GENERATIONS * MAX_PORTS });
+    t.like(map('nc_stats'), { type: 'percpu_array', valueSize: PORT_STATS_SIZE, maxEntries: MAX_PORTS });
+    t.like(map('nc_cfg'), { type: 'array', valueSize: CUBE_CFG_SIZE, maxEntries: 1 });
+
+    // The order sumPortStats and encodeCubeConfig assume.
+    t.deepEqual(members(map('nc_stats').valueType), [
+      ['rx_packets', 0], ['rx_bytes', 8], ['tx_packets', 16], ['tx_bytes', 24], ['drops', 32], ['to_controller', 40],
+    ]);
+    t.deepEqual(members(map('nc_cfg').valueType), [['log_level', 0], ['pkt_rate', 4], ['pkt_burst', 8], ['pad', 12]]);
+    t.is(spec.variables.get('nc_cube_id')?.size, 4);
+  });
+}

@@ -1,0 +1,212 @@
+// The issue-4 acceptance: a chain spanning three namespace-hosts carrying real
+// traffic, applied with netcubectl. deploy/hosts.sh builds the hosts (with a name
+// prefix and a state directory of this test's own, and etcd on free ports, so a
+// developer's demo is never touched), netcubectl applies deploy/examples/demo-chain.yaml
+// placed on them, ping crosses it, and hosts.sh down leaves nothing behind.
+
+import test from 'ava';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { netcubectl, REPO, scratch, writeFile } from '../cli/run';
+
+const execFileAsync = promisify(execFile);
+const HOSTS_SH = join(REPO, 'deploy', 'hosts.sh');
+
+/** One deployment of hosts.sh, named so that it collides with nothing else. */
+class Deployment {
+  readonly prefix: string;
+  readonly state: string;
+  readonly hosts: string[];
+  readonly clients: string[];
+
+  constructor(tag: string, count: number) {
+    this.prefix = `nct-${process.pid}-${tag}`;
+    this.state = `/run/nct-deploy-${process.pid}-${tag}`;
+    this.hosts = Array.from({ length: count }, (_, i) => `${this.prefix}${i + 1}`);
+    this.clients = [`${this.prefix}-client1`, `${this.prefix}-client2`];
+  }
+
+  up(...args: string[]): Promise<Run> {
+    return hostsSh(['up', String(this.hosts.length), '--name', this.prefix, '--state', this.state, '--etcd-port', 'auto', ...args]);
+  }
+
+  down(): Promise<Run> {
+    return hostsSh(['down', '--state', this.state]);
+  }
+
+  pids(): number[] {
+    return readdirSync(join(this.state, 'pids')).map(f => Number(readFileSync(join(this.state, 'pids', f), 'utf8')));
+  }
+
+  etcd(): string[] {
+    return /^NETCUBE_ETCD=(.+)$/m.exec(readFileSync(join(this.state, 'env'), 'utf8'))![1].split(',');
+  }
+
+  /** What up left on the machine, to check that down removed all of it. */
+  leftovers(pids: number[]): string[] {
+    const found: string[] = [];
+    const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+    for (const ns of [...this.hosts, ...this.clients]) if (namespaces.includes(ns)) found.push(`namespace ${ns}`);
+    for (const pid of pids) if (existsSync(`/proc/${pid}`)) found.push(`process ${pid}`);
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      if (this.hosts.some(h => line.includes(`/run/netcube/${h}/`))) found.push(`mount ${line}`);
+    }
+    for (const dir of [this.state, ...this.hosts.map(h => `/run/netcube/${h}`)]) if (existsSync(dir)) found.push(`directory ${dir}`);
+    return found;
+  }
+}
+
+const line = new Deployment('h', 3);
+const cluster = new Deployment('q', 1);
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function hostsSh(args: string[]): Promise<Run> {
+  try {
+    const { stdout, stderr } = await execFileAsync('bash', [HOSTS_SH, ...args], { timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** Forgets the failed ARP of a ping that had no way through, so the next one is not refused at once. */
+async function forgetNeighbours(clients: string[]): Promise<void> {
+  for (const ns of clients) await execFileAsync('ip', ['-n', ns, 'neigh', 'flush', 'all']);
+}
+
+async function ping(from: string, count: number): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync('ip', ['netns', 'exec', from, 'ping', '-n', '-q', '-c', String(count), '-i', '0.05', '-W', '1', '10.77.0.2']);
+    return stdout;
+  } catch (err) {
+    return (err as { stdout?: string }).stdout ?? '';
+  }
+}
+
+// Also when the test fails: down is idempotent, and finds nothing once the test ran it.
+test.after.always(async () => {
+  await line.down();
+  await cluster.down();
+});
+
+test('a chain spanning three namespace-hosts carries real traffic, applied with netcubectl', async t => {
+  const up = await line.up();
+  t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
+  for (const host of line.hosts) t.regex(up.stdout, new RegExp(`${host} registered`));
+  const pids = line.pids();
+  t.is(pids.length, 4, 'an etcd and three netcubeds');
+  const run = (args: string[]) => netcubectl(args, { etcd: line.etcd() });
+
+  const status = await hostsSh(['status', '--state', line.state]);
+  t.is(status.code, 0, status.stdout);
+  const hosts = JSON.parse((await run(['get', 'hosts', '-o', 'json'])).stdout);
+  t.deepEqual(hosts.map((h: { name: string }) => h.name).sort(), line.hosts);
+
+  // Without a chain the hosts forward nothing.
+  t.regex(await ping(line.clients[0], 1), /100% packet loss/);
+
+  // The example chain, placed on this test's hosts.
+  const example = readFileSync(join(REPO, 'deploy', 'examples', 'demo-chain.yaml'), 'utf8');
+  const chainFile = writeFile(scratch(t), 'chain.yaml', example.replace(/host: h(\d)/g, `host: ${line.prefix}$1`));
+  const applied = await run(['apply', '-f', chainFile, '--wait', '--timeout', '60s']);
+  t.is(applied.code, 0, applied.stderr);
+  t.regex(applied.stdout, /chain demo version 1 is applied on every host \(4 cubes\)/);
+  t.regex(applied.stderr, /4\/4 cubes applied\n$/);
+
+  await forgetNeighbours(line.clients);
+  await ping(line.clients[0], 1); // resolves the peer's address
+  const pinged = await ping(line.clients[0], 20);
+  t.regex(pinged, /20 packets transmitted, 20 received, 0% packet loss/, pinged);
+
+  const cubes = parseYaml((await run(['get', 'cubes', '-o', 'yaml'])).stdout);
+  const [h1, h2, h3] = line.hosts;
+  t.deepEqual(
+    cubes.map((c: { name: string; host: string; status: { state: string } }) => `${c.host}/${c.name} ${c.status.state}`).sort(),
+    [`${h1}/fwd1 applied`, `${h2}/ddos2 applied`, `${h2}/fwd2 applied`, `${h3}/fwd3 applied`],
+  );
+
+  // The packets went through the cubes: fwd2 on the middle host counted them both ways.
+  const fwd2 = JSON.parse((await run(['describe', 'cube', 'fwd2', '-o', 'json'])).stdout);
+  const port = (name: string) => fwd2.ports.find((p: { name: string }) => p.name === name);
+  t.true(Number(port('left').stats.rxPackets) >= 20, JSON.stringify(fwd2.ports));
+  t.true(Number(port('right').stats.rxPackets) >= 20, JSON.stringify(fwd2.ports));
+
+  const topology = await run(['topology']);
+  t.is(topology.code, 0, topology.stderr);
+  for (const host of line.hosts) t.regex(topology.stdout, new RegExp(`^${host} `, 'm'));
+  t.regex(topology.stdout, new RegExp(`netdev left +<-> fwd2:left  ==> ${h1} netdev:right\n│ +└── stack: ddos2 \\(ingress\\)`));
+  const dot = await run(['topology', '-o', 'dot']);
+  t.regex(dot.stdout, /^digraph netcube \{/);
+  t.is((dot.stdout.match(/subgraph "cluster_/g) ?? []).length, 3);
+
+  const down = await line.down();
+  t.is(down.code, 0, down.stderr);
+  t.deepEqual(line.leftovers(pids), []);
+  t.is(execFileSync('bash', [HOSTS_SH, 'down', '--state', line.state]).toString(), `nothing to tear down: ${line.state} holds no deployment\n`);
+});
+
+test('a 3-member etcd: hosts and netcubectl use every member', async t => {
+  const up = await cluster.up('--etcd-members', '3');
+  t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
+  t.regex(up.stdout, /etcd: 3 members at 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+/);
+  const pids = cluster.pids();
+  t.is(pids.length, 4, 'three etcd members and a netcubed');
+  const etcd = cluster.etcd();
+  t.is(etcd.length, 3);
+  const status = await hostsSh(['status', '--state', cluster.state]);
+  t.is(status.code, 0, status.stdout);
+  t.regex(status.stdout, /etcd-m2: running/);
+
+  // One host between the two clients, in TC mode.
+  const chain = `apiVersion: netcube/v1
+kind: Chain
+metadata: {name: one}
+spec:
+  cubes: [{name: solo, host: ${cluster.hosts[0]}, type: nop, mode: tc, ports: [left, right]}]
+  links: [{from: netdev:left, to: solo:left}, {from: solo:right, to: netdev:right}]
+`;
+  const applied = await netcubectl(['apply', '-f', '-', '--wait'], { etcd, input: chain });
+  t.is(applied.code, 0, applied.stderr);
+  await ping(cluster.clients[0], 1); // resolves the peer's address
+  const pinged = await ping(cluster.clients[0], 5);
+  t.regex(pinged, /5 packets transmitted, 5 received, 0% packet loss/, pinged);
+  // Any one member serves netcubectl.
+  const viaLast = await netcubectl(['get', 'chains', '-o', 'json'], { etcd: [etcd[2]] });
+  t.is(JSON.parse(viaLast.stdout)[0].name, 'one');
+
+  const down = await cluster.down();
+  t.is(down.code, 0, down.stderr);
+  t.deepEqual(cluster.leftovers(pids), []);
+});
+
+test('hosts.sh refuses bad input with a usage message', async t => {
+  const bad = `/run/nct-deploy-${process.pid}-bad`;
+  const noCount = await hostsSh(['up', '--state', bad]);
+  t.is(noCount.code, 1);
+  t.regex(noCount.stderr, /how many hosts\? e\.g\. hosts\.sh up 3/);
+  const members = await hostsSh(['up', '2', '--etcd-members', '2', '--state', bad]);
+  t.is(members.code, 1);
+  t.regex(members.stderr, /--etcd-members: 1 or 3/);
+  const name = await hostsSh(['up', '2', '--name', 'Bad_Name', '--state', bad]);
+  t.is(name.code, 1);
+  t.regex(name.stderr, /--name: host names are PREFIX1\.\.PREFIXN/);
+  const port = await hostsSh(['up', '2', '--name', 'nct-bad', '--etcd-port', 'twenty', '--state', bad]);
+  t.is(port.code, 1);
+  t.regex(port.stderr, /--etcd-port: a port number or auto/);
+  t.false(existsSync('/run/netns/nct-bad1'), 'a refused up leaves nothing behind');
+  const command = await hostsSh(['sideways']);
+  t.is(command.code, 1);
+  t.regex(command.stderr, /unknown command 'sideways'/);
+  const status = await hostsSh(['status', '--state', bad]);
+  t.is(status.code, 3);
+  t.false(existsSync(bad));
+});

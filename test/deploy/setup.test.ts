@@ -1,0 +1,100 @@
+// deploy/setup.sh's decisions, on a copy of the script with apt-get, dpkg-query and
+// npm replaced by stubs that record how they were called: a fresh machine gets every
+// package without a prompt, then npm ci and the build; a machine that has everything
+// gets only the (incremental) build. The real installs cannot run in a test.
+
+import test, { ExecutionContext } from 'ava';
+import { execFile } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { REPO } from '../cli/run';
+
+const execFileAsync = promisify(execFile);
+
+const PACKAGES = [
+  'clang', 'llvm', 'libbpf-dev', 'bpftool', 'pkg-config', 'libelf-dev', 'zlib1g-dev', 'make', 'g++',
+  'etcd-server', 'etcd-client', 'iproute2', 'iperf3', 'iputils-ping', 'ethtool', 'containernetworking-plugins',
+];
+
+interface Machine {
+  dir: string;
+  calls(): string[];
+  run(): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+/** A repository copy with setup.sh, and stubs; `installed` lists the packages dpkg knows. */
+function machine(t: ExecutionContext, installed: string[], lockfile = true): Machine {
+  const dir = mkdtempSync(join(tmpdir(), 'nct-setup-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'deploy'));
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(join(REPO, 'deploy', 'setup.sh'), join(dir, 'deploy', 'setup.sh'));
+  writeFileSync(join(dir, 'package.json'), '{}\n');
+  if (lockfile) writeFileSync(join(dir, 'package-lock.json'), '{}\n');
+  const log = join(dir, 'calls.log');
+  const stub = (name: string, body: string) => {
+    writeFileSync(join(dir, 'bin', name), `#!/bin/bash\n${body}\n`);
+    chmodSync(join(dir, 'bin', name), 0o755);
+  };
+  stub('dpkg-query', `pkg="\${!#}"; for p in ${installed.join(' ')}; do [[ $p == "$pkg" ]] && { printf 'install ok installed'; exit 0; }; done; exit 1`);
+  stub('apt-get', `echo "apt-get DEBIAN_FRONTEND=$DEBIAN_FRONTEND $*" >> ${log}`);
+  stub('npm', `echo "npm $*" >> ${log}; [[ $1 == -v ]] && echo 10.0.0; [[ $1 == ci || $1 == install ]] && mkdir -p node_modules && echo '{}' > node_modules/.package-lock.json; exit 0`);
+  return {
+    dir,
+    calls: () => {
+      try {
+        return readFileSync(log, 'utf8').trim().split('\n').filter(l => l && l !== 'npm -v');
+      } catch {
+        return [];
+      }
+    },
+    run: async () => {
+      try {
+        const { stdout, stderr } = await execFileAsync('bash', [join(dir, 'deploy', 'setup.sh')], {
+          env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, HOME: dir },
+        });
+        return { code: 0, stdout, stderr };
+      } catch (err) {
+        const e = err as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    },
+  };
+}
+
+test('a fresh machine: every package without prompts, then npm ci and the build', async t => {
+  const m = machine(t, []);
+  const res = await m.run();
+  t.is(res.code, 0, res.stderr);
+  t.deepEqual(m.calls(), [
+    'apt-get DEBIAN_FRONTEND=noninteractive update -q',
+    `apt-get DEBIAN_FRONTEND=noninteractive install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${PACKAGES.join(' ')}`,
+    'npm ci --no-audit --no-fund',
+    'npm run build',
+  ]);
+  t.regex(res.stdout, /==> Debian packages\n {4}installing: clang llvm/);
+});
+
+test('run again with everything present: only the incremental build', async t => {
+  const m = machine(t, PACKAGES);
+  t.is((await m.run()).code, 0);
+  t.deepEqual(m.calls(), ['npm ci --no-audit --no-fund', 'npm run build']);
+  // node_modules now matches the lockfile: the second run skips apt and npm ci.
+  const future = new Date(Date.now() + 10_000);
+  utimesSync(join(m.dir, 'node_modules', '.package-lock.json'), future, future);
+  const again = await m.run();
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(m.calls(), ['npm ci --no-audit --no-fund', 'npm run build', 'npm run build']);
+  t.regex(again.stdout, /all 16 present/);
+  t.regex(again.stdout, /node_modules is up to date/);
+});
+
+test('only the missing packages are installed; without a lockfile npm install', async t => {
+  const m = machine(t, PACKAGES.filter(p => p !== 'ethtool' && p !== 'iperf3'), false);
+  t.is((await m.run()).code, 0);
+  const calls = m.calls();
+  t.regex(calls[1], /install -y .* iperf3 ethtool$/);
+  t.is(calls[2], 'npm install --no-audit --no-fund');
+});

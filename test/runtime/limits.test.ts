@@ -1,0 +1,50 @@
+// The kernel's tail-call limit: a chain that fits it to the last call carries
+// traffic; one cube more is refused with an error naming the path, and the host
+// is left exactly as it was, still forwarding.
+import test from 'ava';
+import { MAX_TAIL_CALLS } from '../../node-daemon/src/runtime/abi';
+import { FailedPreconditionError } from '../../node-daemon/src/runtime/errors';
+import type { Runtime } from '../../node-daemon/src/runtime/runtime';
+import { lineTopology } from '../helpers/chains';
+import { attachments, filledSlots, openRuntime, pins } from '../helpers/dataplane';
+import { createTestbed, type Testbed } from '../helpers/testbed';
+
+const nops = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `c${i + 1}`, type: 'nop' }));
+
+async function snapshot(rt: Runtime, bed: Testbed) {
+  return {
+    topology: rt.topology(),
+    cubes: rt.cubeNames(),
+    gen: rt.host.currentGen,
+    pins: pins(rt),
+    slots: filledSlots(rt),
+    in0: await attachments(bed.host.name, bed.in),
+    out0: await attachments(bed.host.name, bed.outs[0]),
+  };
+}
+
+for (const mode of ['xdp', 'tc'] as const) {
+  test(`${mode}: a chain of ${MAX_TAIL_CALLS} cubes forwards; one more is refused and nothing changes`, async (t) => {
+    const bed = await createTestbed(t, { mode });
+    const rt = await openRuntime(t, { netns: bed.host.path });
+
+    // Netdev entry, then one tail call per cube: exactly the kernel's limit.
+    await rt.apply(lineTopology(mode, nops(MAX_TAIL_CALLS), bed.in, bed.outs[0]));
+    await bed.generator.send(1000);
+    t.is(await bed.sinks[0].settle(1000), 1000);
+    t.deepEqual(rt.host.errorCounts(), new Array(8).fill(0n));
+    const before = await snapshot(rt, bed);
+
+    const error = await t.throwsAsync(rt.apply(lineTopology(mode, nops(MAX_TAIL_CALLS + 1), bed.in, bed.outs[0])), {
+      instanceOf: FailedPreconditionError,
+    });
+    // The path as far as it goes: the cube that would need the 34th call is entered at p0.
+    const path = ['netdev:in0', ...nops(MAX_TAIL_CALLS).map((c) => `${c.name}:p0>p1`), `c${MAX_TAIL_CALLS + 1}:p0`].join(' -> ');
+    t.is(error?.message, `path ${path} needs ${MAX_TAIL_CALLS + 1} tail calls, the kernel allows ${MAX_TAIL_CALLS}; split the chain across hosts or shorten it`);
+
+    t.deepEqual(await snapshot(rt, bed), before);
+    await bed.generator.send(1000);
+    t.is(await bed.sinks[0].settle(2000), 2000);
+    t.deepEqual(await bed.drops(), {});
+  });
+}

@@ -1,0 +1,31 @@
+import test from 'ava';
+import { openRuntime, registerTestTypes } from '../helpers/dataplane';
+import { createNetns } from '../helpers/netns';
+import { ethernet, ipv4, udp } from '../../remote-services/sdk/packet';
+
+const frame = ethernet({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', payload: ipv4({ src: '10.0.0.1', dst: '10.0.0.2', payload: udp({ sport: 1, dport: 2, payload: Buffer.from('hi') }) }) });
+
+for (const mode of ['xdp', 'tc'] as const) {
+  test(`${mode}: packet-out enters a cube port, or leaves through it`, async (t) => {
+    const ns = await createNetns(t);
+    const rt = await openRuntime(t, { netns: ns.path });
+    registerTestTypes(rt);
+    await rt.apply({
+      cubes: [
+        { name: 'a', type: 'probe', mode, ports: ['p0', 'p1'], logLevel: 'info' },
+        { name: 'b', type: 'probe', mode, ports: ['q0'], logLevel: 'info' },
+      ],
+      links: [{ a: { cube: 'a', port: 'p1' }, b: { cube: 'b', port: 'q0' } }],
+      stacks: [],
+    });
+    rt.cube('a').table('probe_actions').put(0, { op: 'PROBE_DROP', arg: 0, user0: 0, log: 0 });
+    rt.cube('b').table('probe_actions').put(0, { op: 'PROBE_DROP', arg: 0, user0: 0, log: 0 });
+    t.true(await rt.sendPacket({ cube: 'a', port: 'p0', direction: 'ingress', frame }));
+    t.true(await rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
+    t.true(await rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
+    for (let i = 0; i < 100 && rt.cube('b').portStats('q0').drops < 2n; i++) await new Promise((r) => setTimeout(r, 10));
+    t.is(rt.cube('a').portStats('p0').drops, 1n);
+    t.is(rt.cube('b').portStats('q0').rxPackets, 2n);
+    t.is(rt.cube('b').portStats('q0').drops, 2n);
+  });
+}
