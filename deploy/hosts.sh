@@ -433,7 +433,7 @@ done
 case $command in
   up) up "$@" ;;
   down) down "$@" ;;
-  status) status "$@" ;;
+  status) status "$@" || exit $? ;; # its exit code is its answer, not a failure
   env) env_cmd "$@" ;;
   -h | --help | help) usage 0 ;;
   *) die "unknown command '$command': up, down, status or env" ;;

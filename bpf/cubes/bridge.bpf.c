@@ -95,7 +95,8 @@ static __always_inline int frame_tag(struct xdp_md *ctx)
 	nc_cursor_init(&c, ctx);
 	if (nc_parse_eth(&c, &eth, &vid) < 0)
 		return -2;
-	return eth->h_proto == bpf_htons(NC_ETH_P_8021Q) ? vid : -1;
+	/* Either tag type, as the kernel takes either out before TC sees the frame. */
+	return eth->h_proto == bpf_htons(NC_ETH_P_8021Q) || eth->h_proto == bpf_htons(NC_ETH_P_8021AD) ? vid : -1;
 }
 
 static __always_inline int tag_push(struct xdp_md *ctx, __u16 vid)

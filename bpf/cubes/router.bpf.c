@@ -11,7 +11,7 @@
 #include <netcube/netcube.h>
 
 enum router_reason {
-	ROUTER_REASON_ARP       = 1, /* an ARP packet */
+	ROUTER_REASON_ARP       = 1, /* an ARP request or reply for the in-port's address */
 	ROUTER_REASON_NO_NEIGH  = 2, /* next hop (md->user[0], network order) unresolved; out port in user[1] */
 	ROUTER_REASON_LOCAL     = 3, /* addressed to the router itself */
 	ROUTER_REASON_TTL       = 4, /* TTL would run out here */
@@ -50,9 +50,34 @@ NC_TABLE_FLAGS(routes, BPF_MAP_TYPE_LPM_TRIE, struct route_key, struct route_ent
 /* Next-hop address -> MAC, as ARP resolved it. */
 NC_TABLE(neighbours, BPF_MAP_TYPE_HASH, __be32, struct neigh_entry, 4096, NC_SCOPE_CUBE);
 
+/* The ARP payload for Ethernet and IPv4, after struct arphdr. */
+struct arp_ipv4 {
+	__u8 sender_mac[NC_ETH_ALEN];
+	__be32 sender_ip;
+	__u8 target_mac[NC_ETH_ALEN];
+	__be32 target_ip;
+} __attribute__((packed));
+
 static __always_inline int is_broadcast(const __u8 *mac)
 {
 	return (mac[0] & mac[1] & mac[2] & mac[3] & mac[4] & mac[5]) == 0xff;
+}
+
+/* Only ARP about the in-port's own address concerns the router: a request for it,
+ * or a reply to one of its own requests. The rest of a segment's ARP (requests
+ * between hosts a bridge floods to every port, gratuitous ARP) is not worth a trip
+ * to the control plane.
+ */
+static __always_inline int arp_for(struct nc_cursor *c, __be32 addr)
+{
+	struct arphdr *h = c->pos;
+	struct arp_ipv4 *a = (void *)(h + 1);
+
+	if ((void *)(a + 1) > c->end)
+		return 0;
+	if (h->ar_hrd != bpf_htons(1) || h->ar_pro != bpf_htons(NC_ETH_P_IP) || h->ar_hln != NC_ETH_ALEN || h->ar_pln != 4)
+		return 0;
+	return a->target_ip == addr;
 }
 
 static __always_inline int router(struct nc_ctx *ctx, struct nc_md *md)
@@ -67,31 +92,39 @@ static __always_inline int router(struct nc_ctx *ctx, struct nc_md *md)
 	struct iphdr *ip;
 	__be32 nexthop;
 	__u16 vlan;
-	int proto;
+	int proto, bcast;
 
 	port = bpf_map_lookup_elem(&router_ports, &in);
 	if (!port || !port->addr)
 		return nc_drop(ctx, md);
 	nc_cursor_init(&c, ctx);
 	proto = nc_parse_eth(&c, &eth, &vlan);
-	if (proto == NC_ETH_P_ARP)
-		return nc_to_controller(ctx, md, ROUTER_REASON_ARP);
-	if (proto != NC_ETH_P_IP || vlan)
+	/* The router's ports are untagged interfaces. */
+	if (proto < 0 || vlan)
 		return nc_drop(ctx, md);
-	/* Only frames for this interface are routed. */
-	if (!nc_mac_equal(eth->h_dest, port->mac) && !is_broadcast(eth->h_dest))
+	if (proto == NC_ETH_P_ARP)
+		return arp_for(&c, port->addr) ? nc_to_controller(ctx, md, ROUTER_REASON_ARP) : nc_drop(ctx, md);
+	if (proto != NC_ETH_P_IP)
+		return nc_drop(ctx, md);
+	/* Only frames for this interface are routed; a link-layer broadcast may be for
+	 * the router itself, but is never forwarded (RFC 1812 5.3.4).
+	 */
+	bcast = is_broadcast(eth->h_dest);
+	if (!bcast && !nc_mac_equal(eth->h_dest, port->mac))
 		return nc_drop(ctx, md);
 	if (nc_parse_ipv4(&c, &ip) < 0)
 		return nc_drop(ctx, md);
 	if (bpf_map_lookup_elem(&local_addrs, &ip->daddr))
 		return nc_to_controller(ctx, md, ROUTER_REASON_LOCAL);
-	if (ip->ttl <= 1)
-		return nc_to_controller(ctx, md, ROUTER_REASON_TTL);
+	if (bcast)
+		return nc_drop(ctx, md);
 
 	key.addr = ip->daddr;
 	r = bpf_map_lookup_elem(&routes, &key);
 	if (!r)
 		return nc_drop(ctx, md);
+	if (ip->ttl <= 1)
+		return nc_to_controller(ctx, md, ROUTER_REASON_TTL);
 	out_port = r->port;
 	nexthop = r->nexthop ? r->nexthop : ip->daddr;
 	out = bpf_map_lookup_elem(&router_ports, &out_port);

@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { jsonToStruct, structToJson } from '../../node-daemon/src/api/convert';
-import { ApiError, FIELD_METADATA_KEY } from '../../node-daemon/src/api/status';
+import { FIELD_METADATA_KEY } from '../../node-daemon/src/api/proto';
+import { ApiError } from '../../node-daemon/src/api/status';
 import type { Chain, CubeSpec, JsonObject } from '../../node-daemon/src/chain';
 import type { Logger } from '../../node-daemon/src/daemon/log';
 import { ConflictError, StoreError, type Store, type StoredChain } from '../../node-daemon/src/store';
@@ -47,19 +48,24 @@ export interface ConfigApiServer {
   close(): Promise<void>;
 }
 
-/** Serves the config API on `listen` (host:port), with TLS when a certificate and key are given. */
+/**
+ * Serves the config API on `listen`: host:port, with TLS when a certificate and key
+ * are given, or unix:/path (for tools on the same machine, never TLS).
+ */
 export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: string, tls?: TlsFiles): Promise<ConfigApiServer> {
   const { api } = loadServiceApi();
   const server = new grpc.Server();
   server.addService(api.netcube.service.v1.ServiceConfig.service, handlers(ctx));
+  const unix = listen.startsWith('unix:');
+  if (unix) fs.rmSync(listen.slice('unix:'.length), { force: true });
   const credentials =
-    tls?.cert && tls.key
+    !unix && tls?.cert && tls.key
       ? grpc.ServerCredentials.createSsl(tls.ca ? fs.readFileSync(tls.ca) : null, [{ cert_chain: fs.readFileSync(tls.cert), private_key: fs.readFileSync(tls.key) }], tls.ca !== undefined)
       : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolve(p))));
   const host = listen.slice(0, listen.lastIndexOf(':'));
   return {
-    endpoint: `${host}:${port}`,
+    endpoint: unix ? listen : `${host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         const force = setTimeout(() => {

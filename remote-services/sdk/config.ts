@@ -114,7 +114,7 @@ export class ConfigSchema<C> {
       const field = byName.get(key);
       if (!field) {
         const names = type.fieldsArray.map((f) => f.name).join(', ');
-        throw new ConfigError(join(at, key), `${type.name} has no such field (its fields: ${names})`);
+        throw new ConfigError(join(at, key), `${type.name} has no such field (${names ? `its fields: ${names}` : 'it has none'})`);
       }
       if (given.has(field)) throw new ConfigError(join(at, field.name), `given twice (as ${field.name} and ${protoName(field)})`);
       if (v !== undefined && v !== null) given.set(field, v);

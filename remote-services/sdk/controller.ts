@@ -444,6 +444,7 @@ export class Controller<C, S> {
 
   /** Logs a failure of a handler or a call, at most every 2 s per cube and kind. */
   noteFailure(cube: ManagedCube<C, S>, what: string, err: unknown): void {
+    if (this.closing.signal.aborted) return; // calls cut short by stepping down
     this.stats.handlerErrors++;
     const { ok, skipped } = this.throttle.pass(`${cube.name}/${what}`);
     if (ok) cube.log.warn(`${what} failed`, { error: err instanceof Error ? err.message : String(err), ...(skipped ? { alsoFailedSinceLastLine: skipped } : {}) });

@@ -10,12 +10,12 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClientOptions, NetcubeClient } from '../../node-daemon/src/api/client';
+import { ClientOptions, NetcubeClient, SlowPathStream } from '../../node-daemon/src/api/client';
+import type { PacketOut } from '../../node-daemon/src/api/generated/netcube/v1/PacketOut';
 import type { PacketIn__Output } from '../../node-daemon/src/api/generated/netcube/v1/PacketIn';
 import type { Logger } from '../../node-daemon/src/daemon/log';
 import { Backoff } from '../../node-daemon/src/store/retry';
 import { HostClock } from './clock';
-import { openSlowPath, PacketOutMessage, SlowPathStream } from './slowpath';
 
 export interface TlsFiles {
   ca?: string;
@@ -56,7 +56,7 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
   /** The host's data-plane clock, as of the current connection. */
   clock: HostClock = HostClock.lowerBound();
   connected = false;
-  readonly stats = { connects: 0, resyncs: 0, packetsIn: 0, packetsOut: 0, packetOutErrors: 0, lastError: '' };
+  readonly stats = { connects: 0, resyncs: 0, packetsIn: 0, packetsOut: 0, packetOutsBuffered: 0, packetOutErrors: 0, lastError: '' };
 
   constructor(private readonly opts: HostLinkOptions) {
     super();
@@ -97,10 +97,11 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
     await this.running;
   }
 
-  packetOut(msg: Omit<PacketOutMessage, 'id'>): void {
+  /** Sends a packet-out on the host's stream (buffered by gRPC while the stream is full). */
+  packetOut(msg: Omit<PacketOut, 'id'>): void {
     const stream = this.current?.stream;
     if (!stream || !this.connected) throw new Error(`host ${this.host} is not connected`);
-    stream.packetOut({ ...msg, id: String(++this.packetOutId) });
+    if (!stream.packetOut({ ...msg, id: String(++this.packetOutId) })) this.stats.packetOutsBuffered++;
     this.stats.packetsOut++;
   }
 
@@ -140,7 +141,7 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
       const clock = await hostClock(client, endpoint);
       // A lower bound keeps what it learnt across reconnections: the host's clock did not go back.
       if (clock.exact || this.clock.exact) this.clock = clock;
-      const stream = openSlowPath(client, { controller: this.opts.controller, types: [this.opts.type] }, { signal: abort.signal });
+      const stream = client.openSlowPath({ controller: this.opts.controller, types: [this.opts.type] }, { signal: abort.signal });
       this.current.stream = stream;
       abort.signal.addEventListener('abort', () => stream.close(), { once: true });
       let misses = 0;
@@ -201,9 +202,10 @@ export function clientOptions(endpoint: string, tls: TlsFiles | undefined): Clie
 /** How to read this host's data-plane clock (see clock.ts). */
 async function hostClock(client: NetcubeClient, endpoint: string): Promise<HostClock> {
   const sent = process.hrtime.bigint();
-  const host = (await client.getHost({ timeoutMs: 5_000 })) as { monotonicNs?: string | number };
+  const host = await client.getHost({ timeoutMs: 5_000 });
   const rtt = process.hrtime.bigint() - sent;
-  if (host.monotonicNs !== undefined && host.monotonicNs !== '' && BigInt(host.monotonicNs) > 0n) return HostClock.fromDaemon(BigInt(host.monotonicNs), rtt);
+  // Daemons before monotonic_ns leave it 0.
+  if (host.monotonicNs && BigInt(host.monotonicNs) > 0n) return HostClock.fromDaemon(BigInt(host.monotonicNs), rtt);
   if (endpoint.startsWith('unix:')) return HostClock.sameMachine();
   return HostClock.lowerBound();
 }

@@ -26,7 +26,7 @@ export interface ServiceOptions {
   etcd: string[];
   /** This replica's name, unique among the service's replicas. */
   replica: string;
-  /** Where to serve the config API (host:port; port 0 picks one); none when absent. */
+  /** Where to serve the config API (host:port, port 0 picks one; or unix:/path); none when absent. */
   listen?: string;
   /** Daemons are reached over TCP with these (and the config API served with them). */
   tls?: TlsFiles;
@@ -140,7 +140,8 @@ their slow-path packets. Each serves the config API (netcube.service.v1).
 Options:
   --etcd URLS           etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379)
   --name NAME           this replica's name (default: <hostname>-<pid>)
-  --listen HOST:PORT    serve the config API here (TLS when --tls-cert and --tls-key are given)
+  --listen ADDRESS      serve the config API at HOST:PORT (TLS when --tls-cert and --tls-key
+                        are given) or on unix:/path (never TLS)
   --tls-ca FILE         CA of the daemons' certificates
   --tls-cert FILE       client certificate for the daemons (and server certificate of --listen)
   --tls-key FILE        its key
@@ -191,7 +192,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const problem = hostNameProblem(replica);
   if (problem) throw new UsageError(`--name: ${problem.replace(/host name/i, 'replica name')}`);
   const listen = str('listen');
-  if (listen !== undefined && !/^[^\s]+:\d{1,5}$/.test(listen)) throw new UsageError(`--listen: expected HOST:PORT, got ${JSON.stringify(listen)}`);
+  if (listen !== undefined && !/^[^\s]+:\d{1,5}$/.test(listen) && !/^unix:\/\S+$/.test(listen)) throw new UsageError(`--listen: expected HOST:PORT or unix:/path, got ${JSON.stringify(listen)}`);
   const [ca, cert, key, serverName] = ['tls-ca', 'tls-cert', 'tls-key', 'tls-server-name'].map(str);
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together (a client certificate and its key)');
   const tls = ca || cert || serverName ? { ca, cert, key, serverName } : undefined;

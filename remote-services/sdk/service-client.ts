@@ -16,7 +16,7 @@ import type { ServiceInfo__Output } from '../generated/netcube/service/v1/Servic
 import { loadServiceApi } from './proto';
 
 export interface ServiceClientOptions {
-  /** host:port. */
+  /** host:port, or unix:/path. */
   target: string;
   /** PEM files or contents; without them the connection is in the clear. */
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; serverName?: string };

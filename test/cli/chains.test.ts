@@ -95,6 +95,9 @@ test('apply: usage errors exit 2 and say what to do', async t => {
   const badTimeout = await run(['apply', '-f', 'x', '--wait', '--timeout', 'soon']);
   t.is(badTimeout.code, 2);
   t.regex(badTimeout.stderr, /--timeout: expected a duration/);
+  const timeoutAlone = await run(['apply', '-f', 'x', '--timeout', '5s']);
+  t.is(timeoutAlone.code, 2);
+  t.regex(timeoutAlone.stderr, /--timeout goes with --wait/);
   const badOutput = await run(['apply', '-f', 'x', '-o', 'dot']);
   t.is(badOutput.code, 2);
   t.regex(badOutput.stderr, /apply prints text, json, yaml/);

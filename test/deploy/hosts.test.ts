@@ -108,6 +108,9 @@ test('a chain spanning three namespace-hosts carries real traffic, applied with 
 
   const status = await hostsSh(['status', '--state', line.state]);
   t.is(status.code, 0, status.stdout);
+  const twice = await line.up();
+  t.is(twice.code, 1);
+  t.regex(twice.stderr, /already holds a deployment: run hosts.sh down --state .* first/);
   const hosts = JSON.parse((await run(['get', 'hosts', '-o', 'json'])).stdout);
   t.deepEqual(hosts.map((h: { name: string }) => h.name).sort(), line.hosts);
 

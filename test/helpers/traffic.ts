@@ -2,24 +2,29 @@
 //
 // The generator is the kernel's own: XDP live-frames test runs of
 // bpf/testdata/xdp_tx in the sending namespace, each frame XDP-transmitted out of
-// a veth there, in calls of one batch, so it knows exactly how many frames it
-// sent. The sink is bpf/testdata/xdp_sink on the receiving veth: it counts the
-// stream's frames (IPv4 UDP to port 9), in total and by source, and drops them.
-// Losses that are not netcube's show in the veths' own counters (linkCounters).
+// a veth there, so it knows exactly how many frames it sent. The sink is
+// bpf/testdata/xdp_sink on the receiving veth: it counts the stream's frames
+// (IPv4 UDP to port 9), in total and by source, and drops them. Losses that are
+// not netcube's show in the veths' own counters (linkCounters).
 //
 // A frame XDP-transmitted or redirected into a veth only arrives if the veth's
 // peer has NAPI: an XDP program attached (the sink has one; a netdev with
 // netcube's XDP entry has one; give others attachXdpPass), or GRO.
 //
-// Each test run sets up and tears down a page pool, which costs an RCU grace
-// period (tens of ms here), so a run sends thousands of frames; inside it the
-// kernel sends them in batches of 64 and, at the end of each, lets the softirqs
-// run that carry them on through every veth and program to the sink, on the
-// same CPU. A run therefore never has more than a batch in any veth ring (256
-// places). Between runs a stream can also wait for what it sent to arrive
-// (`delivered`), so that a receiver that falls behind cannot be overrun: a
-// frame that never arrives stalls the stream for `stallMs` and is then given
-// up, so a lossy path slows down, it does not hang.
+// A test run sets up and tears down a page pool, which costs tens of ms here, so
+// a run sends thousands of frames; inside it the kernel sends them in batches of
+// 64 and, at the end of each, lets the softirqs run that carry them on through
+// every veth and program to the sink, on the same CPU. A run therefore never has
+// more than a batch in any veth ring (256 places). Between runs a stream can also
+// wait for what it sent to arrive (`delivered`), so that a receiver that falls
+// behind cannot be overrun: a frame that never arrives stalls the stream for
+// `stallMs` and is then given up, so a lossy path slows down, it does not hang.
+//
+// The kernel recycles a run's pages without undoing an XDP metadata area that a
+// program further on made in them (netcube's XDP entry makes one): after their
+// first trip, frames arrive carrying that metadata, as frames another XDP program
+// redirected would. Netcube takes them as they are; a program that assumes no
+// metadata on arrival does not.
 
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';

@@ -43,8 +43,17 @@ struct {
 	__type(value, struct nc_cube_cfg);
 } nc_cfg SEC(".maps");
 
+/* Per-port counters are always on; a cube built with -DNC_PORT_STATS=0 has none
+ * (only for the benchmark that measures what they cost).
+ */
+#ifndef NC_PORT_STATS
+#define NC_PORT_STATS 1
+#endif
+
 static __always_inline struct nc_port_stats *nc_port_stats(__u32 port)
 {
+	if (!NC_PORT_STATS)
+		return NULL;
 	return bpf_map_lookup_elem(&nc_stats, &port);
 }
 

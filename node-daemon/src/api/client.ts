@@ -51,8 +51,7 @@ import type { Topology__Output } from './generated/netcube/v1/Topology';
 import type { TypeServiceClient } from './generated/netcube/v1/TypeService';
 import type { UnregisterTypeRequest } from './generated/netcube/v1/UnregisterTypeRequest';
 import type { UpdateCubeRequest } from './generated/netcube/v1/UpdateCubeRequest';
-import { loadApi } from './proto';
-import { FIELD_METADATA_KEY } from './status';
+import { FIELD_METADATA_KEY, loadApi } from './proto';
 
 /** The replies, as the client receives them. */
 export type { DaemonMessage__Output as DaemonMessage };

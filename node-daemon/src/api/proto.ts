@@ -49,3 +49,6 @@ export function loadApi(): { definition: protoLoader.PackageDefinition; api: Pro
 
 /** The service names, fully qualified, as health checks and reflection list them. */
 export const SERVICES = ['HostService', 'TypeService', 'CubeService', 'TableService', 'LogService', 'SlowPathService'].map((s) => `netcube.v1.${s}`);
+
+/** The trailing metadata key that names the faulty field of an INVALID_ARGUMENT. */
+export const FIELD_METADATA_KEY = 'netcube-field';

@@ -11,11 +11,10 @@ import { ChainValidationError, formatIssue } from '../chain';
 import { Logger } from '../daemon/log';
 import * as runtime from '../runtime/errors';
 import { StoreError, ValidationError } from '../store';
+import { FIELD_METADATA_KEY } from './proto';
 
 const { status } = grpc;
 
-/** The trailing metadata key that names the faulty field of an INVALID_ARGUMENT. */
-export const FIELD_METADATA_KEY = 'netcube-field';
 
 /** A failure with its gRPC status; `field` for INVALID_ARGUMENT. */
 export class ApiError extends Error {

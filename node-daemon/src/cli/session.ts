@@ -90,6 +90,12 @@ export class Session {
     else this.io.stdout.write(text());
   }
 
+  /** For commands that report in text as they go: the result as JSON or YAML, when asked for. */
+  data(data: unknown): void {
+    if (this.output === 'json') this.io.stdout.write(toJson(data));
+    else if (this.output === 'yaml') this.io.stdout.write(toYaml(data));
+  }
+
   out(text: string): void {
     this.io.stdout.write(text);
   }

@@ -5,8 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Chain } from '../chain';
 import { ApplyFailedError, CubeFailure, Store, WaitProgress, WaitTimeoutError } from '../store';
-import { Args, parseDuration, stringOption } from './command';
-import { CommandFailed } from './command';
+import { Args, CommandFailed, parseDuration, stringOption, UsageError } from './command';
 import { ProgressLine } from './progress';
 import { Session } from './session';
 
@@ -34,6 +33,7 @@ export interface WaitOutcome {
 
 export function waitTimeout(args: Args, command: string): number {
   const text = stringOption(args, 'timeout');
+  if (text !== undefined && args.values.wait !== true) throw new UsageError('--timeout goes with --wait', command);
   return text === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(text, 'timeout', command);
 }
 

@@ -10,7 +10,8 @@ import { ApiContext, ApiServer } from '../api/context';
 import { DataPlaneLogs } from '../runtime/logs';
 import { SlowPath } from '../slowpath/dispatcher';
 import { Runtime } from '../runtime/runtime';
-import { HostLease, Store, StoreUnavailableError } from '../store';
+import { CubeType } from '../runtime/types';
+import { HostLease, RegisteredCubeType, Store, StoreUnavailableError } from '../store';
 import { DaemonConfig } from './config';
 import { Logger } from './log';
 import { Metrics } from './metrics';
@@ -104,26 +105,50 @@ export class Daemon {
     }
     const store = this.store;
     if (!store || this.stopping.signal.aborted) return;
-    await this.publishBuiltinTypes(store);
-    this.lease = await store.hosts.register(
-      {
-        name: this.config.name,
-        endpoints: this.api!.endpoints.map((e) => (e.startsWith('unix:') || !this.config.advertise ? e : this.config.advertise)),
-        startedAt: new Date().toISOString(),
-        kernel: os.release(),
-        features: ['xdp', 'tc', 'ringbuf', 'xdp-live-frames', 'btf'],
-      },
-      this.config.leaseTtl,
-    );
+    // The data plane first: the reconciler follows the chains at once (a restarted
+    // host catches up without waiting for the rest), while the types are published
+    // and the host registered, together.
+    await this.reconciler.follow(store);
+    const [, lease] = await Promise.all([
+      this.publishBuiltinTypes(store),
+      store.hosts.register(
+        {
+          name: this.config.name,
+          endpoints: this.api!.endpoints.map((e) => (e.startsWith('unix:') || !this.config.advertise ? e : this.config.advertise)),
+          startedAt: new Date().toISOString(),
+          kernel: os.release(),
+          features: ['xdp', 'tc', 'ringbuf', 'xdp-live-frames', 'btf'],
+        },
+        this.config.leaseTtl,
+      ),
+    ]);
+    this.lease = lease;
     this.lease.on('lost', (err) => this.log.warn('host registration lost', { error: err.message }));
     this.lease.on('recovered', ({ newLease }) => this.log.info('host registered again', { newLease }));
-    await this.reconciler.follow(store);
     this.log.info('connected to etcd', { etcd: this.config.etcd });
   }
 
-  /** Makes the built-in cube types known cluster-wide, so chains validate against them. */
+  /**
+   * Makes the built-in cube types known cluster-wide, so chains validate against
+   * them. Every daemon does so at every start: one read, and a write only for a
+   * type etcd does not have as this build has it.
+   */
   private async publishBuiltinTypes(store: Store): Promise<void> {
+    let registered: Map<string, RegisteredCubeType>;
+    try {
+      registered = new Map((await store.types.listTypes()).map((t) => [t.name, t]));
+    } catch (err) {
+      registered = new Map();
+      this.log.warn('could not read the registered cube types', { error: (err as Error).message });
+    }
+    const same = (have: RegisteredCubeType | undefined, t: CubeType): boolean =>
+      !!have &&
+      have.transparent === t.transparent &&
+      have.microcubes === t.microcubes &&
+      have.modes.join() === t.modes.join() &&
+      t.modes.every((m) => !!have.objects[m]?.equals(t.objects[m]!));
     for (const t of this.runtime.types.list().filter((t) => t.builtin)) {
+      if (same(registered.get(t.name), t)) continue;
       try {
         await store.types.putType({ name: t.name, transparent: t.transparent, microcubes: t.microcubes, modes: t.modes, objects: { ...t.objects } });
       } catch (err) {

@@ -17,6 +17,12 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
+  // Blocking work runs in libuv's thread pool, verifier loads one at a time. Each
+  // pool thread gets a malloc arena of its own, which keeps the memory libbpf used
+  // for a load (it parses the kernel's BTF, megabytes, every time): two threads
+  // rather than the default four keep tens of MB less. The environment may say
+  // otherwise; the pool starts on first use, after this.
+  process.env.UV_THREADPOOL_SIZE ??= '2';
   const log = new Logger(config.logLevel, { host: config.name });
   let daemon: Daemon;
   try {

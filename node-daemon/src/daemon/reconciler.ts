@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Endpoint as ChainEndpoint, HostPlan, planHost } from '../chain';
-import { Runtime } from '../runtime/runtime';
+import { ApplyReport, Runtime } from '../runtime/runtime';
 import { Endpoint, StackSpec, Topology } from '../runtime/topology';
 import { ChainWatch, Store, StoredChain, WaitTimeoutError } from '../store';
 import { Logger } from './log';
@@ -127,8 +127,9 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   /** Starts following the chains in etcd. Nothing is applied before the first full list. */
   async follow(store: Store): Promise<void> {
     this.store = store;
-    // Statuses this host wrote before it restarted: rewritten or removed by the first pass.
-    for (const s of await store.status.listStatus()) if (s.host === this.host) this.reported.set(s.cube, '');
+    // Statuses this host wrote before it restarted: kept where the first pass finds
+    // them still true, rewritten or removed where not.
+    for (const s of await store.status.listStatus()) if (s.host === this.host) this.reported.set(s.cube, statusText(s));
     this.watch = store.chains.watch();
     this.watch.on('put', ({ name, value }) => {
       this.desired.set(name, value);
@@ -223,8 +224,9 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     const here = (c: StoredChain): boolean => c.chain.spec.cubes.some((cube) => cube.host === this.host);
     await this.ensureTypes([...desired.values()].filter(here));
 
+    const changes: ApplyReport[] = [];
     const apply = async (chains: Map<string, StoredChain>): Promise<void> => {
-      await this.runtime.apply(hostTopology(planHost([...chains.values()].map((c) => c.chain), this.host)));
+      changes.push(await this.runtime.apply(hostTopology(planHost([...chains.values()].map((c) => c.chain), this.host))));
     };
 
     try {
@@ -256,10 +258,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       this.applied.clear();
       for (const [name, c] of good) this.applied.set(name, c);
     }
-    await this.replaceMicrocubes();
+    const microcubesReplaced = await this.replaceMicrocubes();
 
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.observeReconcile(seconds, this.failed.size === 0);
+    this.logPass(desired, changes, microcubesReplaced, seconds);
     const outcomes: ChainOutcome[] = [...desired.values()].filter(here).map((c) => ({
       chain: c.name,
       version: c.version,
@@ -268,6 +271,33 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     }));
     this.emit('reconciled', outcomes);
     await this.report(desired).catch((err) => this.log.warn('could not write status to etcd; will retry', { error: (err as Error).message }));
+  }
+
+  /**
+   * One line per pass: what it changed on this host, or that the data plane already
+   * was what etcd says ("nothing to change", which a restarted daemon that adopted
+   * everything should say on its first pass).
+   */
+  private logPass(desired: Map<string, StoredChain>, changes: ApplyReport[], microcubesReplaced: number, seconds: number): void {
+    const union = (pick: (r: ApplyReport) => string[]): string[] => [...new Set(changes.flatMap(pick))].sort();
+    const changed = {
+      created: union((r) => r.created),
+      deleted: union((r) => r.deleted),
+      attached: union((r) => r.attached),
+      detached: union((r) => r.detached),
+      reconfigured: union((r) => r.reconfigured),
+      rewired: changes.some((r) => r.rewired),
+      microcubesReplaced,
+    };
+    const fields = {
+      chains: this.applied.size,
+      revision: [...desired.values()].reduce((max, c) => Math.max(max, c.revision), 0),
+      failed: [...this.failed.keys()].sort(),
+      ms: Math.round(seconds * 1e4) / 10,
+    };
+    const nothing = !changed.rewired && changed.microcubesReplaced === 0 && [changed.created, changed.deleted, changed.attached, changed.detached, changed.reconfigured].every((l) => l.length === 0);
+    if (nothing && this.failed.size === 0) this.log.info('reconciled, nothing to change', fields);
+    else this.log.info('reconciled', { ...fields, ...changed });
   }
 
   /** Registers with the runtime the uploaded types this host's cubes need. */
@@ -305,16 +335,18 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
         else now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'pending' });
       }
     }
-    for (const [cube, status] of now) {
-      const text = JSON.stringify(status);
-      if (this.reported.get(cube) === text) continue;
-      await store.status.putStatus(this.host, cube, status);
-      this.reported.set(cube, text);
-    }
+    // Cubes gone from here first: whoever sees a version reported applied must not
+    // still see the cubes it removed.
     for (const cube of [...this.reported.keys()]) {
       if (now.has(cube)) continue;
       await store.status.deleteStatus(this.host, cube);
       this.reported.delete(cube);
+    }
+    for (const [cube, status] of now) {
+      const text = statusText(status);
+      if (this.reported.get(cube) === text) continue;
+      await store.status.putStatus(this.host, cube, status);
+      this.reported.set(cube, text);
     }
   }
 
@@ -324,7 +356,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
    * was dropped. A cube the runtime recreated (a new id) starts with its type's
    * programs. A replacement that fails fails its chain's version here.
    */
-  private async replaceMicrocubes(): Promise<void> {
+  private async replaceMicrocubes(): Promise<number> {
+    let done = 0;
     const seen = new Set<string>();
     for (const c of this.applied.values()) {
       for (const spec of c.chain.spec.cubes) {
@@ -352,6 +385,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
             if (want[index]) have.objects[index] = want[index];
             else delete have.objects[index];
             have.programs = programs();
+            done++;
             this.log.info(want[index] ? 'micro-cube replaced' : "micro-cube back to its type's program", { cube: spec.name, index: Number(index), object: want[index] });
           }
         } catch (err) {
@@ -367,6 +401,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       fs.writeFileSync(`${this.replacedFile}.tmp`, text);
       fs.renameSync(`${this.replacedFile}.tmp`, this.replacedFile);
     }
+    return done;
   }
 
   private async object(sha256: string): Promise<Buffer> {
@@ -383,6 +418,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.watch?.close();
     await this.running;
   }
+}
+
+/** What a status says, to tell whether etcd already has it (its time aside). */
+function statusText(s: { chain: string; version: number; revision: number; state: string; error?: string }): string {
+  return JSON.stringify([s.chain, s.version, s.revision, s.state, s.error ?? null]);
 }
 
 /** Which objects run in place of a cube's micro-cubes, and the programs it had then. */

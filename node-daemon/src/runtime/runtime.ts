@@ -10,7 +10,7 @@
 
 import * as path from 'node:path';
 import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
-import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf } from './abi';
+import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_MICROCUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf } from './abi';
 import { Cube, CubeDeps, HostTables } from './cube';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
@@ -60,6 +60,8 @@ export interface ApplyReport {
   detached: string[];
   /** Whether peer words changed (and the generation flipped). */
   rewired: boolean;
+  /** Kept cubes whose settings (log level) were rewritten. */
+  reconfigured: string[];
   durationMs: number;
 }
 
@@ -94,17 +96,29 @@ export class Runtime {
   static async open(opts: RuntimeOptions): Promise<Runtime> {
     const layout = new HostLayout(opts.root);
     const objectsDir = opts.objectsDir ?? DEFAULT_OBJECTS_DIR;
-    mountBpffs(layout.bpffs);
-    const host = HostMaps.open(layout, { ...DEFAULT_SIZES, ...opts.sizes });
-    const types = new TypeRegistry(layout.uploads);
-    types.load(path.join(objectsDir, 'cubes'));
-    const hostTables = new HostTables(layout);
-    const netdevCtx: NetdevContext = { host, layout, objectsDir, netns: opts.netns, xdpMode: opts.xdpMode ?? 'native' };
-    const report: AdoptionReport = { adoptedCubes: [], adoptedNetdevs: [], orphansRemoved: [], missing: [], healed: [] };
-    const state = (host.adopted && loadState(layout.state)) || emptyState();
-    const rt = new Runtime(layout, host, hostTables, types, state, netdevCtx, report, opts.slowPath ?? DEFAULT_SLOW_PATH);
-    await rt.adopt();
-    return rt;
+    const { mounted } = mountBpffs(layout.bpffs);
+    let host: HostMaps | undefined;
+    let rt: Runtime | undefined;
+    try {
+      host = HostMaps.open(layout, { ...DEFAULT_SIZES, ...opts.sizes });
+      const types = new TypeRegistry(layout.uploads);
+      types.load(path.join(objectsDir, 'cubes'));
+      const hostTables = new HostTables(layout);
+      const netdevCtx: NetdevContext = { host, layout, objectsDir, netns: opts.netns, xdpMode: opts.xdpMode ?? 'native' };
+      const report: AdoptionReport = { adoptedCubes: [], adoptedNetdevs: [], orphansRemoved: [], missing: [], healed: [] };
+      const saved = host.adopted ? loadState(layout.state) : undefined;
+      rt = new Runtime(layout, host, hostTables, types, saved ?? emptyState(), netdevCtx, report, opts.slowPath ?? DEFAULT_SLOW_PATH);
+      await rt.adopt(host.adopted && !saved);
+      return rt;
+    } catch (err) {
+      // Leave the host as we found it: our handles closed, and a bpffs we mounted
+      // (so holding only what this call pinned) unmounted. An earlier daemon's
+      // mount and pins stay for the next attempt.
+      if (rt) rt.close();
+      else host?.close();
+      if (mounted) unmountBpffs(layout.bpffs);
+      throw err;
+    }
   }
 
   private cubeConfig(logLevel: LogLevel): CubeConfig {
@@ -115,7 +129,8 @@ export class Runtime {
     return { host: this.host, hostTables: this.hostTables, layout: this.layout };
   }
 
-  private async adopt(): Promise<void> {
+  /** `stateLost`: the host maps were pinned but the state file that describes them is gone. */
+  private async adopt(stateLost: boolean): Promise<void> {
     const report = this.adoption;
     // A key name@id is a cube an interrupted apply was replacing: adopted so that
     // the next apply finishes the job.
@@ -153,12 +168,23 @@ export class Runtime {
       }
     }
     // Slots holding programs of no known cube (theirs went with their pins above).
+    // A cube fills its slots after pinning itself and empties them before removing
+    // its pins, so when every recorded cube was adopted and no pin was an orphan,
+    // only the adopted cubes' own slots can hold a stray program (a micro-cube
+    // index their type no longer has). Otherwise any slot can: all are read.
+    const clean = !stateLost && report.missing.length === 0 && report.orphansRemoved.length === 0;
+    const u32 = Buffer.alloc(4);
     for (const mode of ['xdp', 'tc'] as const) {
+      const progs = this.host.progs[mode];
       const owned = new Set([...this.cubes.values()].filter((c) => c.mode === mode).flatMap((c) => c.type.programs.map((i) => slotOf(c.id, i))));
-      for (const key of [...this.host.progs[mode].keys()]) {
-        const slot = key.readUInt32LE(0);
-        if (owned.has(slot) || !this.host.progs[mode].lookup(key)) continue;
-        this.host.progs[mode].clearProgram(slot);
+      const suspects = clean
+        ? [...new Set([...this.cubes.values()].map((c) => c.id))].flatMap((id) => Array.from({ length: MAX_MICROCUBES }, (_, i) => slotOf(id, i)))
+        : Array.from({ length: progs.maxEntries }, (_, slot) => slot);
+      for (const slot of suspects) {
+        if (owned.has(slot)) continue;
+        u32.writeUInt32LE(slot);
+        if (!progs.lookup(u32)) continue;
+        progs.clearProgram(slot);
         report.orphansRemoved.push(`${mode} prog-array slot ${slot}`);
       }
     }
@@ -363,9 +389,12 @@ export class Runtime {
       e.setWord(spare, w);
       if (e.word(gen) !== w) rewired = true;
     }
+    const reconfigured: string[] = [];
+    const was = new Map(this.state.topology.cubes.map((c) => [c.name, c]));
     for (const spec of next.cubes) {
-      const was = this.state.topology.cubes.find((c) => c.name === spec.name);
-      if (keep.has(spec.name) && was?.logLevel !== spec.logLevel) keep.get(spec.name)!.configure(this.cubeConfig(spec.logLevel));
+      if (!keep.has(spec.name) || was.get(spec.name)?.logLevel === spec.logLevel) continue;
+      keep.get(spec.name)!.configure(this.cubeConfig(spec.logLevel));
+      reconfigured.push(spec.name);
     }
 
     // 4. Flip, and wait until no packet follows the old generation.
@@ -375,7 +404,7 @@ export class Runtime {
     }
 
     // 5. Remove what the new topology no longer has.
-    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, durationMs: 0 };
+    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, reconfigured, durationMs: 0 };
     for (const e of [...this.netdevs.values()]) {
       if (entryWords.has(e.key)) continue;
       await e.detach();

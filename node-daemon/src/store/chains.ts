@@ -51,6 +51,9 @@ interface Snapshot {
 }
 
 export class Chains {
+  /** The registered types as the last snapshot with types read them, by key. */
+  private readonly types = new Map<string, RegisteredCubeType>();
+
   constructor(private readonly etcd: Etcd) {}
 
   /**
@@ -173,18 +176,31 @@ export class Chains {
     }
   }
 
-  /** The chain, its newest history version, all chains and (optionally) types, at one revision. */
+  /**
+   * The chain, its newest history version, all chains and (optionally) types, at one
+   * revision. Types carry their ELF objects (hundreds of KB in all) and rarely change:
+   * they are listed by key and revision only, and read in full (in a second snapshot)
+   * only when one is not in `types` as last read.
+   */
   private async snapshot(name: string, withTypes: boolean): Promise<Snapshot> {
     checkName(name);
     const ops = [getOp(chainKey(name)), prefixOp(chainHistoryPrefix(name), { last: true }), prefixOp(CHAINS_PREFIX)];
-    if (withTypes) ops.push(prefixOp(TYPES_PREFIX));
-    const { ranges, revision } = await this.etcd.read(`read chain ${name}`, ops);
-    const [current, last, all, types = []] = ranges;
+    let { ranges, revision } = await this.etcd.read(`read chain ${name}`, withTypes ? [...ops, prefixOp(TYPES_PREFIX, { keysOnly: true })] : ops);
+    if (withTypes) {
+      const listed = ranges[3];
+      const known = listed.length === this.types.size && listed.every(kv => this.types.get(kv.key)?.revision === kv.modRevision);
+      if (!known) {
+        ({ ranges, revision } = await this.etcd.read(`read chain ${name}`, [...ops, prefixOp(TYPES_PREFIX)]));
+        this.types.clear();
+        for (const kv of ranges[3]) this.types.set(kv.key, decodeCubeType(kv));
+      }
+    }
+    const [current, last, all] = ranges;
     return {
       current: current[0] && decodeStoredChain(current[0]),
       lastVersion: last[0] ? decodeHistoryEntry(last[0]).version : 0,
       others: all.map(decodeStoredChain).filter(other => other.name !== name),
-      types: types.map(decodeCubeType),
+      types: withTypes ? [...this.types.values()] : [],
       revision,
     };
   }

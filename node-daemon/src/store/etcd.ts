@@ -138,7 +138,7 @@ export function getOp(key: string): IRequestOp {
   return { request_range: { key: Buffer.from(key) } };
 }
 
-export function prefixOp(prefix: string, options: { last?: boolean } = {}): IRequestOp {
+export function prefixOp(prefix: string, options: { last?: boolean; keysOnly?: boolean } = {}): IRequestOp {
   const range = Range.prefix(prefix);
   return {
     request_range: {
@@ -146,6 +146,7 @@ export function prefixOp(prefix: string, options: { last?: boolean } = {}): IReq
       range_end: range.end,
       // Keys are ordered; the last one of a history prefix is its newest version.
       ...(options.last ? { sort_order: SortOrder.Descend, sort_target: SortTarget.Key, limit: 1 } : {}),
+      ...(options.keysOnly ? { keys_only: true } : {}),
     },
   };
 }

@@ -38,6 +38,15 @@ async function readChainFile(session: Session, file: string, command: string): P
   return parseChain(text, source);
 }
 
+/** --wait after apply or rollback: progress, then the outcome in words. */
+async function waitEverywhere(session: Session, name: string, version: number, timeoutMs: number): Promise<WaitOutcome> {
+  const outcome = await waitApplied(session, name, version, timeoutMs);
+  if (outcome.converged && session.output === 'text') {
+    session.out(`chain ${name} version ${version} is applied on every host (${plural(outcome.total, 'cube')})\n`);
+  }
+  return outcome;
+}
+
 function waitSummary(outcome: WaitOutcome | undefined): unknown {
   if (!outcome) return undefined;
   const { converged, done, total, pending, failures } = outcome;
@@ -71,11 +80,8 @@ applied the new version, and exits 1 if one reports an error or time runs out.`,
     if (session.output === 'text') {
       session.out(result.unchanged ? `chain ${name} unchanged (version ${result.version})\n` : `chain ${name} applied as version ${result.version}\n`);
     }
-    const outcome = flag(args, 'wait') ? await waitApplied(session, name, result.version, timeoutMs) : undefined;
-    if (outcome?.converged && session.output === 'text') {
-      session.out(`chain ${name} version ${result.version} is applied on every host (${plural(outcome.total, 'cube')})\n`);
-    }
-    if (session.output !== 'text') session.print({ chain: name, ...result, wait: waitSummary(outcome) }, () => '');
+    const outcome = flag(args, 'wait') ? await waitEverywhere(session, name, result.version, timeoutMs) : undefined;
+    session.data({ chain: name, ...result, wait: waitSummary(outcome) });
     if (outcome) reportWait(outcome, `chain ${name} version ${result.version}`);
   },
 };
@@ -101,7 +107,7 @@ in the chain's history: \`netcubectl rollback NAME --to V\` brings it back. With
     if (session.output === 'text') session.out(`chain ${name} deleted (version ${result.version}; roll back to ${current.version} to restore it)\n`);
     const outcome = flag(args, 'wait') ? await waitRemoved(session, current.chain, timeoutMs) : undefined;
     if (outcome?.converged && session.output === 'text') session.out(`chain ${name} is removed from every host\n`);
-    if (session.output !== 'text') session.print({ chain: name, ...result, wait: waitSummary(outcome) }, () => '');
+    session.data({ chain: name, ...result, wait: waitSummary(outcome) });
     if (outcome) reportWait(outcome, `deletion of chain ${name}`);
   },
 };
@@ -250,11 +256,8 @@ cluster as it is now.`,
           : `chain ${name} rolled back to version ${to} as version ${result.version}\n`,
       );
     }
-    const outcome = flag(args, 'wait') ? await waitApplied(session, name, result.version, timeoutMs) : undefined;
-    if (outcome?.converged && session.output === 'text') {
-      session.out(`chain ${name} version ${result.version} is applied on every host (${plural(outcome.total, 'cube')})\n`);
-    }
-    if (session.output !== 'text') session.print({ chain: name, rolledBackTo: to, ...result, wait: waitSummary(outcome) }, () => '');
+    const outcome = flag(args, 'wait') ? await waitEverywhere(session, name, result.version, timeoutMs) : undefined;
+    session.data({ chain: name, rolledBackTo: to, ...result, wait: waitSummary(outcome) });
     if (outcome) reportWait(outcome, `chain ${name} version ${result.version}`);
   },
 };

@@ -163,6 +163,10 @@ function describeChain(stored: StoredChain, reports: CubeStatusEntry[]): string 
       spec.cubes.map(c => [c.name, c.host, c.type, c.mode, c.ports.join(',') || '-', c.logLevel, describeState(cubeState(stored, c.name, reports))]),
     ).replace(/^/gm, '  ').trimEnd(),
   ];
+  const withParams = spec.cubes.filter(c => Object.keys(c.params).length > 0);
+  if (withParams.length > 0) {
+    lines.push('', 'Params:', ...withParams.map(c => `  ${c.name}: ${JSON.stringify(c.params)}`));
+  }
   if (spec.links.length > 0) {
     lines.push('', 'Links:', ...spec.links.map(l => `  ${l.from} <-> ${l.to}${l.via ? `  (via ${l.via.from} <-> ${l.via.to})` : ''}`));
   }

@@ -9,7 +9,8 @@ import { Command, CommandFailed, flag, stringOption, UsageError } from '../comma
 import { Connection } from '../daemons';
 import { some } from '../output';
 
-/** Without -f: how long the streams must stay quiet before logs returns. */
+/** Without -f: how long the streams must stay quiet before logs returns, at first (connecting) and after a line. */
+const FIRST_QUIET_MS = 2_000;
 const QUIET_MS = 700;
 
 export const logs: Command = {
@@ -60,10 +61,10 @@ quiet; with -f it follows until interrupted (Ctrl-C). A cube logs at its logLeve
     const stop = new AbortController();
     session.onInterrupt(() => stop.abort());
     let quiet: NodeJS.Timeout | undefined;
-    const idle = () => {
+    const idle = (ms = QUIET_MS) => {
       if (follow) return;
       clearTimeout(quiet);
-      quiet = setTimeout(() => stop.abort(), QUIET_MS);
+      quiet = setTimeout(() => stop.abort(), ms);
     };
     const print = (host: string, line: LogLine) => {
       const lvl = logLevelFromProto(line.level, 'level') ?? 'info';
@@ -77,7 +78,7 @@ quiet; with -f it follows until interrupted (Ctrl-C). A cube logs at its logLeve
       idle();
     };
 
-    idle();
+    idle(FIRST_QUIET_MS);
     const failures: string[] = [];
     await Promise.all(
       connections.map(connection =>

@@ -85,13 +85,13 @@ live state, not desired state: they are not stored in etcd.`,
       case 'put': {
         await call(client => client.putEntry({ table: ref, entry: { ...keyOf(keyText, raw), ...valueOf(valueText, raw) } }));
         if (session.output === 'text') session.out(`${cube} ${name}: put ${keyText}\n`);
-        else session.print({ cube, table: name, put: keyText }, () => '');
+        else session.data({ cube, table: name, put: keyText });
         return;
       }
       case 'delete': {
         await call(client => client.deleteEntry({ table: ref, entry: keyOf(keyText, raw) }));
         if (session.output === 'text') session.out(`${cube} ${name}: deleted ${keyText}\n`);
-        else session.print({ cube, table: name, deleted: keyText }, () => '');
+        else session.data({ cube, table: name, deleted: keyText });
         return;
       }
     }

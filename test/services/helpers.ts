@@ -1,0 +1,238 @@
+// What the service tests share: remote-service processes (in a namespace of their
+// own, or the test's), chains written in YAML, certificates for daemons reached
+// over a management network, and polling.
+//
+// A service process runs with a parent-death signal, so a worker that dies takes
+// it along; stop()/kill() go by its pid, and cleanup happens in the test's teardown.
+
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ExecutionContext } from 'ava';
+import { parseChain } from '../../node-daemon/src/chain';
+import type { Store } from '../../node-daemon/src/store';
+import { ServiceClient } from '../../remote-services/sdk';
+import { EtcdBridge } from '../helpers/etcd-bridge';
+import type { Netns } from '../helpers/netns';
+
+const live = new Set<ServiceProcess>();
+process.once('exit', () => {
+  for (const s of live) s.killNow();
+});
+
+/** Polls `check` until it returns something other than undefined/false; throws after `timeoutMs` saying `what`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v as T;
+      last = undefined;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${(last as Error).message}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface ServiceProcessOptions {
+  /** bridge, router, or a path to a main.js. */
+  service: string;
+  etcd: string[];
+  name: string;
+  /** Runs inside this namespace (etcd bridged into it, unless `etcdBridged`). */
+  netns?: Netns;
+  /** etcd is already bridged into `netns` (one bridge per namespace: it listens on etcd's ports). */
+  etcdBridged?: boolean;
+  tls?: { ca?: string; cert?: string; key?: string; serverName?: string };
+  leaseTtl?: number;
+  resyncSeconds?: number;
+  args?: string[];
+}
+
+/** A remote service replica as a process, serving its config API on 127.0.0.1 (of its namespace). */
+export class ServiceProcess {
+  private child?: ChildProcess;
+  private exited?: Promise<void>;
+  private bridge?: EtcdBridge;
+  readonly dir: string;
+  /** host:port of its config API, from its log. */
+  endpoint?: string;
+
+  private constructor(readonly opts: ServiceProcessOptions) {
+    this.dir = fs.mkdtempSync('/run/nct-svc-');
+  }
+
+  static async start(opts: ServiceProcessOptions): Promise<ServiceProcess> {
+    const s = new ServiceProcess(opts);
+    live.add(s);
+    try {
+      if (opts.netns && !opts.etcdBridged) s.bridge = await EtcdBridge.open(opts.netns.path, opts.etcd, s.dir);
+      await s.spawn();
+    } catch (err) {
+      await s.cleanup();
+      throw err;
+    }
+    return s;
+  }
+
+  get logFile(): string {
+    return path.join(this.dir, 'service.log');
+  }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  private async spawn(): Promise<void> {
+    const o = this.opts;
+    const main = o.service.endsWith('.js') ? o.service : path.resolve(__dirname, `../../remote-services/${o.service}/main.js`);
+    // In a namespace of its own, its loopback is out of the test's reach: a unix socket is not.
+    const listen = o.netns ? `unix:${path.join(this.dir, 'api.sock')}` : '127.0.0.1:0';
+    const args = [main, '--etcd', o.etcd.join(','), '--name', o.name, '--listen', listen, '--log-level', 'debug', '--lease-ttl', String(o.leaseTtl ?? 2), '--resync', String(o.resyncSeconds ?? 30)];
+    if (o.tls?.ca) args.push('--tls-ca', o.tls.ca);
+    if (o.tls?.cert) args.push('--tls-cert', o.tls.cert, '--tls-key', o.tls.key!);
+    if (o.tls?.serverName) args.push('--tls-server-name', o.tls.serverName);
+    args.push(...(o.args ?? []));
+    const command = o.netns ? ['nsenter', `--net=${o.netns.path}`, '--', process.execPath, ...args] : [process.execPath, ...args];
+    fs.writeFileSync(this.logFile, '');
+    const log = fs.openSync(this.logFile, 'a');
+    const child = spawn('/usr/bin/setpriv', ['--pdeathsig=KILL', '--', ...command], { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    const start = fs.statSync(this.logFile).size;
+    this.endpoint = await waitFor(
+      `service ${o.name} to serve its config API`,
+      () => {
+        if (!this.running) throw new Error(`service ${o.name} exited; its log:\n${this.logTail()}`);
+        const text = fs.readFileSync(this.logFile, 'utf8').slice(start);
+        const line = text.split('\n').find((l) => l.includes('"serving the config API"'));
+        return line ? (JSON.parse(line) as { endpoint: string }).endpoint : undefined;
+      },
+      20_000,
+    );
+  }
+
+  /** A client of its config API (in the clear: on loopback, or its unix socket when it runs in a namespace). */
+  client(): ServiceClient {
+    return ServiceClient.connect({ target: this.endpoint! });
+  }
+
+  /** SIGKILL, as a crash. */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.child!.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.child!.kill('SIGTERM');
+    await Promise.race([this.exited, sleep(10_000).then(() => this.kill())]);
+  }
+
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.spawn();
+  }
+
+  logTail(lines = 60): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  /** The JSON lines of its log that have `msg`. */
+  logLines(msg: string): Record<string, unknown>[] {
+    return fs
+      .readFileSync(this.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`"msg":${JSON.stringify(msg)}`))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill();
+    this.bridge?.close();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+
+  /** @internal at exit */
+  killNow(): void {
+    if (this.child?.pid && this.running) {
+      try {
+        process.kill(this.child.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    this.bridge?.close();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A service process for one test, cleaned up in its teardown (its log shown when the test failed). */
+export async function startServiceProcess(t: ExecutionContext, opts: ServiceProcessOptions): Promise<ServiceProcess> {
+  const s = await ServiceProcess.start(opts);
+  t.teardown(async () => {
+    if (!t.passed) t.log(`service ${opts.name} log:\n${s.logTail(80)}`);
+    await s.cleanup();
+  });
+  return s;
+}
+
+/** Applies a chain given as YAML; returns its new version. */
+export async function applyChain(store: Store, yaml: string): Promise<number> {
+  return (await store.chains.apply(parseChain(yaml))).version;
+}
+
+export interface ManagementCertificates {
+  dir: string;
+  ca: string;
+  /** For every daemon: serverAuth, with the management addresses as SANs. */
+  serverCert: string;
+  serverKey: string;
+  /** For the services: clientAuth (for the daemons) and serverAuth (their config API). */
+  clientCert: string;
+  clientKey: string;
+  remove(): void;
+}
+
+/** A throwaway CA and certificates whose server SANs are `addresses` (and 127.0.0.1), made by openssl; remove() when done. */
+export function managementCertificates(addresses: string[]): ManagementCertificates {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nct-mtls-'));
+  const f = (name: string): string => path.join(dir, name);
+  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const leaf = (name: string, ext: string): void => {
+    openssl('req', ...key, '-subj', `/CN=${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    fs.writeFileSync(f(`${name}.ext`), ext);
+    openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
+  };
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    openssl('req', '-x509', ...key, '-days', '2', '-subj', '/CN=nct-ca', '-keyout', f('ca.key'), '-out', f('ca.crt'));
+    const sans = ['IP:127.0.0.1', ...addresses.map((a) => `IP:${a}`)].join(',');
+    leaf('daemon', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
+    leaf('service', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=clientAuth,serverAuth\n');
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { dir, ca: f('ca.crt'), serverCert: f('daemon.crt'), serverKey: f('daemon.key'), clientCert: f('service.crt'), clientKey: f('service.key'), remove };
+}
+
+/** Runs a node script (compiled, under build/js) inside a namespace; resolves with its stdout. */
+export function nodeIn(netns: Netns, script: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  return netns.exec(process.execPath, [script, ...args], { timeoutMs }).then((r) => r.stdout);
+}

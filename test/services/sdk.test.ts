@@ -1,0 +1,317 @@
+// The remote-service SDK against real etcd and real daemons: config validation that
+// names the field, leader election among replicas (and failover when the leader is
+// killed), static tables reconciled and repaired, SetConfig persisted in the chain
+// (versioned, rolled back), with the bridge and router services as the subjects.
+
+import test, { type ExecutionContext } from 'ava';
+import { ApiCallError, NetcubeClient } from '../../node-daemon/src/api/client';
+import type { JsonObject } from '../../node-daemon/src/chain';
+import { Logger } from '../../node-daemon/src/daemon/log';
+import { Store } from '../../node-daemon/src/store';
+import bridge from '../../remote-services/bridge/service';
+import router from '../../remote-services/router/service';
+import { ConfigError, ConfigSchema, ServiceClient, startService, type CubeInfo, type RunningService, type ServiceDefinition } from '../../remote-services/sdk';
+import { be32, macBytes } from '../../remote-services/sdk/codec';
+import { NetcubedProcess, startDaemon } from '../helpers/daemon';
+import { createHostNetns } from '../helpers/dataplane';
+import { EtcdCluster, startEtcd } from '../helpers/etcd';
+import { applyChain, startServiceProcess, waitFor } from './helpers';
+
+// ------------------------------------------------------------------- config
+
+function configError(t: ExecutionContext, fn: () => unknown, field: string, says?: string): void {
+  const err = t.throws(fn, { instanceOf: ConfigError });
+  t.is(err?.field, field, err?.message);
+  if (says) t.true(err!.message.includes(says), err!.message);
+}
+
+const info = (ports: string[]): CubeInfo => ({ name: 'c1', host: 'h1', chain: 'ch', mode: 'tc', portNames: ports });
+
+function check<C, S>(service: ServiceDefinition<C, S>, params: unknown, ports: string[]): C {
+  const config = ConfigSchema.load<C>(service.config.proto, service.config.message).normalize(params);
+  service.validate?.(config, info(ports));
+  return config;
+}
+
+test('config: defaults are filled in from the schema', (t) => {
+  t.deepEqual(check(bridge, {}, ['p0']), { agingSeconds: 300, ports: {} });
+  t.deepEqual(check(bridge, { aging_seconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } }, ['p0']), { agingSeconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } });
+  t.deepEqual(check(bridge, { ports: { p0: {} } }, ['p0']), { agingSeconds: 300, ports: { p0: { mode: 'plain', vlan: 0 } } });
+  t.deepEqual(check(router, { ports: { lan: { address: '10.0.0.1/24' } }, routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }] }, ['lan']), {
+    ports: { lan: { address: '10.0.0.1/24' } },
+    routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }],
+    neighbourTimeoutSeconds: 300,
+    arpQueueLength: 64,
+  });
+});
+
+test('config: every error names the field at fault', (t) => {
+  configError(t, () => check(bridge, { agingSeconds: 'soon' }, ['p0']), 'agingSeconds', 'expected an integer');
+  configError(t, () => check(bridge, { agingSeconds: -1 }, ['p0']), 'agingSeconds', 'from 0 to 4294967295');
+  configError(t, () => check(bridge, { agingSeconds: 0 }, ['p0']), 'agingSeconds', 'at least 1');
+  configError(t, () => check(bridge, { agingSecs: 10 }, ['p0']), 'agingSecs', 'no such field');
+  configError(t, () => check(bridge, { ports: [] }, ['p0']), 'ports', 'expected an object');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'hybrid' } } }, ['p0']), 'ports.p0.mode', 'plain, access, trunk');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'access', vlan: 5000 } } }, ['p0']), 'ports.p0.vlan', '1 to 4094');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'access' } } }, ['p0']), 'ports.p0.vlan');
+  configError(t, () => check(bridge, { ports: { p9: { mode: 'plain' } } }, ['p0']), 'ports.p9', 'no port p9');
+  configError(t, () => check(bridge, { ports: { p0: { vlan: 3 } } }, ['p0']), 'ports.p0.vlan', 'VLAN-unaware');
+  configError(t, () => check(bridge, 'all of them', ['p0']), '', 'expected an object');
+
+  const lan = (address: string) => ({ ports: { lan: { address } } });
+  configError(t, () => check(router, lan('10.0.0.1'), ['lan']), 'ports.lan.address', 'a.b.c.d/len');
+  configError(t, () => check(router, lan('10.0.0.300/24'), ['lan']), 'ports.lan.address');
+  configError(t, () => check(router, lan('10.0.0.0/24'), ['lan']), 'ports.lan.address', 'network address');
+  configError(t, () => check(router, lan('10.0.0.255/24'), ['lan']), 'ports.lan.address', 'broadcast address');
+  configError(t, () => check(router, lan('fd00::1/64'), ['lan']), 'ports.lan.address', 'only IPv4');
+  configError(t, () => check(router, { ports: { lan: { address: '10.0.0.1/24', mac: '01:00:5e:00:00:01' } } }, ['lan']), 'ports.lan.mac', 'not a unicast');
+  configError(t, () => check(router, { ports: { lan: { address: '10.0.0.1/24', mac: 'zz' } } }, ['lan']), 'ports.lan.mac');
+  configError(t, () => check(router, { ports: { a: { address: '10.0.0.1/24' }, b: { address: '10.0.0.129/25' } } }, ['a', 'b']), 'ports.b.address', 'overlaps');
+  const withRoute = (route: Record<string, unknown>) => ({ ...lan('10.0.0.1/24'), routes: [{ prefix: '10.9.0.0/16', port: 'lan', ...route }] });
+  configError(t, () => check(router, withRoute({ prefix: '10.9.0.1/16' }), ['lan']), 'routes[0].prefix', 'write 10.9.0.0/16');
+  configError(t, () => check(router, withRoute({ port: 'wan' }), ['lan', 'wan']), 'routes[0].port', 'not a port with an address');
+  configError(t, () => check(router, withRoute({ nexthop: '10.1.0.1' }), ['lan']), 'routes[0].nexthop', 'not in the subnet');
+  configError(t, () => check(router, withRoute({ nexthop: '10.0.0.1' }), ['lan']), 'routes[0].nexthop', "router's own address");
+  configError(t, () => check(router, { routes: [{ prefix: '10.0.0.0/8', port: 'lan', gateway: '1.2.3.4' }] }, ['lan']), 'routes[0].gateway', 'no such field');
+});
+
+// ------------------------------------------------------------------- leader election
+
+test('leader election: one leader among replicas; killed, another takes over within the lease', async (t) => {
+  const etcd = await startEtcd(t);
+  const replicas = await Promise.all(['r1', 'r2'].map((name) => startServiceProcess(t, { service: 'bridge', etcd: etcd.endpoints, name, leaseTtl: 2 })));
+  let clients = replicas.map((r) => r.client());
+  t.teardown(() => clients.forEach((c) => c.close()));
+
+  const leaderNow = async (): Promise<string | undefined> => {
+    const infos = await Promise.all(clients.map((c, i) => (replicas[i].running ? c.getService() : undefined)));
+    const leaders = infos.filter((x) => x?.leader);
+    if (leaders.length !== 1) return undefined;
+    // The others know who leads, and where.
+    if (!infos.every((x) => !x || (x.leaderReplica === leaders[0]!.replica && x.leaderEndpoint !== ''))) return undefined;
+    return leaders[0]!.replica;
+  };
+  const first = await waitFor('one leader', leaderNow);
+  const leader = replicas.find((r) => r.opts.name === first)!;
+  const other = replicas.find((r) => r !== leader)!;
+  await t.throwsAsync(other.client().getState('nothing'), { message: new RegExp(`not the leader; ask ${first} at 127.0.0.1:`) });
+
+  const killedAt = Date.now();
+  await leader.kill();
+  const second = await waitFor('the other replica to take over', leaderNow, 15_000, 50);
+  const took = Date.now() - killedAt;
+  t.is(second, other.opts.name);
+  t.true(took < 2_000 + 2_500, `took over ${took} ms after the kill (lease 2 s)`);
+
+  // A replica that stops cleanly hands over at once: it revokes its lease.
+  await leader.restart();
+  clients.forEach((c) => c.close());
+  clients = replicas.map((r) => r.client());
+  await waitFor('the restarted replica to follow', async () => (await clients[replicas.indexOf(leader)].getService()).leaderReplica === second);
+  const stoppedAt = Date.now();
+  await other.stop();
+  t.is(await waitFor('the restarted replica to lead', leaderNow, 10_000, 50), leader.opts.name);
+  t.true(Date.now() - stoppedAt < 1_500, `handed over in ${Date.now() - stoppedAt} ms`);
+});
+
+// ------------------------------------------------------------------- tables and config
+
+interface Env {
+  etcd: EtcdCluster;
+  store: Store;
+  daemon: NetcubedProcess;
+  client: NetcubeClient;
+  svc: RunningService<unknown, unknown>;
+  api: ServiceClient;
+}
+
+async function open<C, S>(t: ExecutionContext, service: ServiceDefinition<C, S>, chain: (host: string) => string): Promise<Env> {
+  const etcd = await startEtcd(t);
+  const netns = await createHostNetns(t, 2);
+  const daemon = await startDaemon(t, { netns, etcd: etcd.endpoints });
+  await daemon.waitConnected();
+  const store = await Store.connect({ endpoints: etcd.endpoints });
+  t.teardown(() => store.close());
+  const client = daemon.client();
+  t.teardown(() => client.close());
+  await applyChain(store, chain(daemon.name));
+  const log = new Logger('debug', {}, (line) => lines.push(line));
+  const lines: string[] = [];
+  t.teardown(() => {
+    if (!t.passed) t.log(`service log:\n${lines.slice(-60).join('')}`);
+  });
+  const svc = (await startService(service, { etcd: etcd.endpoints, replica: 'test', listen: '127.0.0.1:0', resyncSeconds: 1, leaseTtl: 2, log })) as RunningService<unknown, unknown>;
+  t.teardown(() => svc.close());
+  const api = ServiceClient.connect({ target: svc.endpoint! });
+  t.teardown(() => api.close());
+  await waitFor('every cube ready', async () => {
+    const cubes = await api.listCubes();
+    return cubes.length > 0 && cubes.every((c) => c.ready);
+  });
+  return { etcd, store, daemon, client, svc, api };
+}
+
+const bridgeChain = (host: string): string => `
+apiVersion: netcube/v1
+kind: Chain
+metadata: { name: lan }
+spec:
+  cubes:
+    - name: br
+      host: ${host}
+      type: bridge
+      mode: tc
+      ports: [p0, p1]
+      params:
+        agingSeconds: 60
+        ports: { p0: { mode: access, vlan: 10 } }
+  links:
+    - { from: br:p0, to: netdev:n0 }
+    - { from: br:p1, to: netdev:n2 }
+`;
+
+async function entry(client: NetcubeClient, cube: string, table: string, key: unknown): Promise<unknown> {
+  try {
+    return JSON.parse((await client.getEntry({ table: { cube, table }, entry: { keyJson: JSON.stringify(key) } })).valueJson!);
+  } catch (err) {
+    if (err instanceof ApiCallError && err.codeName === 'NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
+async function entries(client: NetcubeClient, cube: string, table: string): Promise<{ key: unknown; value: unknown }[]> {
+  const out = [];
+  for await (const e of client.listEntries({ table: { cube, table } })) out.push({ key: JSON.parse(e.keyJson!), value: JSON.parse(e.valueJson!) });
+  return out;
+}
+
+const put = (client: NetcubeClient, cube: string, table: string, key: unknown, value: unknown) =>
+  client.putEntry({ table: { cube, table }, entry: { keyJson: JSON.stringify(key), valueJson: JSON.stringify(value) } });
+
+test('bridge: static tables from config, drift repaired, SetConfig persisted in the chain and rolled back', async (t) => {
+  const { store, client, api } = await open(t, bridge, bridgeChain);
+  const cube = await client.getCube({ name: 'br' });
+  const p = Object.fromEntries(cube.ports.map((x) => [x.name, x.index]));
+  const portEntry = (port: string) => entry(client, 'br', 'bridge_ports', p[port]);
+
+  t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
+  t.deepEqual(await portEntry('p0'), { mode: 'BRIDGE_PORT_ACCESS', vlan: 10, pad: 0 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, pad: 0 });
+
+  // Someone writes the tables behind the service's back: the next resync puts them right.
+  await put(client, 'br', 'bridge_ports', p.p1, { mode: 'BRIDGE_PORT_TRUNK', vlan: 5 });
+  await put(client, 'br', 'bridge_config', 0, { aging_ns: 1 });
+  await waitFor('the drift repaired', async () => (await portEntry('p1') as { mode: string }).mode === 'BRIDGE_PORT_PLAIN' && (await entry(client, 'br', 'bridge_config', 0) as { aging_ns: number }).aging_ns === 60e9, 5_000);
+  t.pass('repaired');
+
+  // SetConfig: validated, normalized, written as a new version of the chain, applied to the tables.
+  const before = await store.chains.get('lan');
+  const set = await api.setConfig({ cube: 'br', config: { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } } });
+  t.is(set.chain, 'lan');
+  t.is(set.chainVersion, before.version + 1);
+  t.deepEqual(set.config, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } });
+  const after = await store.chains.get('lan');
+  t.is(after.version, before.version + 1);
+  t.deepEqual(after.chain.spec.cubes[0].params, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } });
+  t.deepEqual(await api.getConfig('br'), set);
+  await waitFor('the new config in the tables', async () => (await portEntry('p1') as { mode: string }).mode === 'BRIDGE_PORT_TRUNK' && (await portEntry('p0') as { mode: string }).mode === 'BRIDGE_PORT_PLAIN');
+  t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 120_000_000_000 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_TRUNK', vlan: 3, pad: 0 });
+
+  // Invalid configs are refused with the field named; nothing is written.
+  const refused = async (config: JsonObject, field: string) => {
+    const err = await t.throwsAsync(api.setConfig({ cube: 'br', config }), { instanceOf: ApiCallError });
+    t.is(err?.codeName, 'INVALID_ARGUMENT');
+    t.is(err?.field, field, err?.message);
+  };
+  await refused({ ports: { p0: { mode: 'access', vlan: 5000 } } }, 'config.ports.p0.vlan');
+  await refused({ ports: { p9: { mode: 'plain' } } }, 'config.ports.p9');
+  await refused({ agingSeconds: 'x' }, 'config.agingSeconds');
+  await refused({ bogus: 1 }, 'config.bogus');
+  t.is((await store.chains.get('lan')).version, after.version);
+  // A stale read-modify-write is refused; validate-only writes nothing.
+  const stale = await t.throwsAsync(api.setConfig({ cube: 'br', config: {}, expectedVersion: before.version }), { instanceOf: ApiCallError });
+  t.is(stale?.codeName, 'ABORTED');
+  t.deepEqual((await api.setConfig({ cube: 'br', config: {}, validateOnly: true })).config, { agingSeconds: 300, ports: {} });
+  t.is((await store.chains.get('lan')).version, after.version);
+  const missing = await t.throwsAsync(api.getConfig('nope'), { instanceOf: ApiCallError });
+  t.is(missing?.codeName, 'NOT_FOUND');
+
+  // The chain is the truth: rolling it back rolls the config back, tables included.
+  await store.chains.rollback('lan', before.version);
+  await waitFor('the old config back in the tables', async () => (await portEntry('p0') as { mode: string }).mode === 'BRIDGE_PORT_ACCESS');
+  t.deepEqual((await api.getConfig('br')).config, { agingSeconds: 60, ports: { p0: { mode: 'access', vlan: 10 } } });
+  t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, pad: 0 });
+});
+
+const routerChain = (host: string): string => `
+apiVersion: netcube/v1
+kind: Chain
+metadata: { name: edge }
+spec:
+  cubes:
+    - name: rt
+      host: ${host}
+      type: router
+      mode: tc
+      ports: [lan, wan]
+      params:
+        ports:
+          lan: { address: 10.1.0.1/24, mac: "02:00:00:00:01:01" }
+          wan: { address: 10.0.0.1/30 }
+        routes:
+          - { prefix: 10.2.0.0/16, nexthop: 10.0.0.2, port: wan }
+          - { prefix: 0.0.0.0/0, nexthop: 10.0.0.2, port: wan }
+  links:
+    - { from: rt:lan, to: netdev:n0 }
+    - { from: rt:wan, to: netdev:n2 }
+`;
+
+test('router: tables derived from config (connected routes too), extra entries deleted, changes applied', async (t) => {
+  const { client, api } = await open(t, router, routerChain);
+  const cube = await client.getCube({ name: 'rt' });
+  const p = Object.fromEntries(cube.ports.map((x) => [x.name, x.index]));
+  const routes = async () =>
+    (await entries(client, 'rt', 'routes')).map(({ key, value }) => ({ key, value })).sort((a, b) => JSON.stringify(a.key).localeCompare(JSON.stringify(b.key)));
+  const route = (addr: string, prefixlen: number, port: string, nexthop?: string) => ({ key: { prefixlen, addr: be32(addr) }, value: { nexthop: nexthop ? be32(nexthop) : 0, port: p[port] } });
+  const sorted = (xs: { key: unknown; value: unknown }[]) => xs.sort((a, b) => JSON.stringify(a.key).localeCompare(JSON.stringify(b.key)));
+
+  t.deepEqual(await entry(client, 'rt', 'router_ports', p.lan), { addr: be32('10.1.0.1'), prefixlen: 24, mac: macBytes('02:00:00:00:01:01'), pad: 0 });
+  const wan = (await entry(client, 'rt', 'router_ports', p.wan)) as { mac: number[] };
+  t.is(wan.mac[0], 2, 'a derived MAC is locally administered unicast');
+  t.deepEqual(sorted(await entries(client, 'rt', 'local_addrs')), sorted([{ key: be32('10.1.0.1'), value: p.lan }, { key: be32('10.0.0.1'), value: p.wan }]));
+  t.deepEqual(await routes(), sorted([route('10.1.0.0', 24, 'lan'), route('10.0.0.0', 30, 'wan'), route('10.2.0.0', 16, 'wan', '10.0.0.2'), route('0.0.0.0', 0, 'wan', '10.0.0.2')]));
+
+  // Extra entries in hash and LPM tables go, on the next resync.
+  await put(client, 'rt', 'routes', { prefixlen: 8, addr: be32('172.0.0.0') }, { nexthop: 0, port: p.lan });
+  await put(client, 'rt', 'local_addrs', be32('10.1.0.99'), p.lan);
+  await waitFor('the extra entries gone', async () => (await entries(client, 'rt', 'routes')).length === 4 && (await entries(client, 'rt', 'local_addrs')).length === 2, 5_000);
+
+  // A route less, an address changed: the tables follow.
+  await api.setConfig({ cube: 'rt', config: { ports: { lan: { address: '10.1.0.254/24' }, wan: { address: '10.0.0.1/30' } }, routes: [{ prefix: '0.0.0.0/0', nexthop: '10.0.0.2', port: 'wan' }] } });
+  await waitFor('the routes changed', async () => (await entries(client, 'rt', 'routes')).length === 3);
+  t.deepEqual(await routes(), sorted([route('10.1.0.0', 24, 'lan'), route('10.0.0.0', 30, 'wan'), route('0.0.0.0', 0, 'wan', '10.0.0.2')]));
+  t.deepEqual(sorted(await entries(client, 'rt', 'local_addrs')), sorted([{ key: be32('10.1.0.254'), value: p.lan }, { key: be32('10.0.0.1'), value: p.wan }]));
+  const state = await api.getState('rt');
+  t.like(state, { routes: [{ prefix: '10.1.0.0/24', port: 'lan', connected: true }, { prefix: '10.0.0.0/30', port: 'wan', connected: true }, { prefix: '0.0.0.0/0', port: 'wan', nexthop: '10.0.0.2', connected: false }] });
+});
+
+test('an invalid config applied to the chain by other means: the cube is reported, not programmed, and fixed by SetConfig', async (t) => {
+  const { store, client, api } = await open(t, bridge, bridgeChain);
+  const stored = await store.chains.get('lan');
+  const chain = structuredClone(stored.chain);
+  chain.spec.cubes[0].params = { agingSeconds: 30, ports: { p0: { mode: 'access', vlan: 0 } } };
+  await store.chains.apply(chain);
+  const [summary] = await waitFor('the problem reported', async () => {
+    const cubes = await api.listCubes();
+    return cubes[0].problem.includes('ports.p0.vlan') ? cubes : undefined;
+  });
+  t.regex(summary.problem, /invalid config in chain lan: ports\.p0\.vlan: .*keeping the last valid config/);
+  t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 }, 'the last valid config stays');
+  const err = await t.throwsAsync(api.getConfig('br'), { instanceOf: ApiCallError });
+  t.is(err?.codeName, 'FAILED_PRECONDITION');
+  await api.setConfig({ cube: 'br', config: { agingSeconds: 30 } });
+  await waitFor('fixed', async () => (await entry(client, 'br', 'bridge_config', 0) as { aging_ns: number }).aging_ns === 30e9);
+  t.is((await api.listCubes())[0].problem, '');
+});
