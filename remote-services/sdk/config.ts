@@ -39,7 +39,6 @@ export function loadMessage(file: string, message: string): protobuf.Type {
   if (!descriptorRegistered) {
     // Field options extend google.protobuf.FieldOptions; protobufjs ships descriptor.proto
     // as JSON but does not register it as a common import by itself.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const descriptor = require('protobufjs/google/protobuf/descriptor.json') as { nested: { google: { nested: { protobuf: { nested: protobuf.INamespace['nested'] } } } } };
     protobuf.common('descriptor', descriptor.nested.google.nested.protobuf.nested!);
     descriptorRegistered = true;

@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiCallError, NetcubeClient } from '../../node-daemon/src/api/client';
+import { endpointFromProto } from '../../node-daemon/src/api/convert';
 import type { Cube__Output } from '../../node-daemon/src/api/generated/netcube/v1/Cube';
 import type { PacketIn__Output } from '../../node-daemon/src/api/generated/netcube/v1/PacketIn';
 import type { CubeSpec, JsonObject } from '../../node-daemon/src/chain';
@@ -36,13 +37,6 @@ export interface ControllerOptions {
 type SyncKind = 'tables' | 'config' | 'full';
 const RANK: Record<SyncKind, number> = { tables: 1, config: 2, full: 3 };
 
-function endpointText(peer: Cube__Output['ports'][number]['peer']): string | undefined {
-  if (!peer) return undefined;
-  if (peer.kind === 'netdev') return `netdev:${peer.netdev}`;
-  if (peer.kind === 'port' && peer.port) return `${peer.port.cube}:${peer.port.port}`;
-  return undefined;
-}
-
 /** Logs at most one line per `everyMs` for each key; counts what it swallowed. */
 class Throttle {
   private readonly last = new Map<string, { at: number; skipped: number }>();
@@ -65,7 +59,10 @@ export class ManagedCube<C, S> implements Cube<C, S> {
   params: JsonObject;
   /** The last config that passed validation. */
   good?: C;
-  problem?: string;
+  /** Why the cube's params do not validate (the last valid config stays in force). */
+  configProblem?: string;
+  /** Why the last sync did not get through. */
+  syncProblem?: string;
   id = 0;
   ports: Port[] = [];
   ready = false;
@@ -79,7 +76,8 @@ export class ManagedCube<C, S> implements Cube<C, S> {
   private readonly retryBackoff = new Backoff({ initialDelayMs: 250, maxDelayMs: 5_000 });
   private tickTimer?: NodeJS.Timeout;
   private ticking = false;
-  deleted = false;
+  /** Deleted from the chains, or the controller stepped down: nothing more to do. */
+  stopped = false;
 
   constructor(
     private readonly ctl: Controller<C, S>,
@@ -112,8 +110,12 @@ export class ManagedCube<C, S> implements Cube<C, S> {
     return this.ctl.service.type;
   }
   get config(): C {
-    if (this.good === undefined) throw new Error(`cube ${this.name} has no valid config: ${this.problem}`);
+    if (this.good === undefined) throw new Error(`cube ${this.name} has no valid config: ${this.configProblem}`);
     return this.good;
+  }
+  /** What keeps the cube from being as its chain says, if anything. */
+  get problem(): string | undefined {
+    return this.configProblem ?? this.syncProblem;
   }
   get clock(): HostClock {
     return this.link.clock;
@@ -173,12 +175,12 @@ export class ManagedCube<C, S> implements Cube<C, S> {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.pending && !this.deleted) {
+      while (this.pending && !this.stopped) {
         const job = this.pending;
         this.pending = undefined;
         clearTimeout(this.retry);
         const ok = await this.syncNow(job.kind, job.previous);
-        if (ok === false) {
+        if (ok === false && !this.stopped) {
           // Try again later, at the same strength.
           const delay = this.retryBackoff.next();
           this.retry = setTimeout(() => void this.sync(job.kind, job.previous), delay);
@@ -198,7 +200,7 @@ export class ManagedCube<C, S> implements Cube<C, S> {
     const link = this.ctl.links.get(this.host);
     if (!link?.connected) {
       this.ready = false;
-      this.problem = `host ${this.host} is not connected${link?.stats.lastError ? ` (${link.stats.lastError})` : ''}`;
+      this.syncProblem = `host ${this.host} is not connected${link?.stats.lastError ? ` (${link.stats.lastError})` : ''}`;
       return undefined; // the link's 'ready' brings us back
     }
     const service = this.ctl.service;
@@ -210,19 +212,19 @@ export class ManagedCube<C, S> implements Cube<C, S> {
       } catch (err) {
         if (err instanceof ApiCallError && err.codeName === 'NOT_FOUND') {
           this.ready = false;
-          this.problem = `not (yet) created on host ${this.host}`;
+          this.syncProblem = `not (yet) created on host ${this.host}`;
           return false;
         }
         throw err;
       }
       if (remote.type !== service.type) {
         this.ready = false;
-        this.problem = `host ${this.host} runs cube ${this.name} as type ${remote.type}, not ${service.type}`;
+        this.syncProblem = `host ${this.host} runs cube ${this.name} as type ${remote.type}, not ${service.type}`;
         return false;
       }
       const recreated = remote.id !== this.id;
       this.id = remote.id;
-      this.ports = remote.ports.map((p) => ({ name: p.name, index: p.index, peer: endpointText(p.peer) }));
+      this.ports = remote.ports.map((p) => ({ name: p.name, index: p.index, peer: p.peer?.kind ? endpointFromProto(p.peer, 'peer') : undefined }));
       if (recreated || !this.layouts) {
         const { tables } = await client.listTables({ cube: this.name });
         this.layouts = new Map(tables.map((t) => [t.name, new TableLayout(t)]));
@@ -231,12 +233,12 @@ export class ManagedCube<C, S> implements Cube<C, S> {
       if (kind === 'full' || recreated) await service.cubeCreated?.(this);
       else if (kind === 'config' && previous !== undefined) await service.configChanged?.(this, previous);
       this.ready = true;
-      this.problem = undefined;
+      this.syncProblem = undefined;
       this.startTicks();
       return true;
     } catch (err) {
       this.ready = false;
-      this.problem = `sync failed: ${(err as Error).message}`;
+      this.syncProblem = `sync failed: ${(err as Error).message}`;
       this.ctl.noteFailure(this, 'sync', err);
       return false;
     }
@@ -266,6 +268,7 @@ export class ManagedCube<C, S> implements Cube<C, S> {
   }
 
   stop(): void {
+    this.stopped = true;
     this.ready = false;
     clearInterval(this.tickTimer);
     clearTimeout(this.retry);
@@ -362,18 +365,20 @@ export class Controller<C, S> {
     cube.info = info;
     cube.params = spec.params;
     const previous = cube.good;
+    let next = previous;
     if (paramsChanged || moved) {
       try {
-        cube.good = this.validate(spec.params, info);
-        cube.problem = undefined;
+        next = this.validate(spec.params, info);
+        cube.configProblem = undefined;
       } catch (err) {
-        cube.problem = `invalid config in chain ${chain}: ${(err as Error).message}${previous === undefined ? '' : '; keeping the last valid config'}`;
+        cube.configProblem = `invalid config in chain ${chain}: ${(err as Error).message}${previous === undefined ? '' : '; keeping the last valid config'}`;
         cube.log.error('invalid config; fix the params of the cube in its chain (or SetConfig)', { chain, error: (err as Error).message });
-        if (previous === undefined) return;
       }
     }
+    if (next === undefined) return;
+    cube.good = next;
     if (fresh || moved || previous === undefined) void cube.sync('full');
-    else if (paramsChanged) void cube.sync('config', previous);
+    else if (next !== previous) void cube.sync('config', previous);
   }
 
   validate(params: unknown, info: CubeInfo): C {
@@ -384,7 +389,6 @@ export class Controller<C, S> {
     const cube = this.cubes.get(name);
     if (!cube) return;
     this.cubes.delete(name);
-    cube.deleted = true;
     cube.stop();
     Promise.resolve()
       .then(() => this.service.cubeDeleted?.(cube))

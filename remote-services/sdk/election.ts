@@ -140,7 +140,9 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
       this.closing.signal.removeEventListener('abort', stop);
       // Revoking deletes the key at once (when etcd can be told), so the next leader
       // need not wait for the TTL; the lease expires by itself otherwise.
-      await Promise.race([lease.revoke().catch(() => undefined), sleep(1_000)]);
+      const late = new AbortController();
+      await Promise.race([lease.revoke().catch(() => undefined), sleep(1_000, undefined, { signal: late.signal }).catch(() => undefined)]);
+      late.abort();
       lease.release();
     }
   }

@@ -115,7 +115,7 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
       const endpoint = this.choose();
       if (!endpoint) {
         // Not registered (yet, or its lease ran out): wait for a registration.
-        await waitAbort([this.closing.signal, this.endpointsChanged.signal]);
+        await aborted(AbortSignal.any([this.closing.signal, this.endpointsChanged.signal]));
         continue;
       }
       const reason = await this.session(endpoint, backoff);
@@ -210,9 +210,6 @@ async function hostClock(client: NetcubeClient, endpoint: string): Promise<HostC
   return HostClock.lowerBound();
 }
 
-function waitAbort(signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    if (signals.some((s) => s.aborted)) return resolve();
-    for (const s of signals) s.addEventListener('abort', () => resolve(), { once: true });
-  });
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }

@@ -53,6 +53,8 @@ export class TableLayout {
 
 /** One table of one cube, read and written through the cube's daemon. */
 export class Table<K = unknown, V = unknown> {
+  private valueSize?: number;
+
   constructor(
     private readonly client: () => NetcubeClient,
     readonly cube: string,
@@ -93,7 +95,9 @@ export class Table<K = unknown, V = unknown> {
     } catch (err) {
       if (err instanceof ApiCallError && err.codeName === 'NOT_FOUND') return false;
       if (err instanceof ApiCallError && err.codeName === 'FAILED_PRECONDITION') {
-        await this.put(key, {} as V);
+        this.valueSize ??= (await this.client().listTables({ cube: this.cube })).tables.find((t) => t.name === this.name)?.valueSize;
+        if (this.valueSize === undefined) throw err;
+        await this.client().putEntry({ table: this.ref, entry: { keyJson: toJson(key), valueRaw: Buffer.alloc(this.valueSize) } });
         return true;
       }
       throw err;

@@ -96,7 +96,8 @@ test('started while etcd is down: runs from pinned state, serves reads, retries 
   // Through: the daemon connects, applies the change and reports it.
   proxy.restore();
   await h.store.status.waitApplied('edge', change.version, { timeoutMs: 60_000 });
-  t.true((await h.client.getHost()).storeConnected);
+  // The host registers itself (its lease) alongside: connected shortly, if not already.
+  await eventually('the host to say it is connected', async () => (await h.client.getHost()).storeConnected, 10_000);
   t.is(await storeConnectedMetric(h), 1);
   const pass = await waitLog(h.daemon, isPass, { from: mark });
   t.deepEqual(pass.created, ['b'], 'the cube added meanwhile was created');

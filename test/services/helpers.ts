@@ -135,7 +135,9 @@ export class ServiceProcess {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.child!.kill('SIGTERM');
-    await Promise.race([this.exited, sleep(10_000).then(() => this.kill())]);
+    const late = setTimeout(() => void this.kill(), 10_000);
+    await this.exited;
+    clearTimeout(late);
   }
 
   async restart(): Promise<void> {

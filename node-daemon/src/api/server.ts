@@ -48,7 +48,7 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING' as const])));
   health.addToServer(server);
   const healthDefinition = protoLoader.loadSync(healthProtoPath, LOADER_OPTIONS);
-  new ReflectionService({ ...definition, ...healthDefinition }).addToServer(server);
+  addReflection(server, { ...definition, ...healthDefinition });
 
   let socketBound = false;
   try {
@@ -82,6 +82,39 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
         fs.rmSync(opts.socket, { force: true });
       })()),
   };
+}
+
+type Services = Map<string, { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
+
+/** The services a ReflectionService would add to a server, by the path of their (one) method. */
+function reflectionServices(reflection: ReflectionService): Services {
+  const out: Services = new Map();
+  const collector = {
+    addService: (definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation) =>
+      out.set(Object.values(definition)[0].path, { definition, implementation }),
+  };
+  reflection.addToServer(collector as unknown as grpc.Server);
+  return out;
+}
+
+/**
+ * Server reflection for `pkg`, built on its first call: building it decodes every
+ * descriptor of the API, a good part of a second of CPU on a small machine, which a
+ * starting daemon on its way to its data plane should not spend. The services are
+ * there from the start (an empty package gives the same definitions, cheaply).
+ */
+function addReflection(server: grpc.Server, pkg: protoLoader.PackageDefinition): void {
+  let real: Services | undefined;
+  for (const [key, { definition }] of reflectionServices(new ReflectionService({}))) {
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const method of Object.keys(definition)) {
+      implementation[method] = (...args: unknown[]) => {
+        real ??= reflectionServices(new ReflectionService(pkg));
+        return (real.get(key)!.implementation[method] as (...a: unknown[]) => unknown)(...args);
+      };
+    }
+    server.addService(definition, implementation);
+  }
 }
 
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {

@@ -12,10 +12,11 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Endpoint as ChainEndpoint, HostPlan, planHost } from '../chain';
 import { ApplyReport, Runtime } from '../runtime/runtime';
 import { Endpoint, StackSpec, Topology } from '../runtime/topology';
-import { ChainWatch, Store, StoredChain, WaitTimeoutError } from '../store';
+import { ChainWatch, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '../store';
 import { Logger } from './log';
 import { Metrics } from './metrics';
 
@@ -100,6 +101,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly typeDigests = new Map<string, string>();
   private watch?: ChainWatch;
   private store?: Store;
+  private readingReports?: Promise<void>;
+  /** Statuses waiting to be written, and the write in progress (reportSoon). */
+  private toReport?: Map<string, StatusUpdate>;
+  private reporting?: Promise<void>;
+  private readonly closing = new AbortController();
   private synced = false;
   private running?: Promise<void>;
   private again = false;
@@ -127,9 +133,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   /** Starts following the chains in etcd. Nothing is applied before the first full list. */
   async follow(store: Store): Promise<void> {
     this.store = store;
-    // Statuses this host wrote before it restarted: kept where the first pass finds
-    // them still true, rewritten or removed where not.
-    for (const s of await store.status.listStatus()) if (s.host === this.host) this.reported.set(s.cube, statusText(s));
+    // Read while the chains are listed; the first report waits for it.
+    this.previousReports(store).catch(() => undefined);
     this.watch = store.chains.watch();
     this.watch.on('put', ({ name, value }) => {
       this.desired.set(name, value);
@@ -270,7 +275,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       error: this.failed.get(c.name)?.revision === c.revision ? this.failed.get(c.name)!.error : undefined,
     }));
     this.emit('reconciled', outcomes);
-    await this.report(desired).catch((err) => this.log.warn('could not write status to etcd; will retry', { error: (err as Error).message }));
+    this.reportSoon(this.statuses(desired));
   }
 
   /**
@@ -319,11 +324,26 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     }
   }
 
-  /** Writes each cube's status where it changed, and removes those of cubes gone from here. */
-  private async report(desired: Map<string, StoredChain>): Promise<void> {
-    const store = this.store;
-    if (!store) return;
-    const now = new Map<string, { chain: string; version: number; revision: number; state: 'applied' | 'error' | 'pending'; error?: string }>();
+  /**
+   * What this host reported before it restarted, as the baseline of report(): kept
+   * where still true, rewritten or removed where not. Read once (again after a failure).
+   */
+  private previousReports(store: Store): Promise<void> {
+    this.readingReports ??= store.status.listStatus().then(
+      (all) => {
+        for (const s of all) if (s.host === this.host && !this.reported.has(s.cube)) this.reported.set(s.cube, statusText(s));
+      },
+      (err) => {
+        this.readingReports = undefined;
+        throw err;
+      },
+    );
+    return this.readingReports;
+  }
+
+  /** What this host has to say about each of its cubes in `desired`, now. */
+  private statuses(desired: Map<string, StoredChain>): Map<string, StatusUpdate> {
+    const now = new Map<string, StatusUpdate>();
     for (const c of desired.values()) {
       const applied = this.applied.get(c.name);
       const failure = this.failed.get(c.name);
@@ -335,19 +355,49 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
         else now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'pending' });
       }
     }
-    // Cubes gone from here first: whoever sees a version reported applied must not
-    // still see the cubes it removed.
-    for (const cube of [...this.reported.keys()]) {
-      if (now.has(cube)) continue;
-      await store.status.deleteStatus(this.host, cube);
-      this.reported.delete(cube);
-    }
-    for (const [cube, status] of now) {
-      const text = statusText(status);
-      if (this.reported.get(cube) === text) continue;
-      await store.status.putStatus(this.host, cube, status);
-      this.reported.set(cube, text);
-    }
+    return now;
+  }
+
+  /**
+   * Writes `now` to etcd soon, in the background: a status write (an etcd commit)
+   * never holds up the next pass, so the data plane follows etcd as fast as it can.
+   * Requests while one is written coalesce into the newest; a failed write is tried
+   * again, with a growing delay, until a newer one replaces it.
+   */
+  private reportSoon(now: Map<string, StatusUpdate>): void {
+    this.toReport = now;
+    this.reporting ??= (async () => {
+      let delay = 250;
+      while (this.toReport && !this.closed) {
+        const next = this.toReport;
+        this.toReport = undefined;
+        try {
+          await this.report(next);
+          delay = 250;
+        } catch (err) {
+          this.log.warn('could not write status to etcd; will retry', { error: (err as Error).message, retryInMs: delay });
+          this.toReport ??= next;
+          await sleep(delay, undefined, { signal: this.closing.signal }).catch(() => undefined);
+          delay = Math.min(delay * 2, 10_000);
+        }
+      }
+      this.reporting = undefined;
+    })();
+  }
+
+  /** Writes each cube's status where it changed, and removes those of cubes gone from here. */
+  private async report(now: Map<string, StatusUpdate>): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    await this.previousReports(store);
+    // Cubes gone from here first (putStatuses removes before it writes): whoever
+    // sees a version reported applied must not still see the cubes it removed.
+    const gone = [...this.reported.keys()].filter((cube) => !now.has(cube));
+    const changed = new Map([...now].filter(([cube, status]) => this.reported.get(cube) !== statusText(status)));
+    if (gone.length === 0 && changed.size === 0) return;
+    await store.status.putStatuses(this.host, changed, gone);
+    for (const cube of gone) this.reported.delete(cube);
+    for (const [cube, status] of changed) this.reported.set(cube, statusText(status));
   }
 
   /**
@@ -415,8 +465,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     this.watch?.close();
     await this.running;
+    await this.reporting;
   }
 }
 

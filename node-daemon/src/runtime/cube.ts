@@ -175,13 +175,15 @@ export class Cube {
     const programs = new Map<number, Program>();
     try {
       for (const index of type.programs) programs.set(index, Program.openPinned(path.join(dir, 'progs', programName(index))));
-      for (const file of fs.readdirSync(path.join(dir, 'maps'))) maps.set(file, BpfMap.openPinned(path.join(dir, 'maps', file)));
+      // The cube's own maps open on first use (map()): a host adopts thousands of
+      // cubes at start and touches few of their maps. Their pins must be there.
+      const pinned = new Set(fs.readdirSync(path.join(dir, 'maps')));
       for (const t of type.tables.filter((t) => t.scope === 'host')) {
         const m = deps.hostTables.get(t.name);
         if (!m) throw new NotFoundError(`host table ${t.name}`);
         maps.set(t.name, m);
       }
-      for (const name of CUBE_MAPS) if (!maps.has(name)) throw new NotFoundError(`map ${name}`);
+      for (const name of CUBE_MAPS) if (!pinned.has(name)) throw new NotFoundError(`map ${name}`);
     } catch {
       for (const p of programs.values()) p.close();
       for (const [n, m] of maps) if (!type.tables.some((t) => t.name === n && t.scope === 'host')) m.close();
@@ -208,8 +210,15 @@ export class Cube {
   }
 
   private map(name: string): BpfMap {
-    const m = this.maps.get(name);
-    if (!m) throw new NotFoundError(`cube ${this.name} has no map ${name}`);
+    let m = this.maps.get(name);
+    if (!m) {
+      // Not opened yet (an adopted cube), or not the cube's at all.
+      const pin = path.join(this.dir, 'maps', name);
+      const declared = (CUBE_MAPS as readonly string[]).includes(name) || this.type.tables.some((t) => t.name === name);
+      if (!declared || !fs.existsSync(pin)) throw new NotFoundError(`cube ${this.name} has no map ${name}`);
+      m = BpfMap.openPinned(pin);
+      this.maps.set(name, m);
+    }
     return m;
   }
 

@@ -75,6 +75,8 @@ export class Runtime {
   private readonly cubes = new Map<string, Cube>();
   private readonly netdevs = new Map<string, NetdevEntry>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The state file's text as last written by save(). */
+  private savedState?: string;
   private packetOut?: Promise<PacketOut>;
 
   private constructor(
@@ -192,7 +194,7 @@ export class Runtime {
   }
 
   private save(): void {
-    saveState(this.layout.state, this.state);
+    this.savedState = saveState(this.layout.state, this.state, this.savedState);
   }
 
   /** Runs `fn` after every earlier mutation has finished: one change at a time. */

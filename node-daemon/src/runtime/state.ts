@@ -48,9 +48,16 @@ export function loadState(file: string): RuntimeState | undefined {
   return state;
 }
 
-/** Writes the state atomically: a crash leaves the old file or the new one. */
-export function saveState(file: string, state: RuntimeState): void {
+/**
+ * Writes the state atomically: a crash leaves the old file or the new one. Returns
+ * what it wrote; given what the file already holds (`written`), writes only if the
+ * state says something else.
+ */
+export function saveState(file: string, state: RuntimeState, written?: string): string {
+  const text = JSON.stringify(state, null, 1);
+  if (text === written) return text;
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(state, null, 1));
+  fs.writeFileSync(tmp, text);
   fs.renameSync(tmp, file);
+  return text;
 }

@@ -17,7 +17,7 @@ export {
 } from './records';
 export { Chains, ApplyOptions, ApplyResult, ChainWatch } from './chains';
 export { Hosts, HostLease, HostLeaseState, HostLeaseEvents, HostWatch } from './hosts';
-export { Status, WaitOptions, WaitProgress, WaitResult } from './status';
+export { Status, StatusUpdate, WaitOptions, WaitProgress, WaitResult } from './status';
 export { CubeTypes, CubeTypeUpload } from './cube-types';
 export { Objects, objectDigest } from './objects';
 export { PrefixWatch, PrefixWatchEvents, WatchPut, WatchDelete, WatchState } from './watch';

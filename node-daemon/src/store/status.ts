@@ -3,7 +3,7 @@
 
 import { hostNameProblem, nameProblem } from '../chain';
 import { Chains } from './chains';
-import { Etcd, prefixOp, putOp, toKeyValue } from './etcd';
+import { deleteOp, Etcd, prefixOp, putOp, toKeyValue } from './etcd';
 import { ApplyFailedError, CubeFailure, ValidationError, WaitTimeoutError } from './errors';
 import { HOSTS_PREFIX, statusKey, STATUS_PREFIX } from './keys';
 import { CUBE_STATES, CubeStatus, CubeStatusEntry, decodeHost, decodeStatus } from './records';
@@ -30,6 +30,31 @@ export interface WaitResult {
   cubes: number;
 }
 
+/** etcd's default limit on the operations of one transaction (--max-txn-ops). */
+const MAX_TXN_OPS = 128;
+
+/** A status as a host reports it; `updatedAt` defaults to now. */
+export type StatusUpdate = Omit<CubeStatus, 'updatedAt'> & { updatedAt?: string };
+
+function checkedName(host: string, cube: string): void {
+  const problems = [hostNameProblem(String(host)), nameProblem(String(cube), 'cube name')].filter(Boolean);
+  if (problems.length > 0) throw new ValidationError(`status of ${host}/${cube} is invalid: ${problems.join('; ')}`);
+}
+
+function checkedStatus(host: string, cube: string, status: StatusUpdate): CubeStatus {
+  const problems = [
+    hostNameProblem(String(host)),
+    nameProblem(String(cube), 'cube name'),
+    nameProblem(String(status.chain), 'chain name'),
+    Number.isInteger(status.version) && status.version >= 1 ? undefined : `version must be an integer >= 1, got ${status.version}`,
+    Number.isInteger(status.revision) && status.revision >= 1 ? undefined : `revision must be an etcd revision (>= 1), got ${status.revision}`,
+    CUBE_STATES.includes(status.state) ? undefined : `state must be one of ${CUBE_STATES.join(', ')}, got ${JSON.stringify(status.state)}`,
+    status.state === 'error' && !status.error ? `state is error but error is empty: say what failed` : undefined,
+  ].filter(Boolean);
+  if (problems.length > 0) throw new ValidationError(`status of ${host}/${cube} is invalid: ${problems.join('; ')}`);
+  return { ...status, updatedAt: status.updatedAt ?? new Date().toISOString() };
+}
+
 export class Status {
   constructor(
     private readonly etcd: Etcd,
@@ -37,24 +62,31 @@ export class Status {
   ) {}
 
   /** Records what `host` observed applying `cube`; `updatedAt` defaults to now. */
-  async putStatus(host: string, cube: string, status: Omit<CubeStatus, 'updatedAt'> & { updatedAt?: string }): Promise<void> {
-    const problems = [
-      hostNameProblem(String(host)),
-      nameProblem(String(cube), 'cube name'),
-      nameProblem(String(status.chain), 'chain name'),
-      Number.isInteger(status.version) && status.version >= 1 ? undefined : `version must be an integer >= 1, got ${status.version}`,
-      Number.isInteger(status.revision) && status.revision >= 1 ? undefined : `revision must be an etcd revision (>= 1), got ${status.revision}`,
-      CUBE_STATES.includes(status.state) ? undefined : `state must be one of ${CUBE_STATES.join(', ')}, got ${JSON.stringify(status.state)}`,
-      status.state === 'error' && !status.error ? `state is error but error is empty: say what failed` : undefined,
-    ].filter(Boolean);
-    if (problems.length > 0) throw new ValidationError(`status of ${host}/${cube} is invalid: ${problems.join('; ')}`);
-    const value: CubeStatus = { ...status, updatedAt: status.updatedAt ?? new Date().toISOString() };
+  async putStatus(host: string, cube: string, status: StatusUpdate): Promise<void> {
+    const value = checkedStatus(host, cube, status);
     await this.etcd.call(`put status of ${host}/${cube}`, client => client.kv.put(putOp(statusKey(host, cube), value).request_put!));
   }
 
   /** Removes what `host` reported about `cube`, once the cube no longer runs there. */
   async deleteStatus(host: string, cube: string): Promise<void> {
     await this.etcd.call(`delete status of ${host}/${cube}`, client => client.kv.deleteRange({ key: Buffer.from(statusKey(host, cube)) }));
+  }
+
+  /**
+   * Removes what `host` reported about the cubes in `remove`, then records `put`, in
+   * as few transactions as etcd takes (MAX_TXN_OPS operations each): one write for a
+   * change of a small chain, a handful for a host of a thousand cubes. Each
+   * transaction is atomic; removals come first.
+   */
+  async putStatuses(host: string, put: ReadonlyMap<string, StatusUpdate>, remove: readonly string[] = []): Promise<void> {
+    for (const cube of remove) checkedName(host, cube);
+    const ops = [
+      ...remove.map(cube => deleteOp(statusKey(host, cube))),
+      ...[...put].map(([cube, status]) => putOp(statusKey(host, cube), checkedStatus(host, cube, status))),
+    ];
+    for (let i = 0; i < ops.length; i += MAX_TXN_OPS) {
+      await this.etcd.write(`report status of host ${host}`, [], ops.slice(i, i + MAX_TXN_OPS));
+    }
   }
 
   /** Every status report, or those about one chain. */

@@ -22,7 +22,7 @@ import { Store } from '../../../node-daemon/src/store';
 import { NetcubedProcess } from '../../helpers/daemon';
 import { EtcdCluster } from '../../helpers/etcd';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
-import { chain, isPass, lineChain, logMark, pinnedCubes, pinnedLogLevel, settle, waitLog, type LogLine } from '../../daemon/setup';
+import { chain, isPass, lineChain, logLines, logMark, pinnedCubes, pinnedLogLevel, settle, waitLog, type LogLine } from '../../daemon/setup';
 import type { Result, Suite, SuiteContext } from '../report';
 
 const TARGETS = { batchPerS: 100_000, p99Ms: 50, lost: 0, reconcileS: 2, rssMb: 200 };
@@ -147,6 +147,8 @@ async function p6(env: Env, ctx: SuiteContext): Promise<Result[]> {
   const cfg = BpfMap.openPinned(path.join(env.bpffs, 'cubes', pinName(`${pinnedCubes(env.bpffs).lat}-lat`), 'maps', 'nc_cfg'));
   const zero = Buffer.alloc(4);
   const samples: number[] = [];
+  /** When the write itself returned (etcd committed it): the floor under each sample. */
+  const acks: number[] = [];
   try {
     const levels = ['info', 'debug'] as const;
     for (let i = 0; i < P6_SAMPLES; i++) {
@@ -155,7 +157,7 @@ async function p6(env: Env, ctx: SuiteContext): Promise<Result[]> {
       const c = base(host);
       c.spec.cubes.find((x) => x.name === 'lat')!.logLevel = level;
       const start = process.hrtime.bigint();
-      const write = env.store.chains.apply(c);
+      const write = env.store.chains.apply(c).then(() => acks.push(seconds(start) * 1000));
       write.catch(() => undefined); // awaited below
       while (cfg.lookup(zero)!.readUInt32LE(0) !== want) {
         if (seconds(start) > 10) throw new Error(`p6: the daemon did not apply log level ${level} within 10 s`);
@@ -173,14 +175,14 @@ async function p6(env: Env, ctx: SuiteContext): Promise<Result[]> {
   if (pinnedLogLevel(env.bpffs, 'lat') !== (P6_SAMPLES % 2 ? 'debug' : 'info')) throw new Error('p6: the last level is not the one applied');
   return [
     { name: 'p6.p50_ms', value: median(samples), unit: 'ms' },
-    { name: 'p6.p99_ms', value: quantile(samples, 0.99), unit: 'ms', target: TARGETS.p99Ms, better: 'lower', note: `${samples.length} samples, max ${Math.max(...samples).toFixed(2)} ms, timed from the start of the etcd write` },
+    { name: 'p6.p99_ms', value: quantile(samples, 0.99), unit: 'ms', target: TARGETS.p99Ms, better: 'lower', note: `${samples.length} samples, max ${Math.max(...samples).toFixed(1)} ms, timed from the start of the etcd write (store.chains.apply); the write alone returned after p50 ${median(acks).toFixed(1)}, p99 ${quantile(acks, 0.99).toFixed(1)} ms` },
   ];
 }
 
 // ---------------------------------------------------------------- p7
 
 /** kill -9, restart, and back: the time from process start to the first pass saying nothing had to change. */
-async function restartToReconciled(env: Env): Promise<{ seconds: number; opened: LogLine; pass: LogLine }> {
+async function restartToReconciled(env: Env): Promise<{ seconds: number; opened: LogLine; pass: LogLine; phases: string }> {
   await env.daemon.kill();
   const mark = logMark(env.daemon);
   const started = Date.now();
@@ -188,7 +190,11 @@ async function restartToReconciled(env: Env): Promise<{ seconds: number; opened:
   const opened = await waitLog(env.daemon, (l) => l.msg === 'runtime opened', { from: mark, timeoutMs: 120_000 });
   const pass = await waitLog(env.daemon, isPass, { from: mark, timeoutMs: 120_000 });
   if (pass.msg !== 'reconciled, nothing to change') throw new Error(`the restarted daemon changed things on its first pass: ${JSON.stringify(pass)}`);
-  return { seconds: (Date.parse(pass.time) - started) / 1000, opened, pass };
+  const phases = logLines(env.daemon, mark)
+    .filter((l) => Date.parse(l.time) <= Date.parse(pass.time))
+    .map((l) => `${l.msg} +${Date.parse(l.time) - started}`)
+    .join(', ');
+  return { seconds: (Date.parse(pass.time) - started) / 1000, opened, pass, phases };
 }
 
 async function lostPackets(env: Env, ctx: SuiteContext): Promise<Result> {
@@ -226,7 +232,7 @@ async function p7Reconcile(env: Env, ctx: SuiteContext): Promise<Result[]> {
     for (let i = 0; i < 3; i++) {
       const r = await restartToReconciled(env);
       times.push(r.seconds);
-      ctx.log(`p7: restart with ${count} cubes (+3): ${r.seconds.toFixed(2)} s to "${r.pass.msg}" (adopted ${JSON.stringify(r.opened.adopted)})`);
+      ctx.log(`p7: restart with ${count} cubes (+3): ${r.seconds.toFixed(2)} s to "${r.pass.msg}" (adopted ${JSON.stringify(r.opened.adopted)}; ms: ${r.phases})`);
     }
     out.push({ name: `p7.reconcile_s_${count}`, value: median(times), unit: 's', target: TARGETS.reconcileS, better: 'lower', note: `median of ${times.map((x) => x.toFixed(2)).join(', ')} s: process start to the first pass` });
     if (count === 1000) {
