@@ -140,6 +140,6 @@ test('errors map to statuses; unexpected ones become INTERNAL with a reference, 
 });
 
 test('the generated types match the proto', (t) => {
-  const script = path.resolve(__dirname, '../../../../node-daemon/scripts/gen-proto-types.js');
+  const script = path.resolve(__dirname, '../../../../proto/generate.js');
   t.notThrows(() => execFileSync(process.execPath, [script, '--check'], { stdio: 'pipe' }));
 });

@@ -103,7 +103,7 @@ test.serial('a type change that would break the chains using it is refused', asy
     store.types.putType({ name: 'simpleforwarder', transparent: false, microcubes: 3, modes: ['xdp', 'tc'], objects: { xdp: elf('a'), tc: elf('b') } }),
     { instanceOf: TypeInUseError },
   );
-  t.true(programs.message.includes('chain long: spec: on host3, path netdev:veth0 -> long1 (3 programs)'), programs.message);
+  t.true(programs.message.includes('chain long: spec: on host3: path netdev:veth0 -> long1 (3 programs)'), programs.message);
   t.deepEqual(programs.chains, ['long'], 'only the chains that would break');
 
   // New objects, same shape: fine.

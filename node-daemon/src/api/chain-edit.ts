@@ -10,7 +10,6 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { Chain, CHAIN_API_VERSION, CHAIN_KIND, planHost } from '../chain';
-import { hostTopology } from '../daemon/reconciler';
 import { FailedPreconditionError } from '../runtime/errors';
 import { TypeFacts, wire } from '../runtime/topology';
 import { ConflictError, StoredChain, WaitTimeoutError } from '../store';
@@ -129,7 +128,7 @@ async function precheck(ctx: ApiContext, next: Chain, all: StoredChain[]): Promi
     for (const t of await ctx.store().types.listTypes()) if (!facts.has(t.name)) facts.set(t.name, t);
   }
   try {
-    wire(hostTopology(plan), (t) => facts.get(t));
+    wire(plan.topology, (t) => facts.get(t));
   } catch (err) {
     if (err instanceof FailedPreconditionError) throw failedPrecondition(err.message);
   }

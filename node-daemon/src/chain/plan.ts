@@ -1,18 +1,10 @@
-// The slice of the desired chains that one host runs, as a reconciler applies it: cubes,
-// the peer of each port, the netdevs that feed cube ports, and transparent stacks.
+// The slice of the desired chains that one host runs, as the host's runtime applies
+// it: its cubes, the links between their ports and its netdevs, and transparent
+// stacks, outermost layer first (the first attachment listed on a target).
 
+import type { Endpoint as RuntimeEndpoint, LinkSpec, StackSpec } from '../runtime/topology';
 import { formatEndpoint, parseEndpoint } from './schema';
-import {
-  Chain,
-  Endpoint,
-  HostPlan,
-  NetdevPeer,
-  PlannedCube,
-  PortEndpoint,
-  PortPeer,
-  StackDirection,
-  TransparentStack,
-} from './types';
+import { Chain, Endpoint, HostPlan, PlannedCube, StackDirection } from './types';
 
 /** The directions a stack of `direction` runs in. */
 export function stackDirections(direction: 'ingress' | 'egress' | 'both'): StackDirection[] {
@@ -26,20 +18,16 @@ export function endpointOf(text: string): Endpoint {
   return endpoint;
 }
 
+const runtimeEndpoint = (e: Endpoint): RuntimeEndpoint => (e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname });
+
 export function planHost(chains: readonly Chain[], host: string): HostPlan {
   const cubes: PlannedCube[] = [];
-  const ports: PortPeer[] = [];
-  const netdevs: NetdevPeer[] = [];
-  const stacks = new Map<string, TransparentStack>();
-
-  const connect = (end: PortEndpoint, ifname: string) => {
-    ports.push({ cube: end.cube, port: end.port, peer: { kind: 'netdev', ifname } });
-    netdevs.push({ ifname, cube: end.cube, port: end.port });
-  };
+  const links: LinkSpec[] = [];
+  const stacks = new Map<string, StackSpec>();
 
   for (const chain of chains) {
     const hostOf = new Map(chain.spec.cubes.map(cube => [cube.name, cube.host]));
-    const here = (end: Endpoint): end is PortEndpoint => end.kind === 'port' && hostOf.get(end.cube) === host;
+    const here = (e: Endpoint): boolean => e.kind === 'port' && hostOf.get(e.cube) === host;
 
     for (const cube of chain.spec.cubes) {
       if (cube.host !== host) continue;
@@ -50,47 +38,33 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
     for (const link of chain.spec.links) {
       const from = endpointOf(link.from);
       const to = endpointOf(link.to);
-      if (from.kind === 'port' && to.kind === 'port') {
-        if (link.via) {
-          // Each host sees its own half: its cube's port peers with its side's netdev.
-          if (here(from)) connect(from, link.via.from);
-          if (here(to)) connect(to, link.via.to);
-        } else if (here(from) && here(to)) {
-          ports.push({ cube: from.cube, port: from.port, peer: { kind: 'cube', cube: to.cube, port: to.port } });
-          ports.push({ cube: to.cube, port: to.port, peer: { kind: 'cube', cube: from.cube, port: from.port } });
-        }
-      } else if (here(from) && to.kind === 'netdev') {
-        connect(from, to.ifname);
-      } else if (here(to) && from.kind === 'netdev') {
-        connect(to, from.ifname);
+      if (link.via) {
+        // Cubes on two hosts: each host links its own cube's port to its side's netdev.
+        if (here(from)) links.push({ a: runtimeEndpoint(from), b: { netdev: link.via.from } });
+        if (here(to)) links.push({ a: runtimeEndpoint(to), b: { netdev: link.via.to } });
+      } else if (here(from) || here(to)) {
+        links.push({ a: runtimeEndpoint(from), b: runtimeEndpoint(to) });
       }
     }
 
     for (const attachment of chain.spec.attachments) {
       if (hostOf.get(attachment.cube) !== host) continue;
       const target = endpointOf(attachment.to);
-      for (const direction of stackDirections(attachment.direction)) {
-        const key = `${formatEndpoint(target)} ${direction}`;
-        let stack = stacks.get(key);
-        if (!stack) stacks.set(key, (stack = { target, direction, cubes: [] }));
-        stack.cubes.push(attachment.cube);
-      }
+      const key = formatEndpoint(target);
+      let stack = stacks.get(key);
+      if (!stack) stacks.set(key, (stack = { target: runtimeEndpoint(target), layers: [] }));
+      stack.layers.push({ cube: attachment.cube, direction: attachment.direction });
     }
-  }
-
-  // Chains list stacks from the wire (or port) inwards; egress traffic goes outwards.
-  for (const stack of stacks.values()) {
-    if (stack.direction === 'egress') stack.cubes.reverse();
   }
 
   return {
     host,
     cubes: cubes.sort((a, b) => compare(a.name, b.name)),
-    ports: ports.sort((a, b) => compare(a.cube, b.cube) || compare(a.port, b.port)),
-    netdevs: netdevs.sort((a, b) => compare(a.ifname, b.ifname)),
-    stacks: [...stacks.values()].sort(
-      (a, b) => compare(formatEndpoint(a.target), formatEndpoint(b.target)) || compare(a.direction, b.direction),
-    ),
+    topology: {
+      cubes: cubes.map(({ name, type, mode, ports, logLevel }) => ({ name, type, mode, ports: [...ports], logLevel })),
+      links,
+      stacks: [...stacks.entries()].sort(([a], [b]) => compare(a, b)).map(([, s]) => s),
+    },
   };
 }
 

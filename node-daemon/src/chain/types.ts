@@ -2,6 +2,8 @@
 // and every netcubed reconciles its own host's slice of. Types only; the parser,
 // validator, planner and diff live in their own modules.
 
+import type { Topology } from '../runtime/topology';
+
 export const CHAIN_API_VERSION = 'netcube/v1';
 export const CHAIN_KIND = 'Chain';
 
@@ -121,17 +123,16 @@ export interface ValidationContext {
   otherChains: Chain[];
 }
 
-/** The slice of all chains placed on one host, in the form a reconciler applies. */
+/**
+ * The slice of all chains placed on one host, in the form the host's runtime applies
+ * (node-daemon/src/runtime/topology.ts), with what the runtime does not need to know
+ * about each cube (its chain, its params).
+ */
 export interface HostPlan {
   host: string;
   /** Sorted by name. */
   cubes: PlannedCube[];
-  /** The peer of every linked port of the host's cubes, sorted by cube then port. */
-  ports: PortPeer[];
-  /** Netdevs that feed a cube port (a link to a netdev, or a `via` netdev), sorted by ifname. */
-  netdevs: NetdevPeer[];
-  /** Transparent stacks, sorted by target then direction. */
-  stacks: TransparentStack[];
+  topology: Topology;
 }
 
 export interface PlannedCube {
@@ -142,30 +143,6 @@ export interface PlannedCube {
   ports: string[];
   logLevel: LogLevel;
   params: JsonObject;
-}
-
-export type Peer = { kind: 'cube'; cube: string; port: string } | { kind: 'netdev'; ifname: string };
-
-export interface PortPeer {
-  cube: string;
-  port: string;
-  peer: Peer;
-}
-
-export interface NetdevPeer {
-  ifname: string;
-  cube: string;
-  port: string;
-}
-
-export interface TransparentStack {
-  target: Endpoint;
-  direction: StackDirection;
-  /**
-   * In the order a packet passes them: on ingress the first listed in the chain (the
-   * one closest to the wire or port) comes first, on egress it comes last.
-   */
-  cubes: string[];
 }
 
 /** One line of `netcubectl diff`. */

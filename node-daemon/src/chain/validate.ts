@@ -2,6 +2,9 @@
 // the cluster, links to nothing, peers taken twice, modes that cannot tail-call each
 // other, hosts joined without netdevs, loops, and the kernel's tail-call limit.
 
+import { MAX_TAIL_CALLS } from '../runtime/abi';
+import { RuntimeError } from '../runtime/errors';
+import { wire } from '../runtime/topology';
 import { ChainValidationError } from './errors';
 import { locateIssues, sourceOf } from './parse';
 import { endpointOf, planHost, stackDirections } from './plan';
@@ -10,19 +13,12 @@ import {
   Chain,
   CubeSpec,
   CubeTypeInfo,
-  HostPlan,
-  Peer,
   PortEndpoint,
-  StackDirection,
   TypeCatalog,
   ValidationContext,
 } from './types';
 
-/**
- * The kernel stops a chain of tail calls after 33 (MAX_TAIL_CALL_CNT); a packet that
- * needs more is dropped, so such chains are refused up front.
- */
-export const MAX_TAIL_CALLS = 33;
+export { MAX_TAIL_CALLS };
 
 export function validateChain(chain: Chain, ctx: ValidationContext): void {
   const found = new ChainCheck(checkedChain(chain), ctx).run();
@@ -339,17 +335,20 @@ class ChainCheck {
     // loaded, and no packet reaches it.
   }
 
+  /**
+   * Loops first, named by the link that closes them; then each host's whole plan (all
+   * chains) goes through the runtime's own check, which knows every path a packet can
+   * take there and what it costs in tail calls.
+   */
   private checkTopology() {
     const hosts = [...new Set(this.chain.spec.cubes.map(cube => cube.host))];
     for (const host of hosts) {
       if (this.checkLoops(host)) continue;
-      const plan = planHost([this.chain, ...this.others], host);
-      const ours = new Set(this.chain.spec.cubes.filter(cube => cube.host === host).map(cube => cube.name));
-      const worst = longestPaths(plan, this.ctx.types)
-        .filter(p => p.cubes.some(cube => ours.has(cube)))
-        .reduce<PacketPath | undefined>((max, p) => (!max || p.tailCalls > max.tailCalls ? p : max), undefined);
-      if (worst && worst.tailCalls > MAX_TAIL_CALLS) {
-        this.problem(['spec'], `on ${host}, path ${worst.steps.join(' -> ')} needs ${worst.tailCalls} tail calls, the kernel allows ${MAX_TAIL_CALLS}; split the chain across hosts or shorten it`);
+      try {
+        wire(planHost([this.chain, ...this.others], host).topology, type => this.ctx.types.get(type));
+      } catch (err) {
+        if (!(err instanceof RuntimeError)) throw err;
+        this.problem(['spec'], `on ${host}: ${err.message}`);
       }
     }
   }
@@ -423,68 +422,4 @@ function treePath(
   const hops = [];
   for (let cube = to; cube !== from; cube = via.get(cube)!.from.cube) hops.unshift(via.get(cube)!);
   return hops;
-}
-
-interface PacketPath {
-  /** `netdev:veth0`, cube names (`name (N programs)` past one), ending netdev. */
-  steps: string[];
-  /** Cubes and transparent cubes the packet passes. */
-  cubes: string[];
-  tailCalls: number;
-}
-
-/**
- * Every way through a host from a netdev, with the tail calls each costs: one to enter
- * each cube or transparent cube, plus up to (microcubes - 1) inside it. Ends where the
- * packet leaves through a netdev (counting restarts on the next host) or a port with no peer.
- */
-function longestPaths(plan: HostPlan, types: TypeCatalog): PacketPath[] {
-  const typeOf = new Map(plan.cubes.map(cube => [cube.name, cube.type]));
-  const portsOf = new Map(plan.cubes.map(cube => [cube.name, cube.ports]));
-  const peers = new Map<string, Peer>(plan.ports.map(p => [`${p.cube}:${p.port}`, p.peer]));
-  const feeds = new Map(plan.netdevs.map(n => [n.ifname, n]));
-  const stacks = new Map(plan.stacks.map(s => [`${formatEndpoint(s.target)} ${s.direction}`, s.cubes]));
-  const paths: PacketPath[] = [];
-
-  const pass = (path: PacketPath, cube: string): PacketPath => {
-    const programs = types.get(typeOf.get(cube) ?? '')?.microcubes ?? 1;
-    return {
-      steps: [...path.steps, programs > 1 ? `${cube} (${programs} programs)` : cube],
-      cubes: [...path.cubes, cube],
-      tailCalls: path.tailCalls + programs,
-    };
-  };
-  const passStack = (path: PacketPath, target: string, direction: StackDirection) =>
-    (stacks.get(`${target} ${direction}`) ?? []).reduce(pass, path);
-
-  const enter = (path: PacketPath, cube: string, inPort: string) => {
-    path = pass(passStack(path, `${cube}:${inPort}`, 'ingress'), cube);
-    let onward = false;
-    for (const port of portsOf.get(cube) ?? []) {
-      if (port === inPort) continue;
-      const out = passStack(path, `${cube}:${port}`, 'egress');
-      const peer = peers.get(`${cube}:${port}`);
-      if (peer?.kind === 'cube' && !path.cubes.includes(peer.cube)) {
-        onward = true;
-        enter(out, peer.cube, peer.port);
-      } else if (peer?.kind === 'netdev') {
-        onward = true;
-        const leaving = passStack(out, `netdev:${peer.ifname}`, 'egress');
-        paths.push({ ...leaving, steps: [...leaving.steps, `netdev:${peer.ifname}`] });
-      }
-    }
-    if (!onward) paths.push(path);
-  };
-
-  const entries = new Set([
-    ...plan.netdevs.map(n => n.ifname),
-    ...plan.stacks.flatMap(s => (s.target.kind === 'netdev' && s.direction === 'ingress' ? [s.target.ifname] : [])),
-  ]);
-  for (const ifname of entries) {
-    const start = passStack({ steps: [`netdev:${ifname}`], cubes: [], tailCalls: 0 }, `netdev:${ifname}`, 'ingress');
-    const feed = feeds.get(ifname);
-    if (feed) enter(start, feed.cube, feed.port);
-    else paths.push(start);
-  }
-  return paths;
 }

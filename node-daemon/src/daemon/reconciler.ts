@@ -13,64 +13,11 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Endpoint as ChainEndpoint, HostPlan, planHost } from '../chain';
+import { planHost } from '../chain';
 import { ApplyReport, Runtime } from '../runtime/runtime';
-import { Endpoint, StackSpec, Topology } from '../runtime/topology';
 import { ChainWatch, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '../store';
 import { Logger } from './log';
 import { Metrics } from './metrics';
-
-/** The runtime's form of a host plan. */
-export function hostTopology(plan: HostPlan): Topology {
-  const endpoint = (e: ChainEndpoint): Endpoint => (e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname });
-  const key = (e: Endpoint): string => ('netdev' in e ? `netdev:${e.netdev}` : `${e.cube}:${e.port}`);
-
-  const links = new Map<string, { a: Endpoint; b: Endpoint }>();
-  for (const p of plan.ports) {
-    const a: Endpoint = { cube: p.cube, port: p.port };
-    const b: Endpoint = p.peer.kind === 'cube' ? { cube: p.peer.cube, port: p.peer.port } : { netdev: p.peer.ifname };
-    const id = [key(a), key(b)].sort().join(' ');
-    if (!links.has(id)) links.set(id, { a, b });
-  }
-
-  // The plan lists each direction of a stack in the order packets pass it; the
-  // runtime wants one list of layers, outermost first.
-  const byTarget = new Map<string, { target: Endpoint; ingress: string[]; egress: string[] }>();
-  for (const s of plan.stacks) {
-    const target = endpoint(s.target);
-    const entry = byTarget.get(key(target)) ?? { target, ingress: [], egress: [] };
-    if (s.direction === 'ingress') entry.ingress = [...s.cubes];
-    else entry.egress = [...s.cubes].reverse();
-    byTarget.set(key(target), entry);
-  }
-  const stacks: StackSpec[] = [...byTarget.values()].map(({ target, ingress, egress }) => {
-    const layers: StackSpec['layers'] = [];
-    let i = 0;
-    let j = 0;
-    while (i < ingress.length || j < egress.length) {
-      const a = ingress[i];
-      const b = egress[j];
-      if (a !== undefined && a === b) {
-        layers.push({ cube: a, direction: 'both' });
-        i++;
-        j++;
-      } else if (a !== undefined && !egress.includes(a, j)) {
-        layers.push({ cube: a, direction: 'ingress' });
-        i++;
-      } else {
-        layers.push({ cube: b, direction: 'egress' });
-        j++;
-      }
-    }
-    return { target, layers };
-  });
-
-  return {
-    cubes: plan.cubes.map((c) => ({ name: c.name, type: c.type, mode: c.mode, ports: [...c.ports], logLevel: c.logLevel })),
-    links: [...links.values()],
-    stacks,
-  };
-}
 
 export interface ChainOutcome {
   chain: string;
@@ -231,7 +178,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
     const changes: ApplyReport[] = [];
     const apply = async (chains: Map<string, StoredChain>): Promise<void> => {
-      changes.push(await this.runtime.apply(hostTopology(planHost([...chains.values()].map((c) => c.chain), this.host))));
+      changes.push(await this.runtime.apply(planHost([...chains.values()].map((c) => c.chain), this.host).topology));
     };
 
     try {

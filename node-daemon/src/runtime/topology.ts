@@ -263,8 +263,8 @@ export function wire(topo: Topology, types: (type: string) => TypeFacts | undefi
 /**
  * Every path a packet can take inside the host must be loop-free and fit the
  * kernel's tail-call limit. A packet enters a standard cube at a port and may leave
- * by any other; each cube costs one tail call plus one per further micro-cube, each
- * transparent cube one. Packets can start at a netdev entry or, as packet-outs, at
+ * by any other; each cube, transparent or not, costs one tail call plus one per
+ * further micro-cube. Packets can start at a netdev entry or, as packet-outs, at
  * any cube.
  */
 function checkPaths(cubes: Map<string, CubeSpec & { facts: TypeFacts }>, words: Wiring['words']): void {
@@ -272,39 +272,43 @@ function checkPaths(cubes: Map<string, CubeSpec & { facts: TypeFacts }>, words: 
   const key = (s: Sender): string => (s.kind === 'netdev' ? `netdev:${s.netdev}` : s.kind === 'port' ? `port:${s.cube}:${s.port}` : `layer:${s.cube}:${s.dir}`);
   for (const w of words) next.set(key(w.from), w.to);
 
-  const hopName = (h: Hop): string => (h.kind === 'cube' ? `${h.cube}:${h.port}` : h.kind === 'layer' ? h.cube : h.kind === 'netdev' ? `netdev:${h.netdev}` : h.kind);
+  const step = (cube: string): string => {
+    const programs = cubes.get(cube)!.facts.microcubes;
+    return programs > 1 ? `${cube} (${programs} programs)` : cube;
+  };
   let worst: { calls: number; path: string[] } = { calls: 0, path: [] };
 
-  const walk = (hop: Hop, calls: number, path: string[], inside: Set<string>): void => {
+  // `path` names the steps so far; `inside` the cubes on it, to find loops.
+  const walk = (hop: Hop, calls: number, path: string[], inside: string[]): void => {
     if (hop.kind !== 'cube' && hop.kind !== 'layer') return;
     const c = cubes.get(hop.cube)!;
-    if (inside.has(hop.cube)) {
-      const from = path.findIndex((p) => p.split(':')[0] === hop.cube);
-      throw new FailedPreconditionError(`loop: ${[...path.slice(from), hopName(hop)].join(' -> ')}; packets would circle until the kernel's tail-call limit drops them. Remove a link to break it`);
+    if (inside.includes(hop.cube)) {
+      const loop = [...inside.slice(inside.indexOf(hop.cube)), hop.cube];
+      throw new FailedPreconditionError(`loop: ${loop.join(' -> ')}; packets would circle until the kernel's tail-call limit drops them: remove a link to break it`);
     }
-    const cost = calls + 1 + (hop.kind === 'cube' ? c.facts.microcubes - 1 : 0);
-    const here = [...path, hopName(hop)];
+    const cost = calls + c.facts.microcubes;
+    const here = [...path, step(hop.cube)];
     if (cost > worst.calls) worst = { calls: cost, path: here };
     if (cost > MAX_TAIL_CALLS) return;
-    const inner = new Set(inside).add(hop.cube);
+    const within = [...inside, hop.cube];
     if (hop.kind === 'layer') {
       const n = next.get(`layer:${hop.cube}:${hop.dir}`);
-      if (n) walk(n, cost, here, inner);
+      if (n) walk(n, cost, here, within);
       return;
     }
     for (const port of c.ports) {
       if (port === hop.port) continue;
       const n = next.get(`port:${hop.cube}:${port}`);
-      if (n) walk(n, cost, [...here.slice(0, -1), `${hop.cube}:${hop.port}>${port}`], inner);
+      if (n) walk(n, cost, here, within);
     }
   };
 
-  for (const w of words) if (w.from.kind === 'netdev') walk(w.to, 0, [`netdev:${w.from.netdev}`], new Set());
+  for (const w of words) if (w.from.kind === 'netdev') walk(w.to, 0, [`netdev:${w.from.netdev}`], []);
   for (const c of cubes.values()) {
     if (c.facts.transparent) {
-      for (const dir of [DIR_INGRESS, DIR_EGRESS] as const) walk({ kind: 'layer', cube: c.name, dir }, 0, ['packet-out'], new Set());
+      for (const dir of [DIR_INGRESS, DIR_EGRESS] as const) walk({ kind: 'layer', cube: c.name, dir }, 0, ['packet-out'], []);
     } else {
-      for (const port of c.ports) walk({ kind: 'cube', cube: c.name, port }, 0, ['packet-out'], new Set());
+      for (const port of c.ports) walk({ kind: 'cube', cube: c.name, port }, 0, ['packet-out'], []);
     }
   }
   if (worst.calls > MAX_TAIL_CALLS)
