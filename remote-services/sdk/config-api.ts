@@ -151,6 +151,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>): ServiceConfigHandlers {
             packetsOut: l.stats.packetsOut,
             lastError: l.stats.lastError,
             exactClock: l.clock.exact,
+            packetOutsDropped: l.stats.packetOutsDropped,
           }))
         : [];
       const info: ServiceInfo = {

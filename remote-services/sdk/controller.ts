@@ -144,13 +144,7 @@ export class ManagedCube<C, S> implements Cube<C, S> {
 
   packetOut(port: string, direction: PacketDirection, frame: Buffer, user?: readonly number[]): void {
     try {
-      this.link.packetOut({
-        cube: this.name,
-        port,
-        direction: direction === 'ingress' ? 'DIRECTION_INGRESS' : 'DIRECTION_EGRESS',
-        packet: frame,
-        user: user ? [...user] : undefined,
-      });
+      this.link.packetOut(this.name, port, direction === 'ingress' ? 'DIRECTION_INGRESS' : 'DIRECTION_EGRESS', frame, user);
     } catch (err) {
       this.ctl.noteFailure(this, 'packet-out', err);
     }
@@ -441,9 +435,16 @@ export class Controller<C, S> {
       this.stats.packetsDropped++;
       return;
     }
-    Promise.resolve()
-      .then(() => this.service.packetIn!(cube, { port, reason: p.reason, user: p.user, frame: p.packet, wireLength: p.wireLength }))
-      .catch((err) => this.noteFailure(cube, 'packetIn', err));
+    const timestampNs = BigInt(p.timestampNs);
+    cube.clock.observe(timestampNs);
+    // Called at once (not in a later microtask): the packet-outs it sends join
+    // the batch of this turn, and packets are handled in the order they came.
+    try {
+      const done = this.service.packetIn(cube, { port, reason: p.reason, user: p.user, frame: p.packet, wireLength: p.wireLength, timestampNs });
+      if (done && typeof (done as Promise<void>).then === 'function') (done as Promise<void>).then(undefined, (err: unknown) => this.noteFailure(cube, 'packetIn', err));
+    } catch (err) {
+      this.noteFailure(cube, 'packetIn', err);
+    }
   }
 
   /** Logs a failure of a handler or a call, at most every 2 s per cube and kind. */

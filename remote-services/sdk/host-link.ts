@@ -6,6 +6,11 @@
 // resyncs the host's cubes. A connection that has gone quiet (a cut, which no TCP
 // reset announces) is found by a health check every few seconds and dropped; the
 // link then reconnects with backoff, to whatever endpoint the host registered last.
+//
+// Packet-outs go in batches: those issued in one turn of the event loop (typically
+// the answers to one batch of packet-ins) leave together in one message at the end
+// of the turn. While the stream is full they wait here, at most MAX_PENDING; past
+// that, and on a connection that went down, they are dropped and counted.
 
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -45,6 +50,10 @@ export interface HostLinkEvents {
 
 const HEALTH_EVERY_MS = 3_000;
 const HEALTH_TIMEOUT_MS = 3_000;
+/** Packet-outs waiting for a full stream, at most (about 12 MB of full-size frames). */
+export const MAX_PENDING = 8192;
+/** Packet-outs in one message, at most. */
+export const MAX_BATCH = 256;
 
 export class HostLink extends EventEmitter<HostLinkEvents> {
   private endpoints: string[] = [];
@@ -53,10 +62,25 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
   private endpointsChanged = new AbortController();
   private running?: Promise<void>;
   private packetOutId = 0;
+  /** Packet-outs of this turn of the event loop, or waiting for the stream to drain. */
+  private pending: PacketOut[] = [];
+  private flushing: 'idle' | 'scheduled' | 'draining' = 'idle';
   /** The host's data-plane clock, as of the current connection. */
   clock: HostClock = HostClock.lowerBound();
   connected = false;
-  readonly stats = { connects: 0, resyncs: 0, packetsIn: 0, packetsOut: 0, packetOutsBuffered: 0, packetOutErrors: 0, lastError: '' };
+  readonly stats = {
+    connects: 0,
+    resyncs: 0,
+    packetsIn: 0,
+    /** Packet-outs handed to the stream. */
+    packetsOut: 0,
+    /** Messages of packet-outs that found the stream full (and waited for it). */
+    packetOutsBuffered: 0,
+    /** Packet-outs dropped: too many waiting for a full stream, or the connection went down under them. */
+    packetOutsDropped: 0,
+    packetOutErrors: 0,
+    lastError: '',
+  };
 
   constructor(private readonly opts: HostLinkOptions) {
     super();
@@ -97,13 +121,46 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
     await this.running;
   }
 
-  /** Sends a packet-out on the host's stream (buffered by gRPC while the stream is full). */
-  packetOut(msg: Omit<PacketOut, 'id'>): void {
-    const stream = this.current?.stream;
-    if (!stream || !this.connected) throw new Error(`host ${this.host} is not connected`);
-    if (!stream.packetOut({ ...msg, id: String(++this.packetOutId) })) this.stats.packetOutsBuffered++;
-    this.stats.packetsOut++;
+  /**
+   * Queues a packet-out for the host's stream; it leaves with the others of this
+   * turn of the event loop, in order. Throws when the host is not connected.
+   */
+  packetOut(cube: string, port: string, direction: PacketOut['direction'], packet: Buffer, user?: readonly number[]): void {
+    if (!this.current?.stream || !this.connected) throw new Error(`host ${this.host} is not connected`);
+    if (this.pending.length >= MAX_PENDING) {
+      this.stats.packetOutsDropped++;
+      return;
+    }
+    this.pending.push({ cube, port, direction, packet, user: user as number[] | undefined, id: ++this.packetOutId });
+    if (this.flushing === 'idle') {
+      this.flushing = 'scheduled';
+      setImmediate(this.flush);
+    }
   }
+
+  /** Writes what is pending, in batches, until the stream is full. */
+  private readonly flush = (): void => {
+    this.flushing = 'idle';
+    const stream = this.current?.stream;
+    if (!stream || !this.connected) {
+      this.stats.packetOutsDropped += this.pending.length;
+      this.pending = [];
+      return;
+    }
+    while (this.pending.length > 0) {
+      const batch = this.pending.length > MAX_BATCH ? this.pending.splice(0, MAX_BATCH) : this.pending;
+      if (batch === this.pending) this.pending = [];
+      this.stats.packetsOut += batch.length;
+      if (!stream.packetOuts(batch)) {
+        this.stats.packetOutsBuffered++;
+        this.flushing = 'draining';
+        void stream.drained().then(() => {
+          if (this.current?.stream === stream) this.flush();
+        });
+        return;
+      }
+    }
+  };
 
   private choose(): string | undefined {
     return chooseEndpoint(this.endpoints, this.opts.tls);
@@ -161,9 +218,10 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
           backoff.reset();
           this.opts.log.info('connected to daemon', { host: this.host, endpoint, cubes: msg.welcome?.cubes ?? [], clock: this.clock.source });
           this.emit('ready');
-        } else if (msg.kind === 'packetIn' && msg.packetIn) {
-          this.stats.packetsIn++;
-          this.opts.onPacketIn(this.host, msg.packetIn);
+        } else if (msg.kind === 'packetIns' && msg.packetIns) {
+          const packets = msg.packetIns.packets;
+          this.stats.packetsIn += packets.length;
+          for (const p of packets) this.opts.onPacketIn(this.host, p);
         } else if (msg.kind === 'packetOutError') {
           this.stats.packetOutErrors++;
           this.opts.log.warn('packet-out refused', { host: this.host, id: msg.packetOutError?.id, error: msg.packetOutError?.message });
@@ -177,6 +235,9 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
       clearInterval(health);
       const was = this.connected;
       this.connected = false;
+      this.stats.packetOutsDropped += this.pending.length;
+      this.pending = [];
+      this.flushing = 'idle';
       this.current.stream?.close();
       client.close();
       if (was) this.emit('down', 'disconnected');

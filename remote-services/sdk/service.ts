@@ -56,7 +56,9 @@ export interface Cube<C = unknown, S = unknown> extends CubeInfo {
   /**
    * Sends `frame` into the data plane: `ingress` into the cube through `port` (as
    * if it had arrived there, with metadata words `user`), `egress` out of `port`
-   * to its peer. Fire and forget: a failure is logged and counted.
+   * to its peer. Fire and forget: a failure is logged and counted. The packet-outs
+   * of one turn of the event loop leave together, in the order they were issued, at
+   * the end of that turn: leave `frame` as it is until then.
    */
   packetOut(port: string, direction: PacketDirection, frame: Buffer, user?: readonly number[]): void;
   /** The host's data-plane clock (bpf_ktime_get_ns), for aging entries. */
@@ -76,6 +78,12 @@ export interface PacketIn {
   frame: Buffer;
   /** Its length in the data plane; more than frame.length when it was cut. */
   wireLength: number;
+  /**
+   * When the fast path handed it over, on the host's data-plane clock
+   * (bpf_ktime_get_ns; compare with `cube.clock.now()`). A packet-out carrying it
+   * back lets the data plane measure the whole slow-path round trip.
+   */
+  timestampNs: bigint;
 }
 
 type Awaitable<T> = T | Promise<T>;

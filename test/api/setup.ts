@@ -78,15 +78,15 @@ export function probeObjects(): { xdpObject: Buffer; tcObject: Buffer } {
 
 export const frame = ethernet({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', payload: ipv4({ src: '10.0.0.1', dst: '10.0.0.2', payload: udp({ sport: 1, dport: 2, payload: Buffer.from('hi') }) }) });
 
-/** Runs cube `name`'s entry program once, as a packet entering at `inPort`, through its pin. */
-export async function runCube(env: ApiEnv, name: string, inPort: number): Promise<Awaited<ReturnType<typeof runProgram>>> {
+/** Runs cube `name`'s entry program once (or `repeat` times in one go), as a packet entering at `inPort`, through its pin. */
+export async function runCube(env: ApiEnv, name: string, inPort: number, repeat?: number): Promise<Awaited<ReturnType<typeof runProgram>>> {
   const cube = await env.client.getCube({ name });
   const dir = path.join(env.daemon.root, 'bpf', 'cubes', `${cube.id}-${name}`);
   const prog = Program.openPinned(path.join(dir, 'progs', 'nc_entry'));
   const genMap = BpfMap.openPinned(path.join(env.daemon.root, 'bpf', 'host', 'gen'));
   try {
     const gen = Number(genMap.loadU64(0) & 1n);
-    return await runProgram(prog, 'xdp', frame, entering(inPort, cube.id, gen));
+    return await runProgram(prog, 'xdp', frame, entering(inPort, cube.id, gen), { repeat });
   } finally {
     prog.close();
     genMap.close();

@@ -30,7 +30,10 @@ async function leaderOf(etcd: EtcdCluster): Promise<number> {
 test('with 3 etcd members, killing any one changes nothing visible', async (t) => {
   t.timeout(240_000);
   const etcd = await startEtcd(t, { members: 3 });
-  const h = await openHost(t, { etcd });
+  // The lease of a real host (10 s, netcubed's default), not the tests' 3 s: the
+  // client's streams may take a few seconds to land on a live member (seen under
+  // load), and a 3 s lease would be marked lost meanwhile (etcd itself keeps it).
+  const h = await openHost(t, { etcd, args: ['--lease-ttl', '10'] });
   const host = h.daemon.name;
   await applyAndWait(h.store, lineChain('steady', host, ['a'], 'in0', 'out0'));
 
@@ -59,8 +62,8 @@ test('with 3 etcd members, killing any one changes nothing visible', async (t) =
       const r = await applyAndWait(h.store, lineChain('steady', host, [{ name: 'a', logLevel: level }], 'in0', 'out0'));
       t.is(pinnedLogLevel(h.bpffs, 'a'), level);
       t.deepEqual(Object.values(await statusOf(h.store, 'steady')).map((s) => [s.state, s.version]), [['applied', r.version]]);
-      // Past a few lease renewals (the lease is 3 s) before the member comes back.
-      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      // Past two lease renewals (every 3.3 s) before the member comes back.
+      await new Promise((resolve) => setTimeout(resolve, 7_000));
       await etcd.restart(member);
     }
     // And a bigger change with every member back.

@@ -11,8 +11,12 @@ import {
   ERR_MAX,
   GENERATIONS,
   MAX_PORTS,
+  PEER_F_REDIRECT_PEER,
   PORT_STATS_SIZE,
   PROG_SLOTS,
+  decodePeer,
+  encodePeer,
+  type Peer,
 } from '../../node-daemon/src/runtime/abi';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
 import { CUBE_MAPS, HOST_MAPS } from '../../node-daemon/src/runtime/types';
@@ -42,3 +46,21 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.is(spec.variables.get('nc_cube_id')?.size, 4);
   });
 }
+
+test('peer words: kind in bits 63..56, a cube\'s in-port in 55..48, flags in 47..40, target in 31..0', (t) => {
+  const cases: [Peer, bigint][] = [
+    [{ kind: 'none' }, 0n],
+    [{ kind: 'stack' }, 3n << 56n],
+    [{ kind: 'netdev', ifindex: 7 }, (1n << 56n) | 7n],
+    [{ kind: 'netdev', ifindex: 7, redirectPeer: true }, (1n << 56n) | (BigInt(PEER_F_REDIRECT_PEER) << 40n) | 7n],
+    [{ kind: 'cube', slot: 8 * 4095 + 7, port: 31 }, (2n << 56n) | (31n << 48n) | BigInt(8 * 4095 + 7)],
+  ];
+  for (const [peer, word] of cases) {
+    t.is(encodePeer(peer), word, JSON.stringify(peer));
+    t.deepEqual(decodePeer(word), peer);
+  }
+  // The flag leaves what the data plane reads of the word otherwise alone (nc_peer_kind, nc_peer_target).
+  const flagged = encodePeer({ kind: 'netdev', ifindex: 0xffffffff, redirectPeer: true });
+  t.is(Number(flagged >> 56n), 1);
+  t.is(Number(flagged & 0xffffffffn), 0xffffffff);
+});

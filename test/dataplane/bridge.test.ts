@@ -13,13 +13,13 @@
 // under XDP only, and a tag pushed under TC does not show in the output frame.
 import type { ExecutionContext } from 'ava';
 import { Program } from '../../node-daemon/src/bpf';
-import { decodePacketRecord, Metadata } from '../../node-daemon/src/runtime/abi';
+import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { ethernet, ipv4, parseMac, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
-import { errors, records, table, type Row } from '../helpers/rows';
+import { errors, packetRecords, table, type Row } from '../helpers/rows';
 
 interface Fixture {
   rt: Runtime;
@@ -104,7 +104,7 @@ function fdbEntry(f: Fixture, mac: string, vlan = 0): { port: string; ageMs: num
 
 /** The frame went to the control plane to be flooded: one record with the VLAN in user[0]. */
 const floodedByController = (inPort: string, vlan: number, sent: Buffer) => async (t: ExecutionContext, f: Fixture, _res: unknown, mode: Mode) => {
-  const recs = (await records(f.rt.host.pktRing, 1)).map(decodePacketRecord);
+  const recs = await packetRecords(t, f.rt.host.pktRing, 1);
   t.deepEqual(recs, [{ cubeId: f.b.id, inPort: idx(f, inPort), reason: 1, hook: mode, user: [vlan, 0, 0], wireLen: sent.length, packet: sent }]);
   t.like(stats(f, inPort), { rxPackets: 1n, toController: 1n, drops: 0n });
   t.like(stats(f, 'p1'), { txPackets: 0n });

@@ -170,6 +170,12 @@ const injectRows: Row<Fixture>[] = [
     verdict: 'redirect',
   },
   {
+    description: 'packet-out to a netdev marked for bpf_redirect_peer: redirected (under TC into its other end, under XDP as before)',
+    input: trailed((x) => encodePeer({ kind: 'netdev', ifindex: x.n1, redirectPeer: true })),
+    output: frame,
+    verdict: 'redirect',
+  },
+  {
     description: "packet-out to the kernel's stack: passed",
     input: trailed(() => encodePeer({ kind: 'stack' })),
     output: frame,

@@ -7,12 +7,12 @@
 // that b's id follows a's; a:p1 is linked to b:q0, a:p2 to netdev n0, a:p3 to
 // nothing. b marks whatever it receives, so the metadata it got can be read.
 import test from 'ava';
-import { LOG_LEVELS, Metadata, decodeLogRecord, decodePacketRecord } from '../../node-daemon/src/runtime/abi';
+import { LOG_LEVELS, Metadata, PKT_MAX, decodeLogRecord } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime, RuntimeOptions } from '../../node-daemon/src/runtime/runtime';
 import type { CubeSpec, Mode, Topology } from '../../node-daemon/src/runtime/topology';
 import { ethernet, ipv4, udp } from '../../remote-services/sdk/packet';
-import { createHostNetns, entering, errors, openRuntime, records, registerTestTypes, runProgram } from '../helpers/dataplane';
+import { createHostNetns, entering, errors, openRuntime, packetRecords, records, registerTestTypes, runProgram } from '../helpers/dataplane';
 import { table, type Row } from '../helpers/rows';
 
 type Op = 'PROBE_DROP' | 'PROBE_PASS' | 'PROBE_REDIRECT' | 'PROBE_CALL' | 'PROBE_CONTROLLER' | 'PROBE_MARK' | 'PROBE_FORWARD';
@@ -173,11 +173,29 @@ const rows: Row<Fixture>[] = [
     md: into('p0'),
     verdict: 'drop',
     check: async (t, f, _res, mode) => {
-      const recs = (await records(f.rt.host.pktRing, 1)).map(decodePacketRecord);
+      const recs = await packetRecords(t, f.rt.host.pktRing, 1);
       t.deepEqual(recs, [{ cubeId: f.a.id, inPort: portOf(f, 'p0'), reason: 7, hook: mode, user: [0x55, 0, 0], wireLen: frame.length, packet: frame }]);
       t.like(f.rt.portStats('a', 'p0'), { rxPackets: 1n, toController: 1n, drops: 0n });
     },
   },
+  ...[
+    { what: 'a packet too long for a short record takes a full one', bytes: 600 },
+    { what: `a packet longer than ${PKT_MAX} bytes: its first ${PKT_MAX}, and its length`, bytes: 3000 },
+  ].map(({ what, bytes }): Row<Fixture> => {
+    const long = ethernet({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', payload: ipv4({ src: '10.0.0.1', dst: '10.0.0.2', payload: udp({ sport: 1, dport: 2, payload: Buffer.alloc(bytes, 0xab) }) }) });
+    return {
+      description: `nc_to_controller: ${what}`,
+      input: long,
+      setup: does('p0', 'PROBE_CONTROLLER', 7),
+      md: into('p0'),
+      verdict: 'drop',
+      check: async (t, f) => {
+        const [rec] = await packetRecords(t, f.rt.host.pktRing, 1);
+        t.is(rec.wireLen, long.length);
+        t.deepEqual(rec.packet, long.subarray(0, PKT_MAX));
+      },
+    };
+  }),
   {
     description: 'nc_log: a record in the host log ring, formatted later',
     input: frame,

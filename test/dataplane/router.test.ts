@@ -9,14 +9,14 @@
 // Routes: the two connected ones, and 10.9.0.0/16 via 10.1.0.254 on p1.
 // Neighbours: 10.1.0.5 on p1.
 import type { ExecutionContext } from 'ava';
-import { decodePacketRecord, Metadata } from '../../node-daemon/src/runtime/abi';
+import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { be32, macBytes } from '../../remote-services/sdk/codec';
 import { arp, ArpOp, ethernet, icmpEchoRequest, ipv4, ipv6, tcp, udp, type Ipv4Options } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
-import { errors, records, table, type Row } from '../helpers/rows';
+import { errors, packetRecords, table, type Row } from '../helpers/rows';
 
 interface Fixture {
   rt: Runtime;
@@ -86,7 +86,7 @@ const fromHost0 = (dst: string, ip: Omit<Partial<Ipv4Options>, 'dst'> = {}) => p
 
 /** One packet went to the control plane, whole, with this reason and these words. */
 const toController = (inPort: string, reason: number, user: (f: Fixture) => number[], sent: Buffer) => async (t: ExecutionContext, f: Fixture, _res: unknown, mode: Mode) => {
-  const recs = (await records(f.rt.host.pktRing, 1)).map(decodePacketRecord);
+  const recs = await packetRecords(t, f.rt.host.pktRing, 1);
   t.deepEqual(recs, [{ cubeId: f.r.id, inPort: idx(f, inPort), reason, hook: mode, user: user(f), wireLen: sent.length, packet: sent }]);
   t.like(f.rt.portStats('r', inPort), { rxPackets: 1n, toController: 1n, drops: 0n });
   t.deepEqual(errors(f.rt), {});

@@ -4,13 +4,13 @@
 // Fixture: simpleforwarder f with ports p0 (linked to netdev n0), p1 (linked to
 // port a of probe cube q, which marks what it receives) and p2 (unconnected);
 // its table forwards p0 -> p1 and p1 -> p0, and says nothing about p2.
-import { HOOK_ID, Metadata, decodePacketRecord } from '../../node-daemon/src/runtime/abi';
+import { HOOK_ID, Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { ethernet, ipv4, tcp, TcpFlags, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
-import { errors, records, table, type Row } from '../helpers/rows';
+import { errors, packetRecords, table, type Row } from '../helpers/rows';
 
 interface Fixture {
   rt: Runtime;
@@ -148,7 +148,7 @@ const rows: Row<Fixture>[] = [
     md: into('p1'),
     verdict: 'drop',
     check: async (t, x, _res, mode) => {
-      const recs = (await records(x.rt.host.pktRing, 1)).map(decodePacketRecord);
+      const recs = await packetRecords(t, x.rt.host.pktRing, 1);
       t.deepEqual(recs, [
         { cubeId: x.f.id, inPort: x.f.ports.get('p1')!, reason: 0, hook: mode, user: [0, 0, 0], wireLen: syn.length, packet: syn },
       ]);

@@ -5,7 +5,7 @@ import { mkdtemp } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { BpfMap, Program, RingBufReader } from '../../node-daemon/src/bpf';
-import { ERRORS, MD_SIZE, Metadata, decodeMetadata, encodeMetadata } from '../../node-daemon/src/runtime/abi';
+import { ERRORS, MD_SIZE, Metadata, PacketRecord, decodeMetadata, decodePacketRecord, encodeMetadata } from '../../node-daemon/src/runtime/abi';
 import { unmountBpffs } from '../../node-daemon/src/runtime/host';
 import { DEFAULT_OBJECTS_DIR, Runtime, RuntimeOptions } from '../../node-daemon/src/runtime/runtime';
 import { Mode } from '../../node-daemon/src/runtime/topology';
@@ -190,4 +190,22 @@ export async function records(ring: BpfMap, least: number): Promise<Buffer[]> {
   } finally {
     reader.close();
   }
+}
+
+/** When this module was loaded: before any packet a test sends. */
+const loaded = process.hrtime.bigint();
+
+/**
+ * The slow-path records waiting in a packet ring (see records), decoded. Each
+ * one's timestamp must be a time of the data plane's clock (CLOCK_MONOTONIC, as
+ * process.hrtime) between `since` and now; it is then left out, so that a test
+ * compares the rest exactly.
+ */
+export async function packetRecords(t: ExecutionContext, ring: BpfMap, least: number, since = loaded): Promise<Omit<PacketRecord, 'tsNs'>[]> {
+  const recs = (await records(ring, least)).map(decodePacketRecord);
+  const now = process.hrtime.bigint();
+  return recs.map(({ tsNs, ...rest }) => {
+    t.true(tsNs >= since && tsNs <= now, `record stamped ${tsNs}, not within [${since}, ${now}]`);
+    return rest;
+  });
 }

@@ -10,7 +10,7 @@ import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { diffFrames } from '../../remote-services/sdk/packet';
 import { RunResult, Verdict, runProgram } from './dataplane';
 
-export { errors, records } from './dataplane';
+export { errors, packetRecords, records } from './dataplane';
 
 export interface Row<F> {
   description: string;

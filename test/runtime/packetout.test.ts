@@ -20,9 +20,17 @@ for (const mode of ['xdp', 'tc'] as const) {
     });
     rt.cube('a').table('probe_actions').put(0, { op: 'PROBE_DROP', arg: 0, user0: 0, log: 0 });
     rt.cube('b').table('probe_actions').put(0, { op: 'PROBE_DROP', arg: 0, user0: 0, log: 0 });
-    t.true(await rt.sendPacket({ cube: 'a', port: 'p0', direction: 'ingress', frame }));
-    t.true(await rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
-    t.true(await rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
+    t.false(rt.packetOutReady);
+    t.throws(() => rt.sendPacket({ cube: 'a', port: 'p0', direction: 'ingress', frame }), { name: 'FailedPreconditionError', message: /packet-out is not set up on this host yet/ });
+    const setup = rt.preparePacketOut();
+    t.is(rt.preparePacketOut(), setup, 'one setup at a time');
+    await setup;
+    t.true(rt.packetOutReady);
+    await rt.preparePacketOut();
+    // Synchronous from here on.
+    t.true(rt.sendPacket({ cube: 'a', port: 'p0', direction: 'ingress', frame }));
+    t.true(rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
+    t.true(rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
     for (let i = 0; i < 100 && rt.cube('b').portStats('q0').drops < 2n; i++) await new Promise((r) => setTimeout(r, 10));
     t.is(rt.cube('a').portStats('p0').drops, 1n);
     t.is(rt.cube('b').portStats('q0').rxPackets, 2n);

@@ -1,6 +1,6 @@
 // The slow path under load, end to end through a real netcubed: packet and
-// metadata travel together in both directions, and a controller that stops reading
-// costs counted drops, not the daemon's memory.
+// metadata travel together in both directions, in order, and a controller that
+// stops reading costs counted drops, not the daemon's memory.
 //
 // The subject is the probe test cube (bpf/testdata/cubes/probe.bpf.c), registered
 // at run time, whose port `a` hands every packet to the control plane with its
@@ -115,6 +115,8 @@ for (const mode of ['xdp', 'tc'] as const) {
     const seen = new Uint8Array(TOTAL);
     const mismatches: string[] = [];
     let received = 0;
+    let last = -1;
+    let reordered = 0;
     const echo = defineService({
       type: 'probe',
       config: { proto: 'google/protobuf/empty.proto', message: 'google.protobuf.Empty' },
@@ -129,6 +131,8 @@ for (const mode of ['xdp', 'tc'] as const) {
         const c = claims(pkt.frame);
         if (!c || c.i >= TOTAL) return;
         received++;
+        if (c.i < last) reordered++;
+        last = c.i;
         if (seen[c.i]++) mismatches.push(`#${c.i} twice`);
         if (pkt.user.join() !== c.words.join()) mismatches.push(`#${c.i} came with words ${pkt.user.join()} instead of ${c.words.join()}`);
         if (pkt.port.name !== c.port || pkt.reason !== (c.port === 'a' ? REASON : REASON + 1)) mismatches.push(`#${c.i} came in on ${pkt.port.name} (reason ${pkt.reason}), sent into ${c.port}`);
@@ -156,6 +160,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.deepEqual(mismatches.slice(0, 10), []);
     t.is(received, TOTAL);
     t.is(seen.filter((n) => n !== 1).length, 0, 'each exactly once');
+    t.is(reordered, 0, 'in the order they were sent: one stream each way');
 
     const after = await scrape(env.metrics);
     const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);

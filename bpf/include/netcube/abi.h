@@ -19,7 +19,8 @@ enum nc_limits {
 };
 
 /* A port's peer is one 64-bit word, so that rewiring is a single atomic store:
- *   bits 63..56 kind, bits 55..48 in-port of a cube peer, bits 31..0 ifindex or slot.
+ *   bits 63..56 kind, bits 55..48 in-port of a cube peer, bits 47..40 flags
+ *   (NC_PEER_F_*), bits 31..0 ifindex or slot.
  *
  * Every peer word exists twice, once per generation (NC_GENERATIONS). A packet
  * takes the host's current generation where it enters netcube (nc_gen) and reads
@@ -36,6 +37,20 @@ enum nc_peer_kind {
 	NC_PEER_NETDEV = 1, /* redirect out of a netdev (ifindex) */
 	NC_PEER_CUBE   = 2, /* tail-call a cube's entry slot, entering at in-port */
 	NC_PEER_STACK  = 3, /* hand the packet to the kernel's own stack */
+};
+
+/* Flags of a netdev peer (bits 47..40 of its word). */
+enum nc_peer_flag {
+	/* Under TC: the netdev is one end of a pair (veth) whose other end lives in
+	 * another network namespace (a pod's eth0). bpf_redirect_peer puts the skb
+	 * straight into that end's receive path, skipping the pair's transmit and a
+	 * trip through the backlog queue. It drops the packet when the other end is
+	 * in the same namespace, or when called anywhere but at TC ingress, so the
+	 * daemon sets the flag only in words that TC ingress programs read (every TC
+	 * program of netcube runs there) and only where `ip -d link` shows the other
+	 * end elsewhere. XDP ignores it.
+	 */
+	NC_PEER_F_REDIRECT_PEER = 0x1,
 };
 
 /* The two internal ports of a transparent cube: one per direction it sees. */
@@ -143,6 +158,7 @@ struct nc_pkt_rec {
 	__u16 hook;     /* enum nc_hook */
 	__u32 user[3];
 	__u32 pad;
+	__u64 ts_ns;    /* bpf_ktime_get_ns() when it was handed over */
 	__u8  data[NC_PKT_MAX];
 };
 

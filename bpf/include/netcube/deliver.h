@@ -12,6 +12,7 @@
 
 static __always_inline __u32 nc_peer_kind(__u64 peer) { return peer >> 56; }
 static __always_inline __u32 nc_peer_port(__u64 peer) { return (peer >> 48) & 0xff; }
+static __always_inline __u32 nc_peer_flags(__u64 peer) { return (peer >> 40) & 0xff; }
 static __always_inline __u32 nc_peer_target(__u64 peer) { return (__u32)peer; }
 
 /* Hand the packet to @peer. For a cube peer, the metadata gets the next cube's
@@ -25,7 +26,7 @@ static __always_inline int nc_deliver(struct nc_ctx *ctx, struct nc_md *md, __u6
 
 	switch (nc_peer_kind(peer)) {
 	case NC_PEER_NETDEV:
-		return nc_redirect_netdev(ctx, nc_peer_target(peer));
+		return nc_redirect_netdev(ctx, nc_peer_target(peer), nc_peer_flags(peer));
 	case NC_PEER_CUBE:
 		slot = nc_peer_target(peer);
 		md->in_port = nc_peer_port(peer);

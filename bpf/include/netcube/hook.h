@@ -81,7 +81,8 @@ static __always_inline int nc_md_init(struct xdp_md *ctx)
 	return -1;
 }
 
-static __always_inline int nc_redirect_netdev(struct xdp_md *ctx, __u32 ifindex)
+/* Out of netdev @ifindex. @flags (NC_PEER_F_*) only matter under TC. */
+static __always_inline int nc_redirect_netdev(struct xdp_md *ctx, __u32 ifindex, __u32 flags)
 {
 	return bpf_redirect(ifindex, 0);
 }
@@ -137,8 +138,13 @@ static __always_inline int nc_md_init(struct __sk_buff *ctx)
 	return 0;
 }
 
-static __always_inline int nc_redirect_netdev(struct __sk_buff *ctx, __u32 ifindex)
+/* Out of netdev @ifindex or, with NC_PEER_F_REDIRECT_PEER, straight into the
+ * receive path of its peer in another namespace (see enum nc_peer_flag).
+ */
+static __always_inline int nc_redirect_netdev(struct __sk_buff *ctx, __u32 ifindex, __u32 flags)
 {
+	if (flags & NC_PEER_F_REDIRECT_PEER)
+		return bpf_redirect_peer(ifindex, 0);
 	return bpf_redirect(ifindex, 0);
 }
 

@@ -2,7 +2,9 @@
 /* nc_to_controller(ctx, md, reason): hand a packet to the cube's control plane.
  *
  * The packet's first NC_PKT_MAX bytes and its metadata go into one ring-buffer
- * record together, so the daemon never pairs a packet with metadata by order.
+ * record together, so the daemon never pairs a packet with metadata by order;
+ * the record is stamped with the data plane's clock (bpf_ktime_get_ns), which
+ * the controller receives with the packet (to age entries, or to measure).
  * The packet itself is consumed (the controller may send it back, changed or not,
  * as a packet-out). A per-cube token bucket (rate set by the daemon in nc_cfg)
  * keeps one cube from flooding the daemon; what it refuses is dropped and counted
@@ -53,23 +55,26 @@ static __always_inline int nc_pkt_admit(void)
 	return 1;
 }
 
-static __always_inline int nc_to_controller(struct nc_ctx *ctx, struct nc_md *md, __u16 reason)
-{
-	struct nc_port_stats *s = nc_port_stats(md->in_port);
-	struct nc_pkt_rec *r;
-	__u64 len, cap; /* 64-bit, so the bound checked is the bound passed */
+/* Records come in two sizes: the ring hands out room of a size known when the
+ * program is verified, and most slow-path packets (ARP, a TCP handshake, ICMP) are
+ * short. A short packet's record is a twelfth of a full one: the ring holds that
+ * many more, and the daemon copies that much less.
+ */
+#define NC_PKT_SHORT 128
+#define NC_PKT_REC_HDR __builtin_offsetof(struct nc_pkt_rec, data)
 
-	if (!nc_pkt_admit()) {
-		nc_count_error(NC_ERR_PKT_RATE);
-		return nc_drop(ctx, md);
-	}
-	r = bpf_ringbuf_reserve(&nc_pkt_rb, sizeof(*r), 0);
-	if (!r) {
-		nc_count_error(NC_ERR_PKT_FULL);
-		return nc_drop(ctx, md);
-	}
-	len = nc_pkt_len(ctx);
-	cap = len < NC_PKT_MAX ? len : NC_PKT_MAX;
+/* Fills @r, reserved with room for @room bytes of packet, and submits it. */
+static __always_inline void nc_pkt_submit(struct nc_ctx *ctx, struct nc_md *md, struct nc_pkt_rec *r, __u16 reason,
+					  __u64 len, __u64 room)
+{
+	__u64 cap = len < room ? len : room; /* 64-bit, so the bound checked is the bound passed */
+
+	/* Opaque to the compiler, which would otherwise fold the bound into the
+	 * caller's test of @len, on another register: the verifier must see it here.
+	 */
+	asm volatile("" : "+r"(cap));
+	if (cap > room)
+		cap = room;
 	if (cap < 1 || nc_load_bytes(ctx, 0, r->data, cap))
 		cap = 0;
 	r->cap_len = cap;
@@ -82,7 +87,34 @@ static __always_inline int nc_to_controller(struct nc_ctx *ctx, struct nc_md *md
 	r->user[1] = md->user[1];
 	r->user[2] = md->user[2];
 	r->pad = 0;
+	r->ts_ns = bpf_ktime_get_ns();
 	bpf_ringbuf_submit(r, 0);
+}
+
+static __always_inline int nc_to_controller(struct nc_ctx *ctx, struct nc_md *md, __u16 reason)
+{
+	struct nc_port_stats *s = nc_port_stats(md->in_port);
+	struct nc_pkt_rec *r;
+	__u64 len;
+
+	if (!nc_pkt_admit()) {
+		nc_count_error(NC_ERR_PKT_RATE);
+		return nc_drop(ctx, md);
+	}
+	len = nc_pkt_len(ctx);
+	if (len <= NC_PKT_SHORT) {
+		r = bpf_ringbuf_reserve(&nc_pkt_rb, NC_PKT_REC_HDR + NC_PKT_SHORT, 0);
+		if (r)
+			nc_pkt_submit(ctx, md, r, reason, len, NC_PKT_SHORT);
+	} else {
+		r = bpf_ringbuf_reserve(&nc_pkt_rb, sizeof(*r), 0);
+		if (r)
+			nc_pkt_submit(ctx, md, r, reason, len, NC_PKT_MAX);
+	}
+	if (!r) {
+		nc_count_error(NC_ERR_PKT_FULL);
+		return nc_drop(ctx, md);
+	}
 	if (s)
 		s->to_controller++;
 	return NC_ACT_DROP;

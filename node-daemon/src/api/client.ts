@@ -99,8 +99,14 @@ type Unary = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, 
 
 /** A controller's slow-path session (see NetcubeClient.openSlowPath). */
 export interface SlowPathStream extends AsyncIterable<DaemonMessage__Output> {
-  /** Sends a packet into the data plane; false while the stream is full (write on, or wait). */
-  packetOut(p: PacketOut): boolean;
+  /**
+   * Sends packets into the data plane, in order, in one message (batch what is at
+   * hand: a message costs far more than a packet). False while the stream is full:
+   * the message is buffered all the same; wait for drained() before more.
+   */
+  packetOuts(packets: PacketOut[]): boolean;
+  /** Resolves when the stream can take more (at once when it can now); never rejects. */
+  drained(): Promise<void>;
   close(): void;
 }
 
@@ -248,9 +254,27 @@ export class NetcubeClient {
     const call = this.slowPath.Connect(new grpc.Metadata(), { deadline: deadlineOf(opts.timeoutMs ?? Infinity) });
     call.write({ hello } satisfies ControllerMessage);
     const messages = this.stream<DaemonMessage__Output>('Connect', () => call, opts);
+    let full = false;
+    let drained: Promise<void> | undefined;
     return {
       [Symbol.asyncIterator]: () => messages[Symbol.asyncIterator](),
-      packetOut: (p: PacketOut) => call.write({ packetOut: p } satisfies ControllerMessage),
+      packetOuts: (packets: PacketOut[]) => {
+        full = !call.write({ packetOuts: { packets } } satisfies ControllerMessage);
+        return !full;
+      },
+      drained: () => {
+        if (!full || call.destroyed) return Promise.resolve();
+        drained ??= new Promise<void>((resolve) => {
+          const done = (): void => {
+            call.off('drain', done).off('close', done);
+            full = false;
+            drained = undefined;
+            resolve();
+          };
+          call.on('drain', done).on('close', done);
+        });
+        return drained;
+      },
       close: () => {
         call.end();
         call.cancel();

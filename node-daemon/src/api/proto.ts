@@ -11,7 +11,7 @@ import type { ProtoGrpcType as SlowPathApi } from './generated/slowpath';
 
 export type ProtoGrpcType = DaemonApi & SlowPathApi;
 
-/** Keep in step with node-daemon/scripts/gen-proto-types.js. */
+/** Keep in step with proto/generate.js. */
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
   // 64-bit counters exactly, as decimal strings.

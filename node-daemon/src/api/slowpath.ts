@@ -1,18 +1,33 @@
 // SlowPathService: a controller's session with this host (see slowpath.proto and
 // node-daemon/src/slowpath/dispatcher.ts). The first message says what it
 // controls; then packet-ins flow to it and packet-outs come back on one stream.
+//
+// Both ways go in batches, which is what makes the slow path fast: a gRPC message
+// costs far more than a packet in it. Packet-ins wait in a bounded queue; one pump
+// writes them in order, each message carrying everything that waited (at most
+// MAX_BATCH), so an idle stream sends a packet at once and a busy one sends few
+// large messages. Packet-outs of a batch go to the data plane one after the other,
+// synchronously.
 
+import { Long } from '@grpc/proto-loader';
 import { InvalidArgumentError } from '../runtime/errors';
 import { ControllerSession, PacketIn } from '../slowpath/dispatcher';
 import { Rpc } from './call';
 import { ApiContext } from './context';
 import type { ControllerMessage__Output } from './generated/netcube/v1/ControllerMessage';
 import type { DaemonMessage } from './generated/netcube/v1/DaemonMessage';
+import type { PacketIn as PacketInMessage } from './generated/netcube/v1/PacketIn';
+import type { PacketOut__Output } from './generated/netcube/v1/PacketOut';
+import type { PacketOutError } from './generated/netcube/v1/PacketOutError';
 import type { SlowPathServiceHandlers } from './generated/netcube/v1/SlowPathService';
 import { checkName } from './cubes';
 
 /** Packet-ins held for a controller that reads slowly; past this they are dropped and counted. */
 export const MAX_QUEUED = 4096;
+/** Packet-ins in one message at most: about 400 kB of full-size packets. */
+export const MAX_BATCH = 256;
+/** Errors of refused packet-outs held for a controller that reads slowly; past this they are dropped (the refusals are counted anyway). */
+export const MAX_QUEUED_ERRORS = 256;
 
 export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandlers {
   return {
@@ -26,50 +41,95 @@ export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandl
       const cubes = new Set(hello.cubes.map((c, i) => checkName(`hello.cubes[${i}]`, c)));
       if (types.size === 0 && cubes.size === 0) throw new InvalidArgumentError('hello.types', 'name at least one cube type or cube to control');
 
-      // Packet-ins wait here while the stream is slow; one pump writes them in order.
-      const queue: DaemonMessage[] = [];
-      let seq = 0;
+      let queue: PacketInMessage[] = [];
+      /** Packet-ins dropped since the last message (the queue was full): told in the next. */
+      let dropped = 0;
+      const errors: PacketOutError[] = [];
       let pumping = false;
+      let welcomed = false;
+      // Started in a microtask, so that every packet of one read of the ring goes
+      // in the first message; it then runs until the queues are empty.
       const pump = async (): Promise<void> => {
-        if (pumping) return;
-        pumping = true;
         try {
-          for (let m = queue.shift(); m; m = queue.shift()) await send(m);
+          while (errors.length > 0 || queue.length > 0) {
+            if (errors.length > 0) {
+              await send({ packetOutError: errors.shift() });
+              continue;
+            }
+            let packets = queue;
+            if (packets.length > MAX_BATCH) {
+              packets = queue.slice(0, MAX_BATCH);
+              queue = queue.slice(MAX_BATCH);
+            } else {
+              queue = [];
+            }
+            const lost = dropped;
+            dropped = 0;
+            await send({ packetIns: { packets, dropped: lost } });
+          }
         } finally {
           pumping = false;
         }
+      };
+      const kick = (): void => {
+        if (pumping || !welcomed) return;
+        pumping = true;
+        queueMicrotask(() => void pump().catch(() => undefined));
       };
       const session: ControllerSession = {
         name: hello.controller || 'controller',
         types,
         cubes,
         deliver: (p: PacketIn) => {
-          if (queue.length >= MAX_QUEUED) return false;
-          queue.push({ packetIn: { cube: p.cube, port: p.port, reason: p.reason, user: p.user, packet: p.packet, wireLength: p.wireLength, seq: String(++seq) } });
-          pump().catch(() => undefined);
+          if (queue.length >= MAX_QUEUED) {
+            dropped++;
+            return false;
+          }
+          queue.push({
+            cube: p.cube,
+            port: p.port,
+            reason: p.reason,
+            user: p.user,
+            packet: p.packet,
+            wireLength: p.wireLength,
+            // As a Long from its halves: much cheaper for the encoder than a decimal string.
+            timestampNs: Long.fromBits(Number(p.timestampNs & 0xffffffffn), Number(p.timestampNs >> 32n), true),
+          });
+          kick();
           return true;
         },
+      };
+      const refuse = (out: PacketOut__Output, err: unknown): void => {
+        if (errors.length >= MAX_QUEUED_ERRORS) return;
+        errors.push({ id: out.id, message: (err as Error).message });
+        kick();
       };
       const detach = ctx.slowPath.attach(session);
       ctx.log.info('controller connected', { controller: session.name, types: [...types], cubes: [...cubes] });
       try {
         await send({ welcome: { host: ctx.host, cubes: ctx.slowPath.cubesOf(session) } });
+        welcomed = true;
+        kick();
         for (let m = await messages.next(); !m.done; m = await messages.next()) {
-          const out = m.value.packetOut;
-          if (m.value.kind !== 'packetOut' || !out) continue;
-          try {
-            if (out.direction !== 'DIRECTION_INGRESS' && out.direction !== 'DIRECTION_EGRESS')
-              throw new InvalidArgumentError('packet_out.direction', 'a packet-out goes INGRESS (into the cube) or EGRESS (out of the port)');
-            await ctx.slowPath.packetOut(session, {
-              cube: out.cube,
-              port: out.port,
-              direction: out.direction === 'DIRECTION_EGRESS' ? 'egress' : 'ingress',
-              packet: out.packet,
-              user: out.user,
-            });
-          } catch (err) {
-            queue.push({ packetOutError: { id: out.id, message: (err as Error).message } });
-            pump().catch(() => undefined);
+          const batch = m.value.packetOuts?.packets;
+          if (m.value.kind !== 'packetOuts' || !batch) continue;
+          // Only until the inject veth the daemon sets up at start is there.
+          const ready = ctx.slowPath.whenPacketOutReady();
+          if (ready) await ready;
+          for (const out of batch) {
+            try {
+              if (out.direction !== 'DIRECTION_INGRESS' && out.direction !== 'DIRECTION_EGRESS')
+                throw new InvalidArgumentError('packet_out.direction', 'a packet-out goes INGRESS (into the cube) or EGRESS (out of the port)');
+              ctx.slowPath.packetOut(session, {
+                cube: out.cube,
+                port: out.port,
+                direction: out.direction === 'DIRECTION_EGRESS' ? 'egress' : 'ingress',
+                packet: out.packet,
+                user: out.user,
+              });
+            } catch (err) {
+              refuse(out, err);
+            }
           }
         }
       } finally {

@@ -1,10 +1,11 @@
 // netcubed as one object: opens the runtime (adopting what is pinned), serves the
 // API at once — reads work even while etcd is away — and keeps trying to reach
-// etcd; once there it registers the host under a lease and reconciles.
+// etcd; once there it reconciles and registers the host under a lease.
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startApi } from '../api/server';
 import { ApiContext, ApiServer } from '../api/context';
 import { DataPlaneLogs } from '../runtime/logs';
@@ -53,6 +54,12 @@ export class Daemon {
     const logs = new DataPlaneLogs(runtime.host.logRing, (id) => runtime.cubeNameById(id));
     const slowPath = new SlowPath(runtime);
     slowPath.start();
+    // The inject veth takes 150-250 ms to set up: done now, in the background,
+    // rather than under the first packet-out (an ARP reply someone waits for).
+    runtime.preparePacketOut().then(
+      () => log.debug('packet-out ready'),
+      (err: Error) => log.warn('could not set packet-out up; the first packet-out tries again', { error: err.message }),
+    );
     const daemon = new Daemon(config, log, runtime, reconciler, metrics, logs, slowPath);
     try {
       const api = await startApi(daemon.context(), { socket: config.socket, listen: config.listen, tls: config.tls });
@@ -63,7 +70,7 @@ export class Daemon {
       await daemon.stop();
       throw err;
     }
-    daemon.connecting = daemon.connect();
+    daemon.connecting = daemon.connect().catch((err) => log.error('connecting to etcd failed; serving from pinned state', { error: (err as Error).message }));
     return daemon;
   }
 
@@ -86,7 +93,7 @@ export class Daemon {
     };
   }
 
-  /** Reaches etcd (retrying with backoff, for ever), registers the host, starts reconciling. */
+  /** Reaches etcd (retrying with backoff, for ever), starts reconciling, registers the host. */
   private async connect(): Promise<void> {
     let delay = 250;
     for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
@@ -99,7 +106,7 @@ export class Daemon {
         break;
       } catch (err) {
         this.log.warn('etcd unreachable; serving from pinned state meanwhile', { etcd: this.config.etcd, attempt, retryInMs: delay, error: (err as Error).message });
-        await new Promise((r) => setTimeout(r, delay));
+        await this.pause(delay);
         delay = Math.min(delay * 2, 10_000);
       }
     }
@@ -109,23 +116,42 @@ export class Daemon {
     // host catches up without waiting for the rest), while the types are published
     // and the host registered, together.
     await this.reconciler.follow(store);
-    const [, lease] = await Promise.all([
-      this.publishBuiltinTypes(store),
-      store.hosts.register(
-        {
-          name: this.config.name,
-          endpoints: this.api!.endpoints.map((e) => (e.startsWith('unix:') || !this.config.advertise ? e : this.config.advertise)),
-          startedAt: new Date().toISOString(),
-          kernel: os.release(),
-          features: ['xdp', 'tc', 'ringbuf', 'xdp-live-frames', 'btf'],
-        },
-        this.config.leaseTtl,
-      ),
-    ]);
+    const [, lease] = await Promise.all([this.publishBuiltinTypes(store), this.register(store)]);
+    if (!lease) return;
     this.lease = lease;
     this.lease.on('lost', (err) => this.log.warn('host registration lost', { error: err.message }));
     this.lease.on('recovered', ({ newLease }) => this.log.info('host registered again', { newLease }));
     this.log.info('connected to etcd', { etcd: this.config.etcd });
+  }
+
+  /** Registers the host under a lease, retrying with backoff while etcd is away; undefined once stopping. */
+  private async register(store: Store): Promise<HostLease | undefined> {
+    let delay = 250;
+    while (!this.stopping.signal.aborted) {
+      try {
+        return await store.hosts.register(
+          {
+            name: this.config.name,
+            endpoints: this.api!.endpoints.map((e) => (e.startsWith('unix:') || !this.config.advertise ? e : this.config.advertise)),
+            startedAt: new Date().toISOString(),
+            kernel: os.release(),
+            features: ['xdp', 'tc', 'ringbuf', 'xdp-live-frames', 'btf'],
+          },
+          this.config.leaseTtl,
+        );
+      } catch (err) {
+        if (this.stopping.signal.aborted) break;
+        this.log.warn('could not register the host in etcd; retrying', { retryInMs: delay, error: (err as Error).message });
+        await this.pause(delay);
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+    return undefined;
+  }
+
+  /** Waits `ms`, or less when the daemon stops. */
+  private pause(ms: number): Promise<void> {
+    return sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => undefined);
   }
 
   /**

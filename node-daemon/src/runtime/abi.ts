@@ -20,6 +20,9 @@ export const enum PeerKind {
   Stack = 3,
 }
 
+/** Flags of a netdev peer word, bits 47..40 (enum nc_peer_flag). */
+export const PEER_F_REDIRECT_PEER = 0x1;
+
 export const DIR_INGRESS = 0;
 export const DIR_EGRESS = 1;
 
@@ -41,10 +44,15 @@ export const INJECT_MAGIC = 0x6e63696a;
 
 export const HOOK_ID = { xdp: 1, tc: 2 } as const;
 
-/** A peer as the data plane reads it: one 64-bit word (see enum nc_peer_kind). */
+/**
+ * A peer as the data plane reads it: one 64-bit word (see enum nc_peer_kind).
+ * `redirectPeer`: under TC, deliver straight into the receive path of the other
+ * end of the netdev (a veth whose peer is in another namespace); see enum
+ * nc_peer_flag. Present only when set.
+ */
 export type Peer =
   | { kind: 'none' }
-  | { kind: 'netdev'; ifindex: number }
+  | { kind: 'netdev'; ifindex: number; redirectPeer?: true }
   | { kind: 'cube'; slot: number; port: number }
   | { kind: 'stack' };
 
@@ -55,7 +63,7 @@ export function encodePeer(p: Peer): bigint {
     case 'stack':
       return BigInt(PeerKind.Stack) << 56n;
     case 'netdev':
-      return (BigInt(PeerKind.Netdev) << 56n) | BigInt(p.ifindex >>> 0);
+      return (BigInt(PeerKind.Netdev) << 56n) | (p.redirectPeer ? BigInt(PEER_F_REDIRECT_PEER) << 40n : 0n) | BigInt(p.ifindex >>> 0);
     case 'cube':
       return (BigInt(PeerKind.Cube) << 56n) | (BigInt(p.port & 0xff) << 48n) | BigInt(p.slot >>> 0);
   }
@@ -66,7 +74,7 @@ export function decodePeer(word: bigint): Peer {
   const target = Number(word & 0xffffffffn);
   switch (kind) {
     case PeerKind.Netdev:
-      return { kind: 'netdev', ifindex: target };
+      return Number((word >> 40n) & 0xffn) & PEER_F_REDIRECT_PEER ? { kind: 'netdev', ifindex: target, redirectPeer: true } : { kind: 'netdev', ifindex: target };
     case PeerKind.Cube:
       return { kind: 'cube', slot: target, port: Number((word >> 48n) & 0xffn) };
     case PeerKind.Stack:
@@ -157,9 +165,12 @@ export interface PacketRecord {
   hook: 'xdp' | 'tc';
   user: [number, number, number];
   wireLen: number;
+  /** The data plane's clock (bpf_ktime_get_ns, CLOCK_MONOTONIC) when it handed the packet over. */
+  tsNs: bigint;
+  /** A view into the record (which the ring reader copied out of the ring). */
   packet: Buffer;
 }
-export const PKT_REC_HDR = 32;
+export const PKT_REC_HDR = 40;
 
 export function decodePacketRecord(b: Buffer): PacketRecord {
   const cap = Math.min(b.readUInt32LE(0), PKT_MAX, b.length - PKT_REC_HDR);
@@ -170,7 +181,8 @@ export function decodePacketRecord(b: Buffer): PacketRecord {
     reason: b.readUInt16LE(12),
     hook: b.readUInt16LE(14) === HOOK_ID.tc ? 'tc' : 'xdp',
     user: [b.readUInt32LE(16), b.readUInt32LE(20), b.readUInt32LE(24)],
-    packet: Buffer.from(b.subarray(PKT_REC_HDR, PKT_REC_HDR + cap)),
+    tsNs: b.readBigUInt64LE(32),
+    packet: b.subarray(PKT_REC_HDR, PKT_REC_HDR + Math.max(cap, 0)),
   };
 }
 
@@ -179,12 +191,17 @@ export const INJECT_TRAILER_SIZE = 32;
 
 export function encodeInjectTrailer(peer: bigint, gen: number, hook: 'xdp' | 'tc', user: readonly number[] = [0, 0, 0]): Buffer {
   const b = Buffer.alloc(INJECT_TRAILER_SIZE);
-  b.writeBigUInt64LE(peer, 0);
-  for (let i = 0; i < 3; i++) b.writeUInt32LE((user[i] ?? 0) >>> 0, 8 + i * 4);
-  b.writeUInt32LE(gen, 20);
-  b.writeUInt32LE(INJECT_MAGIC, 24);
-  b.writeUInt32LE(HOOK_ID[hook], 28);
+  writeInjectTrailer(b, 0, peer, gen, hook, user);
   return b;
+}
+
+/** Writes a struct nc_inject_trailer into `b` at `offset` (right behind a frame). */
+export function writeInjectTrailer(b: Buffer, offset: number, peer: bigint, gen: number, hook: 'xdp' | 'tc', user: readonly number[] = [0, 0, 0]): void {
+  b.writeBigUInt64LE(peer, offset);
+  for (let i = 0; i < 3; i++) b.writeUInt32LE((user[i] ?? 0) >>> 0, offset + 8 + i * 4);
+  b.writeUInt32LE(gen, offset + 20);
+  b.writeUInt32LE(INJECT_MAGIC, offset + 24);
+  b.writeUInt32LE(HOOK_ID[hook], offset + 28);
 }
 
 /** struct nc_md: 20 bytes, in the XDP metadata area or skb->cb. */

@@ -1,10 +1,13 @@
 // Where packets enter netcube: the framework's netdev entry program, attached to
 // a netdev's ingress (an XDP link, or a TC clsact filter), with its own map of peer
 // words (one per generation). It is attached once and never changed; rewiring the
-// netdev writes its words.
+// netdev writes its words. And what the runtime learns of netdevs from `ip`: which
+// ones packets may be handed to with bpf_redirect_peer.
 
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { BpfMap, CollectionSpec, Program, TcFilter, XdpLink, attachTc, attachXdp, ifindex as resolveIfindex } from '../bpf';
 import { HostLayout, HostMaps } from './host';
 import { NetdevRecord } from './state';
@@ -17,12 +20,86 @@ export const TC_HANDLE = 0x6e63;
 
 export type XdpMode = 'native' | 'generic';
 
+const execFileAsync = promisify(execFile);
+
+/** Runs `ip` in a network namespace (a name under /run/netns, or a path; none: ours); resolves to its output. */
+export async function ip(netns: string | undefined, args: string[]): Promise<string> {
+  const cmd = netns ? ['nsenter', `--net=${netns.includes('/') ? netns : `/run/netns/${netns}`}`, 'ip', ...args] : ['ip', ...args];
+  return (await execFileAsync(cmd[0], cmd.slice(1))).stdout;
+}
+
 export interface NetdevContext {
   host: HostMaps;
   layout: HostLayout;
   objectsDir: string;
   netns?: string;
   xdpMode: XdpMode;
+}
+
+/** Kinds of netdev that are one end of a pair, with bpf_redirect_peer support (ndo_get_peer_dev). */
+const PAIRED_KINDS = new Set(['veth', 'netkit']);
+
+/** A netdev as `ip -d link` shows it in the host's namespace. */
+export interface NetdevInfo {
+  ifindex: number;
+  /** linkinfo.info_kind: veth, bridge ...; undefined for a physical device. */
+  kind?: string;
+  /** Its root qdisc: noqueue for a veth that nobody shapes. */
+  qdisc?: string;
+  /** For one end of a pair whose other end lives in another namespace: where that end is. */
+  peer?: { netnsid: number; ifindex: number };
+}
+
+type IpLink = { ifindex: number; ifname: string; qdisc?: string; link_index?: number; link_netnsid?: number; linkinfo?: { info_kind?: string }; xdp?: unknown };
+
+/** The netdevs of the host's namespace, by name. */
+export async function describeNetdevs(netns: string | undefined): Promise<Map<string, NetdevInfo>> {
+  const links = JSON.parse(await ip(netns, ['-j', '-d', 'link', 'show'])) as IpLink[];
+  return new Map(
+    links.map((l) => {
+      const kind = l.linkinfo?.info_kind;
+      const paired = kind !== undefined && PAIRED_KINDS.has(kind) && l.link_netnsid !== undefined && l.link_index !== undefined;
+      return [l.ifname, { ifindex: l.ifindex, kind, qdisc: l.qdisc, peer: paired ? { netnsid: l.link_netnsid!, ifindex: l.link_index! } : undefined }];
+    }),
+  );
+}
+
+/**
+ * Of `names`, the netdevs a TC program may deliver to with bpf_redirect_peer (see
+ * enum nc_peer_flag): one end of a pair whose other end is in another namespace,
+ * where the packet then arrives as if it had crossed the pair — but for what the
+ * crossing would have run. So only where that is nothing: no qdisc on this end
+ * (noqueue), and no XDP program on the other, which is looked at in its
+ * namespace; a namespace `ip netns` cannot name (not under /run/netns) cannot be
+ * looked at, and its pairs keep bpf_redirect. None when `ip` fails: packets then
+ * simply go the ordinary way.
+ */
+export async function redirectPeerTargets(netns: string | undefined, names: ReadonlySet<string>): Promise<Set<string>> {
+  if (names.size === 0) return new Set();
+  try {
+    const links = await describeNetdevs(netns);
+    const candidates = [...names].filter((n) => links.get(n)?.peer && links.get(n)?.qdisc === 'noqueue');
+    if (candidates.length === 0) return new Set();
+    const ids = JSON.parse((await ip(netns, ['-j', 'netns', 'list-id'])) || '[]') as { nsid: number; name?: string }[];
+    const nameOf = new Map(ids.filter((i) => i.name).map((i) => [i.nsid, i.name!]));
+    // One look into each namespace that holds an other end.
+    const inside = new Map<number, Promise<IpLink[]>>();
+    for (const n of candidates) {
+      const { netnsid } = links.get(n)!.peer!;
+      const name = nameOf.get(netnsid);
+      if (name && !inside.has(netnsid)) inside.set(netnsid, ip(name, ['-j', '-d', 'link', 'show']).then((out) => JSON.parse(out) as IpLink[]));
+    }
+    const out = new Set<string>();
+    for (const n of candidates) {
+      const peer = links.get(n)!.peer!;
+      const there = await inside.get(peer.netnsid)?.catch(() => undefined);
+      const end = there?.find((l) => l.ifindex === peer.ifindex);
+      if (end && end.xdp === undefined) out.add(n);
+    }
+    return out;
+  } catch {
+    return new Set();
+  }
 }
 
 export class NetdevEntry {

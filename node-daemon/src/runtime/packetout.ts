@@ -8,10 +8,8 @@
 // delivers the frame: into a cube port (ingress) or to a port's peer (egress).
 // Frame and metadata travel as one packet: they cannot be paired wrongly.
 
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import {
   CollectionSpec,
   PacketSocket,
@@ -21,12 +19,11 @@ import {
   attachTc,
   attachXdp,
 } from '../bpf';
-import { encodeInjectTrailer } from './abi';
+import { INJECT_TRAILER_SIZE, PKT_MAX, writeInjectTrailer } from './abi';
 import { HostLayout, HostMaps } from './host';
+import { ip } from './netdev';
 import { Mode } from './topology';
 import { HOST_MAPS } from './types';
-
-const execFileAsync = promisify(execFile);
 
 export const INJECT_IFNAMES = ['ncinj0', 'ncinj1'] as const;
 /** Room for a full frame and the trailer. */
@@ -41,13 +38,10 @@ export interface PacketOutContext {
   netns?: string;
 }
 
-/** Runs `ip` in the host's namespace. */
-async function ip(netns: string | undefined, args: string[]): Promise<void> {
-  const cmd = netns ? ['nsenter', `--net=${netns.includes('/') ? netns : `/run/netns/${netns}`}`, 'ip', ...args] : ['ip', ...args];
-  await execFileAsync(cmd[0], cmd.slice(1));
-}
-
 export class PacketOut {
+  /** Where each frame is put together with its trailer (send() is synchronous). */
+  private readonly scratch = Buffer.allocUnsafe(PKT_MAX + INJECT_TRAILER_SIZE);
+
   private constructor(
     private readonly socket: PacketSocket,
     private readonly programs: Program[],
@@ -123,7 +117,10 @@ export class PacketOut {
    * of `hook`, with metadata words `user`. False when the inject queue was full.
    */
   send(frame: Buffer, peer: bigint, gen: number, hook: Mode, user?: readonly number[]): boolean {
-    return this.socket.send(Buffer.concat([frame, encodeInjectTrailer(peer, gen, hook, user)]));
+    if (frame.length > PKT_MAX) throw new RangeError(`frame: at most ${PKT_MAX} bytes, got ${frame.length}`);
+    frame.copy(this.scratch, 0);
+    writeInjectTrailer(this.scratch, frame.length, peer, gen, hook, user);
+    return this.socket.send(this.scratch.subarray(0, frame.length + INJECT_TRAILER_SIZE));
   }
 
   close(): void {

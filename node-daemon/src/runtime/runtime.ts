@@ -14,10 +14,10 @@ import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_MICROCUBES, MAX_PORTS
 import { Cube, CubeDeps, HostTables } from './cube';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
-import { NetdevContext, NetdevEntry, XdpMode } from './netdev';
+import { NetdevContext, NetdevEntry, XdpMode, redirectPeerTargets } from './netdev';
 import { PacketOut } from './packetout';
 import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
-import { Topology, Wiring, CubeSpec, Mode, peerOf, wire } from './topology';
+import { Topology, Wiring, CubeSpec, Mode, Sender, peerOf, wire } from './topology';
 import { CubeType, TypeRegistry } from './types';
 import { Table } from './tables';
 import * as fs from 'node:fs';
@@ -77,7 +77,12 @@ export class Runtime {
   private queue: Promise<unknown> = Promise.resolve();
   /** The state file's text as last written by save(). */
   private savedState?: string;
-  private packetOut?: Promise<PacketOut>;
+  /** Packet-out, once set up (preparePacketOut). */
+  private packetOut?: PacketOut;
+  private packetOutSetup?: Promise<void>;
+  /** Why the last setup failed. */
+  private packetOutProblem?: string;
+  private closed = false;
 
   private constructor(
     readonly layout: HostLayout,
@@ -234,19 +239,51 @@ export class Runtime {
   }
 
   /**
-   * Sends a control plane's packet into the data plane: into `port` of `cube` as if
-   * it arrived there (ingress), or out of it to its peer (egress). False when the
-   * inject queue was full and the packet was dropped.
+   * Sets packet-out up (the inject veth and its programs, 150-250 ms), or takes
+   * over an earlier daemon's. The daemon calls it at start, so that the first
+   * packet-out (an ARP reply someone waits for) does not wait; later calls return
+   * the same promise. A failure is kept for sendPacket to report; the next call
+   * tries again.
    */
-  async sendPacket(p: { cube: string; port: string; direction: 'ingress' | 'egress'; frame: Buffer; user?: readonly number[] }): Promise<boolean> {
+  preparePacketOut(): Promise<void> {
+    if (this.packetOut) return Promise.resolve();
+    this.packetOutSetup ??= PacketOut.open({ host: this.host, layout: this.layout, objectsDir: this.netdevCtx.objectsDir, netns: this.netdevCtx.netns }).then(
+      (out) => {
+        if (this.closed) out.close();
+        else this.packetOut = out;
+        this.packetOutSetup = undefined;
+        this.packetOutProblem = undefined;
+      },
+      (err: Error) => {
+        this.packetOutSetup = undefined;
+        this.packetOutProblem = err.message;
+        throw err;
+      },
+    );
+    return this.packetOutSetup;
+  }
+
+  /** Whether sendPacket can send now (preparePacketOut has finished). */
+  get packetOutReady(): boolean {
+    return this.packetOut !== undefined;
+  }
+
+  /**
+   * Sends a control plane's packet into the data plane: into `port` of `cube` as if
+   * it arrived there (ingress), or out of it to its peer (egress). Synchronous;
+   * false when the inject queue was full and the packet was dropped. Needs
+   * preparePacketOut() to have finished.
+   */
+  sendPacket(p: { cube: string; port: string; direction: 'ingress' | 'egress'; frame: Buffer; user?: readonly number[] }): boolean {
     const cube = this.cube(p.cube);
     const port = cube.transparent ? (['ingress', 'egress'] as const).indexOf(p.port as 'ingress') : cube.ports.get(p.port);
     if (port === undefined || port < 0)
       throw new InvalidArgumentError('port', cube.transparent ? `transparent cube ${p.cube} has the ports ingress and egress` : `cube ${p.cube} has no port ${p.port}`);
     if (p.frame.length < 14 || p.frame.length > PKT_MAX)
       throw new InvalidArgumentError('packet', `a packet-out is an Ethernet frame of 14 to ${PKT_MAX} bytes, got ${p.frame.length}`);
-    this.packetOut ??= PacketOut.open({ host: this.host, layout: this.layout, objectsDir: this.netdevCtx.objectsDir, netns: this.netdevCtx.netns });
-    const out = await this.packetOut;
+    const out = this.packetOut;
+    if (!out)
+      throw new FailedPreconditionError(`packet-out is not set up on this host yet${this.packetOutProblem ? `: ${this.packetOutProblem}` : ''}; retry once preparePacketOut() has finished`);
     const gen = this.host.currentGen;
     const peer = p.direction === 'ingress' ? encodePeer({ kind: 'cube', slot: slotOf(cube.id), port }) : cube.word(gen, port);
     return out.send(p.frame, peer, gen, cube.mode, p.user);
@@ -276,7 +313,13 @@ export class Runtime {
   private async applyNow(next: Topology): Promise<ApplyReport> {
     const started = process.hrtime.bigint();
     const wiring = wire(next, (t) => this.types.get(t));
-    const ifindexes = await this.resolveNetdevs(wiring);
+    // Under TC, a netdev whose other end lives in another namespace (a pod's veth)
+    // is reached with bpf_redirect_peer where nothing is skipped by it (see
+    // redirectPeerTargets); XDP words stay plain.
+    const modes = new Map(next.cubes.map((c) => [c.name, c.mode]));
+    const readBy = (from: Sender): Mode | undefined => (from.kind === 'netdev' ? wiring.entries.get(from.netdev) : modes.get(from.cube));
+    const tcNetdevs = new Set(wiring.words.flatMap((w) => (w.to.kind === 'netdev' && readBy(w.from) === 'tc' ? [w.to.netdev] : [])));
+    const [ifindexes, intoPeer] = await Promise.all([this.resolveNetdevs(wiring), redirectPeerTargets(this.netdevCtx.netns, tcNetdevs)]);
 
     // Which cubes stay, which are new (a change of type, objects or mode makes a new
     // cube), and which go once nothing leads to them any more.
@@ -346,7 +389,9 @@ export class Runtime {
     const cubeWords = new Map([...live.keys()].map((name) => [name, new Array<bigint>(MAX_PORTS).fill(0n)]));
     const entryWords = new Map<string, bigint>();
     for (const w of wiring.words) {
-      const word = encodePeer(peerOf(w.to, at));
+      const peer = peerOf(w.to, at);
+      if (peer.kind === 'netdev' && w.to.kind === 'netdev' && intoPeer.has(w.to.netdev) && readBy(w.from) === 'tc') peer.redirectPeer = true;
+      const word = encodePeer(peer);
       if (w.from.kind === 'netdev') entryWords.set(`${w.from.netdev}.${wiring.entries.get(w.from.netdev)}`, word);
       else if (w.from.kind === 'layer') cubeWords.get(w.from.cube)![w.from.dir] = word;
       else cubeWords.get(w.from.cube)![at.portIndex(w.from.cube, w.from.port)] = word;
@@ -462,7 +507,9 @@ export class Runtime {
 
   /** Closes every handle; the data plane stays as it is, pinned. */
   close(): void {
-    void this.packetOut?.then((p) => p.close(), () => undefined);
+    this.closed = true;
+    this.packetOut?.close();
+    this.packetOut = undefined;
     for (const c of this.cubes.values()) c.close();
     for (const e of this.netdevs.values()) e.close();
     this.hostTables.close();
@@ -474,7 +521,10 @@ export class Runtime {
   /** Removes everything this runtime put on the host: entries, cubes, pins, state, the bpffs mount. */
   async destroy(): Promise<void> {
     await this.exclusive(async () => {
-      (await this.packetOut?.catch(() => undefined))?.close();
+      this.closed = true;
+      await this.packetOutSetup?.catch(() => undefined);
+      this.packetOut?.close();
+      this.packetOut = undefined;
       await PacketOut.remove({ host: this.host, layout: this.layout, objectsDir: this.netdevCtx.objectsDir, netns: this.netdevCtx.netns });
       for (const e of this.netdevs.values()) await e.detach();
       for (const c of this.cubes.values()) c.destroy();

@@ -11,6 +11,7 @@
 import { RingBufReader } from '../bpf';
 import { PacketRecord, decodePacketRecord } from '../runtime/abi';
 import { InvalidArgumentError, NotFoundError } from '../runtime/errors';
+import { Cube } from '../runtime/cube';
 import { Runtime } from '../runtime/runtime';
 
 export interface PacketIn {
@@ -20,6 +21,8 @@ export interface PacketIn {
   user: number[];
   packet: Buffer;
   wireLength: number;
+  /** The data plane's clock when it handed the packet over (bpf_ktime_get_ns). */
+  timestampNs: bigint;
 }
 
 export interface PacketOutRequest {
@@ -44,6 +47,8 @@ export type Outcome = 'delivered' | 'no_controller' | 'queue_full' | 'unknown_cu
 export class SlowPath {
   private reader?: RingBufReader;
   private readonly sessions: ControllerSession[] = [];
+  /** Data-plane cube id -> name, checked against the runtime on every use. */
+  private readonly names = new Map<number, string>();
   /** Packet-in outcomes per cube. */
   readonly counts = new Map<string, Record<Outcome, number>>();
   readonly packetOuts = { sent: 0, dropped: 0, refused: 0 };
@@ -82,21 +87,49 @@ export class SlowPath {
     c[outcome]++;
   }
 
+  /** The live cube with data-plane id `id`: a lookup per packet, so remembered while it holds. */
+  private cubeById(id: number): Cube | undefined {
+    const known = this.names.get(id);
+    if (known !== undefined) {
+      const cube = this.liveCube(known);
+      if (cube?.id === id) return cube;
+    }
+    const name = this.runtime.cubeNameById(id);
+    if (name === undefined) {
+      this.names.delete(id);
+      return undefined;
+    }
+    this.names.set(id, name);
+    return this.liveCube(name);
+  }
+
+  private liveCube(name: string): Cube | undefined {
+    try {
+      return this.runtime.cube(name);
+    } catch {
+      return undefined;
+    }
+  }
+
   private dispatch(rec: PacketRecord): void {
-    const cube = this.runtime.cubeNameById(rec.cubeId);
-    if (!cube) return this.count(`#${rec.cubeId}`, 'unknown_cube');
-    const c = this.runtime.cube(cube);
-    const port = c.transparent
-      ? (['ingress', 'egress'][rec.inPort] ?? String(rec.inPort))
-      : ([...c.ports].find(([, i]) => i === rec.inPort)?.[0] ?? String(rec.inPort));
+    const c = this.cubeById(rec.cubeId);
+    if (!c) return this.count(`#${rec.cubeId}`, 'unknown_cube');
+    const cube = c.name;
+    let port: string | undefined;
+    if (c.transparent) port = ['ingress', 'egress'][rec.inPort];
+    else for (const [name, index] of c.ports) if (index === rec.inPort) port = name;
     const session = this.owner(cube);
     if (!session) return this.count(cube, 'no_controller');
-    const ok = session.deliver({ cube, port, reason: rec.reason, user: [...rec.user], packet: rec.packet, wireLength: rec.wireLen });
+    const ok = session.deliver({ cube, port: port ?? String(rec.inPort), reason: rec.reason, user: rec.user, packet: rec.packet, wireLength: rec.wireLen, timestampNs: rec.tsNs });
     this.count(cube, ok ? 'delivered' : 'queue_full');
   }
 
-  /** Sends a controller's packet into the data plane; only into cubes it controls. */
-  async packetOut(session: ControllerSession, p: PacketOutRequest): Promise<void> {
+  /**
+   * Sends a controller's packet into the data plane, only into cubes it controls;
+   * synchronous, so a batch goes out in order without yielding. Packet-out must be
+   * prepared (Runtime.preparePacketOut) — see whenPacketOutReady().
+   */
+  packetOut(session: ControllerSession, p: PacketOutRequest): void {
     let owner: ControllerSession | undefined;
     try {
       owner = this.owner(p.cube);
@@ -109,9 +142,25 @@ export class SlowPath {
       this.packetOuts.refused++;
       throw new InvalidArgumentError('cube', `packet-out to cube ${p.cube}: controller ${session.name} does not control it${owner ? ` (${owner.name} does)` : ''}`);
     }
-    const sent = await this.runtime.sendPacket({ cube: p.cube, port: p.port, direction: p.direction, frame: p.packet, user: p.user });
+    let sent: boolean;
+    try {
+      sent = this.runtime.sendPacket({ cube: p.cube, port: p.port, direction: p.direction, frame: p.packet, user: p.user });
+    } catch (err) {
+      this.packetOuts.refused++;
+      throw err;
+    }
     if (sent) this.packetOuts.sent++;
     else this.packetOuts.dropped++;
+  }
+
+  /**
+   * Undefined when packet-outs can be sent now (the steady state); else a promise
+   * that settles once the runtime has tried to set packet-out up (the inject veth
+   * the daemon prepares at start may not be there yet).
+   */
+  whenPacketOutReady(): Promise<void> | undefined {
+    if (this.runtime.packetOutReady) return undefined;
+    return this.runtime.preparePacketOut().catch(() => undefined);
   }
 
   close(): void {
