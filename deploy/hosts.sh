@@ -101,10 +101,18 @@ stop_pid() {
 # that ran `up` does not hang it up; records its pid (exec keeps the pid: neither
 # setsid, in a process that leads no group, nor nsenter without --fork fork).
 spawn() {
-  local pidfile=$1 log=$2 dir=$3
+  local pidfile=$1 log=$2 dir=$3 pid shell
   shift 3
   (cd "$dir" && exec setsid "$@" </dev/null >>"$log" 2>&1) &
-  printf '%s' "$!" >"$pidfile"
+  pid=$!
+  printf '%s' "$pid" >"$pidfile"
+  # Until the subshell has exec'd, /proc shows bash's command line, not the marker
+  # our_pid looks for: wait for the exec (or the exit) so that nobody mistakes it.
+  shell=$(readlink -f "$BASH")
+  for _ in $(seq 1 250); do
+    [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$shell" ]] || break
+    sleep 0.02
+  done
 }
 
 # ----------------------------------------------------------------- etcd
