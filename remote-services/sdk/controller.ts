@@ -226,6 +226,8 @@ export class ManagedCube<C, S> implements Cube<C, S> {
       await this.reconcile(client);
       if (kind === 'full' || recreated) await service.cubeCreated?.(this);
       else if (kind === 'config' && previous !== undefined) await service.configChanged?.(this, previous);
+      // Stopped while this sync was under way: it must not start ticking again.
+      if (this.stopped) return undefined;
       this.ready = true;
       this.syncProblem = undefined;
       this.startTicks();
@@ -250,7 +252,7 @@ export class ManagedCube<C, S> implements Cube<C, S> {
 
   private startTicks(): void {
     const { tick, tickSeconds } = this.ctl.service;
-    if (!tick || this.tickTimer) return;
+    if (!tick || this.tickTimer || this.stopped) return;
     this.tickTimer = setInterval(() => {
       if (!this.ready || this.ticking) return;
       this.ticking = true;

@@ -152,6 +152,7 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
     const watcher = await this.etcd.watch().key(this.key).startRevision(String(revision + 1)).create();
     try {
       await new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
         watcher.on('delete', () => resolve());
         watcher.on('put', (kv) => this.setLeader(parseLeader(kv.value.toString())));
         watcher.on('disconnected', () => resolve());

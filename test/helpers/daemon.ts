@@ -151,7 +151,9 @@ export class NetcubedProcess {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.child!.kill('SIGTERM');
-    await Promise.race([this.exited, sleep(10_000).then(() => this.kill())]);
+    const late = setTimeout(() => void this.kill(), 10_000);
+    await this.exited;
+    clearTimeout(late);
   }
 
   /** kill -9 (when running) and start again on the same root; waits until it answers. */

@@ -49,11 +49,13 @@ export class EtcdBridge {
     });
     const bridge = new EtcdBridge(servers, forwarder, sockets);
     // The forwarder says "ready" once it listens on every port.
+    const giveUp = new AbortController();
     const ready = await Promise.race([
       new Promise<boolean>((resolve) => forwarder.stdout!.once('data', () => resolve(true))),
       new Promise<boolean>((resolve) => forwarder.once('exit', () => resolve(false))),
-      sleep(10_000).then(() => false),
+      sleep(10_000, false, { signal: giveUp.signal }).catch(() => false),
     ]);
+    giveUp.abort();
     if (!ready) {
       bridge.close();
       throw new Error(`the etcd bridge into ${netnsPath} did not start`);

@@ -28,23 +28,27 @@ for (const mode of ['xdp', 'tc'] as const) {
       const blacklist = rt.table('guard', 'blacklist_v4');
       for (const src of BLACKLISTED) blacklist.put(parseIpv4(src), 0);
 
-      // One run per source and round, each source's frames in turn.
-      await bed.generator.send(PER_SOURCE * SOURCES.length, { perRun: PER_SOURCE / 4 });
+      // One run per source and round, each source's frames in turn; a run starts
+      // once every frame before it arrived or was dropped by the mitigator.
+      const ingress = () => rt.portStats('guard', 'ingress');
+      const accounted = () => bed.received() + Number(ingress().drops);
+      await bed.generator.send(PER_SOURCE * SOURCES.length, { perRun: PER_SOURCE / 4, delivered: accounted, lag: 0 });
       const passed = PER_SOURCE * (SOURCES.length - BLACKLISTED.size);
       await bed.sinks[0].settle(passed);
 
+      // A frame lost on a veth (a ring overrun) is not the mitigator's: say so first.
+      t.deepEqual(await bed.drops(), {});
       t.deepEqual(bed.generator.sentOf, SOURCES.map(() => PER_SOURCE));
       for (const src of SOURCES) {
         t.is(bed.sinks[0].from(src), BLACKLISTED.has(src) ? 0 : PER_SOURCE, src);
         t.is(blacklist.get(parseIpv4(src)), BLACKLISTED.has(src) ? PER_SOURCE : undefined, `${src} in the blacklist`);
       }
       t.is(bed.sinks[0].frames, passed);
-      const ingress = rt.portStats('guard', 'ingress');
-      t.is(ingress.rxPackets, BigInt(PER_SOURCE * SOURCES.length));
-      t.is(ingress.drops, BigInt(PER_SOURCE * BLACKLISTED.size));
-      t.is(ingress.txPackets, BigInt(passed));
+      const guard = ingress();
+      t.is(guard.rxPackets, BigInt(PER_SOURCE * SOURCES.length));
+      t.is(guard.drops, BigInt(PER_SOURCE * BLACKLISTED.size));
+      t.is(guard.txPackets, BigInt(passed));
       t.is(rt.portStats('fwd', 'p1').txPackets, BigInt(passed));
-      t.deepEqual(await bed.drops(), {});
     });
   }
 }

@@ -251,6 +251,7 @@ export class NetcubeClient {
    * packetOut() sends packets back on the same stream. Ends with close() or `signal`.
    */
   openSlowPath(hello: { controller: string; types?: string[]; cubes?: string[] }, opts: CallOptions = {}): SlowPathStream {
+    opts.signal?.throwIfAborted();
     const call = this.slowPath.Connect(new grpc.Metadata(), { deadline: deadlineOf(opts.timeoutMs ?? Infinity) });
     call.write({ hello } satisfies ControllerMessage);
     const messages = this.stream<DaemonMessage__Output>('Connect', () => call, opts);

@@ -1,0 +1,51 @@
+// Loaded by ava into every test worker, before the test file (package.json,
+// ava.require). A worker exits by itself once its last test is done; when something
+// still holds its event loop (a timer, a socket, a child process, a watch still
+// retrying), ava notices only at its inactivity timeout, minutes later, and says
+// nothing of what was left. This names what holds the worker, timers with the stack
+// that set them, and fails the worker after a short grace instead.
+
+import { createHook } from 'node:async_hooks';
+import { ChildProcess } from 'node:child_process';
+import { Server, Socket } from 'node:net';
+import test from 'ava';
+
+const GRACE_MS = 15_000;
+
+// Timers are not among the active handles Node lists, so remember where each was set.
+const timers = new Map<number, { timer: NodeJS.Timeout; made: Error }>();
+createHook({
+  init(id, type, _trigger, resource) {
+    if (type === 'Timeout') timers.set(id, { timer: resource as NodeJS.Timeout, made: new Error() });
+  },
+  destroy(id) {
+    timers.delete(id);
+  },
+}).enable();
+
+function describe(h: unknown): string {
+  if (h instanceof ChildProcess) return `child process ${h.pid}: ${h.spawnargs.join(' ')}`;
+  if (h instanceof Socket) return h.remoteAddress ? `socket ${h.localAddress}:${h.localPort} -> ${h.remoteAddress}:${h.remotePort}` : 'pipe or unix socket';
+  if (h instanceof Server) return `server listening at ${JSON.stringify(h.address())}`;
+  return (h as object)?.constructor?.name ?? typeof h;
+}
+
+function whereSet(made: Error): string {
+  const frames = made.stack!.split('\n').filter((l) => l.startsWith('    at ') && !l.includes('node:internal') && !l.includes('exit-watch'));
+  return frames.slice(0, 6).join('\n');
+}
+
+test.after.always('the worker exits once its tests are done', () => {
+  setTimeout(() => {
+    // process._getActiveHandles is undocumented, and the one way to see the handles themselves.
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+    const held = [...timers.values()].filter(({ timer }) => timer.hasRef());
+    process.stderr.write(
+      `\nthis test file's worker is still running ${GRACE_MS / 1000} s after its last test; something was not closed:\n` +
+        `  resources: ${process.getActiveResourcesInfo().join(', ')}\n` +
+        handles.map((h) => `  ${describe(h)}\n`).join('') +
+        held.map(({ made }) => `  a timer set\n    ${whereSet(made).trim().replace(/\n\s*/g, '\n    ')}\n`).join(''),
+    );
+    process.exit(1);
+  }, GRACE_MS).unref();
+});
