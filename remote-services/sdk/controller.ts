@@ -252,7 +252,7 @@ export class ManagedCube<C, S> implements Cube<C, S> {
 
   private startTicks(): void {
     const { tick, tickSeconds } = this.ctl.service;
-    if (!tick || this.tickTimer || this.stopped) return;
+    if (!tick || this.tickTimer) return;
     this.tickTimer = setInterval(() => {
       if (!this.ready || this.ticking) return;
       this.ticking = true;

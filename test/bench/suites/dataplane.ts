@@ -321,10 +321,11 @@ export const suite: Suite = {
             `${r1(hop)} ns per nop cube (least squares over chains of ${HOPS.join(', ')}, each the least of ${ROUNDS} rounds): ${r1(hopShort)} ns per cube up to 8 cubes, ${r1(hopLong)} ns for each of the 9th to 16th. ` +
             `A bare program that looks up its successor and tail-calls it costs ${r1(hopFloor)} ns per hop, linear up to ${FLOOR_PROGS} (p2.floor_hop_ns, bpf/testdata/tailchain). ` +
             `nop built without port counters costs ${r1(bareShort)} ns per cube up to 8 (${r1(bareLong)} beyond): the counters (rx and tx, packets and bytes) take about ${r1(hopShort - bareShort)} ns, ` +
-            (bareShort - hopFloor >= 0.5
-              ? `the metadata (loaded from the packet, checked against the cube, reset and stored for the next one) and the peer-word lookup the other ${r1(bareShort - hopFloor)} ns over the floor. `
-              : `the metadata (loaded from the packet, checked against the cube, reset and stored for the next one) and the peer-word lookup nothing measurable over the floor. `) +
-            'Long chains pay more per cube, counters or not; spreading the cubes\' peer words over their pages did not change that (tried), so it is not their cache placement. ' +
+            'the metadata (loaded from the packet, checked against the cube, reset and stored for the next one) and the peer-word lookup ' +
+            (bareShort - hopFloor >= 0.5 ? `the other ${r1(bareShort - hopFloor)} ns over the floor. ` : 'nothing measurable over the floor. ') +
+            (hopLong - hopShort >= 1
+              ? 'Long chains pay more per cube, counters or not; spreading the cubes\' peer words over their pages did not change that (tried), so it is not their cache placement. '
+              : '') +
             `Every tail call is an indirect jump; this CPU's spectre_v2 state: ${spectreV2()}.`,
         },
       );
