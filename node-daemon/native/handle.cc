@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <linux/if_link.h>
 #include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -25,6 +27,34 @@ namespace {
 // Kernel-internal "operation not supported", returned for batch operations a
 // map type lacks; user space headers do not define it.
 constexpr int kENOTSUPP = 524;
+
+// Pins the calling thread to one CPU while in scope, then gives it back the
+// CPUs it had (it may be a libuv worker that runs other jobs afterwards).
+class CpuPin {
+ public:
+  bool To(int cpu, Failure &failure) {
+    if (int err = pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_)) {
+      failure.Set("read the thread's CPU affinity", err);
+      return false;
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (int err = pthread_setaffinity_np(pthread_self(), sizeof(one), &one)) {
+      failure.Set("pin the test run to its CPU", err);
+      return false;
+    }
+    pinned_ = true;
+    return true;
+  }
+  ~CpuPin() {
+    if (pinned_) pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_);
+  }
+
+ private:
+  cpu_set_t saved_;
+  bool pinned_ = false;
+};
 
 bool IsPerCpu(__u32 type) {
   return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
@@ -117,6 +147,7 @@ class FdHandle : public Napi::ObjectWrap<FdHandle> {
   Napi::Value BtfTypes(const Napi::CallbackInfo &info);
   Napi::Value TestRun(const Napi::CallbackInfo &info);
   Napi::Value LinkUpdate(const Napi::CallbackInfo &info);
+  Napi::Value LinkDetach(const Napi::CallbackInfo &info);
 
   __u64 *Slot(Napi::Env env, uint32_t index);
 
@@ -146,6 +177,7 @@ Napi::Function FdHandle::Define(Napi::Env env) {
                          InstanceMethod<&FdHandle::BtfTypes>("btfTypes"),
                          InstanceMethod<&FdHandle::TestRun>("testRun"),
                          InstanceMethod<&FdHandle::LinkUpdate>("linkUpdate"),
+                         InstanceMethod<&FdHandle::LinkDetach>("linkDetach"),
                      });
 }
 
@@ -448,6 +480,7 @@ Napi::Value FdHandle::TestRun(const Napi::CallbackInfo &info) {
     int repeat = 0;
     __u32 batchSize = 0;
     std::string netns;
+    int cpu = -1;
     struct bpf_test_run_opts opts = {};
     ~State() {
       if (fd >= 0) close(fd);
@@ -470,6 +503,7 @@ Napi::Value FdHandle::TestRun(const Napi::CallbackInfo &info) {
   state->repeat = info[4].As<Napi::Number>().Int32Value();
   state->batchSize = info[6].As<Napi::Number>().Uint32Value();
   state->netns = StringOr(info[7], "");
+  if (info[8].IsNumber()) state->cpu = info[8].As<Napi::Number>().Int32Value();
   // Our own fd: a close() of the program while the run is under way cannot
   // hand the run a reused fd number.
   state->fd = fcntl(Fd(env), F_DUPFD_CLOEXEC, 0);
@@ -479,6 +513,8 @@ Napi::Value FdHandle::TestRun(const Napi::CallbackInfo &info) {
       env, label_,
       [state](Failure &failure) {
         RunInNetns(state->netns, failure, [state](Failure &f) {
+          CpuPin pin;
+          if (state->cpu >= 0 && !pin.To(state->cpu, f)) return;
           auto &o = state->opts;
           o.sz = sizeof(o);
           o.data_in = state->data.data();
@@ -521,6 +557,16 @@ Napi::Value FdHandle::LinkUpdate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int progFd = HandleFd(info[0]);
   if (int err = bpf_link_update(Fd(env), progFd, nullptr)) Fail(env, "link update", err);
+  return env.Undefined();
+}
+
+// BPF_LINK_DETACH: off its hook now, whoever else holds the link. Dropping the
+// last reference detaches too, but the one a pin holds is dropped only after an
+// RCU grace period, so a re-attach right after unlinking the pin can find the
+// hook still taken.
+Napi::Value FdHandle::LinkDetach(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (int err = bpf_link_detach(Fd(env))) Fail(env, "link detach", err);
   return env.Undefined();
 }
 

@@ -92,10 +92,32 @@ test('a pinned XDP link keeps its program attached after every fd is closed', as
 
   const adopted = bpf.XdpLink.openPinned(pin);
   t.like(adopted, { id, ifindex: link.ifindex, programId });
-  await unlink(pin);
-  adopted.close();
+  // Detached while still pinned: off the interface at once, and free for another.
+  adopted.detach();
   t.notRegex(await linkShow(a, aEnd.ifname), /prog\/xdp/);
   t.throws(() => adopted.programId, { instanceOf: bpf.ClosedError, message: `XdpLink ${id} (ifindex ${link.ifindex}) is closed` });
+  const defunct = bpf.XdpLink.openPinned(pin);
+  t.is(defunct.ifindex, 0);
+  defunct.close();
+  await unlink(pin);
+});
+
+test('a pinned XDP link detached can be attached again at once, every time', async (t) => {
+  const fs = await mountBpffs(t);
+  const { a, aEnd } = await twoHosts(t);
+  const pass = await bpf.CollectionSpec.fromFile(testObject('xdp_pass')).load();
+  t.teardown(() => pass.close());
+  const pin = path.join(fs, 'link');
+  // Without detach() the unlinked pin would hold the interface for an RCU grace
+  // period: on an idle machine here, about one attach in 200 found it still
+  // taken; under load, many more.
+  for (let i = 0; i < 100; i++) {
+    const link = await bpf.attachXdp({ program: pass.program('xdp_pass'), ifname: aEnd.ifname, netns: a.name });
+    link.pin(pin);
+    link.detach();
+    await unlink(pin);
+  }
+  t.notRegex(await linkShow(a, aEnd.ifname), /prog\/xdp/);
 });
 
 test('TC filters on ingress and egress count a ping and its replies', async (t) => {

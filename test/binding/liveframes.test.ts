@@ -1,4 +1,5 @@
 import test from 'ava';
+import * as os from 'node:os';
 import * as bpf from '../../node-daemon/src/bpf';
 import { createNetns, createVethPair } from '../helpers/netns';
 import { testObject } from './testdata';
@@ -73,5 +74,25 @@ test('live frames are for XDP programs only', async (t) => {
   await t.throwsAsync(tc.program('tc_count_icmp').testRun({ data: echoRequest(), liveFrames: true }), {
     instanceOf: RangeError,
     message: "options.liveFrames: Program 'tc_count_icmp' is a sched_cls program; live frames are XDP only",
+  });
+});
+
+test('a test run pinned to a CPU runs there, in a namespace or not', async (t) => {
+  const a = await createNetns(t);
+  const coll = await bpf.CollectionSpec.fromFile(testObject('xdp_cpu')).load();
+  t.teardown(() => coll.close());
+  const program = coll.program('xdp_cpu');
+  const cpus = os.cpus().length;
+  for (let round = 0; round < 3; round++) {
+    for (let cpu = 0; cpu < cpus; cpu++) {
+      for (const netns of [undefined, a.name]) {
+        const run = await program.testRun({ data: Buffer.alloc(64), cpu, netns });
+        t.is(run.data.readUInt32LE(0), cpu, `asked for CPU ${cpu}${netns ? ' in a namespace' : ''}`);
+      }
+    }
+  }
+  await t.throwsAsync(program.testRun({ data: Buffer.alloc(64), cpu: cpus }), {
+    instanceOf: RangeError,
+    message: `options.cpu must be an integer from 0 to ${cpus - 1}, got ${cpus}`,
   });
 });

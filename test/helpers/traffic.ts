@@ -14,11 +14,14 @@
 // A test run sets up and tears down a page pool, which costs tens of ms here, so
 // a run sends thousands of frames; inside it the kernel sends them in batches of
 // 64 and, at the end of each, lets the softirqs run that carry them on through
-// every veth and program to the sink, on the same CPU. A run therefore never has
-// more than a batch in any veth ring (256 places). Between runs a stream can also
-// wait for what it sent to arrive (`delivered`), so that a receiver that falls
-// behind cannot be overrun: a frame that never arrives stalls the stream for
-// `stallMs` and is then given up, so a lossy path slows down, it does not hang.
+// every veth and program to the sink - those of the run's CPU, where each veth's
+// NAPI was scheduled when the frames entered it. A generator therefore runs on
+// one CPU of its own (generators take the CPUs in turn): a run that moved to
+// another CPU would fill the rings of veths whose NAPI waits on the first, and
+// the veths would drop. So no veth ring (256 places) ever holds more than a
+// batch or two. Between runs a stream also waits for what it sent to arrive
+// (`delivered`): a frame that never arrives stalls it for `stallMs` and is then
+// given up, so a lossy path slows down, it does not hang.
 //
 // The kernel recycles a run's pages without undoing an XDP metadata area that a
 // program further on made in them (netcube's XDP entry makes one): after their
@@ -26,6 +29,7 @@
 // redirected would. Netcube takes them as they are; a program that assumes no
 // metadata on arrival does not.
 
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import * as bpf from '../../node-daemon/src/bpf';
@@ -187,7 +191,7 @@ export interface PaceOptions {
   perRun?: number;
   /** How many of the frames sent have arrived (or were meant to go): a run waits for the ones before. */
   delivered?: () => number;
-  /** Frames sent but not delivered that a run may start with; default `perRun`. */
+  /** Frames sent but not delivered that a run may start with; default 0 (every ring empty). */
   lag?: number;
   /** How long a paced stream waits for a frame that does not arrive; default 50 ms. */
   stallMs?: number;
@@ -205,10 +209,14 @@ export interface Stream {
   stop(): Promise<number>;
 }
 
-/** The sending end: XDP live-frames test runs of xdp_tx on a veth. */
+/** The CPU the next generator runs on. */
+let nextCpu = process.pid;
+
+/** The sending end: XDP live-frames test runs of xdp_tx on a veth, all on one CPU. */
 export class Generator {
   /** Frames sent so far, of each template. */
   readonly sentOf: number[];
+  readonly cpu = nextCpu++ % os.cpus().length;
   private readonly ctx: Buffer;
   private next = 0;
 
@@ -250,13 +258,14 @@ export class Generator {
       repeat: count,
       batchSize: 64,
       netns: this.netns.name,
+      cpu: this.cpu,
     });
     this.sentOf[i] += count;
   }
 
   private async pace(opts: PaceOptions): Promise<void> {
     if (!opts.delivered) return;
-    const lag = opts.lag ?? opts.perRun ?? 4096;
+    const lag = opts.lag ?? 0;
     const stallMs = opts.stallMs ?? 50;
     let seen = opts.delivered();
     let since = Date.now();

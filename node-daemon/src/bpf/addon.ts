@@ -18,9 +18,10 @@ export interface FdHandle {
   loadU64(index: number): bigint;
   btfTypes(): { key?: BtfType; value?: BtfType };
   testRun(data: Uint8Array, ctx: Uint8Array | null, dataSizeOut: number, ctxSizeOut: number, repeat: number,
-          liveFrames: boolean, batchSize: number, netns: string | null)
+          liveFrames: boolean, batchSize: number, netns: string | null, cpu: number | null)
     : Promise<{ retval: number; durationNs: number; data: Buffer; ctx?: Buffer }>;
   linkUpdate(program: FdHandle): void;
+  linkDetach(): void;
 }
 
 export type NativeInfo =

@@ -1,6 +1,7 @@
 // Program: a loaded BPF program, through our own fd. Test runs
 // (BPF_PROG_TEST_RUN) run off the event loop; with `netns` they run from a
 // thread inside that namespace, where the ctx's ifindexes resolve.
+import * as os from 'node:os';
 import { native, type FdHandle } from './addon';
 import { ClosedError } from './errors';
 import { checkBuffer, checkIndex, checkOptions, checkPath, netnsPath } from './validate';
@@ -40,6 +41,12 @@ export interface TestRunOptions {
   batchSize?: number;
   /** Run from a thread in this network namespace (a name under /run/netns, or a path). */
   netns?: string;
+  /**
+   * Run from a thread pinned to this CPU. (The kernel's own BPF_F_TEST_RUN_ON_CPU
+   * is for raw tracepoints only.) With live frames it is also the CPU whose
+   * softirqs carry the frames on: the NAPI of every veth they enter is scheduled there.
+   */
+  cpu?: number;
 }
 
 export interface TestRunResult {
@@ -126,8 +133,10 @@ export class Program {
       checkIndex(ctxSizeOut, 'options.ctxSizeOut', 0, 0x7fffffff);
       checkIndex(repeat, 'options.repeat', 1, 0x7fffffff);
       if (opts.batchSize !== undefined) checkIndex(batchSize, 'options.batchSize', 1, maxLiveBatch);
+      if (opts.cpu !== undefined) checkIndex(opts.cpu, 'options.cpu', 0, os.cpus().length - 1);
       const netns = netnsPath(opts.netns, 'options.netns');
-      return handle.testRun(opts.data, opts.ctx ?? null, dataSizeOut, ctxSizeOut, repeat, liveFrames, batchSize, netns);
+      return handle.testRun(opts.data, opts.ctx ?? null, dataSizeOut, ctxSizeOut, repeat, liveFrames, batchSize, netns,
+                            opts.cpu ?? null);
     } catch (error) {
       return Promise.reject(error);
     }

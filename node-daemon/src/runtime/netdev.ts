@@ -147,7 +147,7 @@ export class NetdevEntry {
       return new NetdevEntry(ifname, mode, ifindex, peers, program, link, ctx);
     } catch (err) {
       spec.close();
-      link?.close();
+      link?.detach();
       program?.close();
       peers?.close();
       try {
@@ -184,7 +184,7 @@ export class NetdevEntry {
     } catch (err) {
       problems.push(`netdev ${record.ifname} (${record.mode}): ${(err as Error).message}`);
       const programId = program?.id;
-      link?.close();
+      link?.detach();
       program?.close();
       peers?.close();
       await NetdevEntry.remove(ctx, record.ifname, record.mode, programId).catch(() => undefined);
@@ -193,8 +193,9 @@ export class NetdevEntry {
   }
 
   /**
-   * Removes an entry's pins and takes it off the netdev: the XDP link goes with its
-   * last pin and fd; our TC filter is deleted if it still runs `programId`.
+   * Removes an entry's pins and deletes our TC filter if it still runs
+   * `programId`. An XDP link its caller holds is detached first: the pin's
+   * reference alone would keep the netdev taken for an RCU grace period more.
    */
   private static async remove(ctx: NetdevContext, ifname: string, mode: Mode, programId: number | undefined): Promise<void> {
     const dir = ctx.layout.netdev(ifname, mode);
@@ -222,6 +223,7 @@ export class NetdevEntry {
   /** Takes the entry off the netdev and removes its pins. */
   async detach(): Promise<void> {
     const programId = this.program.id;
+    this.link?.detach();
     this.close();
     await NetdevEntry.remove(this.ctx, this.ifname, this.mode, programId);
   }

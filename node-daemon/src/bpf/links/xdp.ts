@@ -79,7 +79,20 @@ export class XdpLink {
     handle.pin(path);
   }
 
-  /** Closes our fd; the program stays attached only while the link is pinned or open elsewhere. */
+  /**
+   * Takes the program off the interface now, whoever else holds the link, and
+   * closes our fd. The link's pins stay (defunct) until removed.
+   */
+  detach(): void {
+    this.#live().linkDetach();
+    this.close();
+  }
+
+  /**
+   * Closes our fd; the program stays attached while the link is pinned or open
+   * elsewhere. A pin's reference goes an RCU grace period after its unlink, so
+   * to take the program off at once, detach().
+   */
   close(): void {
     this.#handle?.close();
     this.#handle = undefined;
