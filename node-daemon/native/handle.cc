@@ -41,7 +41,7 @@ class CpuPin {
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     if (int err = pthread_setaffinity_np(pthread_self(), sizeof(one), &one)) {
-      failure.Set("pin the test run to its CPU", err);
+      failure.Set(("pin the test run to CPU " + std::to_string(cpu)).c_str(), err);
       return false;
     }
     pinned_ = true;

@@ -29,12 +29,12 @@
 // redirected would. Netcube takes them as they are; a program that assumes no
 // metadata on arrival does not.
 
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import * as bpf from '../../node-daemon/src/bpf';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
 import { ethernet, ipv4, parseIpv4, udp } from '../../remote-services/sdk/packet';
+import { allowedCpus } from './cpus';
 import type { Netns } from './netns';
 
 export const STREAM_PORT = 9;
@@ -209,14 +209,16 @@ export interface Stream {
   stop(): Promise<number>;
 }
 
-/** The CPU the next generator runs on. */
+const CPUS = allowedCpus();
+/** Where among CPUS the next generator runs. */
 let nextCpu = process.pid;
 
 /** The sending end: XDP live-frames test runs of xdp_tx on a veth, all on one CPU. */
 export class Generator {
   /** Frames sent so far, of each template. */
   readonly sentOf: number[];
-  readonly cpu = nextCpu++ % os.cpus().length;
+  /** The CPU all its test runs run on. */
+  readonly cpu = CPUS[nextCpu++ % CPUS.length];
   private readonly ctx: Buffer;
   private next = 0;
 
