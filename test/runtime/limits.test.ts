@@ -44,7 +44,8 @@ for (const mode of ['xdp', 'tc'] as const) {
 
     t.deepEqual(await snapshot(rt, bed), before);
     await bed.generator.send(1000);
-    t.is(await bed.sinks[0].settle(2000), 2000);
+    const received = await bed.sinks[0].settle(2000);
     t.deepEqual(await bed.drops(), {});
+    t.is(received, 2000);
   });
 }
