@@ -157,17 +157,16 @@ static __always_inline int set_tagging(struct nc_ctx *ctx, int *tagged, int want
 	return want ? tag_push(ctx, vlan) : tag_pop(ctx);
 }
 
-static __always_inline void learn(const __u8 *src, int vlan, __u32 port)
+static __always_inline void learn(const __u8 *src, int vlan, __u32 port, __u64 now)
 {
 	struct fdb_key key = { .vlan = vlan };
 	struct fdb_entry *e, fresh = { .port = port };
-	__u64 now = bpf_ktime_get_ns();
 
 	if (src[0] & 1) /* a group address is never a source */
 		return;
 	nc_mac_copy(key.mac, src);
 	e = bpf_map_lookup_elem(&fdb, &key);
-	if (e && e->port == port && now - e->seen_ns < LEARN_REFRESH_NS)
+	if (e && e->port == port && (__s64)(now - e->seen_ns) < (__s64)LEARN_REFRESH_NS)
 		return;
 	fresh.seen_ns = now;
 	bpf_map_update_elem(&fdb, &key, &fresh, BPF_ANY);
@@ -254,6 +253,7 @@ static __always_inline int bridge(struct nc_ctx *ctx, struct nc_md *md)
 	__u32 in_port = md->in_port, out_port;
 	int tag, vlan, tagged, t;
 	__u16 vid;
+	__u64 now;
 
 	in = bpf_map_lookup_elem(&bridge_ports, &in_port);
 	nc_cursor_init(&c, ctx);
@@ -266,12 +266,16 @@ static __always_inline int bridge(struct nc_ctx *ctx, struct nc_md *md)
 	nc_mac_copy(src, eth->h_source);
 	nc_mac_copy(dst.mac, eth->h_dest);
 	dst.vlan = vlan;
-	learn(src, vlan, in_port);
+	/* Read once, the clock is not cheap under a hypervisor; another CPU may
+	 * have stamped an entry after it (hence the signed ages below).
+	 */
+	now = bpf_ktime_get_ns();
+	learn(src, vlan, in_port, now);
 
 	if (dst.mac[0] & 1)
 		return flood(ctx, md, vlan, tagged);
 	e = bpf_map_lookup_elem(&fdb, &dst);
-	if (!e || bpf_ktime_get_ns() - e->seen_ns > aging_ns())
+	if (!e || (__s64)(now - e->seen_ns) > (__s64)aging_ns())
 		return flood(ctx, md, vlan, tagged);
 	if (e->port == in_port)
 		return nc_drop(ctx, md);
