@@ -316,13 +316,11 @@ function spawnIn(ns: Netns, args: string[]): ChildProcess {
  * receiver's TCP, in softirq). Left to the scheduler, the two sometimes share a
  * CPU and a round measures that instead of the bridge.
  */
-function iperfAffinity(): string[] {
-  const cpus = allowedCpus();
-  return cpus.length >= 2 ? ['-A', `${cpus[0]},${cpus[1]}`] : [];
-}
+const CPUS = allowedCpus();
+const IPERF_AFFINITY = CPUS.length >= 2 ? ['-A', `${CPUS[0]},${CPUS[1]}`] : [];
 
 async function iperf(pair: Pair): Promise<IperfRun> {
-  const args = ['-c', pair.address, '-p', '5201', '-t', String(IPERF_SECONDS + 1), '-O', '1', '-J', ...iperfAffinity()];
+  const args = ['-c', pair.address, '-p', '5201', '-t', String(IPERF_SECONDS + 1), '-O', '1', '-J', ...IPERF_AFFINITY];
   const { stdout } = await pair.client.exec('iperf3', args, { timeoutMs: (IPERF_SECONDS + 30) * 1000 });
   const { end } = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number }; cpu_utilization_percent: { host_total: number; remote_total: number } } };
   return { gbps: end.sum_received.bits_per_second / 1e9, senderCpu: end.cpu_utilization_percent.host_total, receiverCpu: end.cpu_utilization_percent.remote_total };
