@@ -10,18 +10,18 @@
 
 #define TC_ACT_SHOT 2
 
-/* Host-side ifindex of the pod sending -> host-side ifindex of the pod to reach (0: drop). */
+/* Host end of the sending pod's veth -> host end of the pod to reach (0: drop). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u32);
-} peer_of SEC(".maps");
+} out_ifindex SEC(".maps");
 
 SEC("tc") int vanilla_peer_tc(struct __sk_buff *ctx)
 {
 	__u32 in = ctx->ifindex;
-	__u32 *out = bpf_map_lookup_elem(&peer_of, &in);
+	__u32 *out = bpf_map_lookup_elem(&out_ifindex, &in);
 
 	if (!out || !*out)
 		return TC_ACT_SHOT;

@@ -29,6 +29,7 @@ import { forwardBothWays, lineTopology, type LineCube } from '../../helpers/chai
 import { runProgram, testCubeObjects } from '../../helpers/dataplane';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { streamFrame } from '../../helpers/traffic';
+import { loadBaseline } from '../baseline';
 import type { Result, Suite, SuiteContext } from '../report';
 
 /** How the kernel guards indirect jumps on this CPU: with retpolines, every tail call goes through one. */
@@ -82,19 +83,6 @@ async function openRuntime(bed: Testbed): Promise<Runtime> {
     fs.rmSync(root, { recursive: true, force: true });
     throw err;
   }
-}
-
-/** The vanilla forwarder, forwarding each pair's first netdev to its second in `bed`'s host. */
-async function loadVanilla(bed: Testbed, pairs: [string, string][]): Promise<Collection> {
-  const coll = await CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'baseline', 'vanilla_fwd.o')).load();
-  for (const [from, to] of pairs) {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(await ifindex(from, bed.host.name));
-    const value = Buffer.alloc(4);
-    value.writeUInt32LE(await ifindex(to, bed.host.name));
-    coll.map('out_ifindex').update(key, value);
-  }
-  return coll;
 }
 
 /** FLOOR_PROGS copies of bpf/testdata/tailchain, in slots 1..n of their prog array. */
@@ -204,9 +192,9 @@ export const suite: Suite = {
       await chainRt.apply(lineTopology('xdp', line('c', ['simpleforwarder', 'nop', 'simpleforwarder']), chainBed.in, chainBed.outs[0]));
       forwardBothWays(chainRt);
 
-      const vanilla = await loadVanilla(fwdBed, [[fwdBed.in, fwdBed.outs[0]], ['tin0', 'tout0']]);
+      const vanilla = await loadBaseline('vanilla_fwd', fwdBed.host.name, [[fwdBed.in, fwdBed.outs[0]], ['tin0', 'tout0']]);
       closers.push(() => vanilla.close());
-      const vanillaLive = await loadVanilla(vanillaBed, [[vanillaBed.in, vanillaBed.outs[0]]]);
+      const vanillaLive = await loadBaseline('vanilla_fwd', vanillaBed.host.name, [[vanillaBed.in, vanillaBed.outs[0]]]);
       closers.push(() => vanillaLive.close());
       const link = await attachXdp({ program: vanillaLive.program('vanilla_fwd_xdp'), ifname: vanillaBed.in, netns: vanillaBed.host.name });
       closers.push(() => link.close());

@@ -41,6 +41,7 @@ import { createVethPair, newNetns, type Netns } from '../../helpers/netns';
 import { Generator, STREAM_PORT } from '../../helpers/traffic';
 import { ServiceProcess, waitFor } from '../../services/helpers';
 import { ECHO_MAGIC } from '../controllers/echo';
+import { loadBaseline } from '../baseline';
 import type { Result, Suite, SuiteContext } from '../report';
 
 const execFileAsync = promisify(execFile);
@@ -328,16 +329,10 @@ async function iperf(pair: Pair): Promise<IperfRun> {
 
 /** vanilla_peer_tc on the ingress of both host ends of a pair, each redirecting into the other's pod. */
 async function attachVanilla(host: Netns, devs: [string, string], closers: Closer[]): Promise<void> {
-  const coll = await bpf.CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'baseline', 'vanilla_peer.o')).load();
+  const coll = await loadBaseline('vanilla_peer', host.name, [devs, [devs[1], devs[0]]]);
   closers.push(() => coll.close());
-  const index = async (dev: string): Promise<Buffer> => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(await bpf.ifindex(dev, host.name));
-    return b;
-  };
-  for (const [from, to] of [devs, [devs[1], devs[0]]]) {
-    coll.map('peer_of').update(await index(from), await index(to));
-    const filter = await bpf.attachTc({ program: coll.program('vanilla_peer_tc'), ifname: from, netns: host.name, direction: 'ingress' });
+  for (const ifname of devs) {
+    const filter = await bpf.attachTc({ program: coll.program('vanilla_peer_tc'), ifname, netns: host.name, direction: 'ingress' });
     closers.push(() => filter.detach());
   }
 }
