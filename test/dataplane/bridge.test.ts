@@ -85,7 +85,10 @@ const nowNs = (): bigint => process.hrtime.bigint();
 const fdbKey = (mac: string, vlan = 0) => ({ mac: [...parseMac(mac)], vlan });
 
 function learnt(f: Fixture, mac: string, port: string, vlan = 0, ageNs = 0n): void {
-  f.b.table('fdb').put(fdbKey(mac, vlan), { port: idx(f, port), seen_ns: (nowNs() - ageNs).toString() });
+  // The clock counts from boot: on a machine up for less than ageNs the stamp wraps
+  // below zero, which the bridge's signed ages read as that old all the same.
+  const seenNs = BigInt.asUintN(64, nowNs() - ageNs);
+  f.b.table('fdb').put(fdbKey(mac, vlan), { port: idx(f, port), seen_ns: seenNs.toString() });
 }
 
 function portMode(f: Fixture, port: string, mode: 'BRIDGE_PORT_PLAIN' | 'BRIDGE_PORT_ACCESS' | 'BRIDGE_PORT_TRUNK', vlan = 0): void {
