@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Generates the TypeScript types of netcube's gRPC APIs from the .proto files here,
 // with proto-loader-gen-types and the loader options the servers and clients use
-// (node-daemon/src/api/proto.ts), every file marked as generated:
-//   netcube/v1/*.proto           the daemon's API   -> node-daemon/src/api/generated/
-//   netcube/<service>/v1/*.proto remote services    -> remote-services/generated/
+// (src/grpc/proto.ts), every file marked as generated, into src/generated/ of this
+// package (@netcube/api):
+//   netcube/v1/*.proto           the daemon's API
+//   netcube/<service>/v1/*.proto remote services: the config API every service serves,
+//                                and each service's config message
 // Only the types under netcube/, the index files of the inputs that define services,
 // and what they import are kept (not the descriptor types field options drag in). Run by
 // `npm run build`; `--check` only tells whether the files are up to date (exit 1).
@@ -21,15 +23,17 @@ const protos = (dir) =>
   fs.readdirSync(path.join(protoDir, dir)).filter((f) => f.endsWith('.proto')).sort().map((f) => `${dir}/${f}`);
 
 const TARGETS = [
-  { out: 'node-daemon/src/api/generated', files: protos('netcube/v1') },
   {
-    out: 'remote-services/generated',
-    files: fs
-      .readdirSync(path.join(protoDir, 'netcube'), { withFileTypes: true })
-      .filter((e) => e.isDirectory() && e.name !== 'v1' && fs.existsSync(path.join(protoDir, 'netcube', e.name, 'v1')))
-      .flatMap((e) => protos(`netcube/${e.name}/v1`))
-      // Field options only: nothing in it is a message a program uses.
-      .filter((f) => f !== 'netcube/service/v1/options.proto'),
+    out: 'proto/src/generated',
+    files: [
+      ...protos('netcube/v1'),
+      ...fs
+        .readdirSync(path.join(protoDir, 'netcube'), { withFileTypes: true })
+        .filter((e) => e.isDirectory() && e.name !== 'v1' && fs.existsSync(path.join(protoDir, 'netcube', e.name, 'v1')))
+        .flatMap((e) => protos(`netcube/${e.name}/v1`))
+        // Field options only: nothing in it is a message a program uses.
+        .filter((f) => f !== 'netcube/service/v1/options.proto'),
+    ],
   },
 ];
 
@@ -61,7 +65,7 @@ function needed(dir, files) {
 
 function generate(target, dir) {
   const bin = require.resolve('@grpc/proto-loader/build/bin/proto-loader-gen-types.js', { paths: [repo] });
-  // Keep in step with LOADER_OPTIONS in node-daemon/src/api/proto.ts.
+  // Keep in step with LOADER_OPTIONS in src/grpc/proto.ts.
   execFileSync(process.execPath, [bin, '--longs=String', '--enums=String', '--defaults', '--oneofs', '--includeComments',
     '--grpcLib=@grpc/grpc-js', '-I', protoDir, '-O', dir, ...target.files], { stdio: ['ignore', 'ignore', 'inherit'] });
   const keep = needed(dir, target.files);
@@ -71,7 +75,8 @@ function generate(target, dir) {
       fs.rmSync(file);
       continue;
     }
-    fs.writeFileSync(file, header + fs.readFileSync(file, 'utf8').replace(/^\/\/ Original file: .*\n/, ''));
+    // The generator names each input by its absolute path: the checkout's, not the file's.
+    fs.writeFileSync(file, header + fs.readFileSync(file, 'utf8').replace(/^\/\/ Original file: .*\n/gm, ''));
   }
 }
 

@@ -9,11 +9,11 @@
 //     already ignores them; this frees their room);
 //   - shows the FDB, MACs formatted, through the config API's GetState.
 
-import type { BridgeConfig__Output as BridgeConfig } from '../generated/netcube/bridge/v1/BridgeConfig';
-import type { BridgePort__Output } from '../generated/netcube/bridge/v1/BridgePort';
-import { ConfigError, defineService, type Cube } from '../sdk';
-import { macText } from '../sdk/codec';
-import { ethernet, EtherType } from '../sdk/packet';
+import type { BridgeConfig__Output as BridgeConfig } from '@netcube/api/generated/netcube/bridge/v1/BridgeConfig';
+import type { BridgePort__Output } from '@netcube/api/generated/netcube/bridge/v1/BridgePort';
+import { ConfigError, defineService, type Cube } from '@netcube/sdk';
+import { macText } from '@netcube/sdk/codec';
+import { ethernet, EtherType } from '@netcube/sdk/packet';
 
 /** bridge_reason in bridge.bpf.c */
 const REASON_FLOOD = 1;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The router service's process: node build/js/remote-services/router/main.js --etcd ... (see --help).
-import { run } from '../sdk';
+// The router service's process, netcube-router --etcd ... (see --help): the bin of @netcube/router.
+import { run } from '@netcube/sdk';
 import router from './service';
 
 run(router, process.argv.slice(2));

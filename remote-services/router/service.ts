@@ -13,10 +13,10 @@
 //   - ages neighbours: one not confirmed for the timeout is asked again, and
 //     deleted when it does not answer.
 
-import type { Route__Output } from '../generated/netcube/router/v1/Route';
-import type { RouterConfig__Output as RouterConfig } from '../generated/netcube/router/v1/RouterConfig';
-import { ConfigError, defineService, type Cube, type CubeInfo } from '../sdk';
-import { be32, be32Text, derivedMac, macBytes, macText } from '../sdk/codec';
+import type { Route__Output } from '@netcube/api/generated/netcube/router/v1/Route';
+import type { RouterConfig__Output as RouterConfig } from '@netcube/api/generated/netcube/router/v1/RouterConfig';
+import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
+import { be32, be32Text, derivedMac, macBytes, macText } from '@netcube/sdk/codec';
 import {
   arp,
   ArpOp,
@@ -34,7 +34,7 @@ import {
   parseMac,
   setMacs,
   type Cidr,
-} from '../sdk/packet';
+} from '@netcube/sdk/packet';
 
 /** router_reason in router.bpf.c */
 const Reason = { ARP: 1, NO_NEIGH: 2, LOCAL: 3, TTL: 4 } as const;

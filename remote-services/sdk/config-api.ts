@@ -3,24 +3,24 @@
 // from etcd, SetConfig applies the cube's chain with new params. Any replica
 // answers those; GetState needs the leader's connections.
 //
-// Handlers throw ApiError where they know the status; config problems become
-// INVALID_ARGUMENT naming the field, store errors their own status, anything else
-// INTERNAL with a reference to the log line.
+// Handlers are plain async functions through netcubed's own call plumbing
+// (@netcube/api/grpc/call): they throw ApiError where they know the status; config
+// problems become INVALID_ARGUMENT naming the field, store errors their own status,
+// anything else INTERNAL with a reference to the log line.
 
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { jsonToStruct, structToJson } from '../../node-daemon/src/api/convert';
-import { FIELD_METADATA_KEY } from '../../node-daemon/src/api/proto';
-import { ApiError } from '../../node-daemon/src/api/status';
-import type { Chain, CubeSpec, JsonObject } from '../../node-daemon/src/chain';
-import type { Logger } from '../../node-daemon/src/daemon/log';
-import { ConflictError, StoreError, type Store, type StoredChain } from '../../node-daemon/src/store';
-import type { CubeConfig } from '../generated/netcube/service/v1/CubeConfig';
-import type { CubeSummary } from '../generated/netcube/service/v1/CubeSummary';
-import type { HostConnection } from '../generated/netcube/service/v1/HostConnection';
-import type { ServiceConfigHandlers } from '../generated/netcube/service/v1/ServiceConfig';
-import type { ServiceInfo } from '../generated/netcube/service/v1/ServiceInfo';
+import type { Chain, CubeSpec, JsonObject } from '@netcube/api/chain';
+import { Calls, rpcAdapters, type Rpc } from '@netcube/api/grpc/call';
+import { jsonToStruct, structToJson } from '@netcube/api/grpc/convert';
+import { ApiError, invalidArgument } from '@netcube/api/grpc/status';
+import type { Logger } from '@netcube/api/log';
+import { ConflictError, type Store, type StoredChain } from '@netcube/api/store';
+import type { CubeConfig } from '@netcube/api/generated/netcube/service/v1/CubeConfig';
+import type { CubeSummary } from '@netcube/api/generated/netcube/service/v1/CubeSummary';
+import type { HostConnection } from '@netcube/api/generated/netcube/service/v1/HostConnection';
+import type { ServiceConfigHandlers } from '@netcube/api/generated/netcube/service/v1/ServiceConfig';
+import type { ServiceInfo } from '@netcube/api/generated/netcube/service/v1/ServiceInfo';
 import { ConfigError } from './config';
 import type { Controller } from './controller';
 import type { LeaderElection } from './election';
@@ -55,7 +55,9 @@ export interface ConfigApiServer {
 export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: string, tls?: TlsFiles): Promise<ConfigApiServer> {
   const { api } = loadServiceApi();
   const server = new grpc.Server();
-  server.addService(api.netcube.service.v1.ServiceConfig.service, handlers(ctx));
+  const calls = new Calls();
+  const rpc = rpcAdapters({ server: `service ${ctx.service.type}`, classify: configErrors, log: ctx.log }, calls);
+  server.addService(api.netcube.service.v1.ServiceConfig.service, handlers(ctx, rpc));
   const unix = listen.startsWith('unix:');
   if (unix) fs.rmSync(listen.slice('unix:'.length), { force: true });
   const credentials =
@@ -68,6 +70,7 @@ export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: 
     endpoint: unix ? listen : `${host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        calls.abortAll();
         const force = setTimeout(() => {
           server.forceShutdown();
           resolve();
@@ -80,36 +83,15 @@ export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: 
   };
 }
 
-type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
-
-function unary<Req, Res>(ctx: { log: Logger }, method: string, fn: (req: Req) => Promise<Res>): Unary<Req, Res> {
-  return (call, callback) => {
-    fn(call.request).then(
-      (res) => callback(null, res),
-      (err: unknown) => callback(toStatus(err, ctx.log, method)),
-    );
-  };
-}
-
-function toStatus(err: unknown, log: Logger, method: string): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  const answer = (code: grpc.status, details: string, field?: string): Partial<grpc.StatusObject> => {
-    if (field) metadata.set(FIELD_METADATA_KEY, field);
-    return { code, details, metadata };
-  };
-  if (err instanceof ApiError) return answer(err.code, err.message, err.field);
-  if (err instanceof ConfigError) {
-    const e = err.under('config');
-    return answer(status.INVALID_ARGUMENT, e.message, e.field);
-  }
-  if (err instanceof StoreError && err.code !== 'INTERNAL') return answer(status[err.code], err.message);
-  const ref = randomBytes(4).toString('hex');
-  log.error('internal error in a config API call', { method, ref, error: err instanceof Error ? err.stack : String(err) });
-  return answer(status.INTERNAL, `internal error (reference ${ref} in the service's log)`);
+/** A config that does not fit is about the request's `config` field. */
+function configErrors(err: unknown): ApiError | undefined {
+  if (!(err instanceof ConfigError)) return undefined;
+  const e = err.under('config');
+  return invalidArgument(e.field, e.problem);
 }
 
 function cubeName(value: string | undefined): string {
-  if (!value) throw new ApiError(status.INVALID_ARGUMENT, 'give the cube name', 'cube');
+  if (!value) throw invalidArgument('cube', 'give the cube name');
   return value;
 }
 
@@ -127,7 +109,7 @@ function findCube(chains: StoredChain[], type: string, name: string): { stored: 
 
 const infoOf = (stored: StoredChain, spec: CubeSpec): CubeInfo => ({ name: spec.name, host: spec.host, chain: stored.name, mode: spec.mode, portNames: spec.ports });
 
-function handlers<C, S>(ctx: ConfigApiContext<C, S>): ServiceConfigHandlers {
+function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHandlers {
   const { type } = ctx.service;
   const configMessage = (stored: StoredChain, spec: CubeSpec, config: unknown): CubeConfig => ({
     cube: spec.name,
@@ -137,7 +119,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>): ServiceConfigHandlers {
   });
 
   return {
-    GetService: unary(ctx, 'GetService', async () => {
+    GetService: rpc.unary('GetService', async () => {
       const ctl = ctx.controller();
       const leader = ctx.election.leader;
       const hosts: HostConnection[] = ctl
@@ -165,7 +147,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>): ServiceConfigHandlers {
       return info;
     }),
 
-    ListCubes: unary(ctx, 'ListCubes', async () => {
+    ListCubes: rpc.unary('ListCubes', async () => {
       const ctl = ctx.controller();
       const cubes: CubeSummary[] = [];
       for (const stored of await ctx.store.chains.list()) {
@@ -185,7 +167,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>): ServiceConfigHandlers {
       return { cubes: cubes.sort((a, b) => (a.name! < b.name! ? -1 : 1)) };
     }),
 
-    GetConfig: unary(ctx, 'GetConfig', async (req) => {
+    GetConfig: rpc.unary('GetConfig', async (req) => {
       const { stored, spec } = findCube(await ctx.store.chains.list(), type, cubeName(req.cube));
       let config: C;
       try {
@@ -196,7 +178,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>): ServiceConfigHandlers {
       return configMessage(stored, spec, config);
     }),
 
-    SetConfig: unary(ctx, 'SetConfig', async (req) => {
+    SetConfig: rpc.unary('SetConfig', async (req) => {
       const name = cubeName(req.cube);
       const params = structToJson(req.config);
       for (let round = 1; ; round++) {
@@ -220,7 +202,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>): ServiceConfigHandlers {
       }
     }),
 
-    GetState: unary(ctx, 'GetState', async (req) => {
+    GetState: rpc.unary('GetState', async (req) => {
       const name = cubeName(req.cube);
       const ctl = ctx.controller();
       if (!ctl) {

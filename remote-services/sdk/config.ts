@@ -11,7 +11,7 @@
 
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import { protoDir } from '../../node-daemon/src/api/proto';
+import { protoDir } from '@netcube/api/grpc/proto';
 
 /** A config that does not fit the schema (or the service's own checks); `field` is its path. */
 export class ConfigError extends Error {

@@ -12,14 +12,14 @@
 
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiCallError, NetcubeClient } from '../../node-daemon/src/api/client';
-import { endpointFromProto } from '../../node-daemon/src/api/convert';
-import type { Cube__Output } from '../../node-daemon/src/api/generated/netcube/v1/Cube';
-import type { PacketIn__Output } from '../../node-daemon/src/api/generated/netcube/v1/PacketIn';
-import type { CubeSpec, JsonObject } from '../../node-daemon/src/chain';
-import type { Logger } from '../../node-daemon/src/daemon/log';
-import type { ChainWatch, HostWatch, Store, StoredChain } from '../../node-daemon/src/store';
-import { Backoff } from '../../node-daemon/src/store/retry';
+import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
+import { endpointFromProto } from '@netcube/api/grpc/convert';
+import type { Cube__Output } from '@netcube/api/generated/netcube/v1/Cube';
+import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
+import type { CubeSpec, JsonObject } from '@netcube/api/chain';
+import type { Logger } from '@netcube/api/log';
+import type { ChainWatch, HostWatch, Store, StoredChain } from '@netcube/api/store';
+import { Backoff } from '@netcube/api/store/retry';
 import type { HostClock } from './clock';
 import { ConfigSchema } from './config';
 import { chooseEndpoint, clientOptions, HostLink, TlsFiles } from './host-link';

@@ -14,8 +14,8 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
-import type { Logger } from '../../node-daemon/src/daemon/log';
-import { Backoff } from '../../node-daemon/src/store/retry';
+import type { Logger } from '@netcube/api/log';
+import { Backoff } from '@netcube/api/store/retry';
 
 /** What the leader key holds. */
 export interface LeaderInfo {

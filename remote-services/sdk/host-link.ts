@@ -15,11 +15,11 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClientOptions, NetcubeClient, SlowPathStream } from '../../node-daemon/src/api/client';
-import type { PacketOut } from '../../node-daemon/src/api/generated/netcube/v1/PacketOut';
-import type { PacketIn__Output } from '../../node-daemon/src/api/generated/netcube/v1/PacketIn';
-import type { Logger } from '../../node-daemon/src/daemon/log';
-import { Backoff } from '../../node-daemon/src/store/retry';
+import { ClientOptions, NetcubeClient, SlowPathStream } from '@netcube/api/grpc/client';
+import type { PacketOut } from '@netcube/api/generated/netcube/v1/PacketOut';
+import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
+import type { Logger } from '@netcube/api/log';
+import { Backoff } from '@netcube/api/store/retry';
 import { HostClock } from './clock';
 
 export interface TlsFiles {

@@ -4,8 +4,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS, protoDir } from '../../node-daemon/src/api/proto';
-import type { ProtoGrpcType } from '../generated/service';
+import { LOADER_OPTIONS, protoDir } from '@netcube/api/grpc/proto';
+import type { ProtoGrpcType } from '@netcube/api/generated/service';
 
 export const SERVICE_PROTO = 'netcube/service/v1/service.proto';
 

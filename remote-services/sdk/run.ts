@@ -11,9 +11,9 @@
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
-import { hostNameProblem } from '../../node-daemon/src/chain';
-import { LEVELS, Level, Logger } from '../../node-daemon/src/daemon/log';
-import { servicePrefix, Store } from '../../node-daemon/src/store';
+import { hostNameProblem } from '@netcube/api/chain';
+import { LEVELS, Level, Logger } from '@netcube/api/log';
+import { servicePrefix, Store } from '@netcube/api/store';
 import { ConfigSchema } from './config';
 import { ConfigApiServer, serveConfigApi } from './config-api';
 import { checkConfig, Controller } from './controller';
@@ -131,7 +131,7 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
   };
 }
 
-export const usage = (type: string): string => `Usage: node build/js/remote-services/${type}/main.js [options]
+export const usage = (type: string): string => `Usage: netcube-${type} [options]
 
 The remote control plane of ${type} cubes. Every replica follows the chains in
 etcd; one, elected, programs the cubes through their hosts' daemons and answers

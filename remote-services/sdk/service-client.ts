@@ -7,12 +7,12 @@
 
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { ApiCallError } from '../../node-daemon/src/api/client';
-import { jsonToStruct, structToJson } from '../../node-daemon/src/api/convert';
-import type { JsonObject } from '../../node-daemon/src/chain';
-import type { CubeSummary__Output } from '../generated/netcube/service/v1/CubeSummary';
-import type { ServiceConfigClient } from '../generated/netcube/service/v1/ServiceConfig';
-import type { ServiceInfo__Output } from '../generated/netcube/service/v1/ServiceInfo';
+import { ApiCallError } from '@netcube/api/grpc/client';
+import { jsonToStruct, structToJson } from '@netcube/api/grpc/convert';
+import type { JsonObject } from '@netcube/api/chain';
+import type { CubeSummary__Output } from '@netcube/api/generated/netcube/service/v1/CubeSummary';
+import type { ServiceConfigClient } from '@netcube/api/generated/netcube/service/v1/ServiceConfig';
+import type { ServiceInfo__Output } from '@netcube/api/generated/netcube/service/v1/ServiceInfo';
 import { loadServiceApi } from './proto';
 
 export interface ServiceClientOptions {

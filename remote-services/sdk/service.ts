@@ -11,7 +11,7 @@
 //     packetIn: (cube, pkt) => cube.packetOut(pkt.port, 'egress', pkt.frame),
 //   });
 
-import type { Logger } from '../../node-daemon/src/daemon/log';
+import type { Logger } from '@netcube/api/log';
 import type { HostClock } from './clock';
 import type { Table, TableEntry } from './tables';
 

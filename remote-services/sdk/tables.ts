@@ -8,10 +8,10 @@
 // gives (ListTables), so "changed" means changed in the kernel's layout, not a
 // different spelling of the same value.
 
-import type { NetcubeClient } from '../../node-daemon/src/api/client';
-import { ApiCallError } from '../../node-daemon/src/api/client';
-import type { TableInfo__Output } from '../../node-daemon/src/api/generated/netcube/v1/TableInfo';
-import { BtfType, encode } from '../../node-daemon/src/bpf/btf';
+import type { NetcubeClient } from '@netcube/api/grpc/client';
+import { ApiCallError } from '@netcube/api/grpc/client';
+import type { TableInfo__Output } from '@netcube/api/generated/netcube/v1/TableInfo';
+import { BtfType, encode } from '@netcube/api/btf';
 
 export interface TableEntry<K = unknown, V = unknown> {
   key: K;

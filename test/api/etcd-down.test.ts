@@ -2,10 +2,10 @@
 // UNAVAILABLE, changing nothing; once etcd is back, writes work again.
 
 import test from 'ava';
+import { Store } from '@netcube/api/store';
 import { startDaemon } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { createNetns } from '../helpers/netns';
-import { Store } from '../../node-daemon/src/store';
 import { defaultChainName } from '../../node-daemon/src/api/chain-edit';
 import { failsWith, probeObjects } from './setup';
 

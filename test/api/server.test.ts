@@ -10,12 +10,13 @@ import * as path from 'node:path';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { ApiCallError, NetcubeClient } from '../../node-daemon/src/api/client';
-import { ApiError, toStatus } from '../../node-daemon/src/api/status';
-import { ChainValidationError } from '../../node-daemon/src/chain';
-import { Logger } from '../../node-daemon/src/daemon/log';
+import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
+import { ApiError, toStatus } from '@netcube/api/grpc/status';
+import { ChainValidationError } from '@netcube/api/chain';
+import { Logger } from '@netcube/api/log';
+import { ConflictError, StoreUnavailableError } from '@netcube/api/store';
+import { DAEMON_STATUS } from '../../node-daemon/src/api/status';
 import * as runtime from '../../node-daemon/src/runtime/errors';
-import { ConflictError, StoreUnavailableError } from '../../node-daemon/src/store';
 import { certificates, startDaemon } from '../helpers/daemon';
 import { freePorts, startEtcd } from '../helpers/etcd';
 import { createNetns } from '../helpers/netns';
@@ -41,7 +42,7 @@ test('the unix socket has mode 0660; a stale socket file is replaced; a live one
   t.teardown(() => stranger.close());
   const other = path.join(d.root, 'busy.sock');
   await new Promise<void>((r) => stranger.listen(other, r));
-  const { NetcubedProcess } = await import('../helpers/daemon');
+  const { NetcubedProcess } = await import('../helpers/daemon.js');
   const err = await t.throwsAsync(NetcubedProcess.start({ netns: await createNetns(t), etcd: etcd.endpoints, args: ['--socket', other] }));
   t.regex(err!.message, /in use by another process/);
 });
@@ -116,7 +117,7 @@ test('TCP with TLS, and mutual TLS: a client without a certificate is refused', 
 test('errors map to statuses; unexpected ones become INTERNAL with a reference, details only in the log', (t) => {
   const lines: string[] = [];
   const log = new Logger('debug', {}, (l) => lines.push(l));
-  const s = (err: unknown) => toStatus(err, log, 'Test');
+  const s = (err: unknown) => toStatus(err, log, 'Test', DAEMON_STATUS);
   t.like(s(new runtime.InvalidArgumentError('ports', 'bad port')), { code: grpc.status.INVALID_ARGUMENT, details: 'ports: bad port' });
   t.is(s(new runtime.InvalidArgumentError('ports', 'bad port')).metadata.get('netcube-field')[0], 'ports');
   t.like(s(new runtime.NotFoundError('no cube x')), { code: grpc.status.NOT_FOUND });

@@ -5,16 +5,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { ApiCallError, NetcubeClient } from '../../node-daemon/src/api/client';
+import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
+import { Store, StoredChain } from '@netcube/api/store';
+import { ethernet, ipv4, udp } from '@netcube/sdk/packet';
 import { defaultChainName } from '../../node-daemon/src/api/chain-edit';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
-import { Store, StoredChain } from '../../node-daemon/src/store';
 import { BpfMap, Program } from '../../node-daemon/src/bpf';
-import { ethernet, ipv4, udp } from '../../remote-services/sdk/packet';
 import { entering, runProgram } from '../helpers/dataplane';
 import { NetcubedProcess } from '../helpers/daemon';
 import { EtcdCluster } from '../helpers/etcd';
 import { Netns, newNetns } from '../helpers/netns';
+import { hostCheck } from '../../node-daemon/src/chain';
 
 export interface ApiEnv {
   etcd: EtcdCluster;
@@ -43,7 +44,7 @@ export async function openEnv(): Promise<ApiEnv> {
     await daemon.waitConnected();
     const client = daemon.client();
     closers.push(() => client.close());
-    const store = await Store.connect({ endpoints: etcd.endpoints });
+    const store = await Store.connect({ endpoints: etcd.endpoints, hostCheck });
     closers.push(() => store.close());
     return { etcd, netns, daemon, client, store, hostChain: defaultChainName(daemon.name), close };
   } catch (err) {

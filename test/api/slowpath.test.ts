@@ -4,7 +4,7 @@
 // sessions and packet-outs are refused precisely.
 
 import anyTest, { TestFn } from 'ava';
-import { ApiCallError, DaemonMessage } from '../../node-daemon/src/api/client';
+import { ApiCallError, DaemonMessage } from '@netcube/api/grpc/client';
 import { MAX_BATCH } from '../../node-daemon/src/api/slowpath';
 import { ApiEnv, frame, openEnv, probeObjects, runCube } from './setup';
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { diffChains } from '../../node-daemon/src/chain';
+import { diffChains } from '@netcube/api/chain';
 import { cube, demo } from './fixtures';
 
 const texts = (changes: { text: string }[]) => changes.map(c => c.text);

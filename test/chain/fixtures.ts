@@ -1,6 +1,6 @@
 // Chains and cube types shared by the chain tests (and the store tests).
 
-import { Chain, CubeSpec, CubeTypeInfo, typeCatalog } from '../../node-daemon/src/chain';
+import { Chain, CubeSpec, CubeTypeInfo, typeCatalog } from '@netcube/api/chain';
 
 export const TYPES: CubeTypeInfo[] = [
   { name: 'simpleforwarder', transparent: false, microcubes: 1, modes: ['xdp', 'tc'] },

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ChainValidationError, formatChain, parseChain, validateChain } from '../../node-daemon/src/chain';
+import { ChainValidationError, formatChain, parseChain, validateChain } from '@netcube/api/chain';
 import { catalog, demo, DEMO_YAML } from './fixtures';
 
 test('parse: YAML with defaults filled in', t => {

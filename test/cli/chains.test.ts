@@ -4,8 +4,8 @@
 
 import test from 'ava';
 import { parse as parseYaml } from 'yaml';
-import { parseChain } from '../../node-daemon/src/chain';
-import { Store } from '../../node-daemon/src/store';
+import { parseChain } from '@netcube/api/chain';
+import { Store } from '@netcube/api/store';
 import { startEtcd } from '../helpers/etcd';
 import { connectStore, netcubectl, registerTypes, scratch, twoHostChain, writeFile } from './run';
 

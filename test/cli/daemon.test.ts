@@ -4,12 +4,12 @@
 // input; --wait against real hosts, also when one reports an error; TLS to a daemon
 // reached over TCP.
 
-import anyTest, { ExecutionContext, TestFn } from 'ava';
 import { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import anyTest, { ExecutionContext, TestFn } from 'ava';
 import { parse as parseYaml } from 'yaml';
+import { Store } from '@netcube/api/store';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
-import { Store } from '../../node-daemon/src/store';
 import { certificates, NetcubedProcess } from '../helpers/daemon';
 import { EtcdCluster } from '../helpers/etcd';
 import { createVethPair, Netns, newNetns } from '../helpers/netns';

@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { Store } from '../../node-daemon/src/store';
+import { Store } from '@netcube/api/store';
+import { hostCheck } from '../../node-daemon/src/chain';
 
 export const NETCUBECTL = resolve(__dirname, '../../node-daemon/src/cli/main.js');
 export const REPO = resolve(__dirname, '../../../..');
@@ -61,7 +62,7 @@ export function writeFile(dir: string, name: string, text: string): string {
 }
 
 export async function connectStore(t: ExecutionContext, endpoints: string[]): Promise<Store> {
-  const store = await Store.connect({ endpoints });
+  const store = await Store.connect({ endpoints, hostCheck });
   t.teardown(() => store.close());
   return store;
 }

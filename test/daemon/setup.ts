@@ -8,16 +8,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
-import { NetcubeClient } from '../../node-daemon/src/api/client';
+import { NetcubeClient } from '@netcube/api/grpc/client';
+import type { Chain, CubeMode, LogLevel } from '@netcube/api/chain';
+import { Store } from '@netcube/api/store';
 import { BpfMap, Program } from '../../node-daemon/src/bpf';
-import type { Chain, CubeMode, LogLevel } from '../../node-daemon/src/chain';
 import { LOG_LEVELS, MAX_PORTS, decodePeer, portWord, type Peer } from '../../node-daemon/src/runtime/abi';
 import { pinName } from '../../node-daemon/src/runtime/host';
 import { programName } from '../../node-daemon/src/runtime/types';
-import { Store } from '../../node-daemon/src/store';
 import { NetcubedProcess, startDaemon } from '../helpers/daemon';
 import type { EtcdCluster } from '../helpers/etcd';
 import { createTestbed, type Testbed } from '../helpers/testbed';
+import { hostCheck } from '../../node-daemon/src/chain';
 
 export interface Host {
   bed: Testbed;
@@ -55,7 +56,7 @@ export async function openHost(t: ExecutionContext, opts: HostOptions): Promise<
     for (const n of [a, b]) await bed.host.exec('ip', ['link', 'set', n, 'up']);
     spares.push(a, b);
   }
-  const store = await Store.connect({ endpoints: opts.etcd.endpoints });
+  const store = await Store.connect({ endpoints: opts.etcd.endpoints, hostCheck });
   t.teardown(() => store.close());
   const daemon = await startDaemon(t, { netns: bed.host, etcd: opts.daemonEtcd ?? opts.etcd.endpoints, args: opts.args });
   if (opts.connected ?? true) await daemon.waitConnected();

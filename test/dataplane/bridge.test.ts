@@ -12,12 +12,12 @@
 // and a test run cannot set that metadata: rows that bring a tagged frame in run
 // under XDP only, and a tag pushed under TC does not show in the output frame.
 import type { ExecutionContext } from 'ava';
+import { ethernet, ipv4, parseMac, udp } from '@netcube/sdk/packet';
 import { Program } from '../../node-daemon/src/bpf';
 import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { ethernet, ipv4, parseMac, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { errors, packetRecords, table, type Row } from '../helpers/rows';
 

@@ -5,11 +5,11 @@
 // Fixture: netdev n0 linked to port a of probe cube q (which marks what it
 // receives), with ddosmitigator g stacked on n0 in both directions. Going in,
 // g sends on to q:a; going out, to n0. Blacklisted: 10.0.0.66 and fd00::66.
+import { arp, ArpOp, ethernet, icmpEchoRequest, ipv4, ipv6, parseIp, tcp, udp } from '@netcube/sdk/packet';
 import { DIR_EGRESS, DIR_INGRESS, Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { arp, ArpOp, ethernet, icmpEchoRequest, ipv4, ipv6, parseIp, tcp, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, errors, openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { table, type Row } from '../helpers/rows';
 

@@ -7,13 +7,13 @@
 // what g lets through goes on to the kernel. The inject program is loaded against
 // the host's maps, as the runtime loads it.
 import * as path from 'node:path';
+import { ethernet, ipv4, parseIp, udp } from '@netcube/sdk/packet';
 import { CollectionSpec, Program, ifindex } from '../../node-daemon/src/bpf';
 import { INJECT_MAGIC, MD_F_PACKET_OUT, Metadata, encodeInjectTrailer, encodePeer, slotOf } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import { DEFAULT_OBJECTS_DIR, type Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { HOST_MAPS } from '../../node-daemon/src/runtime/types';
-import { ethernet, ipv4, parseIp, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, errors, openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { table, type Row } from '../helpers/rows';
 

@@ -7,11 +7,11 @@
 // that b's id follows a's; a:p1 is linked to b:q0, a:p2 to netdev n0, a:p3 to
 // nothing. b marks whatever it receives, so the metadata it got can be read.
 import test from 'ava';
+import { ethernet, ipv4, udp } from '@netcube/sdk/packet';
 import { LOG_LEVELS, Metadata, PKT_MAX, decodeLogRecord } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime, RuntimeOptions } from '../../node-daemon/src/runtime/runtime';
 import type { CubeSpec, Mode, Topology } from '../../node-daemon/src/runtime/topology';
-import { ethernet, ipv4, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, errors, openRuntime, packetRecords, records, registerTestTypes, runProgram } from '../helpers/dataplane';
 import { table, type Row } from '../helpers/rows';
 

@@ -3,11 +3,11 @@
 // Fixture: nop cube c, p0 linked to netdev n0, p1 to port a of probe cube q
 // (which marks what it receives, so the metadata it got can be read); nop cube
 // lone, p0 linked to q.b, p1 unconnected.
+import { arp, ArpOp, ethernet, ipv4, ipv6, udp } from '@netcube/sdk/packet';
 import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { arp, ArpOp, ethernet, ipv4, ipv6, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { errors, table, type Row } from '../helpers/rows';
 

@@ -9,12 +9,12 @@
 // Routes: the two connected ones, and 10.9.0.0/16 via 10.1.0.254 on p1.
 // Neighbours: 10.1.0.5 on p1.
 import type { ExecutionContext } from 'ava';
+import { be32, macBytes } from '@netcube/sdk/codec';
+import { arp, ArpOp, ethernet, icmpEchoRequest, ipv4, ipv6, tcp, udp, type Ipv4Options } from '@netcube/sdk/packet';
 import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { be32, macBytes } from '../../remote-services/sdk/codec';
-import { arp, ArpOp, ethernet, icmpEchoRequest, ipv4, ipv6, tcp, udp, type Ipv4Options } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { errors, packetRecords, table, type Row } from '../helpers/rows';
 

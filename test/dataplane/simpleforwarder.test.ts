@@ -4,11 +4,11 @@
 // Fixture: simpleforwarder f with ports p0 (linked to netdev n0), p1 (linked to
 // port a of probe cube q, which marks what it receives) and p2 (unconnected);
 // its table forwards p0 -> p1 and p1 -> p0, and says nothing about p2.
+import { ethernet, ipv4, tcp, TcpFlags, udp } from '@netcube/sdk/packet';
 import { HOOK_ID, Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { ethernet, ipv4, tcp, TcpFlags, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { errors, packetRecords, table, type Row } from '../helpers/rows';
 

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
-import { NetcubeClient } from '../../node-daemon/src/api/client';
+import { NetcubeClient } from '@netcube/api/grpc/client';
 import { Runtime } from '../../node-daemon/src/runtime/runtime';
 import { EtcdBridge } from './etcd-bridge';
 import type { Netns } from './netns';

@@ -4,10 +4,10 @@
 // BPF_PROG_TEST_RUN, against a fresh fixture of its own.
 
 import test, { type ExecutionContext } from 'ava';
+import { diffFrames } from '@netcube/sdk/packet';
 import { Program } from '../../node-daemon/src/bpf';
 import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { diffFrames } from '../../remote-services/sdk/packet';
 import { RunResult, Verdict, runProgram } from './dataplane';
 
 export { errors, packetRecords, records } from './dataplane';

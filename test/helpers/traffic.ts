@@ -31,9 +31,9 @@
 
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { ethernet, ipv4, parseIpv4, udp } from '@netcube/sdk/packet';
 import * as bpf from '../../node-daemon/src/bpf';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
-import { ethernet, ipv4, parseIpv4, udp } from '../../remote-services/sdk/packet';
 import { allowedCpus } from './cpus';
 import type { Netns } from './netns';
 

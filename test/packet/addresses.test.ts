@@ -15,7 +15,7 @@ import {
   parseIpv6,
   parseMac,
   solicitedNodeAddress,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 import { hex } from './reference';
 
 test('MAC text and bytes convert both ways, upper case read, lower case written', (t) => {

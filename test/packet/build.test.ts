@@ -24,7 +24,7 @@ import {
   tcp,
   TcpFlags,
   udp,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 import { hex, pseudoHeader4, pseudoHeader6, referenceChecksum } from './reference';
 
 const A = '02:00:00:00:00:01';

@@ -9,7 +9,7 @@ import {
   pseudoHeaderSum,
   transportChecksum,
   updateChecksum,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 import { hex, pseudoHeader4, pseudoHeader6, referenceChecksum } from './reference';
 
 test('RFC 1071 section 3 example: the sum of 0001 f203 f4f5 f6f7 is ddf2', (t) => {

@@ -18,7 +18,7 @@ import {
   TcpFlags,
   udp,
   type EthernetPayload,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 
 const A = '02:00:00:00:00:01';
 const B = '02:00:00:00:00:02';

@@ -11,7 +11,7 @@ import {
   setTtl,
   swapMacs,
   udp,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 import { hex, referenceChecksum } from './reference';
 
 const A = '02:00:00:00:00:01';

@@ -28,7 +28,7 @@ import {
   TcpFlags,
   udp,
   type ParsedFrame,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 import { linuxFrames } from './fixtures/linux-frames';
 
 const MAC_A = '02:00:00:00:00:0a';

@@ -13,7 +13,7 @@ import {
   parsePacket,
   tcp,
   udp,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 import { linuxFrames } from './fixtures/linux-frames';
 import { hex } from './reference';
 

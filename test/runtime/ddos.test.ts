@@ -2,7 +2,7 @@
 // blacklisted sources: the sink sees every frame of every other source and none
 // of theirs, and the mitigator counted each one it dropped.
 import test from 'ava';
-import { parseIpv4 } from '../../remote-services/sdk/packet';
+import { parseIpv4 } from '@netcube/sdk/packet';
 import type { Endpoint } from '../../node-daemon/src/runtime/topology';
 import { forwardBothWays, lineTopology, withStack } from '../helpers/chains';
 import { openRuntime } from '../helpers/dataplane';

@@ -1,7 +1,7 @@
 import test from 'ava';
+import { ethernet, ipv4, udp } from '@netcube/sdk/packet';
 import { openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { createNetns } from '../helpers/netns';
-import { ethernet, ipv4, udp } from '../../remote-services/sdk/packet';
 
 const frame = ethernet({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', payload: ipv4({ src: '10.0.0.1', dst: '10.0.0.2', payload: udp({ sport: 1, dport: 2, payload: Buffer.from('hi') }) }) });
 

@@ -9,8 +9,8 @@
 
 import { spawn } from 'node:child_process';
 import anyTest, { type TestFn } from 'ava';
-import { ApiCallError, NetcubeClient } from '../../node-daemon/src/api/client';
-import { be32, derivedMac } from '../../remote-services/sdk/codec';
+import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
+import { be32, derivedMac } from '@netcube/sdk/codec';
 import { waitFor } from './helpers';
 import { TRANSFER, TwoHosts, type PodName } from './testbed';
 
@@ -250,7 +250,7 @@ test.serial('a network cut between the control plane and a host: found, reconnec
 
 test.serial('a follower replica takes over when the leader dies, and serves the same flows', async (t) => {
   const { bed } = t.context;
-  const { ServiceProcess } = await import('./helpers');
+  const { ServiceProcess } = await import('./helpers.js');
   const tls = { ca: bed.certs.ca, cert: bed.certs.clientCert, key: bed.certs.clientKey };
   const second = await ServiceProcess.start({ service: 'router', etcd: bed.etcd.endpoints, name: 'router-2', netns: bed.ctl, etcdBridged: true, tls, leaseTtl: 2 });
   t.teardown(() => second.cleanup());

@@ -11,9 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
-import { parseChain } from '../../node-daemon/src/chain';
-import type { Store } from '../../node-daemon/src/store';
-import { ServiceClient } from '../../remote-services/sdk';
+import { parseChain } from '@netcube/api/chain';
+import type { Store } from '@netcube/api/store';
+import { ServiceClient } from '@netcube/sdk';
 import { EtcdBridge } from '../helpers/etcd-bridge';
 import type { Netns } from '../helpers/netns';
 
@@ -55,6 +55,13 @@ export interface ServiceProcessOptions {
 }
 
 /** A remote service replica as a process, serving its config API on 127.0.0.1 (of its namespace). */
+/** A service's command, as its package's `bin` names it (what `npm run setup` puts on PATH). */
+export function serviceCommand(pkg: string): string {
+  const manifest = require.resolve(`${pkg}/package.json`);
+  const { bin } = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { bin: Record<string, string> };
+  return path.resolve(path.dirname(manifest), Object.values(bin)[0]);
+}
+
 export class ServiceProcess {
   private child?: ChildProcess;
   private exited?: Promise<void>;
@@ -92,7 +99,7 @@ export class ServiceProcess {
 
   private async spawn(): Promise<void> {
     const o = this.opts;
-    const main = o.service.endsWith('.js') ? o.service : path.resolve(__dirname, `../../remote-services/${o.service}/main.js`);
+    const main = o.service.endsWith('.js') ? o.service : serviceCommand(`@netcube/${o.service}`);
     // In a namespace of its own, its loopback is out of the test's reach: a unix socket is not.
     const listen = o.netns ? `unix:${path.join(this.dir, 'api.sock')}` : '127.0.0.1:0';
     const args = [main, '--etcd', o.etcd.join(','), '--name', o.name, '--listen', listen, '--log-level', 'debug', '--lease-ttl', String(o.leaseTtl ?? 2), '--resync', String(o.resyncSeconds ?? 30)];

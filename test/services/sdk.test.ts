@@ -4,14 +4,14 @@
 // (versioned, rolled back), with the bridge and router services as the subjects.
 
 import test, { type ExecutionContext } from 'ava';
-import { ApiCallError, NetcubeClient } from '../../node-daemon/src/api/client';
-import type { JsonObject } from '../../node-daemon/src/chain';
-import { Logger } from '../../node-daemon/src/daemon/log';
-import { Store } from '../../node-daemon/src/store';
-import bridge from '../../remote-services/bridge/service';
-import router from '../../remote-services/router/service';
-import { ConfigError, ConfigSchema, ServiceClient, startService, type CubeInfo, type RunningService, type ServiceDefinition } from '../../remote-services/sdk';
-import { be32, macBytes } from '../../remote-services/sdk/codec';
+import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
+import type { JsonObject } from '@netcube/api/chain';
+import { Logger } from '@netcube/api/log';
+import { Store } from '@netcube/api/store';
+import bridge from '@netcube/bridge';
+import router from '@netcube/router';
+import { ConfigError, ConfigSchema, ServiceClient, startService, type CubeInfo, type RunningService, type ServiceDefinition } from '@netcube/sdk';
+import { be32, macBytes } from '@netcube/sdk/codec';
 import { NetcubedProcess, startDaemon } from '../helpers/daemon';
 import { createHostNetns } from '../helpers/dataplane';
 import { EtcdCluster, startEtcd } from '../helpers/etcd';

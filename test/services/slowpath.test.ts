@@ -12,11 +12,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import type { NetcubeClient } from '../../node-daemon/src/api/client';
-import { Logger } from '../../node-daemon/src/daemon/log';
+import type { NetcubeClient } from '@netcube/api/grpc/client';
+import { Logger } from '@netcube/api/log';
+import { defineService, startService, type Cube } from '@netcube/sdk';
+import { ethernet, ipv4, udp } from '@netcube/sdk/packet';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
-import { defineService, startService, type Cube } from '../../remote-services/sdk';
-import { ethernet, ipv4, udp } from '../../remote-services/sdk/packet';
 import { startDaemon, type NetcubedProcess } from '../helpers/daemon';
 import { freePorts, startEtcd } from '../helpers/etcd';
 import { createNetns, createVethPair } from '../helpers/netns';
@@ -47,7 +47,7 @@ async function open(t: ExecutionContext, mode: 'xdp' | 'tc'): Promise<Env> {
   t.teardown(() => client.close());
   const dir = path.join(DEFAULT_OBJECTS_DIR, 'testdata', 'cubes');
   await client.registerType({ name: 'probe', xdpObject: fs.readFileSync(path.join(dir, 'probe.xdp.o')), tcObject: fs.readFileSync(path.join(dir, 'probe.tc.o')) });
-  const { Store } = await import('../../node-daemon/src/store');
+  const { Store } = await import('@netcube/api/store');
   const store = await Store.connect({ endpoints: etcd.endpoints });
   t.teardown(() => store.close());
   await applyChain(

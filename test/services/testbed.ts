@@ -13,8 +13,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Store } from '../../node-daemon/src/store';
-import { ServiceClient } from '../../remote-services/sdk';
+import { Store } from '@netcube/api/store';
+import { ServiceClient } from '@netcube/sdk';
 import { NetcubedProcess } from '../helpers/daemon';
 import { EtcdCluster } from '../helpers/etcd';
 import { EtcdBridge } from '../helpers/etcd-bridge';

@@ -4,7 +4,7 @@
 // also the services' aging: the bridge's FDB and the router's neighbours.
 
 import anyTest, { type TestFn } from 'ava';
-import type { NetcubeClient } from '../../node-daemon/src/api/client';
+import type { NetcubeClient } from '@netcube/api/grpc/client';
 import { waitFor } from './helpers';
 import { TRANSFER, TwoHosts, type PodName } from './testbed';
 

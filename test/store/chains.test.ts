@@ -1,6 +1,6 @@
 import anyTest, { TestFn } from 'ava';
 import { Etcd3 } from 'etcd3';
-import { Chain, formatChain, parseChain } from '../../node-daemon/src/chain';
+import { Chain, formatChain, parseChain } from '@netcube/api/chain';
 import {
   chainHistoryKey,
   chainKey,
@@ -8,7 +8,8 @@ import {
   NotFoundError,
   Store,
   ValidationError,
-} from '../../node-daemon/src/store';
+} from '@netcube/api/store';
+import { hostCheck } from '../../node-daemon/src/chain';
 import { cube, demo, line } from '../chain/fixtures';
 import { EtcdCluster } from '../helpers/etcd';
 import { currentRevision, registerTypes } from './setup';
@@ -18,7 +19,7 @@ const test = anyTest as TestFn<{ etcd: EtcdCluster; store: Store; raw: Etcd3 }>;
 
 test.before(async t => {
   const etcd = await EtcdCluster.start();
-  t.context = { etcd, store: await Store.connect({ endpoints: etcd.endpoints }), raw: new Etcd3({ hosts: etcd.endpoints }) };
+  t.context = { etcd, store: await Store.connect({ endpoints: etcd.endpoints, hostCheck }), raw: new Etcd3({ hosts: etcd.endpoints }) };
 });
 
 test.beforeEach(async t => {
@@ -135,7 +136,7 @@ test.serial('a change based on an old version is refused with ConflictError', as
   const { store, etcd } = t.context;
   await store.chains.apply(demo());
   const read = await store.chains.get('demo');
-  const someoneElse = await Store.connect({ endpoints: etcd.endpoints });
+  const someoneElse = await Store.connect({ endpoints: etcd.endpoints, hostCheck });
   t.teardown(() => someoneElse.close());
   await someoneElse.chains.apply(variant('trace'));
 
@@ -156,7 +157,7 @@ test.serial('a change based on an old version is refused with ConflictError', as
 test.serial('concurrent applies of one chain: exactly one wins each version', async t => {
   const { store, etcd } = t.context;
   await store.chains.apply(demo());
-  const stores = await Promise.all(Array.from({ length: 4 }, () => Store.connect({ endpoints: etcd.endpoints })));
+  const stores = await Promise.all(Array.from({ length: 4 }, () => Store.connect({ endpoints: etcd.endpoints, hostCheck })));
   t.teardown(() => Promise.all(stores.map(s => s.close())));
   const levels = ['debug', 'warn', 'error', 'trace'] as const;
 
@@ -174,7 +175,7 @@ test.serial('concurrent applies of one chain: exactly one wins each version', as
 
 test.serial('two chains racing for one cube name: one wins, the other is refused', async t => {
   const { etcd } = t.context;
-  const [a, b] = await Promise.all([Store.connect({ endpoints: etcd.endpoints }), Store.connect({ endpoints: etcd.endpoints })]);
+  const [a, b] = await Promise.all([Store.connect({ endpoints: etcd.endpoints, hostCheck }), Store.connect({ endpoints: etcd.endpoints, hostCheck })]);
   t.teardown(() => Promise.all([a.close(), b.close()]));
   for (let round = 0; round < 5; round++) {
     const claim = (chain: string, host: string) => {

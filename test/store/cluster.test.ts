@@ -1,7 +1,7 @@
 import test from 'ava';
 import { Etcd3 } from 'etcd3';
-import { Chain } from '../../node-daemon/src/chain';
-import { HostLease, RetryEvent, Store, StoredChain } from '../../node-daemon/src/store';
+import { Chain } from '@netcube/api/chain';
+import { HostLease, RetryEvent, Store, StoredChain } from '@netcube/api/store';
 import { demo } from '../chain/fixtures';
 import { EtcdCluster, startEtcd } from '../helpers/etcd';
 import { connect, elf, eventually, record, registerTypes } from './setup';

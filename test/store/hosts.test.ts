@@ -1,7 +1,7 @@
-import test from 'ava';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hostKey, HostRegistration, RegisteredHost, StoreError, ValidationError } from '../../node-daemon/src/store';
+import test from 'ava';
+import { hostKey, HostRegistration, RegisteredHost, StoreError, ValidationError } from '@netcube/api/store';
 import { startEtcd } from '../helpers/etcd';
 import { startProxy } from '../helpers/tcp-proxy';
 import { connect, eventually, rawClient, record } from './setup';

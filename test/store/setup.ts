@@ -4,11 +4,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
-import { PrefixWatch, Store, StoreOptions } from '../../node-daemon/src/store';
+import { PrefixWatch, Store, StoreOptions } from '@netcube/api/store';
 import { TYPES } from '../chain/fixtures';
+import { hostCheck } from '../../node-daemon/src/chain';
 
 export async function connect(t: ExecutionContext, endpoints: string[], options: Partial<StoreOptions> = {}): Promise<Store> {
-  const store = await Store.connect({ endpoints, ...options });
+  const store = await Store.connect({ endpoints, hostCheck, ...options });
   t.teardown(() => store.close());
   return store;
 }

@@ -7,7 +7,7 @@ import {
   ValidationError,
   WaitProgress,
   WaitTimeoutError,
-} from '../../node-daemon/src/store';
+} from '@netcube/api/store';
 import { demo } from '../chain/fixtures';
 import { EtcdCluster } from '../helpers/etcd';
 import { eventually, registerTypes } from './setup';

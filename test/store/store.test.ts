@@ -1,7 +1,7 @@
-import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RetryEvent, Store, StoreClosedError, StoreUnavailableError } from '../../node-daemon/src/store';
-import { Backoff } from '../../node-daemon/src/store/retry';
+import test from 'ava';
+import { RetryEvent, Store, StoreClosedError, StoreUnavailableError } from '@netcube/api/store';
+import { Backoff } from '@netcube/api/store/retry';
 import { demo } from '../chain/fixtures';
 import { freePorts, startEtcd } from '../helpers/etcd';
 import { connect, registerTypes } from './setup';

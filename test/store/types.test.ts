@@ -1,6 +1,7 @@
 import anyTest, { TestFn } from 'ava';
 import { Etcd3 } from 'etcd3';
-import { NotFoundError, Store, TypeInUseError, typeKey, ValidationError } from '../../node-daemon/src/store';
+import { NotFoundError, Store, TypeInUseError, typeKey, ValidationError } from '@netcube/api/store';
+import { hostCheck } from '../../node-daemon/src/chain';
 import { demo, line } from '../chain/fixtures';
 import { EtcdCluster } from '../helpers/etcd';
 import { elf, registerTypes } from './setup';
@@ -9,7 +10,7 @@ const test = anyTest as TestFn<{ etcd: EtcdCluster; store: Store; raw: Etcd3 }>;
 
 test.before(async t => {
   const etcd = await EtcdCluster.start();
-  t.context = { etcd, store: await Store.connect({ endpoints: etcd.endpoints }), raw: new Etcd3({ hosts: etcd.endpoints }) };
+  t.context = { etcd, store: await Store.connect({ endpoints: etcd.endpoints, hostCheck }), raw: new Etcd3({ hosts: etcd.endpoints }) };
 });
 
 test.beforeEach(async t => {
@@ -53,7 +54,7 @@ test.serial('uploads that cannot be run are refused, saying why', async t => {
     store.types.putType({ name: 'Bad', transparent: false, microcubes: 0, modes: ['xdp', 'tc'], objects: { xdp: Buffer.from('MZ not elf'), tc: undefined } }),
     { instanceOf: ValidationError },
   );
-  for (const words of ["cube type name 'Bad' is invalid", 'microcubes must be an integer from 1 to 33', 'objects.tc is missing', 'objects.xdp is not an ELF object']) {
+  for (const words of ["cube type name 'Bad' is invalid", 'microcubes must be an integer from 1 to 8', 'objects.tc is missing', 'objects.xdp is not an ELF object']) {
     t.true(error.message.includes(words), `"${words}" in: ${error.message}`);
   }
   const extra = await t.throwsAsync(

@@ -1,6 +1,6 @@
 import test from 'ava';
-import { Chain } from '../../node-daemon/src/chain';
-import { StoredChain } from '../../node-daemon/src/store';
+import { Chain } from '@netcube/api/chain';
+import { StoredChain } from '@netcube/api/store';
 import { line } from '../chain/fixtures';
 import { startEtcd } from '../helpers/etcd';
 import { startProxy } from '../helpers/tcp-proxy';

@@ -9,13 +9,14 @@
 // change its caller was told failed.
 
 import * as grpc from '@grpc/grpc-js';
-import { Chain, CHAIN_API_VERSION, CHAIN_KIND, planHost } from '../chain';
+import { Chain, CHAIN_API_VERSION, CHAIN_KIND } from '@netcube/api/chain';
+import { ConflictError, StoredChain, WaitTimeoutError } from '@netcube/api/store';
+import { CallContext } from '@netcube/api/grpc/call';
+import { ApiError, failedPrecondition, isAbort, notFound } from '@netcube/api/grpc/status';
+import { planHost } from '../chain';
 import { FailedPreconditionError } from '../runtime/errors';
 import { TypeFacts, wire } from '../runtime/topology';
-import { ConflictError, StoredChain, WaitTimeoutError } from '../store';
-import { CallContext } from './call';
 import { ApiContext } from './context';
-import { ApiError, failedPrecondition, isAbort, notFound } from './status';
 
 /** Reads and writes lost to concurrent changes before we give up with ABORTED. */
 const ATTEMPTS = 4;

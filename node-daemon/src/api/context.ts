@@ -1,9 +1,9 @@
 // What the gRPC handlers work with: the daemon's parts, nothing more.
 
+import { Store } from '@netcube/api/store';
+import { Logger } from '@netcube/api/log';
 import { DataPlaneLogs } from '../runtime/logs';
 import { Runtime } from '../runtime/runtime';
-import { Store } from '../store';
-import { Logger } from '../daemon/log';
 import { Metrics } from '../daemon/metrics';
 import { Reconciler } from '../daemon/reconciler';
 import { SlowPath } from '../slowpath/dispatcher';

@@ -2,22 +2,24 @@
 // transparent stacks. Reads come from the runtime; every change is a chain edit
 // (chain-edit.ts), answered with the cube as this host then runs it.
 
+import { Chain, CubeSpec, formatEndpoint, JsonObject, nameProblem, parseEndpoint } from '@netcube/api/chain';
+import { ifnameProblem, portNameProblem } from '@netcube/api/chain';
+import { StoredChain } from '@netcube/api/store';
+import { CallContext, Rpc } from '@netcube/api/grpc/call';
+import { directionFromProto, endpointFromProto, logLevelFromProto, modeFromProto, structToJson } from '@netcube/api/grpc/convert';
+import type { CubeServiceHandlers } from '@netcube/api/generated/netcube/v1/CubeService';
+import type { Cube } from '@netcube/api/generated/netcube/v1/Cube';
+import type { Endpoint__Output } from '@netcube/api/generated/netcube/v1/Endpoint';
+import { failedPrecondition, invalidArgument } from '@netcube/api/grpc/status';
 import { CollectionSpec, ifindex, VerifierError } from '../bpf';
-import { Chain, CubeSpec, formatEndpoint, JsonObject, nameProblem, parseEndpoint } from '../chain';
-import { ifnameProblem, portNameProblem } from '../chain/schema';
 import { MAX_PORTS } from '../runtime/abi';
 import * as runtimeErrors from '../runtime/errors';
 import { Direction, Mode } from '../runtime/topology';
 import { programName } from '../runtime/types';
-import { StoredChain } from '../store';
-import { CallContext, Rpc } from './call';
 import { defaultChainName, editChain, emptyChain, locateCube } from './chain-edit';
 import { ApiContext } from './context';
-import { cubeMessage, directionFromProto, endpointFromProto, logLevelFromProto, modeFromProto, structToJson } from './convert';
-import type { CubeServiceHandlers } from './generated/netcube/v1/CubeService';
-import type { Cube } from './generated/netcube/v1/Cube';
-import type { Endpoint__Output } from './generated/netcube/v1/Endpoint';
-import { failedPrecondition, invalidArgument, verifierTail } from './status';
+import { cubeMessage } from './convert';
+import { verifierTail } from './status';
 
 export function checkName(field: string, name: string | undefined, what = 'cube name'): string {
   if (!name) throw invalidArgument(field, `the ${what} is empty`);

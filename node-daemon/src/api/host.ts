@@ -2,11 +2,11 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { Rpc } from '@netcube/api/grpc/call';
+import type { HostServiceHandlers } from '@netcube/api/generated/netcube/v1/HostService';
 import { ERRORS } from '../runtime/abi';
-import { Rpc } from './call';
 import { ApiContext } from './context';
 import { topologyMessage } from './convert';
-import type { HostServiceHandlers } from './generated/netcube/v1/HostService';
 
 export function hostService(ctx: ApiContext, rpc: Rpc, endpoints: () => string[]): HostServiceHandlers {
   return {

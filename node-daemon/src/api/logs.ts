@@ -1,14 +1,14 @@
 // LogService: the data plane's log lines (nc_log) as they arrive, filtered by cube
 // and level, until the client cancels or the daemon stops.
 
+import { Rpc } from '@netcube/api/grpc/call';
+import { logLevelFromProto, logLevelToProto } from '@netcube/api/grpc/convert';
+import type { LogLine } from '@netcube/api/generated/netcube/v1/LogLine';
+import type { LogServiceHandlers } from '@netcube/api/generated/netcube/v1/LogService';
 import { LOG_LEVELS } from '../runtime/abi';
 import { LogLine as RuntimeLogLine } from '../runtime/logs';
-import { Rpc } from './call';
 import { ApiContext } from './context';
-import { logLevelFromProto, logLevelToProto } from './convert';
 import { checkName } from './cubes';
-import type { LogLine } from './generated/netcube/v1/LogLine';
-import type { LogServiceHandlers } from './generated/netcube/v1/LogService';
 
 /** Lines held for a client that reads slowly; past this, lines are dropped and counted. */
 const MAX_QUEUED = 1024;

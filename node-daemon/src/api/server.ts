@@ -14,14 +14,15 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { Calls, rpcAdapters } from './call';
+import { Calls, rpcAdapters } from '@netcube/api/grpc/call';
+import { LOADER_OPTIONS, loadApi, SERVICES } from '@netcube/api/grpc/proto';
 import { ApiContext, ApiOptions, ApiServer } from './context';
 import { cubeService } from './cubes';
 import { hostService } from './host';
 import { logService } from './logs';
-import { LOADER_OPTIONS, loadApi, SERVICES } from './proto';
 import { tableService } from './tables';
 import { slowPathService } from './slowpath';
+import { DAEMON_STATUS } from './status';
 import { typeService } from './types';
 
 /** Large enough for a cube type's two ELF objects. */
@@ -34,7 +35,7 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
   const calls = new Calls();
-  const rpc = rpcAdapters(ctx, calls);
+  const rpc = rpcAdapters({ ...DAEMON_STATUS, log: ctx.log, countRpc: (method, code) => ctx.metrics.countRpc(method, code) }, calls);
   const endpoints: string[] = [];
 
   const v1 = api.netcube.v1;

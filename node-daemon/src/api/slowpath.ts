@@ -10,16 +10,16 @@
 // synchronously.
 
 import { Long } from '@grpc/proto-loader';
+import { Rpc } from '@netcube/api/grpc/call';
+import type { ControllerMessage__Output } from '@netcube/api/generated/netcube/v1/ControllerMessage';
+import type { DaemonMessage } from '@netcube/api/generated/netcube/v1/DaemonMessage';
+import type { PacketIn as PacketInMessage } from '@netcube/api/generated/netcube/v1/PacketIn';
+import type { PacketOut__Output } from '@netcube/api/generated/netcube/v1/PacketOut';
+import type { PacketOutError } from '@netcube/api/generated/netcube/v1/PacketOutError';
+import type { SlowPathServiceHandlers } from '@netcube/api/generated/netcube/v1/SlowPathService';
 import { InvalidArgumentError } from '../runtime/errors';
 import { ControllerSession, PacketIn } from '../slowpath/dispatcher';
-import { Rpc } from './call';
 import { ApiContext } from './context';
-import type { ControllerMessage__Output } from './generated/netcube/v1/ControllerMessage';
-import type { DaemonMessage } from './generated/netcube/v1/DaemonMessage';
-import type { PacketIn as PacketInMessage } from './generated/netcube/v1/PacketIn';
-import type { PacketOut__Output } from './generated/netcube/v1/PacketOut';
-import type { PacketOutError } from './generated/netcube/v1/PacketOutError';
-import type { SlowPathServiceHandlers } from './generated/netcube/v1/SlowPathService';
 import { checkName } from './cubes';
 
 /** Packet-ins held for a controller that reads slowly; past this they are dropped and counted. */

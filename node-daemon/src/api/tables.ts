@@ -2,15 +2,16 @@
 // live data-plane state, not desired state). Keys and values travel as JSON,
 // encoded and decoded through the map's BTF, or as raw bytes.
 
+import { Rpc } from '@netcube/api/grpc/call';
+import type { Entry, Entry__Output } from '@netcube/api/generated/netcube/v1/Entry';
+import type { TableRef__Output } from '@netcube/api/generated/netcube/v1/TableRef';
+import type { TableServiceHandlers } from '@netcube/api/generated/netcube/v1/TableService';
+import { failedPrecondition, invalidArgument, notFound } from '@netcube/api/grpc/status';
 import { Table } from '../runtime/tables';
-import { Rpc } from './call';
 import { ApiContext } from './context';
 import { tableInfoMessage } from './convert';
 import { checkName } from './cubes';
-import type { Entry, Entry__Output } from './generated/netcube/v1/Entry';
-import type { TableRef__Output } from './generated/netcube/v1/TableRef';
-import type { TableServiceHandlers } from './generated/netcube/v1/TableService';
-import { asField, failedPrecondition, invalidArgument, notFound } from './status';
+import { asField } from './status';
 
 const ARRAYS = new Set(['array', 'percpu_array', 'prog_array', 'perf_event_array', 'cgroup_array', 'array_of_maps']);
 

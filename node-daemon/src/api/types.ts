@@ -2,17 +2,19 @@
 // the whole cluster (etcd first, then this host's runtime; other hosts fetch them
 // from etcd when a chain places a cube of the type on them).
 
+import { NotFoundError } from '@netcube/api/store';
+import { Rpc } from '@netcube/api/grpc/call';
+import { modeToProto } from '@netcube/api/grpc/convert';
+import type { CubeType as CubeTypeMessage } from '@netcube/api/generated/netcube/v1/CubeType';
+import type { TypeServiceHandlers } from '@netcube/api/generated/netcube/v1/TypeService';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '@netcube/api/grpc/status';
 import type { BtfType } from '../bpf';
 import { CubeType, TableInfo } from '../runtime/types';
 import { Mode } from '../runtime/topology';
-import { NotFoundError } from '../store';
-import { Rpc } from './call';
 import { ApiContext } from './context';
-import { modeToProto, tableInfoMessage } from './convert';
+import { tableInfoMessage } from './convert';
 import { checkName } from './cubes';
-import type { CubeType as CubeTypeMessage } from './generated/netcube/v1/CubeType';
-import type { TypeServiceHandlers } from './generated/netcube/v1/TypeService';
-import { alreadyExists, asField, failedPrecondition, invalidArgument, notFound } from './status';
+import { asField } from './status';
 
 /** BTF of each type's tables, read from its object once per digest. */
 const btfCache = new Map<string, Map<string, { keyType?: BtfType; valueType?: BtfType }>>();

@@ -1,8 +1,8 @@
 // The raw native addon (node-daemon/native), typed. Only the modules of this
 // folder use it; they check every argument before it gets here.
 import * as path from 'node:path';
+import type { BtfType } from '@netcube/api/btf';
 import { fromNative, type NativeFailure } from './errors';
-import type { BtfType } from './btf';
 
 /** An fd the kernel gave us (map, program or link), closed by close(), GC or environment teardown. */
 export interface FdHandle {

@@ -1,6 +1,6 @@
 // The libbpf binding: specs, collections, maps, programs, links, ring buffers,
 // BTF codec and errors. See README.md.
-export { decode, encode, typeName, type BtfMember, type BtfType } from './btf';
+export { decode, encode, typeName, type BtfMember, type BtfType } from '@netcube/api/btf';
 export {
   BpfError, ClosedError, ElfError, KeyNotExistError, NotFoundError, NotSupportedError, VerifierError, errnoName,
 } from './errors';

@@ -2,8 +2,8 @@
 // Buffers of exactly keySize / valueSize bytes (per-CPU maps: one 8-byte
 // aligned slot per possible CPU); btf.ts turns them into JSON when the map
 // has BTF.
+import type { BtfType } from '@netcube/api/btf';
 import { mapTypeNames, native, possibleCpus, type FdHandle } from './addon';
-import type { BtfType } from './btf';
 import { ClosedError } from './errors';
 import { programHandle, type Program } from './program';
 import { checkIndex, checkOptions, checkPath, checkUint32 } from './validate';

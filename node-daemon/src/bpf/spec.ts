@@ -1,8 +1,8 @@
 // Specs: an ELF object opened by libbpf but not loaded, editable (variables,
 // pin paths, shared maps, map sizes, which programs load), and the Collection
 // its load() produces.
+import { decode, encode, type BtfType } from '@netcube/api/btf';
 import { native, type NativeObject, type ObjectDescription } from './addon';
-import { decode, encode, type BtfType } from './btf';
 import { ClosedError } from './errors';
 import { BpfMap, mapHandle, type MapType } from './map';
 import { Program, type ProgType } from './program';

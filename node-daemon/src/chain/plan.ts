@@ -1,21 +1,33 @@
-// The slice of the desired chains that one host runs, as the host's runtime applies
-// it: its cubes, the links between their ports and its netdevs, and transparent
-// stacks, outermost layer first (the first attachment listed on a target).
+// The one conversion from the chain format (@netcube/api/chain) to the runtime's
+// model (runtime/topology.ts): the slice of the desired chains that one host runs, as
+// the host's runtime applies it: its cubes, the links between their ports and its
+// netdevs, and transparent stacks, outermost layer first (the first attachment listed
+// on a target). The two shapes differ on purpose: a chain names endpoints as text
+// across hosts, the runtime holds one host's objects.
 
-import type { Endpoint as RuntimeEndpoint, LinkSpec, StackSpec } from '../runtime/topology';
-import { formatEndpoint, parseEndpoint } from './schema';
-import { Chain, Endpoint, HostPlan, PlannedCube, StackDirection } from './types';
+import { Chain, CubeMode, Endpoint, endpointOf, formatEndpoint, JsonObject, LogLevel } from '@netcube/api/chain';
+import type { Endpoint as RuntimeEndpoint, LinkSpec, StackSpec, Topology } from '../runtime/topology';
 
-/** The directions a stack of `direction` runs in. */
-export function stackDirections(direction: 'ingress' | 'egress' | 'both'): StackDirection[] {
-  return direction === 'both' ? ['ingress', 'egress'] : [direction];
+/**
+ * The slice of all chains placed on one host, in the form the host's runtime applies
+ * (runtime/topology.ts), with what the runtime does not need to know
+ * about each cube (its chain, its params).
+ */
+export interface HostPlan {
+  host: string;
+  /** Sorted by name. */
+  cubes: PlannedCube[];
+  topology: Topology;
 }
 
-/** For chains that passed validation; a malformed endpoint here is a caller's bug. */
-export function endpointOf(text: string): Endpoint {
-  const endpoint = parseEndpoint(text);
-  if (!endpoint) throw new TypeError(`endpoint '${text}' is not <cube>:<port> or netdev:<ifname>; validate the chain first`);
-  return endpoint;
+export interface PlannedCube {
+  name: string;
+  chain: string;
+  type: string;
+  mode: CubeMode;
+  ports: string[];
+  logLevel: LogLevel;
+  params: JsonObject;
 }
 
 const runtimeEndpoint = (e: Endpoint): RuntimeEndpoint => (e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname });

@@ -3,8 +3,8 @@
 // machine, else at its TCP endpoint (always TLS, with --tls-* when given).
 
 import { statSync } from 'node:fs';
-import { ApiCallError, NetcubeClient } from '../api/client';
-import { RegisteredHost, Store, StoredChain } from '../store';
+import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
+import { RegisteredHost, Store, StoredChain } from '@netcube/api/store';
 import { CommandFailed, UsageError } from './command';
 import { some } from './output';
 

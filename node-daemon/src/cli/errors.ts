@@ -2,8 +2,8 @@
 // 0 ok, 1 failure, 2 usage. Validation problems are listed one per line as
 // `file:line:column path: message`, so an editor can jump to each.
 
-import { ChainIssue, ChainValidationError, formatIssue } from '../chain';
-import { ApplyFailedError, StoreError, StoreUnavailableError, ValidationError, WaitTimeoutError } from '../store';
+import { ChainIssue, ChainValidationError, formatIssue } from '@netcube/api/chain';
+import { ApplyFailedError, StoreError, StoreUnavailableError, ValidationError, WaitTimeoutError } from '@netcube/api/store';
 import { CommandFailed, UsageError } from './command';
 
 export const EXIT_OK = 0;

@@ -1,7 +1,7 @@
 // The progress of `--wait`: one line rewritten in place on a terminal, a plain line
 // per change otherwise (logs, CI), so both read well.
 
-import { WaitProgress } from '../store';
+import { WaitProgress } from '@netcube/api/store';
 import { some } from './output';
 
 export interface ProgressStream {

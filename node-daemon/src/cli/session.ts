@@ -2,11 +2,12 @@
 // gRPC clients of the hosts it talks to, and where output goes. Everything opened
 // is closed by close().
 
+import { RegisteredHost, Store } from '@netcube/api/store';
 import { Args, OutputFormat, OUTPUT_FORMATS, stringOption, UsageError } from './command';
 import { toJson, toYaml } from './output';
 import { ProgressStream } from './progress';
-import { RegisteredHost, Store } from '../store';
 import { DaemonConnections, TlsFiles } from './daemons';
+import { hostCheck } from '../chain';
 
 export interface Streams {
   stdout: ProgressStream;
@@ -67,6 +68,7 @@ export class Session {
   store(): Promise<Store> {
     this.storePromise ??= Store.connect({
       endpoints: this.etcd,
+      hostCheck,
       callTimeoutMs: ETCD_TIMEOUT_MS,
       retry: { timeoutMs: ETCD_TIMEOUT_MS },
     });

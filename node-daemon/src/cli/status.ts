@@ -1,7 +1,7 @@
 // What the hosts report about the cubes of the chains: one state per cube, as
 // `get` and `describe` show it.
 
-import { CubeStatusEntry, StoredChain } from '../store';
+import { CubeStatusEntry, StoredChain } from '@netcube/api/store';
 
 export interface CubeState {
   /** applied, error, pending (the host has not caught up), or unknown (no report at all). */

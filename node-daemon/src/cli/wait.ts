@@ -3,8 +3,8 @@
 // done once the hosts have withdrawn their status reports for the chain's cubes.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Chain } from '../chain';
-import { ApplyFailedError, CubeFailure, Store, WaitProgress, WaitTimeoutError } from '../store';
+import { Chain } from '@netcube/api/chain';
+import { ApplyFailedError, CubeFailure, Store, WaitProgress, WaitTimeoutError } from '@netcube/api/store';
 import { Args, CommandFailed, parseDuration, stringOption, UsageError } from './command';
 import { ProgressLine } from './progress';
 import { Session } from './session';

@@ -1,9 +1,9 @@
 // The API's messages as netcubectl shows them: enums and endpoints in the words of
 // chains (tc, ingress, netdev:eth0), params as JSON. The conversions are the API's own.
 
-import { directionFromProto, endpointFromProto, logLevelFromProto, modeFromProto, structToJson } from '../api/convert';
-import type { Cube, Topology } from '../api/client';
-import type { Endpoint__Output } from '../api/generated/netcube/v1/Endpoint';
+import { directionFromProto, endpointFromProto, logLevelFromProto, modeFromProto, structToJson } from '@netcube/api/grpc/convert';
+import type { Cube, Topology } from '@netcube/api/grpc/client';
+import type { Endpoint__Output } from '@netcube/api/generated/netcube/v1/Endpoint';
 
 /** `cube:port` or `netdev:ifname`; `-` for none. */
 export function endpointText(e: Endpoint__Output | null | undefined): string {

@@ -3,8 +3,8 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { hostNameProblem } from '../chain';
-import { LEVELS, Level } from './log';
+import { hostNameProblem } from '@netcube/api/chain';
+import { LEVELS, Level } from '@netcube/api/log';
 
 export interface DaemonConfig {
   name: string;

@@ -6,17 +6,18 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { HostLease, RegisteredCubeType, Store, StoreUnavailableError } from '@netcube/api/store';
+import { Logger } from '@netcube/api/log';
 import { startApi } from '../api/server';
 import { ApiContext, ApiServer } from '../api/context';
 import { DataPlaneLogs } from '../runtime/logs';
 import { SlowPath } from '../slowpath/dispatcher';
 import { Runtime } from '../runtime/runtime';
 import { CubeType } from '../runtime/types';
-import { HostLease, RegisteredCubeType, Store, StoreUnavailableError } from '../store';
 import { DaemonConfig } from './config';
-import { Logger } from './log';
 import { Metrics } from './metrics';
 import { Reconciler } from './reconciler';
+import { hostCheck } from '../chain';
 
 export const VERSION: string = (require('../../../../../package.json') as { version: string }).version;
 
@@ -100,6 +101,7 @@ export class Daemon {
       try {
         this.store = await Store.connect({
           endpoints: this.config.etcd,
+          hostCheck,
           retry: { timeoutMs: 5_000 },
           onRetry: (e) => this.log.debug('etcd call retried', { operation: e.operation, attempt: e.attempt, error: e.error.message }),
         });

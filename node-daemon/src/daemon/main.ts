@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // netcubed: see `netcubed --help` and daemon.ts.
 
+import { Logger } from '@netcube/api/log';
 import { ConfigError, HELP, parseConfig } from './config';
 import { Daemon } from './daemon';
-import { Logger } from './log';
 
 async function main(): Promise<void> {
   let config;

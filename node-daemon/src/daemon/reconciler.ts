@@ -13,10 +13,10 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ChainWatch, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '@netcube/api/store';
+import { Logger } from '@netcube/api/log';
 import { planHost } from '../chain';
 import { ApplyReport, Runtime } from '../runtime/runtime';
-import { ChainWatch, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '../store';
-import { Logger } from './log';
 import { Metrics } from './metrics';
 
 export interface ChainOutcome {

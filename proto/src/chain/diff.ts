@@ -2,7 +2,7 @@
 // identical re-apply from a real change. Compares meaning, not text: the order of cubes
 // and links in the file does not matter; the order of a stack does.
 
-import { stackDirections } from './plan';
+import { stackDirections } from './schema';
 import { AttachmentSpec, Chain, ChainChange, CubeSpec, JsonValue, LinkSpec } from './types';
 
 /** Changes that turn `before` into `after`; undefined stands for a chain that does not exist. */

@@ -1,9 +1,20 @@
-// The chain format: parse, validate, plan per host, diff, format.
+// The chain format: types, parse, validate, diff, format. What a chain means for one
+// host's data plane (its plan, the host check) is netcubed's: node-daemon/src/chain.
 export * from './types';
 export { ChainValidationError, formatIssue } from './errors';
 export { parseChain } from './parse';
-export { validateChain, checkedChain, typeCatalog, MAX_TAIL_CALLS } from './validate';
-export { planHost } from './plan';
+export { validateChain, checkedChain, typeCatalog } from './validate';
 export { diffChains } from './diff';
 export { formatChain } from './format';
-export { parseEndpoint, formatEndpoint, nameProblem, hostNameProblem, MAX_PORTS } from './schema';
+export {
+  endpointOf,
+  formatEndpoint,
+  hostNameProblem,
+  ifnameProblem,
+  MAX_MICROCUBES,
+  MAX_PORTS,
+  nameProblem,
+  parseEndpoint,
+  portNameProblem,
+  stackDirections,
+} from './schema';

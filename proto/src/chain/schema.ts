@@ -9,11 +9,13 @@ import {
   Chain,
   CUBE_MODES,
   CubeSpec,
+  Direction,
   DIRECTIONS,
   Endpoint,
   JsonObject,
   LinkSpec,
   LOG_LEVELS,
+  StackDirection,
 } from './types';
 
 export type Path = readonly (string | number)[];
@@ -95,6 +97,18 @@ export function parseEndpoint(text: string): Endpoint | undefined {
 
 export function formatEndpoint(endpoint: Endpoint): string {
   return endpoint.kind === 'netdev' ? `netdev:${endpoint.ifname}` : `${endpoint.cube}:${endpoint.port}`;
+}
+
+/** For chains that passed validation; a malformed endpoint here is a caller's bug. */
+export function endpointOf(text: string): Endpoint {
+  const endpoint = parseEndpoint(text);
+  if (!endpoint) throw new TypeError(`endpoint '${text}' is not <cube>:<port> or netdev:<ifname>; validate the chain first`);
+  return endpoint;
+}
+
+/** The directions a stack of `direction` runs in. */
+export function stackDirections(direction: Direction): StackDirection[] {
+  return direction === 'both' ? ['ingress', 'egress'] : [direction];
 }
 
 function describeValue(value: unknown): string {

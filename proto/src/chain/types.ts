@@ -2,8 +2,6 @@
 // and every netcubed reconciles its own host's slice of. Types only; the parser,
 // validator, planner and diff live in their own modules.
 
-import type { Topology } from '../runtime/topology';
-
 export const CHAIN_API_VERSION = 'netcube/v1';
 export const CHAIN_KIND = 'Chain';
 
@@ -121,29 +119,17 @@ export interface ValidationContext {
   types: TypeCatalog;
   /** The other chains of the cluster; a chain of the same name is ignored (it is being replaced). */
   otherChains: Chain[];
+  /**
+   * What the chains placed on `host` mean for its data plane: loops, the kernel's
+   * tail-call limit on every path, modes along a path. netcubed's runtime owns that
+   * rule (node-daemon/src/chain/host-check.ts gives it here), so the daemon and
+   * netcubectl pass it; without it, a chain is checked as far as the format goes.
+   * Returns the problem, or undefined.
+   */
+  hostCheck?: HostCheck;
 }
 
-/**
- * The slice of all chains placed on one host, in the form the host's runtime applies
- * (node-daemon/src/runtime/topology.ts), with what the runtime does not need to know
- * about each cube (its chain, its params).
- */
-export interface HostPlan {
-  host: string;
-  /** Sorted by name. */
-  cubes: PlannedCube[];
-  topology: Topology;
-}
-
-export interface PlannedCube {
-  name: string;
-  chain: string;
-  type: string;
-  mode: CubeMode;
-  ports: string[];
-  logLevel: LogLevel;
-  params: JsonObject;
-}
+export type HostCheck = (chains: readonly Chain[], host: string, types: TypeCatalog) => string | undefined;
 
 /** One line of `netcubectl diff`. */
 export interface ChainChange {

@@ -2,13 +2,9 @@
 // the cluster, links to nothing, peers taken twice, modes that cannot tail-call each
 // other, hosts joined without netdevs, loops, and the kernel's tail-call limit.
 
-import { MAX_TAIL_CALLS } from '../runtime/abi';
-import { RuntimeError } from '../runtime/errors';
-import { wire } from '../runtime/topology';
 import { ChainValidationError } from './errors';
 import { locateIssues, sourceOf } from './parse';
-import { endpointOf, planHost, stackDirections } from './plan';
-import { formatEndpoint, normalizeChain, Path, PathIssue } from './schema';
+import { endpointOf, formatEndpoint, normalizeChain, Path, PathIssue, stackDirections } from './schema';
 import {
   Chain,
   CubeSpec,
@@ -17,8 +13,6 @@ import {
   TypeCatalog,
   ValidationContext,
 } from './types';
-
-export { MAX_TAIL_CALLS };
 
 export function validateChain(chain: Chain, ctx: ValidationContext): void {
   const found = new ChainCheck(checkedChain(chain), ctx).run();
@@ -336,90 +330,17 @@ class ChainCheck {
   }
 
   /**
-   * Loops first, named by the link that closes them; then each host's whole plan (all
-   * chains) goes through the runtime's own check, which knows every path a packet can
-   * take there and what it costs in tail calls.
+   * Each host's whole plan (all chains) goes through the host check, which knows every
+   * path a packet can take there and what it costs in tail calls: the one place loops
+   * and the kernel's limit are found.
    */
   private checkTopology() {
+    const { hostCheck } = this.ctx;
+    if (!hostCheck) return;
     const hosts = [...new Set(this.chain.spec.cubes.map(cube => cube.host))];
     for (const host of hosts) {
-      if (this.checkLoops(host)) continue;
-      try {
-        wire(planHost([this.chain, ...this.others], host).topology, type => this.ctx.types.get(type));
-      } catch (err) {
-        if (!(err instanceof RuntimeError)) throw err;
-        this.problem(['spec'], `on ${host}: ${err.message}`);
-      }
+      const problem = hostCheck([this.chain, ...this.others], host, this.ctx.types);
+      if (problem) this.problem(['spec'], `on ${host}: ${problem}`);
     }
   }
-
-  /**
-   * Cubes on one host joined by links must form a forest: with a cycle a packet could
-   * circle among them. Reports each cycle closed by a link; true when any was found.
-   */
-  private checkLoops(host: string): boolean {
-    const order = new Map(this.chain.spec.cubes.map((cube, i) => [cube.name, i]));
-    const root = new Map<string, string>();
-    const find = (cube: string): string => {
-      const parent = root.get(cube) ?? cube;
-      if (parent === cube) return cube;
-      const top = find(parent);
-      root.set(cube, top);
-      return top;
-    };
-    // Links accepted into the forest, by cube, to walk from one end of a cycle to the other.
-    const tree = new Map<string, { from: PortEndpoint; to: PortEndpoint }[]>();
-    const addTreeEdge = (from: PortEndpoint, to: PortEndpoint) => {
-      tree.set(from.cube, [...(tree.get(from.cube) ?? []), { from, to }]);
-      tree.set(to.cube, [...(tree.get(to.cube) ?? []), { from: to, to: from }]);
-    };
-    let found = false;
-
-    this.chain.spec.links.forEach((link, i) => {
-      const from = endpointOf(link.from);
-      const to = endpointOf(link.to);
-      if (from.kind !== 'port' || to.kind !== 'port') return;
-      if (this.cubes.get(from.cube)?.spec.host !== host || this.cubes.get(to.cube)?.spec.host !== host) return;
-      if (find(from.cube) !== find(to.cube)) {
-        root.set(find(from.cube), find(to.cube));
-        addTreeEdge(from, to);
-        return;
-      }
-      found = true;
-      const cycle = [{ from, to }, ...treePath(tree, to.cube, from.cube)];
-      // Start at the cube listed first in the chain, as a reader would walk it.
-      let start = 0;
-      cycle.forEach((hop, k) => {
-        if (order.get(hop.from.cube)! < order.get(cycle[start].from.cube)!) start = k;
-      });
-      const hops = [...cycle.slice(start), ...cycle.slice(0, start)];
-      const text = hops.map(hop => `${formatEndpoint(hop.from)} -> ${formatEndpoint(hop.to)}`).join(', ');
-      this.problem(['spec', 'links', i], `loop: ${text}; a packet could circle these cubes forever: remove one of these links`);
-    });
-    return found;
-  }
-}
-
-/** The hops from cube `from` to cube `to` in a forest (empty when they are the same cube). */
-function treePath(
-  tree: Map<string, { from: PortEndpoint; to: PortEndpoint }[]>,
-  from: string,
-  to: string,
-): { from: PortEndpoint; to: PortEndpoint }[] {
-  const via = new Map<string, { from: PortEndpoint; to: PortEndpoint }>();
-  const queue = [from];
-  const seen = new Set([from]);
-  while (queue.length > 0) {
-    const cube = queue.shift()!;
-    if (cube === to) break;
-    for (const hop of tree.get(cube) ?? []) {
-      if (seen.has(hop.to.cube)) continue;
-      seen.add(hop.to.cube);
-      via.set(hop.to.cube, hop);
-      queue.push(hop.to.cube);
-    }
-  }
-  const hops = [];
-  for (let cube = to; cube !== from; cube = via.get(cube)!.from.cube) hops.unshift(via.get(cube)!);
-  return hops;
 }

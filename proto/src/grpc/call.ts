@@ -1,12 +1,13 @@
-// Handlers as plain async functions. The adapters here give each one the request
-// and a CallContext (an AbortSignal that fires when the client cancels, the
-// deadline passes or the server stops), turn whatever it throws into a status
-// (status.ts), and count every call in the metrics.
+// Handlers as plain async functions, for netcubed's API and a service's config API
+// alike. The adapters here give each one the request and a CallContext (an
+// AbortSignal that fires when the client cancels, the deadline passes or the server
+// stops), turn whatever it throws into a status (status.ts), and tell the server's
+// metrics the outcome of every call.
 
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { ApiContext } from './context';
-import { toStatus } from './status';
+import type { Logger } from '../log';
+import { StatusOptions, toStatus } from './status';
 
 export interface CallContext {
   /** Aborts when the client cancels, its deadline passes, or the server stops. */
@@ -26,7 +27,7 @@ export class Calls {
     const timer = Number.isFinite(deadline) ? setTimeout(() => controller.abort(abortError('the deadline passed')), Math.max(0, deadline - Date.now())) : undefined;
     timer?.unref();
     call.on('cancelled', () => controller.abort(abortError('the client cancelled the call')));
-    if (this.stopped) controller.abort(abortError('netcubed is stopping'));
+    if (this.stopped) controller.abort(abortError('the server is stopping'));
     this.live.add(controller);
     return {
       ctx: { signal: controller.signal, remainingMs: () => deadline - Date.now() },
@@ -40,7 +41,7 @@ export class Calls {
   /** Aborts every call in flight, and those that arrive from now on. */
   abortAll(): void {
     this.stopped = true;
-    for (const c of this.live) c.abort(abortError('netcubed is stopping'));
+    for (const c of this.live) c.abort(abortError('the server is stopping'));
   }
 }
 
@@ -63,8 +64,14 @@ export interface Rpc {
   bidiStream<Req, Res>(method: string, fn: (incoming: AsyncIterable<Req>, call: CallContext, send: (msg: Res) => Promise<void>) => Promise<void>): grpc.handleBidiStreamingCall<Req, Res>;
 }
 
-export function rpcAdapters(ctx: ApiContext, calls: Calls): Rpc {
-  const count = (method: string, code: grpc.status): void => ctx.metrics.countRpc(method, grpc.status[code]);
+export interface RpcServer extends StatusOptions {
+  log: Logger;
+  /** Told the outcome of every call, by its status name (`OK`, `NOT_FOUND` ...). */
+  countRpc?(method: string, code: string): void;
+}
+
+export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
+  const count = (method: string, code: grpc.status): void => server.countRpc?.(method, grpc.status[code]);
   // Server-side and bidirectional streams alike: `send` waits while the client reads slowly.
   const stream = (
     method: string,
@@ -104,7 +111,7 @@ export function rpcAdapters(ctx: ApiContext, calls: Calls): Rpc {
           call.end();
           return;
         }
-        const s = toStatus(err, ctx.log, method);
+        const s = toStatus(err, server.log, method, server);
         count(method, s.code);
         call.emit('error', s);
       },
@@ -122,7 +129,7 @@ export function rpcAdapters(ctx: ApiContext, calls: Calls): Rpc {
         },
         (err: unknown) => {
           done();
-          const s = toStatus(err, ctx.log, method);
+          const s = toStatus(err, server.log, method, server);
           count(method, s.code);
           callback(s);
         },

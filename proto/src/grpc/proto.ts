@@ -1,13 +1,13 @@
-// The netcube.v1 API definition as the server and the client load it: one .proto
-// (proto/netcube/v1/daemon.proto at the repository root) read at run time with one
-// set of loader options, which the generated types (./generated) mirror.
+// The netcube.v1 API definition as the server and the client load it: the .proto
+// files of this package (proto/netcube/v1/) read at run time with one set of loader
+// options, which the generated types (../generated) mirror.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { ProtoGrpcType as DaemonApi } from './generated/daemon';
-import type { ProtoGrpcType as SlowPathApi } from './generated/slowpath';
+import type { ProtoGrpcType as DaemonApi } from '../generated/daemon';
+import type { ProtoGrpcType as SlowPathApi } from '../generated/slowpath';
 
 export type ProtoGrpcType = DaemonApi & SlowPathApi;
 
@@ -25,15 +25,13 @@ export const PROTO_FILE = 'netcube/v1/daemon.proto';
 export const PROTO_FILES = [PROTO_FILE, 'netcube/v1/slowpath.proto'];
 
 /**
- * The proto/ directory: found upwards from this file, so it works from the sources
- * (node-daemon/src/api) and from the build (build/js/node-daemon/src/api) alike.
+ * The directory of the .proto files: this package's root, which holds them (proto/ in
+ * the repository, node_modules/@netcube/api where the package is installed).
  */
 export function protoDir(): string {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'proto');
-    if (fs.existsSync(path.join(candidate, PROTO_FILE))) return candidate;
-    if (path.dirname(dir) === dir) throw new Error(`cannot find proto/${PROTO_FILE} above ${__dirname}`);
-  }
+  const dir = path.resolve(__dirname, '..', '..');
+  if (!fs.existsSync(path.join(dir, PROTO_FILE))) throw new Error(`${PROTO_FILE} is missing from ${dir}: the @netcube/api package is incomplete, install it again`);
+  return dir;
 }
 
 let cached: { definition: protoLoader.PackageDefinition; api: ProtoGrpcType } | undefined;

@@ -1,20 +1,19 @@
-// What a caller hears when a call fails: every error becomes one gRPC status.
-// Handlers throw ApiError where they know the status, and let the errors of the
-// runtime, the store and the chain format through; each of those maps to the
-// status its type names. Anything else is a bug or a surprise: the client gets
-// INTERNAL with a reference, the daemon's log gets the details.
+// What a caller hears when a call fails: every error becomes one gRPC status, for
+// netcubed's API and a service's config API alike. Handlers throw ApiError where
+// they know the status, and let the errors of the store and the chain format
+// through; each of those maps to the status its type names. A server adds the errors
+// only it knows with a classifier (netcubed: the runtime's and the kernel's, in
+// node-daemon/src/api/status.ts). Anything else is a bug or a surprise: the client
+// gets INTERNAL with a reference, the server's log gets the details.
 
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { NotSupportedError, VerifierError } from '../bpf';
 import { ChainValidationError, formatIssue } from '../chain';
-import { Logger } from '../daemon/log';
-import * as runtime from '../runtime/errors';
+import type { Logger } from '../log';
 import { StoreError, ValidationError } from '../store';
 import { FIELD_METADATA_KEY } from './proto';
 
 const { status } = grpc;
-
 
 /** A failure with its gRPC status; `field` for INVALID_ARGUMENT. */
 export class ApiError extends Error {
@@ -33,14 +32,13 @@ export const notFound = (message: string): ApiError => new ApiError(status.NOT_F
 export const alreadyExists = (message: string): ApiError => new ApiError(status.ALREADY_EXISTS, message);
 export const failedPrecondition = (message: string): ApiError => new ApiError(status.FAILED_PRECONDITION, message);
 
-/** Runs `fn`; a runtime InvalidArgumentError it throws is reported as being about `field` of the request. */
-export function asField<T>(field: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof runtime.InvalidArgumentError) throw invalidArgument(field, err.message);
-    throw err;
-  }
+/** The status of the errors only one server knows; undefined for any other error. */
+export type ErrorClassifier = (err: unknown) => ApiError | undefined;
+
+export interface StatusOptions {
+  /** The server, as the client reads it in an INTERNAL status: `netcubed`, `service bridge`. */
+  server: string;
+  classify?: ErrorClassifier;
 }
 
 export interface StatusObject {
@@ -50,23 +48,17 @@ export interface StatusObject {
 }
 
 /** The status to answer `err` with; unexpected errors are logged with a reference the client sees. */
-export function toStatus(err: unknown, log: Logger, method: string): StatusObject {
+export function toStatus(err: unknown, log: Logger, method: string, options: StatusOptions): StatusObject {
   const metadata = new grpc.Metadata();
   const answer = (code: grpc.status, details: string, field?: string): StatusObject => {
     if (field) metadata.set(FIELD_METADATA_KEY, field);
     return { code, details, metadata };
   };
 
-  if (err instanceof ApiError) return answer(err.code, err.message, err.field);
-  if (err instanceof runtime.InvalidArgumentError) return answer(status.INVALID_ARGUMENT, `${err.field}: ${err.message}`, err.field);
-  if (err instanceof runtime.NotFoundError) return answer(status.NOT_FOUND, err.message);
-  if (err instanceof runtime.AlreadyExistsError) return answer(status.ALREADY_EXISTS, err.message);
-  if (err instanceof runtime.FailedPreconditionError) return answer(status.FAILED_PRECONDITION, err.message);
+  const known = err instanceof ApiError ? err : options.classify?.(err);
+  if (known) return answer(known.code, known.message, known.field);
   if (err instanceof ChainValidationError) return answer(status.INVALID_ARGUMENT, chainIssues(err.issues), firstPath(err.issues));
   if (err instanceof ValidationError && err.issues.length > 0) return answer(status.INVALID_ARGUMENT, chainIssues(err.issues), firstPath(err.issues));
-  if (err instanceof VerifierError)
-    return answer(status.FAILED_PRECONDITION, `the kernel's verifier rejected program ${err.program}: ${verifierTail(err.log)}`);
-  if (err instanceof NotSupportedError) return answer(status.FAILED_PRECONDITION, `this host cannot do that: ${err.message}`);
   if (err instanceof StoreError && err.code !== 'INTERNAL') return answer(status[err.code], err.message);
   if (isAbort(err)) return answer(status.CANCELLED, 'the call was cancelled');
 
@@ -77,7 +69,7 @@ export function toStatus(err: unknown, log: Logger, method: string): StatusObjec
     error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
     stack: err instanceof Error ? err.stack : undefined,
   });
-  return answer(status.INTERNAL, `internal error in netcubed (reference ${ref}; its log has the details)`);
+  return answer(status.INTERNAL, `internal error in ${options.server} (reference ${ref}; its log has the details)`);
 }
 
 function chainIssues(issues: readonly { path: string; message: string }[]): string {
@@ -86,11 +78,6 @@ function chainIssues(issues: readonly { path: string; message: string }[]): stri
 
 function firstPath(issues: readonly { path: string }[]): string | undefined {
   return issues.find((i) => i.path)?.path;
-}
-
-/** The last lines of a verifier log, where the reason is. */
-export function verifierTail(log: string, lines = 4): string {
-  return log.trim().split('\n').slice(-lines).join(' | ');
 }
 
 export function isAbort(err: unknown): boolean {

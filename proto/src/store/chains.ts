@@ -1,7 +1,7 @@
 // Chains in etcd: apply with optimistic concurrency, history of every version, delete
 // with a tombstone, rollback, and a watch of the current chains.
 
-import { Chain, ChainValidationError, checkedChain, diffChains, nameProblem, typeCatalog, TypeCatalog, validateChain } from '../chain';
+import { Chain, ChainValidationError, checkedChain, diffChains, HostCheck, nameProblem, typeCatalog, TypeCatalog, validateChain } from '../chain';
 import { absent, deleteOp, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
 import { ConflictError, NotFoundError, ValidationError } from './errors';
 import { chainHistoryKey, chainHistoryPrefix, chainKey, CHAINS_PREFIX, TYPES_PREFIX, typeKey } from './keys';
@@ -54,7 +54,10 @@ export class Chains {
   /** The registered types as the last snapshot with types read them, by key. */
   private readonly types = new Map<string, RegisteredCubeType>();
 
-  constructor(private readonly etcd: Etcd) {}
+  constructor(
+    private readonly etcd: Etcd,
+    private readonly hostCheck: HostCheck | undefined,
+  ) {}
 
   /**
    * Validates `chain` against the cluster and writes it as a new version: the current
@@ -152,7 +155,7 @@ export class Chains {
 
       const types = options.types ?? typeCatalog(snap.types);
       // The caller's object, not our normalized copy: a chain parsed from a file keeps its line numbers.
-      validating(() => validateChain(chain, { types, otherChains: snap.others.map(other => other.chain) }));
+      validating(() => validateChain(chain, { types, otherChains: snap.others.map(other => other.chain), hostCheck: this.hostCheck }));
 
       const version = snap.lastVersion + 1;
       const appliedAt = new Date().toISOString();

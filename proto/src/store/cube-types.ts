@@ -6,8 +6,9 @@ import {
   ChainValidationError,
   CUBE_MODES,
   CubeMode,
-  MAX_TAIL_CALLS,
+  MAX_MICROCUBES,
   nameProblem,
+  HostCheck,
   TypeCatalog,
   typeCatalog,
   validateChain,
@@ -34,7 +35,10 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 const MAX_ROUNDS = 5;
 
 export class CubeTypes {
-  constructor(private readonly etcd: Etcd) {}
+  constructor(
+    private readonly etcd: Etcd,
+    private readonly hostCheck: HostCheck | undefined,
+  ) {}
 
   /**
    * Registers a type, or replaces it. A replacement that would break a chain using the
@@ -55,7 +59,7 @@ export class CubeTypes {
         const replaced = typeCatalog([...types.filter(t => t.name !== name), { name, transparent, microcubes, modes }]);
         const broken = users.flatMap(user => {
           try {
-            validateChain(user.chain, { types: replaced, otherChains: chains.map(c => c.chain) });
+            validateChain(user.chain, { types: replaced, otherChains: chains.map(c => c.chain), hostCheck: this.hostCheck });
             return [];
           } catch (err) {
             if (!(err instanceof ChainValidationError)) throw err;
@@ -154,8 +158,8 @@ function checkUpload(upload: CubeTypeUpload): void {
   const nameIssue = typeof upload.name === 'string' ? nameProblem(upload.name, 'cube type name') : 'name must be a string';
   if (nameIssue) problems.push(nameIssue);
   if (typeof upload.transparent !== 'boolean') problems.push('transparent must be true or false');
-  if (!Number.isInteger(upload.microcubes) || upload.microcubes < 1 || upload.microcubes > MAX_TAIL_CALLS) {
-    problems.push(`microcubes must be an integer from 1 to ${MAX_TAIL_CALLS} (the kernel's tail-call limit), got ${upload.microcubes}`);
+  if (!Number.isInteger(upload.microcubes) || upload.microcubes < 1 || upload.microcubes > MAX_MICROCUBES) {
+    problems.push(`microcubes must be an integer from 1 to ${MAX_MICROCUBES} (the programs a cube has slots for), got ${upload.microcubes}`);
   }
   const modes: unknown[] = Array.isArray(upload.modes) ? upload.modes : [];
   if (modes.length === 0 || modes.some(m => !CUBE_MODES.includes(m as CubeMode)) || new Set(modes).size !== modes.length) {

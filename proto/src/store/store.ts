@@ -1,6 +1,7 @@
 // The entry point to netcube's desired state in etcd: one connection, and one object
 // per concept on it.
 
+import type { HostCheck } from '../chain';
 import { Chains } from './chains';
 import { CubeTypes } from './cube-types';
 import { Etcd, getOp } from './etcd';
@@ -19,6 +20,13 @@ export interface StoreOptions {
   retry?: Partial<RetryPolicy>;
   /** Told before every retry: to log, or to show progress while etcd is away. */
   onRetry?: RetryListener;
+  /**
+   * The data-plane check of chains (loops, tail-call limits), run on every apply and
+   * type change: netcubed's runtime rule (node-daemon/src/chain/host-check.ts).
+   * Without it, chains are checked as far as their format goes, which is enough for
+   * a client that only changes cubes' params (a service's SetConfig).
+   */
+  hostCheck?: HostCheck;
 }
 
 export class Store {
@@ -28,11 +36,14 @@ export class Store {
   readonly types: CubeTypes;
   readonly objects: Objects;
 
-  private constructor(private readonly etcd: Etcd) {
-    this.chains = new Chains(etcd);
+  private constructor(
+    private readonly etcd: Etcd,
+    hostCheck: HostCheck | undefined,
+  ) {
+    this.chains = new Chains(etcd, hostCheck);
     this.hosts = new Hosts(etcd);
     this.status = new Status(etcd, this.chains);
-    this.types = new CubeTypes(etcd);
+    this.types = new CubeTypes(etcd, hostCheck);
     this.objects = new Objects(etcd);
   }
 
@@ -53,7 +64,7 @@ export class Store {
       await etcd.close();
       throw err;
     }
-    return new Store(etcd);
+    return new Store(etcd, options.hostCheck);
   }
 
   /** Closes watches, revokes host leases, then the connection. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// node build/js/remote-services/examples/macfilter/main.js --etcd ... (see --help).
-import { run } from '../../sdk';
+// The tutorial service's process, netcube-macfilter --etcd ... (see --help).
+import { run } from '@netcube/sdk';
 import macfilter from './service';
 
 run(macfilter, process.argv.slice(2));

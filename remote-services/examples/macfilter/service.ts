@@ -1,8 +1,8 @@
 // The control plane of macfilter cubes (the tutorial's; see remote-services/README.md).
-import type { MacFilterConfig__Output as Config } from '../../generated/netcube/macfilter/v1/MacFilterConfig';
-import { ConfigError, defineService } from '../../sdk';
-import { macBytes, macText } from '../../sdk/codec';
-import { parseFrame, parseMac } from '../../sdk/packet';
+import type { MacFilterConfig__Output as Config } from '@netcube/api/generated/netcube/macfilter/v1/MacFilterConfig';
+import { ConfigError, defineService } from '@netcube/sdk';
+import { macBytes, macText } from '@netcube/sdk/codec';
+import { parseFrame, parseMac } from '@netcube/sdk/packet';
 
 const macKey = (mac: string) => ({ mac: macBytes(mac), pad: 0 });
 

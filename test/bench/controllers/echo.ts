@@ -9,8 +9,8 @@
 // the latency sink at the far end (bpf/testdata/xdp_latency.bpf.c).
 
 import * as path from 'node:path';
+import { defineService, run } from '@netcube/sdk';
 import { DEFAULT_OBJECTS_DIR } from '../../../node-daemon/src/runtime/runtime';
-import { defineService, run } from '../../../remote-services/sdk';
 
 /** Why probe hands a packet over (any number: the controller does not look). */
 export const ECHO_REASON = 7;

@@ -13,12 +13,12 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NetcubeClient } from '../../../node-daemon/src/api/client';
+import { NetcubeClient } from '@netcube/api/grpc/client';
+import type { Chain } from '@netcube/api/chain';
+import { Store } from '@netcube/api/store';
 import { BpfMap } from '../../../node-daemon/src/bpf';
-import type { Chain } from '../../../node-daemon/src/chain';
 import { LOG_LEVELS } from '../../../node-daemon/src/runtime/abi';
 import { pinName } from '../../../node-daemon/src/runtime/host';
-import { Store } from '../../../node-daemon/src/store';
 import { NetcubedProcess } from '../../helpers/daemon';
 import { EtcdCluster } from '../../helpers/etcd';
 import { openTestbed, type Testbed } from '../../helpers/testbed';

@@ -2,8 +2,8 @@
 // and diffs are the chain module's; versions and history are the store's.
 
 import { readFileSync } from 'node:fs';
-import { Chain, ChainChange, diffChains, parseChain } from '../../chain';
-import { ChainHistoryEntry, NotFoundError } from '../../store';
+import { Chain, ChainChange, diffChains, parseChain } from '@netcube/api/chain';
+import { ChainHistoryEntry, NotFoundError } from '@netcube/api/store';
 import {
   Command,
   CommandFailed,

@@ -1,7 +1,7 @@
 // `get`: what etcd holds — chains, hosts, cubes with their status, cube types.
 
-import { formatChain } from '../../chain';
-import { CubeStatusEntry, StoredChain } from '../../store';
+import { formatChain } from '@netcube/api/chain';
+import { CubeStatusEntry, StoredChain } from '@netcube/api/store';
 import { Command, positionals, stringOption, UsageError } from '../command';
 import { some, table, when } from '../output';
 import { Session } from '../session';

@@ -2,9 +2,9 @@
 // merged. A daemon buffers lines while nobody listens, so `logs` without -f prints
 // what is waiting and returns once the hosts go quiet.
 
-import { LOG_LEVELS } from '../../chain';
-import { logLevelFromProto, logLevelToProto } from '../../api/convert';
-import type { LogLine } from '../../api/client';
+import { LOG_LEVELS } from '@netcube/api/chain';
+import { logLevelFromProto, logLevelToProto } from '@netcube/api/grpc/convert';
+import type { LogLine } from '@netcube/api/grpc/client';
 import { Command, CommandFailed, flag, stringOption, UsageError } from '../command';
 import { Connection } from '../daemons';
 import { some } from '../output';

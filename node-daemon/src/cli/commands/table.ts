@@ -2,8 +2,8 @@
 // values are JSON that the daemon encodes and decodes through the map's BTF (structs
 // as objects, enums by name, char arrays as strings), or hex bytes with --raw.
 
-import type { Entry } from '../../api/client';
-import type { Entry as EntryRequest } from '../../api/generated/netcube/v1/Entry';
+import type { Entry } from '@netcube/api/grpc/client';
+import type { Entry as EntryRequest } from '@netcube/api/generated/netcube/v1/Entry';
 import { Command, flag, positionals, stringOption, UsageError } from '../command';
 import { Connection } from '../daemons';
 import { plural, table as columns } from '../output';

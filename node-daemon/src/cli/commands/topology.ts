@@ -2,8 +2,8 @@
 // Cables between hosts are not visible to any one daemon: they come from the `via`
 // of the chains in etcd.
 
-import { StoredChain } from '../../store';
-import { parseEndpoint } from '../../chain';
+import { StoredChain } from '@netcube/api/store';
+import { parseEndpoint } from '@netcube/api/chain';
 import { Command, CommandFailed, positionals, stringOption } from '../command';
 import { Session } from '../session';
 import { topologyView, TopologyView } from '../wire';

@@ -2,8 +2,8 @@
 // cluster, through a daemon (which inspects the objects before they are stored).
 
 import { readFileSync } from 'node:fs';
-import { modeFromProto } from '../../api/convert';
-import type { CubeType } from '../../api/client';
+import { modeFromProto } from '@netcube/api/grpc/convert';
+import type { CubeType } from '@netcube/api/grpc/client';
 import { Command, positionals, stringOption, UsageError } from '../command';
 
 function readObject(file: string, flagName: string): Buffer {

@@ -1,0 +1,38 @@
+// The statuses of what only netcubed throws: the runtime's errors and the kernel's
+// (the verifier, a missing feature). Everything else maps in @netcube/api's
+// grpc/status.ts, which calls this classifier first.
+
+import * as grpc from '@grpc/grpc-js';
+import { ApiError, invalidArgument, type StatusOptions } from '@netcube/api/grpc/status';
+import { NotSupportedError, VerifierError } from '../bpf';
+import * as runtime from '../runtime/errors';
+
+const { status } = grpc;
+
+export function daemonErrors(err: unknown): ApiError | undefined {
+  if (err instanceof runtime.InvalidArgumentError) return invalidArgument(err.field, err.message);
+  if (err instanceof runtime.NotFoundError) return new ApiError(status.NOT_FOUND, err.message);
+  if (err instanceof runtime.AlreadyExistsError) return new ApiError(status.ALREADY_EXISTS, err.message);
+  if (err instanceof runtime.FailedPreconditionError) return new ApiError(status.FAILED_PRECONDITION, err.message);
+  if (err instanceof VerifierError) return new ApiError(status.FAILED_PRECONDITION, `the kernel's verifier rejected program ${err.program}: ${verifierTail(err.log)}`);
+  if (err instanceof NotSupportedError) return new ApiError(status.FAILED_PRECONDITION, `this host cannot do that: ${err.message}`);
+  return undefined;
+}
+
+/** How netcubed's API answers: the classifier above, and its name in INTERNAL statuses. */
+export const DAEMON_STATUS: StatusOptions = { server: 'netcubed', classify: daemonErrors };
+
+/** Runs `fn`; a runtime InvalidArgumentError it throws is reported as being about `field` of the request. */
+export function asField<T>(field: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof runtime.InvalidArgumentError) throw invalidArgument(field, err.message);
+    throw err;
+  }
+}
+
+/** The last lines of a verifier log, where the reason is. */
+export function verifierTail(log: string, lines = 4): string {
+  return log.trim().split('\n').slice(-lines).join(' | ');
+}
