@@ -2,7 +2,7 @@
 # Prepares a Debian 12 machine to build and run netcube, from one that has only
 # node, npm, python3 and g++: the Debian packages netcube needs (skipped when all are
 # installed), the npm dependencies, then the build (BPF objects, the native libbpf
-# binding, the TypeScript). Safe to run again: it does only what is missing, and the
+# binding, the TypeScript), and the commands on PATH. Safe to run again: it does only what is missing, and the
 # build is incremental. Run it as root (or with sudo available), from anywhere.
 #
 #   bash deploy/setup.sh            (or: npm run setup)
@@ -80,8 +80,22 @@ fi
 
 step "build: BPF objects, native binding, TypeScript"
 npm run build
-note "netcubed:   node $REPO/build/js/node-daemon/src/daemon/main.js"
-note "netcubectl: node $REPO/build/js/node-daemon/src/cli/main.js"
+
+# npm link puts each package's bin in npm's global bin directory, on PATH: netcubed and
+# netcubectl (this package), and every service's command (a workspace with a bin). The
+# links point into this checkout; running setup.sh in another checkout moves them there.
+step "commands on PATH"
+npm link --workspaces=false --no-audit --no-fund >/dev/null
+npm link --workspaces --no-audit --no-fund >/dev/null
+bin_dir="$(npm prefix -g)/bin"
+for command in netcubed netcubectl $(node -p 'require("./package.json").workspaces.map((w) => Object.keys(require(`./${w}/package.json`).bin ?? {})).flat().join(" ")'); do
+  [[ -x "$bin_dir/$command" ]] || die "$command is not in $bin_dir after npm link"
+  note "$command -> $(readlink -f "$bin_dir/$command")"
+done
+case ":$PATH:" in
+  *":$bin_dir:"*) ;;
+  *) note "warning: $bin_dir, where npm links commands, is not on PATH: add it" ;;
+esac
 
 step "ready"
 note "try the demo: npm run demo (three namespace-hosts and a chain across them)"

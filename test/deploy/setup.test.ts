@@ -1,7 +1,8 @@
 // deploy/setup.sh's decisions, on a copy of the script with apt-get, dpkg-query and
 // npm replaced by stubs that record how they were called: a fresh machine gets every
-// package without a prompt, then npm ci and the build; a machine that has everything
-// gets only the (incremental) build. The real installs cannot run in a test.
+// package without a prompt, then npm ci, the build and the commands linked onto PATH;
+// a machine that has everything gets only the (incremental) build and the links. The
+// real installs cannot run in a test.
 
 import test, { ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
@@ -18,6 +19,8 @@ const PACKAGES = [
   'etcd-server', 'etcd-client', 'iproute2', 'iperf3', 'iputils-ping', 'ethtool', 'containernetworking-plugins',
 ];
 
+const LINK = ['npm link --workspaces=false --no-audit --no-fund', 'npm link --workspaces --no-audit --no-fund', 'npm prefix -g'];
+
 interface Machine {
   dir: string;
   calls(): string[];
@@ -25,13 +28,15 @@ interface Machine {
 }
 
 /** A repository copy with setup.sh, and stubs; `installed` lists the packages dpkg knows. */
-function machine(t: ExecutionContext, installed: string[], lockfile = true): Machine {
+function machine(t: ExecutionContext, installed: string[], lockfile = true, linked = ['netcubed', 'netcubectl', 'netcube-svc']): Machine {
   const dir = mkdtempSync(join(tmpdir(), 'nct-setup-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(join(dir, 'deploy'));
   mkdirSync(join(dir, 'bin'));
   copyFileSync(join(REPO, 'deploy', 'setup.sh'), join(dir, 'deploy', 'setup.sh'));
-  writeFileSync(join(dir, 'package.json'), '{}\n');
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ workspaces: ['svc'] }));
+  mkdirSync(join(dir, 'svc'));
+  writeFileSync(join(dir, 'svc', 'package.json'), JSON.stringify({ bin: { 'netcube-svc': 'main.js' } }));
   if (lockfile) writeFileSync(join(dir, 'package-lock.json'), '{}\n');
   const log = join(dir, 'calls.log');
   const stub = (name: string, body: string) => {
@@ -40,7 +45,10 @@ function machine(t: ExecutionContext, installed: string[], lockfile = true): Mac
   };
   stub('dpkg-query', `pkg="\${!#}"; for p in ${installed.join(' ')}; do [[ $p == "$pkg" ]] && { printf 'install ok installed'; exit 0; }; done; exit 1`);
   stub('apt-get', `echo "apt-get DEBIAN_FRONTEND=$DEBIAN_FRONTEND $*" >> ${log}`);
-  stub('npm', `echo "npm $*" >> ${log}; [[ $1 == -v ]] && echo 10.0.0; [[ $1 == ci || $1 == install ]] && mkdir -p node_modules && echo '{}' > node_modules/.package-lock.json; exit 0`);
+  // npm link: the commands appear in the global prefix's bin, as npm makes them.
+  const prefix = join(dir, 'prefix');
+  const links = linked.map((c) => `touch ${prefix}/bin/${c}; chmod +x ${prefix}/bin/${c}`).join('; ');
+  stub('npm', `echo "npm $*" >> ${log}; [[ $1 == -v ]] && echo 10.0.0; [[ $1 == ci || $1 == install ]] && mkdir -p node_modules && echo '{}' > node_modules/.package-lock.json; [[ $1 == prefix ]] && echo ${prefix}; [[ $1 == link ]] && mkdir -p ${prefix}/bin && { ${links || 'true'}; }; exit 0`);
   return {
     dir,
     calls: () => {
@@ -73,20 +81,29 @@ test('a fresh machine: every package without prompts, then npm ci and the build'
     `apt-get DEBIAN_FRONTEND=noninteractive install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${PACKAGES.join(' ')}`,
     'npm ci --no-audit --no-fund',
     'npm run build',
+    ...LINK,
   ]);
   t.regex(res.stdout, /==> Debian packages\n {4}installing: clang llvm/);
+  t.regex(res.stdout, /==> commands on PATH\n {4}netcubed -> .*\n {4}netcubectl -> .*\n {4}netcube-svc -> /);
+});
+
+test('a command npm did not link is an error that names it', async t => {
+  const m = machine(t, PACKAGES, true, ['netcubed', 'netcubectl']);
+  const res = await m.run();
+  t.is(res.code, 1);
+  t.regex(res.stderr, /netcube-svc is not in .*prefix\/bin after npm link/);
 });
 
 test('run again with everything present: only the incremental build', async t => {
   const m = machine(t, PACKAGES);
   t.is((await m.run()).code, 0);
-  t.deepEqual(m.calls(), ['npm ci --no-audit --no-fund', 'npm run build']);
+  t.deepEqual(m.calls(), ['npm ci --no-audit --no-fund', 'npm run build', ...LINK]);
   // node_modules now matches the lockfile: the second run skips apt and npm ci.
   const future = new Date(Date.now() + 10_000);
   utimesSync(join(m.dir, 'node_modules', '.package-lock.json'), future, future);
   const again = await m.run();
   t.is(again.code, 0, again.stderr);
-  t.deepEqual(m.calls(), ['npm ci --no-audit --no-fund', 'npm run build', 'npm run build']);
+  t.deepEqual(m.calls(), ['npm ci --no-audit --no-fund', 'npm run build', ...LINK, 'npm run build', ...LINK]);
   t.regex(again.stdout, /all 16 present/);
   t.regex(again.stdout, /node_modules is up to date/);
 });
