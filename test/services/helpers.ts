@@ -52,6 +52,8 @@ export interface ServiceProcessOptions {
   leaseTtl?: number;
   resyncSeconds?: number;
   args?: string[];
+  /** The directory it runs in (where a definition's relative `objects` paths start). */
+  cwd?: string;
 }
 
 /** A remote service replica as a process, serving its config API on 127.0.0.1 (of its namespace). */
@@ -110,7 +112,7 @@ export class ServiceProcess {
     const command = o.netns ? ['nsenter', `--net=${o.netns.path}`, '--', process.execPath, ...args] : [process.execPath, ...args];
     fs.writeFileSync(this.logFile, '');
     const log = fs.openSync(this.logFile, 'a');
-    const child = spawn('/usr/bin/setpriv', ['--pdeathsig=KILL', '--', ...command], { stdio: ['ignore', log, log] });
+    const child = spawn('/usr/bin/setpriv', ['--pdeathsig=KILL', '--', ...command], { stdio: ['ignore', log, log], cwd: o.cwd });
     fs.closeSync(log);
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
