@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { Store } from '@netcube/api/store';
 import { hostCheck } from '../../node-daemon/src/chain';
+import { withoutAddon } from '../helpers/native';
 
 export const NETCUBECTL = resolve(__dirname, '../../node-daemon/src/cli/main.js');
 export const REPO = resolve(__dirname, '../../../..');
@@ -26,13 +27,17 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Called with the child once it runs, e.g. to signal it. */
   spawned?: (child: ChildProcess) => void;
+  /** As on a machine without the native addon (test/helpers/native.ts). */
+  withoutAddon?: boolean;
 }
 
 export function netcubectl(args: string[], options: RunOptions = {}): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...options.env };
     if (options.etcd) env.NETCUBE_ETCD = options.etcd.join(',');
-    const child = spawn(process.execPath, [NETCUBECTL, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const command = [process.execPath, NETCUBECTL, ...args];
+    const [file, ...argv] = options.withoutAddon ? withoutAddon(command) : command;
+    const child = spawn(file, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', chunk => (stdout += chunk));

@@ -15,6 +15,7 @@ import { parseChain } from '@netcube/api/chain';
 import type { Store } from '@netcube/api/store';
 import { ServiceClient } from '@netcube/sdk';
 import { EtcdBridge } from '../helpers/etcd-bridge';
+import { withoutAddon } from '../helpers/native';
 import type { Netns } from '../helpers/netns';
 
 const live = new Set<ServiceProcess>();
@@ -54,6 +55,8 @@ export interface ServiceProcessOptions {
   args?: string[];
   /** The directory it runs in (where a definition's relative `objects` paths start). */
   cwd?: string;
+  /** As on a machine without the native addon (test/helpers/native.ts). */
+  withoutAddon?: boolean;
 }
 
 /** A remote service replica as a process, serving its config API on 127.0.0.1 (of its namespace). */
@@ -109,7 +112,8 @@ export class ServiceProcess {
     if (o.tls?.cert) args.push('--tls-cert', o.tls.cert, '--tls-key', o.tls.key!);
     if (o.tls?.serverName) args.push('--tls-server-name', o.tls.serverName);
     args.push(...(o.args ?? []));
-    const command = o.netns ? ['nsenter', `--net=${o.netns.path}`, '--', process.execPath, ...args] : [process.execPath, ...args];
+    const node = o.withoutAddon ? withoutAddon([process.execPath, ...args]) : [process.execPath, ...args];
+    const command = o.netns ? ['nsenter', `--net=${o.netns.path}`, '--', ...node] : node;
     fs.writeFileSync(this.logFile, '');
     const log = fs.openSync(this.logFile, 'a');
     const child = spawn('/usr/bin/setpriv', ['--pdeathsig=KILL', '--', ...command], { stdio: ['ignore', log, log], cwd: o.cwd });
