@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import anyTest, { TestFn } from 'ava';
 import { ApiEnv, failsWith, openEnv, probeObjects, runCube, storedChain } from './setup';
+import { waitFor } from '../helpers/wait';
 
 const test = anyTest as TestFn<ApiEnv>;
 
@@ -131,11 +132,11 @@ test.serial('StreamLogs: a data-plane log line arrives, filtered by cube and lev
   const others = Promise.all([drain(other), drain(quiet)]);
   // The stream subscribes when the call arrives: run packets until a line comes.
   const pr = await client.getCube({ name: 'pr' });
-  for (let i = 0; i < 50 && lines.length === 0; i++) {
+  await waitFor('a log line on the stream', async () => {
     const res = await runCube(t.context, 'pr', 0);
     t.is(res.verdict, 'drop');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return lines.length > 0;
+  }, 5_000, 100);
   await reading;
   await others;
   t.is(lines.length, 1);
@@ -187,19 +188,9 @@ test.serial('ReplaceMicroCube: the new program runs, is kept in the chain, and a
   await daemon.waitConnected();
   const c = daemon.client();
   try {
-    for (let i = 0; i < 100; i++) {
-      const got = await c.getCube({ name: 'pr' }).catch(() => undefined);
-      if (got) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor('cube pr recreated', () => c.getCube({ name: 'pr' }), 10_000, 100);
     await c.putEntry({ table, entry: { keyJson: '0', valueJson: callMicro } });
-    let last;
-    for (let i = 0; i < 50; i++) {
-      last = await runCube({ ...t.context, client: c }, 'pr', 0);
-      if (last.md?.user[1] === 7) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    t.is(last?.md?.user[1], 7, 'the recreated cube runs the replaced micro-cube');
+    await waitFor('the recreated cube to run the replaced micro-cube', async () => (await runCube({ ...t.context, client: c }, 'pr', 0)).md?.user[1] === 7, 5_000, 100);
   } finally {
     c.close();
   }

@@ -8,6 +8,7 @@ import { startEtcd } from '../helpers/etcd';
 import { createNetns } from '../helpers/netns';
 import { defaultChainName } from '../../node-daemon/src/api/chain-edit';
 import { failsWith, probeObjects } from './setup';
+import { waitFor } from '../helpers/wait';
 
 test('reads work and writes fail UNAVAILABLE while etcd is down', async (t) => {
   t.timeout(120_000);
@@ -26,12 +27,7 @@ test('reads work and writes fail UNAVAILABLE while etcd is down', async (t) => {
   t.deepEqual(await client.getTopology(), topology);
   t.true((await client.listTypes()).types.length > 0);
   t.truthy(await client.listTables({ cube: 'fwd1' }));
-  let host = await client.getHost();
-  for (let i = 0; i < 100 && host.storeConnected; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    host = await client.getHost();
-  }
-  t.false(host.storeConnected, 'the host says etcd is away');
+  await waitFor('the host to say etcd is away', async () => !(await client.getHost()).storeConnected, 10_000, 100);
 
   // Writes: UNAVAILABLE, and nothing changes.
   await failsWith(t, client.createCube({ name: 'fwd2', type: 'simpleforwarder', ports: ['a'] }), 'UNAVAILABLE', { says: ['etcd'] });

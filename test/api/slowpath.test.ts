@@ -7,6 +7,8 @@ import anyTest, { TestFn } from 'ava';
 import { ApiCallError, DaemonMessage } from '@netcube/api/grpc/client';
 import { MAX_BATCH } from '../../node-daemon/src/api/slowpath';
 import { ApiEnv, frame, openEnv, probeObjects, runCube } from './setup';
+import { MAX_QUEUED } from '../../node-daemon/src/api/slowpath';
+import { waitFor } from '../helpers/wait';
 
 const test = anyTest as TestFn<ApiEnv>;
 
@@ -90,11 +92,14 @@ test.serial('a controller that reads too slowly loses packet-ins, and is told ho
   try {
     await next(it, 'welcome');
     // More than the session holds (its queue, and what gRPC buffers), while nothing
-    // is read; in two goes, so that the cube's slow-path token bucket refills.
-    for (let i = 0; i < 3; i++) {
-      await runCube(t.context, 'sp', 0, 8_000);
-      await new Promise((r) => setTimeout(r, 150));
-    }
+    // is read: runs of the cube until that many were handed over, however many runs
+    // the cube's slow-path token bucket takes to let them through.
+    await waitFor(
+      `over ${2 * MAX_QUEUED} packet-ins handed to the slow path`,
+      async () => (await runCube(t.context, 'sp', 0, 8_000), (await toController()) - before > 2 * MAX_QUEUED),
+      30_000,
+      20,
+    );
     const handed = (await toController()) - before;
     let received = 0;
     let dropped = 0;
@@ -136,7 +141,7 @@ test.serial('a batch of packet-outs enters the data plane in order; the bad ones
     err = (await next(it, 'packetOutError')).packetOutError!;
     t.is(err.id, '5');
     t.regex(err.message, /Ethernet frame of 14/);
-    for (let i = 0; i < 100 && (await drops()) < before + 3n; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor('the three good ones in the cube', async () => (await drops()) >= before + 3n, 5_000, 20);
     t.is(await drops(), before + 3n, 'the three good ones entered the cube');
     t.true(await session.drained().then(() => true));
   } finally {

@@ -4,6 +4,7 @@ import * as bpf from '../../node-daemon/src/bpf';
 import { allowedCpus } from '../helpers/cpus';
 import { createNetns, createVethPair } from '../helpers/netns';
 import { testObject } from './testdata';
+import { waitFor } from '../helpers/wait';
 
 /** An Ethernet + IPv4 + ICMP echo request frame from 10.99.0.1 to 10.99.0.2. */
 function echoRequest(): Buffer {
@@ -30,11 +31,6 @@ function xdpContext(frameLength: number, ifindex: number): Buffer {
   ctx.writeUInt32LE(frameLength, 4);   // data_end
   ctx.writeUInt32LE(ifindex, 12);      // ingress_ifindex
   return ctx;
-}
-
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 test('an XDP live-frames test run in a namespace transmits frames the peer XDP counter sees', async (t) => {
@@ -65,7 +61,7 @@ test('an XDP live-frames test run in a namespace transmits frames the peer XDP c
   const key = Buffer.alloc(4);
   key.writeUInt32LE(8);
   const requests = () => Number(counter.map('icmp_types').lookup(key)!.readBigUInt64LE());
-  await until(() => requests() >= frames, 5000);
+  await waitFor(`${frames} echo requests counted`, () => requests() >= frames, 5000, 10);
   t.is(requests(), frames);
 });
 

@@ -7,7 +7,8 @@ import { parse as parseYaml } from 'yaml';
 import { parseChain } from '@netcube/api/chain';
 import { Store } from '@netcube/api/store';
 import { startEtcd } from '../helpers/etcd';
-import { connectStore, netcubectl, registerTypes, scratch, twoHostChain, writeFile } from './run';
+import { waitFor } from '../helpers/wait';
+import { connectStore, netcubectl, registerTypes, RunOptions, scratch, twoHostChain, writeFile } from './run';
 
 async function cluster(t: Parameters<typeof startEtcd>[0]) {
   const etcd = await startEtcd(t);
@@ -15,6 +16,12 @@ async function cluster(t: Parameters<typeof startEtcd>[0]) {
   await registerTypes(store);
   const run = (args: string[], options: Parameters<typeof netcubectl>[1] = {}) => netcubectl(args, { etcd: etcd.endpoints, ...options });
   return { etcd, store, run, dir: scratch(t) };
+}
+
+/** What a running netcubectl has written to stderr so far: pass `options` to run(). */
+function stderrOf(): { options: RunOptions; text(): string } {
+  let text = '';
+  return { options: { spawned: child => child.stderr!.on('data', chunk => (text += chunk)) }, text: () => text };
 }
 
 /** Plays the hosts of `chain`: reports every cube applied (or `errors[cube]`) at its current version. */
@@ -106,17 +113,13 @@ test('apply: usage errors exit 2 and say what to do', async t => {
 test('apply --wait shows progress and exits 0 once every host has applied', async t => {
   const { run, dir, store } = await cluster(t);
   const file = writeFile(dir, 'demo.yaml', twoHostChain());
-  const applied = run(['apply', '-f', file, '--wait', '--timeout', '30s']);
-  // Play host1 first, then host2, once the chain is in etcd.
-  let current;
-  for (;;) {
-    current = await store.chains.get('demo').catch(() => undefined);
-    if (current) break;
-    await new Promise(r => setTimeout(r, 50));
-  }
-  await new Promise(r => setTimeout(r, 300));
+  const progress = stderrOf();
+  const applied = run(['apply', '-f', file, '--wait', '--timeout', '30s'], progress.options);
+  // Play host1 first, then host2, each once netcubectl shows it waits for it.
+  const current = await waitFor('chain demo in etcd', () => store.chains.get('demo'));
+  await waitFor('netcubectl waiting for both hosts', () => progress.text().includes('0/2 cubes applied'));
   await store.status.putStatus('host1', 'fwd1', { chain: 'demo', version: 1, revision: current.revision, state: 'applied' });
-  await new Promise(r => setTimeout(r, 300));
+  await waitFor('netcubectl to count host1', () => progress.text().includes('1/2 cubes applied'));
   await store.status.putStatus('host2', 'fwd2', { chain: 'demo', version: 1, revision: current.revision, state: 'applied' });
   const res = await applied;
   t.is(res.code, 0, res.stderr);
@@ -133,10 +136,7 @@ test('apply --wait prints the error each host reported, per cube, and exits 1', 
   const { run, dir, store } = await cluster(t);
   const file = writeFile(dir, 'demo.yaml', twoHostChain());
   const applied = run(['apply', '-f', file, '--wait', '--timeout', '30s', '-o', 'json']);
-  for (;;) {
-    if (await store.chains.get('demo').catch(() => undefined)) break;
-    await new Promise(r => setTimeout(r, 50));
-  }
+  await waitFor('chain demo in etcd', () => store.chains.get('demo'));
   await reportAll(store, 'demo', { fwd2: 'netdev left does not exist on host2' });
   const res = await applied;
   t.is(res.code, 1);
@@ -246,23 +246,18 @@ test('history, rollback and delete, with --wait', async t => {
   t.is((await run(['apply', '-f', writeFile(dir, 'v2.yaml', twoHostChain({ logLevel: 'debug' }))])).code, 0);
 
   const rollback = run(['rollback', 'demo', '--to', '1', '--wait', '--timeout', '30s']);
-  for (;;) {
-    if ((await store.chains.get('demo')).version === 3) break;
-    await new Promise(r => setTimeout(r, 50));
-  }
+  await waitFor('chain demo at version 3', async () => (await store.chains.get('demo')).version === 3);
   await reportAll(store, 'demo');
   const rolled = await rollback;
   t.is(rolled.code, 0, rolled.stderr);
   t.regex(rolled.stdout, /^chain demo rolled back to version 1 as version 3\nchain demo version 3 is applied on every host \(2 cubes\)\n$/);
 
   // Deleting waits until the hosts withdraw their reports.
-  const deleting = run(['delete', 'chain', 'demo', '--wait', '--timeout', '30s']);
-  for (;;) {
-    if (!(await store.chains.get('demo').catch(() => undefined))) break;
-    await new Promise(r => setTimeout(r, 50));
-  }
+  const removal = stderrOf();
+  const deleting = run(['delete', 'chain', 'demo', '--wait', '--timeout', '30s'], removal.options);
+  await waitFor('chain demo deleted', async () => !(await store.chains.get('demo').catch(() => undefined)));
   await store.status.deleteStatus('host1', 'fwd1');
-  await new Promise(r => setTimeout(r, 400));
+  await waitFor('netcubectl to count host1', () => removal.text().includes('1/2 cubes removed'));
   await store.status.deleteStatus('host2', 'fwd2');
   const deleted = await deleting;
   t.is(deleted.code, 0, deleted.stderr);

@@ -13,6 +13,7 @@ import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
 import { certificates, NetcubedProcess } from '../helpers/daemon';
 import { EtcdCluster } from '../helpers/etcd';
 import { createVethPair, Netns, newNetns } from '../helpers/netns';
+import { waitFor } from '../helpers/wait';
 import { netcubectl, RunOptions, scratch, writeFile } from './run';
 
 interface Env {
@@ -253,13 +254,20 @@ test.serial('logs prints the lines waiting on the hosts; -f follows until interr
 
   // Follow: lines arriving after the start, as JSON, until SIGINT.
   let child: ChildProcess | undefined;
+  let out = '';
   const following = netcubectl(['logs', '-f', '--level', 'info', '-o', 'json'], {
     etcd: t.context.etcd.endpoints,
-    spawned: c => (child = c),
+    spawned: c => {
+      child = c;
+      c.stdout!.on('data', chunk => (out += chunk));
+    },
   });
-  await new Promise(r => setTimeout(r, 1500));
+  const count = () => out.split('\n').filter(l => l.includes('"cube":"p1"')).length;
+  // It follows once the lines of a ping reach it; then three more pings, two lines each.
+  await waitFor('netcubectl logs -f following', async () => (await clients[0].ping('10.99.0.2', 1), count() > 0), 30_000, 200);
+  const before = count();
   await clients[0].ping('10.99.0.2', 3);
-  await new Promise(r => setTimeout(r, 1000));
+  await waitFor('the lines of three more pings', () => count() >= before + 6);
   child!.kill('SIGINT');
   const followed = await following;
   t.is(followed.code, 0, followed.stderr);

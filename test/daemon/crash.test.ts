@@ -16,21 +16,8 @@ import { pinName } from '../../node-daemon/src/runtime/host';
 import { attachments, runProgram } from '../helpers/dataplane';
 import { startEtcd } from '../helpers/etcd';
 import { streamFrame } from '../helpers/traffic';
-import {
-  applyAndWait,
-  cubeProgramId,
-  entryProgramId,
-  eventually,
-  isPass,
-  lineChain,
-  logMark,
-  openHost,
-  pinnedCubes,
-  pinnedNetdevs,
-  settle,
-  statusOf,
-  waitLog,
-} from './setup';
+import { applyAndWait, cubeProgramId, entryProgramId, isPass, lineChain, logMark, openHost, pinnedCubes, pinnedNetdevs, settle, statusOf, waitLog } from './setup';
+import { waitFor } from '../helpers/wait';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,7 +53,7 @@ test('kill -9 under traffic: zero loss, and the restarted daemon adopts, removes
   let whileDead = 0;
   const mark = logMark(h.daemon);
   try {
-    await eventually('the stream to get going', () => bed.received() > 50_000);
+    await waitFor('the stream to get going', () => bed.received() > 50_000);
     await h.daemon.kill();
     const atKill = bed.received();
 
@@ -76,7 +63,7 @@ test('kill -9 under traffic: zero loss, and the restarted daemon adopts, removes
     pinStray(path.join(h.bpffs, 'netdevs', pinName('nowhere0.xdp'), 'peer'));
     fs.rmSync(path.join(h.bpffs, 'cubes', pinName(`${before.cubes.c}-c`)), { recursive: true });
     fs.rmSync(path.join(h.bpffs, 'netdevs', pinName(`${x2}.xdp`), 'link'));
-    await eventually(`the XDP link on ${x2} to go with its last pin`, async () => (await attachments(h.bed.host.name, x2)).xdp === 0, 5_000);
+    await waitFor(`the XDP link on ${x2} to go with its last pin`, async () => (await attachments(h.bed.host.name, x2)).xdp === 0, 5_000);
 
     await sleep(1_000);
     whileDead = bed.received() - atKill;
@@ -107,7 +94,7 @@ test('kill -9 under traffic: zero loss, and the restarted daemon adopts, removes
     t.deepEqual((pass.detached as string[]).sort(), [`${x0}.xdp`, `${x1}.xdp`], "the deleted chain's entries were detached");
 
     const after = bed.received();
-    await eventually('the stream to go on after the restart', () => bed.received() > after + 50_000);
+    await waitFor('the stream to go on after the restart', () => bed.received() > after + 50_000);
   } finally {
     sent = await stream.stop();
   }
@@ -143,7 +130,7 @@ test('kill -9 under traffic: zero loss, and the restarted daemon adopts, removes
   t.is(Number(c.ports.find((p) => p.name === 'p0')!.stats!.rxPackets), 1, 'the test frame went through the recreated c');
 
   // Status: doomed's gone, the others applied.
-  await eventually('the status of the deleted chain to go', async () => Object.keys(await statusOf(h.store, 'doomed')).length === 0);
+  await waitFor('the status of the deleted chain to go', async () => Object.keys(await statusOf(h.store, 'doomed')).length === 0);
   t.deepEqual(Object.values(await statusOf(h.store, 'damaged')).map((s) => s.state), ['applied', 'applied']);
   t.true((await h.client.getHost()).storeConnected);
 });

@@ -10,21 +10,9 @@
 import test from 'ava';
 import { startEtcd } from '../helpers/etcd';
 import { startProxy } from '../helpers/tcp-proxy';
-import {
-  applyAndWait,
-  chain,
-  logMark,
-  logLines,
-  openHost,
-  pinnedCubes,
-  pinnedLogLevel,
-  sendThrough,
-  statusOf,
-  waitLog,
-  eventually,
-  isPass,
-} from './setup';
+import { applyAndWait, chain, logMark, logLines, openHost, pinnedCubes, pinnedLogLevel, sendThrough, statusOf, waitLog, isPass } from './setup';
 import type { Host } from './setup';
+import { waitFor } from '../helpers/wait';
 
 const METRICS = '127.0.0.1:9464';
 
@@ -80,7 +68,7 @@ test('started while etcd is down: runs from pinned state, serves reads, retries 
   t.deepEqual(await sendThrough(h.bed, 5_000), [5_000], 'the data plane forwards');
 
   // Retries, each after a longer wait than the one before.
-  await eventually('two failed attempts to reach etcd', () => logLines(h.daemon, mark).filter((l) => l.msg.startsWith('etcd unreachable')).length >= 2, 60_000, 200);
+  await waitFor('two failed attempts to reach etcd', () => logLines(h.daemon, mark).filter((l) => l.msg.startsWith('etcd unreachable')).length >= 2, 60_000, 200);
   const attempts = logLines(h.daemon, mark).filter((l) => l.msg.startsWith('etcd unreachable'));
   t.deepEqual(attempts.slice(0, 2).map((l) => l.attempt), [1, 2]);
   t.true((attempts[1].retryInMs as number) > (attempts[0].retryInMs as number), `backoff: ${attempts.map((l) => l.retryInMs).join(', ')} ms`);
@@ -97,7 +85,7 @@ test('started while etcd is down: runs from pinned state, serves reads, retries 
   proxy.restore();
   await h.store.status.waitApplied('edge', change.version, { timeoutMs: 60_000 });
   // The host registers itself (its lease) alongside: connected shortly, if not already.
-  await eventually('the host to say it is connected', async () => (await h.client.getHost()).storeConnected, 10_000);
+  await waitFor('the host to say it is connected', async () => (await h.client.getHost()).storeConnected, 10_000);
   t.is(await storeConnectedMetric(h), 1);
   const pass = await waitLog(h.daemon, isPass, { from: mark });
   t.deepEqual(pass.created, ['b'], 'the cube added meanwhile was created');

@@ -9,22 +9,8 @@ import { ifindex } from '../../node-daemon/src/bpf';
 import { slotOf } from '../../node-daemon/src/runtime/abi';
 import { startEtcd } from '../helpers/etcd';
 import { attachments } from '../helpers/dataplane';
-import {
-  Host,
-  applyAndWait,
-  chain,
-  cubeProgramId,
-  entryProgramId,
-  eventually,
-  lineChain,
-  openHost,
-  pinnedCubes,
-  pinnedLogLevel,
-  pinnedNetdevs,
-  pinnedPeer,
-  sendThrough,
-  statusOf,
-} from './setup';
+import { Host, applyAndWait, chain, cubeProgramId, entryProgramId, lineChain, openHost, pinnedCubes, pinnedLogLevel, pinnedNetdevs, pinnedPeer, sendThrough, statusOf } from './setup';
+import { waitFor } from '../helpers/wait';
 
 const FRAMES = 5_000;
 
@@ -116,8 +102,8 @@ test('a chain in etcd becomes kernel state, follows each change and goes with it
 
   // Deleted: nothing left of it, in the kernel, in the runtime, in the status.
   await h.store.chains.delete('demo');
-  await eventually('the status of the deleted chain to go', async () => Object.keys(await statusOf(h.store, 'demo')).length === 0);
-  await eventually('the pins to go', () => Object.keys(pinnedCubes(h.bpffs)).length === 0 && pinnedNetdevs(h.bpffs).length === 0);
+  await waitFor('the status of the deleted chain to go', async () => Object.keys(await statusOf(h.store, 'demo')).length === 0);
+  await waitFor('the pins to go', () => Object.keys(pinnedCubes(h.bpffs)).length === 0 && pinnedNetdevs(h.bpffs).length === 0);
   t.is((await attachments(h.bed.host.name, 'in0')).xdp, 0, 'nothing left on in0');
   t.deepEqual(await served(h), { cubes: [], links: [] });
   t.is((await h.client.getHost()).storeConnected, true);

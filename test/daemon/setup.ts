@@ -19,6 +19,7 @@ import { NetcubedProcess, startDaemon } from '../helpers/daemon';
 import type { EtcdCluster } from '../helpers/etcd';
 import { createTestbed, type Testbed } from '../helpers/testbed';
 import { hostCheck } from '../../node-daemon/src/chain';
+import { waitFor } from '../helpers/wait';
 
 export interface Host {
   bed: Testbed;
@@ -112,15 +113,6 @@ export async function applyAndWait(store: Store, c: Chain, timeoutMs = 60_000): 
   const r = await store.chains.apply(c);
   await store.status.waitApplied(c.metadata.name, r.version, { timeoutMs });
   return r;
-}
-
-/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
-export async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 /** The status entries in etcd about `chainName`, by cube. */
@@ -237,13 +229,7 @@ export function logMark(d: NetcubedProcess): number {
 
 /** Waits for the first line from `from` on that `match` accepts. */
 export async function waitLog(d: NetcubedProcess, match: (l: LogLine) => boolean, opts: { from?: number; timeoutMs?: number } = {}): Promise<LogLine> {
-  let found: LogLine | undefined;
-  await eventually(
-    `a log line of netcubed ${d.name}; its log:\n${d.logTail(30)}`,
-    () => (found = logLines(d, opts.from).find(match)) !== undefined,
-    opts.timeoutMs ?? 30_000,
-  );
-  return found!;
+  return waitFor(`a log line of netcubed ${d.name}; its log:\n${d.logTail(30)}`, () => logLines(d, opts.from).find(match), opts.timeoutMs ?? 30_000);
 }
 
 /** Lines a reconcile pass logs. */

@@ -16,6 +16,7 @@ import { NetcubeClient } from '@netcube/api/grpc/client';
 import { Runtime } from '../../node-daemon/src/runtime/runtime';
 import { EtcdBridge } from './etcd-bridge';
 import type { Netns } from './netns';
+import { waitFor } from './wait';
 
 const MAIN = path.resolve(__dirname, '../../node-daemon/src/daemon/main.js');
 const READY_WITHIN_MS = 30_000;
@@ -130,11 +131,7 @@ export class NetcubedProcess {
   async waitConnected(timeoutMs = 20_000): Promise<void> {
     const client = this.client();
     try {
-      const deadline = Date.now() + timeoutMs;
-      while (!(await client.getHost()).storeConnected) {
-        if (Date.now() > deadline) throw new Error(`netcubed ${this.name} did not reach etcd within ${timeoutMs} ms; its log:\n${this.logTail()}`);
-        await sleep(100);
-      }
+      await waitFor(`netcubed ${this.name} to reach etcd (its log: ${this.logFile})`, async () => (await client.getHost()).storeConnected, timeoutMs, 100);
     } finally {
       client.close();
     }

@@ -29,6 +29,7 @@
 // redirected would. Netcube takes them as they are; a program that assumes no
 // metadata on arrival does not.
 
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { ethernet, ipv4, parseIpv4, udp } from '@netcube/sdk/packet';
@@ -36,8 +37,53 @@ import * as bpf from '../../node-daemon/src/bpf';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
 import { allowedCpus } from './cpus';
 import type { Netns } from './netns';
+import { waitFor } from './wait';
 
 export const STREAM_PORT = 9;
+
+/** test/services/tcp-transfer.ts, run with node inside the pods' namespaces. */
+export const TRANSFER = path.resolve(__dirname, '../services/tcp-transfer.js');
+
+export interface TransferEnd {
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Sends `bytes` over TCP from namespace `from` to `to` (at `address`, port `port`),
+ * the sender started once the server listens; `during` runs while the transfer is
+ * under way. Resolves with what each end counted and hashed (received: null when
+ * the server got no connection).
+ */
+export async function tcpTransfer(
+  from: Netns,
+  to: Netns,
+  address: string,
+  bytes: number,
+  opts: { port?: number; chunk?: number; everyMs?: number; during?: () => Promise<void> } = {},
+): Promise<{ sent: TransferEnd; received: TransferEnd | null }> {
+  const port = String(opts.port ?? 5001);
+  const server = spawn('ip', ['netns', 'exec', to.name, process.execPath, TRANSFER, 'serve', '0.0.0.0', port], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let errors = '';
+  server.stdout.on('data', (d) => (out += d));
+  server.stderr.on('data', (d) => (errors += d));
+  const ended = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+  try {
+    await waitFor('the TCP server to listen', () => out.includes('listening') || (server.exitCode !== null && Promise.reject(new Error(errors))), 10_000, 20);
+    const args = [TRANSFER, 'send', address, port, String(bytes), String(opts.chunk ?? 65536), String(opts.everyMs ?? 0)];
+    const sending = from.exec(process.execPath, args, { timeoutMs: 90_000 });
+    await opts.during?.();
+    const sent = JSON.parse((await sending).stdout) as TransferEnd;
+    const late = setTimeout(() => server.kill('SIGKILL'), 10_000);
+    await ended;
+    clearTimeout(late);
+    const received = JSON.parse(out.split('\n').find((l) => l.startsWith('{')) ?? 'null') as TransferEnd | null;
+    return { sent, received };
+  } finally {
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+}
 
 const testObject = (name: string): string => path.join(DEFAULT_OBJECTS_DIR, 'testdata', `${name}.o`);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -2,6 +2,7 @@ import test from 'ava';
 import { ethernet, ipv4, udp } from '@netcube/sdk/packet';
 import { openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { createNetns } from '../helpers/netns';
+import { waitFor } from '../helpers/wait';
 
 const frame = ethernet({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', payload: ipv4({ src: '10.0.0.1', dst: '10.0.0.2', payload: udp({ sport: 1, dport: 2, payload: Buffer.from('hi') }) }) });
 
@@ -31,7 +32,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.true(rt.sendPacket({ cube: 'a', port: 'p0', direction: 'ingress', frame }));
     t.true(rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
     t.true(rt.sendPacket({ cube: 'a', port: 'p1', direction: 'egress', frame }));
-    for (let i = 0; i < 100 && rt.cube('b').portStats('q0').drops < 2n; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor('both packets at cube b', () => rt.cube('b').portStats('q0').drops >= 2n, 1_000, 10);
     t.is(rt.cube('a').portStats('p0').drops, 1n);
     t.is(rt.cube('b').portStats('q0').rxPackets, 2n);
     t.is(rt.cube('b').portStats('q0').drops, 2n);

@@ -13,16 +13,14 @@
 // The proof that the peer path is taken: a packet bpf_redirect sends out of pa2
 // counts as transmitted there; one that bpf_redirect_peer puts into pod2 does not.
 
-import * as path from 'node:path';
 import test from 'ava';
 import { decodePeer, type Peer } from '../../node-daemon/src/runtime/abi';
 import { describeNetdevs } from '../../node-daemon/src/runtime/netdev';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import { openRuntime } from '../helpers/dataplane';
 import { createNetns, createVethPair, type Netns } from '../helpers/netns';
-import { attachXdpPass, linkCounters } from '../helpers/traffic';
+import { attachXdpPass, linkCounters, tcpTransfer } from '../helpers/traffic';
 
-const TRANSFER = path.resolve(__dirname, '../services/tcp-transfer.js');
 
 function peerOf(rt: Runtime, cube: string, port: string): Peer {
   const c = rt.cube(cube);
@@ -87,10 +85,7 @@ test('tc: words to pods\' veths use bpf_redirect_peer, and pods talk through a T
 
   // TCP both ways through the bridge, every byte checked.
   const bytes = 8 << 20;
-  const server = pods[1].exec(process.execPath, [TRANSFER, 'serve', '0.0.0.0', '5001'], { timeoutMs: 60_000 });
-  await new Promise((r) => setTimeout(r, 300));
-  const sent = JSON.parse((await pods[0].exec(process.execPath, [TRANSFER, 'send', '10.98.0.2', '5001', String(bytes)], { timeoutMs: 60_000 })).stdout);
-  const received = JSON.parse((await server).stdout.split('\n').filter((l) => l.startsWith('{')).pop()!);
+  const { sent, received } = await tcpTransfer(pods[0], pods[1], '10.98.0.2', bytes);
   t.is(sent.bytes, bytes);
   t.deepEqual(received, sent);
 });

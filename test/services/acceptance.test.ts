@@ -7,12 +7,13 @@
 // daemon (kill -9) leaves the data plane running; restarted, the service
 // reconnects and resyncs. See testbed.ts for the topology.
 
-import { spawn } from 'node:child_process';
 import anyTest, { type TestFn } from 'ava';
 import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
 import { be32, derivedMac } from '@netcube/sdk/codec';
-import { waitFor } from './helpers';
-import { TRANSFER, TwoHosts, type PodName } from './testbed';
+
+import { TwoHosts, type PodName } from './testbed';
+import { linkCounters, tcpTransfer } from '../helpers/traffic';
+import { waitFor } from '../helpers/wait';
 
 // ava hands each test a shallow copy of the context: the testbed rides in it whole.
 const test = anyTest as TestFn<{ bed: TwoHosts }>;
@@ -40,33 +41,9 @@ async function ping(bed: TwoHosts, from: PodName, to: string, count: number, ext
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out: r.stdout };
 }
 
-/**
- * Sends `bytes` over TCP from pod `from` to pod `to` (port `port`); `during` runs
- * while the transfer is under way. Resolves with what each end counted and hashed.
- */
-async function transfer(bed: TwoHosts, from: PodName, to: PodName, bytes: number, opts: { port?: number; chunk?: number; everyMs?: number; during?: () => Promise<void> } = {}) {
-  const port = String(opts.port ?? 5001);
-  const server = spawn('ip', ['netns', 'exec', bed.pods[to].ns.name, process.execPath, TRANSFER, 'serve', '0.0.0.0', port], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let errors = '';
-  server.stdout.on('data', (d) => (out += d));
-  server.stderr.on('data', (d) => (errors += d));
-  const ended = new Promise<void>((resolve) => server.once('exit', () => resolve()));
-  try {
-    await waitFor('the TCP server to listen', () => out.includes('listening') || (server.exitCode !== null && Promise.reject(new Error(errors))), 10_000, 20);
-    const args = [TRANSFER, 'send', bed.pods[to].address, port, String(bytes), String(opts.chunk ?? 65536), String(opts.everyMs ?? 0)];
-    const sending = bed.pods[from].ns.exec(process.execPath, args, { timeoutMs: 90_000 });
-    await opts.during?.();
-    const sent = JSON.parse((await sending).stdout) as { bytes: number; sha256: string };
-    const late = setTimeout(() => server.kill('SIGKILL'), 10_000);
-    await ended;
-    clearTimeout(late);
-    const received = JSON.parse(out.split('\n').find((l) => l.startsWith('{')) ?? 'null') as { bytes: number; sha256: string } | null;
-    return { sent, received };
-  } finally {
-    if (server.exitCode === null) server.kill('SIGKILL');
-  }
-}
+/** tcpTransfer between two pods of the testbed. */
+const transfer = (bed: TwoHosts, from: PodName, to: PodName, bytes: number, opts: Parameters<typeof tcpTransfer>[4] = {}) =>
+  tcpTransfer(bed.pods[from].ns, bed.pods[to].ns, bed.pods[to].address, bytes, opts);
 
 const daemonClient = (bed: TwoHosts, h: 'a' | 'b'): NetcubeClient => bed.hosts[h].daemon.client();
 
@@ -153,7 +130,9 @@ test.serial('the router control plane killed: established flows go on; restarted
     chunk: 64 << 10,
     everyMs: 50,
     during: async () => {
-      await new Promise((r) => setTimeout(r, 500));
+      // Killed once the transfer is under way: b1 has received a hundred of its packets.
+      const base = (await linkCounters(bed.pods.b1.ns, 'eth0')).rxPackets;
+      await waitFor('the transfer under way', async () => (await linkCounters(bed.pods.b1.ns, 'eth0')).rxPackets >= base + 100, 10_000, 20);
       await bed.router.kill();
     },
   });
@@ -186,8 +165,9 @@ test.serial('a daemon killed (kill -9): its data plane forwards on; restarted, t
   const hostB = bed.hosts.b;
   const before = (await hostOf(bed, hostB.name))!;
   t.is((await ping(bed, 'a2', bed.pods.b2.address, 3)).received, 3, 'the flow is established');
+  const base = (await linkCounters(bed.pods.b2.ns, 'eth0')).rxPackets;
   const pinging = ping(bed, 'a2', bed.pods.b2.address, 30);
-  await new Promise((r) => setTimeout(r, 500));
+  await waitFor('the pings under way', async () => (await linkCounters(bed.pods.b2.ns, 'eth0')).rxPackets >= base + 3, 10_000, 20);
   await hostB.daemon.kill();
   await waitFor('the service to see host b gone', async () => !(await hostOf(bed, hostB.name))!.connected, 10_000);
   const p = await pinging;

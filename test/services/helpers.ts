@@ -1,6 +1,6 @@
 // What the service tests share: remote-service processes (in a namespace of their
 // own, or the test's), chains written in YAML, certificates for daemons reached
-// over a management network, and polling.
+// over a management network.
 //
 // A service process runs with a parent-death signal, so a worker that dies takes
 // it along; stop()/kill() go by its pid, and cleanup happens in the test's teardown.
@@ -9,36 +9,19 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
 import { parseChain } from '@netcube/api/chain';
 import type { Store } from '@netcube/api/store';
 import { ServiceClient } from '@netcube/sdk';
 import { EtcdBridge } from '../helpers/etcd-bridge';
 import { withoutAddon } from '../helpers/native';
+import { waitFor } from '../helpers/wait';
 import type { Netns } from '../helpers/netns';
 
 const live = new Set<ServiceProcess>();
 process.once('exit', () => {
   for (const s of live) s.killNow();
 });
-
-/** Polls `check` until it returns something other than undefined/false; throws after `timeoutMs` saying `what`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v as T;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 export interface ServiceProcessOptions {
   /** bridge, router, or a path to a main.js. */

@@ -17,7 +17,8 @@ import { ServiceClient } from '@netcube/sdk';
 import { NetcubedProcess } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { createNetns, Netns } from '../helpers/netns';
-import { applyChain, managementCertificates, startServiceProcess, waitFor } from './helpers';
+import { applyChain, managementCertificates, startServiceProcess } from './helpers';
+import { waitFor } from '../helpers/wait';
 
 const REPO = path.resolve(__dirname, '../../../..');
 const PACKAGES = ['proto', 'remote-services/sdk', 'remote-services/examples/macfilter'];

@@ -11,7 +11,8 @@ import { startDaemon } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { ADDON, withoutAddon } from '../helpers/native';
 import { createNetns, Netns } from '../helpers/netns';
-import { applyChain, startServiceProcess, waitFor } from './helpers';
+import { applyChain, startServiceProcess } from './helpers';
+import { waitFor } from '../helpers/wait';
 
 test('netcubectl and the bridge service work with the native addon unloadable', async (t) => {
   // The wrapper really hides the addon: loading it fails there, and only there.

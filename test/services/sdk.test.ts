@@ -15,7 +15,8 @@ import { be32, macBytes } from '@netcube/sdk/codec';
 import { NetcubedProcess, startDaemon } from '../helpers/daemon';
 import { createHostNetns } from '../helpers/dataplane';
 import { EtcdCluster, startEtcd } from '../helpers/etcd';
-import { applyChain, startServiceProcess, waitFor } from './helpers';
+import { applyChain, startServiceProcess } from './helpers';
+import { waitFor } from '../helpers/wait';
 
 // ------------------------------------------------------------------- config
 

@@ -21,7 +21,8 @@ import { startDaemon, type NetcubedProcess } from '../helpers/daemon';
 import { freePorts, startEtcd } from '../helpers/etcd';
 import { createNetns, createVethPair } from '../helpers/netns';
 import { createGenerator, streamFrame } from '../helpers/traffic';
-import { applyChain, waitFor } from './helpers';
+import { applyChain } from './helpers';
+import { waitFor } from '../helpers/wait';
 
 const REASON = 7;
 

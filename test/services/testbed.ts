@@ -12,7 +12,6 @@
 // Every namespace, process and certificate goes in close(), also after a failure.
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Store } from '@netcube/api/store';
 import { ServiceClient } from '@netcube/sdk';
 import { NetcubedProcess } from '../helpers/daemon';
@@ -20,7 +19,8 @@ import { EtcdCluster } from '../helpers/etcd';
 import { EtcdBridge } from '../helpers/etcd-bridge';
 import { Netns, newNetns } from '../helpers/netns';
 import { attachXdpPass } from '../helpers/traffic';
-import { applyChain, managementCertificates, ManagementCertificates, ServiceProcess, waitFor } from './helpers';
+import { applyChain, managementCertificates, ManagementCertificates, ServiceProcess } from './helpers';
+import { waitFor } from '../helpers/wait';
 
 export type Mode = 'tc' | 'xdp';
 export type HostName = 'a' | 'b';
@@ -42,7 +42,6 @@ export interface Host {
 }
 
 export const API_PORT = 7400;
-export const TRANSFER = path.resolve(__dirname, 'tcp-transfer.js');
 
 const SUBNET = { a: '10.1.0', b: '10.2.0' } as const;
 const MGMT = { a: '10.77.1', b: '10.77.2' } as const;

@@ -16,7 +16,8 @@ import { ServiceClient, startService } from '@netcube/sdk';
 import { startDaemon } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { createNetns } from '../helpers/netns';
-import { applyChain, waitFor } from './helpers';
+import { applyChain } from './helpers';
+import { waitFor } from '../helpers/wait';
 
 const REPO = path.resolve(__dirname, '../../../..');
 

@@ -5,8 +5,10 @@
 
 import anyTest, { type TestFn } from 'ava';
 import type { NetcubeClient } from '@netcube/api/grpc/client';
-import { waitFor } from './helpers';
-import { TRANSFER, TwoHosts, type PodName } from './testbed';
+
+import { TwoHosts, type PodName } from './testbed';
+import { tcpTransfer } from '../helpers/traffic';
+import { waitFor } from '../helpers/wait';
 
 const test = anyTest as TestFn<{ bed: TwoHosts }>;
 
@@ -52,10 +54,7 @@ test.serial('pods across hosts: ARP through the bridge\'s and the router\'s cont
   const { bed } = t.context;
   const p = await ping(bed, 'a2', bed.pods.b1.address, 5);
   t.is(p.received, 5, p.out);
-  const server = bed.pods.b1.ns.exec(process.execPath, [TRANSFER, 'serve', '0.0.0.0', '5001'], { timeoutMs: 60_000 });
-  await new Promise((r) => setTimeout(r, 300));
-  const sent = JSON.parse((await bed.pods.a2.ns.exec(process.execPath, [TRANSFER, 'send', bed.pods.b1.address, '5001', String(2 << 20)], { timeoutMs: 60_000 })).stdout);
-  const received = JSON.parse((await server).stdout.split('\n').find((l) => l.startsWith('{'))!);
+  const { sent, received } = await tcpTransfer(bed.pods.a2.ns, bed.pods.b1.ns, bed.pods.b1.address, 2 << 20);
   t.deepEqual(received, sent);
 });
 

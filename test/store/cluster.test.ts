@@ -4,7 +4,8 @@ import { Chain } from '@netcube/api/chain';
 import { HostLease, RetryEvent, Store, StoredChain } from '@netcube/api/store';
 import { demo } from '../chain/fixtures';
 import { EtcdCluster, startEtcd } from '../helpers/etcd';
-import { connect, elf, eventually, record, registerTypes } from './setup';
+import { connect, elf, record, registerTypes } from './setup';
+import { waitFor } from '../helpers/wait';
 
 /** The index of the member that leads the cluster now. */
 async function leader(etcd: EtcdCluster): Promise<number> {
@@ -77,7 +78,7 @@ test('with one member of three down, every operation still works', async t => {
   await exercise(t, store, 2, lease);
   await etcd.restart(follower);
 
-  await eventually('every chain event', () => events.length === 6);
+  await waitFor('every chain event', () => events.length === 6);
   t.deepEqual(events, ['put demo v1', 'delete demo', 'put demo v3', 'put demo v4', 'delete demo', 'put demo v6']);
   t.is(lease.state, 'alive');
   t.log(`${retries.length} calls retried`);

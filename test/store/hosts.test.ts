@@ -4,7 +4,8 @@ import test from 'ava';
 import { hostKey, HostRegistration, RegisteredHost, StoreError, ValidationError } from '@netcube/api/store';
 import { startEtcd } from '../helpers/etcd';
 import { startProxy } from '../helpers/tcp-proxy';
-import { connect, eventually, rawClient, record } from './setup';
+import { connect, rawClient, record } from './setup';
+import { waitFor } from '../helpers/wait';
 
 function registration(name: string): HostRegistration {
   return { name, endpoints: ['127.0.0.1:7400'], startedAt: new Date().toISOString(), kernel: '6.1.0', features: ['xdp', 'tc'] };
@@ -24,12 +25,12 @@ test('register, list, watch; close removes the registration at once', async t =>
   t.truthy(lease.leaseId);
   const [host] = await store.hosts.listHosts();
   t.like(host, { name: 'host1', endpoints: ['127.0.0.1:7400'], kernel: '6.1.0', features: ['xdp', 'tc'] });
-  await eventually('the put', () => events.length === 1);
+  await waitFor('the put', () => events.length === 1);
 
   await lease.close();
   t.is(lease.state, 'closed');
   // Well before the 30 s TTL: the lease was revoked.
-  await eventually('the delete', () => events.length === 2, 5000);
+  await waitFor('the delete', () => events.length === 2, 5000);
   t.deepEqual(events, ['put host1 127.0.0.1:7400', 'delete host1']);
   t.deepEqual(await store.hosts.listHosts(), []);
 });
@@ -48,7 +49,7 @@ test('a lease lost behind a network cut expires, and the host registers again on
   const [reason] = await lost;
   t.is(lease.state, 'lost');
   t.true(reason.recoverable, reason.message);
-  await eventually('etcd expiring the lease', async () => !(await present()), 10_000);
+  await waitFor('etcd expiring the lease', async () => !(await present()), 10_000);
 
   const recovered = once(lease, 'recovered') as Promise<[{ leaseId: string; newLease: boolean }]>;
   proxy.restore();

@@ -1,7 +1,6 @@
 // What the store tests share: stores and raw etcd clients closed in teardown, the
-// fixture types registered, and waiting for something to become true.
+// fixture types registered.
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
 import { PrefixWatch, Store, StoreOptions } from '@netcube/api/store';
@@ -35,15 +34,6 @@ export async function registerTypes(store: Store): Promise<void> {
   for (const type of TYPES) {
     const objects = Object.fromEntries(type.modes.map(mode => [mode, elf(`${type.name}.${mode}`)]));
     await store.types.putType({ ...type, objects });
-  }
-}
-
-/** Polls `check` until it holds, failing with `what` after `timeoutMs`. */
-export async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
   }
 }
 

@@ -10,7 +10,8 @@ import {
 } from '@netcube/api/store';
 import { demo } from '../chain/fixtures';
 import { EtcdCluster } from '../helpers/etcd';
-import { eventually, registerTypes } from './setup';
+import { registerTypes } from './setup';
+import { waitFor } from '../helpers/wait';
 
 const test = anyTest as TestFn<{ etcd: EtcdCluster; store: Store; raw: Etcd3 }>;
 
@@ -57,13 +58,13 @@ test.serial('waitApplied follows the reports and resolves when every cube is app
 
   const progress: WaitProgress[] = [];
   const waiting = store.status.waitApplied('demo', version, { timeoutMs: 20_000, onProgress: p => progress.push(p) });
-  await eventually('the first progress', () => progress.length === 1);
+  await waitFor('the first progress', () => progress.length === 1);
   t.deepEqual(progress[0], { done: 0, total: 4, pending: ['host1/fwd1', 'host1/fwd2', 'host2/fwd3', 'host1/ddos1'], failures: [] });
 
   await store.status.putStatus('host1', 'fwd1', applied(version, revision));
   await store.status.putStatus('host1', 'fwd2', applied(1, old.revision)); // the old version: still pending
   await store.status.putStatus('host1', 'ddos1', applied(version, revision));
-  await eventually('two done', () => progress.at(-1)?.done === 2);
+  await waitFor('two done', () => progress.at(-1)?.done === 2);
   t.deepEqual(progress.at(-1)!.pending, ['host1/fwd2', 'host2/fwd3']);
 
   await store.status.putStatus('host1', 'fwd2', applied(version, revision));

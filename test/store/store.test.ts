@@ -1,9 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { RetryEvent, Store, StoreClosedError, StoreUnavailableError } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
 import { demo } from '../chain/fixtures';
 import { freePorts, startEtcd } from '../helpers/etcd';
+import { waitFor } from '../helpers/wait';
 import { connect, registerTypes } from './setup';
 
 test('backoff doubles up to its ceiling, with jitter in the upper half of each step', t => {
@@ -41,7 +41,7 @@ test('a call made while etcd is down waits for it to come back', async t => {
   await etcd.kill(0);
 
   const applying = store.chains.apply(demo());
-  await sleep(1500);
+  await waitFor('the call retrying', () => retries.length >= 1);
   await etcd.restart(0);
   t.like(await applying, { version: 1 });
   t.true(retries.length >= 1, 'the caller was told about the retries');
@@ -51,10 +51,11 @@ test('a call made while etcd is down waits for it to come back', async t => {
 
 test('closing the store ends pending calls with StoreClosedError', async t => {
   const etcd = await startEtcd(t);
-  const store = await Store.connect({ endpoints: etcd.endpoints });
+  const retries: RetryEvent[] = [];
+  const store = await Store.connect({ endpoints: etcd.endpoints, onRetry: e => retries.push(e) });
   await etcd.kill(0);
   const reading = store.chains.list();
-  await sleep(300);
+  await waitFor('the call pending, retrying', () => retries.length >= 1);
   await store.close();
   await t.throwsAsync(reading, { instanceOf: StoreClosedError });
   await t.throwsAsync(store.chains.list(), { instanceOf: StoreClosedError });

@@ -4,7 +4,8 @@ import { StoredChain } from '@netcube/api/store';
 import { line } from '../chain/fixtures';
 import { startEtcd } from '../helpers/etcd';
 import { startProxy } from '../helpers/tcp-proxy';
-import { connect, currentRevision, eventually, rawClient, record, registerTypes } from './setup';
+import { connect, currentRevision, rawClient, record, registerTypes } from './setup';
+import { waitFor } from '../helpers/wait';
 
 const version = (c: StoredChain) => `v${c.version}`;
 
@@ -25,12 +26,12 @@ test('a watch lists what exists, then follows puts and deletes', async t => {
   const events = record(watch, version);
   await watch.whenSynced();
   t.deepEqual(events, ['put a v1']);
-  await eventually('the watch stream', () => watch.state === 'watching');
+  await waitFor('the watch stream', () => watch.state === 'watching');
 
   await store.chains.apply(edition('a', 2));
   await store.chains.apply(edition('b', 1));
   await store.chains.delete('a');
-  await eventually('the delete', () => events.length === 4);
+  await waitFor('the delete', () => events.length === 4);
   t.deepEqual(events, ['put a v1', 'put a v2', 'put b v1', 'delete a']);
   watch.close();
   t.is(watch.state, 'closed');
@@ -47,13 +48,13 @@ test('a watch survives an etcd restart without losing or repeating events', asyn
   await watch.whenSynced();
 
   for (let n = 1; n <= 3; n++) await store.chains.apply(edition('a', n));
-  await eventually('v3 before the crash', () => events.includes('put a v3'));
+  await waitFor('v3 before the crash', () => events.includes('put a v3'));
   await etcd.kill(0);
   await etcd.restart(0);
   for (let n = 4; n <= 6; n++) await store.chains.apply(edition('a', n));
   await store.chains.delete('a');
 
-  await eventually('the delete after the restart', () => events.includes('delete a'));
+  await waitFor('the delete after the restart', () => events.includes('delete a'));
   t.deepEqual(events, ['put a v1', 'put a v2', 'put a v3', 'put a v4', 'put a v5', 'put a v6', 'delete a']);
   t.true(disconnects >= 1, 'the restart was noticed');
 });
@@ -70,7 +71,7 @@ test('after a network cut a watch delivers what happened meanwhile, once', async
 
   await writer.chains.apply(edition('a', 1));
   await writer.chains.apply(edition('b', 1));
-  await eventually('the first puts', () => events.length === 2);
+  await waitFor('the first puts', () => events.length === 2);
 
   proxy.cut();
   for (let n = 2; n <= 5; n++) await writer.chains.apply(edition('a', n));
@@ -78,9 +79,9 @@ test('after a network cut a watch delivers what happened meanwhile, once', async
   await writer.chains.apply(edition('c', 1));
   proxy.restore();
 
-  await eventually('the changes made during the cut', () => events.includes('put c v1'));
+  await waitFor('the changes made during the cut', () => events.includes('put c v1'));
   await writer.chains.apply(edition('a', 6));
-  await eventually('a change after the cut', () => events.includes('put a v6'));
+  await waitFor('a change after the cut', () => events.includes('put a v6'));
   t.deepEqual(events, ['put a v1', 'put b v1', 'put a v2', 'put a v3', 'put a v4', 'put a v5', 'delete b', 'put c v1', 'put a v6']);
 });
 
@@ -110,13 +111,13 @@ test('when etcd compacted the history it missed, a watch lists again and emits o
   await raw.kv.compact({ revision: await currentRevision(raw), physical: true });
   proxy.restore();
 
-  await eventually('the re-list', () => syncs === 2);
+  await waitFor('the re-list', () => syncs === 2);
   // v2 of a is gone with the history; c did not change and is not repeated.
   t.deepEqual(events.slice(3), ['put a v3', 'put d v1', 'delete b']);
   t.deepEqual(deletes, [1], 'the delete carries the last value the watch saw');
 
   await writer.chains.apply(edition('c', 2));
-  await eventually('a change after the re-list', () => events.includes('put c v2'));
+  await waitFor('a change after the re-list', () => events.includes('put c v2'));
   t.is(events.length, 7);
 });
 
@@ -133,13 +134,13 @@ test('a value that is not a chain is skipped and reported', async t => {
   await watch.whenSynced();
 
   await raw.put('/netcube/v1/chains/junk').value('{not json');
-  await eventually('the junk reported', () => invalid.length === 1);
+  await waitFor('the junk reported', () => invalid.length === 1);
   t.deepEqual(invalid, ['junk: value at /netcube/v1/chains/junk is not JSON: it was not written by netcube; delete or repair it with etcdctl']);
   // Applies refuse to validate against a cluster they cannot read, and say why.
   await t.throwsAsync(store.chains.apply(edition('a', 2)), { message: /chains\/junk is not JSON/ });
 
   await raw.delete().key('/netcube/v1/chains/junk');
   await store.chains.apply(edition('a', 2));
-  await eventually('the watch going on', () => events.length === 3);
+  await waitFor('the watch going on', () => events.length === 3);
   t.deepEqual(events, ['put a v1', 'delete junk', 'put a v2']);
 });

@@ -39,10 +39,11 @@ import { EtcdCluster } from '../../helpers/etcd';
 import { allowedCpus } from '../../helpers/cpus';
 import { createVethPair, newNetns, type Netns } from '../../helpers/netns';
 import { Generator, STREAM_PORT } from '../../helpers/traffic';
-import { ServiceProcess, waitFor } from '../../services/helpers';
+import { ServiceProcess } from '../../services/helpers';
 import { ECHO_MAGIC } from '../controllers/echo';
 import { loadBaseline } from '../baseline';
 import type { Result, Suite, SuiteContext } from '../report';
+import { waitFor } from '../../helpers/wait';
 
 const execFileAsync = promisify(execFile);
 const PACER = path.resolve(__dirname, '../pace-frames.js');
