@@ -30,6 +30,8 @@ function files(dir, ext) {
   if (!fs.existsSync(abs)) return [];
   return fs
     .readdirSync(abs, { withFileTypes: true })
+    // build/ holds a package's compiled output (its .d.ts too), not its sources.
+    .filter((e) => !(e.isDirectory() && (e.name === 'build' || e.name === 'node_modules')))
     .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name), ext) : e.name.endsWith(ext) ? [path.join(dir, e.name)] : []));
 }
 
