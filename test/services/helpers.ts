@@ -189,6 +189,20 @@ export async function startServiceProcess(t: ExecutionContext, opts: ServiceProc
   return s;
 }
 
+/** A chain of one cube on `host` whose two ports are linked to two netdevs of the host. */
+export function oneCubeChain(chain: string, cube: { name: string; type: string; host: string }, ports: [string, string], netdevs: [string, string]): string {
+  return `apiVersion: netcube/v1
+kind: Chain
+metadata: { name: ${chain} }
+spec:
+  cubes:
+    - { name: ${cube.name}, host: ${cube.host}, type: ${cube.type}, mode: tc, ports: [${ports.join(', ')}] }
+  links:
+    - { from: ${cube.name}:${ports[0]}, to: netdev:${netdevs[0]} }
+    - { from: ${cube.name}:${ports[1]}, to: netdev:${netdevs[1]} }
+`;
+}
+
 /** Applies a chain given as YAML; returns its new version. */
 export async function applyChain(store: Store, yaml: string): Promise<number> {
   return (await store.chains.apply(parseChain(yaml))).version;

@@ -17,7 +17,7 @@ import { ServiceClient } from '@netcube/sdk';
 import { NetcubedProcess } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { createNetns, Netns } from '../helpers/netns';
-import { applyChain, managementCertificates, startServiceProcess } from './helpers';
+import { applyChain, managementCertificates, oneCubeChain, startServiceProcess } from './helpers';
 import { waitFor } from '../helpers/wait';
 
 const REPO = path.resolve(__dirname, '../../../..');
@@ -181,19 +181,7 @@ test('the SDK packed, installed elsewhere without native tools or the network, r
   const chains = await Store.connect({ endpoints: etcd.endpoints });
   t.teardown(() => chains.close());
   await waitFor('the type registered by the service', async () => (await chains.types.listTypes()).some((type) => type.name === 'macfilter'));
-  await applyChain(
-    chains,
-    `apiVersion: netcube/v1
-kind: Chain
-metadata: { name: installed }
-spec:
-  cubes:
-    - { name: mf, host: ${daemon.name}, type: macfilter, mode: tc, ports: [left, right] }
-  links:
-    - { from: mf:left, to: netdev:l0 }
-    - { from: mf:right, to: netdev:r0 }
-`,
-  );
+  await applyChain(chains, oneCubeChain('installed', { name: 'mf', type: 'macfilter', host: daemon.name }, ['left', 'right'], ['l0', 'r0']));
   const api: ServiceClient = service.client();
   t.teardown(() => api.close());
   await waitFor('the cube ready', async () => {

@@ -11,7 +11,7 @@ import { startDaemon } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { ADDON, withoutAddon } from '../helpers/native';
 import { createNetns, Netns } from '../helpers/netns';
-import { applyChain, startServiceProcess } from './helpers';
+import { applyChain, oneCubeChain, startServiceProcess } from './helpers';
 import { waitFor } from '../helpers/wait';
 
 test('netcubectl and the bridge service work with the native addon unloadable', async (t) => {
@@ -37,19 +37,7 @@ test('netcubectl and the bridge service work with the native addon unloadable', 
   await daemon.waitConnected();
   const store = await Store.connect({ endpoints: etcd.endpoints });
   t.teardown(() => store.close());
-  await applyChain(
-    store,
-    `apiVersion: netcube/v1
-kind: Chain
-metadata: { name: pods }
-spec:
-  cubes:
-    - { name: br1, host: ${daemon.name}, type: bridge, mode: tc, ports: [p1, p2] }
-  links:
-    - { from: br1:p1, to: netdev:p1 }
-    - { from: br1:p2, to: netdev:p2 }
-`,
-  );
+  await applyChain(store, oneCubeChain('pods', { name: 'br1', type: 'bridge', host: daemon.name }, ['p1', 'p2'], ['p1', 'p2']));
 
   const service = await startServiceProcess(t, { service: 'bridge', etcd: etcd.endpoints, name: 'bridge-1', withoutAddon: true });
   const api = service.client();

@@ -16,7 +16,7 @@ import { ServiceClient, startService } from '@netcube/sdk';
 import { startDaemon } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { createNetns } from '../helpers/netns';
-import { applyChain } from './helpers';
+import { applyChain, oneCubeChain } from './helpers';
 import { waitFor } from '../helpers/wait';
 
 const REPO = path.resolve(__dirname, '../../../..');
@@ -65,19 +65,7 @@ test('the tutorial\'s cube: built, registered by its service, placed by a chain,
   t.deepEqual(type.tables.map((x) => x.name).sort(), ['blocked', 'seen', 'wiring']);
 
   // Step 5: a chain with a cube of it.
-  await applyChain(
-    store,
-    `apiVersion: netcube/v1
-kind: Chain
-metadata: { name: filter }
-spec:
-  cubes:
-    - { name: mf, host: ${daemon.name}, type: macfilter, mode: tc, ports: [left, right] }
-  links:
-    - { from: mf:left, to: netdev:l0 }
-    - { from: mf:right, to: netdev:r0 }
-`,
-  );
+  await applyChain(store, oneCubeChain('filter', { name: 'mf', type: 'macfilter', host: daemon.name }, ['left', 'right'], ['l0', 'r0']));
   const api = ServiceClient.connect({ target: svc.endpoint! });
   t.teardown(() => api.close());
   await waitFor('the cube ready', async () => (await api.listCubes()).every((c) => c.ready) || undefined);
