@@ -10,7 +10,6 @@
 
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { Etcd3 } from 'etcd3';
 import { hostNameProblem } from '@netcube/api/chain';
 import { LEVELS, Level, Logger } from '@netcube/api/log';
 import { servicePrefix, Store } from '@netcube/api/store';
@@ -55,12 +54,8 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
   const log = (opts.log ?? new Logger('info')).with({ service: service.type, replica: opts.replica });
   const schema = ConfigSchema.load<C>(service.config.proto, service.config.message);
   const validate = (params: unknown, info: CubeInfo): C => checkConfig(service, schema, params, info);
+  // One etcd connection for the process: the store's, which the election shares.
   const store = await Store.connect({ endpoints: opts.etcd, retry: { timeoutMs: 10_000 } });
-  const etcd = new Etcd3({
-    hosts: opts.etcd,
-    defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 5_000 }),
-    grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.use_local_subchannel_pool': 1 },
-  });
   let controller: Controller<C, S> | undefined;
   let api: ConfigApiServer | undefined;
   let election: LeaderElection | undefined;
@@ -83,7 +78,7 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
       api = await serveConfigApi(ctx, opts.listen, opts.tls?.cert && opts.tls.key ? opts.tls : undefined);
       log.info('serving the config API', { endpoint: api.endpoint });
     }
-    election = new LeaderElection(etcd, `${servicePrefix(service.type)}leader`, { replica: opts.replica, endpoint: api?.endpoint, since: new Date().toISOString() }, opts.leaseTtl ?? 5, log);
+    election = new LeaderElection(store.etcdClient, `${servicePrefix(service.type)}leader`, { replica: opts.replica, endpoint: api?.endpoint, since: new Date().toISOString() }, opts.leaseTtl ?? 5, log);
     ctx.election = election;
     election.on('elected', () =>
       serially(async () => {
@@ -103,7 +98,6 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
     election.start();
   } catch (err) {
     await api?.close();
-    etcd.close();
     await store.close();
     throw err;
   }
@@ -125,7 +119,6 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
       await transitions;
       await controller?.stop();
       await api?.close();
-      etcd.close();
       await store.close();
     },
   };

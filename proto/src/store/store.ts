@@ -2,6 +2,7 @@
 // per concept on it.
 
 import type { HostCheck } from '../chain';
+import type { Etcd3 } from 'etcd3';
 import { Chains } from './chains';
 import { CubeTypes } from './cube-types';
 import { Etcd, getOp } from './etcd';
@@ -65,6 +66,14 @@ export class Store {
       throw err;
     }
     return new Store(etcd, options.hostCheck);
+  }
+
+  /**
+   * The store's etcd connection itself, for what the store has no concept of (a
+   * service's leader election): one connection per process. It closes with the store.
+   */
+  get etcdClient(): Etcd3 {
+    return this.etcd.client;
   }
 
   /** Closes watches, revokes host leases, then the connection. */
