@@ -85,9 +85,8 @@ show ip netns exec h-client1 ping -c 2 -i 0.2 -q 10.77.0.2
 
 banner "done"
 cat <<EOF
-The hosts keep running. Things to try:
+The hosts keep running. Things to try (npm run setup put netcubectl on PATH):
   export NETCUBE_ETCD=$NETCUBE_ETCD
-  alias netcubectl='node $REPO/build/js/node-daemon/src/cli/main.js'
   netcubectl history demo
   netcubectl topology -o dot | dot -Tsvg > demo.svg     (dot is in Debian's graphviz)
   netcubectl get chain demo -o yaml > my-demo.yaml       (edit it, then: netcubectl diff -f my-demo.yaml)
