@@ -34,16 +34,25 @@ export function protoDir(): string {
   return dir;
 }
 
-let cached: { definition: protoLoader.PackageDefinition; api: ProtoGrpcType } | undefined;
-
-/** The package definition and the loaded services, read once per process. */
-export function loadApi(): { definition: protoLoader.PackageDefinition; api: ProtoGrpcType } {
-  if (!cached) {
-    const definition = protoLoader.loadSync(PROTO_FILES, { ...LOADER_OPTIONS, includeDirs: [protoDir()] });
-    cached = { definition, api: grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType };
-  }
-  return cached;
+export interface LoadedApi<T> {
+  definition: protoLoader.PackageDefinition;
+  api: T;
 }
+
+/** A loader of `files` (.proto files of this package) that reads them once per process, with LOADER_OPTIONS. */
+export function protoLoaderOf<T>(files: string[]): () => LoadedApi<T> {
+  let cached: LoadedApi<T> | undefined;
+  return () => {
+    if (!cached) {
+      const definition = protoLoader.loadSync(files, { ...LOADER_OPTIONS, includeDirs: [protoDir()] });
+      cached = { definition, api: grpc.loadPackageDefinition(definition) as unknown as T };
+    }
+    return cached;
+  };
+}
+
+/** netcubed's API: the package definition and the loaded services, read once per process. */
+export const loadApi = protoLoaderOf<ProtoGrpcType>(PROTO_FILES);
 
 /** The service names, fully qualified, as health checks and reflection list them. */
 export const SERVICES = ['HostService', 'TypeService', 'CubeService', 'TableService', 'LogService', 'SlowPathService'].map((s) => `netcube.v1.${s}`);
