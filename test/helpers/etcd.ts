@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
+import { orphans } from './orphans';
 
 const ETCD = process.env.NETCUBE_TEST_ETCD ?? '/usr/bin/etcd';
 // setpriv execs etcd (same pid) with a parent-death signal: a worker killed outright
@@ -35,20 +36,10 @@ process.once('exit', () => {
 });
 
 // A worker killed outright cannot clean up; its servers die with it (setpriv) but its
-// directory stays. Directories are named after their worker's pid: sweep the orphans.
+// directory stays: sweep the orphans.
 const DIR_PREFIX = 'nct-etcd-';
-for (const entry of readdirSync(tmpdir())) {
-  const owner = Number(new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(entry)?.[1]);
-  if (owner && !alive(owner)) rmSync(join(tmpdir(), entry), { recursive: true, force: true });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+for (const entry of orphans(readdirSync(tmpdir()), new RegExp(`^${DIR_PREFIX}(\\d+)-`))) {
+  rmSync(join(tmpdir(), entry), { recursive: true, force: true });
 }
 
 export class EtcdCluster {

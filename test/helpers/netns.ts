@@ -4,11 +4,28 @@
 // the process die first, at its exit.
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readdirSync } from 'node:fs';
 import type { ExecutionContext } from 'ava';
+import { orphans } from './orphans';
 
 const execFileAsync = promisify(execFile);
 const live = new Set<string>();
 let created = 0;
+
+// Namespaces of workers killed outright (no teardown, no exit handler) are swept.
+let named: string[] = [];
+try {
+  named = readdirSync('/run/netns');
+} catch {
+  // No namespace exists yet.
+}
+for (const name of orphans(named, /^nct-(\d+)-\d+$/)) {
+  try {
+    execFileSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
+  } catch {
+    // Deleted by another sweeping worker meanwhile.
+  }
+}
 
 process.on('exit', () => {
   for (const name of live) {
