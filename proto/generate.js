@@ -71,7 +71,7 @@ function generate(target, dir) {
       fs.rmSync(file);
       continue;
     }
-    fs.writeFileSync(file, header + fs.readFileSync(file, 'utf8').replace(/^\/\/ Original file: .*\n/, ''));
+    fs.writeFileSync(file, header + fs.readFileSync(file, 'utf8').replace(/^\/\/ Original file: .*\n/gm, ''));
   }
 }
 
