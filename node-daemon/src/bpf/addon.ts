@@ -53,6 +53,14 @@ export interface NativeObject {
   close(): void;
 }
 
+/** A ring buffer map read in slices on the loop (ringbuf.cc). */
+export interface NativeRingBuffer {
+  /** Watches the ring, taking at most `budget` records per wake-up. */
+  resume(budget: number): void;
+  pause(): void;
+  close(): void;
+}
+
 export interface TcResult { ifindex: number; priority: number; handle: number; programId: number }
 type Direction = 'ingress' | 'egress';
 
@@ -79,7 +87,7 @@ interface Addon {
     : Promise<TcResult | null>;
   BpfObject: new (source: string | Uint8Array, name: string, logSize: number) => NativeObject;
   RingBuffer: new (map: FdHandle, label: string, onRecords: (records: Buffer[]) => void,
-                   onError: (error: Error) => void) => { resume(): void; pause(): void; close(): void };
+                   onError: (error: Error) => void) => NativeRingBuffer;
 }
 
 // build/js/node-daemon/src/bpf -> node-daemon/build/Release

@@ -4,6 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { hostNameProblem } from '../chain';
+import { DEFAULT_SLOW_PATH } from '../runtime/runtime';
+import { DEFAULT_SLOW_PATH_BUDGET } from '../slowpath/dispatcher';
 import { LEVELS, Level } from './log';
 
 export interface DaemonConfig {
@@ -19,6 +21,8 @@ export interface DaemonConfig {
   metrics?: string;
   logLevel: Level;
   leaseTtl: number;
+  /** Slow-path packets per second: read by the daemon (the host), and sent by one cube. */
+  slowPath: { hostRate: number; cubeRate: number };
 }
 
 export const HELP = `Usage: netcubed [options]
@@ -44,6 +48,11 @@ Options:
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
   --log-level LEVEL     error, warn, info or debug (default: info)
   --lease-ttl SECONDS   lease of this host's registration in etcd (default: 10)
+  --slowpath-host-rate N  slow-path packets per second the daemon reads, for all
+                        cubes together; the rest waits in the ring or is dropped
+                        when it is full (default: 200000)
+  --slowpath-cube-rate N  slow-path packets per second one cube may send; the data
+                        plane drops the rest (default: 100000, bursts of a tenth)
   -h, --help            show this help
 
 Run it inside the host's network namespace without a private mount namespace
@@ -74,6 +83,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         metrics: { type: 'string' },
         'log-level': { type: 'string' },
         'lease-ttl': { type: 'string' },
+        'slowpath-host-rate': { type: 'string' },
+        'slowpath-cube-rate': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -111,6 +122,15 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const leaseTtl = Number(str('lease-ttl') ?? 10);
   if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new ConfigError(`--lease-ttl: an integer of seconds >= 2, got ${str('lease-ttl')}`);
 
+  const rate = (flag: string, fallback: number): number => {
+    const v = str(flag);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < 1 || n > 2 ** 31) throw new ConfigError(`--${flag}: packets per second, an integer from 1 to ${2 ** 31}, got ${JSON.stringify(v.slice(0, 32))}`);
+    return n;
+  };
+  const slowPath = { hostRate: rate('slowpath-host-rate', DEFAULT_SLOW_PATH_BUDGET.hostRate), cubeRate: rate('slowpath-cube-rate', DEFAULT_SLOW_PATH.rate) };
+
   return {
     name,
     etcd,
@@ -124,5 +144,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     metrics,
     logLevel: logLevel as Level,
     leaseTtl,
+    slowPath,
   };
 }
