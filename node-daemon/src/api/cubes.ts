@@ -2,13 +2,13 @@
 // transparent stacks. Reads come from the runtime; every change is a chain edit
 // (chain-edit.ts), answered with the cube as this host then runs it.
 
-import { CollectionSpec, ifindex, VerifierError } from '../bpf';
+import { ifindex, VerifierError } from '../bpf';
 import { Chain, CubeSpec, formatEndpoint, JsonObject, nameProblem, parseEndpoint } from '../chain';
 import { ifnameProblem, portNameProblem } from '../chain/schema';
 import { MAX_PORTS } from '../runtime/abi';
 import * as runtimeErrors from '../runtime/errors';
 import { Direction, Mode } from '../runtime/topology';
-import { programName } from '../runtime/types';
+import { checkMicroCubeObject } from '../runtime/types';
 import { StoredChain } from '../store';
 import { CallContext, Rpc } from './call';
 import { defaultChainName, editChain, emptyChain, locateCube } from './chain-edit';
@@ -235,7 +235,13 @@ export function cubeService(ctx: ApiContext, rpc: Rpc): CubeServiceHandlers {
       const live = ctx.runtime.cube(name);
       if (!live.type.programs.includes(index))
         throw invalidArgument('index', `cube ${name} (type ${live.type.name}) has micro-cubes ${live.type.programs.join(', ')}; ${index} is not one of them`);
-      checkMicroCubeObject(object, index, live.mode, name);
+      // Opened apart from the daemon: a malformed object cannot crash it.
+      try {
+        await checkMicroCubeObject(name, index, live.mode, object, ctx.runtime.types.policy);
+      } catch (err) {
+        if (err instanceof runtimeErrors.InvalidArgumentError) throw invalidArgument('object', err.message);
+        throw err;
+      }
       const sha = await ctx.store().objects.put(object);
       try {
         await editCube(call, name, (chain, cube) => {
@@ -271,20 +277,3 @@ function netdevLinkOnHost(ctx: ApiContext, all: StoredChain[], endpoint: string)
 }
 
 /** What can be told of a micro-cube's object without loading it: an ELF with the program, for the cube's hook. */
-function checkMicroCubeObject(object: Buffer, index: number, mode: Mode, cube: string): void {
-  let spec: CollectionSpec;
-  try {
-    spec = CollectionSpec.fromBuffer(object, `${cube}.${programName(index)}`);
-  } catch (err) {
-    throw invalidArgument('object', `not a usable BPF ELF object: ${(err as Error).message.split('\n')[0]}`);
-  }
-  try {
-    const want = programName(index);
-    const prog = spec.programs.get(want);
-    if (!prog) throw invalidArgument('object', `the object has no program ${want}; micro-cube ${index} is declared with ${index === 0 ? 'NC_CUBE()' : `NC_MICROCUBE(${index}, ...)`}`);
-    const type = mode === 'xdp' ? 'xdp' : 'sched_cls';
-    if (prog.type !== type) throw invalidArgument('object', `program ${want} is a ${prog.type} program; cube ${cube} runs in ${mode} mode: build the object with -DNC_HOOK_${mode.toUpperCase()}`);
-  } finally {
-    spec.close();
-  }
-}

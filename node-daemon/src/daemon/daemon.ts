@@ -46,6 +46,7 @@ export class Daemon {
       netns: config.netns,
       xdpMode: config.xdpMode,
       slowPath: { rate: cubeRate, burst: Math.max(1, Math.round(cubeRate / 10)) },
+      typePolicy: config.typePolicy,
     });
     const a = runtime.adoption;
     log.info('runtime opened', {
@@ -55,6 +56,8 @@ export class Daemon {
       missing: a.missing,
       healed: a.healed,
     });
+    // A type whose objects are refused stays out; every other type and chain goes on.
+    for (const t of a.brokenTypes) log.error('cube type refused: its objects are kept but not used', { type: t.name, error: t.error });
     const metrics = new Metrics();
     const reconciler = new Reconciler(config.name, runtime, log.with({ part: 'reconciler' }), metrics);
     const logs = new DataPlaneLogs(runtime.host.logRing, (id) => runtime.cubeNameById(id));
