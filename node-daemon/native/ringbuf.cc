@@ -68,7 +68,7 @@ RingBufferWrap::RingBufferWrap(const Napi::CallbackInfo &info)
     : Napi::ObjectWrap<RingBufferWrap>(info), env_(info.Env()), cleanup_(info.Env(), [this] { Release(); }) {
   Napi::Env env = info.Env();
   label_ = info[1].As<Napi::String>().Utf8Value();
-  int mapFd = HandleFd(info[0]);
+  int mapFd = MapFd(info[0]);
   struct bpf_map_info map = {};
   __u32 len = sizeof(map);
   if (int err = bpf_obj_get_info_by_fd(mapFd, &map, &len)) ThrowErrno(env, "map info", err, label_);
