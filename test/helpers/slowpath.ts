@@ -16,6 +16,7 @@ import { applyChain, waitFor } from '../services/helpers';
 import { startDaemon, type NetcubedProcess } from './daemon';
 import { freePorts, startEtcd } from './etcd';
 import { createNetns, createVethPair, type Netns } from './netns';
+import { createGenerator, streamFrame } from './traffic';
 
 export interface ProbeHost {
   daemon: NetcubedProcess;
@@ -105,4 +106,58 @@ export function rssKb(pid: number): number {
 export function trackPeakRss(pid: number): { peakKb(): number } {
   fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
   return { peakKb: () => status(pid, 'VmHWM') };
+}
+
+/** What a flood at the probe cube did, counted by the daemon and measured by the kernel. */
+export interface FloodResult {
+  /** Frames the generator sent. */
+  sent: number;
+  /** Frames that reached the cube (the veths drop some under load, before it). */
+  arrived: number;
+  /** Frames the cube put in the ring. */
+  toController: number;
+  /** Records the daemon read from the ring. */
+  read: number;
+  /** Slow-path drops by cause (netcube_slowpath_drops_total), and packets queued for a controller. */
+  drops: Record<'cube_rate' | 'ring_full' | 'queue_full' | 'no_controller', number>;
+  delivered: number;
+  /** The daemon's resident memory before, and its peak during the flood (VmHWM), in kB. */
+  baselineKb: number;
+  peakKb: number;
+}
+
+/**
+ * Floods port `a` of the probe cube with 1442-byte frames for `ms`, while
+ * `meanwhile` runs (it is given the time left), then waits until the daemon has
+ * read the ring to its end, so every frame that reached the cube is accounted for.
+ */
+export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number, meanwhile?: (msLeft: () => number) => Promise<void>): Promise<FloodResult> {
+  const pid = env.daemon.pid!;
+  const baselineKb = rssKb(pid);
+  const peak = trackPeakRss(pid);
+  const before = await scrape(env.metrics);
+  const generator = await createGenerator(t, env.sender, 'gen0', [streamFrame({ payload: 1400 })]);
+  const flood = generator.stream({ perRun: 4_096 });
+  const started = Date.now();
+  const msLeft = (): number => started + ms - Date.now();
+  if (meanwhile) await meanwhile(msLeft);
+  await waitFor('the flood to last', () => msLeft() <= 0, ms + 10_000, 100);
+  const sent = await flood.stop();
+  const peakKb = peak.peakKb();
+  const d = await waitFor('the ring read to its end', async () => {
+    const m = await scrape(env.metrics);
+    const d = (key: string): number => (m.get(key) ?? 0) - (before.get(key) ?? 0);
+    const fates = ['delivered', 'queue_full', 'no_controller'].map((o) => d(`netcube_slowpath_packets_total{cube="pr",outcome="${o}"}`));
+    return d('netcube_port_to_controller_total{cube="pr",port="a"}') === fates.reduce((a, b) => a + b) && d;
+  });
+  return {
+    sent,
+    arrived: d('netcube_port_rx_packets_total{cube="pr",port="a"}'),
+    toController: d('netcube_port_to_controller_total{cube="pr",port="a"}'),
+    read: d('netcube_slowpath_ring_records_total'),
+    drops: { cube_rate: d('netcube_slowpath_drops_total{cause="cube_rate"}'), ring_full: d('netcube_slowpath_drops_total{cause="ring_full"}'), queue_full: d('netcube_slowpath_drops_total{cause="queue_full"}'), no_controller: d('netcube_slowpath_drops_total{cause="no_controller"}') },
+    delivered: d('netcube_slowpath_packets_total{cube="pr",outcome="delivered"}'),
+    baselineKb,
+    peakKb,
+  };
 }

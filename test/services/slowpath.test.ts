@@ -13,8 +13,7 @@ import { Logger } from '../../node-daemon/src/daemon/log';
 import { MAX_QUEUED } from '../../node-daemon/src/api/slowpath';
 import { defineService, startService, type Cube } from '../../remote-services/sdk';
 import { ethernet, ipv4, udp } from '../../remote-services/sdk/packet';
-import { openProbeHost, probeToController, scrape, trackPeakRss, rssKb } from '../helpers/slowpath';
-import { createGenerator, streamFrame } from '../helpers/traffic';
+import { floodProbe, openProbeHost, probeToController, scrape } from '../helpers/slowpath';
 import { waitFor } from './helpers';
 
 const REASON = 7;
@@ -110,41 +109,16 @@ test('a controller that stops reading: drops are counted, the daemon\'s memory s
   t.is(first.value?.kind, 'welcome');
   await probeToController(env, REASON);
 
-  const pid = env.daemon.pid!;
-  const baseline = rssKb(pid);
-  const peak = trackPeakRss(pid);
-  const before = await scrape(env.metrics);
   // Big frames, so that a daemon that queued them would show it: 12 s of flood.
-  const generator = await createGenerator(t, env.sender, 'gen0', [streamFrame({ payload: 1400 })]);
-  const flood = generator.stream({ perRun: 4_096 });
-  const started = Date.now();
-  await waitFor('12 s of flood', () => Date.now() - started >= 12_000, 20_000, 250);
-  const sent = await flood.stop();
-
-  const delta = async (): Promise<(key: string) => number> => {
-    const after = await scrape(env.metrics);
-    return (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
-  };
-  const cube = (outcome: string) => `netcube_slowpath_packets_total{cube="pr",outcome="${outcome}"}`;
-  // What the data plane put in the ring is read to the end, and each packet's fate counted.
-  const d = await waitFor('the ring read to its end', async () => {
-    const d = await delta();
-    return d('netcube_port_to_controller_total{cube="pr",port="a"}') === d(cube('delivered')) + d(cube('queue_full')) && d;
-  });
-  const arrived = d('netcube_port_rx_packets_total{cube="pr",port="a"}');
-  const toController = d('netcube_port_to_controller_total{cube="pr",port="a"}');
-  const delivered = d(cube('delivered'));
-  const queueFull = d(cube('queue_full'));
-  const ringFull = d('netcube_slowpath_drops_total{cause="ring_full"}');
-  const rateLimited = d('netcube_slowpath_drops_total{cause="cube_rate"}');
-  t.log(`sent ${sent} frames of 1442 bytes in 12 s; ${arrived} reached the cube: ${toController} to the controller (${delivered} queued for it, ${queueFull} dropped: queue full), ${ringFull} dropped (ring full), ${rateLimited} dropped (cube rate); RSS ${baseline} kB before, ${peak.peakKb()} kB at most`);
+  const f = await floodProbe(t, env, 12_000);
+  t.log(`sent ${f.sent} frames of 1442 bytes in 12 s; ${f.arrived} reached the cube: ${f.toController} to the controller (${f.delivered} queued for it, ${f.drops.queue_full} dropped: queue full), ${f.drops.ring_full} dropped (ring full), ${f.drops.cube_rate} dropped (cube rate); RSS ${f.baselineKb} kB before, ${f.peakKb} kB at most`);
   // Frames the veths dropped under load never reach the cube: the accounting starts there.
-  t.true(arrived > 0 && arrived <= sent, `${arrived} of ${sent} frames reached the cube`);
-  t.is(toController + ringFull + rateLimited, arrived, 'every frame that reached the cube went to the ring or was dropped, and counted');
-  t.true(queueFull > 0, 'the stalled session\'s queue filled, and what did not fit was counted');
+  t.true(f.arrived > 0 && f.arrived <= f.sent, `${f.arrived} of ${f.sent} frames reached the cube`);
+  t.is(f.toController + f.drops.ring_full + f.drops.cube_rate, f.arrived, 'every frame that reached the cube went to the ring or was dropped, and counted');
+  t.true(f.drops.queue_full > 0, 'the stalled session\'s queue filled, and what did not fit was counted');
   // Its queue, and what gRPC holds before the stream's flow control stops the writes.
-  t.true(delivered < MAX_QUEUED + 16_384, `the daemon held on to a bounded number of packets: ${delivered}`);
-  t.true(peak.peakKb() - baseline < 128 * 1024, `RSS grew by ${peak.peakKb() - baseline} kB`);
+  t.true(f.delivered < MAX_QUEUED + 16_384, `the daemon held on to a bounded number of packets: ${f.delivered}`);
+  t.true(f.peakKb - f.baselineKb < 128 * 1024, `RSS grew by ${f.peakKb - f.baselineKb} kB`);
   // The daemon still answers.
   t.is((await env.client.getHost()).name, env.daemon.name);
 });
