@@ -10,30 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplyFailedError, NotFoundError } from '../../node-daemon/src/store';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
-import { inspectObjects } from '../../node-daemon/src/typecheck/inspect';
-import { DEFAULT_TYPE_POLICY } from '../../node-daemon/src/typecheck/policy';
 import { failsWith, openEnv, probeObjects, type ApiEnv } from '../api/setup';
 import { chain } from '../daemon/setup';
-import { elfSection, mutate } from '../helpers/elf';
+import { crashingObject } from '../helpers/elf';
 
 const object = (dir: string, name: string): Buffer => fs.readFileSync(path.join(DEFAULT_OBJECTS_DIR, dir, `${name}.o`));
-
-let crashing: Promise<Buffer> | undefined;
-/** A one-byte mutation of nop's xdp object that crashes libbpf (found once, by trying mutations of its BTF in the inspector). */
-function crashingObject(): Promise<Buffer> {
-  crashing ??= (async () => {
-    const nop = object('cubes', 'nop.xdp');
-    const btf = elfSection(nop, '.BTF');
-    for (let start = 0; start < btf.size; start += 64) {
-      const candidates = Array.from({ length: 64 }, (_, i) => mutate(nop, btf.offset + ((start + i * 37) % btf.size), (start + i * 101) % 256));
-      const results = await inspectObjects(candidates.map((elf, i) => ({ label: `m${i}`, mode: 'xdp' as const, elf })), DEFAULT_TYPE_POLICY);
-      const i = results.findIndex((r) => !r.ok && /crashed \(SIGSEGV\)/.test(r.error));
-      if (i >= 0) return candidates[i];
-    }
-    throw new Error('no one-byte mutation of nop.xdp.o crashes libbpf any more');
-  })();
-  return crashing;
-}
 
 async function env(t: ExecutionContext, opts: { args?: string[] } = {}): Promise<ApiEnv> {
   const e = await openEnv(opts);
