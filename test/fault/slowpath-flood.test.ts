@@ -8,7 +8,9 @@
 
 import test from 'ava';
 import { NetcubeClient } from '../../node-daemon/src/api/client';
-import { floodProbe, openProbeHost, probeToController } from '../helpers/slowpath';
+import { MAX_QUEUED } from '../../node-daemon/src/api/slowpath';
+import { MAX_HELD_PACKETS } from '../../node-daemon/src/slowpath/dispatcher';
+import { floodProbe, openProbeHost, probeToController, rssKb, scrape } from '../helpers/slowpath';
 
 const FLOOD_MS = 60_000;
 const GET_HOST_DEADLINE_MS = 1_000;
@@ -64,4 +66,31 @@ test('a 60 s slow-path flood with a stalled controller: bounded memory, GetHost 
   t.true(f.arrived > (FLOOD_MS / 1_000) * 10_000, `a flood: ${f.arrived} frames reached the cube`);
   t.is(f.toController + f.drops.cube_rate + f.drops.ring_full, f.arrived, 'every frame that reached the cube went to the ring or was dropped, and counted');
   t.true(f.drops.queue_full > 0, 'the stalled controller\'s queue filled');
+});
+
+test('controllers that stop reading one after another: what their sessions hold together stays within the host\'s bound', async (t) => {
+  const env = await openProbeHost(t, 'xdp');
+  await probeToController(env, 9);
+  const baselineKb = rssKb(env.daemon.pid!);
+  let peakKb = baselineKb;
+  let queueFull = 0;
+  // Each new session takes the cube's packets over (the latest wins) and stops
+  // reading; six of them could hold 6 x MAX_QUEUED, more than the host allows.
+  for (let i = 0; i < 6; i++) {
+    const stalled = env.client.openSlowPath({ controller: `stalled-${i}`, types: ['probe'] });
+    t.teardown(() => stalled.close());
+    t.is((await stalled[Symbol.asyncIterator]().next()).value?.kind, 'welcome');
+    const f = await floodProbe(t, env, 1_500);
+    peakKb = Math.max(peakKb, f.peakKb);
+    queueFull += f.drops.queue_full;
+  }
+  const held = (await scrape(env.metrics)).get('netcube_slowpath_held_packets') ?? NaN;
+  t.log(`6 stalled sessions: ${held} packet-ins held (bound ${MAX_HELD_PACKETS}), ${queueFull} dropped with the queues full; RSS ${baselineKb} kB before, ${peakKb} kB at most`);
+  t.true(held <= MAX_HELD_PACKETS, `${held} held`);
+  t.true(held > MAX_QUEUED, 'more than one session holds packets');
+  t.true(queueFull > 0);
+  // Beside what the sessions hold, gRPC buffers up to 16 messages (of up to 256
+  // packets) on each stream its client does not read: bounded per session, not yet per host.
+  t.true(peakKb - baselineKb < (128 + 6 * 8) * 1024, `RSS grew by ${peakKb - baselineKb} kB`);
+  t.is((await env.client.getHost()).name, env.daemon.name);
 });

@@ -103,6 +103,8 @@ export class Metrics {
     const ring = state.slowPath.ringStats;
     family('netcube_slowpath_ring_records_total', 'counter', 'Records the daemon read from the host\'s slow-path ring.');
     out.push(`netcube_slowpath_ring_records_total ${ring.records}`);
+    family('netcube_slowpath_held_packets', 'gauge', 'Packet-ins controller sessions hold, waiting to be sent (at most 16384 on a host).');
+    out.push(`netcube_slowpath_held_packets ${state.slowPath.heldPackets}`);
     family('netcube_slowpath_rate_waits_total', 'counter', 'Times the daemon stopped reading the slow-path ring for a moment, having read its rate (--slowpath-host-rate).');
     out.push(`netcube_slowpath_rate_waits_total ${ring.rateWaits}`);
     return `${out.join('\n')}\n`;

@@ -14,7 +14,8 @@
 // wake-up of the event loop, so the daemon's other work (gRPC, etcd, its lease)
 // runs between slices, and at most `hostRate` records a second; what the host
 // does not read waits in the ring, and what does not fit there the data plane
-// drops. Each controller session holds a bounded queue. Every drop is counted by
+// drops. Each controller session holds a bounded queue, and all of them together
+// at most MAX_HELD_PACKETS. Every drop is counted by
 // its cause (metrics: netcube_slowpath_drops_total).
 
 import { RingBufReader } from '../bpf';
@@ -62,6 +63,13 @@ export interface SlowPathBudget {
 }
 
 /**
+ * Packet-ins all controller sessions of a host may hold together, waiting to be
+ * sent: four sessions' worth (api/slowpath.ts MAX_QUEUED), about 24 MB of
+ * full-size packets, however many sessions stop reading.
+ */
+export const MAX_HELD_PACKETS = 16_384;
+
+/**
  * A slice of 256 records is well under a millisecond of work; 200k records a
  * second is twice what one cube may send by default (Runtime's slowPath rate), so
  * one flooding cube leaves room for the others, and it is about a core's worth.
@@ -76,6 +84,8 @@ export class SlowPath {
   /** Packet-in outcomes per cube. */
   readonly counts = new Map<string, Record<Outcome, number>>();
   readonly packetOuts = { sent: 0, dropped: 0, refused: 0 };
+  /** Packet-ins the sessions hold (queued, not yet sent), against MAX_HELD_PACKETS. */
+  private held = 0;
 
   constructor(
     private readonly runtime: Runtime,
@@ -92,6 +102,22 @@ export class SlowPath {
   /** Records read from the ring, and how often the host rate made the reader wait. */
   get ringStats(): { records: number; rateWaits: number } {
     return this.reader?.stats ?? { records: 0, rateWaits: 0 };
+  }
+
+  /** Takes room for one packet-in a session will hold; false when every session together holds the most they may. */
+  hold(): boolean {
+    if (this.held >= MAX_HELD_PACKETS) return false;
+    this.held++;
+    return true;
+  }
+
+  /** Gives back the room of `n` packet-ins a session sent or dropped. */
+  release(n: number): void {
+    this.held = Math.max(0, this.held - n);
+  }
+
+  get heldPackets(): number {
+    return this.held;
   }
 
   /** Adds a session; returns the function that removes it. */
