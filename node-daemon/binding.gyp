@@ -6,10 +6,14 @@
         "native/addon.cc",
         "native/btf.cc",
         "native/errors.cc",
-        "native/handle.cc",
+        "native/fd_handle.cc",
+        "native/link.cc",
+        "native/map.cc",
         "native/netns.cc",
         "native/object.cc",
-        "native/ringbuf.cc"
+        "native/program.cc",
+        "native/ringbuf.cc",
+        "native/socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -38,7 +38,11 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   auto *data = new AddonData();
   env.SetInstanceData(data);
   exports.Set("init", Napi::Function::New(env, Init, "init"));
-  InitHandle(env, exports, data);
+  InitHandles(env, exports);
+  InitMap(env, exports, data);
+  InitProgram(env, exports, data);
+  InitLink(env, exports, data);
+  InitSocket(env, exports, data);
   InitObject(env, exports);
   InitNetns(env, exports);
   InitRingBuffer(env, exports);

@@ -50,10 +50,14 @@ struct Failure {
   }
 };
 
-// Per-environment state: the error factory and the FdHandle constructor.
+// The kinds of kernel handle, one ObjectWrap class each (fd_handle.h).
+enum class HandleKind { Map = 0, Program = 1, Link = 2, Socket = 3 };
+constexpr int kHandleKinds = 4;
+
+// Per-environment state: the error factory and each handle kind's constructor.
 struct AddonData {
   Napi::FunctionReference makeError;
-  Napi::FunctionReference fdHandle;
+  Napi::FunctionReference handles[kHandleKinds];
 };
 
 Napi::Error MakeError(Napi::Env env, const Failure &failure, const std::string &label);
@@ -112,15 +116,21 @@ class EnvCleanup {
 Napi::Value BtfTypeToJs(Napi::Env env, const struct btf *btf, __u32 id);
 
 // Module pieces, registered by addon.cc.
-void InitHandle(Napi::Env env, Napi::Object exports, AddonData *data);
+void InitHandles(Napi::Env env, Napi::Object exports);
+void InitMap(Napi::Env env, Napi::Object exports, AddonData *data);
+void InitProgram(Napi::Env env, Napi::Object exports, AddonData *data);
+void InitLink(Napi::Env env, Napi::Object exports, AddonData *data);
+void InitSocket(Napi::Env env, Napi::Object exports, AddonData *data);
 void InitObject(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
 
-// The fd of a handle object made by InitHandle's class; throws if it is closed.
-int HandleFd(const Napi::Value &value);
-// A new handle object owning `fd`.
-Napi::Object NewHandle(Napi::Env env, int fd);
+// The fd of a map (program) handle object; throws TypeError for anything else
+// and Error if it is closed.
+int MapFd(const Napi::Value &value);
+int ProgramFd(const Napi::Value &value);
+// A new handle object of `kind` owning `fd`.
+Napi::Object NewHandle(Napi::Env env, HandleKind kind, int fd);
 
 std::string StringOr(const Napi::Value &value, const std::string &fallback);
 

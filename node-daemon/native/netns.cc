@@ -45,7 +45,7 @@ struct Interface {
 };
 
 int DupFd(Napi::Env env, const Napi::Value &handle) {
-  int fd = fcntl(HandleFd(handle), F_DUPFD_CLOEXEC, 0);
+  int fd = fcntl(ProgramFd(handle), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) ThrowErrno(env, "dup", errno, "program");
   return fd;
 }
@@ -91,7 +91,7 @@ Napi::Value XdpAttach(const Napi::CallbackInfo &info) {
       },
       [iface, state](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
-        out.Set("handle", NewHandle(env, state->link.fd));
+        out.Set("handle", NewHandle(env, HandleKind::Link, state->link.fd));
         state->link.fd = -1;
         out.Set("ifindex", iface->index);
         return out;
@@ -230,7 +230,7 @@ Napi::Value PacketSocket(const Napi::CallbackInfo &info) {
       },
       [iface, sock](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
-        out.Set("handle", NewHandle(env, sock->fd));
+        out.Set("handle", NewHandle(env, HandleKind::Socket, sock->fd));
         sock->fd = -1;
         out.Set("ifindex", iface->index);
         return out;

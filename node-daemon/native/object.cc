@@ -269,7 +269,7 @@ Napi::Value BpfObjectWrap::SetPinPath(const Napi::CallbackInfo &info) {
 Napi::Value BpfObjectWrap::ReuseMap(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   struct bpf_map *map = Map(env, info[0]);
-  int fd = HandleFd(info[1]);
+  int fd = MapFd(info[1]);
   LibbpfCapture capture;
   if (int err = bpf_map__reuse_fd(map, fd)) ThrowErrno(env, "reuse map fd", err, label_, &capture);
   return env.Undefined();
@@ -334,20 +334,20 @@ Napi::Value BpfObjectWrap::Load(const Napi::CallbackInfo &info) {
         state->obj = nullptr;
       },
       [state](Napi::Env env) -> Napi::Value {
-        auto toArray = [&](std::vector<Loaded> &items) {
+        auto toArray = [&](std::vector<Loaded> &items, HandleKind kind) {
           Napi::Array out = Napi::Array::New(env, items.size());
           for (size_t i = 0; i < items.size(); i++) {
             Napi::Object entry = Napi::Object::New(env);
             entry.Set("name", items[i].name);
-            entry.Set("handle", NewHandle(env, items[i].fd));
+            entry.Set("handle", NewHandle(env, kind, items[i].fd));
             items[i].fd = -1;  // owned by the handle now
             out.Set(i, entry);
           }
           return out;
         };
         Napi::Object out = Napi::Object::New(env);
-        out.Set("maps", toArray(state->maps));
-        out.Set("programs", toArray(state->programs));
+        out.Set("maps", toArray(state->maps, HandleKind::Map));
+        out.Set("programs", toArray(state->programs, HandleKind::Program));
         return out;
       });
 }

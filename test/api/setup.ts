@@ -28,8 +28,8 @@ export interface ApiEnv {
   close(): Promise<void>;
 }
 
-/** For test.before: etcd, a namespace, netcubed in it (connected), a client and a store; close() in test.after.always. */
-export async function openEnv(): Promise<ApiEnv> {
+/** For test.before: etcd, a namespace, netcubed in it (connected, with `args`), a client and a store; close() in test.after.always. */
+export async function openEnv(opts: { args?: string[] } = {}): Promise<ApiEnv> {
   const closers: (() => Promise<void> | void)[] = [];
   const close = async (): Promise<void> => {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
@@ -39,7 +39,7 @@ export async function openEnv(): Promise<ApiEnv> {
     closers.push(() => etcd.stop());
     const netns = await newNetns();
     closers.push(() => netns.delete());
-    const daemon = await NetcubedProcess.start({ netns, etcd: etcd.endpoints });
+    const daemon = await NetcubedProcess.start({ netns, etcd: etcd.endpoints, args: opts.args });
     closers.push(() => daemon.cleanup());
     await daemon.waitConnected();
     const client = daemon.client();

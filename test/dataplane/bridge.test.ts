@@ -38,7 +38,7 @@ const MCAST_SRC = '03:00:00:00:00:0c';
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   const ns = await createHostNetns(t, 2);
   const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   const cube = (name: string, type: string, ports: string[]) => ({ name, type, mode, ports, logLevel: 'info' as const });
   await rt.apply({
     cubes: [cube('b', 'bridge', ['p0', 'p1', 'p2', 'p3', 'p4']), cube('q', 'probe', ['a']), cube('r', 'probe', ['a'])],

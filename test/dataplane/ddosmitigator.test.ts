@@ -28,7 +28,7 @@ const GOOD6 = 'fd00::1';
 async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode): Promise<Fixture> {
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   await rt.apply({
     cubes: [
       { name: 'g', type: 'ddosmitigator', mode, ports: [], logLevel: 'info' },

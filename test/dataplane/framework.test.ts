@@ -32,7 +32,7 @@ interface Fixture {
 async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode): Promise<Fixture> {
   const ns = await createHostNetns(t, 2);
   const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   await rt.apply({
     cubes: [
       { name: 'q', type: 'probe', mode, ports: ['a'], logLevel: 'info' },

@@ -41,7 +41,7 @@ function topology(mode: Mode, logLevel: CubeSpec['logLevel'] = 'info', p1To: 'b'
 async function open(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode, opts: Partial<RuntimeOptions> = {}): Promise<Fixture> {
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path, ...opts });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   await rt.apply(topology(mode));
   const a = rt.cube('a');
   const b = rt.cube('b');

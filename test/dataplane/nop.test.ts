@@ -22,7 +22,7 @@ interface Fixture {
 async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode): Promise<Fixture> {
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   const cube = (name: string, type: string, ports: string[]) => ({ name, type, mode, ports, logLevel: 'info' as const });
   await rt.apply({
     cubes: [cube('c', 'nop', ['p0', 'p1']), cube('lone', 'nop', ['p0', 'p1']), cube('q', 'probe', ['a', 'b'])],

@@ -35,7 +35,7 @@ const BCAST = 'ff:ff:ff:ff:ff:ff';
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   const cube = (name: string, type: string, ports: string[]) => ({ name, type, mode, ports, logLevel: 'info' as const });
   await rt.apply({
     cubes: [cube('r', 'router', ['p0', 'p1', 'p2']), cube('q', 'probe', ['a'])],

@@ -105,8 +105,8 @@ export function testCubeObjects(name: string): Record<Mode, Buffer> {
  * probe (does what its table says, for the helper tests) and relay (a two-port
  * forwarder in two micro-cubes, for replacing one under traffic).
  */
-export function registerTestTypes(rt: Runtime): void {
-  for (const name of ['probe', 'relay']) rt.registerType(name, testCubeObjects(name));
+export async function registerTestTypes(rt: Runtime): Promise<void> {
+  for (const name of ['probe', 'relay']) await rt.registerType(name, testCubeObjects(name));
 }
 
 /** Every pin under a runtime's bpffs, as paths relative to it, sorted. */

@@ -13,7 +13,7 @@ for (const mode of ['xdp', 'tc'] as const) {
   test(`${mode}: applying an empty topology removes every pin and attachment`, async (t) => {
     const bed = await createTestbed(t, { mode, outs: 2 });
     const rt = await openRuntime(t, { netns: bed.host.path });
-    registerTestTypes(rt);
+    await registerTestTypes(rt);
     // Cubes of every kind: with ports, transparent (on a netdev and on a port),
     // with micro-cubes and a host table; entries on every netdev (in0 and out0 are
     // linked, packets can enter by either; out1 has an ingress stack).

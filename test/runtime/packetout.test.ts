@@ -10,7 +10,7 @@ for (const mode of ['xdp', 'tc'] as const) {
   test(`${mode}: packet-out enters a cube port, or leaves through it`, async (t) => {
     const ns = await createNetns(t);
     const rt = await openRuntime(t, { netns: ns.path });
-    registerTestTypes(rt);
+    await registerTestTypes(rt);
     await rt.apply({
       cubes: [
         { name: 'a', type: 'probe', mode, ports: ['p0', 'p1'], logLevel: 'info' },

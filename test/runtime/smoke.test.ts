@@ -7,7 +7,7 @@ const frame = ethernet({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', pay
 for (const mode of ['xdp', 'tc'] as const) {
   test(`${mode}: probe a -> probe b`, async (t) => {
     const rt = await openRuntime(t);
-    registerTestTypes(rt);
+    await registerTestTypes(rt);
     const r = await rt.apply({
       cubes: [
         { name: 'a', type: 'probe', mode, ports: ['p0', 'p1'], logLevel: 'info' },

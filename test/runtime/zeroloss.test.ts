@@ -118,7 +118,7 @@ for (const mode of ['xdp', 'tc'] as const) {
   test(`${mode}: replacing micro-cubes under traffic loses no packet`, async (t) => {
     const bed = await createTestbed(t, { mode });
     const rt = await openRuntime(t, { netns: bed.host.path });
-    registerTestTypes(rt);
+    await registerTestTypes(rt);
     await rt.apply(lineTopology(mode, [{ name: 'r', type: 'relay' }], bed.in, bed.outs[0]));
     const elf = testCubeObjects('relay')[mode];
     const cube = rt.cube('r');

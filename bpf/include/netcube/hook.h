@@ -26,9 +26,23 @@
 #define NC_ACT_PASS    XDP_PASS
 #define NC_ACT_ABORTED XDP_ABORTED
 
-static __always_inline void *nc_data(struct xdp_md *ctx) { return (void *)(long)ctx->data; }
-static __always_inline void *nc_data_end(struct xdp_md *ctx) { return (void *)(long)ctx->data_end; }
-static __always_inline __u32 nc_pkt_len(struct xdp_md *ctx) { return ctx->data_end - ctx->data; }
+/* Each field is read by a load of its own, at a constant offset from ctx itself:
+ * clang may otherwise merge reads of different fields on two paths into one load
+ * through ctx plus a computed offset, which the verifier refuses ("dereference of
+ * modified ctx ptr"; the tutorial's macfilter hit it). Volatile, as a plain read
+ * of ctx is: a helper (bpf_xdp_adjust_head) may have moved the packet since.
+ */
+#define NC_XDP_FIELD(ctx, field)							\
+	({										\
+		__u64 __v;								\
+		asm volatile("%0 = *(u32 *)(%1 + %2)"					\
+			     : "=r"(__v)						\
+			     : "r"(ctx), "i"(__builtin_offsetof(struct xdp_md, field)));\
+		__v;									\
+	})
+static __always_inline void *nc_data(struct xdp_md *ctx) { return (void *)(long)NC_XDP_FIELD(ctx, data); }
+static __always_inline void *nc_data_end(struct xdp_md *ctx) { return (void *)(long)NC_XDP_FIELD(ctx, data_end); }
+static __always_inline __u32 nc_pkt_len(struct xdp_md *ctx) { return NC_XDP_FIELD(ctx, data_end) - NC_XDP_FIELD(ctx, data); }
 static __always_inline __u32 nc_ifindex(struct xdp_md *ctx) { return ctx->ingress_ifindex; }
 
 static __always_inline long nc_load_bytes(struct xdp_md *ctx, __u32 off, void *to, __u32 len)

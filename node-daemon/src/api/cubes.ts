@@ -11,11 +11,11 @@ import type { CubeServiceHandlers } from '@netcube/api/generated/netcube/v1/Cube
 import type { Cube } from '@netcube/api/generated/netcube/v1/Cube';
 import type { Endpoint__Output } from '@netcube/api/generated/netcube/v1/Endpoint';
 import { failedPrecondition, invalidArgument } from '@netcube/api/grpc/status';
-import { CollectionSpec, ifindex, VerifierError } from '../bpf';
+import { ifindex, VerifierError } from '../bpf';
 import { MAX_PORTS } from '../runtime/abi';
 import * as runtimeErrors from '../runtime/errors';
 import { Direction, Mode } from '../runtime/topology';
-import { programName } from '../runtime/types';
+import { checkMicroCubeObject } from '../runtime/types';
 import { defaultChainName, editChain, emptyChain, locateCube } from './chain-edit';
 import { ApiContext } from './context';
 import { cubeMessage } from './convert';
@@ -237,7 +237,13 @@ export function cubeService(ctx: ApiContext, rpc: Rpc): CubeServiceHandlers {
       const live = ctx.runtime.cube(name);
       if (!live.type.programs.includes(index))
         throw invalidArgument('index', `cube ${name} (type ${live.type.name}) has micro-cubes ${live.type.programs.join(', ')}; ${index} is not one of them`);
-      checkMicroCubeObject(object, index, live.mode, name);
+      // Opened apart from the daemon: a malformed object cannot crash it.
+      try {
+        await checkMicroCubeObject(name, index, live.mode, object, ctx.runtime.types.policy);
+      } catch (err) {
+        if (err instanceof runtimeErrors.InvalidArgumentError) throw invalidArgument('object', err.message);
+        throw err;
+      }
       const sha = await ctx.store().objects.put(object);
       try {
         await editCube(call, name, (chain, cube) => {
@@ -273,20 +279,3 @@ function netdevLinkOnHost(ctx: ApiContext, all: StoredChain[], endpoint: string)
 }
 
 /** What can be told of a micro-cube's object without loading it: an ELF with the program, for the cube's hook. */
-function checkMicroCubeObject(object: Buffer, index: number, mode: Mode, cube: string): void {
-  let spec: CollectionSpec;
-  try {
-    spec = CollectionSpec.fromBuffer(object, `${cube}.${programName(index)}`);
-  } catch (err) {
-    throw invalidArgument('object', `not a usable BPF ELF object: ${(err as Error).message.split('\n')[0]}`);
-  }
-  try {
-    const want = programName(index);
-    const prog = spec.programs.get(want);
-    if (!prog) throw invalidArgument('object', `the object has no program ${want}; micro-cube ${index} is declared with ${index === 0 ? 'NC_CUBE()' : `NC_MICROCUBE(${index}, ...)`}`);
-    const type = mode === 'xdp' ? 'xdp' : 'sched_cls';
-    if (prog.type !== type) throw invalidArgument('object', `program ${want} is a ${prog.type} program; cube ${cube} runs in ${mode} mode: build the object with -DNC_HOOK_${mode.toUpperCase()}`);
-  } finally {
-    spec.close();
-  }
-}

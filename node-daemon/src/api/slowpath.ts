@@ -63,6 +63,7 @@ export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandl
             } else {
               queue = [];
             }
+            ctx.slowPath.release(packets.length);
             const lost = dropped;
             dropped = 0;
             await send({ packetIns: { packets, dropped: lost } });
@@ -81,7 +82,8 @@ export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandl
         types,
         cubes,
         deliver: (p: PacketIn) => {
-          if (queue.length >= MAX_QUEUED) {
+          // Its own queue, and the host's bound on what all sessions hold together.
+          if (queue.length >= MAX_QUEUED || !ctx.slowPath.hold()) {
             dropped++;
             return false;
           }
@@ -134,6 +136,8 @@ export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandl
         }
       } finally {
         detach();
+        ctx.slowPath.release(queue.length);
+        queue = [];
         ctx.log.info('controller disconnected', { controller: session.name });
       }
     }),

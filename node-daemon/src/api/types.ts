@@ -14,7 +14,7 @@ import { Mode } from '../runtime/topology';
 import { ApiContext } from './context';
 import { tableInfoMessage } from './convert';
 import { checkName } from './cubes';
-import { asField } from './status';
+import * as runtimeErrors from '../runtime/errors';
 
 /** BTF of each type's tables, read from its object once per digest. */
 const btfCache = new Map<string, Map<string, { keyType?: BtfType; valueType?: BtfType }>>();
@@ -67,9 +67,16 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       if (req.xdpObject?.length) objects.xdp = req.xdpObject;
       if (req.tcObject?.length) objects.tc = req.tcObject;
       if (!objects.xdp && !objects.tc) throw invalidArgument('xdp_object', 'give the ELF object of the type for xdp, tc or both (xdp_object, tc_object)');
-      // Each object on its own first, so that the error names the one at fault.
-      for (const mode of ['xdp', 'tc'] as const) if (objects[mode]) asField(`${mode}_object`, () => CubeType.inspect(name, { [mode]: objects[mode] }));
-      const type = asField('tc_object', () => CubeType.inspect(name, objects));
+      // Opened apart, checked against the host's policy and loaded once: a type the
+      // verifier rejects is refused here, not when a chain places it. The error
+      // names the object at fault.
+      let type: CubeType;
+      try {
+        type = await CubeType.inspect(name, objects, { policy: ctx.runtime.types.policy, testLoad: true });
+      } catch (err) {
+        if (err instanceof runtimeErrors.InvalidArgumentError) throw invalidArgument(err.field === 'xdp' || err.field === 'tc' ? `${err.field}_object` : err.field === 'name' ? 'name' : 'tc_object', err.message);
+        throw err;
+      }
 
       const local = ctx.runtime.types.get(name);
       if (local && local.digest !== type.digest) {
@@ -87,7 +94,7 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       if (stored && !(['xdp', 'tc'] as const).every((m) => (stored.objects[m] ?? Buffer.alloc(0)).equals(objects[m] ?? Buffer.alloc(0))))
         throw alreadyExists(`cube type ${name} is already registered in the cluster with other objects; unregister it first (no chain may use it)`);
       await store.types.putType({ name, transparent: type.transparent, microcubes: type.microcubes, modes: type.modes, objects });
-      return typeMessage(ctx.runtime.registerType(name, objects));
+      return typeMessage(ctx.runtime.addType(type));
     }),
 
     UnregisterType: rpc.unary('UnregisterType', async (req) => {

@@ -10,7 +10,7 @@ export { BpfMap, MAP_F_MMAPABLE, type CreateMapOptions, type MapInfo, type MapTy
 export { ifindex } from './netns';
 export { Program, type ProgramInfo, type ProgType, type TestRunOptions, type TestRunResult } from './program';
 export { synchronizeRcu } from './rcu';
-export { RingBufReader } from './ringbuf';
+export { DEFAULT_RING_BUDGET, RingBufReader, type RingBufReaderOptions } from './ringbuf';
 export {
   Collection, CollectionSpec, MapSpec, ProgramSpec, VariableSpec, type LoadOptions, type OpenOptions,
 } from './spec';

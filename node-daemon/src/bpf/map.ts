@@ -3,7 +3,7 @@
 // aligned slot per possible CPU); btf.ts turns them into JSON when the map
 // has BTF.
 import type { BtfType } from '@netcube/api/btf';
-import { mapTypeNames, native, possibleCpus, type FdHandle } from './addon';
+import { mapTypeNames, native, possibleCpus, type MapHandle, type PinnedHandle } from './addon';
 import { ClosedError } from './errors';
 import { programHandle, type Program } from './program';
 import { checkIndex, checkOptions, checkPath, checkUint32 } from './validate';
@@ -44,7 +44,7 @@ export const MAP_F_MMAPABLE = 1 << 10;
 const updateFlags: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
 const perCpuTypes = new Set<MapType>(['percpu_hash', 'percpu_array', 'lru_percpu_hash', 'percpu_cgroup_storage']);
 
-let handleOf: (map: BpfMap) => FdHandle;
+let handleOf: (map: BpfMap) => MapHandle;
 
 export class BpfMap {
   readonly name: string;
@@ -58,7 +58,7 @@ export class BpfMap {
   readonly possibleCpus = possibleCpus;
   /** Bytes of a value as lookup/update take them (per-CPU maps: every CPU's slot). */
   readonly valueBytes: number;
-  #handle: FdHandle | undefined;
+  #handle: MapHandle | undefined;
   // The handle's fd, -1 once closed: the per-element operations use it
   // directly, as cheaply as a closed check can be.
   #fd: number;
@@ -70,13 +70,13 @@ export class BpfMap {
   }
 
   /** @internal Wraps a native handle; use create(), openPinned() or a Collection. */
-  constructor(handle: FdHandle, name?: string) {
+  constructor(handle: PinnedHandle, name?: string) {
     const info = handle.info();
     if (info.kind !== 'map') {
       handle.close();
-      throw new TypeError(`${name ?? 'the object'} is a BPF ${info.kind || 'unknown object'}, not a map`);
+      throw new TypeError(`${name ?? 'the object'} is a BPF ${info.kind}, not a map`);
     }
-    this.#handle = handle;
+    this.#handle = handle as MapHandle;
     this.#fd = handle.fd;
     this.name = name ?? info.name;
     this.type = info.type as MapType;
@@ -129,9 +129,7 @@ export class BpfMap {
   }
 
   info(): MapInfo {
-    const info = this.#live().info();
-    if (info.kind !== 'map') throw new TypeError(`${this.#label} no longer refers to a map`);
-    const { kind: _, ...rest } = info;
+    const { kind: _, ...rest } = this.#live().info();
     return { ...rest, type: rest.type as MapType };
   }
 
@@ -282,7 +280,7 @@ export class BpfMap {
     return this.#label;
   }
 
-  #live(): FdHandle {
+  #live(): MapHandle {
     const handle = this.#handle;
     if (handle === undefined) this.#closed();
     return handle;
@@ -329,7 +327,7 @@ function slotKey(index: number): Buffer {
 }
 
 /** @internal The native handle of an open map, for the other modules of the binding. */
-export function mapHandle(map: BpfMap, name = 'map'): FdHandle {
+export function mapHandle(map: BpfMap, name = 'map'): MapHandle {
   if (!(map instanceof BpfMap)) throw new TypeError(`${name} must be a BpfMap`);
   return handleOf(map);
 }

@@ -1,16 +1,16 @@
 // A raw packet socket bound to one interface, for sending whole frames out of it
 // (netcube's packet-out enters the data plane this way). Opened from a thread in
 // the interface's namespace; sending needs no namespace change.
-import { native, type FdHandle } from './addon';
+import { native, type SocketHandle } from './addon';
 import { ClosedError } from './errors';
 import { checkBuffer, checkIfname, netnsPath } from './validate';
 
 export class PacketSocket {
-  #handle: FdHandle | undefined;
+  #handle: SocketHandle | undefined;
   readonly #fd: number;
   readonly #label: string;
 
-  private constructor(handle: FdHandle, readonly ifname: string, readonly ifindex: number) {
+  private constructor(handle: SocketHandle, readonly ifname: string, readonly ifindex: number) {
     this.#handle = handle;
     this.#fd = handle.fd;
     this.#label = `PacketSocket '${ifname}'`;

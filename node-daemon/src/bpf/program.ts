@@ -2,7 +2,7 @@
 // (BPF_PROG_TEST_RUN) run off the event loop; with `netns` they run from a
 // thread inside that namespace, where the ctx's ifindexes resolve.
 import * as os from 'node:os';
-import { native, type FdHandle } from './addon';
+import { native, type PinnedHandle, type ProgramHandle } from './addon';
 import { ClosedError } from './errors';
 import { checkBuffer, checkIndex, checkOptions, checkPath, netnsPath } from './validate';
 
@@ -63,14 +63,14 @@ const xdpHeadroom = 256;
 // TEST_XDP_MAX_BATCH in the kernel.
 const maxLiveBatch = 256;
 
-let handleOf: (program: Program) => FdHandle;
+let handleOf: (program: Program) => ProgramHandle;
 
 export class Program {
   readonly name: string;
   readonly type: ProgType;
   readonly id: number;
   readonly tag: string;
-  #handle: FdHandle | undefined;
+  #handle: ProgramHandle | undefined;
   #label: string;
 
   static {
@@ -78,13 +78,13 @@ export class Program {
   }
 
   /** @internal Wraps a native handle; use openPinned() or a Collection. */
-  constructor(handle: FdHandle, name?: string) {
+  constructor(handle: PinnedHandle, name?: string) {
     const info = handle.info();
     if (info.kind !== 'program') {
       handle.close();
-      throw new TypeError(`${name ?? 'the object'} is a BPF ${info.kind || 'unknown object'}, not a program`);
+      throw new TypeError(`${name ?? 'the object'} is a BPF ${info.kind}, not a program`);
     }
-    this.#handle = handle;
+    this.#handle = handle as ProgramHandle;
     this.name = name ?? info.name;
     this.type = info.type as ProgType;
     this.id = info.id;
@@ -107,9 +107,7 @@ export class Program {
   }
 
   info(): ProgramInfo {
-    const info = this.#live().info();
-    if (info.kind !== 'program') throw new TypeError(`${this.#label} no longer refers to a program`);
-    const { kind: _, ...rest } = info;
+    const { kind: _, ...rest } = this.#live().info();
     return { ...rest, type: rest.type as ProgType };
   }
 
@@ -157,7 +155,7 @@ export class Program {
     return this.#label;
   }
 
-  #live(): FdHandle {
+  #live(): ProgramHandle {
     const handle = this.#handle;
     if (handle === undefined) throw new ClosedError(this.#label);
     return handle;
@@ -165,7 +163,7 @@ export class Program {
 }
 
 /** @internal The native handle of an open program, for the other modules of the binding. */
-export function programHandle(program: Program, name = 'program'): FdHandle {
+export function programHandle(program: Program, name = 'program'): ProgramHandle {
   if (!(program instanceof Program)) throw new TypeError(`${name} must be a Program`);
   return handleOf(program);
 }

@@ -5,6 +5,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { hostNameProblem } from '@netcube/api/chain';
 import { LEVELS, Level } from '@netcube/api/log';
+import { DEFAULT_SLOW_PATH } from '../runtime/runtime';
+import { DEFAULT_SLOW_PATH_BUDGET } from '../slowpath/dispatcher';
+import { DEFAULT_TYPE_POLICY, type TypePolicy } from '../typecheck/policy';
 
 export interface DaemonConfig {
   name: string;
@@ -19,6 +22,10 @@ export interface DaemonConfig {
   metrics?: string;
   logLevel: Level;
   leaseTtl: number;
+  /** Slow-path packets per second: read by the daemon (the host), and sent by one cube. */
+  slowPath: { hostRate: number; cubeRate: number };
+  /** What cube types' objects may hold, and the limits on their maps' kernel memory. */
+  typePolicy: TypePolicy;
 }
 
 export const HELP = `Usage: netcubed [options]
@@ -44,6 +51,15 @@ Options:
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
   --log-level LEVEL     error, warn, info or debug (default: info)
   --lease-ttl SECONDS   lease of this host's registration in etcd (default: 10)
+  --slowpath-host-rate N  slow-path packets per second the daemon reads, for all
+                        cubes together; the rest waits in the ring or is dropped
+                        when it is full (default: 200000)
+  --slowpath-cube-rate N  slow-path packets per second one cube may send; the data
+                        plane drops the rest (default: 100000, bursts of a tenth)
+  --max-map-memory SIZE   kernel memory one map of a cube type may take (default: 64M)
+  --max-cube-memory SIZE  kernel memory the maps of one cube may take (default: 256M)
+  --max-host-memory SIZE  kernel memory the maps of all cubes may take (default: 2G);
+                        SIZE is bytes, or a number with K, M or G
   -h, --help            show this help
 
 Run it inside the host's network namespace without a private mount namespace
@@ -74,6 +90,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         metrics: { type: 'string' },
         'log-level': { type: 'string' },
         'lease-ttl': { type: 'string' },
+        'slowpath-host-rate': { type: 'string' },
+        'slowpath-cube-rate': { type: 'string' },
+        'max-map-memory': { type: 'string' },
+        'max-cube-memory': { type: 'string' },
+        'max-host-memory': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -111,6 +132,29 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const leaseTtl = Number(str('lease-ttl') ?? 10);
   if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new ConfigError(`--lease-ttl: an integer of seconds >= 2, got ${str('lease-ttl')}`);
 
+  const rate = (flag: string, fallback: number): number => {
+    const v = str(flag);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < 1 || n > 2 ** 31) throw new ConfigError(`--${flag}: packets per second, an integer from 1 to ${2 ** 31}, got ${JSON.stringify(v.slice(0, 32))}`);
+    return n;
+  };
+  const slowPath = { hostRate: rate('slowpath-host-rate', DEFAULT_SLOW_PATH_BUDGET.hostRate), cubeRate: rate('slowpath-cube-rate', DEFAULT_SLOW_PATH.rate) };
+
+  const size = (flag: string, fallback: number): number => {
+    const v = str(flag);
+    if (v === undefined) return fallback;
+    const m = /^(\d{1,15})([KMG]?)$/i.exec(v);
+    const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+    if (!m || n < 4096 || n > 2 ** 50) throw new ConfigError(`--${flag}: a size of at least 4096 bytes, as bytes or with K, M or G (64M), got ${JSON.stringify(v.slice(0, 32))}`);
+    return n;
+  };
+  const typePolicy: TypePolicy = {
+    maxMapBytes: size('max-map-memory', DEFAULT_TYPE_POLICY.maxMapBytes),
+    maxCubeBytes: size('max-cube-memory', DEFAULT_TYPE_POLICY.maxCubeBytes),
+    maxHostBytes: size('max-host-memory', DEFAULT_TYPE_POLICY.maxHostBytes),
+  };
+
   return {
     name,
     etcd,
@@ -124,5 +168,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     metrics,
     logLevel: logLevel as Level,
     leaseTtl,
+    slowPath,
+    typePolicy,
   };
 }

@@ -11,7 +11,7 @@ import { Logger } from '@netcube/api/log';
 import { startApi } from '../api/server';
 import { ApiContext, ApiServer } from '../api/context';
 import { DataPlaneLogs } from '../runtime/logs';
-import { SlowPath } from '../slowpath/dispatcher';
+import { DEFAULT_SLOW_PATH_BUDGET, SlowPath } from '../slowpath/dispatcher';
 import { Runtime } from '../runtime/runtime';
 import { CubeType } from '../runtime/types';
 import { DaemonConfig } from './config';
@@ -41,7 +41,14 @@ export class Daemon {
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
     fs.mkdirSync(config.root, { recursive: true });
-    const runtime = await Runtime.open({ root: config.root, netns: config.netns, xdpMode: config.xdpMode });
+    const { hostRate, cubeRate } = config.slowPath;
+    const runtime = await Runtime.open({
+      root: config.root,
+      netns: config.netns,
+      xdpMode: config.xdpMode,
+      slowPath: { rate: cubeRate, burst: Math.max(1, Math.round(cubeRate / 10)) },
+      typePolicy: config.typePolicy,
+    });
     const a = runtime.adoption;
     log.info('runtime opened', {
       root: config.root,
@@ -50,10 +57,12 @@ export class Daemon {
       missing: a.missing,
       healed: a.healed,
     });
+    // A type whose objects are refused stays out; every other type and chain goes on.
+    for (const t of a.brokenTypes) log.error('cube type refused: its objects are kept but not used', { type: t.name, error: t.error });
     const metrics = new Metrics();
     const reconciler = new Reconciler(config.name, runtime, log.with({ part: 'reconciler' }), metrics);
     const logs = new DataPlaneLogs(runtime.host.logRing, (id) => runtime.cubeNameById(id));
-    const slowPath = new SlowPath(runtime);
+    const slowPath = new SlowPath(runtime, { ...DEFAULT_SLOW_PATH_BUDGET, hostRate });
     slowPath.start();
     // The inject veth takes 150-250 ms to set up: done now, in the background,
     // rather than under the first packet-out (an ARP reply someone waits for).

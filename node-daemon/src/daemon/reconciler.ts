@@ -17,6 +17,7 @@ import { ChainWatch, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '
 import { Logger } from '@netcube/api/log';
 import { planHost } from '../chain';
 import { ApplyReport, Runtime } from '../runtime/runtime';
+import { CubeType } from '../runtime/types';
 import { Metrics } from './metrics';
 
 export interface ChainOutcome {
@@ -46,6 +47,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly reported = new Map<string, string>();
   /** Uploaded types registered with the runtime, by the etcd digest they came with. */
   private readonly typeDigests = new Map<string, string>();
+  /** Types from etcd whose objects were refused, by the digest refused: not inspected again until they change. */
+  private readonly brokenTypes = new Map<string, { sha256: string; error: string }>();
   private watch?: ChainWatch;
   private store?: Store;
   private readingReports?: Promise<void>;
@@ -261,11 +264,26 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       try {
         const stored = await this.store!.types.getType(name);
         if (local && this.typeDigests.get(name) === stored.sha256) continue;
+        // Objects from etcd are checked apart (a malformed one cannot crash this
+        // daemon), once per digest: a broken type fails the chains that use it.
+        const broken = this.brokenTypes.get(name);
+        if (broken?.sha256 === stored.sha256) throw new Error(broken.error);
+        let type: CubeType;
+        try {
+          type = await CubeType.inspect(name, stored.objects, { policy: this.runtime.types.policy });
+        } catch (err) {
+          this.brokenTypes.set(name, { sha256: stored.sha256, error: (err as Error).message });
+          // The chains that place it fail saying so.
+          this.runtime.types.broken.set(name, (err as Error).message);
+          this.log.warn('cube type refused: its chains cannot be applied here', { type: name, error: (err as Error).message });
+          throw err;
+        }
+        this.brokenTypes.delete(name);
         if (local) this.runtime.unregisterType(name);
-        this.runtime.registerType(name, stored.objects);
+        this.runtime.addType(type);
         this.typeDigests.set(name, stored.sha256);
       } catch (err) {
-        // The chain using it fails with "unknown cube type" and reports that.
+        // The chain using it fails ("unknown cube type", or why the type is refused) and reports that.
         if (!local) this.log.warn('cube type not available on this host', { type: name, error: (err as Error).message });
       }
     }

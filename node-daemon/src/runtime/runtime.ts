@@ -18,7 +18,8 @@ import { NetdevContext, NetdevEntry, XdpMode, redirectPeerTargets } from './netd
 import { PacketOut } from './packetout';
 import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
 import { Topology, Wiring, CubeSpec, Mode, Sender, peerOf, wire } from './topology';
-import { CubeType, TypeRegistry } from './types';
+import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
+import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
 import { Table } from './tables';
 import * as fs from 'node:fs';
 
@@ -36,6 +37,8 @@ export interface RuntimeOptions {
   sizes?: Partial<HostMapSizes>;
   /** Per-cube limit on packets to the slow path: a token bucket in the data plane. */
   slowPath?: { rate: number; burst: number };
+  /** What an uploaded type's objects may hold, and the host's limit on its cubes' maps. */
+  typePolicy?: TypePolicy;
 }
 
 /** Enough for a busy control plane, little enough that one cube cannot flood the daemon. */
@@ -51,6 +54,8 @@ export interface AdoptionReport {
   missing: string[];
   /** Kernel state put back (an emptied slot). */
   healed: string[];
+  /** Cube types whose objects were refused (built in, or uploads kept under the root), with why. */
+  brokenTypes: { name: string; error: string }[];
 }
 
 export interface ApplyReport {
@@ -108,11 +113,18 @@ export class Runtime {
     let rt: Runtime | undefined;
     try {
       host = HostMaps.open(layout, { ...DEFAULT_SIZES, ...opts.sizes });
-      const types = new TypeRegistry(layout.uploads);
-      types.load(path.join(objectsDir, 'cubes'));
+      const types = new TypeRegistry(layout.uploads, opts.typePolicy);
+      await types.load(path.join(objectsDir, 'cubes'));
       const hostTables = new HostTables(layout);
       const netdevCtx: NetdevContext = { host, layout, objectsDir, netns: opts.netns, xdpMode: opts.xdpMode ?? 'native' };
-      const report: AdoptionReport = { adoptedCubes: [], adoptedNetdevs: [], orphansRemoved: [], missing: [], healed: [] };
+      const report: AdoptionReport = {
+        adoptedCubes: [],
+        adoptedNetdevs: [],
+        orphansRemoved: [],
+        missing: [],
+        healed: [],
+        brokenTypes: [...types.broken].map(([name, error]) => ({ name, error })),
+      };
       const saved = host.adopted ? loadState(layout.state) : undefined;
       rt = new Runtime(layout, host, hostTables, types, saved ?? emptyState(), netdevCtx, report, opts.slowPath ?? DEFAULT_SLOW_PATH);
       await rt.adopt(host.adopted && !saved);
@@ -289,13 +301,20 @@ export class Runtime {
     return out.send(p.frame, peer, gen, cube.mode, p.user);
   }
 
-  /** Replaces micro-cube `index` of `cube` with the same-named program of `elf`. */
-  replaceMicroCube(cube: string, index: number, elf: Buffer): Promise<void> {
+  /** Replaces micro-cube `index` of `cube` with the same-named program of `elf`, checked apart first. */
+  async replaceMicroCube(cube: string, index: number, elf: Buffer): Promise<void> {
+    await checkMicroCubeObject(cube, index, this.cube(cube).mode, elf, this.types.policy);
     return this.exclusive(() => this.cube(cube).replaceMicroCube(index, elf));
   }
 
-  registerType(name: string, objects: Partial<Record<Mode, Buffer>>): CubeType {
-    return this.types.register(name, objects);
+  /** Registers an uploaded type, checked apart (CubeType.inspect under this host's policy). */
+  async registerType(name: string, objects: Partial<Record<Mode, Buffer>>): Promise<CubeType> {
+    return this.types.add(await CubeType.inspect(name, objects, { policy: this.types.policy }));
+  }
+
+  /** Registers a type inspected already. */
+  addType(type: CubeType): CubeType {
+    return this.types.add(type);
   }
 
   unregisterType(name: string): void {
@@ -312,6 +331,10 @@ export class Runtime {
 
   private async applyNow(next: Topology): Promise<ApplyReport> {
     const started = process.hrtime.bigint();
+    for (const c of next.cubes) {
+      const refused = this.types.get(c.type) ? undefined : this.types.broken.get(c.type);
+      if (refused) throw new InvalidArgumentError('type', `cube ${c.name}: cube type ${c.type} is refused on this host: ${refused}`);
+    }
     const wiring = wire(next, (t) => this.types.get(t));
     // Under TC, a netdev whose other end lives in another namespace (a pod's veth)
     // is reached with bpf_redirect_peer where nothing is skipped by it (see
@@ -353,6 +376,15 @@ export class Runtime {
       for (let id = 1; id < MAX_CUBES; id++) if (!ids.has(id)) return ids.add(id), id;
       throw new FailedPreconditionError(`this host already runs ${MAX_CUBES - 1} cubes, the most it can`);
     };
+
+    // The host's limit on kernel memory for the maps of the cubes it runs.
+    let mapBytes = [...keep.values()].reduce((sum, c) => sum + c.type.mapBytes, 0);
+    for (const spec of create) {
+      const type = this.types.get(spec.type)!;
+      const problem = hostMemoryProblem(spec.name, type.name, type.mapBytes, mapBytes, this.types.policy);
+      if (problem) throw new FailedPreconditionError(problem);
+      mapBytes += type.mapBytes;
+    }
 
     // 1. Build: new cubes, complete but unreachable.
     const fresh: Cube[] = [];

@@ -6,6 +6,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CollectionSpec } from '../bpf';
+import { possibleCpus } from '../bpf/addon';
+import type { Verdict } from '../typecheck/child';
+import { inspectObjects, type InspectResult } from '../typecheck/inspect';
+import { cubeBytes, DEFAULT_TYPE_POLICY, microCubeIndex, policyProblems, type TypePolicy } from '../typecheck/policy';
+import { describeObject, type ObjectReport } from '../typecheck/report';
 import { KIND_STANDARD, KIND_TRANSPARENT, MAX_MICROCUBES, SCOPE, TableScope } from './abi';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { MODES, Mode, NAME_RE, TypeFacts } from './topology';
@@ -14,6 +19,8 @@ import { MODES, Mode, NAME_RE, TypeFacts } from './topology';
 export const HOST_MAPS = ['nc_progs', 'nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
 /** Maps every cube object declares; created fresh for each cube. */
 export const CUBE_MAPS = ['nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket'] as const;
+
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
 const isFrameworkMap = (name: string): boolean =>
   (HOST_MAPS as readonly string[]).includes(name) || (CUBE_MAPS as readonly string[]).includes(name);
@@ -32,57 +39,77 @@ export function programName(index: number): string {
   return index === 0 ? 'nc_entry' : `nc_micro_${index}`;
 }
 
-function programIndex(name: string): number | undefined {
-  if (name === 'nc_entry') return 0;
-  const m = /^nc_micro_([1-9][0-9]*)$/.exec(name);
-  return m ? Number(m[1]) : undefined;
-}
-
 interface ObjectFacts {
   transparent: boolean;
   programs: number[];
   tables: TableInfo[];
+  /** Kernel memory one cube of the type takes for its maps (typecheck/policy.ts). */
+  mapBytes: number;
 }
 
-/** Reads what a cube object says about itself; throws InvalidArgumentError naming what is missing. */
-function inspectObject(type: string, mode: Mode, elf: Buffer): ObjectFacts {
-  const what = `cube type ${type} (${mode} object)`;
-  let spec: CollectionSpec;
-  try {
-    spec = CollectionSpec.fromBuffer(elf, `${type}.${mode}`);
-  } catch (err) {
-    throw new InvalidArgumentError('objects', `${what} is not a usable BPF ELF object: ${(err as Error).message}`);
+/**
+ * What a cube object says about itself, from its report; throws
+ * InvalidArgumentError (field: the mode) naming what breaks the policy or what
+ * the framework needs and is missing.
+ */
+function objectFacts(what: string, mode: Mode, report: ObjectReport, policy: TypePolicy): ObjectFacts {
+  const problems = policyProblems(what, mode, report, policy, possibleCpus);
+  if (problems.length > 0) throw new InvalidArgumentError(mode, problems.join('; '));
+  const programs: number[] = [];
+  for (const p of report.programs) {
+    const index = microCubeIndex(p.name)!;
+    if (index >= MAX_MICROCUBES) throw new InvalidArgumentError(mode, `${what}: program ${p.name} is beyond the ${MAX_MICROCUBES} micro-cubes a cube may have`);
+    programs.push(index);
   }
-  try {
-    const programs: number[] = [];
-    for (const [name, prog] of spec.programs) {
-      const index = programIndex(name);
-      if (index === undefined) continue;
-      if (index >= MAX_MICROCUBES) throw new InvalidArgumentError('objects', `${what}: program ${name} is beyond the ${MAX_MICROCUBES} micro-cubes a cube may have`);
-      const want = mode === 'xdp' ? 'xdp' : 'sched_cls';
-      if (prog.type !== want)
-        throw new InvalidArgumentError('objects', `${what}: program ${name} is a ${prog.type} program, expected ${want}; build the ${mode} object with -DNC_HOOK_${mode.toUpperCase()}`);
-      programs.push(index);
-    }
-    if (!programs.includes(0))
-      throw new InvalidArgumentError('objects', `${what} has no program nc_entry: declare the cube with NC_CUBE() or NC_TRANSPARENT_CUBE() from <netcube/netcube.h>`);
-    for (const name of [...HOST_MAPS, ...CUBE_MAPS])
-      if (!spec.maps.has(name)) throw new InvalidArgumentError('objects', `${what} lacks the framework map ${name}: build it against <netcube/netcube.h> of this netcube version`);
-    if (!spec.variables.has('nc_cube_id')) throw new InvalidArgumentError('objects', `${what} lacks the variable nc_cube_id: build it against <netcube/netcube.h>`);
-    const kind = spec.variables.get('nc_cube_kind')?.get();
-    if (kind !== KIND_STANDARD && kind !== KIND_TRANSPARENT)
-      throw new InvalidArgumentError('objects', `${what} does not say what kind of cube it is (nc_cube_kind): declare it with NC_CUBE() or NC_TRANSPARENT_CUBE()`);
-    const tables: TableInfo[] = [];
-    for (const [name, m] of spec.maps) {
-      if (m.internal || isFrameworkMap(name)) continue;
-      const scopeVar = spec.variables.get(`__nc_scope_${name}`)?.get();
-      const scope = (Object.keys(SCOPE) as TableScope[]).find((s) => SCOPE[s] === scopeVar) ?? 'cube';
-      tables.push({ name, scope, mapType: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries });
-    }
-    return { transparent: kind === KIND_TRANSPARENT, programs: programs.sort((a, b) => a - b), tables };
-  } finally {
-    spec.close();
+  if (!programs.includes(0))
+    throw new InvalidArgumentError(mode, `${what} has no program nc_entry: declare the cube with NC_CUBE() or NC_TRANSPARENT_CUBE() from <netcube/netcube.h>`);
+  const maps = new Map(report.maps.map((m) => [m.name, m]));
+  for (const name of [...HOST_MAPS, ...CUBE_MAPS])
+    if (!maps.has(name)) throw new InvalidArgumentError(mode, `${what} lacks the framework map ${name}: build it against <netcube/netcube.h> of this netcube version`);
+  if (!report.hasCubeId) throw new InvalidArgumentError(mode, `${what} lacks the variable nc_cube_id: build it against <netcube/netcube.h>`);
+  const kind = report.constants.nc_cube_kind;
+  if (kind !== KIND_STANDARD && kind !== KIND_TRANSPARENT)
+    throw new InvalidArgumentError(mode, `${what} does not say what kind of cube it is (nc_cube_kind): declare it with NC_CUBE() or NC_TRANSPARENT_CUBE()`);
+  const tables: TableInfo[] = [];
+  for (const m of report.maps) {
+    if (m.internal || isFrameworkMap(m.name)) continue;
+    const scopeVar = report.constants[`__nc_scope_${m.name}`];
+    const scope = (Object.keys(SCOPE) as TableScope[]).find((s) => SCOPE[s] === scopeVar) ?? 'cube';
+    tables.push({ name: m.name, scope, mapType: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries });
   }
+  return { transparent: kind === KIND_TRANSPARENT, programs: programs.sort((a, b) => a - b), tables, mapBytes: cubeBytes(report, possibleCpus) };
+}
+
+export interface InspectOptions {
+  /** Shipped with this daemon (build/bpf/cubes): opened in process; anything else is opened apart (typecheck/). */
+  builtin?: boolean;
+  policy?: TypePolicy;
+  /** Load each object into the kernel once, so a type the verifier rejects is refused now (RegisterType). */
+  testLoad?: boolean;
+}
+
+/** The verifier's or the kernel's refusal of a test load, as an error that says which program and why. */
+function refusal(what: string, mode: Mode, verdict: Verdict): InvalidArgumentError {
+  if (verdict.program)
+    return new InvalidArgumentError(mode, `${what}: the kernel's verifier rejected program ${verdict.program}: ${(verdict.log ?? '').trim().split('\n').slice(-4).join(' | ')}`);
+  return new InvalidArgumentError(mode, `${what}: the kernel refused to load it: ${verdict.message ?? 'no reason given'}`);
+}
+
+/**
+ * Checks, apart from the daemon, an object that is to replace micro-cube `index`
+ * of `cube`: that libbpf can open it, that it keeps to the policy and that it has
+ * the program, of the cube's hook. Throws InvalidArgumentError (field 'object').
+ */
+export async function checkMicroCubeObject(cube: string, index: number, mode: Mode, elf: Buffer, policy: TypePolicy): Promise<void> {
+  const what = `the object for micro-cube ${index} of cube ${cube}`;
+  if (!elf.subarray(0, 4).equals(ELF_MAGIC)) throw new InvalidArgumentError('object', `${what} is not a usable BPF ELF object: it is no ELF file; give the .o that clang -target bpf produced`);
+  const [result] = await inspectObjects([{ label: what, mode, elf }], policy);
+  if (!result.ok) throw new InvalidArgumentError('object', result.error);
+  const problems = policyProblems(what, mode, result.report, policy, possibleCpus);
+  if (problems.length > 0) throw new InvalidArgumentError('object', problems.join('; '));
+  const want = programName(index);
+  if (!result.report.programs.some((p) => p.name === want))
+    throw new InvalidArgumentError('object', `${what} has no program ${want}; micro-cube ${index} is declared with ${index === 0 ? 'NC_CUBE()' : `NC_MICROCUBE(${index}, ...)`}`);
 }
 
 export class CubeType implements TypeFacts {
@@ -95,6 +122,8 @@ export class CubeType implements TypeFacts {
     readonly objects: Readonly<Partial<Record<Mode, Buffer>>>,
     readonly builtin: boolean,
     readonly digest: string,
+    /** Kernel memory one cube of this type takes for its maps, in its larger mode (typecheck/policy.ts). */
+    readonly mapBytes: number,
   ) {}
 
   get modes(): Mode[] {
@@ -106,13 +135,40 @@ export class CubeType implements TypeFacts {
     return Math.max(...this.programs) + 1;
   }
 
-  /** Checks the objects of a type and describes it. Objects of both modes must agree. */
-  static inspect(name: string, objects: Partial<Record<Mode, Buffer>>, builtin = false): CubeType {
+  /**
+   * Checks the objects of a type against the policy and describes it; objects of
+   * both modes must agree. An object that is not built in is opened (and test
+   * loaded, if asked) in a child process first, so that a malformed one cannot
+   * crash the daemon: see typecheck/inspect.ts. Throws InvalidArgumentError whose
+   * field is the mode at fault ('xdp', 'tc'), or 'objects'.
+   */
+  static async inspect(name: string, objects: Partial<Record<Mode, Buffer>>, opts: InspectOptions = {}): Promise<CubeType> {
     if (typeof name !== 'string' || !NAME_RE.test(name))
       throw new InvalidArgumentError('name', `cube type name ${JSON.stringify(name)} is not valid: lower-case letters, digits, '-', '_' or '.'`);
     const modes = MODES.filter((m) => objects[m]);
     if (modes.length === 0) throw new InvalidArgumentError('objects', `cube type ${name}: give at least one object, for xdp or tc`);
-    const facts = modes.map((m) => inspectObject(name, m, objects[m]!));
+    const policy = opts.policy ?? DEFAULT_TYPE_POLICY;
+    const what = (m: Mode): string => `cube type ${name} (${m} object)`;
+    for (const m of modes) if (!objects[m]!.subarray(0, 4).equals(ELF_MAGIC)) throw new InvalidArgumentError(m, `${what(m)} is not a usable BPF ELF object: it is no ELF file; give the .o that clang -target bpf produced`);
+    let results: InspectResult[];
+    if (opts.builtin) {
+      results = modes.map((m) => {
+        try {
+          return { ok: true, report: describeObject(objects[m]!, `${name}.${m}`) };
+        } catch (err) {
+          return { ok: false, error: `${what(m)}: not a usable BPF ELF object: ${(err as Error).message}` };
+        }
+      });
+    } else {
+      results = await inspectObjects(modes.map((m) => ({ label: what(m), mode: m, elf: objects[m]!, testLoad: opts.testLoad })), policy);
+    }
+    const facts = modes.map((m, i) => {
+      const r = results[i];
+      if (!r.ok) throw new InvalidArgumentError(m, r.error);
+      const f = objectFacts(what(m), m, r.report, policy);
+      if (r.verdict && !r.verdict.ok) throw refusal(what(m), m, r.verdict);
+      return f;
+    });
     const [first] = facts;
     for (let i = 1; i < facts.length; i++) {
       const f = facts[i];
@@ -124,7 +180,8 @@ export class CubeType implements TypeFacts {
     }
     const digest = createHash('sha256');
     for (const m of modes) digest.update(m).update(objects[m]!);
-    return new CubeType(name, first.transparent, first.programs, first.tables, { ...objects }, builtin, digest.digest('hex'));
+    const mapBytes = Math.max(...facts.map((f) => f.mapBytes));
+    return new CubeType(name, first.transparent, first.programs, first.tables, { ...objects }, opts.builtin === true, digest.digest('hex'), mapBytes);
   }
 
   /** A fresh, editable spec of this type's object for `mode`. */
@@ -142,11 +199,20 @@ export class CubeType implements TypeFacts {
  */
 export class TypeRegistry {
   private readonly types = new Map<string, CubeType>();
+  /** Types whose objects were refused when loaded, with why: reported, never in the way of the others. */
+  readonly broken = new Map<string, string>();
 
-  constructor(private readonly uploadDir: string) {}
+  constructor(
+    private readonly uploadDir: string,
+    readonly policy: TypePolicy = DEFAULT_TYPE_POLICY,
+  ) {}
 
-  /** Loads build/bpf/cubes/<type>.<mode>.o and the uploads kept in the state directory. */
-  load(builtinDir: string): void {
+  /**
+   * Loads build/bpf/cubes/<type>.<mode>.o and the uploads kept in the state
+   * directory. A type whose objects are refused (unreadable, malformed, against
+   * the policy) is left out and listed in `broken`; the others load.
+   */
+  async load(builtinDir: string): Promise<void> {
     for (const [dir, builtin] of [[builtinDir, true], [this.uploadDir, false]] as const) {
       if (!fs.existsSync(dir)) continue;
       const byType = new Map<string, Partial<Record<Mode, Buffer>>>();
@@ -154,10 +220,22 @@ export class TypeRegistry {
         const m = /^(.+)\.(xdp|tc)\.o$/.exec(file);
         if (!m) continue;
         const objects = byType.get(m[1]) ?? {};
-        objects[m[2] as Mode] = fs.readFileSync(path.join(dir, file));
+        try {
+          objects[m[2] as Mode] = fs.readFileSync(path.join(dir, file));
+        } catch (err) {
+          this.broken.set(m[1], `cannot read ${path.join(dir, file)}: ${(err as Error).message}`);
+          continue;
+        }
         byType.set(m[1], objects);
       }
-      for (const [name, objects] of byType) this.types.set(name, CubeType.inspect(name, objects, builtin));
+      for (const [name, objects] of byType) {
+        if (this.broken.has(name)) continue;
+        try {
+          this.types.set(name, await CubeType.inspect(name, objects, { builtin, policy: this.policy }));
+        } catch (err) {
+          this.broken.set(name, (err as Error).message);
+        }
+      }
     }
   }
 
@@ -169,9 +247,9 @@ export class TypeRegistry {
     return [...this.types.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Registers an uploaded type; registering the same objects again is a no-op. */
-  register(name: string, objects: Partial<Record<Mode, Buffer>>): CubeType {
-    const type = CubeType.inspect(name, objects);
+  /** Registers an uploaded type (made by CubeType.inspect); registering the same objects again is a no-op. */
+  add(type: CubeType): CubeType {
+    const name = type.name;
     const existing = this.types.get(name);
     if (existing) {
       if (existing.digest === type.digest) return existing;
@@ -182,8 +260,14 @@ export class TypeRegistry {
       );
     }
     fs.mkdirSync(this.uploadDir, { recursive: true });
-    for (const m of type.modes) fs.writeFileSync(path.join(this.uploadDir, `${name}.${m}.o`), objects[m]!);
+    // Whole or not at all: a daemon killed meanwhile leaves no half an object to load next time.
+    for (const m of type.modes) {
+      const file = path.join(this.uploadDir, `${name}.${m}.o`);
+      fs.writeFileSync(`${file}.tmp`, type.objects[m]!);
+      fs.renameSync(`${file}.tmp`, file);
+    }
     this.types.set(name, type);
+    this.broken.delete(name);
     return type;
   }
 

@@ -7,6 +7,16 @@
 // session wins, as a new leader replaces an old one — and hands it the packet. No
 // session, or a session whose bounded queue is full: the packet is dropped and
 // counted. Packet-outs come back through the session and go to the runtime.
+//
+// What a flood costs is bounded at every step. Per cube, the data plane's token
+// bucket (Runtime's slowPath rate) drops what a cube sends past its rate before it
+// reaches the ring. Per host, the ring is read a slice of `budget` records per
+// wake-up of the event loop, so the daemon's other work (gRPC, etcd, its lease)
+// runs between slices, and at most `hostRate` records a second; what the host
+// does not read waits in the ring, and what does not fit there the data plane
+// drops. Each controller session holds a bounded queue, and all of them together
+// at most MAX_HELD_PACKETS. Every drop is counted by
+// its cause (metrics: netcube_slowpath_drops_total).
 
 import { RingBufReader } from '../bpf';
 import { PacketRecord, decodePacketRecord } from '../runtime/abi';
@@ -44,6 +54,28 @@ export interface ControllerSession {
 
 export type Outcome = 'delivered' | 'no_controller' | 'queue_full' | 'unknown_cube';
 
+/** How much of the host's packet ring the daemon reads. */
+export interface SlowPathBudget {
+  /** Records read per wake-up of the event loop. */
+  budget: number;
+  /** Records read per second, for every cube of the host together. */
+  hostRate: number;
+}
+
+/**
+ * Packet-ins all controller sessions of a host may hold together, waiting to be
+ * sent: four sessions' worth (api/slowpath.ts MAX_QUEUED), about 24 MB of
+ * full-size packets, however many sessions stop reading.
+ */
+export const MAX_HELD_PACKETS = 16_384;
+
+/**
+ * A slice of 256 records is well under a millisecond of work; 200k records a
+ * second is twice what one cube may send by default (Runtime's slowPath rate), so
+ * one flooding cube leaves room for the others, and it is about a core's worth.
+ */
+export const DEFAULT_SLOW_PATH_BUDGET: SlowPathBudget = { budget: 256, hostRate: 200_000 };
+
 export class SlowPath {
   private reader?: RingBufReader;
   private readonly sessions: ControllerSession[] = [];
@@ -52,12 +84,40 @@ export class SlowPath {
   /** Packet-in outcomes per cube. */
   readonly counts = new Map<string, Record<Outcome, number>>();
   readonly packetOuts = { sent: 0, dropped: 0, refused: 0 };
+  /** Packet-ins the sessions hold (queued, not yet sent), against MAX_HELD_PACKETS. */
+  private held = 0;
 
-  constructor(private readonly runtime: Runtime) {}
+  constructor(
+    private readonly runtime: Runtime,
+    readonly limits: SlowPathBudget = DEFAULT_SLOW_PATH_BUDGET,
+  ) {}
 
   /** Starts draining the packet ring. */
   start(): void {
-    this.reader ??= new RingBufReader(this.runtime.host.pktRing).on('record', (buf: Buffer) => this.dispatch(decodePacketRecord(buf)));
+    this.reader ??= new RingBufReader(this.runtime.host.pktRing, { budget: this.limits.budget, ratePerSecond: this.limits.hostRate }).on('record', (buf: Buffer) =>
+      this.dispatch(decodePacketRecord(buf)),
+    );
+  }
+
+  /** Records read from the ring, and how often the host rate made the reader wait. */
+  get ringStats(): { records: number; rateWaits: number } {
+    return this.reader?.stats ?? { records: 0, rateWaits: 0 };
+  }
+
+  /** Takes room for one packet-in a session will hold; false when every session together holds the most they may. */
+  hold(): boolean {
+    if (this.held >= MAX_HELD_PACKETS) return false;
+    this.held++;
+    return true;
+  }
+
+  /** Gives back the room of `n` packet-ins a session sent or dropped. */
+  release(n: number): void {
+    this.held = Math.max(0, this.held - n);
+  }
+
+  get heldPackets(): number {
+    return this.held;
   }
 
   /** Adds a session; returns the function that removes it. */

@@ -178,7 +178,7 @@ export const suite: Suite = {
 
       const rt = await openRuntime(fwdBed);
       closers.push(() => rt.destroy());
-      rt.registerType('nop_nostats', testCubeObjects('nop_nostats'));
+      await rt.registerType('nop_nostats', testCubeObjects('nop_nostats'));
       await rt.apply(
         merge(
           lineTopology('xdp', [{ name: 'fwd', type: 'simpleforwarder' }], fwdBed.in, fwdBed.outs[0]),

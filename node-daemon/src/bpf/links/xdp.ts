@@ -1,6 +1,6 @@
 // XDP attachment as a bpf_link (BPF_LINK_CREATE, BPF_XDP): it can be pinned to
 // outlive its process, and its program swapped atomically (bpf_link_update).
-import { native, type FdHandle } from '../addon';
+import { native, type LinkHandle, type PinnedHandle } from '../addon';
 import { ClosedError } from '../errors';
 import { programHandle, type Program } from '../program';
 import { checkIfname, checkOptions, checkPath, netnsPath } from '../validate';
@@ -31,7 +31,7 @@ export async function attachXdp(opts: XdpAttachOptions): Promise<XdpLink> {
 export class XdpLink {
   readonly id: number;
   readonly ifindex: number;
-  #handle: FdHandle | undefined;
+  #handle: LinkHandle | undefined;
   #label: string;
 
   /** A link pinned by pin(), possibly by an earlier process. */
@@ -41,13 +41,13 @@ export class XdpLink {
   }
 
   /** @internal */
-  constructor(handle: FdHandle) {
+  constructor(handle: PinnedHandle) {
     const info = handle.info();
     if (info.kind !== 'link' || info.ifindex === undefined) {
       handle.close();
       throw new TypeError('the object is not an XDP link');
     }
-    this.#handle = handle;
+    this.#handle = handle as LinkHandle;
     this.id = info.id;
     this.ifindex = info.ifindex;
     this.#label = `XdpLink ${this.id} (ifindex ${this.ifindex})`;
@@ -64,13 +64,12 @@ export class XdpLink {
 
   /** The program the link runs now (it changes with update(), also from other processes). */
   get programId(): number {
-    const info = this.#live().info();
-    return info.kind === 'link' ? info.programId : 0;
+    return this.#live().info().programId;
   }
 
   /** Swaps the link's program atomically: every packet sees either the old or the new one. */
   update(program: Program): void {
-    this.#live().linkUpdate(programHandle(program));
+    this.#live().update(programHandle(program));
   }
 
   pin(path: string): void {
@@ -84,7 +83,7 @@ export class XdpLink {
    * closes our fd. The link's pins stay (defunct) until removed.
    */
   detach(): void {
-    this.#live().linkDetach();
+    this.#live().detach();
     this.close();
   }
 
@@ -102,7 +101,7 @@ export class XdpLink {
     return this.#label;
   }
 
-  #live(): FdHandle {
+  #live(): LinkHandle {
     const handle = this.#handle;
     if (handle === undefined) throw new ClosedError(this.#label);
     return handle;
