@@ -17,7 +17,9 @@ import { REPO } from '../cli/run';
 function copyOf(t: ExecutionContext, parts: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'nct-build-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  for (const part of ['package.json', 'deploy/build.sh', ...parts]) cpSync(join(REPO, part), join(dir, part), { recursive: true });
+  // Sources only: what the repository's own builds left (build/, node_modules/) stays behind.
+  const source = (path: string) => !/\/(build|node_modules)(\/|$)/.test(relative(REPO, path));
+  for (const part of ['package.json', 'deploy/build.sh', ...parts]) cpSync(join(REPO, part), join(dir, part), { recursive: true, filter: source });
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
   return dir;
 }
@@ -86,20 +88,46 @@ test('native: a configure that stopped after config.gypi, then a build killed mi
   t.notRegex(incremental.output, /starting it over|CXX/);
 });
 
+/**
+ * Where tsc -b writes the output of each TypeScript source of `dir`: a workspace
+ * package (a folder with a tsconfig.json of its own) into its outDir, the rest
+ * (netcubed, netcubectl, the tests) into build/js.
+ */
+function outputsOf(dir: string, parts: string[]): Map<string, string> {
+  const projects = parts
+    .flatMap((part) => filesUnder(join(dir, part), 'tsconfig.json').map((f) => join(part, f)))
+    .map((config) => {
+      const { compilerOptions: o } = JSON.parse(readFileSync(join(dir, config), 'utf8'));
+      const base = join(dir, config, '..');
+      return { root: join(base, o.rootDir), out: join(base, o.outDir), base };
+    })
+    .sort((a, b) => b.base.length - a.base.length);
+  const outputs = new Map<string, string>();
+  for (const part of parts) {
+    for (const file of filesUnder(join(dir, part), '.ts').filter((f) => !f.endsWith('.d.ts'))) {
+      const source = join(dir, part, file);
+      const project = projects.find((p) => source.startsWith(`${p.base}/`));
+      const js = project ? join(project.out, relative(project.root, source)) : join(dir, 'build/js', relative(dir, source));
+      outputs.set(relative(dir, source), js.replace(/\.ts$/, '.js'));
+    }
+  }
+  return outputs;
+}
+
 test('ts: a tsc killed while it writes its output; the next build writes every file whole', async (t) => {
-  const dir = copyOf(t, ['tsconfig.json', 'node-daemon/src', 'remote-services', 'test']);
-  const out = join(dir, 'build/js');
-  const killed = await run(dir, ['bash', 'deploy/build.sh', 'ts'], () => filesUnder(out, '.js').length > 20);
+  const parts = ['proto', 'node-daemon/src', 'remote-services', 'test'];
+  const dir = copyOf(t, ['tsconfig.json', ...parts]);
+  const outputs = outputsOf(dir, parts);
+  const written = () => [...outputs.values()].filter((f) => existsSync(f)).length;
+  const killed = await run(dir, ['bash', 'deploy/build.sh', 'ts'], () => written() > 20);
   t.is(killed.signal, 'SIGKILL', killed.output);
 
   const again = await run(dir, ['bash', 'deploy/build.sh', 'ts']);
   t.is(again.code, 0, again.output);
   // Every source has its output, and each output is whole: it parses, and ends
   // with the source-map line tsc writes last.
-  const sources = ['node-daemon/src', 'remote-services', 'test'].flatMap((part) => filesUnder(join(dir, part), '.ts').filter((f) => !f.endsWith('.d.ts')).map((f) => join(part, f)));
-  t.true(sources.length > 100, `${sources.length} sources`);
-  const broken = sources.filter((source) => {
-    const file = join(out, source.replace(/\.ts$/, '.js'));
+  t.true(outputs.size > 100, `${outputs.size} sources`);
+  const broken = [...outputs.values()].filter((file) => {
     if (!existsSync(file)) return true;
     const text = readFileSync(file, 'utf8');
     if (!text.trimEnd().endsWith(`//# sourceMappingURL=${basename(file)}.map`)) return true;
@@ -110,7 +138,7 @@ test('ts: a tsc killed while it writes its output; the next build writes every f
       return true;
     }
   });
-  t.deepEqual(broken.slice(0, 5), [], `${broken.length} of ${sources.length} outputs are missing or cut short`);
+  t.deepEqual(broken.slice(0, 5), [], `${broken.length} of ${outputs.size} outputs are missing or cut short`);
 });
 
 test('bpf: a compiler killed while it writes an object leaves nothing that make takes for built', async (t) => {
