@@ -82,7 +82,7 @@ function frame(src: string, dst: string, vlan?: number): Buffer {
 }
 
 const nowNs = (): bigint => process.hrtime.bigint();
-const fdbKey = (mac: string, vlan = 0) => ({ mac: [...parseMac(mac)], vlan });
+const fdbKey = (mac: string, vlan = 0) => ({ mac, vlan });
 
 function learnt(f: Fixture, mac: string, port: string, vlan = 0, ageNs = 0n): void {
   // The clock counts from boot: on a machine up for less than ageNs the stamp wraps
