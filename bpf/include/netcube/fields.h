@@ -10,13 +10,17 @@
  *   nc_port_t  a TCP/UDP port                       8080
  *
  * They are plain C types of the right size: the fast path reads and compares them
- * as it would a __be32, a struct in6_addr, six bytes, a __be16.
+ * as it would a __be32, six bytes, a __be16; an IPv6 address is four __be32 words
+ * (not vmlinux.h's struct in6_addr, whose member accesses would be CO-RE
+ * relocations against a kernel type the typedef is not).
  */
 #ifndef __NETCUBE_FIELDS_H
 #define __NETCUBE_FIELDS_H
 
 typedef __be32 nc_ipv4_t;
-typedef struct in6_addr nc_ipv6_t;
+typedef struct {
+	__be32 word[4];
+} nc_ipv6_t;
 typedef __u8 nc_mac_t[6];
 typedef __be16 nc_port_t;
 
