@@ -78,6 +78,23 @@ export function decodeField(kind: FieldKind, buf: Buffer, at: number): string | 
   }
 }
 
+/**
+ * The bytes of an IPv4 (4) or IPv6 (16) address in text, strictly (no leading
+ * zeros, no zone); undefined when `text` is neither.
+ */
+export function addressBytes(text: string): Buffer | undefined {
+  if (isIPv4(text)) return ipv4Bytes(text);
+  if (isIPv6(text) && !text.includes('%')) return ipv6Bytes(text);
+  return undefined;
+}
+
+/** The text of a 4- or 16-byte address, as the codec shows it. */
+export function addressText(bytes: Buffer): string {
+  if (bytes.length === 4) return [...bytes].join('.');
+  if (bytes.length === 16) return ipv6Text(bytes);
+  throw new RangeError(`an address is 4 or 16 bytes, got ${bytes.length}`);
+}
+
 function ipv4Bytes(text: string): Buffer {
   return Buffer.from(text.split('.').map(Number));
 }

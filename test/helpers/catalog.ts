@@ -1,0 +1,44 @@
+// Programming the service catalog's cubes from the tests and benchmarks, through
+// the same pure translators the control planes use (remote-services/<name>/tables.ts),
+// straight into a runtime's tables.
+import type { Cube } from '../../node-daemon/src/runtime/cube';
+import { compileFirewall, counterIndex, DIRECTIONS, type FirewallTables, type SlotAssignment } from '../../remote-services/firewall/tables';
+
+/** What the next firewall compile needs to know of the last. */
+export interface FirewallState {
+  activeBank: number;
+  slots?: SlotAssignment;
+}
+
+/**
+ * Writes a compiled rule set into the bank packets are not using: its rules' new
+ * counter slots zeroed first, then its tables. Packets keep using the old bank
+ * until activate().
+ */
+export function writeFirewall(cube: Cube, config: unknown, state: FirewallState = { activeBank: 1 }): FirewallTables {
+  const compiled = compileFirewall(config, { activeBank: state.activeBank, previous: state.slots });
+  const counters = cube.table('fw_counters');
+  DIRECTIONS.forEach((dir, di) => {
+    for (const slot of compiled.freshSlots[dir]) counters.put(counterIndex(di, slot), { packets: 0, bytes: 0 });
+  });
+  for (const [name, entries] of Object.entries(compiled.tables)) cube.table(name).putBatch(entries);
+  return compiled;
+}
+
+/** Switches every packet to the compiled bank; returns the state for the next compile. */
+export function activate(cube: Cube, compiled: FirewallTables): FirewallState {
+  cube.table(compiled.activate.table).put(compiled.activate.key, compiled.activate.value);
+  return { activeBank: compiled.bank, slots: compiled.slots };
+}
+
+/** writeFirewall, then activate. */
+export function loadFirewall(cube: Cube, config: unknown, state?: FirewallState): { compiled: FirewallTables; state: FirewallState } {
+  const compiled = writeFirewall(cube, config, state);
+  return { compiled, state: activate(cube, compiled) };
+}
+
+/** A firewall counter summed over the CPUs. */
+export function firewallCounter(cube: Cube, dir: (typeof DIRECTIONS)[number], slot: number): { packets: number; bytes: number } {
+  const perCpu = cube.table('fw_counters').get(counterIndex(DIRECTIONS.indexOf(dir), slot)) as { packets: number; bytes: number }[];
+  return perCpu.reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), { packets: 0, bytes: 0 });
+}
