@@ -2,11 +2,12 @@
 // the p9 benchmark: a mix of allowed services per client subnet, blocked hosts,
 // port ranges, DNS and NTP, ICMP, IPv6, in a fixed pseudo-random order (seeded, so
 // every run compiles the same rules). One rule, `match` rules from the end, is
-// the only one a probe flow meets: 10.250.0.0/24 -> 192.168.250.1 UDP 9999.
+// the only one a probe flow meets: 10.250.0.0/24 -> 192.168.250.1 UDP port 9 (the
+// test stream's port, which the benchmarks' sinks count).
 import type { Rule } from '../../remote-services/firewall/tables';
 
 /** The probe flow that only the rule `match` from the end accepts. */
-export const PROBE = { src: '10.250.0.7', dst: '192.168.250.1', protocol: 17, sport: 40000, dport: 9999 } as const;
+export const PROBE = { src: '10.250.0.7', dst: '192.168.250.1', protocol: 17, sport: 4000, dport: 9 } as const;
 
 /** A small deterministic generator (LCG), so rule sets are the same in every run. */
 export function seeded(seed: number): () => number {
@@ -42,7 +43,7 @@ export function adminRules(count: number, fromEnd = 10, seed = 1): Rule[] {
     else if (kind < 0.75) rules.push({ action: 'accept', src: `2001:db8:${n(0x10000).toString(16)}::/48`, dst: `2001:db8:ffff::${(1 + n(0xfffe)).toString(16)}`, protocol: 'tcp', dport: pick(SERVICE_PORTS) });
     else if (kind < 0.8) rules.push({ action: 'accept', src: `10.${n(200)}.0.0/16`, protocol: 'icmp' });
     else if (kind < 0.9) rules.push({ action: 'drop', dst: `192.168.${n(200)}.0/24`, protocol: 'tcp', dport: pick([23, 135, 139, 445, 3389]) });
-    else rules.push({ action: 'drop', src: client, dst: server, protocol: 'udp', sport: `${1024 + n(1000)}-65535`, dport: pick([69, 161, 1900]) });
+    else rules.push({ action: 'drop', src: client, dst: server, protocol: 'udp', sport: `${1024 + n(1000)}-65535`, dport: pick([9, 69, 161, 1900]) });
   }
   rules.splice(Math.max(0, rules.length - (fromEnd - 1)), 0, { action: 'accept', src: '10.250.0.0/24', dst: PROBE.dst, protocol: 'udp', dport: PROBE.dport });
   return rules;
