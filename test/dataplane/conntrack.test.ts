@@ -16,6 +16,7 @@ import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { arp, ArpOp, ethernet, ipv4, neighborSolicitation, tcp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, openRuntime, runProgram, testCubeObjects } from '../helpers/dataplane';
 import { echoReply, echoRequest, icmpErrorAbout, icmpFrame, ipFrame, MAC_A, MAC_B, rawFrame, TcpFlags, tcpFrame, udpFrame } from '../helpers/flows';
+import { fixtureLimit } from '../helpers/limit';
 import { table, type Row } from '../helpers/rows';
 
 interface Fixture {
@@ -24,7 +25,11 @@ interface Fixture {
   gen: number;
 }
 
+/** Fixtures alive at once: see helpers/limit. */
+const place = fixtureLimit(6);
+
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
+  await place(t);
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
   rt.registerType('ctprobe', testCubeObjects('ctprobe'));

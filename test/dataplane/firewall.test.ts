@@ -17,6 +17,7 @@ import { arp, ArpOp, ethernet } from '../../remote-services/sdk/packet';
 import { activate, firewallCounter, loadFirewall, writeFirewall, type FirewallState } from '../helpers/catalog';
 import { createHostNetns, entering, errors, openRuntime, registerTestTypes, runProgram } from '../helpers/dataplane';
 import { echoRequest, icmpErrorAbout, MAC_A, MAC_B, TcpFlags, tcpFrame, udpFrame } from '../helpers/flows';
+import { fixtureLimit } from '../helpers/limit';
 import { table, type Row } from '../helpers/rows';
 import { adminRules, PROBE } from '../helpers/rulesets';
 
@@ -29,7 +30,11 @@ interface Fixture {
   compiled?: FirewallTables;
 }
 
+/** Fixtures alive at once: see helpers/limit. */
+const place = fixtureLimit(6);
+
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
+  await place(t);
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
   registerTestTypes(rt);

@@ -95,14 +95,17 @@ struct nc_ct_config {
 	__u32 other;           /* any other protocol: 600 */
 };
 
-/* What nc_ct_lookup found out about a packet, and what nc_ct_commit needs. */
+/* What nc_ct_lookup found out about a packet, and what nc_ct_commit needs. It
+ * holds no pointer, so a cube may fill it in a function of its own (a BPF global
+ * function, which the verifier checks once, cannot hand pointers back).
+ */
 struct nc_ct {
 	struct nc_ct_key key;
-	struct nc_ct_entry *entry; /* the flow's entry; NULL when none (new, invalid, untracked) */
+	struct nc_ct_entry entry;  /* the flow's entry as this packet left it, when tracked */
+	__u8 tracked;              /* the flow has an entry (not new, invalid, untracked) */
 	__u8 state;                /* enum nc_ct_state */
 	__u8 dir;                  /* enum nc_ct_dir; of the quoted packet, for RELATED */
 	__u8 from_b;               /* the packet (the quoted one, for RELATED) comes from end b */
-	__u8 pad;
 };
 
 /* A conntrack table @name of @max flows, and its timeouts (@name_config[0]). */
@@ -273,9 +276,8 @@ static __always_inline int __nc_ct_lookup(struct nc_ctx *ctx, void *table, void 
 	__u32 zero = 0;
 	int state;
 
-	res->entry = NULL;
+	res->tracked = 0;
 	res->dir = NC_CT_DIR_ORIGINAL;
-	res->pad = 0;
 	if (f->fragment || (nc_flow_is_icmp(f) && !nc_icmp_is_echo(f->family, f->icmp_type) &&
 			    !nc_icmp_is_error(f->family, f->icmp_type))) {
 		res->from_b = 0;
@@ -291,7 +293,8 @@ static __always_inline int __nc_ct_lookup(struct nc_ctx *ctx, void *table, void 
 		e = bpf_map_lookup_elem(table, &res->key);
 		if (!e || e->expires_ns < bpf_ktime_get_coarse_ns())
 			return NC_CT_INVALID;
-		res->entry = e;
+		res->tracked = 1;
+		res->entry = *e;
 		res->dir = res->from_b == e->opened_by_b ? NC_CT_DIR_ORIGINAL : NC_CT_DIR_REPLY;
 		res->state = NC_CT_RELATED;
 		return NC_CT_RELATED;
@@ -325,7 +328,8 @@ static __always_inline int __nc_ct_lookup(struct nc_ctx *ctx, void *table, void 
 			next.expires_ns = expires;
 			*e = next;
 		}
-		res->entry = e;
+		res->tracked = 1;
+		res->entry = next;
 		res->state = next.seen_reply ? NC_CT_ESTABLISHED : NC_CT_NEW;
 		return res->state;
 	}
@@ -346,15 +350,17 @@ static __always_inline int __nc_ct_commit(void *table, void *config, const struc
 	__u32 zero = 0;
 	long err;
 
-	if (res->state != NC_CT_NEW || res->entry)
+	if (res->state != NC_CT_NEW || res->tracked)
 		return 0;
 	e.opened_by_b = res->from_b;
 	e.tcp = f->proto == NC_IPPROTO_TCP ? NC_CT_TCP_SYN_SENT : NC_CT_TCP_NONE;
 	cfg = bpf_map_lookup_elem(config, &zero);
 	e.expires_ns = bpf_ktime_get_coarse_ns() + nc_ct_timeout(cfg, f->proto, &e);
 	err = bpf_map_update_elem(table, &res->key, &e, BPF_ANY);
-	if (!err)
-		res->entry = bpf_map_lookup_elem(table, &res->key);
+	if (!err) {
+		res->tracked = 1;
+		res->entry = e;
+	}
 	return err;
 }
 

@@ -22,9 +22,9 @@ static __always_inline int ctprobe(struct nc_ctx *ctx, struct nc_md *md)
 	int parsed = nc_flow_parse(ctx, &flow);
 
 	if (parsed == NC_FLOW_MALFORMED)
-		ct.state = NC_CT_INVALID, ct.entry = NULL, ct.dir = 0;
+		ct.state = NC_CT_INVALID, ct.tracked = 0, ct.dir = 0;
 	else if (parsed == NC_FLOW_NOT_IP)
-		ct.state = NC_CT_UNTRACKED, ct.entry = NULL, ct.dir = 0;
+		ct.state = NC_CT_UNTRACKED, ct.tracked = 0, ct.dir = 0;
 	else
 		nc_ct_lookup(ctx, ctprobe_flows, &flow, &ct);
 	refuse = bpf_map_lookup_elem(&ctprobe_refuse, &zero);
@@ -32,7 +32,7 @@ static __always_inline int ctprobe(struct nc_ctx *ctx, struct nc_md *md)
 		nc_ct_commit(ctprobe_flows, &flow, &ct);
 	md->user[0] = ct.state;
 	md->user[1] = ct.dir;
-	md->user[2] = ct.entry ? ct.entry->tcp : 0xff;
+	md->user[2] = ct.tracked ? ct.entry.tcp : 0xff;
 	nc_md_store(ctx, md);
 	return CTPROBE_VERDICT_MARK;
 }
