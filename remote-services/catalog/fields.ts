@@ -38,6 +38,11 @@ export function parseAddress(value: unknown, field: string): Address {
   return { family: bytes.length === 4 ? 4 : 6, bytes };
 }
 
+/** An address as the catalog's tables hold it (nc_ipv6_t): IPv6, or IPv4 mapped (::ffff:a.b.c.d). */
+export function tableAddress(a: Address): string {
+  return a.family === 4 ? `::ffff:${addressText(a.bytes)}` : addressText(a.bytes);
+}
+
 /** "10.0.0.0/8", "fd00::/64", or an address alone (the whole length). Host bits must be 0. */
 export function parsePrefix(value: unknown, field: string): Prefix {
   if (typeof value !== 'string') throw new FieldError(field, `expected a prefix like '10.0.0.0/8' or 'fd00::/64', got ${show(value)}`);

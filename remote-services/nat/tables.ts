@@ -7,8 +7,7 @@
 // own: the control plane knows it and passes it here (masqueradeAddress), and
 // compiles again when it changes.
 
-import { FieldError, type Address, type Prefix, arrayAt, integerAt, objectAt, onlyKnown, parseAddress, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS } from '../catalog/fields';
-import { addressText } from '../../node-daemon/src/bpf/fields';
+import { FieldError, type Address, type Prefix, arrayAt, integerAt, objectAt, onlyKnown, parseAddress, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, tableAddress } from '../catalog/fields';
 
 /** nat_snat_rules and nat_dnat_rules sizes (nat.bpf.c). */
 export const MAX_SNAT_RULES = 1024;
@@ -56,11 +55,6 @@ export interface TableEntry {
 export interface NatTables {
   nat_snat_rules: TableEntry[];
   nat_dnat_rules: TableEntry[];
-}
-
-/** An address as the tables hold it: IPv6, or IPv4 mapped (::ffff:a.b.c.d). */
-export function tableAddress(a: Address): string {
-  return a.family === 4 ? `::ffff:${addressText(a.bytes)}` : addressText(a.bytes);
 }
 
 const ANY_PROTOCOL = 0;

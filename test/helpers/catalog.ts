@@ -3,6 +3,7 @@
 // straight into a runtime's tables.
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import { compileFirewall, counterIndex, DIRECTIONS, type FirewallTables, type SlotAssignment } from '../../remote-services/firewall/tables';
+import { compileLb, type LbIds, type LbTables } from '../../remote-services/lbrp/tables';
 
 /** What the next firewall compile needs to know of the last. */
 export interface FirewallState {
@@ -41,4 +42,22 @@ export function loadFirewall(cube: Cube, config: unknown, state?: FirewallState)
 export function firewallCounter(cube: Cube, dir: (typeof DIRECTIONS)[number], slot: number): { packets: number; bytes: number } {
   const perCpu = cube.table('fw_counters').get(counterIndex(DIRECTIONS.indexOf(dir), slot)) as { packets: number; bytes: number }[];
   return perCpu.reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), { packets: 0, bytes: 0 });
+}
+
+/**
+ * Writes a load balancer's config into its tables, in the order that keeps
+ * packets right: backends and Maglev tables before the services that use them,
+ * freed backends emptied last. Returns the ids for the next compile.
+ */
+export function loadLb(cube: Cube, config: unknown, previous?: LbIds): LbTables {
+  const compiled = compileLb(config, { ports: Object.fromEntries(cube.ports), previous });
+  const t = compiled.tables;
+  for (const name of ['lb_ports', 'lb_config', 'lb_hosts', 'lb_backends', 'lb_maglev', 'lb_services'] as const) cube.table(name).putBatch(t[name]);
+  for (const name of ['lb_services', 'lb_hosts'] as const) {
+    const keep = new Set(t[name].map((e) => JSON.stringify(e.key)));
+    const table = cube.table(name);
+    for (const { key } of [...table.entries()]) if (!keep.has(JSON.stringify(key))) table.delete(key);
+  }
+  for (const id of compiled.freedBackends) cube.table('lb_backends').put(id, { addr: '::', port: 0, pad: 0 });
+  return compiled;
 }

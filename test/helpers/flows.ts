@@ -32,6 +32,8 @@ export interface Ends {
   /** Default MAC_A to MAC_B. */
   macs?: { src: string; dst: string };
   ttl?: number;
+  /** The frame's least length, padded up to; default Ethernet's 60 (0: no padding). */
+  minLength?: number;
 }
 
 /** An IP packet in an Ethernet frame; IPv6 when the source is an IPv6 address. */
@@ -40,7 +42,7 @@ export function ipFrame(ends: Ends, payload: IpPayload | Buffer, protocol?: numb
   const ip = ends.src.includes(':')
     ? ipv6({ src: ends.src, dst: ends.dst, payload, nextHeader: protocol, hopLimit: ends.ttl })
     : ipv4({ src: ends.src, dst: ends.dst, payload, protocol, ttl: ends.ttl });
-  return ethernet({ ...macs, payload: ip });
+  return ethernet({ ...macs, payload: ip, ...(ends.minLength !== undefined ? { minLength: ends.minLength } : {}) });
 }
 
 export function tcpFrame(ends: Ends, sport: number, dport: number, flags: number, payload?: Buffer): Buffer {
