@@ -13,6 +13,17 @@
 //         p9.fw1k.vs_sets_ratio  1,000 rules, against nftables with the rules folded
 //                                into maps with intervals (its best case)
 //
+//   lb  the load balancer (lbrp, XDP, in a line between the generator's veth and
+//       the sink's) with 10 services and with 10,000 (three backends each):
+//         lb.ns_10k_ratio   ns/packet with 10 / with 10,000, by BPF_PROG_TEST_RUN
+//                           of the netdev entry (target 0.9). A test run repeats on
+//                           one buffer, which a rewrite would change after the
+//                           first run: its service's backend is the service's own
+//                           address and port, so every run is a session hit with a
+//                           rewrite that writes what is there.
+//         lb.live_10k_ratio Mpps with 10,000 services / with 10, live frames to a
+//                           service with a real backend elsewhere, reported.
+//
 // Sides alternate over rounds, each ratio is taken within a round and the median
 // reported, as in the dataplane suite. Beside the live figures, ns/packet of the
 // netcube path by BPF_PROG_TEST_RUN (the netdev entry, the firewall, the nop cube),
@@ -24,18 +35,20 @@ import { unmountBpffs } from '../../../node-daemon/src/runtime/host';
 import { Runtime } from '../../../node-daemon/src/runtime/runtime';
 import { parseFirewall, type CompiledRule, type Rule } from '../../../remote-services/firewall/tables';
 import { portRangeText, prefixText, PROTOCOLS } from '../../../remote-services/catalog/fields';
-import { loadFirewall } from '../../helpers/catalog';
+import type { LbConfig } from '../../../remote-services/lbrp/tables';
+import { loadFirewall, loadLb } from '../../helpers/catalog';
+import type { CubeSpec, Topology } from '../../../node-daemon/src/runtime/topology';
 import { lineTopology } from '../../helpers/chains';
 import { runProgram } from '../../helpers/dataplane';
 import { adminRules, PROBE } from '../../helpers/rulesets';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
-import { streamFrame } from '../../helpers/traffic';
+import { attachXdpPass, streamFrame } from '../../helpers/traffic';
 import type { Result, Suite, SuiteContext } from '../report';
 
 const ROUNDS = Number(process.env.NC_BENCH_CATALOG_ROUNDS ?? 3);
 /** How long a live measurement sends for, about. */
 const LIVE_SECONDS = Number(process.env.NC_BENCH_CATALOG_SECONDS ?? 1.5);
-const TARGETS = { p9: 2 };
+const TARGETS = { p9: 2, lb: 0.9 };
 
 const probeFrame = streamFrame({ src: PROBE.src, dst: PROBE.dst });
 const median = (xs: number[]): number => {
@@ -57,14 +70,14 @@ async function openRuntime(bed: Testbed): Promise<Runtime> {
   }
 }
 
-/** ns/packet of the netcube path on `bed` by test runs of its netdev entry (least of a few). */
-async function entryNs(bed: Testbed, rt: Runtime): Promise<number> {
+/** ns/packet of the netcube path on `bed` by test runs of its netdev entry on `frame` (least of a few). */
+async function entryNs(bed: Testbed, rt: Runtime, frame = probeFrame): Promise<number> {
   const entry = Program.openPinned(path.join(rt.layout.netdev(bed.in, 'xdp'), 'prog'));
   try {
     const ifx = await ifindex(bed.in, bed.host.name);
     const ns: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const res = await runProgram(entry, 'xdp', probeFrame, undefined, { repeat: 1_000_000, ifindex: ifx, netns: bed.host.name });
+      const res = await runProgram(entry, 'xdp', frame, undefined, { repeat: 1_000_000, ifindex: ifx, netns: bed.host.name });
       if (res.verdict !== 'redirect') throw new Error(`the probe frame was not let through (${res.verdict})`);
       ns.push(res.durationNs);
     }
@@ -201,57 +214,122 @@ async function loadNft(bed: Testbed, ctx: SuiteContext, ruleset: string): Promis
   }
 }
 
+// ---- the load balancer ----------------------------------------------------------------------
+
+/**
+ * The live stream's service (the firewall probe's destination, so one stream
+ * serves every side; its backend elsewhere) and the test runs' (its backend itself).
+ */
+const LB_LIVE = { vip: PROBE.dst, backend: '10.98.0.2' };
+const LB_STEADY = { src: '10.99.0.1', vip: '10.99.0.3' };
+
+/** `count` services on 10.96.0.0/16 and up, three backends each, and the two probe services. */
+function lbConfig(count: number): LbConfig {
+  const services: NonNullable<LbConfig['services']> = Array.from({ length: count - 2 }, (_, i) => ({
+    vip: `10.${96 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`,
+    port: 80,
+    protocol: 'tcp' as const,
+    backends: [1, 2, 3].map((b) => ({ address: `10.${100 + b}.${(i >> 8) & 0xff}.${i & 0xff}`, port: 8080 })),
+  }));
+  services.push(
+    { vip: LB_LIVE.vip, port: 9, protocol: 'udp', backends: [{ address: LB_LIVE.backend }] },
+    { vip: LB_STEADY.vip, port: 9, protocol: 'udp', backends: [{ address: LB_STEADY.vip }] },
+  );
+  return { backendPort: 'p1', services };
+}
+
 // ---- the suite ------------------------------------------------------------------------------
 
 export const suite: Suite = {
   name: 'catalog',
-  description: 'the service catalog: p9 firewall vs nftables',
+  description: 'the service catalog: p9 firewall vs nftables, lb per-packet cost by service count',
   async run(ctx) {
     const closers: Closer[] = [];
     try {
       const rules1k = adminRules(1_000);
       const rules10k = adminRules(10_000);
 
-      // netcube: a firewall stacked on in0 going in, then a nop cube to out0; one bed per rule set.
-      const netcube: Record<string, Testbed> = {};
-      const nsPerPacket: Record<string, number> = {};
-      for (const [key, rules] of [['1k', rules1k], ['10k', rules10k]] as const) {
-        const bed = await openTestbed({ mode: 'xdp', frames: [probeFrame] });
-        closers.push(() => bed.close());
-        const rt = await openRuntime(bed);
-        closers.push(() => rt.destroy());
-        const topo = lineTopology('xdp', [{ name: 'out', type: 'nop' }], bed.in, bed.outs[0], [{ target: { netdev: bed.in }, layers: [{ cube: 'fw', direction: 'ingress' }] }]);
-        topo.cubes.push({ name: 'fw', type: 'firewall', mode: 'xdp', ports: [], logLevel: 'info' });
-        await rt.apply(topo);
-        const start = Date.now();
-        const { compiled } = loadFirewall(rt.cube('fw'), { ingress: { defaultAction: 'drop', rules } });
-        ctx.log(`netcube ${key}: ${rules.length} rules compiled and written in ${Date.now() - start} ms (${JSON.stringify(compiled.stats.ingress)})`);
-        netcube[key] = bed;
-        nsPerPacket[key] = await entryNs(bed, rt);
-      }
-      // nftables: in0 passes frames to the stack (an XDP program only for the veth's NAPI).
-      const nftBed = await openTestbed({ mode: 'tc', frames: [probeFrame] });
-      closers.push(() => nftBed.close());
-      closers.push(() => nftBed.host.exec('nft', ['flush', 'ruleset']));
-      const rulesets = {
-        lines1k: nftRuleset(rules1k, 'lines', nftBed.in, nftBed.outs[0]),
-        lines10k: nftRuleset(rules10k, 'lines', nftBed.in, nftBed.outs[0]),
-        maps1k: nftRuleset(rules1k, 'maps', nftBed.in, nftBed.outs[0]),
+      // One testbed, so every side is fed by one generator on one CPU (generators
+      // take the CPUs in turn; sides on different CPUs would compare the load of
+      // two CPUs). Its netcube runtime holds every cube; a side is a topology that
+      // links some of them between in0 and out0, applied before it is measured.
+      const bed = await openTestbed({ mode: 'xdp', frames: [probeFrame] });
+      closers.push(() => bed.close());
+      const rt = await openRuntime(bed);
+      closers.push(() => rt.destroy());
+      const cubes: CubeSpec[] = [
+        { name: 'fw1k', type: 'firewall', mode: 'xdp', ports: [], logLevel: 'info' },
+        { name: 'fw10k', type: 'firewall', mode: 'xdp', ports: [], logLevel: 'info' },
+        { name: 'out', type: 'nop', mode: 'xdp', ports: ['p0', 'p1'], logLevel: 'info' },
+        { name: 'lb10', type: 'lbrp', mode: 'xdp', ports: ['p0', 'p1'], logLevel: 'info' },
+        { name: 'lb10k', type: 'lbrp', mode: 'xdp', ports: ['p0', 'p1'], logLevel: 'info' },
+      ];
+      const side = (line: string, firewall?: string): Topology => {
+        const topo = lineTopology('xdp', [{ name: line, type: '' }], bed.in, bed.outs[0], firewall ? [{ target: { netdev: bed.in }, layers: [{ cube: firewall, direction: 'ingress' }] }] : []);
+        return { ...topo, cubes };
       };
+      const unlinked: Topology = { cubes, links: [], stacks: [] };
+      await rt.apply(unlinked);
+      for (const [name, rules] of [['fw1k', rules1k], ['fw10k', rules10k]] as const) {
+        const start = Date.now();
+        const { compiled } = loadFirewall(rt.cube(name), { ingress: { defaultAction: 'drop', rules } });
+        ctx.log(`${name}: ${rules.length} rules compiled and written in ${Date.now() - start} ms (${JSON.stringify(compiled.stats.ingress)})`);
+      }
+      for (const [name, count] of [['lb10', 10], ['lb10k', 10_000]] as const) {
+        const start = Date.now();
+        loadLb(rt.cube(name), lbConfig(count));
+        ctx.log(`${name}: ${count} services compiled and written in ${Date.now() - start} ms`);
+      }
+      const netcubeSide = async (topo: Topology): Promise<void> => {
+        await rt.apply(topo);
+      };
+      // nftables: netcube off in0 and out0, an XDP program only for in0's NAPI, the ruleset.
+      let pass: { close(): void } | undefined;
+      const nftSide = async (ruleset: string): Promise<void> => {
+        await rt.apply(unlinked);
+        pass ??= await attachXdpPass(bed.host, bed.in);
+        await loadNft(bed, ctx, ruleset);
+      };
+      const netcubeAgain = async (topo: Topology): Promise<void> => {
+        pass?.close();
+        pass = undefined;
+        await bed.host.exec('nft', ['flush', 'ruleset']);
+        await netcubeSide(topo);
+      };
+      closers.push(() => pass?.close());
+      closers.push(() => bed.host.exec('nft', ['flush', 'ruleset']));
+      const rulesets = {
+        lines1k: nftRuleset(rules1k, 'lines', bed.in, bed.outs[0]),
+        lines10k: nftRuleset(rules10k, 'lines', bed.in, bed.outs[0]),
+        maps1k: nftRuleset(rules1k, 'maps', bed.in, bed.outs[0]),
+      };
+      const steadyFrame = streamFrame({ src: LB_STEADY.src, dst: LB_STEADY.vip });
 
       const samples: Record<string, number[]> = {};
       const add = (k: string, v: number): void => {
         (samples[k] ??= []).push(v);
       };
       for (let round = 1; round <= ROUNDS; round++) {
-        add('netcube1k', await liveMpps(netcube['1k'], ctx, 'netcube 1k'));
-        for (const which of ['lines1k', 'maps1k', 'lines10k'] as const) {
-          await loadNft(nftBed, ctx, rulesets[which]);
-          add(which, await liveMpps(nftBed, ctx, `nftables ${which}`));
+        await netcubeAgain(side('out', 'fw1k'));
+        if (round === 1) add('fw1k.ns', await entryNs(bed, rt));
+        add('netcube1k', await liveMpps(bed, ctx, 'netcube 1k'));
+        await netcubeSide(side('out', 'fw10k'));
+        if (round === 1) add('fw10k.ns', await entryNs(bed, rt));
+        add('netcube10k', await liveMpps(bed, ctx, 'netcube 10k'));
+        for (const key of ['10', '10k']) {
+          await netcubeSide(side(`lb${key}`));
+          add(`lb${key}.ns`, await entryNs(bed, rt, steadyFrame));
+          add(`lb${key}.live`, await liveMpps(bed, ctx, `lbrp ${key}`));
         }
-        add('netcube10k', await liveMpps(netcube['10k'], ctx, 'netcube 10k'));
-        ctx.log(`round ${round}/${ROUNDS}: ${Object.entries(samples).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(3)} Mpps`).join(', ')}`);
+        for (const which of ['lines1k', 'maps1k', 'lines10k'] as const) {
+          await nftSide(rulesets[which]);
+          add(which, await liveMpps(bed, ctx, `nftables ${which}`));
+        }
+        ctx.log(`round ${round}/${ROUNDS}: ${Object.entries(samples).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(3)}`).join(', ')}`);
       }
+      const nsPerPacket = { '1k': samples['fw1k.ns'][0], '10k': samples['fw10k.ns'][0] };
+      delete samples['fw1k.ns'];
+      delete samples['fw10k.ns'];
       const perRound = (f: (r: Record<string, number>) => number): number =>
         median(Array.from({ length: ROUNDS }, (_, i) => f(Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v[i]])))));
       const m = (k: string): number => median(samples[k]);
@@ -286,6 +364,22 @@ export const suite: Suite = {
           note: `nftables with the 1,000 rules folded into ${nftMaps(parseFirewall({ ingress: { rules: rules1k } }).ingress.rules).maps.length} verdict maps with intervals: ${m('maps1k').toFixed(2)} Mpps`,
         },
       ];
+      const lbRatio = ratio('lb10.ns', 'lb10k.ns');
+      results.push(
+        { name: 'lb.ns_10', value: m('lb10.ns'), unit: 'ns/packet' },
+        { name: 'lb.ns_10k', value: m('lb10k.ns'), unit: 'ns/packet' },
+        {
+          name: 'lb.ns_10k_ratio',
+          value: lbRatio,
+          unit: 'x',
+          baseline: m('lb10.ns'),
+          target: TARGETS.lb,
+          note: `ns/packet through the netdev entry and lbrp (a session hit and its rewrite) with 10 services ${m('lb10.ns').toFixed(1)}, with 10,000 ${m('lb10k.ns').toFixed(1)} (least of 5 test runs of 1M packets, median of ${ROUNDS} rounds)`,
+        },
+        { name: 'lb.live_10', value: m('lb10.live'), unit: 'Mpps' },
+        { name: 'lb.live_10k', value: m('lb10k.live'), unit: 'Mpps' },
+        { name: 'lb.live_10k_ratio', value: ratio('lb10k.live', 'lb10.live'), unit: 'x', baseline: m('lb10.live') },
+      );
       return results;
     } finally {
       for (const close of closers.reverse()) {
