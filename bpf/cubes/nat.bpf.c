@@ -105,6 +105,7 @@ struct nat_scratch {
 	struct nat_session in;
 	struct nat_session out;
 	struct nat_session back;
+	struct nc_flow stale;    /* the ends of a session that may be stale */
 	struct nc_ct_key ct_key;
 };
 
@@ -187,24 +188,18 @@ static __always_inline void nat_applied(struct nc_flow *f, const struct nat_sess
 /* Is the flow of ingress session @k -> @s gone (its conntrack entry expired)? */
 static __always_inline int nat_stale(struct nat_scratch *w, const struct nat_flow *k, const struct nat_session *s)
 {
-	struct nc_ct_key *ck = &w->ct_key;
+	struct nc_flow *ends = &w->stale;
 	struct nc_ct_entry *e;
 
 	/* The flow's ends: the outside peer, and the inside address and port. */
-	__builtin_memset(ck, 0, sizeof(*ck));
-	ck->proto = k->proto;
-	if (nc_ct_end_before(&k->saddr, k->sport, &s->addr, s->port)) {
-		ck->addr_a = k->saddr;
-		ck->port_a = k->sport;
-		ck->addr_b = s->addr;
-		ck->port_b = s->port;
-	} else {
-		ck->addr_a = s->addr;
-		ck->port_a = s->port;
-		ck->addr_b = k->saddr;
-		ck->port_b = k->sport;
-	}
-	e = bpf_map_lookup_elem(&nat_ct, ck);
+	__builtin_memset(ends, 0, sizeof(*ends));
+	ends->saddr = k->saddr;
+	ends->sport = k->sport;
+	ends->daddr = s->addr;
+	ends->dport = s->port;
+	ends->proto = k->proto;
+	nc_ct_key_of(ends, &w->ct_key);
+	e = bpf_map_lookup_elem(&nat_ct, &w->ct_key);
 	return !e || e->expires_ns < bpf_ktime_get_coarse_ns();
 }
 

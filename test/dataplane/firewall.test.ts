@@ -9,23 +9,17 @@
 // q:a (verdict mark); going out, to n0 (redirect).
 import type { ExecutionContext } from 'ava';
 import { DIR_EGRESS, DIR_INGRESS, Metadata } from '../../node-daemon/src/runtime/abi';
-import type { Cube } from '../../node-daemon/src/runtime/cube';
-import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { DEFAULT_SLOT, type FirewallConfig, type FirewallTables } from '../../remote-services/firewall/tables';
 import { arp, ArpOp, ethernet } from '../../remote-services/sdk/packet';
-import { activate, firewallCounter, loadFirewall, writeFirewall, type FirewallState } from '../helpers/catalog';
-import { createHostNetns, entering, errors, openRuntime, registerTestTypes, runProgram } from '../helpers/dataplane';
+import { activate, firewallCounter, loadFirewall, stackedCube, writeFirewall, type FirewallState, type StackedFixture } from '../helpers/catalog';
+import { entering, errors, runProgram } from '../helpers/dataplane';
 import { echoRequest, icmpErrorAbout, MAC_A, MAC_B, TcpFlags, tcpFrame, udpFrame } from '../helpers/flows';
 import { fixtureLimit } from '../helpers/limit';
 import { table, type Row } from '../helpers/rows';
 import { adminRules, PROBE } from '../helpers/rulesets';
 
-interface Fixture {
-  rt: Runtime;
-  g: Cube;
-  q: Cube;
-  gen: number;
+interface Fixture extends StackedFixture {
   state?: FirewallState;
   compiled?: FirewallTables;
 }
@@ -35,20 +29,7 @@ const place = fixtureLimit(6);
 
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   await place(t);
-  const ns = await createHostNetns(t);
-  const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
-  await rt.apply({
-    cubes: [
-      { name: 'g', type: 'firewall', mode, ports: [], logLevel: 'info' },
-      { name: 'q', type: 'probe', mode, ports: ['a'], logLevel: 'info' },
-    ],
-    links: [{ a: { netdev: 'n0' }, b: { cube: 'q', port: 'a' } }],
-    stacks: [{ target: { netdev: 'n0' }, layers: [{ cube: 'g', direction: 'both' }] }],
-  });
-  const q = rt.cube('q');
-  q.table('probe_actions').put(q.ports.get('a')!, { op: 'PROBE_MARK', arg: 0, user0: 0, log: 0 });
-  return { rt, g: rt.cube('g'), q, gen: rt.host.currentGen };
+  return stackedCube(t, mode, 'firewall');
 }
 
 /** Compiles and activates `config`. */

@@ -11,21 +11,15 @@
 // checksum was patched right.
 import type { ExecutionContext } from 'ava';
 import { DIR_EGRESS, DIR_INGRESS, Metadata } from '../../node-daemon/src/runtime/abi';
-import type { Cube } from '../../node-daemon/src/runtime/cube';
-import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { compileNat, type NatConfig, translations } from '../../remote-services/nat/tables';
-import { createHostNetns, entering, openRuntime, registerTestTypes, runProgram } from '../helpers/dataplane';
+import { stackedCube, type StackedFixture } from '../helpers/catalog';
+import { entering, runProgram } from '../helpers/dataplane';
 import { echoReply, echoRequest, icmpErrorAbout, MAC_A, MAC_B, TcpFlags, tcpFrame, udpFrame, type Ends } from '../helpers/flows';
 import { fixtureLimit } from '../helpers/limit';
 import { table, type Row } from '../helpers/rows';
 
-interface Fixture {
-  rt: Runtime;
-  g: Cube;
-  q: Cube;
-  gen: number;
-}
+type Fixture = StackedFixture;
 
 const PUBLIC = '203.0.113.1';
 const PUBLIC2 = '203.0.113.2';
@@ -52,20 +46,7 @@ const place = fixtureLimit(6);
 
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   await place(t);
-  const ns = await createHostNetns(t);
-  const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
-  await rt.apply({
-    cubes: [
-      { name: 'g', type: 'nat', mode, ports: [], logLevel: 'info' },
-      { name: 'q', type: 'probe', mode, ports: ['a'], logLevel: 'info' },
-    ],
-    links: [{ a: { netdev: 'n0' }, b: { cube: 'q', port: 'a' } }],
-    stacks: [{ target: { netdev: 'n0' }, layers: [{ cube: 'g', direction: 'both' }] }],
-  });
-  const q = rt.cube('q');
-  q.table('probe_actions').put(q.ports.get('a')!, { op: 'PROBE_MARK', arg: 0, user0: 0, log: 0 });
-  const f = { rt, g: rt.cube('g'), q, gen: rt.host.currentGen };
+  const f = await stackedCube(t, mode, 'nat');
   configure(f, CONFIG);
   return f;
 }

@@ -1,9 +1,13 @@
 // Programming the service catalog's cubes from the tests and benchmarks, through
 // the same pure translators the control planes use (remote-services/<name>/tables.ts),
 // straight into a runtime's tables.
+import type { ExecutionContext } from 'ava';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
+import type { Runtime } from '../../node-daemon/src/runtime/runtime';
+import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { compileFirewall, counterIndex, DIRECTIONS, type FirewallTables, type SlotAssignment } from '../../remote-services/firewall/tables';
 import { compileLb, type LbIds, type LbTables } from '../../remote-services/lbrp/tables';
+import { createHostNetns, openRuntime, registerTestTypes } from './dataplane';
 
 /** What the next firewall compile needs to know of the last. */
 export interface FirewallState {
@@ -60,4 +64,35 @@ export function loadLb(cube: Cube, config: unknown, previous?: LbIds): LbTables 
   }
   for (const id of compiled.freedBackends) cube.table('lb_backends').put(id, { addr: '::', port: 0, pad: 0 });
   return compiled;
+}
+
+/** A transparent cube `g` stacked both ways on netdev n0, and probe cube q behind it. */
+export interface StackedFixture {
+  rt: Runtime;
+  g: Cube;
+  q: Cube;
+  gen: number;
+}
+
+/**
+ * A runtime in a namespace of its own with a transparent cube `g` of `type`
+ * stacked both ways on netdev n0, which is linked to port a of probe cube q
+ * (marking what it receives): going in, g sends on to q (verdict mark); going
+ * out, to n0 (redirect). Removed in the test's teardown.
+ */
+export async function stackedCube(t: ExecutionContext, mode: Mode, type: string): Promise<StackedFixture> {
+  const ns = await createHostNetns(t);
+  const rt = await openRuntime(t, { netns: ns.path });
+  registerTestTypes(rt);
+  await rt.apply({
+    cubes: [
+      { name: 'g', type, mode, ports: [], logLevel: 'info' },
+      { name: 'q', type: 'probe', mode, ports: ['a'], logLevel: 'info' },
+    ],
+    links: [{ a: { netdev: 'n0' }, b: { cube: 'q', port: 'a' } }],
+    stacks: [{ target: { netdev: 'n0' }, layers: [{ cube: 'g', direction: 'both' }] }],
+  });
+  const q = rt.cube('q');
+  q.table('probe_actions').put(q.ports.get('a')!, { op: 'PROBE_MARK', arg: 0, user0: 0, log: 0 });
+  return { rt, g: rt.cube('g'), q, gen: rt.host.currentGen };
 }

@@ -31,19 +31,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ifindex, Program } from '../../../node-daemon/src/bpf';
-import { unmountBpffs } from '../../../node-daemon/src/runtime/host';
-import { Runtime } from '../../../node-daemon/src/runtime/runtime';
+import type { Runtime } from '../../../node-daemon/src/runtime/runtime';
+import type { CubeSpec, Topology } from '../../../node-daemon/src/runtime/topology';
 import { parseFirewall, type CompiledRule, type Rule } from '../../../remote-services/firewall/tables';
 import { portRangeText, prefixText, PROTOCOLS } from '../../../remote-services/catalog/fields';
 import type { LbConfig } from '../../../remote-services/lbrp/tables';
 import { loadFirewall, loadLb } from '../../helpers/catalog';
-import type { CubeSpec, Topology } from '../../../node-daemon/src/runtime/topology';
 import { lineTopology } from '../../helpers/chains';
 import { runProgram } from '../../helpers/dataplane';
 import { adminRules, PROBE } from '../../helpers/rulesets';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { attachXdpPass, streamFrame } from '../../helpers/traffic';
 import type { Result, Suite, SuiteContext } from '../report';
+import { openBenchRuntime } from '../runtime';
 
 const ROUNDS = Number(process.env.NC_BENCH_CATALOG_ROUNDS ?? 3);
 /** How long a live measurement sends for, about. */
@@ -57,18 +57,6 @@ const median = (xs: number[]): number => {
 };
 
 type Closer = () => unknown;
-
-/** A runtime on a testbed's host namespace, for code outside ava. */
-async function openRuntime(bed: Testbed): Promise<Runtime> {
-  const root = fs.mkdtempSync('/run/nct-bench-');
-  try {
-    return await Runtime.open({ root, netns: bed.host.path });
-  } catch (err) {
-    unmountBpffs(path.join(root, 'bpf'));
-    fs.rmSync(root, { recursive: true, force: true });
-    throw err;
-  }
-}
 
 /** ns/packet of the netcube path on `bed` by test runs of its netdev entry on `frame` (least of a few). */
 async function entryNs(bed: Testbed, rt: Runtime, frame = probeFrame): Promise<number> {
@@ -255,7 +243,7 @@ export const suite: Suite = {
       // links some of them between in0 and out0, applied before it is measured.
       const bed = await openTestbed({ mode: 'xdp', frames: [probeFrame] });
       closers.push(() => bed.close());
-      const rt = await openRuntime(bed);
+      const rt = await openBenchRuntime(bed);
       closers.push(() => rt.destroy());
       const cubes: CubeSpec[] = [
         { name: 'fw1k', type: 'firewall', mode: 'xdp', ports: [], logLevel: 'info' },
