@@ -88,7 +88,7 @@ test('run again with everything present: only the incremental build', async t =>
   const again = await m.run();
   t.is(again.code, 0, again.stderr);
   t.deepEqual(m.calls(), ['npm ci --no-audit --no-fund', 'npm run build', 'npm run build']);
-  t.regex(again.stdout, /all 16 present/);
+  t.regex(again.stdout, new RegExp(`all ${PACKAGES.length} present`));
   t.regex(again.stdout, /node_modules is up to date/);
 });
 
