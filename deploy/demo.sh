@@ -71,16 +71,16 @@ show netcubectl get cubes
 show netcubectl describe cube fwd2
 show netcubectl topology
 
-banner "the DDoS mitigator on h2 at work: blacklist h-client1 (10.77.0.1 = 0a4d0001 in network order)"
-show netcubectl table put ddos2 blacklist_v4 0a4d0001 0000000000000000 --raw
+banner "the DDoS mitigator on h2 at work: blacklist h-client1 (10.77.0.1)"
+show netcubectl table put ddos2 blacklist_v4 10.77.0.1 0
 if ip netns exec h-client1 ping -c 3 -i 0.2 -W 1 -q 10.77.0.2 >/dev/null 2>&1; then
   printf 'unexpected: the ping went through the blacklist\n'
 else
   printf 'ping 10.77.0.2: no reply, ddos2 drops it on h2\n'
 fi
 printf '(the value is the blacklist entry'"'"'s drop counter)\n'
-show netcubectl table dump ddos2 blacklist_v4 --raw
-show netcubectl table delete ddos2 blacklist_v4 0a4d0001 --raw
+show netcubectl table dump ddos2 blacklist_v4
+show netcubectl table delete ddos2 blacklist_v4 10.77.0.1
 show ip netns exec h-client1 ping -c 2 -i 0.2 -q 10.77.0.2
 
 banner "done"

@@ -30,7 +30,7 @@ struct bridge_port {
 };
 
 struct fdb_key {
-	__u8 mac[6];
+	nc_mac_t mac;
 	__u16 vlan;
 };
 

@@ -5,10 +5,10 @@
  */
 #include <netcube/netcube.h>
 
-/* Blacklisted IPv4 source (network order) -> packets dropped. */
-NC_TABLE(blacklist_v4, BPF_MAP_TYPE_HASH, __be32, __u64, 65536, NC_SCOPE_CUBE);
+/* Blacklisted IPv4 source -> packets dropped. */
+NC_TABLE(blacklist_v4, BPF_MAP_TYPE_HASH, nc_ipv4_t, __u64, 65536, NC_SCOPE_CUBE);
 /* Blacklisted IPv6 source -> packets dropped. */
-NC_TABLE(blacklist_v6, BPF_MAP_TYPE_HASH, struct in6_addr, __u64, 65536, NC_SCOPE_CUBE);
+NC_TABLE(blacklist_v6, BPF_MAP_TYPE_HASH, nc_ipv6_t, __u64, 65536, NC_SCOPE_CUBE);
 
 static __always_inline __u64 *blacklisted(struct nc_ctx *ctx)
 {

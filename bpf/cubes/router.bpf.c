@@ -18,24 +18,24 @@ enum router_reason {
 };
 
 struct router_port {
-	__be32 addr;      /* 0: the port has no address and takes no packets */
+	nc_ipv4_t addr;   /* 0.0.0.0: the port has no address and takes no packets */
 	__u32 prefixlen;
-	__u8 mac[6];
+	nc_mac_t mac;
 	__u16 pad;
 };
 
 struct route_key {
 	__u32 prefixlen;
-	__be32 addr;
+	nc_ipv4_t addr;
 };
 
 struct route_entry {
-	__be32 nexthop; /* 0: directly connected, the destination is the next hop */
+	nc_ipv4_t nexthop; /* 0.0.0.0: directly connected, the destination is the next hop */
 	__u32 port;
 };
 
 struct neigh_entry {
-	__u8 mac[6];
+	nc_mac_t mac;
 	__u16 pad;
 	__u32 port;
 	__u64 seen_ns;
@@ -44,11 +44,11 @@ struct neigh_entry {
 /* Port -> its interface address and MAC. */
 NC_TABLE(router_ports, BPF_MAP_TYPE_ARRAY, __u32, struct router_port, NC_MAX_PORTS, NC_SCOPE_CUBE);
 /* The router's own addresses -> their port. */
-NC_TABLE(local_addrs, BPF_MAP_TYPE_HASH, __be32, __u32, NC_MAX_PORTS, NC_SCOPE_CUBE);
+NC_TABLE(local_addrs, BPF_MAP_TYPE_HASH, nc_ipv4_t, __u32, NC_MAX_PORTS, NC_SCOPE_CUBE);
 /* Destination prefix -> next hop and port, longest prefix first. */
 NC_TABLE_FLAGS(routes, BPF_MAP_TYPE_LPM_TRIE, struct route_key, struct route_entry, 1024, NC_SCOPE_CUBE, BPF_F_NO_PREALLOC);
 /* Next-hop address -> MAC, as ARP resolved it. */
-NC_TABLE(neighbours, BPF_MAP_TYPE_HASH, __be32, struct neigh_entry, 4096, NC_SCOPE_CUBE);
+NC_TABLE(neighbours, BPF_MAP_TYPE_HASH, nc_ipv4_t, struct neigh_entry, 4096, NC_SCOPE_CUBE);
 
 /* The ARP payload for Ethernet and IPv4, after struct arphdr. */
 struct arp_ipv4 {

@@ -123,6 +123,8 @@ Napi::Value Describe(Napi::Env env, const struct btf *btf, __u32 id, int depth) 
       __s64 size = btf__resolve_size(btf, id);
       if (size < 0) throw Unsupported("array of unknown size");
       out.Set("kind", "array");
+      // An array has no name of its own; a typedef's names a typed field (nc_mac_t).
+      if (typedefName != nullptr) out.Set("name", typedefName);
       out.Set("elem", Describe(env, btf, array->type, depth + 1));
       out.Set("length", array->nelems);
       out.Set("size", static_cast<double>(size));

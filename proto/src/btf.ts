@@ -1,15 +1,21 @@
 // BTF-typed values: the JS description of a BTF type (made natively from an
 // object's or the kernel's BTF) and the codec between JSON-like values and the
-// bytes a map or a global holds. Little-endian, as every host netcube runs on.
+// bytes a map or a global holds. Little-endian, as every host netcube runs on;
+// the framework's typed fields (fields.ts: addresses, ports) read as text.
+
+import { decodeField, encodeField, fieldKind } from './fields';
 
 export type BtfMember = { name: string; offset: number; bitOffset?: number; bitSize?: number; type: BtfType };
 
-/** Typedefs, const, volatile and restrict are resolved away; a typedef's name is kept in `name`. */
+/**
+ * Typedefs, const, volatile and restrict are resolved away; a typedef's name is
+ * kept in `name` (an array has one only when a typedef names it: nc_mac_t).
+ */
 export type BtfType =
   | { kind: 'int'; name: string; size: number; signed: boolean; char?: boolean; bool?: boolean }
   | { kind: 'float'; name: string; size: number }
   | { kind: 'ptr'; size: 8 }
-  | { kind: 'array'; elem: BtfType; length: number; size: number }
+  | { kind: 'array'; name?: string; elem: BtfType; length: number; size: number }
   | { kind: 'struct' | 'union'; name: string; size: number; members: BtfMember[] }
   | { kind: 'enum'; name: string; size: number; signed: boolean; values: { name: string; value: number | bigint }[] };
 
@@ -19,7 +25,8 @@ type Composite = Extract<BtfType, { kind: 'struct' | 'union' }>;
  * Encodes `value` as `type`'s bytes. Accepts numbers, bigints and decimal strings
  * for integers, booleans for bools, names for enums, strings for char arrays,
  * arrays for arrays, objects for structs (missing members are zero) and unions
- * (one member), and a Buffer of exactly the type's size for anything.
+ * (one member), text for typed fields ("10.0.0.1", "fe80::1", "02:00:00:00:00:01";
+ * a number for nc_port_t), and a Buffer of exactly the type's size for anything.
  * Errors name the member path: "settings.label: 9 bytes do not fit in char[8]".
  */
 export function encode(type: BtfType, value: unknown, name = 'value'): Buffer {
@@ -31,7 +38,7 @@ export function encode(type: BtfType, value: unknown, name = 'value'): Buffer {
 /**
  * Decodes `bytes` (exactly `type.size` of them) as bpftool's map dump shows
  * them: char arrays as strings, enums by name, 64-bit integers as numbers when
- * safe and decimal strings otherwise.
+ * safe and decimal strings otherwise; typed fields as addresses and port numbers.
  */
 export function decode(type: BtfType, bytes: Uint8Array): unknown {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Buffer');
@@ -46,7 +53,7 @@ export function decode(type: BtfType, bytes: Uint8Array): unknown {
 export function typeName(type: BtfType): string {
   switch (type.kind) {
     case 'ptr': return 'pointer';
-    case 'array': return `${typeName(type.elem)}[${type.length}]`;
+    case 'array': return type.name ?? `${typeName(type.elem)}[${type.length}]`;
     case 'struct': case 'union': return `${type.kind} ${type.name || '(anonymous)'}`;
     case 'enum': return `enum ${type.name || '(anonymous)'}`;
     default: return type.name;
@@ -59,6 +66,11 @@ function encodeAt(type: BtfType, value: unknown, out: Buffer, at: number, path: 
       throw new RangeError(`${path}: ${value.length} bytes given for ${typeName(type)} of ${type.size} bytes`);
     }
     out.set(value, at);
+    return;
+  }
+  const field = fieldKind(type);
+  if (field !== undefined) {
+    encodeField(field, value, out, at, path);
     return;
   }
   switch (type.kind) {
@@ -223,6 +235,8 @@ function integerValue(n: bigint): number | string {
 }
 
 function decodeAt(type: BtfType, buf: Buffer, at: number): unknown {
+  const field = fieldKind(type);
+  if (field !== undefined) return decodeField(field, buf, at);
   switch (type.kind) {
     case 'int': {
       if (type.bool) return buf[at] !== 0;

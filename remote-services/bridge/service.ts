@@ -12,7 +12,6 @@
 import type { BridgeConfig__Output as BridgeConfig } from '@netcube/api/generated/netcube/bridge/v1/BridgeConfig';
 import type { BridgePort__Output } from '@netcube/api/generated/netcube/bridge/v1/BridgePort';
 import { ConfigError, defineService, type Cube } from '@netcube/sdk';
-import { macText } from '@netcube/sdk/codec';
 import { ethernet, EtherType } from '@netcube/sdk/packet';
 
 /** bridge_reason in bridge.bpf.c */
@@ -20,7 +19,7 @@ const REASON_FLOOD = 1;
 const MODES = { plain: 'BRIDGE_PORT_PLAIN', access: 'BRIDGE_PORT_ACCESS', trunk: 'BRIDGE_PORT_TRUNK' } as const;
 
 interface FdbKey {
-  mac: number[];
+  mac: string;
   vlan: number;
 }
 interface FdbEntry {
@@ -101,7 +100,7 @@ export default defineService<BridgeConfig>({
       agingSeconds: cube.config.agingSeconds,
       clock: cube.clock.source,
       fdb: entries
-        .map(({ key, value }) => ({ mac: macText(key.mac), vlan: key.vlan, port: cube.portAt(value.port)?.name ?? `#${value.port}`, ageSeconds: Math.round(cube.clock.ageSeconds(value.seen_ns) * 10) / 10 }))
+        .map(({ key, value }) => ({ mac: key.mac, vlan: key.vlan, port: cube.portAt(value.port)?.name ?? `#${value.port}`, ageSeconds: Math.round(cube.clock.ageSeconds(value.seen_ns) * 10) / 10 }))
         .sort((a, b) => (a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : a.vlan - b.vlan)),
     };
   },

@@ -16,7 +16,7 @@
 import type { Route__Output } from '@netcube/api/generated/netcube/router/v1/Route';
 import type { RouterConfig__Output as RouterConfig } from '@netcube/api/generated/netcube/router/v1/RouterConfig';
 import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
-import { be32, be32Text, derivedMac, macBytes, macText } from '@netcube/sdk/codec';
+import { be32Text, derivedMac } from '@netcube/sdk/codec';
 import {
   arp,
   ArpOp,
@@ -61,7 +61,7 @@ interface RouteModel {
 }
 
 interface NeighbourEntry {
-  mac: number[];
+  mac: string;
   port: number;
   seen_ns: number | string;
 }
@@ -144,7 +144,7 @@ function resolve(cube: Router, nexthop: string, iface: Interface, packet?: Waiti
 
 /** `ip` is at `mac` on `iface`: record it, then send what waited for it. */
 async function learn(cube: Router, ip: string, mac: string, iface: Interface): Promise<void> {
-  await cube.table<number, NeighbourEntry>('neighbours').put(be32(ip), { mac: macBytes(mac), port: iface.index, seen_ns: cube.clock.now().toString() });
+  await cube.table<string, NeighbourEntry>('neighbours').put(ip, { mac, port: iface.index, seen_ns: cube.clock.now().toString() });
   cube.state.justResolved.set(ip, Date.now());
   const r = cube.state.resolving.get(ip);
   cube.state.resolving.delete(ip);
@@ -160,8 +160,8 @@ async function sendIp(cube: Router, packet: ReturnType<typeof ipv4>, dst: string
   const iface = route && interfaces(cube).find((i) => i.name === route.port);
   if (!route || !iface) return;
   const nexthop = route.nexthop ?? dst;
-  const neighbour = await cube.table<number, NeighbourEntry>('neighbours').get(be32(nexthop));
-  const frame = ethernet({ src: iface.mac, dst: neighbour ? macText(neighbour.mac) : '00:00:00:00:00:00', payload: packet });
+  const neighbour = await cube.table<string, NeighbourEntry>('neighbours').get(nexthop);
+  const frame = ethernet({ src: iface.mac, dst: neighbour ? neighbour.mac : '00:00:00:00:00:00', payload: packet });
   if (neighbour) cube.packetOut(iface.name, 'egress', frame);
   else resolve(cube, nexthop, iface, { frame, direction: 'egress', port: iface.name });
 }
@@ -234,11 +234,11 @@ export default defineService<RouterConfig, RouterState>({
   staticTables(cube) {
     const ifaces = interfaces(cube);
     return {
-      router_ports: ifaces.map((i) => ({ key: i.index, value: { addr: be32(i.address), prefixlen: i.cidr.prefixLength, mac: macBytes(i.mac) } })),
-      local_addrs: ifaces.map((i) => ({ key: be32(i.address), value: i.index })),
+      router_ports: ifaces.map((i) => ({ key: i.index, value: { addr: i.address, prefixlen: i.cidr.prefixLength, mac: i.mac } })),
+      local_addrs: ifaces.map((i) => ({ key: i.address, value: i.index })),
       routes: routesOf(cube.config).map((r) => ({
-        key: { prefixlen: r.cidr.prefixLength, addr: be32(formatIpv4(r.cidr.network)) },
-        value: { nexthop: r.nexthop ? be32(r.nexthop) : 0, port: cube.port(r.port).index },
+        key: { prefixlen: r.cidr.prefixLength, addr: formatIpv4(r.cidr.network) },
+        value: { nexthop: r.nexthop || '0.0.0.0', port: cube.port(r.port).index },
       })),
     };
   },
@@ -313,32 +313,31 @@ export default defineService<RouterConfig, RouterState>({
       if (!iface || r.tries >= ARP_TRIES) {
         cube.state.dropped += r.packets.length;
         cube.state.resolving.delete(ip);
-        if (r.probeMac) await cube.table<number, NeighbourEntry>('neighbours').delete(be32(ip));
+        if (r.probeMac) await cube.table<string, NeighbourEntry>('neighbours').delete(ip);
         continue;
       }
       resolve(cube, ip, iface);
     }
     // Neighbours past their timeout are asked again, at their MAC; three unanswered questions and they go.
     const timeout = cube.config.neighbourTimeoutSeconds;
-    for (const { key, value } of await cube.table<number, NeighbourEntry>('neighbours').list()) {
-      const ip = be32Text(key);
+    for (const { key: ip, value } of await cube.table<string, NeighbourEntry>('neighbours').list()) {
       if (cube.clock.ageSeconds(value.seen_ns) <= timeout || cube.state.resolving.has(ip)) continue;
       const iface = ifaces.find((i) => i.index === value.port);
       if (!iface) continue;
-      cube.state.resolving.set(ip, { port: iface.name, packets: [], sentAt: 0, tries: 0, probeMac: macText(value.mac) });
+      cube.state.resolving.set(ip, { port: iface.name, packets: [], sentAt: 0, tries: 0, probeMac: value.mac });
       resolve(cube, ip, iface);
     }
   },
 
   async describe(cube) {
     const ports = new Map(cube.ports.map((p) => [p.index, p.name]));
-    const neighbours = await cube.table<number, NeighbourEntry>('neighbours').list();
+    const neighbours = await cube.table<string, NeighbourEntry>('neighbours').list();
     return {
       clock: cube.clock.source,
       ports: interfaces(cube).map((i) => ({ port: i.name, address: `${i.address}/${i.cidr.prefixLength}`, mac: i.mac })),
       routes: routesOf(cube.config).map((r) => ({ prefix: `${formatIpv4(r.cidr.network)}/${r.cidr.prefixLength}`, port: r.port, ...(r.nexthop ? { nexthop: r.nexthop } : {}), connected: r.connected })),
       neighbours: neighbours
-        .map(({ key, value }) => ({ address: be32Text(key), mac: macText(value.mac), port: ports.get(value.port) ?? `#${value.port}`, ageSeconds: Math.round(cube.clock.ageSeconds(value.seen_ns) * 10) / 10 }))
+        .map(({ key, value }) => ({ address: key, mac: value.mac, port: ports.get(value.port) ?? `#${value.port}`, ageSeconds: Math.round(cube.clock.ageSeconds(value.seen_ns) * 10) / 10 }))
         .sort((a, b) => parseIpv4(a.address).readUInt32BE(0) - parseIpv4(b.address).readUInt32BE(0)),
       resolving: [...cube.state.resolving].map(([nexthop, r]) => ({ nexthop, port: r.port, queued: r.packets.length, tries: r.tries })),
       dropped: cube.state.dropped,
@@ -349,10 +348,10 @@ export default defineService<RouterConfig, RouterState>({
 /** Deletes neighbours that no port's subnet holds any more; every stamp read teaches the clock. */
 async function forgetStrangers(cube: Router): Promise<void> {
   const ifaces = interfaces(cube);
-  const table = cube.table<number, NeighbourEntry>('neighbours');
+  const table = cube.table<string, NeighbourEntry>('neighbours');
   for (const { key, value } of await table.list()) {
     cube.clock.observe(value.seen_ns);
     const iface = ifaces.find((i) => i.index === value.port);
-    if (!iface || !cidrContains(iface.cidr, be32Text(key))) await table.delete(key);
+    if (!iface || !cidrContains(iface.cidr, key)) await table.delete(key);
   }
 }

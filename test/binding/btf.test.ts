@@ -1,6 +1,7 @@
 import test from 'ava';
+import * as path from 'node:path';
 import * as bpf from '../../node-daemon/src/bpf';
-import { testObject } from './testdata';
+import { root, testObject } from './testdata';
 
 const u8: bpf.BtfType = { kind: 'int', name: '__u8', size: 1, signed: false };
 const u16: bpf.BtfType = { kind: 'int', name: '__u16', size: 2, signed: false };
@@ -123,4 +124,71 @@ test('types described from a real object encode what the program reads', (t) => 
   });
   const stats = { packets: 3, bytes: '12345678901234567890', tag: 'tcp', verdict: 'TST_PASS' };
   t.deepEqual(bpf.decode(value, bpf.encode(value, stats)), stats);
+});
+
+// The framework's typed fields (bpf/include/netcube/fields.h): network-order bytes
+// shown and taken as addresses and port numbers.
+const ipv4: bpf.BtfType = { kind: 'int', name: 'nc_ipv4_t', size: 4, signed: false };
+const ipv6: bpf.BtfType = { kind: 'struct', name: 'nc_ipv6_t', size: 16, members: [] };
+const mac: bpf.BtfType = { kind: 'array', name: 'nc_mac_t', elem: u8, length: 6, size: 6 };
+const l4port: bpf.BtfType = { kind: 'int', name: 'nc_port_t', size: 2, signed: false };
+
+test('typed fields read and write as addresses and ports, in network byte order', (t) => {
+  t.deepEqual(bpf.encode(ipv4, '10.0.1.0'), Buffer.from([10, 0, 1, 0]));
+  t.is(bpf.decode(ipv4, Buffer.from([10, 0, 1, 0])), '10.0.1.0');
+  t.deepEqual(bpf.encode(l4port, 8080), Buffer.from([0x1f, 0x90]));
+  t.is(bpf.decode(l4port, Buffer.from([0x1f, 0x90])), 8080);
+  t.deepEqual(bpf.encode(mac, 'AA:bb:cc:00:00:01'), Buffer.from([0xaa, 0xbb, 0xcc, 0, 0, 1]));
+  t.is(bpf.decode(mac, Buffer.from([0xaa, 0xbb, 0xcc, 0, 0, 1])), 'aa:bb:cc:00:00:01');
+  // RFC 5952 text: the longest zero run compressed (the first of equals), mapped IPv4 dotted.
+  const v6 = (text: string) => bpf.decode(ipv6, bpf.encode(ipv6, text));
+  t.is(v6('fe80:0:0:0:0:0:0:1'), 'fe80::1');
+  t.is(v6('2001:db8:0:0:1:0:0:1'), '2001:db8::1:0:0:1');
+  t.is(v6('2001:DB8::0:1'), '2001:db8::1');
+  t.is(v6('1:0:2:3:4:5:6:7'), '1:0:2:3:4:5:6:7');
+  t.is(v6('::'), '::');
+  t.is(v6('::1'), '::1');
+  t.is(v6('::ffff:10.0.0.1'), '::ffff:10.0.0.1');
+  t.is(v6('64:ff9b::192.0.2.33'), '64:ff9b::c000:221');
+  t.deepEqual(bpf.encode(ipv6, 'fd00::1:2'), Buffer.from('fd000000000000000000000000010002', 'hex'));
+  // Raw bytes still go in as they are.
+  t.deepEqual(bpf.encode(ipv4, Buffer.from([1, 2, 3, 4])), Buffer.from([1, 2, 3, 4]));
+  // A type of another size keeps its plain meaning, whatever its name.
+  t.is(bpf.decode({ ...ipv4, size: 2 }, Buffer.from([1, 2])), 0x0201);
+});
+
+test('a typed field refuses what is not its kind of address, naming the member', (t) => {
+  const key: bpf.BtfType = {
+    kind: 'struct', name: 'flow', size: 30,
+    members: [
+      { name: 'src', offset: 0, type: ipv4 },
+      { name: 'dst', offset: 4, type: ipv6 },
+      { name: 'mac', offset: 20, type: mac },
+      { name: 'port', offset: 26, type: l4port },
+    ],
+  };
+  const cases: [unknown, string][] = [
+    [{ src: 167772161 }, "key.src: expected an IPv4 address like '10.0.0.1', got 167772161"],
+    [{ src: '10.0.0.256' }, `key.src: expected an IPv4 address like '10.0.0.1', got "10.0.0.256"`],
+    [{ src: '010.0.0.1' }, `key.src: expected an IPv4 address like '10.0.0.1', got "010.0.0.1"`],
+    [{ dst: '10.0.0.1' }, `key.dst: expected an IPv6 address like 'fe80::1', got "10.0.0.1"`],
+    [{ dst: 'fe80::1%eth0' }, `key.dst: expected an IPv6 address like 'fe80::1', got "fe80::1%eth0"`],
+    [{ mac: [2, 0, 0, 0, 0, 1] }, "key.mac: expected a MAC address like '02:00:00:00:00:01', got 2,0,0,0,0,1"],
+    [{ port: 65536 }, 'key.port: expected a port number from 0 to 65535, got 65536'],
+    [{ port: 'http' }, 'key.port: expected a port number from 0 to 65535, got "http"'],
+  ];
+  for (const [value, message] of cases) t.throws(() => bpf.encode(key, value, 'key'), { instanceOf: TypeError, message });
+});
+
+test('cube objects name their typed fields in BTF: the router\'s tables read as addresses', (t) => {
+  const spec = bpf.CollectionSpec.fromFile(path.join(root, 'build/bpf/cubes/router.xdp.o'));
+  t.teardown(() => spec.close());
+  const port = spec.maps.get('router_ports')!.valueType!;
+  const value = { addr: '10.1.0.1', prefixlen: 24, mac: '02:00:00:00:01:01', pad: 0 };
+  const bytes = bpf.encode(port, value);
+  t.deepEqual(bytes.subarray(0, 4), Buffer.from([10, 1, 0, 1]));
+  t.deepEqual(bytes.subarray(8, 14), Buffer.from([2, 0, 0, 0, 1, 1]));
+  t.deepEqual(bpf.decode(port, bytes), value);
+  t.is(bpf.decode(spec.maps.get('neighbours')!.keyType!, Buffer.from([10, 1, 0, 5])), '10.1.0.5');
+  t.deepEqual(bpf.decode(spec.maps.get('routes')!.keyType!, Buffer.from([16, 0, 0, 0, 10, 9, 0, 0])), { prefixlen: 16, addr: '10.9.0.0' });
 });

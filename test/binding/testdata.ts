@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 
 // build/js/test/binding -> the repository root
-const root = path.resolve(__dirname, '../../../..');
+export const root = path.resolve(__dirname, '../../../..');
 
 export function testObject(name: string): string {
   return path.join(root, 'build/bpf/testdata', `${name}.o`);

@@ -221,13 +221,18 @@ test.serial('table list, dump, get, delete, as JSON and as raw bytes', async t =
   // The DDoS mitigator's blacklist: a hash, so entries come and go.
   const key = '0a:00:00:09'; // 10.0.0.9 in network order
   t.is((await run(['table', 'put', 'guard', 'blacklist_v4', key, '0000000000000000', '--raw'])).code, 0);
-  t.deepEqual(JSON.parse((await run(['table', 'dump', 'guard', 'blacklist_v4', '-o', 'json'])).stdout), [{ key: 150_994_954, value: 0 }]);
-  const del = await run(['table', 'delete', 'guard', 'blacklist_v4', '150994954']);
+  // Its key is a typed field (nc_ipv4_t): shown and taken as an address.
+  t.deepEqual(JSON.parse((await run(['table', 'dump', 'guard', 'blacklist_v4', '-o', 'json'])).stdout), [{ key: '10.0.0.9', value: 0 }]);
+  t.regex((await run(['table', 'dump', 'guard', 'blacklist_v4'])).stdout, /^10\.0\.0\.9 +0$/m);
+  const del = await run(['table', 'delete', 'guard', 'blacklist_v4', '10.0.0.9']);
   t.is(del.code, 0, del.stderr);
-  t.is(del.stdout, 'guard blacklist_v4: deleted 150994954\n');
-  const gone = await run(['table', 'get', 'guard', 'blacklist_v4', '150994954']);
+  t.is(del.stdout, 'guard blacklist_v4: deleted 10.0.0.9\n');
+  const gone = await run(['table', 'get', 'guard', 'blacklist_v4', '"10.0.0.9"']);
   t.is(gone.code, 1);
-  t.regex(gone.stderr, /has no entry with key 150994954/);
+  t.regex(gone.stderr, /has no entry with key "10\.0\.0\.9"/);
+  const notAddress = await run(['table', 'put', 'guard', 'blacklist_v4', '167772169', '0']);
+  t.is(notAddress.code, 1);
+  t.regex(notAddress.stderr, /expected an IPv4 address like '10\.0\.0\.1', got 167772169/);
 
   const notJson = await run(['table', 'put', 'p1', 'probe_actions', '0', '{op: drop}']);
   t.is(notJson.code, 2);

@@ -9,7 +9,7 @@
 // Routes: the two connected ones, and 10.9.0.0/16 via 10.1.0.254 on p1.
 // Neighbours: 10.1.0.5 on p1.
 import type { ExecutionContext } from 'ava';
-import { be32, macBytes } from '@netcube/sdk/codec';
+import { be32 } from '@netcube/sdk/codec';
 import { arp, ArpOp, ethernet, icmpEchoRequest, ipv4, ipv6, tcp, udp, type Ipv4Options } from '@netcube/sdk/packet';
 import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
@@ -48,8 +48,8 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   const f = { rt, r: rt.cube('r'), q: rt.cube('q'), gen: rt.host.currentGen };
   f.q.table('probe_actions').put(f.q.ports.get('a')!, { op: 'PROBE_MARK', arg: 0, user0: 0, log: 0 });
   const iface = (port: string, addr: string, prefixlen: number, mac: string) => {
-    f.r.table('router_ports').put(idx(f, port), { addr: be32(addr), prefixlen, mac: macBytes(mac) });
-    f.r.table('local_addrs').put(be32(addr), idx(f, port));
+    f.r.table('router_ports').put(idx(f, port), { addr, prefixlen, mac });
+    f.r.table('local_addrs').put(addr, idx(f, port));
   };
   iface('p0', '10.0.0.1', 24, MAC0);
   iface('p1', '10.1.0.1', 24, MAC1);
@@ -63,11 +63,11 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
 const idx = (f: Fixture, port: string): number => f.r.ports.get(port)!;
 
 function route(f: Fixture, addr: string, prefixlen: number, port: string, nexthop?: string): void {
-  f.r.table('routes').put({ prefixlen, addr: be32(addr) }, { nexthop: nexthop ? be32(nexthop) : 0, port: idx(f, port) });
+  f.r.table('routes').put({ prefixlen, addr }, { nexthop: nexthop ?? '0.0.0.0', port: idx(f, port) });
 }
 
 function neighbour(f: Fixture, ip: string, mac: string, port: string): void {
-  f.r.table('neighbours').put(be32(ip), { mac: macBytes(mac), port: idx(f, port), seen_ns: process.hrtime.bigint().toString() });
+  f.r.table('neighbours').put(ip, { mac, port: idx(f, port), seen_ns: process.hrtime.bigint().toString() });
 }
 
 const into = (port: string) => (f: Fixture): Metadata => entering(idx(f, port), f.r.id, f.gen);

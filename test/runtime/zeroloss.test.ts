@@ -6,9 +6,13 @@
 import test, { type ExecutionContext } from 'ava';
 import { slotOf } from '../../node-daemon/src/runtime/abi';
 import type { Topology } from '../../node-daemon/src/runtime/topology';
+import { compileFirewall, DIRECTIONS, type FirewallTables } from '../../remote-services/firewall/tables';
+import { activate, firewallCounter } from '../helpers/catalog';
 import { lineTopology, withStack } from '../helpers/chains';
 import { openRuntime, registerTestTypes, testCubeObjects } from '../helpers/dataplane';
+import { adminRules, PROBE } from '../helpers/rulesets';
 import { createTestbed, type Testbed } from '../helpers/testbed';
+import { streamFrame } from '../helpers/traffic';
 
 const FLIPS = 40;
 const MIN_FRAMES = 50_000;
@@ -137,5 +141,36 @@ for (const mode of ['xdp', 'tc'] as const) {
     });
     t.is(rt.portStats('r', 'p0').drops, 0n);
     t.deepEqual(rt.host.errorCounts(), new Array(8).fill(0n));
+  });
+
+  test(`${mode}: switching a firewall's rule set under traffic loses no packet of an allowed flow`, async (t) => {
+    const bed = await createTestbed(t, { mode, frames: [streamFrame({ src: PROBE.src, dst: PROBE.dst })] });
+    const rt = await openRuntime(t, { netns: bed.host.path });
+    await rt.apply(
+      withStack(lineTopology(mode, [{ name: 'a', type: 'nop' }], bed.in, bed.outs[0]), mode, { target: { netdev: bed.in }, layers: [{ cube: 'fw', direction: 'ingress' }] }, { fw: 'firewall' }),
+    );
+    const fw = rt.cube('fw');
+    // Two sets of 1,000 rules that accept the stream by different rules, one per
+    // bank. A change switches to the other bank (one store); every fourth first
+    // writes that bank again, while the packets use the other.
+    const sets = [adminRules(1_000, 10, 1), adminRules(1_000, 500, 2)];
+    const compiled: FirewallTables[] = sets.map((rules, bank) => compileFirewall({ ingress: { defaultAction: 'drop', rules } }, { activeBank: 1 - bank }));
+    const write = (c: FirewallTables): void => {
+      for (const [name, entries] of Object.entries(c.tables)) fw.table(name).putBatch(entries);
+    };
+    compiled.forEach(write);
+    activate(fw, compiled[0]);
+    await changeUnderTraffic(t, bed, async (i) => {
+      const next = compiled[(i + 1) % 2];
+      if (i % 4 === 3) write(next);
+      activate(fw, next);
+    });
+    t.is(rt.portStats('fw', 'ingress').drops, 0n);
+    const hits = (set: number): number => {
+      const c = compiled[set];
+      const slot = c.rules.ingress[set === 0 ? 990 : 500].slot;
+      return firewallCounter(fw, DIRECTIONS[0], slot).packets;
+    };
+    t.true(hits(0) > 0 && hits(1) > 0, `both rule sets let the stream through: ${hits(0)} and ${hits(1)} packets`);
   });
 }

@@ -6,9 +6,10 @@
  * registered with NC_CUBE(fwd) (or NC_TRANSPARENT_CUBE, NC_MICROCUBE), which
  * returns one of nc_redirect(ctx, md, port), nc_drop, nc_pass, nc_forward,
  * nc_call(ctx, md, index) or nc_to_controller(ctx, md, reason). The same source
- * builds for XDP and for TC. Tables are declared with NC_TABLE, logs written with
- * nc_log. Everything about slots, metadata layout and prog arrays stays inside
- * the framework.
+ * builds for XDP and for TC. Tables are declared with NC_TABLE (addresses and
+ * ports in them with the typed fields of fields.h), logs written with nc_log.
+ * Everything about slots, metadata layout and prog arrays stays inside the
+ * framework.
  */
 #ifndef __NETCUBE_H
 #define __NETCUBE_H
@@ -18,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "abi.h"
+#include "fields.h"
 #include "hook.h"
 #include "maps.h"
 #include "deliver.h"

@@ -22,7 +22,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CollectionSpec, Program, attachXdp, ifindex } from '../../../node-daemon/src/bpf';
 import type { Collection } from '../../../node-daemon/src/bpf';
-import { unmountBpffs } from '../../../node-daemon/src/runtime/host';
 import { DEFAULT_OBJECTS_DIR, Runtime } from '../../../node-daemon/src/runtime/runtime';
 import type { Mode, Topology } from '../../../node-daemon/src/runtime/topology';
 import { forwardBothWays, lineTopology, type LineCube } from '../../helpers/chains';
@@ -31,6 +30,7 @@ import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { streamFrame } from '../../helpers/traffic';
 import { loadBaseline } from '../baseline';
 import type { Result, Suite, SuiteContext } from '../report';
+import { openBenchRuntime } from '../runtime';
 
 /** How the kernel guards indirect jumps on this CPU: with retpolines, every tail call goes through one. */
 function spectreV2(): string {
@@ -71,18 +71,6 @@ function slope(xs: number[], ys: number[]): number {
     den += (x - mx) ** 2;
   });
   return num / den;
-}
-
-/** A runtime on a testbed's host namespace, for code outside ava. */
-async function openRuntime(bed: Testbed): Promise<Runtime> {
-  const root = fs.mkdtempSync('/run/nct-bench-');
-  try {
-    return await Runtime.open({ root, netns: bed.host.path });
-  } catch (err) {
-    unmountBpffs(path.join(root, 'bpf'));
-    fs.rmSync(root, { recursive: true, force: true });
-    throw err;
-  }
 }
 
 /** FLOOR_PROGS copies of bpf/testdata/tailchain, in slots 1..n of their prog array. */
@@ -176,7 +164,7 @@ export const suite: Suite = {
         for (const n of [a, b]) await fwdBed.host.exec('ip', ['link', 'set', n, 'up']);
       }
 
-      const rt = await openRuntime(fwdBed);
+      const rt = await openBenchRuntime(fwdBed);
       closers.push(() => rt.destroy());
       await rt.registerType('nop_nostats', testCubeObjects('nop_nostats'));
       await rt.apply(
@@ -187,7 +175,7 @@ export const suite: Suite = {
         ),
       );
       forwardBothWays(rt);
-      const chainRt = await openRuntime(chainBed);
+      const chainRt = await openBenchRuntime(chainBed);
       closers.push(() => chainRt.destroy());
       await chainRt.apply(lineTopology('xdp', line('c', ['simpleforwarder', 'nop', 'simpleforwarder']), chainBed.in, chainBed.outs[0]));
       forwardBothWays(chainRt);

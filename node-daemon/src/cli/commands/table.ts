@@ -1,6 +1,9 @@
 // `table`: a cube's tables (eBPF maps), read and written live on its host. Keys and
 // values are JSON that the daemon encodes and decodes through the map's BTF (structs
-// as objects, enums by name, char arrays as strings), or hex bytes with --raw.
+// as objects, enums by name, char arrays as strings, typed fields as addresses), or
+// hex bytes with --raw.
+
+import { isIP } from 'node:net';
 
 import type { Entry } from '@netcube/api/grpc/client';
 import type { Entry as EntryRequest } from '@netcube/api/generated/netcube/v1/Entry';
@@ -25,7 +28,8 @@ export const table: Command = {
 Works on the live tables of a cube, on the host that runs it (found through the
 chains in etcd, or given with --host). KEY and VALUE are JSON, encoded through the
 table's BTF: numbers (or decimal strings for 64 bits), objects for structs, enum
-names as strings, strings for char arrays. With --raw they are hex bytes in the
+names as strings, strings for char arrays, addresses for the framework's typed
+fields (IPv4, IPv6, MAC; a bare address needs no quotes). With --raw they are hex bytes in the
 kernel's layout (0a000001, or 0a:00:00:01), and dumps show hex. Table contents are
 live state, not desired state: they are not stored in etcd.`,
   options: { raw: { type: 'boolean' }, host: { type: 'string' } },
@@ -36,7 +40,7 @@ live state, not desired state: they are not stored in etcd.`,
   examples: [
     'netcubectl table list ddos2',
     'netcubectl table dump ddos2 blacklist_v4',
-    'netcubectl table put ddos2 blacklist_v4 16777226 0',
+    'netcubectl table put ddos2 blacklist_v4 10.0.0.1 0',
     'netcubectl table get ddos2 blacklist_v4 0a000001 --raw',
     'netcubectl table dump fwd1 actions -o json',
   ],
@@ -107,8 +111,14 @@ function parseJsonOr(text: string): unknown {
   }
 }
 
-/** JSON given on the command line; the daemon encodes it, but a typo is caught here. */
+const MAC_TEXT = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+/**
+ * JSON given on the command line; the daemon encodes it, but a typo is caught here.
+ * A bare address stands for itself as a JSON string (a typed field's key).
+ */
 function json(text: string, what: string): string {
+  if (isIP(text) !== 0 || MAC_TEXT.test(text)) return JSON.stringify(text);
   try {
     JSON.parse(text);
     return text;
