@@ -32,7 +32,7 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   await place(t);
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
-  rt.registerType('ctprobe', testCubeObjects('ctprobe'));
+  await rt.registerType('ctprobe', testCubeObjects('ctprobe'));
   await rt.apply({ cubes: [{ name: 'c', type: 'ctprobe', mode, ports: ['p'], logLevel: 'info' }], links: [], stacks: [] });
   return { rt, c: rt.cube('c'), gen: rt.host.currentGen };
 }

@@ -57,7 +57,7 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   await place(t);
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   await rt.apply({
     cubes: [
       { name: 'l', type: 'lbrp', mode, ports: ['f0', 'f1', 'be'], logLevel: 'info' },

@@ -83,7 +83,7 @@ export interface StackedFixture {
 export async function stackedCube(t: ExecutionContext, mode: Mode, type: string): Promise<StackedFixture> {
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
-  registerTestTypes(rt);
+  await registerTestTypes(rt);
   await rt.apply({
     cubes: [
       { name: 'g', type, mode, ports: [], logLevel: 'info' },
