@@ -1,5 +1,6 @@
 // netcube's desired state in etcd: chains with their history, host leases, status, cube types.
 export { Store, StoreOptions } from './store';
+export { etcdEndpoints, type EtcdTls } from './etcd';
 export * from './errors';
 export * from './keys';
 export { RetryPolicy, RetryEvent, RetryListener, DEFAULT_RETRY } from './retry';

@@ -5,7 +5,7 @@ import type { HostCheck } from '../chain';
 import type { Etcd3 } from 'etcd3';
 import { Chains } from './chains';
 import { CubeTypes } from './cube-types';
-import { Etcd, getOp } from './etcd';
+import { Etcd, EtcdTls, getOp } from './etcd';
 import { Hosts } from './hosts';
 import { ROOT } from './keys';
 import { Objects } from './objects';
@@ -13,8 +13,15 @@ import { DEFAULT_RETRY, RetryListener, RetryPolicy } from './retry';
 import { Status } from './status';
 
 export interface StoreOptions {
-  /** etcd client URLs or host:port, e.g. `127.0.0.1:2379`; any member of the cluster. */
+  /**
+   * etcd client URLs or host:port, e.g. `127.0.0.1:2379`; any member of the cluster.
+   * Over TLS: `https://HOST:PORT` or `unixs:/PATH`, with `tls`.
+   */
   endpoints: string[];
+  /** etcd's CA, and this process's certificate and key (its CN is its etcd user when etcd checks client certificates). */
+  tls?: EtcdTls;
+  /** etcd user/password authentication instead. */
+  auth?: { username: string; password: string };
   /** Deadline of each etcd call; default 5 s. */
   callTimeoutMs?: number;
   /** How long and how often calls are retried while etcd is unavailable. */
@@ -58,6 +65,8 @@ export class Store {
       callTimeoutMs: options.callTimeoutMs ?? 5_000,
       retry: { ...DEFAULT_RETRY, ...options.retry },
       onRetry: options.onRetry,
+      tls: options.tls,
+      auth: options.auth,
     });
     try {
       await etcd.call('connect to etcd', client => client.kv.range(getOp(ROOT).request_range!));
