@@ -35,7 +35,7 @@ export class EtcdBridge {
     const sockets: string[] = [];
     const pairs: string[] = [];
     for (const [i, endpoint] of endpoints.entries()) {
-      const [host, port] = endpoint.split(':');
+      const [host, port] = endpoint.replace(/^https?:\/\//, '').split(':');
       const socket = path.join(dir, `etcd-${i}.sock`);
       fs.rmSync(socket, { force: true });
       const server = net.createServer((c) => pipe(c, net.connect(Number(port), host)));

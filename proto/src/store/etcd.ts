@@ -87,7 +87,8 @@ export class Etcd {
 
   constructor(readonly options: EtcdOptions) {
     const { hosts, secure } = etcdEndpoints(options.endpoints);
-    const [ca, cert, key] = [pem(options.tls?.ca, 'CA'), pem(options.tls?.cert, 'certificate'), pem(options.tls?.key, 'key')];
+    // Read only for TLS: in the clear the files are some other connection's (a daemon's).
+    const [ca, cert, key] = secure ? [pem(options.tls?.ca, 'CA'), pem(options.tls?.cert, 'certificate'), pem(options.tls?.key, 'key')] : [];
     this.user = options.auth?.username ?? (secure && cert ? commonName(cert) : undefined);
     this.client = new Etcd3({
       hosts,
