@@ -309,7 +309,7 @@ test.serial('delete --wait removes the chain from the hosts; types unregister', 
   const { run, hosts } = t.context;
   const inUse = await run(['types', 'unregister', 'probe']);
   t.is(inUse.code, 1);
-  t.regex(inUse.stderr, /cube type probe is used by .*p1/);
+  t.regex(inUse.stderr, /cube type probe is used by chain cli/);
 
   const deleted = await run(['delete', 'chain', 'cli', '--wait', '--timeout', '60s']);
   t.is(deleted.code, 0, deleted.stderr);

@@ -70,7 +70,6 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       // Each object on its own first, so that the error names the one at fault.
       for (const mode of ['xdp', 'tc'] as const) if (objects[mode]) asField(`${mode}_object`, () => CubeType.inspect(name, { [mode]: objects[mode] }));
       const type = asField('tc_object', () => CubeType.inspect(name, objects));
-      if (req.dryRun) return typeMessage(type);
 
       const local = ctx.runtime.types.get(name);
       if (local && local.digest !== type.digest) {
@@ -80,6 +79,7 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
             : `cube type ${name} is already registered with other objects; unregister it first (no chain may use it)`,
         );
       }
+      if (req.dryRun) return typeMessage(type);
       const store = ctx.store();
       const stored = await store.types.getType(name).catch((err) => {
         if (err instanceof NotFoundError) return undefined;

@@ -22,6 +22,7 @@ export type StoreErrorCode =
   | 'INVALID_ARGUMENT'
   | 'FAILED_PRECONDITION'
   | 'DEADLINE_EXCEEDED'
+  | 'ALREADY_EXISTS'
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'INTERNAL';
@@ -53,6 +54,12 @@ export class StoreClosedError extends StoreError {
 export class NotFoundError extends StoreError {
   override name = 'NotFoundError';
   override readonly code = 'NOT_FOUND';
+}
+
+/** There is one already, and it is not the same. */
+export class AlreadyExistsError extends StoreError {
+  override name = 'AlreadyExistsError';
+  override readonly code = 'ALREADY_EXISTS';
 }
 
 /** Someone else changed the same object in between: read it again, then retry the change. */
