@@ -28,6 +28,10 @@ export interface CubeConfigReply {
   config: JsonObject;
   chain: string;
   chainVersion: number;
+  /** `chain`: the cube's params there; `service`: SetConfig's. */
+  source: string;
+  /** etcd revision of the config's last change (for expectedRevision). */
+  revision: number;
 }
 
 const pem = (v: string | Buffer | undefined): Buffer | null => (v === undefined ? null : Buffer.isBuffer(v) ? v : fs.readFileSync(v));
@@ -62,7 +66,7 @@ export class ServiceClient {
     return configReply(await this.call('GetConfig', { cube }));
   }
 
-  async setConfig(req: { cube: string; config: JsonObject; expectedVersion?: number; validateOnly?: boolean }): Promise<CubeConfigReply> {
+  async setConfig(req: { cube: string; config: JsonObject; expectedRevision?: number; validateOnly?: boolean }): Promise<CubeConfigReply> {
     return configReply(await this.call('SetConfig', { ...req, config: jsonToStruct(req.config) }));
   }
 
@@ -81,6 +85,6 @@ export class ServiceClient {
   }
 }
 
-function configReply(res: { cube: string; config: Parameters<typeof structToJson>[0]; chain: string; chainVersion: number }): CubeConfigReply {
-  return { cube: res.cube, config: structToJson(res.config), chain: res.chain, chainVersion: res.chainVersion };
+function configReply(res: { cube: string; config: Parameters<typeof structToJson>[0]; chain: string; chainVersion: number; source: string; revision: string }): CubeConfigReply {
+  return { cube: res.cube, config: structToJson(res.config), chain: res.chain, chainVersion: res.chainVersion, source: res.source, revision: Number(res.revision) };
 }

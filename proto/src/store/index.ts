@@ -21,4 +21,5 @@ export { Hosts, HostLease, HostLeaseState, HostLeaseEvents, HostWatch } from './
 export { Status, StatusUpdate, WaitOptions, WaitProgress, WaitResult } from './status';
 export { CubeTypes, CubeTypeUpload } from './cube-types';
 export { Objects, objectDigest } from './objects';
+export { ServiceConfigs, ServiceConfigValue, StoredServiceConfig, ServiceConfigWatch, paramsDigest, effectiveConfig } from './service-config';
 export { PrefixWatch, PrefixWatchEvents, WatchPut, WatchDelete, WatchState } from './watch';

@@ -9,6 +9,7 @@ import { Etcd, EtcdTls, getOp } from './etcd';
 import { Hosts } from './hosts';
 import { ROOT } from './keys';
 import { Objects } from './objects';
+import { ServiceConfigs } from './service-config';
 import { DEFAULT_RETRY, RetryListener, RetryPolicy } from './retry';
 import { Status } from './status';
 
@@ -43,6 +44,8 @@ export class Store {
   readonly status: Status;
   readonly types: CubeTypes;
   readonly objects: Objects;
+  /** The config services' SetConfig gives their cubes. */
+  readonly serviceConfigs: ServiceConfigs;
 
   private constructor(
     private readonly etcd: Etcd,
@@ -53,6 +56,7 @@ export class Store {
     this.status = new Status(etcd, this.chains);
     this.types = new CubeTypes(etcd, hostCheck);
     this.objects = new Objects(etcd);
+    this.serviceConfigs = new ServiceConfigs(etcd);
   }
 
   /** Connects and checks that the cluster answers reads (it has a leader), retrying per `retry`. */
