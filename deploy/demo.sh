@@ -32,8 +32,7 @@ show() {
   printf '\033[2m$ %s\033[0m\n' "$*"
   "$@"
 }
-# --no-deprecation: grpc-js gives TLS the IP address as a server name (DEP0123).
-netcubectl() { node --no-deprecation "$REPO/build/js/node-daemon/src/cli/main.js" "$@"; }
+netcubectl() { node "$REPO/build/js/node-daemon/src/cli/main.js" "$@"; }
 
 if [[ ! -f $REPO/build/js/node-daemon/src/cli/main.js || ! -f $REPO/build/js/node-daemon/src/daemon/main.js || ! -d $REPO/node_modules ]]; then
   banner "netcube is not built yet: running deploy/setup.sh"

@@ -220,8 +220,7 @@ start_etcd() {
   done
   say "   etcd: $members member$([[ $members == 1 ]] || printf s) at $ETCD_CLIENT (daemons use unix sockets in $STATE/etcd), TLS with client certificates"
   # Access control on, with netcube's roles: as etcd's root user.
-  # (--no-deprecation: grpc-js gives TLS the IP address as a server name, DEP0123.)
-  local ctl=(node --no-deprecation "$NETCUBECTL_JS" --etcd "$ETCD_CLIENT" --tls-ca "$pki/ca.crt" --tls-cert "$pki/root.crt" --tls-key "$pki/root.key")
+  local ctl=(node "$NETCUBECTL_JS" --etcd "$ETCD_CLIENT" --tls-ca "$pki/ca.crt" --tls-cert "$pki/root.crt" --tls-key "$pki/root.key")
   "${ctl[@]}" access enable >/dev/null || die "could not turn etcd's access control on (netcubectl access enable)"
   "${ctl[@]}" access host "${HOSTS[@]}" >/dev/null || die "could not give the hosts their etcd users (netcubectl access host)"
   say "   etcd access control on: users admin, viewer, $(printf 'host-%s ' "${HOSTS[@]}")(pki/<user>.crt)"

@@ -2,8 +2,11 @@
 // tests, tools and other services: one promise-returning method per RPC. Failures
 // reject with the same ApiCallError as netcubed's client (code, details, field).
 //
-//   const svc = ServiceClient.connect({ target: '127.0.0.1:7501' });
+//   const svc = ServiceClient.connect({ target: '127.0.0.1:7501', tls: { ca: 'ca.crt', cert: 'admin.crt', key: 'admin.key' } });
 //   await svc.setConfig({ cube: 'br0', config: { agingSeconds: 60 } });
+//
+// Over TCP the API is mutual TLS only: give the cluster's CA and a certificate of it
+// (README.md, "Who may do what"); a unix:/path target goes without.
 
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -18,7 +21,7 @@ import { loadServiceApi } from './proto';
 export interface ServiceClientOptions {
   /** host:port, or unix:/path. */
   target: string;
-  /** PEM files or contents; without them the connection is in the clear. */
+  /** PEM files or contents; without them the connection is in the clear (a unix socket). */
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; serverName?: string };
   timeoutMs?: number;
 }
