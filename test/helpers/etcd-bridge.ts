@@ -11,7 +11,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-function pipe(a: net.Socket, b: net.Socket): void {
+/** Joins two sockets both ways; either closing closes the other. */
+export function pipe(a: net.Socket, b: net.Socket): void {
   a.pipe(b);
   b.pipe(a);
   const close = (): void => {

@@ -9,18 +9,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { pipe } from './etcd-bridge';
 import type { Netns } from './netns';
-
-function pipe(a: net.Socket, b: net.Socket): void {
-  a.pipe(b);
-  b.pipe(a);
-  const close = (): void => {
-    a.destroy();
-    b.destroy();
-  };
-  a.on('error', close).on('close', close);
-  b.on('error', close).on('close', close);
-}
 
 export class NetnsPort {
   private constructor(

@@ -13,7 +13,7 @@
 //                         slow-path session for its own type (and cubes of it)
 //   host/<host>           the host's facts and the type catalogue (a daemon's
 //                         identity is for etcd and its server certificate)
-//   no netcube identity   nothing (health checks only)
+//   no netcube identity   nothing (grpc.health.v1 and reflection are not netcube.v1)
 //
 // Changes of topology (creating, deleting, linking, stacking cubes) and
 // unregistering types are the admin's. A refusal is PERMISSION_DENIED naming the
