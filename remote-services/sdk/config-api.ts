@@ -20,7 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { CubeSpec, JsonObject } from '@netcube/api/chain';
 import { Calls, rpcAdapters, type CallContext, type Rpc } from '@netcube/api/grpc/call';
 import { jsonToStruct, structToJson } from '@netcube/api/grpc/convert';
-import { Identity, isServiceOf, tlsIdentity } from '@netcube/api/grpc/identity';
+import { Identity, isServiceOf, tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { ApiError, invalidArgument } from '@netcube/api/grpc/status';
 import type { Logger } from '@netcube/api/log';
 import { ConflictError, effectiveConfig, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
@@ -76,7 +76,7 @@ export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: 
       server: `service ${ctx.service.type}`,
       classify: configErrors,
       log: ctx.log,
-      identify: (call) => tlsIdentity(call) ?? (unix ? SOCKET_OWNER : { name: `the peer ${call.getPeer()} (not authenticated)` }),
+      identify: (call) => tlsIdentity(call) ?? (unix ? SOCKET_OWNER : unauthenticated(call)),
       authorize: (method, _request, call) => authorize(ctx, method, call),
     },
     calls,

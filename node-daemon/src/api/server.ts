@@ -17,7 +17,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { Calls, rpcAdapters } from '@netcube/api/grpc/call';
-import { tlsIdentity } from '@netcube/api/grpc/identity';
+import { tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { LOADER_OPTIONS, loadApi, SERVICES } from '@netcube/api/grpc/proto';
 import { Authorizer } from './authz';
 import { ApiContext, ApiOptions, ApiServer } from './context';
@@ -49,7 +49,7 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
       countRpc: (method, code) => ctx.metrics.countRpc(method, code),
       identify: (call) => {
         const peer = unix?.peerOf(call);
-        return tlsIdentity(call) ?? (peer ? authz.unixIdentity(peer) : { name: `the peer ${call.getPeer()} (not authenticated)` });
+        return tlsIdentity(call) ?? (peer ? authz.unixIdentity(peer) : unauthenticated(call));
       },
       authorize: (method, request, call) => authz.authorize(method, request, call),
     },

@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log';
-import { Identity, PeerCall, tlsIdentity } from './identity';
+import { Identity, PeerCall, tlsIdentity, unauthenticated } from './identity';
 import { StatusOptions, toStatus } from './status';
 
 export interface CallContext {
@@ -81,9 +81,6 @@ export interface RpcServer extends StatusOptions {
    */
   authorize?(method: string, request: unknown, call: CallContext): void;
 }
-
-/** A peer that presented nothing the server can tell it by. */
-const unauthenticated = (call: PeerCall): Identity => ({ name: `the peer ${call.getPeer()} (not authenticated)` });
 
 export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
   const count = (method: string, code: grpc.status): void => server.countRpc?.(method, grpc.status[code]);

@@ -119,5 +119,10 @@ export function tlsIdentity(call: PeerCall): Identity | undefined {
   return identityOfCertificate(auth.sslPeerCertificate);
 }
 
+/** A peer that presented nothing to tell it by. */
+export function unauthenticated(call: PeerCall): Identity {
+  return { name: `the peer ${call.getPeer()} (not authenticated)` };
+}
+
 /** Whether `identity` is the service of cube type `type`. */
 export const isServiceOf = (identity: Identity, type: string): boolean => identity.role === 'service' && identity.subject === type;
