@@ -5,8 +5,9 @@
 #   npm run demo               set up (building first if needed), apply, ping, show
 #   npm run demo -- down       tear everything down
 #
-# Needs root. Uses its own etcd (see deploy/hosts.sh); nothing outside the
-# namespaces it creates is touched.
+# Needs root. Uses its own etcd (see deploy/hosts.sh: TLS with client certificates,
+# access control on; netcubectl runs as the admin); nothing outside the namespaces
+# it creates is touched.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,7 +48,7 @@ banner "three hosts (network namespaces h1 h2 h3), a client at each end, etcd, a
 bash "$HOSTS_SH" up 3
 # shellcheck disable=SC1091
 source "$STATE/env"
-export NETCUBE_ETCD
+export NETCUBE_ETCD NETCUBE_TLS_CA NETCUBE_TLS_CERT NETCUBE_TLS_KEY
 
 banner "the hosts forward nothing yet: h-client1 cannot reach h-client2"
 if ip netns exec h-client1 ping -c 2 -W 1 -q 10.77.0.2 >/dev/null 2>&1; then
@@ -86,7 +87,7 @@ show ip netns exec h-client1 ping -c 2 -i 0.2 -q 10.77.0.2
 banner "done"
 cat <<EOF
 The hosts keep running. Things to try (npm run setup put netcubectl on PATH):
-  export NETCUBE_ETCD=$NETCUBE_ETCD
+  eval "\$(bash deploy/hosts.sh env)"      (etcd, and the admin's certificate for it)
   netcubectl history demo
   netcubectl topology -o dot | dot -Tsvg > demo.svg     (dot is in Debian's graphviz)
   netcubectl get chain demo -o yaml > my-demo.yaml       (edit it, then: netcubectl diff -f my-demo.yaml)

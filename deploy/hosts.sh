@@ -4,7 +4,7 @@
 #   hosts.sh up N [--etcd-members 1|3] [--name PREFIX] [--state DIR] [--etcd-port PORT|auto]
 #   hosts.sh down   [--state DIR]
 #   hosts.sh status [--state DIR]
-#   hosts.sh env    [--state DIR]      prints `export NETCUBE_ETCD=...` for netcubectl
+#   hosts.sh env    [--state DIR]      prints the exports netcubectl needs (etcd, the admin's certificate)
 #
 # `up` builds N hosts as network namespaces PREFIX1..PREFIXN linked by veths in a
 # line, with a client namespace at each end:
@@ -21,12 +21,22 @@
 # state under /run/netcube/<host>. Everything `up` starts is recorded under the state
 # directory (default /run/netcube-deploy): pids, logs, etcd data; `down` stops
 # exactly those processes by pid and removes every namespace, mount and directory.
+#
+# Locked down as a real cluster: a CA and a certificate per identity (certs.sh, in
+# the state directory's pki/), etcd over TLS only with client certificates for its
+# clients and peers, and etcd's access control on with netcube's roles (netcubectl
+# access): each host writes only its own registration and status, the admin (your
+# netcubectl, with pki/admin.crt) the chains.
 set -Eeuo pipefail
+# Logs and state: group-readable at most; keys (certs.sh) the owner's alone.
+umask 027
 # An unexpected failure says where, before the cleanup runs.
 trap 'printf "hosts.sh: line %s: \"%s\" failed\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DAEMON_JS=$REPO/build/js/node-daemon/src/daemon/main.js
+NETCUBECTL_JS=$REPO/build/js/node-daemon/src/cli/main.js
+CERTS_SH=$REPO/deploy/certs.sh
 STATE=${NETCUBE_DEPLOY_STATE:-/run/netcube-deploy}
 RUN_ROOT=/run/netcube
 CLIENT_NET=10.77.0
@@ -60,7 +70,8 @@ CLIENTS='${CLIENTS[*]}'
 ETCD_CLIENT='$ETCD_CLIENT'
 ETCD_SOCKETS='$ETCD_SOCKETS'
 EOF
-  printf 'NETCUBE_ETCD=%s\n' "$ETCD_CLIENT" >"$STATE/env"
+  printf '%s\n' "NETCUBE_ETCD=$ETCD_CLIENT" "NETCUBE_TLS_CA=$STATE/pki/ca.crt" \
+    "NETCUBE_TLS_CERT=$STATE/pki/admin.crt" "NETCUBE_TLS_KEY=$STATE/pki/admin.key" >"$STATE/env"
 }
 
 # ----------------------------------------------------------------- processes
@@ -115,6 +126,29 @@ spawn() {
   done
 }
 
+# ----------------------------------------------------------------- certificates
+
+# A CA, and a certificate per identity: etcd's members, its root user, the admin,
+# a viewer, every host. The CN of each is its etcd user.
+make_pki() {
+  local members=$1 dir=$STATE/pki i ns
+  bash "$CERTS_SH" "$dir" ca >/dev/null
+  for ((i = 0; i < members; i++)); do bash "$CERTS_SH" "$dir" etcd "etcd-m$i" >/dev/null; done
+  bash "$CERTS_SH" "$dir" etcd-root >/dev/null
+  bash "$CERTS_SH" "$dir" admin >/dev/null
+  bash "$CERTS_SH" "$dir" viewer >/dev/null
+  for ns in "${HOSTS[@]}"; do bash "$CERTS_SH" "$dir" host "$ns" >/dev/null; done
+  say "   $dir: a CA, certificates for etcd, its root, the admin, a viewer and ${#HOSTS[@]} hosts"
+}
+
+# etcdctl over TLS as WHO (a certificate of pki/): etcdctl_as WHO ENDPOINTS ARGS...
+etcdctl_as() {
+  local who=$1 endpoints=$2
+  shift 2
+  etcdctl --endpoints="$endpoints" --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/$who.crt" --key "$STATE/pki/$who.key" \
+    --dial-timeout=1s --command-timeout=2s "$@"
+}
+
 # ----------------------------------------------------------------- etcd
 
 port_free() { [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
@@ -146,14 +180,14 @@ choose_ports() {
 }
 
 start_etcd() {
-  local members=$1 i cluster='' client=() sockets=()
+  local members=$1 i cluster='' client=() sockets=() pki=$STATE/pki
   command -v etcd >/dev/null || die "etcd is not installed: run deploy/setup.sh (Debian package etcd-server)"
   command -v etcdctl >/dev/null || die "etcdctl is not installed: run deploy/setup.sh (Debian package etcd-client)"
   for ((i = 0; i < members; i++)); do
-    cluster+="${cluster:+,}m$i=http://127.0.0.1:$((BASE + 2 * i + 1))"
-    client+=("127.0.0.1:$((BASE + 2 * i))")
+    cluster+="${cluster:+,}m$i=https://127.0.0.1:$((BASE + 2 * i + 1))"
+    client+=("https://127.0.0.1:$((BASE + 2 * i))")
     # etcd names a unix socket after the URL's host:port, relative to its working directory.
-    sockets+=("unix:$STATE/etcd/m$i:$((BASE + 2 * i))")
+    sockets+=("unixs:$STATE/etcd/m$i:$((BASE + 2 * i))")
   done
   ETCD_CLIENT=$(IFS=,; printf '%s' "${client[*]}")
   ETCD_SOCKETS=$(IFS=,; printf '%s' "${sockets[*]}")
@@ -162,19 +196,21 @@ start_etcd() {
     local cport=$((BASE + 2 * i)) pport=$((BASE + 2 * i + 1))
     spawn "$STATE/pids/etcd-m$i.pid" "$STATE/logs/etcd-m$i.log" "$STATE/etcd" \
       env -i PATH="$PATH" etcd --name "m$i" --data-dir "$STATE/etcd/m$i.data" \
-      --listen-client-urls "http://127.0.0.1:$cport,unix://m$i:$cport" \
-      --advertise-client-urls "http://127.0.0.1:$cport" \
-      --listen-peer-urls "http://127.0.0.1:$pport" \
-      --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+      --listen-client-urls "https://127.0.0.1:$cport,unixs://m$i:$cport" \
+      --advertise-client-urls "https://127.0.0.1:$cport" \
+      --listen-peer-urls "https://127.0.0.1:$pport" \
+      --initial-advertise-peer-urls "https://127.0.0.1:$pport" \
       --initial-cluster "$cluster" --initial-cluster-state new \
       --initial-cluster-token "netcube-deploy-$PREFIX" \
+      --cert-file "$pki/etcd-m$i.crt" --key-file "$pki/etcd-m$i.key" --trusted-ca-file "$pki/ca.crt" --client-cert-auth \
+      --peer-cert-file "$pki/etcd-m$i.crt" --peer-key-file "$pki/etcd-m$i.key" --peer-trusted-ca-file "$pki/ca.crt" --peer-client-cert-auth \
       --logger zap --log-outputs stderr --log-level warn
   done
   for ((i = 0; i < members; i++)); do
-    local endpoint=127.0.0.1:$((BASE + 2 * i)) ok=''
+    local endpoint=https://127.0.0.1:$((BASE + 2 * i)) ok=''
     for _ in $(seq 1 200); do
       our_pid "$STATE/pids/etcd-m$i.pid" "$STATE/etcd" >/dev/null || fail_with_log "etcd member m$i exited while starting" "$STATE/logs/etcd-m$i.log"
-      if etcdctl --endpoints="$endpoint" --dial-timeout=1s --command-timeout=2s endpoint health >/dev/null 2>&1; then
+      if etcdctl_as root "$endpoint" endpoint health >/dev/null 2>&1; then
         ok=1
         break
       fi
@@ -182,7 +218,12 @@ start_etcd() {
     done
     [[ -n $ok ]] || fail_with_log "etcd member m$i is not healthy after 20 s" "$STATE/logs/etcd-m$i.log"
   done
-  say "   etcd: $members member$([[ $members == 1 ]] || printf s) at $ETCD_CLIENT (daemons use unix sockets in $STATE/etcd)"
+  say "   etcd: $members member$([[ $members == 1 ]] || printf s) at $ETCD_CLIENT (daemons use unix sockets in $STATE/etcd), TLS with client certificates"
+  # Access control on, with netcube's roles: as etcd's root user.
+  local ctl=(node "$NETCUBECTL_JS" --etcd "$ETCD_CLIENT" --tls-ca "$pki/ca.crt" --tls-cert "$pki/root.crt" --tls-key "$pki/root.key")
+  "${ctl[@]}" access enable >/dev/null || die "could not turn etcd's access control on (netcubectl access enable)"
+  "${ctl[@]}" access host "${HOSTS[@]}" >/dev/null || die "could not give the hosts their etcd users (netcubectl access host)"
+  say "   etcd access control on: users admin, viewer, $(printf 'host-%s ' "${HOSTS[@]}")(pki/<user>.crt)"
 }
 
 # ----------------------------------------------------------------- up
@@ -269,6 +310,9 @@ up() {
   ip -n "${CLIENTS[1]}" addr add "$CLIENT_NET.2/24" dev eth0
   say "   ${CLIENTS[0]} ($CLIENT_NET.1) - $(IFS=-; printf '%s' "${HOSTS[*]}") - ${CLIENTS[1]} ($CLIENT_NET.2)"
 
+  step "certificates"
+  make_pki "$members"
+
   step "etcd"
   choose_ports "$ports" "$members"
   start_etcd "$members"
@@ -280,7 +324,8 @@ up() {
   for ns in "${HOSTS[@]}"; do
     mkdir -p "$RUN_ROOT/$ns"
     spawn "$STATE/pids/netcubed-$ns.pid" "$STATE/logs/netcubed-$ns.log" / \
-      nsenter --net="/run/netns/$ns" "$node" "$DAEMON_JS" --name "$ns" --etcd "$ETCD_SOCKETS" --root "$RUN_ROOT/$ns"
+      nsenter --net="/run/netns/$ns" "$node" "$DAEMON_JS" --name "$ns" --etcd "$ETCD_SOCKETS" --root "$RUN_ROOT/$ns" \
+      --tls-ca "$STATE/pki/ca.crt" --tls-cert "$STATE/pki/host-$ns.crt" --tls-key "$STATE/pki/host-$ns.key"
   done
   local deadline=$((SECONDS + REGISTER_WITHIN)) pending=("${HOSTS[@]}")
   while ((${#pending[@]})); do
@@ -288,7 +333,7 @@ up() {
     for ns in "${pending[@]}"; do
       our_pid "$STATE/pids/netcubed-$ns.pid" "$RUN_ROOT/$ns" >/dev/null ||
         fail_with_log "netcubed of $ns exited while starting" "$STATE/logs/netcubed-$ns.log"
-      if [[ -n $(etcdctl --endpoints="$ETCD_CLIENT" --dial-timeout=1s --command-timeout=2s get "/netcube/v1/hosts/$ns" --print-value-only 2>/dev/null) ]]; then
+      if [[ -n $(etcdctl_as admin "$ETCD_CLIENT" get "/netcube/v1/hosts/$ns" --print-value-only 2>/dev/null) ]]; then
         say "   $ns registered (pid $(<"$STATE/pids/netcubed-$ns.pid"), log $STATE/logs/netcubed-$ns.log)"
       else
         still+=("$ns")
@@ -302,8 +347,8 @@ up() {
   trap - EXIT
 
   step "up"
-  say "   netcubectl talks to this etcd with:"
-  say "     export NETCUBE_ETCD=$ETCD_CLIENT"
+  say "   netcubectl talks to this etcd as the admin with (bash deploy/hosts.sh env${STATE_FLAG} prints them):"
+  sed 's/^/     export /' "$STATE/env"
   say "   try: netcubectl get hosts; ip netns exec ${CLIENTS[0]} ping $CLIENT_NET.2"
   say "   tear down: bash deploy/hosts.sh down${STATE_FLAG}"
 }
@@ -397,7 +442,7 @@ status() {
     if pid=$(our_pid "$file" "$STATE/etcd"); then say "  $(basename "$file" .pid): running (pid $pid)"; else say "  $(basename "$file" .pid): NOT RUNNING"; healthy=1; fi
   done
   local registered
-  registered=$(etcdctl --endpoints="$ETCD_CLIENT" --dial-timeout=1s --command-timeout=2s get --prefix --keys-only /netcube/v1/hosts/ 2>/dev/null || true)
+  registered=$(etcdctl_as admin "$ETCD_CLIENT" get --prefix --keys-only /netcube/v1/hosts/ 2>/dev/null || true)
   say "hosts:"
   for ns in "${HOSTS[@]}"; do
     local line="  $ns:"
@@ -422,7 +467,7 @@ env_cmd() {
     esac
   done
   load_state || die "$STATE holds no deployment"
-  printf 'export NETCUBE_ETCD=%s\n' "$ETCD_CLIENT"
+  sed 's/^/export /' "$STATE/env"
 }
 
 # ----------------------------------------------------------------- main

@@ -11,6 +11,7 @@
         "native/map.cc",
         "native/netns.cc",
         "native/object.cc",
+        "native/peercred.cc",
         "native/program.cc",
         "native/ringbuf.cc",
         "native/socket.cc"

@@ -46,6 +46,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   InitObject(env, exports);
   InitNetns(env, exports);
   InitRingBuffer(env, exports);
+  InitPeerCred(env, exports);
   return exports;
 }
 

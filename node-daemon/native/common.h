@@ -124,6 +124,7 @@ void InitSocket(Napi::Env env, Napi::Object exports, AddonData *data);
 void InitObject(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
+void InitPeerCred(Napi::Env env, Napi::Object exports);
 
 // The fd of a map (program) handle object; throws TypeError for anything else
 // and Error if it is closed.

@@ -1,7 +1,13 @@
 // The config API a service serves (netcube.service.v1.ServiceConfig; see
-// proto/netcube/service/v1/service.proto). Config lives in the chains: reads come
-// from etcd, SetConfig applies the cube's chain with new params. Any replica
-// answers those; GetState needs the leader's connections.
+// proto/netcube/service/v1/service.proto). Config lives in etcd: a cube's params in
+// its chain, unless SetConfig gave it another, kept under the service's own keys
+// (@netcube/api's store/service-config.ts). Any replica answers those; GetState
+// needs the leader's connections.
+//
+// Over TCP, mutual TLS only, and every call authorized by the caller's identity
+// (@netcube/api's grpc/identity.ts): the admin does everything, a viewer and this
+// service's own identity read, the admin and this service's identity SetConfig. On
+// a unix socket (mode 0600: this process's user, or root) the caller is the admin.
 //
 // Handlers are plain async functions through netcubed's own call plumbing
 // (@netcube/api/grpc/call): they throw ApiError where they know the status; config
@@ -9,13 +15,15 @@
 // anything else INTERNAL with a reference to the log line.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { Chain, CubeSpec, JsonObject } from '@netcube/api/chain';
-import { Calls, rpcAdapters, type Rpc } from '@netcube/api/grpc/call';
+import type { CubeSpec, JsonObject } from '@netcube/api/chain';
+import { Calls, rpcAdapters, type CallContext, type Rpc } from '@netcube/api/grpc/call';
 import { jsonToStruct, structToJson } from '@netcube/api/grpc/convert';
+import { Identity, isServiceOf, tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { ApiError, invalidArgument } from '@netcube/api/grpc/status';
 import type { Logger } from '@netcube/api/log';
-import { ConflictError, type Store, type StoredChain } from '@netcube/api/store';
+import { ConflictError, effectiveConfig, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import type { CubeConfig } from '@netcube/api/generated/netcube/service/v1/CubeConfig';
 import type { CubeSummary } from '@netcube/api/generated/netcube/service/v1/CubeSummary';
 import type { HostConnection } from '@netcube/api/generated/netcube/service/v1/HostConnection';
@@ -48,23 +56,45 @@ export interface ConfigApiServer {
   close(): Promise<void>;
 }
 
+/** Who on the unix socket: its mode (0600) lets only this process's user and root connect. */
+const SOCKET_OWNER: Identity = { name: "the unix socket's owner (this service's user, or root)", role: 'admin' };
+
 /**
- * Serves the config API on `listen`: host:port, with TLS when a certificate and key
- * are given, or unix:/path (for tools on the same machine, never TLS).
+ * Serves the config API on `listen`: host:port with mutual TLS (the service's
+ * certificate and key, and the CA of its clients'), or unix:/path (mode 0600, for
+ * tools of the same user on the same machine, never TLS).
  */
 export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: string, tls?: TlsFiles): Promise<ConfigApiServer> {
   const { api } = loadServiceApi();
+  const unix = listen.startsWith('unix:');
+  if (!unix && !(tls?.cert && tls.key && tls.ca))
+    throw new Error(`--listen ${listen}: the config API is served over TCP with mutual TLS only: give --tls-cert, --tls-key and --tls-ca, or listen on unix:/path`);
   const server = new grpc.Server();
   const calls = new Calls();
-  const rpc = rpcAdapters({ server: `service ${ctx.service.type}`, classify: configErrors, log: ctx.log }, calls);
+  const rpc = rpcAdapters(
+    {
+      server: `service ${ctx.service.type}`,
+      classify: configErrors,
+      log: ctx.log,
+      identify: (call) => tlsIdentity(call) ?? (unix ? SOCKET_OWNER : unauthenticated(call)),
+      authorize: (method, _request, call) => authorize(ctx, method, call),
+    },
+    calls,
+  );
   server.addService(api.netcube.service.v1.ServiceConfig.service, handlers(ctx, rpc));
-  const unix = listen.startsWith('unix:');
-  if (unix) fs.rmSync(listen.slice('unix:'.length), { force: true });
-  const credentials =
-    !unix && tls?.cert && tls.key
-      ? grpc.ServerCredentials.createSsl(tls.ca ? fs.readFileSync(tls.ca) : null, [{ cert_chain: fs.readFileSync(tls.cert), private_key: fs.readFileSync(tls.key) }], tls.ca !== undefined)
-      : grpc.ServerCredentials.createInsecure();
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  const credentials = unix
+    ? grpc.ServerCredentials.createInsecure()
+    : grpc.ServerCredentials.createSsl(fs.readFileSync(tls!.ca!), [{ cert_chain: fs.readFileSync(tls!.cert!), private_key: fs.readFileSync(tls!.key!) }], true);
+  const socket = unix ? listen.slice('unix:'.length) : undefined;
+  if (socket) fs.rmSync(socket, { force: true });
+  // Under a temporary name until it has its mode: nobody connects before.
+  const bound = socket ? `unix:${path.join(path.dirname(socket), `.${path.basename(socket)}.${process.pid}`)}` : listen;
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(bound, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  if (socket) {
+    const tmp = bound.slice('unix:'.length);
+    fs.chmodSync(tmp, 0o600);
+    fs.renameSync(tmp, socket);
+  }
   const host = listen.slice(0, listen.lastIndexOf(':'));
   return {
     endpoint: unix ? listen : `${host}:${port}`,
@@ -81,6 +111,17 @@ export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: 
         });
       }),
   };
+}
+
+/** Reads: the admin, viewers, this service; SetConfig: the admin and this service. */
+function authorize<C, S>(ctx: ConfigApiContext<C, S>, method: string, call: CallContext): void {
+  const { identity } = call;
+  const own = isServiceOf(identity, ctx.service.type);
+  const allowed = identity.role === 'admin' || own || (identity.role === 'viewer' && method !== 'SetConfig');
+  if (allowed) return;
+  const why = identity.role === 'viewer' ? 'a viewer only reads' : identity.role ? `only the admin, viewers and the ${ctx.service.type} service may` : 'it has no netcube identity';
+  ctx.log.warn('permission denied', { method, identity: identity.name, reason: why });
+  throw new ApiError(status.PERMISSION_DENIED, `${identity.name} may not call ${method} of the ${ctx.service.type} service: ${why}`);
 }
 
 /** A config that does not fit is about the request's `config` field. */
@@ -111,11 +152,23 @@ const infoOf = (stored: StoredChain, spec: CubeSpec): CubeInfo => ({ name: spec.
 
 function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHandlers {
   const { type } = ctx.service;
-  const configMessage = (stored: StoredChain, spec: CubeSpec, config: unknown): CubeConfig => ({
+  /** The chains, and the config this service holds by cube, read together. */
+  const read = async (): Promise<{ chains: StoredChain[]; held: Map<string, StoredServiceConfig> }> => {
+    const [chains, held] = await Promise.all([ctx.store.chains.list(), ctx.store.serviceConfigs.list(type)]);
+    return { chains, held: new Map(held.map((h) => [h.cube, h])) };
+  };
+  /** A cube's config as it stands: the chain's params or SetConfig's, and the revision of that. */
+  const current = (stored: StoredChain, spec: CubeSpec, held: StoredServiceConfig | undefined) => {
+    const c = effectiveConfig(spec.params, held, stored.name);
+    return { ...c, revision: c.revision ?? stored.revision };
+  };
+  const configMessage = (stored: StoredChain, spec: CubeSpec, config: unknown, source: string, revision: number): CubeConfig => ({
     cube: spec.name,
     config: jsonToStruct(config as JsonObject),
     chain: stored.name,
     chainVersion: stored.version,
+    source,
+    revision: String(revision),
   });
 
   return {
@@ -150,13 +203,14 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHan
     ListCubes: rpc.unary('ListCubes', async () => {
       const ctl = ctx.controller();
       const cubes: CubeSummary[] = [];
-      for (const stored of await ctx.store.chains.list()) {
+      const { chains, held } = await read();
+      for (const stored of chains) {
         for (const spec of stored.chain.spec.cubes.filter((c) => c.type === type)) {
           const managed = ctl?.cubes.get(spec.name);
           let problem = managed?.problem ?? '';
           if (!ctl) {
             try {
-              ctx.validate(spec.params, infoOf(stored, spec));
+              ctx.validate(current(stored, spec, held.get(spec.name)).params, infoOf(stored, spec));
             } catch (err) {
               problem = `invalid config: ${(err as Error).message}`;
             }
@@ -168,35 +222,38 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHan
     }),
 
     GetConfig: rpc.unary('GetConfig', async (req) => {
-      const { stored, spec } = findCube(await ctx.store.chains.list(), type, cubeName(req.cube));
+      const { chains, held } = await read();
+      const { stored, spec } = findCube(chains, type, cubeName(req.cube));
+      const now = current(stored, spec, held.get(spec.name));
       let config: C;
       try {
-        config = ctx.validate(spec.params, infoOf(stored, spec));
+        config = ctx.validate(now.params, infoOf(stored, spec));
       } catch (err) {
         throw new ApiError(status.FAILED_PRECONDITION, `the params of cube ${spec.name} in chain ${stored.name} (version ${stored.version}) are invalid: ${(err as Error).message}; set a valid config with SetConfig`);
       }
-      return configMessage(stored, spec, config);
+      return configMessage(stored, spec, config, now.source, now.revision);
     }),
 
-    SetConfig: rpc.unary('SetConfig', async (req) => {
+    SetConfig: rpc.unary('SetConfig', async (req, call) => {
       const name = cubeName(req.cube);
       const params = structToJson(req.config);
+      const expected = Number(req.expectedRevision ?? 0);
       for (let round = 1; ; round++) {
-        const { stored, spec } = findCube(await ctx.store.chains.list(), type, name);
+        const { chains, held } = await read();
+        const { stored, spec } = findCube(chains, type, name);
         const config = ctx.validate(params, infoOf(stored, spec));
-        if (req.expectedVersion && req.expectedVersion !== stored.version) {
-          throw new ApiError(status.ABORTED, `chain ${stored.name} is at version ${stored.version}, not ${req.expectedVersion}: read the config again and redo the change`);
+        const now = current(stored, spec, held.get(name));
+        if (expected && expected !== now.revision) {
+          throw new ApiError(status.ABORTED, `the config of cube ${name} changed since revision ${expected} (it is at ${now.revision} now): read it again and redo the change`);
         }
-        if (req.validateOnly) return configMessage(stored, spec, config);
-        const chain: Chain = structuredClone(stored.chain);
-        chain.spec.cubes.find((c) => c.name === name)!.params = config as JsonObject;
+        if (req.validateOnly) return configMessage(stored, spec, config, now.source, now.revision);
         try {
-          const res = await ctx.store.chains.apply(chain, { expectedVersion: stored.version });
-          ctx.log.info('config set', { cube: name, chain: stored.name, version: res.version });
-          return configMessage({ ...stored, version: res.version, revision: res.revision }, spec, config);
+          const set = await ctx.store.serviceConfigs.put(type, name, stored, config as JsonObject, held.get(name)?.revision ?? 0, call.identity.name);
+          ctx.log.info('config set', { cube: name, chain: stored.name, revision: set.revision, by: call.identity.name });
+          return configMessage(stored, spec, config, 'service', set.revision);
         } catch (err) {
-          // Someone changed the chain in between: read it again, unless the caller pinned a version.
-          if (err instanceof ConflictError && !req.expectedVersion && round < 5) continue;
+          // The chain or the config changed in between: read them again, unless the caller pinned a revision.
+          if (err instanceof ConflictError && !expected && round < 5) continue;
           throw err;
         }
       }

@@ -2,7 +2,7 @@
 // of its type and the hosts' registrations, keep a link (client + slow-path
 // stream) to every host that has such cubes, and keep each cube in sync:
 //
-//   chain put/delete ──► ManagedCube (config validated) ──► sync on its host:
+//   chain put/delete, SetConfig's config ──► ManagedCube (config validated) ──► sync on its host:
 //        GetCube (ports, id) ─► static tables reconciled ─► cubeCreated / configChanged
 //   host link ready (connect, daemon restart, network back) ──► full sync of its cubes
 //   every resync interval ──► static tables reconciled again (drift, a recreated cube)
@@ -13,12 +13,12 @@
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
-import { endpointFromProto } from '@netcube/api/grpc/convert';
+import { endpointFromProto, modeFromProto } from '@netcube/api/grpc/convert';
 import type { Cube__Output } from '@netcube/api/generated/netcube/v1/Cube';
 import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
 import type { CubeSpec, JsonObject } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
-import type { ChainWatch, HostWatch, Store, StoredChain } from '@netcube/api/store';
+import { effectiveConfig, StoreError, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
 import type { HostClock } from './clock';
 import { ConfigSchema } from './config';
@@ -284,8 +284,12 @@ export class Controller<C, S> {
   readonly links = new Map<string, HostLink>();
   private readonly registrations = new Map<string, string[]>();
   private readonly chainCubes = new Map<string, Set<string>>();
+  /** Each cube's place in the chains as last seen, and the config SetConfig gave it. */
+  private readonly specs = new Map<string, { chain: string; spec: CubeSpec }>();
+  private readonly held = new Map<string, StoredServiceConfig>();
   private chains?: ChainWatch;
   private hosts?: HostWatch;
+  private configs?: ServiceConfigWatch;
   private resyncTimer?: NodeJS.Timeout;
   private readonly closing = new AbortController();
   private readonly throttle = new Throttle(2_000);
@@ -309,10 +313,21 @@ export class Controller<C, S> {
       this.links.get(name)?.setEndpoints(value.endpoints);
     });
     this.hosts.on('delete', ({ name }) => this.log.info('host registration gone (its daemon stopped or lost etcd); still trying its last endpoint', { host: name }));
+    this.configs = this.store.serviceConfigs.watch(this.service.type);
+    this.configs.on('put', ({ name, value }) => {
+      this.held.set(name, value);
+      this.reconsider(name);
+    });
+    this.configs.on('delete', ({ name }) => {
+      this.held.delete(name);
+      this.reconsider(name);
+    });
+    // SetConfig's config first, so that a cube's first sync already has it.
+    await this.configs.whenSynced();
     this.chains = this.store.chains.watch();
     this.chains.on('put', ({ value }) => this.onChain(value));
     this.chains.on('delete', ({ name }) => this.onChainGone(name));
-    for (const w of [this.hosts, this.chains]) {
+    for (const w of [this.hosts, this.chains, this.configs]) {
       w.on('error', (err) => this.log.error('etcd watch failed for good', { error: err.message }));
       w.on('invalid', ({ name, error }) => this.log.warn('unreadable value in etcd; skipped', { name, error: error.message }));
     }
@@ -328,6 +343,7 @@ export class Controller<C, S> {
     clearInterval(this.resyncTimer);
     this.chains?.close();
     this.hosts?.close();
+    this.configs?.close();
     for (const c of this.cubes.values()) c.stop();
     await Promise.all([...this.links.values()].map((l) => l.close()));
     this.links.clear();
@@ -351,20 +367,31 @@ export class Controller<C, S> {
     this.updateLinks();
   }
 
+  /** SetConfig's config of `name` came or went. */
+  private reconsider(name: string): void {
+    const at = this.specs.get(name);
+    if (at) this.upsert(at.chain, at.spec);
+  }
+
   private upsert(chain: string, spec: CubeSpec): void {
+    this.specs.set(spec.name, { chain, spec });
     const info: CubeInfo = { name: spec.name, host: spec.host, chain, mode: spec.mode, portNames: [...spec.ports] };
+    const held = this.held.get(spec.name);
+    const { params, source } = effectiveConfig(spec.params, held, chain);
+    // The chain gave the cube other params: SetConfig's config no longer stands, nor comes back.
+    if (held && source === 'chain') void this.store.serviceConfigs.forgetStale(this.service.type, held).catch(() => undefined);
     let cube = this.cubes.get(spec.name);
     const fresh = !cube;
-    if (!cube) this.cubes.set(spec.name, (cube = new ManagedCube(this, { info, params: spec.params })));
+    if (!cube) this.cubes.set(spec.name, (cube = new ManagedCube(this, { info, params })));
     const moved = !fresh && (cube.host !== info.host || cube.mode !== info.mode || cube.portNames.join() !== info.portNames.join());
-    const paramsChanged = fresh || JSON.stringify(cube.params) !== JSON.stringify(spec.params);
+    const paramsChanged = fresh || JSON.stringify(cube.params) !== JSON.stringify(params);
     cube.info = info;
-    cube.params = spec.params;
+    cube.params = params;
     const previous = cube.good;
     let next = previous;
     if (paramsChanged || moved) {
       try {
-        next = this.validate(spec.params, info);
+        next = this.validate(params, info);
         cube.configProblem = undefined;
       } catch (err) {
         cube.configProblem = `invalid config in chain ${chain}: ${(err as Error).message}${previous === undefined ? '' : '; keeping the last valid config'}`;
@@ -382,6 +409,7 @@ export class Controller<C, S> {
   }
 
   private remove(name: string): void {
+    this.specs.delete(name);
     const cube = this.cubes.get(name);
     if (!cube) return;
     this.cubes.delete(name);
@@ -459,7 +487,12 @@ export class Controller<C, S> {
 
   // ----------------------------------------------------------- cube type
 
-  /** Registers the service's own cube type through any registered host, until one takes it. */
+  /**
+   * Registers the service's own cube type: a registered host checks its objects (a
+   * dry run), then the service stores the type in etcd as its own etcd user, which
+   * may write its type (hosts may not: @netcube/api's store/access.ts). Retried
+   * until it is done.
+   */
   private async registerType(): Promise<void> {
     const { objects, type } = this.service;
     const xdpObject = objects?.xdp ? fs.readFileSync(objects.xdp) : undefined;
@@ -471,12 +504,16 @@ export class Controller<C, S> {
         if (!endpoint) continue;
         const client = NetcubeClient.connect(clientOptions(endpoint, this.opts.tls));
         try {
-          await client.registerType({ name: type, xdpObject, tcObject }, { timeoutMs: 30_000 });
-          this.log.info('cube type registered', { type, via: host });
+          const checked = await client.registerType({ name: type, xdpObject, tcObject, dryRun: true }, { timeoutMs: 30_000 });
+          const modes = checked.modes.map((m) => modeFromProto(m, 'modes'));
+          const objects = { xdp: xdpObject, tc: tcObject };
+          await this.store.types.putType({ name: type, transparent: checked.transparent, microcubes: Math.max(...checked.microcubes) + 1, modes, objects }, { replace: false });
+          this.log.info('cube type registered', { type, checkedBy: host });
           return;
         } catch (err) {
           this.log.warn('could not register the cube type', { type, via: host, error: (err as Error).message });
-          if (err instanceof ApiCallError && err.codeName === 'ALREADY_EXISTS') return;
+          // Another version of this type is registered (the same name, built in, elsewhere): not ours to replace.
+          if ((err instanceof ApiCallError && err.codeName === 'ALREADY_EXISTS') || (err instanceof StoreError && err.code === 'ALREADY_EXISTS')) return;
         } finally {
           client.close();
         }

@@ -21,13 +21,19 @@ import type { TlsFiles } from './host-link';
 import type { CubeInfo, ServiceDefinition } from './service';
 
 export interface ServiceOptions {
-  /** etcd endpoints (host:port). */
+  /** etcd endpoints (host:port; https://host:port over TLS, with `tls`). */
   etcd: string[];
+  /** etcd user/password authentication, instead of the CN of `tls.cert`. */
+  etcdAuth?: { username: string; password: string };
   /** This replica's name, unique among the service's replicas. */
   replica: string;
-  /** Where to serve the config API (host:port, port 0 picks one; or unix:/path); none when absent. */
+  /** Where to serve the config API (host:port with mutual TLS, port 0 picks one; or unix:/path); none when absent. */
   listen?: string;
-  /** Daemons are reached over TCP with these (and the config API served with them). */
+  /**
+   * The cluster's CA and the service's certificate (spiffe://netcube/service/<type>;
+   * its CN the service's etcd user): for etcd over TLS, the config API on TCP, and
+   * daemons reached over TCP.
+   */
   tls?: TlsFiles;
   /** Lease of the leader key, seconds (a dead leader is replaced within about this). */
   leaseTtl?: number;
@@ -55,7 +61,7 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
   const schema = ConfigSchema.load<C>(service.config.proto, service.config.message);
   const validate = (params: unknown, info: CubeInfo): C => checkConfig(service, schema, params, info);
   // One etcd connection for the process: the store's, which the election shares.
-  const store = await Store.connect({ endpoints: opts.etcd, retry: { timeoutMs: 10_000 } });
+  const store = await Store.connect({ endpoints: opts.etcd, tls: opts.tls, auth: opts.etcdAuth, retry: { timeoutMs: 10_000 } });
   let controller: Controller<C, S> | undefined;
   let api: ConfigApiServer | undefined;
   let election: LeaderElection | undefined;
@@ -131,12 +137,16 @@ etcd; one, elected, programs the cubes through their hosts' daemons and answers
 their slow-path packets. Each serves the config API (netcube.service.v1).
 
 Options:
-  --etcd URLS           etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379)
+  --etcd URLS           etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379);
+                        https://HOST:PORT over TLS, with --tls-ca and --tls-cert
+  --etcd-user NAME      authenticate to etcd as NAME, password in $NETCUBE_ETCD_PASSWORD
+                        (default: as the CN of --tls-cert)
   --name NAME           this replica's name (default: <hostname>-<pid>)
-  --listen ADDRESS      serve the config API at HOST:PORT (TLS when --tls-cert and --tls-key
-                        are given) or on unix:/path (never TLS)
-  --tls-ca FILE         CA of the daemons' certificates
-  --tls-cert FILE       client certificate for the daemons (and server certificate of --listen)
+  --listen ADDRESS      serve the config API at HOST:PORT, with mutual TLS only (needs
+                        --tls-cert, --tls-key and --tls-ca), or on unix:/path (mode 0600)
+  --tls-ca FILE         the cluster's CA: of etcd, the daemons, the config API's clients
+  --tls-cert FILE       this service's certificate (spiffe://netcube/service/${type}), for
+                        etcd, the daemons and --listen
   --tls-key FILE        its key
   --tls-server-name N   name to check the daemons' certificates against (default: their address)
   --lease-ttl SECONDS   lease of the leader key (default: 5)
@@ -144,8 +154,8 @@ Options:
   --log-level LEVEL     error, warn, info or debug (default: info)
   -h, --help            show this help
 
-With any --tls-* option, daemons are reached over TCP with TLS; without, over
-their unix socket when it is on this machine.
+With any --tls-* option, daemons are reached over TCP with TLS when they serve
+it; else over their unix socket when it is on this machine (as root: the admin).
 `;
 
 export class UsageError extends Error {
@@ -160,6 +170,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       args: argv,
       options: {
         etcd: { type: 'string' },
+        'etcd-user': { type: 'string' },
         name: { type: 'string' },
         listen: { type: 'string' },
         'tls-ca': { type: 'string' },
@@ -189,6 +200,11 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const [ca, cert, key, serverName] = ['tls-ca', 'tls-cert', 'tls-key', 'tls-server-name'].map(str);
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together (a client certificate and its key)');
   const tls = ca || cert || serverName ? { ca, cert, key, serverName } : undefined;
+  if (listen !== undefined && !listen.startsWith('unix:') && !(cert && ca))
+    throw new UsageError(`--listen ${listen}: the config API is served over TCP with mutual TLS only: give --tls-cert, --tls-key and --tls-ca, or listen on unix:/path`);
+  const etcdUser = str('etcd-user');
+  if (etcdUser !== undefined && !env.NETCUBE_ETCD_PASSWORD) throw new UsageError('--etcd-user: give the password in $NETCUBE_ETCD_PASSWORD');
+  const etcdAuth = etcdUser === undefined ? undefined : { username: etcdUser, password: env.NETCUBE_ETCD_PASSWORD! };
   const seconds = (flag: string, def: number, min: number): number => {
     const v = str(flag);
     const n = v === undefined ? def : Number(v);
@@ -197,7 +213,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
   const logLevel = str('log-level') ?? 'info';
   if (!(LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: one of ${LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
-  return { etcd, replica, listen, tls, leaseTtl: seconds('lease-ttl', 5, 2), resyncSeconds: seconds('resync', 30, 1), logLevel: logLevel as Level };
+  return { etcd, etcdAuth, replica, listen, tls, leaseTtl: seconds('lease-ttl', 5, 2), resyncSeconds: seconds('resync', 30, 1), logLevel: logLevel as Level };
 }
 
 /** The main of a service's process: flags, start, and a clean stop on SIGTERM/SIGINT. */

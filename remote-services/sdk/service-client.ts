@@ -2,8 +2,11 @@
 // tests, tools and other services: one promise-returning method per RPC. Failures
 // reject with the same ApiCallError as netcubed's client (code, details, field).
 //
-//   const svc = ServiceClient.connect({ target: '127.0.0.1:7501' });
+//   const svc = ServiceClient.connect({ target: '127.0.0.1:7501', tls: { ca: 'ca.crt', cert: 'admin.crt', key: 'admin.key' } });
 //   await svc.setConfig({ cube: 'br0', config: { agingSeconds: 60 } });
+//
+// Over TCP the API is mutual TLS only: give the cluster's CA and a certificate of it
+// (README.md, "Who may do what"); a unix:/path target goes without.
 
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -18,7 +21,7 @@ import { loadServiceApi } from './proto';
 export interface ServiceClientOptions {
   /** host:port, or unix:/path. */
   target: string;
-  /** PEM files or contents; without them the connection is in the clear. */
+  /** PEM files or contents; without them the connection is in the clear (a unix socket). */
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; serverName?: string };
   timeoutMs?: number;
 }
@@ -28,6 +31,10 @@ export interface CubeConfigReply {
   config: JsonObject;
   chain: string;
   chainVersion: number;
+  /** `chain`: the cube's params there; `service`: SetConfig's. */
+  source: string;
+  /** etcd revision of the config's last change (for expectedRevision). */
+  revision: number;
 }
 
 const pem = (v: string | Buffer | undefined): Buffer | null => (v === undefined ? null : Buffer.isBuffer(v) ? v : fs.readFileSync(v));
@@ -62,7 +69,7 @@ export class ServiceClient {
     return configReply(await this.call('GetConfig', { cube }));
   }
 
-  async setConfig(req: { cube: string; config: JsonObject; expectedVersion?: number; validateOnly?: boolean }): Promise<CubeConfigReply> {
+  async setConfig(req: { cube: string; config: JsonObject; expectedRevision?: number; validateOnly?: boolean }): Promise<CubeConfigReply> {
     return configReply(await this.call('SetConfig', { ...req, config: jsonToStruct(req.config) }));
   }
 
@@ -81,6 +88,6 @@ export class ServiceClient {
   }
 }
 
-function configReply(res: { cube: string; config: Parameters<typeof structToJson>[0]; chain: string; chainVersion: number }): CubeConfigReply {
-  return { cube: res.cube, config: structToJson(res.config), chain: res.chain, chainVersion: res.chainVersion };
+function configReply(res: { cube: string; config: Parameters<typeof structToJson>[0]; chain: string; chainVersion: number; source: string; revision: string }): CubeConfigReply {
+  return { cube: res.cube, config: structToJson(res.config), chain: res.chain, chainVersion: res.chainVersion, source: res.source, revision: Number(res.revision) };
 }

@@ -10,7 +10,8 @@ import anyTest, { ExecutionContext, TestFn } from 'ava';
 import { parse as parseYaml } from 'yaml';
 import { Store } from '@netcube/api/store';
 import { DEFAULT_OBJECTS_DIR } from '../../node-daemon/src/runtime/runtime';
-import { certificates, NetcubedProcess } from '../helpers/daemon';
+import { certificates } from '../helpers/certs';
+import { NetcubedProcess } from '../helpers/daemon';
 import { EtcdCluster } from '../helpers/etcd';
 import { createVethPair, Netns, newNetns } from '../helpers/netns';
 import { waitFor } from '../helpers/wait';
@@ -313,7 +314,7 @@ test.serial('delete --wait removes the chain from the hosts; types unregister', 
   const { run, hosts } = t.context;
   const inUse = await run(['types', 'unregister', 'probe']);
   t.is(inUse.code, 1);
-  t.regex(inUse.stderr, /cube type probe is used by .*p1/);
+  t.regex(inUse.stderr, /cube type probe is used by chain cli/);
 
   const deleted = await run(['delete', 'chain', 'cli', '--wait', '--timeout', '60s']);
   t.is(deleted.code, 0, deleted.stderr);

@@ -2,14 +2,18 @@
 // traffic, applied with netcubectl. deploy/hosts.sh builds the hosts (with a name
 // prefix and a state directory of this test's own, and etcd on free ports, so a
 // developer's demo is never touched), netcubectl applies deploy/examples/demo-chain.yaml
-// placed on them, ping crosses it, and hosts.sh down leaves nothing behind.
+// placed on them, ping crosses it, and hosts.sh down leaves nothing behind. And
+// issue 11's: the deployment is locked down, etcd over TLS with client certificates
+// only and its access control on, netcubectl the admin, hosts' files root's alone.
 
 import test from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { parseChain } from '@netcube/api/chain';
+import { PermissionDeniedError, Store } from '@netcube/api/store';
 import { netcubectl, REPO, scratch, writeFile } from '../cli/run';
 
 const execFileAsync = promisify(execFile);
@@ -41,8 +45,19 @@ class Deployment {
     return readdirSync(join(this.state, 'pids')).map(f => Number(readFileSync(join(this.state, 'pids', f), 'utf8')));
   }
 
+  /** What `hosts.sh env` exports: etcd's endpoints and the admin's certificate for it. */
+  env(): Record<string, string> {
+    return Object.fromEntries(readFileSync(join(this.state, 'env'), 'utf8').trim().split('\n').map(l => l.split(/=(.*)/s).slice(0, 2)));
+  }
+
   etcd(): string[] {
-    return /^NETCUBE_ETCD=(.+)$/m.exec(readFileSync(join(this.state, 'env'), 'utf8'))![1].split(',');
+    return this.env().NETCUBE_ETCD.split(',');
+  }
+
+  /** A store with the certificate `who` (a file of the deployment's pki/). */
+  connect(who: string): Promise<Store> {
+    const pki = join(this.state, 'pki');
+    return Store.connect({ endpoints: this.etcd(), tls: { ca: join(pki, 'ca.crt'), cert: join(pki, `${who}.crt`), key: join(pki, `${who}.key`) }, retry: { timeoutMs: 2_000 } });
   }
 
   /** What up left on the machine, to check that down removed all of it. */
@@ -104,7 +119,7 @@ test('a chain spanning three namespace-hosts carries real traffic, applied with 
   for (const host of line.hosts) t.regex(up.stdout, new RegExp(`${host} registered`));
   const pids = line.pids();
   t.is(pids.length, 4, 'an etcd and three netcubeds');
-  const run = (args: string[]) => netcubectl(args, { etcd: line.etcd() });
+  const run = (args: string[]) => netcubectl(args, { env: line.env() });
 
   const status = await hostsSh(['status', '--state', line.state]);
   t.is(status.code, 0, status.stdout);
@@ -113,6 +128,26 @@ test('a chain spanning three namespace-hosts carries real traffic, applied with 
   t.regex(twice.stderr, /already holds a deployment: run hosts.sh down --state .* first/);
   const hosts = JSON.parse((await run(['get', 'hosts', '-o', 'json'])).stdout);
   t.deepEqual(hosts.map((h: { name: string }) => h.name).sort(), line.hosts);
+
+  // Locked down: etcd only over TLS with a client certificate, a host's own writes only.
+  t.regex(line.etcd()[0], /^https:\/\/127\.0\.0\.1:\d+$/);
+  const plain = await netcubectl(['get', 'chains'], { env: { NETCUBE_ETCD: line.etcd()[0].replace('https://', '') }, timeoutMs: 30_000 });
+  t.is(plain.code, 1, 'etcd in the clear');
+  const anonymous = await netcubectl(['get', 'chains'], { env: { NETCUBE_ETCD: line.etcd()[0], NETCUBE_TLS_CA: line.env().NETCUBE_TLS_CA }, timeoutMs: 30_000 });
+  t.is(anonymous.code, 1, 'etcd without a client certificate');
+  const host = await line.connect(`host-${line.hosts[0]}`);
+  try {
+    await t.throwsAsync(host.chains.apply(parseChain(readFileSync(join(REPO, 'deploy', 'examples', 'demo-chain.yaml'), 'utf8'))), { instanceOf: PermissionDeniedError });
+    await t.throwsAsync(host.status.putStatuses(line.hosts[1], new Map([['fwd2', { chain: 'demo', version: 1, revision: 1, state: 'applied' }]])), { instanceOf: PermissionDeniedError });
+  } finally {
+    await host.close();
+  }
+  for (const h of line.hosts) {
+    t.is(statSync(`/run/netcube/${h}`).mode & 0o777, 0o700, `/run/netcube/${h}`);
+    t.is(statSync(`/run/netcube/${h}/bpf`).mode & 0o777, 0o700, `the bpffs of ${h}`);
+    t.is(statSync(join(line.state, 'logs', `netcubed-${h}.log`)).mode & 0o777, 0o640);
+  }
+  t.is(statSync(join(line.state, 'pki', 'admin.key')).mode & 0o777, 0o600);
 
   // Without a chain the hosts forward nothing.
   t.regex(await ping(line.clients[0], 1), /100% packet loss/);
@@ -160,7 +195,7 @@ test('a chain spanning three namespace-hosts carries real traffic, applied with 
 test('a 3-member etcd: hosts and netcubectl use every member', async t => {
   const up = await cluster.up('--etcd-members', '3');
   t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
-  t.regex(up.stdout, /etcd: 3 members at 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+/);
+  t.regex(up.stdout, /etcd: 3 members at https:\/\/127\.0\.0\.1:\d+,https:\/\/127\.0\.0\.1:\d+,https:\/\/127\.0\.0\.1:\d+/);
   const pids = cluster.pids();
   t.is(pids.length, 4, 'three etcd members and a netcubed');
   const etcd = cluster.etcd();
@@ -177,13 +212,13 @@ spec:
   cubes: [{name: solo, host: ${cluster.hosts[0]}, type: nop, mode: tc, ports: [left, right]}]
   links: [{from: netdev:left, to: solo:left}, {from: solo:right, to: netdev:right}]
 `;
-  const applied = await netcubectl(['apply', '-f', '-', '--wait'], { etcd, input: chain });
+  const applied = await netcubectl(['apply', '-f', '-', '--wait'], { env: cluster.env(), input: chain });
   t.is(applied.code, 0, applied.stderr);
   await ping(cluster.clients[0], 1); // resolves the peer's address
   const pinged = await ping(cluster.clients[0], 5);
   t.regex(pinged, /5 packets transmitted, 5 received, 0% packet loss/, pinged);
   // Any one member serves netcubectl.
-  const viaLast = await netcubectl(['get', 'chains', '-o', 'json'], { etcd: [etcd[2]] });
+  const viaLast = await netcubectl(['get', 'chains', '-o', 'json'], { env: { ...cluster.env(), NETCUBE_ETCD: etcd[2] } });
   t.is(JSON.parse(viaLast.stdout)[0].name, 'one');
 
   const down = await cluster.down();

@@ -4,11 +4,10 @@
 // /run/nct-d-*, and talks to a test etcd. Started with a parent-death signal, so a
 // worker that dies takes its daemons along; cleanup() (in the test's teardown, or
 // at exit) kills by pid, removes the data plane, unmounts the bpffs and removes the
-// root. Plus a throwaway CA with server and client certificates, made by openssl.
+// root.
 
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
@@ -210,60 +209,4 @@ export async function startDaemon(t: ExecutionContext, opts: DaemonOptions): Pro
     await d.cleanup();
   });
   return d;
-}
-
-export interface Certificates {
-  dir: string;
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  clientCert: string;
-  clientKey: string;
-  /** A client certificate from a CA the server does not trust. */
-  strangerCert: string;
-  strangerKey: string;
-  remove(): void;
-}
-
-/** A throwaway CA, a server certificate for 127.0.0.1/localhost and client certificates, in a temp dir. */
-export function makeCertificates(): Certificates {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nct-tls-'));
-  const f = (name: string): string => path.join(dir, name);
-  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ca = (name: string): void => {
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.crt`));
-  };
-  const leaf = (name: string, signer: string, ext: string): void => {
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
-    fs.writeFileSync(f(`${name}.ext`), ext);
-    openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${signer}.crt`), '-CAkey', f(`${signer}.key`), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
-  };
-  try {
-    ca('ca');
-    ca('stranger-ca');
-    leaf('server', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    leaf('client', 'ca', 'extendedKeyUsage=clientAuth\n');
-    leaf('stranger', 'stranger-ca', 'extendedKeyUsage=clientAuth\n');
-  } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    dir,
-    ca: f('ca.crt'),
-    serverCert: f('server.crt'),
-    serverKey: f('server.key'),
-    clientCert: f('client.crt'),
-    clientKey: f('client.key'),
-    strangerCert: f('stranger.crt'),
-    strangerKey: f('stranger.key'),
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-/** Certificates for one test, removed in its teardown. */
-export function certificates(t: ExecutionContext): Certificates {
-  const c = makeCertificates();
-  t.teardown(() => c.remove());
-  return c;
 }

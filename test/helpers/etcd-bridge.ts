@@ -11,7 +11,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-function pipe(a: net.Socket, b: net.Socket): void {
+/** Joins two sockets both ways; either closing closes the other. */
+export function pipe(a: net.Socket, b: net.Socket): void {
   a.pipe(b);
   b.pipe(a);
   const close = (): void => {
@@ -35,7 +36,7 @@ export class EtcdBridge {
     const sockets: string[] = [];
     const pairs: string[] = [];
     for (const [i, endpoint] of endpoints.entries()) {
-      const [host, port] = endpoint.split(':');
+      const [host, port] = endpoint.replace(/^https?:\/\//, '').split(':');
       const socket = path.join(dir, `etcd-${i}.sock`);
       fs.rmSync(socket, { force: true });
       const server = net.createServer((c) => pipe(c, net.connect(Number(port), host)));

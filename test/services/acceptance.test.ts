@@ -231,7 +231,7 @@ test.serial('a network cut between the control plane and a host: found, reconnec
 test.serial('a follower replica takes over when the leader dies, and serves the same flows', async (t) => {
   const { bed } = t.context;
   const { ServiceProcess } = await import('./helpers.js');
-  const tls = { ca: bed.certs.ca, cert: bed.certs.clientCert, key: bed.certs.clientKey };
+  const tls = { ca: bed.certs.ca, ...bed.certs.service('router') };
   const second = await ServiceProcess.start({ service: 'router', etcd: bed.etcd.endpoints, name: 'router-2', netns: bed.ctl, etcdBridged: true, tls, leaseTtl: 2 });
   t.teardown(() => second.cleanup());
   const api2 = second.client();

@@ -5,14 +5,14 @@
 // A service process runs with a parent-death signal, so a worker that dies takes
 // it along; stop()/kill() go by its pid, and cleanup happens in the test's teardown.
 
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { parseChain } from '@netcube/api/chain';
 import type { Store } from '@netcube/api/store';
 import { ServiceClient } from '@netcube/sdk';
+import { CertFiles, Pki } from '../helpers/certs';
 import { EtcdBridge } from '../helpers/etcd-bridge';
 import { withoutAddon } from '../helpers/native';
 import { waitFor } from '../helpers/wait';
@@ -42,7 +42,7 @@ export interface ServiceProcessOptions {
   withoutAddon?: boolean;
 }
 
-/** A remote service replica as a process, serving its config API on 127.0.0.1 (of its namespace). */
+/** A remote service replica as a process, serving its config API on a unix socket. */
 /** A service's command, as its package's `bin` names it (what `npm run setup` puts on PATH). */
 export function serviceCommand(pkg: string): string {
   const manifest = require.resolve(`${pkg}/package.json`);
@@ -88,8 +88,8 @@ export class ServiceProcess {
   private async spawn(): Promise<void> {
     const o = this.opts;
     const main = o.service.endsWith('.js') ? o.service : serviceCommand(`@netcube/${o.service}`);
-    // In a namespace of its own, its loopback is out of the test's reach: a unix socket is not.
-    const listen = o.netns ? `unix:${path.join(this.dir, 'api.sock')}` : '127.0.0.1:0';
+    // A unix socket: within the test's reach from any namespace, and without TLS to set up.
+    const listen = `unix:${path.join(this.dir, 'api.sock')}`;
     const args = [main, '--etcd', o.etcd.join(','), '--name', o.name, '--listen', listen, '--log-level', 'debug', '--lease-ttl', String(o.leaseTtl ?? 2), '--resync', String(o.resyncSeconds ?? 30)];
     if (o.tls?.ca) args.push('--tls-ca', o.tls.ca);
     if (o.tls?.cert) args.push('--tls-cert', o.tls.cert, '--tls-key', o.tls.key!);
@@ -116,7 +116,7 @@ export class ServiceProcess {
     );
   }
 
-  /** A client of its config API (in the clear: on loopback, or its unix socket when it runs in a namespace). */
+  /** A client of its config API, on its unix socket (the admin there). */
   client(): ServiceClient {
     return ServiceClient.connect({ target: this.endpoint! });
   }
@@ -211,37 +211,25 @@ export async function applyChain(store: Store, yaml: string): Promise<number> {
 export interface ManagementCertificates {
   dir: string;
   ca: string;
-  /** For every daemon: serverAuth, with the management addresses as SANs. */
+  /** For every daemon: a host's, with the management addresses as SANs. */
   serverCert: string;
   serverKey: string;
-  /** For the services: clientAuth (for the daemons) and serverAuth (their config API). */
-  clientCert: string;
-  clientKey: string;
+  /** A service's (spiffe://netcube/service/TYPE): for the daemons, and its config API. */
+  service(type: string): CertFiles;
+  pki: Pki;
   remove(): void;
 }
 
-/** A throwaway CA and certificates whose server SANs are `addresses` (and 127.0.0.1), made by openssl; remove() when done. */
+/** A PKI (deploy/certs.sh) with a daemons' certificate whose SANs are `addresses` (and 127.0.0.1); remove() when done. */
 export function managementCertificates(addresses: string[]): ManagementCertificates {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nct-mtls-'));
-  const f = (name: string): string => path.join(dir, name);
-  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const leaf = (name: string, ext: string): void => {
-    openssl('req', ...key, '-subj', `/CN=${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
-    fs.writeFileSync(f(`${name}.ext`), ext);
-    openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
-  };
-  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  const pki = Pki.make();
   try {
-    openssl('req', '-x509', ...key, '-days', '2', '-subj', '/CN=nct-ca', '-keyout', f('ca.key'), '-out', f('ca.crt'));
-    const sans = ['IP:127.0.0.1', ...addresses.map((a) => `IP:${a}`)].join(',');
-    leaf('daemon', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
-    leaf('service', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=clientAuth,serverAuth\n');
+    const server = pki.issue('host', 'daemon', ['IP:127.0.0.1', ...addresses.map((a) => `IP:${a}`)]);
+    return { dir: pki.dir, ca: pki.ca, serverCert: server.cert, serverKey: server.key, service: (type) => pki.issue('service', type), pki, remove: () => pki.remove() };
   } catch (err) {
-    remove();
+    pki.remove();
     throw err;
   }
-  return { dir, ca: f('ca.crt'), serverCert: f('daemon.crt'), serverKey: f('daemon.key'), clientCert: f('service.crt'), clientKey: f('service.key'), remove };
 }
 
 /** Runs a node script (compiled, under build/js) inside a namespace; resolves with its stdout. */

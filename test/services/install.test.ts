@@ -173,7 +173,7 @@ test('the SDK packed, installed elsewhere without native tools or the network, r
     etcd: etcd.endpoints,
     name: 'installed',
     netns: ctl,
-    tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
+    tls: { ca: certs.ca, ...certs.service('macfilter') },
     leaseTtl: 2,
   });
   t.true(fs.realpathSync(command).startsWith(app + path.sep), 'the service runs from the installed package');

@@ -1,7 +1,8 @@
 // The remote-service SDK against real etcd and real daemons: config validation that
 // names the field, leader election among replicas (and failover when the leader is
-// killed), static tables reconciled and repaired, SetConfig persisted in the chain
-// (versioned, rolled back), with the bridge and router services as the subjects.
+// killed), static tables reconciled and repaired, SetConfig kept under the
+// service's keys until the chain gives other params, with the bridge and router
+// services as the subjects.
 
 import test, { type ExecutionContext } from 'ava';
 import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
@@ -94,7 +95,7 @@ test('leader election: one leader among replicas; killed, another takes over wit
   const first = await waitFor('one leader', leaderNow);
   const leader = replicas.find((r) => r.opts.name === first)!;
   const other = replicas.find((r) => r !== leader)!;
-  await t.throwsAsync(other.client().getState('nothing'), { message: new RegExp(`not the leader; ask ${first} at 127.0.0.1:`) });
+  await t.throwsAsync(other.client().getState('nothing'), { message: new RegExp(`not the leader; ask ${first} at unix:${leader.dir}/api.sock`) });
 
   const killedAt = Date.now();
   await leader.kill();
@@ -140,7 +141,8 @@ async function open<C, S>(t: ExecutionContext, service: ServiceDefinition<C, S>,
   t.teardown(() => {
     if (!t.passed) t.log(`service log:\n${lines.slice(-60).join('')}`);
   });
-  const svc = (await startService(service, { etcd: etcd.endpoints, replica: 'test', listen: '127.0.0.1:0', resyncSeconds: 1, leaseTtl: 2, log })) as RunningService<unknown, unknown>;
+  const listen = `unix:${daemon.root}/service.sock`;
+  const svc = (await startService(service, { etcd: etcd.endpoints, replica: 'test', listen, resyncSeconds: 1, leaseTtl: 2, log })) as RunningService<unknown, unknown>;
   t.teardown(() => svc.close());
   const api = ServiceClient.connect({ target: svc.endpoint! });
   t.teardown(() => api.close());
@@ -188,11 +190,12 @@ async function entries(client: NetcubeClient, cube: string, table: string): Prom
 const put = (client: NetcubeClient, cube: string, table: string, key: unknown, value: unknown) =>
   client.putEntry({ table: { cube, table }, entry: { keyJson: JSON.stringify(key), valueJson: JSON.stringify(value) } });
 
-test('bridge: static tables from config, drift repaired, SetConfig persisted in the chain and rolled back', async (t) => {
+test("bridge: static tables from config, drift repaired, SetConfig's config kept until the chain gives other params", async (t) => {
   const { store, client, api } = await open(t, bridge, bridgeChain);
   const cube = await client.getCube({ name: 'br' });
   const p = Object.fromEntries(cube.ports.map((x) => [x.name, x.index]));
   const portEntry = (port: string) => entry(client, 'br', 'bridge_ports', p[port]);
+  const mode = async (port: string) => ((await portEntry(port)) as { mode: string }).mode;
 
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
   t.deepEqual(await portEntry('p0'), { mode: 'BRIDGE_PORT_ACCESS', vlan: 10, pad: 0 });
@@ -201,20 +204,22 @@ test('bridge: static tables from config, drift repaired, SetConfig persisted in 
   // Someone writes the tables behind the service's back: the next resync puts them right.
   await put(client, 'br', 'bridge_ports', p.p1, { mode: 'BRIDGE_PORT_TRUNK', vlan: 5 });
   await put(client, 'br', 'bridge_config', 0, { aging_ns: 1 });
-  await waitFor('the drift repaired', async () => (await portEntry('p1') as { mode: string }).mode === 'BRIDGE_PORT_PLAIN' && (await entry(client, 'br', 'bridge_config', 0) as { aging_ns: number }).aging_ns === 60e9, 5_000);
+  await waitFor('the drift repaired', async () => (await mode('p1')) === 'BRIDGE_PORT_PLAIN' && (await entry(client, 'br', 'bridge_config', 0) as { aging_ns: number }).aging_ns === 60e9, 5_000);
   t.pass('repaired');
 
-  // SetConfig: validated, normalized, written as a new version of the chain, applied to the tables.
+  // SetConfig: validated, normalized, kept under the service's own keys (the chain is
+  // the admin's), applied to the tables.
   const before = await store.chains.get('lan');
+  const fromChain = await api.getConfig('br');
+  t.like(fromChain, { source: 'chain', revision: before.revision, chainVersion: before.version });
   const set = await api.setConfig({ cube: 'br', config: { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } } });
-  t.is(set.chain, 'lan');
-  t.is(set.chainVersion, before.version + 1);
+  t.like(set, { chain: 'lan', chainVersion: before.version, source: 'service' });
   t.deepEqual(set.config, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } });
-  const after = await store.chains.get('lan');
-  t.is(after.version, before.version + 1);
-  t.deepEqual(after.chain.spec.cubes[0].params, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } });
+  t.is((await store.chains.get('lan')).version, before.version, 'the chain is untouched');
+  const held = await store.serviceConfigs.list('bridge');
+  t.deepEqual(held.map((h) => ({ cube: h.cube, params: h.params, revision: h.revision })), [{ cube: 'br', params: set.config, revision: set.revision }]);
   t.deepEqual(await api.getConfig('br'), set);
-  await waitFor('the new config in the tables', async () => (await portEntry('p1') as { mode: string }).mode === 'BRIDGE_PORT_TRUNK' && (await portEntry('p0') as { mode: string }).mode === 'BRIDGE_PORT_PLAIN');
+  await waitFor('the new config in the tables', async () => (await mode('p1')) === 'BRIDGE_PORT_TRUNK' && (await mode('p0')) === 'BRIDGE_PORT_PLAIN');
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 120_000_000_000 });
   t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_TRUNK', vlan: 3, pad: 0 });
 
@@ -228,19 +233,27 @@ test('bridge: static tables from config, drift repaired, SetConfig persisted in 
   await refused({ ports: { p9: { mode: 'plain' } } }, 'config.ports.p9');
   await refused({ agingSeconds: 'x' }, 'config.agingSeconds');
   await refused({ bogus: 1 }, 'config.bogus');
-  t.is((await store.chains.get('lan')).version, after.version);
+  t.is((await api.getConfig('br')).revision, set.revision);
   // A stale read-modify-write is refused; validate-only writes nothing.
-  const stale = await t.throwsAsync(api.setConfig({ cube: 'br', config: {}, expectedVersion: before.version }), { instanceOf: ApiCallError });
+  const stale = await t.throwsAsync(api.setConfig({ cube: 'br', config: {}, expectedRevision: fromChain.revision }), { instanceOf: ApiCallError });
   t.is(stale?.codeName, 'ABORTED');
   t.deepEqual((await api.setConfig({ cube: 'br', config: {}, validateOnly: true })).config, { agingSeconds: 300, ports: {} });
-  t.is((await store.chains.get('lan')).version, after.version);
+  t.is((await api.getConfig('br')).revision, set.revision);
   const missing = await t.throwsAsync(api.getConfig('nope'), { instanceOf: ApiCallError });
   t.is(missing?.codeName, 'NOT_FOUND');
 
-  // The chain is the truth: rolling it back rolls the config back, tables included.
+  // The chain gives the cube other params: they win, and SetConfig's config is forgotten.
+  const changed = structuredClone(before.chain);
+  changed.spec.cubes[0].params = { agingSeconds: 90 };
+  await store.chains.apply(changed);
+  await waitFor("the chain's params in the tables", async () => (await mode('p1')) === 'BRIDGE_PORT_PLAIN' && (await entry(client, 'br', 'bridge_config', 0) as { aging_ns: number }).aging_ns === 90e9);
+  t.like(await api.getConfig('br'), { source: 'chain', config: { agingSeconds: 90, ports: {} } });
+  await waitFor("SetConfig's config forgotten", async () => (await store.serviceConfigs.list('bridge')).length === 0);
+
+  // Rolling the chain back gives its old params back, not SetConfig's config.
   await store.chains.rollback('lan', before.version);
-  await waitFor('the old config back in the tables', async () => (await portEntry('p0') as { mode: string }).mode === 'BRIDGE_PORT_ACCESS');
-  t.deepEqual((await api.getConfig('br')).config, { agingSeconds: 60, ports: { p0: { mode: 'access', vlan: 10 } } });
+  await waitFor('the old config back in the tables', async () => (await mode('p0')) === 'BRIDGE_PORT_ACCESS');
+  t.like(await api.getConfig('br'), { source: 'chain', config: { agingSeconds: 60, ports: { p0: { mode: 'access', vlan: 10 } } } });
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
   t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, pad: 0 });
 });

@@ -156,9 +156,9 @@ export class TwoHosts {
     for (const h of Object.values(this.hosts)) await h.daemon.waitConnected();
 
     await applyChain(this.store, this.chain());
-    const tls = { ca: this.certs.ca, cert: this.certs.clientCert, key: this.certs.clientKey };
-    this.router = await this.startService('router', 'router-1', tls);
-    this.bridge = await this.startService('bridge', 'bridge-1', tls);
+    const tls = (type: string) => ({ ca: this.certs.ca, ...this.certs.service(type) });
+    this.router = await this.startService('router', 'router-1', tls('router'));
+    this.bridge = await this.startService('bridge', 'bridge-1', tls('bridge'));
     this.routerApi = this.router.client();
     this.bridgeApi = this.bridge.client();
     this.closers.push(() => this.routerApi.close(), () => this.bridgeApi.close());

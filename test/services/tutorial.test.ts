@@ -56,16 +56,17 @@ test('the tutorial\'s cube: built, registered by its service, placed by a chain,
 
   // Step 3: the service registers the type (its `objects`) once it leads.
   const lines: string[] = [];
-  const svc = await startService({ ...macfilter, objects }, { etcd: etcd.endpoints, replica: 'tutorial', listen: '127.0.0.1:0', log: new Logger('debug', {}, (l) => lines.push(l)) });
+  const svc = await startService({ ...macfilter, objects }, { etcd: etcd.endpoints, replica: 'tutorial', listen: `unix:${out}/api.sock`, log: new Logger('debug', {}, (l) => lines.push(l)) });
   t.teardown(() => svc.close());
   t.teardown(() => {
     if (!t.passed) t.log(lines.slice(-40).join(''));
   });
-  const type = await waitFor('the type registered', () => client.getType({ name: 'macfilter' }));
-  t.deepEqual(type.tables.map((x) => x.name).sort(), ['blocked', 'seen', 'wiring']);
+  await waitFor('the type registered', () => store.types.getType('macfilter').catch(() => undefined));
 
-  // Step 5: a chain with a cube of it.
+  // Step 5: a chain with a cube of it; its host loads the type from etcd.
   await applyChain(store, oneCubeChain('filter', { name: 'mf', type: 'macfilter', host: daemon.name }, ['left', 'right'], ['l0', 'r0']));
+  const type = await waitFor('the type on the host', () => client.getType({ name: 'macfilter' }).catch(() => undefined));
+  t.deepEqual(type.tables.map((x) => x.name).sort(), ['blocked', 'seen', 'wiring']);
   const api = ServiceClient.connect({ target: svc.endpoint! });
   t.teardown(() => api.close());
   await waitFor('the cube ready', async () => (await api.listCubes()).every((c) => c.ready) || undefined);

@@ -26,11 +26,14 @@ export interface ApiContext {
 }
 
 export interface ApiOptions {
-  /** Unix socket path; created with mode 0660. */
+  /** Unix socket path; created with mode 0660, group `viewerGid` (else root's). */
   socket: string;
-  /** TCP HOST:PORT, served with TLS only. */
+  /** Members of this group are viewers on the unix socket (root is admin). */
+  viewerGid?: number;
+  /** TCP HOST:PORT, served with mutual TLS only. */
   listen?: string;
-  tls?: { cert: string; key: string; ca?: string };
+  /** This host's certificate and key, and the CA every client's certificate must be signed by. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export interface ApiServer {

@@ -1,7 +1,9 @@
 // The gRPC server of netcubed: the netcube.v1 services on a unix socket (mode
-// 0660, for local tools) and, when asked, on TCP with TLS (mutual when a CA is
-// given, for remote controllers); plus grpc.health.v1 and server reflection, so
-// generic clients (grpcurl, grpc_health_probe) can check and explore the API.
+// 0660, for local tools; peers told apart by SO_PEERCRED, peer.ts) and, when
+// asked, on TCP with mutual TLS only (every peer presents a certificate of the
+// cluster's CA); every call authorized by its caller's identity (authz.ts); plus
+// grpc.health.v1 and server reflection, so generic clients (grpcurl,
+// grpc_health_probe) can check and explore the API.
 //
 // Health and reflection come from the grpc-node team's own packages
 // (grpc-health-check, @grpc/reflection): the standard implementations of those
@@ -15,11 +17,14 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { Calls, rpcAdapters } from '@netcube/api/grpc/call';
+import { tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { LOADER_OPTIONS, loadApi, SERVICES } from '@netcube/api/grpc/proto';
+import { Authorizer } from './authz';
 import { ApiContext, ApiOptions, ApiServer } from './context';
 import { cubeService } from './cubes';
 import { hostService } from './host';
 import { logService } from './logs';
+import { UnixListener } from './peer';
 import { tableService } from './tables';
 import { slowPathService } from './slowpath';
 import { DAEMON_STATUS } from './status';
@@ -35,7 +40,21 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
   const calls = new Calls();
-  const rpc = rpcAdapters({ ...DAEMON_STATUS, log: ctx.log, countRpc: (method, code) => ctx.metrics.countRpc(method, code) }, calls);
+  const authz = new Authorizer(ctx, opts.viewerGid);
+  let unix: UnixListener | undefined;
+  const rpc = rpcAdapters(
+    {
+      ...DAEMON_STATUS,
+      log: ctx.log,
+      countRpc: (method, code) => ctx.metrics.countRpc(method, code),
+      identify: (call) => {
+        const peer = unix?.peerOf(call);
+        return tlsIdentity(call) ?? (peer ? authz.unixIdentity(peer) : unauthenticated(call));
+      },
+      authorize: (method, request, call) => authz.authorize(method, request, call),
+    },
+    calls,
+  );
   const endpoints: string[] = [];
 
   const v1 = api.netcube.v1;
@@ -44,22 +63,21 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
   server.addService(v1.CubeService.service, cubeService(ctx, rpc));
   server.addService(v1.TableService.service, tableService(ctx, rpc));
   server.addService(v1.LogService.service, logService(ctx, rpc));
-  server.addService(v1.SlowPathService.service, slowPathService(ctx, rpc));
+  server.addService(v1.SlowPathService.service, slowPathService(ctx, rpc, authz));
 
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING' as const])));
   health.addToServer(server);
   const healthDefinition = protoLoader.loadSync(healthProtoPath, LOADER_OPTIONS);
   addReflection(server, { ...definition, ...healthDefinition });
 
-  let socketBound = false;
   try {
-    await bindUnixSocket(server, opts.socket);
-    socketBound = true;
+    unix = await listenUnixSocket(server, opts.socket, opts.viewerGid);
     endpoints.push(`unix:${opts.socket}`);
     if (opts.listen) endpoints.push(await bindTls(server, opts.listen, opts.tls));
   } catch (err) {
     server.forceShutdown();
-    if (socketBound) fs.rmSync(opts.socket, { force: true });
+    await unix?.close();
+    if (unix) fs.rmSync(opts.socket, { force: true });
     throw err;
   }
 
@@ -80,6 +98,7 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
             resolve();
           });
         });
+        await unix?.close();
         fs.rmSync(opts.socket, { force: true });
       })()),
   };
@@ -123,11 +142,12 @@ function bind(server: grpc.Server, address: string, credentials: grpc.ServerCred
 }
 
 /**
- * Binds the socket under a temporary name, gives it mode 0660, then renames it into
- * place: nobody can connect to it while it has the mode the umask gave it. A socket
- * file left by a daemon that died is removed; one a live process answers on is not.
+ * Listens on the socket under a temporary name, gives it mode 0660 (group: the
+ * viewer group, else root's), then renames it into place: nobody can connect to it
+ * while it has the mode the umask gave it. A socket file left by a daemon that died
+ * is removed; one a live process answers on is not.
  */
-async function bindUnixSocket(server: grpc.Server, socket: string): Promise<void> {
+async function listenUnixSocket(server: grpc.Server, socket: string, viewerGid: number | undefined): Promise<UnixListener> {
   fs.mkdirSync(path.dirname(socket), { recursive: true });
   const existing = fs.lstatSync(socket, { throwIfNoEntry: false });
   if (existing) {
@@ -137,9 +157,16 @@ async function bindUnixSocket(server: grpc.Server, socket: string): Promise<void
   }
   const tmp = path.join(path.dirname(socket), `.netcubed-${process.pid}.sock`);
   fs.rmSync(tmp, { force: true });
-  await bind(server, `unix:${tmp}`, grpc.ServerCredentials.createInsecure());
-  fs.chmodSync(tmp, 0o660);
-  fs.renameSync(tmp, socket);
+  const listener = await UnixListener.listen(server, tmp);
+  try {
+    fs.chownSync(tmp, 0, viewerGid ?? 0);
+    fs.chmodSync(tmp, 0o660);
+    fs.renameSync(tmp, socket);
+  } catch (err) {
+    await listener.close();
+    throw err;
+  }
+  return listener;
 }
 
 function answers(socket: string): Promise<boolean> {
@@ -154,7 +181,7 @@ function answers(socket: string): Promise<boolean> {
 }
 
 async function bindTls(server: grpc.Server, listen: string, tls: ApiOptions['tls']): Promise<string> {
-  if (!tls) throw new Error(`TCP (${listen}) is served with TLS only: give a certificate and key`);
+  if (!tls?.ca) throw new Error(`TCP (${listen}) is served with mutual TLS only: give a certificate, its key and the CA of the clients' certificates`);
   const read = (file: string, what: string): Buffer => {
     try {
       return fs.readFileSync(file);
@@ -162,11 +189,7 @@ async function bindTls(server: grpc.Server, listen: string, tls: ApiOptions['tls
       throw new Error(`cannot read the TLS ${what} ${file}: ${(err as Error).message}`);
     }
   };
-  const credentials = grpc.ServerCredentials.createSsl(
-    tls.ca ? read(tls.ca, 'CA') : null,
-    [{ cert_chain: read(tls.cert, 'certificate'), private_key: read(tls.key, 'key') }],
-    tls.ca !== undefined,
-  );
+  const credentials = grpc.ServerCredentials.createSsl(read(tls.ca, 'CA'), [{ cert_chain: read(tls.cert, 'certificate'), private_key: read(tls.key, 'key') }], true);
   const port = await bind(server, listen, credentials);
   return `${listen.slice(0, listen.lastIndexOf(':'))}:${port}`;
 }

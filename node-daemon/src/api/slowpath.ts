@@ -1,6 +1,7 @@
 // SlowPathService: a controller's session with this host (see slowpath.proto and
 // node-daemon/src/slowpath/dispatcher.ts). The first message says what it
-// controls; then packet-ins flow to it and packet-outs come back on one stream.
+// controls, which its identity must allow (authz.ts: the admin anything, a service
+// its own type); then packet-ins flow to it and packet-outs come back on one stream.
 //
 // Both ways go in batches, which is what makes the slow path fast: a gRPC message
 // costs far more than a packet in it. Packet-ins wait in a bounded queue; one pump
@@ -19,6 +20,7 @@ import type { PacketOutError } from '@netcube/api/generated/netcube/v1/PacketOut
 import type { SlowPathServiceHandlers } from '@netcube/api/generated/netcube/v1/SlowPathService';
 import { InvalidArgumentError } from '../runtime/errors';
 import { ControllerSession, PacketIn } from '../slowpath/dispatcher';
+import { Authorizer } from './authz';
 import { ApiContext } from './context';
 import { checkName } from './cubes';
 
@@ -29,7 +31,7 @@ export const MAX_BATCH = 256;
 /** Errors of refused packet-outs held for a controller that reads slowly; past this they are dropped (the refusals are counted anyway). */
 export const MAX_QUEUED_ERRORS = 256;
 
-export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandlers {
+export function slowPathService(ctx: ApiContext, rpc: Rpc, authz: Authorizer): SlowPathServiceHandlers {
   return {
     Connect: rpc.bidiStream<ControllerMessage__Output, DaemonMessage>('Connect', async (incoming, call, send) => {
       const messages = incoming[Symbol.asyncIterator]();
@@ -40,6 +42,7 @@ export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandl
       const types = new Set(hello.types.map((t, i) => checkName(`hello.types[${i}]`, t)));
       const cubes = new Set(hello.cubes.map((c, i) => checkName(`hello.cubes[${i}]`, c)));
       if (types.size === 0 && cubes.size === 0) throw new InvalidArgumentError('hello.types', 'name at least one cube type or cube to control');
+      authz.authorizeSlowPath(call.identity, types, cubes);
 
       let queue: PacketInMessage[] = [];
       /** Packet-ins dropped since the last message (the queue was full): told in the next. */
@@ -78,9 +81,10 @@ export function slowPathService(ctx: ApiContext, rpc: Rpc): SlowPathServiceHandl
         queueMicrotask(() => void pump().catch(() => undefined));
       };
       const session: ControllerSession = {
-        name: hello.controller || 'controller',
+        name: `${hello.controller || 'controller'} (${call.identity.name})`,
         types,
         cubes,
+        mayControl: (type) => authz.mayControl(call.identity, type),
         deliver: (p: PacketIn) => {
           // Its own queue, and the host's bound on what all sessions hold together.
           if (queue.length >= MAX_QUEUED || !ctx.slowPath.hold()) {

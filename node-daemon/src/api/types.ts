@@ -86,6 +86,7 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
             : `cube type ${name} is already registered with other objects; unregister it first (no chain may use it)`,
         );
       }
+      if (req.dryRun) return typeMessage(type);
       const store = ctx.store();
       const stored = await store.types.getType(name).catch((err) => {
         if (err instanceof NotFoundError) return undefined;

@@ -108,6 +108,8 @@ interface Addon {
     : Promise<void>;
   tcQuery(iface: string | number, netns: string | null, direction: Direction, priority: number, handle: number)
     : Promise<TcResult | null>;
+  /** SO_PEERCRED of a connected unix socket (see peercred.cc). */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   BpfObject: new (source: string | Uint8Array, name: string, logSize: number) => NativeObject;
   RingBuffer: new (map: MapHandle, label: string, onRecords: (records: Buffer[]) => void,
                    onError: (error: Error) => void) => NativeRingBuffer;

@@ -55,6 +55,7 @@ export class CommandFailed extends Error {
 
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   etcd: { type: 'string' },
+  'etcd-user': { type: 'string' },
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -63,10 +64,11 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
 };
 
 export const GLOBAL_HELP: [string, string][] = [
-  ['--etcd URLS', 'etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379)'],
-  ['--tls-ca FILE', 'CA that signed the daemons\' certificates (for daemons reached over TCP)'],
-  ['--tls-cert FILE', 'client certificate, for daemons that require mutual TLS'],
-  ['--tls-key FILE', 'its private key'],
+  ['--etcd URLS', 'etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379); https://HOST:PORT over TLS'],
+  ['--etcd-user NAME', 'etcd user, password in $NETCUBE_ETCD_PASSWORD (default: the CN of --tls-cert)'],
+  ['--tls-ca FILE', 'the cluster\'s CA, of etcd and of daemons reached over TCP (default: $NETCUBE_TLS_CA)'],
+  ['--tls-cert FILE', 'your certificate (spiffe://netcube/admin or viewer), for etcd and daemons (default: $NETCUBE_TLS_CERT)'],
+  ['--tls-key FILE', 'its private key (default: $NETCUBE_TLS_KEY)'],
   ['-o, --output FORMAT', 'text (default), json or yaml'],
   ['-h, --help', 'show help'],
 ];

@@ -72,7 +72,21 @@ export async function run(argv: string[], io: Streams, env: NodeJS.ProcessEnv = 
   }
 }
 
+/**
+ * grpc-js gives TLS the IP address of etcd or of a daemon reached at one as its
+ * server name, which Node deprecates (DEP0123): a warning nobody running netcubectl
+ * can act on. Every other warning is printed as Node prints it.
+ */
+function quietServerNameWarning(): void {
+  const print = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', w => {
+    if ((w as { code?: string }).code !== 'DEP0123') for (const p of print) p(w);
+  });
+}
+
 if (require.main === module) {
+  quietServerNameWarning();
   run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin }).then(
     code => exit(code),
     err => {

@@ -22,6 +22,7 @@ export class Session {
   readonly output: OutputFormat;
   readonly etcd: string[];
   readonly tls?: TlsFiles;
+  readonly etcdAuth?: { username: string; password: string };
   private storePromise?: Promise<Store>;
   private daemonConnections?: DaemonConnections;
   private interruptHandler?: () => void;
@@ -41,11 +42,17 @@ export class Session {
     const etcd = stringOption(args, 'etcd') ?? env.NETCUBE_ETCD ?? '127.0.0.1:2379';
     this.etcd = etcd.split(',').map(e => e.trim()).filter(Boolean);
     if (this.etcd.length === 0) throw new UsageError('--etcd: give at least one endpoint, e.g. 127.0.0.1:2379', command);
-    const [ca, cert, key] = ['tls-ca', 'tls-cert', 'tls-key'].map(name => stringOption(args, name));
+    const fromEnv = { 'tls-ca': env.NETCUBE_TLS_CA, 'tls-cert': env.NETCUBE_TLS_CERT, 'tls-key': env.NETCUBE_TLS_KEY } as Record<string, string | undefined>;
+    const [ca, cert, key] = ['tls-ca', 'tls-cert', 'tls-key'].map(name => stringOption(args, name) ?? (fromEnv[name] || undefined));
     if ((cert === undefined) !== (key === undefined)) {
       throw new UsageError('--tls-cert and --tls-key go together: give both for mutual TLS, or neither', command);
     }
     if (ca !== undefined || cert !== undefined) this.tls = { ca, cert, key };
+    const user = stringOption(args, 'etcd-user');
+    if (user !== undefined) {
+      if (!env.NETCUBE_ETCD_PASSWORD) throw new UsageError('--etcd-user: give the password in $NETCUBE_ETCD_PASSWORD', command);
+      this.etcdAuth = { username: user, password: env.NETCUBE_ETCD_PASSWORD };
+    }
   }
 
   /**
@@ -68,6 +75,8 @@ export class Session {
   store(): Promise<Store> {
     this.storePromise ??= Store.connect({
       endpoints: this.etcd,
+      tls: this.tls,
+      auth: this.etcdAuth,
       hostCheck,
       callTimeoutMs: ETCD_TIMEOUT_MS,
       retry: { timeoutMs: ETCD_TIMEOUT_MS },

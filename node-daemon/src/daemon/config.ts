@@ -1,5 +1,6 @@
 // netcubed's command line: every option, its default, and the help text.
 
+import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,13 +13,19 @@ import { DEFAULT_TYPE_POLICY, type TypePolicy } from '../typecheck/policy';
 export interface DaemonConfig {
   name: string;
   etcd: string[];
+  /** etcd user/password authentication, instead of the certificate's CN. */
+  etcdAuth?: { username: string; password: string };
   root: string;
   socket: string;
+  /** Members of this group are viewers on the unix socket. */
+  viewerGid?: number;
   listen?: string;
   advertise?: string;
-  tls?: { cert: string; key: string; ca?: string };
+  /** The cluster's CA, this host's certificate and key: for --listen, etcd (https://) and exposed metrics. */
+  tls?: { cert?: string; key?: string; ca?: string };
   netns?: string;
   xdpMode: 'native' | 'generic';
+  /** HOST:PORT of /metrics; HTTPS with client certificates unless HOST is a loopback address. */
   metrics?: string;
   logLevel: Level;
   leaseTtl: number;
@@ -38,17 +45,28 @@ restarted netcubed adopts what it finds pinned.
 
 Options:
   --name NAME           this host's name in chains and etcd (default: the hostname)
-  --etcd URLS           etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379)
-  --root DIR            state directory on tmpfs (default: /run/netcube/<name>)
-  --socket PATH         gRPC on a unix socket, mode 0660 (default: <root>/netcubed.sock)
-  --listen HOST:PORT    also serve gRPC over TCP, with TLS (needs --tls-cert, --tls-key)
+  --etcd URLS           etcd endpoints, comma-separated (default: $NETCUBE_ETCD or 127.0.0.1:2379);
+                        https://HOST:PORT or unixs:/PATH: over TLS, with --tls-ca and --tls-cert
+  --etcd-user NAME      authenticate to etcd as NAME, password in $NETCUBE_ETCD_PASSWORD
+                        (default: as the CN of --tls-cert, when etcd checks client certificates)
+  --root DIR            state directory on tmpfs, mode 0700 (default: /run/netcube/<name>)
+  --socket PATH         gRPC on a unix socket, mode 0660 (default: <root>/netcubed.sock);
+                        root may do anything on it
+  --viewer-group GROUP  members of GROUP may read the API on the unix socket (the socket
+                        and --root then belong to GROUP)
+  --listen HOST:PORT    also serve gRPC over TCP, with mutual TLS (needs --tls-cert, --tls-key
+                        and --tls-ca): every client presents a certificate of the cluster's CA,
+                        whose spiffe://netcube/... identity says what it may do
   --advertise HOST:PORT the address other machines reach --listen at (default: --listen)
-  --tls-cert FILE       server certificate (PEM)
+  --tls-ca FILE         the cluster's CA (PEM): of clients on --listen, of etcd, of metrics clients
+  --tls-cert FILE       this host's certificate (PEM; spiffe://netcube/host/<name>, its CN
+                        the host's etcd user)
   --tls-key FILE        its private key (PEM)
-  --tls-ca FILE         CA whose client certificates are required (mutual TLS)
   --netns PATH          network namespace of this host's netdevs (default: the daemon's own)
   --xdp-mode MODE       native or generic XDP for netdev entries (default: native)
-  --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
+  --metrics [HOST:]PORT serve Prometheus metrics at /metrics, on 127.0.0.1 unless HOST says
+                        otherwise; on an address other than loopback over HTTPS only, to
+                        clients with an admin or viewer certificate (needs the --tls-* files)
   --log-level LEVEL     error, warn, info or debug (default: info)
   --lease-ttl SECONDS   lease of this host's registration in etcd (default: 10)
   --slowpath-host-rate N  slow-path packets per second the daemon reads, for all
@@ -78,8 +96,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       options: {
         name: { type: 'string' },
         etcd: { type: 'string' },
+        'etcd-user': { type: 'string' },
         root: { type: 'string' },
         socket: { type: 'string' },
+        'viewer-group': { type: 'string' },
         listen: { type: 'string' },
         advertise: { type: 'string' },
         'tls-cert': { type: 'string' },
@@ -119,12 +139,20 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   };
   const listen = hostPort('listen');
   const advertise = hostPort('advertise');
-  const metrics = hostPort('metrics');
+  const metricsFlag = str('metrics');
+  if (metricsFlag !== undefined && !/^([^\s]+:)?\d{1,5}$/.test(metricsFlag)) throw new ConfigError(`--metrics: expected PORT or HOST:PORT, got ${JSON.stringify(metricsFlag)}`);
+  const metrics = metricsFlag === undefined ? undefined : metricsFlag.includes(':') ? metricsFlag : `127.0.0.1:${metricsFlag}`;
   const cert = str('tls-cert');
   const key = str('tls-key');
   const ca = str('tls-ca');
-  if (listen && (!cert || !key)) throw new ConfigError('--listen serves gRPC over TLS only: give --tls-cert and --tls-key');
-  if (!listen && (cert || key || ca)) throw new ConfigError('--tls-cert, --tls-key and --tls-ca apply to --listen, which is not set');
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError('--tls-cert and --tls-key go together: this host\'s certificate and its key');
+  if (listen && (!cert || !ca))
+    throw new ConfigError('--listen serves gRPC over mutual TLS only: give --tls-cert and --tls-key (this host\'s certificate) and --tls-ca (the CA of the clients\' certificates)');
+  if (metrics && !isLoopback(metrics.slice(0, metrics.lastIndexOf(':'))) && (!cert || !ca))
+    throw new ConfigError(`--metrics ${metrics}: metrics on an address other than loopback are served over HTTPS to clients with certificates only: give --tls-cert, --tls-key and --tls-ca`);
+  const etcdUser = str('etcd-user');
+  if (etcdUser !== undefined && !env.NETCUBE_ETCD_PASSWORD) throw new ConfigError('--etcd-user: give the password in $NETCUBE_ETCD_PASSWORD');
+  const viewerGroup = str('viewer-group');
   const xdpMode = str('xdp-mode') ?? 'native';
   if (xdpMode !== 'native' && xdpMode !== 'generic') throw new ConfigError(`--xdp-mode: native or generic, got ${JSON.stringify(xdpMode)}`);
   const logLevel = str('log-level') ?? 'info';
@@ -160,9 +188,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     etcd,
     root,
     socket: path.resolve(str('socket') ?? path.join(root, 'netcubed.sock')),
+    viewerGid: viewerGroup === undefined ? undefined : groupId(viewerGroup),
     listen,
     advertise: advertise ?? listen,
-    tls: listen ? { cert: cert!, key: key!, ca } : undefined,
+    tls: cert || ca ? { cert, key, ca } : undefined,
+    etcdAuth: etcdUser === undefined ? undefined : { username: etcdUser, password: env.NETCUBE_ETCD_PASSWORD! },
     netns: str('netns'),
     xdpMode,
     metrics,
@@ -171,4 +201,23 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     slowPath,
     typePolicy,
   };
+}
+
+/** 127.0.0.0/8, ::1 and localhost: where metrics are served as plain HTTP. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** A group's id, by number or by name (through NSS, as `getent group` resolves it). */
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  try {
+    const line = execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const gid = Number(line.split(':')[2]);
+    if (Number.isInteger(gid)) return gid;
+  } catch {
+    // not found: below
+  }
+  throw new ConfigError(`--viewer-group: no group ${JSON.stringify(group)} on this machine (getent group ${group}); create it or give a gid`);
 }

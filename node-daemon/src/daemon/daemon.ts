@@ -4,9 +4,12 @@
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as os from 'node:os';
+import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HostLease, RegisteredCubeType, Store, StoreUnavailableError } from '@netcube/api/store';
+import { identityOfCertificate } from '@netcube/api/grpc/identity';
+import { etcdEndpoints, HostLease, RegisteredCubeType, Store, StoreUnavailableError } from '@netcube/api/store';
 import { Logger } from '@netcube/api/log';
 import { startApi } from '../api/server';
 import { ApiContext, ApiServer } from '../api/context';
@@ -14,7 +17,7 @@ import { DataPlaneLogs } from '../runtime/logs';
 import { DEFAULT_SLOW_PATH_BUDGET, SlowPath } from '../slowpath/dispatcher';
 import { Runtime } from '../runtime/runtime';
 import { CubeType } from '../runtime/types';
-import { DaemonConfig } from './config';
+import { DaemonConfig, isLoopback } from './config';
 import { Metrics } from './metrics';
 import { Reconciler } from './reconciler';
 import { hostCheck } from '../chain';
@@ -40,7 +43,10 @@ export class Daemon {
   ) {}
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
+    // root's alone, but for the viewer group passing through to the socket.
     fs.mkdirSync(config.root, { recursive: true });
+    fs.chownSync(config.root, 0, config.viewerGid ?? 0);
+    fs.chmodSync(config.root, config.viewerGid === undefined ? 0o700 : 0o710);
     const { hostRate, cubeRate } = config.slowPath;
     const runtime = await Runtime.open({
       root: config.root,
@@ -72,7 +78,13 @@ export class Daemon {
     );
     const daemon = new Daemon(config, log, runtime, reconciler, metrics, logs, slowPath);
     try {
-      const api = await startApi(daemon.context(), { socket: config.socket, listen: config.listen, tls: config.tls });
+      const { cert, key, ca } = config.tls ?? {};
+      const api = await startApi(daemon.context(), {
+        socket: config.socket,
+        viewerGid: config.viewerGid,
+        listen: config.listen,
+        tls: cert && key && ca ? { cert, key, ca } : undefined,
+      });
       daemon.api = api;
       log.info('serving gRPC', { endpoints: api.endpoints });
       if (config.metrics) daemon.metricsServer = await daemon.serveMetrics(config.metrics);
@@ -80,6 +92,8 @@ export class Daemon {
       await daemon.stop();
       throw err;
     }
+    if (!etcdEndpoints(config.etcd).secure && !config.etcd.every((e) => e.startsWith('unix:') || isLoopback(e.replace(/^http:\/\//, '').replace(/:\d+$/, ''))))
+      log.warn('etcd is reached without TLS: whoever reaches it can change what this host runs; use https:// endpoints and --tls-*', { etcd: config.etcd });
     daemon.connecting = daemon.connect().catch((err) => log.error('connecting to etcd failed; serving from pinned state', { error: (err as Error).message }));
     return daemon;
   }
@@ -110,6 +124,8 @@ export class Daemon {
       try {
         this.store = await Store.connect({
           endpoints: this.config.etcd,
+          tls: this.config.tls,
+          auth: this.config.etcdAuth,
           hostCheck,
           retry: { timeoutMs: 5_000 },
           onRetry: (e) => this.log.debug('etcd call retried', { operation: e.operation, attempt: e.attempt, error: e.error.message }),
@@ -194,9 +210,20 @@ export class Daemon {
     }
   }
 
+  /**
+   * /metrics: plain HTTP on loopback; on any other address HTTPS only, to clients
+   * whose certificate (the cluster's CA) names the admin or a viewer.
+   */
   private serveMetrics(address: string): Promise<http.Server> {
     const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
-    const server = http.createServer((req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      if (req.socket instanceof Object && 'getPeerCertificate' in req.socket) {
+        const identity = identityOfCertificate((req.socket as TLSSocket).getPeerCertificate());
+        if (identity.role !== 'admin' && identity.role !== 'viewer') {
+          res.writeHead(403).end(`${identity.name} may not read the metrics: the admin and viewers may\n`);
+          return;
+        }
+      }
       if (req.url !== '/metrics') {
         res.writeHead(404).end('metrics are at /metrics\n');
         return;
@@ -207,7 +234,14 @@ export class Daemon {
       } catch (err) {
         res.writeHead(500).end(`${(err as Error).message}\n`);
       }
-    });
+    };
+    const tls = this.config.tls;
+    const server = isLoopback(host)
+      ? http.createServer(handler)
+      : https.createServer(
+          { cert: fs.readFileSync(tls!.cert!), key: fs.readFileSync(tls!.key!), ca: fs.readFileSync(tls!.ca!), requestCert: true, rejectUnauthorized: true },
+          handler,
+        );
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve(server));

@@ -25,6 +25,8 @@ async function main(): Promise<void> {
   // cubes were created. The environment may say otherwise; the pool starts on
   // first use, after this.
   process.env.UV_THREADPOOL_SIZE ??= '1';
+  // Everything netcubed writes (state, uploads, pins, its directories) is root's alone.
+  process.umask(0o077);
   const log = new Logger(config.logLevel, { host: config.name });
   let daemon: Daemon;
   try {

@@ -20,6 +20,7 @@ export class Metrics {
   private reconcileSum = 0;
   private readonly reconciles = { ok: 0, error: 0 };
   private readonly rpcs = new Map<string, number>();
+  private readonly denials = new Map<string, number>();
 
   observeReconcile(seconds: number, ok: boolean): void {
     this.reconcileCount++;
@@ -33,6 +34,12 @@ export class Metrics {
   countRpc(method: string, code: string): void {
     const key = `${method}\0${code}`;
     this.rpcs.set(key, (this.rpcs.get(key) ?? 0) + 1);
+  }
+
+  /** A call refused (api/authz.ts); `identity` is a role (`service/bridge`), or `none`. */
+  countDenied(method: string, identity: string): void {
+    const key = `${method}\0${identity}`;
+    this.denials.set(key, (this.denials.get(key) ?? 0) + 1);
   }
 
   /** The exposition text; data-plane counters are read now. */
@@ -54,6 +61,12 @@ export class Metrics {
     for (const [key, n] of this.rpcs) {
       const [method, code] = key.split('\0');
       out.push(`netcube_grpc_requests_total${labels({ method, code })} ${n}`);
+    }
+
+    family('netcube_authz_denied_total', 'counter', 'gRPC calls refused (PERMISSION_DENIED), by method and identity (a role, or none).');
+    for (const [key, n] of this.denials) {
+      const [method, identity] = key.split('\0');
+      out.push(`netcube_authz_denied_total${labels({ method, identity })} ${n}`);
     }
 
     family('netcube_store_connected', 'gauge', 'Whether etcd is reachable (1) or the daemon runs from pinned state (0).');

@@ -43,15 +43,17 @@ function isBpffs(dir: string): boolean {
 }
 
 /**
- * Mounts a bpffs at `dir` unless one is there. A mount made inside a private mount
- * namespace (as `ip netns exec` creates) dies with the daemon and takes the pins
- * with it; start netcubed with `nsenter --net=...` instead, or mount beforehand.
+ * Mounts a bpffs at `dir` unless one is there, root's alone (a bpffs is 1777 by
+ * default: anyone could pin there). A mount made inside a private mount namespace
+ * (as `ip netns exec` creates) dies with the daemon and takes the pins with it;
+ * start netcubed with `nsenter --net=...` instead, or mount beforehand.
  */
 export function mountBpffs(dir: string): { mounted: boolean } {
   fs.mkdirSync(dir, { recursive: true });
-  if (isBpffs(dir)) return { mounted: false };
-  execFileSync('mount', ['-t', 'bpf', 'bpf', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return { mounted: true };
+  const mounted = !isBpffs(dir);
+  if (mounted) execFileSync('mount', ['-t', 'bpf', '-o', 'mode=0700', 'bpf', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  fs.chmodSync(dir, 0o700);
+  return { mounted };
 }
 
 export function unmountBpffs(dir: string): void {

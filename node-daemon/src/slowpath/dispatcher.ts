@@ -3,8 +3,9 @@
 // The data plane's nc_to_controller writes packet and metadata as one record into
 // the host's packet ring. The dispatcher reads that ring continuously (so it never
 // fills because of one slow controller), finds the controller session that owns
-// the packet's cube — one naming the cube, else one naming its type; the latest
-// session wins, as a new leader replaces an old one — and hands it the packet. No
+// the packet's cube — one naming the cube, else one naming its type, among those
+// whose identity may control that type; the latest session wins, as a new leader
+// replaces an old one — and hands it the packet. No
 // session, or a session whose bounded queue is full: the packet is dropped and
 // counted. Packet-outs come back through the session and go to the runtime.
 //
@@ -48,6 +49,8 @@ export interface ControllerSession {
   readonly name: string;
   readonly types: ReadonlySet<string>;
   readonly cubes: ReadonlySet<string>;
+  /** Whether its identity may control cubes of `type` (a cube's name may come back with another type). */
+  mayControl(type: string): boolean;
   /** Queues a packet for the controller; false when its queue is full. */
   deliver(p: PacketIn): boolean;
 }
@@ -136,8 +139,9 @@ export class SlowPath {
 
   private owner(cube: string): ControllerSession | undefined {
     const type = this.runtime.cube(cube).type.name;
-    for (let i = this.sessions.length - 1; i >= 0; i--) if (this.sessions[i].cubes.has(cube)) return this.sessions[i];
-    for (let i = this.sessions.length - 1; i >= 0; i--) if (this.sessions[i].types.has(type)) return this.sessions[i];
+    const s = this.sessions;
+    for (let i = s.length - 1; i >= 0; i--) if (s[i].cubes.has(cube) && s[i].mayControl(type)) return s[i];
+    for (let i = s.length - 1; i >= 0; i--) if (s[i].types.has(type) && s[i].mayControl(type)) return s[i];
     return undefined;
   }
 

@@ -1,12 +1,14 @@
 // Handlers as plain async functions, for netcubed's API and a service's config API
 // alike. The adapters here give each one the request and a CallContext (an
 // AbortSignal that fires when the client cancels, the deadline passes or the server
-// stops), turn whatever it throws into a status (status.ts), and tell the server's
-// metrics the outcome of every call.
+// stops; who is calling), ask the server's authorization before the handler runs,
+// turn whatever it throws into a status (status.ts), and tell the server's metrics
+// the outcome of every call.
 
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log';
+import { Identity, PeerCall, tlsIdentity, unauthenticated } from './identity';
 import { StatusOptions, toStatus } from './status';
 
 export interface CallContext {
@@ -14,6 +16,8 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** Milliseconds left until the client's deadline; Infinity without one. */
   remainingMs(): number;
+  /** Who is calling (identity.ts). */
+  readonly identity: Identity;
 }
 
 /** Calls in flight, so that stopping the server ends them (log streams above all). */
@@ -21,7 +25,7 @@ export class Calls {
   private readonly live = new Set<AbortController>();
   private stopped = false;
 
-  open(call: { getDeadline(): grpc.Deadline; on(event: 'cancelled', listener: () => void): unknown }): { ctx: CallContext; done(): void } {
+  open(call: { getDeadline(): grpc.Deadline; on(event: 'cancelled', listener: () => void): unknown }, identity: Identity): { ctx: CallContext; done(): void } {
     const controller = new AbortController();
     const deadline = deadlineMs(call.getDeadline());
     const timer = Number.isFinite(deadline) ? setTimeout(() => controller.abort(abortError('the deadline passed')), Math.max(0, deadline - Date.now())) : undefined;
@@ -30,7 +34,7 @@ export class Calls {
     if (this.stopped) controller.abort(abortError('the server is stopping'));
     this.live.add(controller);
     return {
-      ctx: { signal: controller.signal, remainingMs: () => deadline - Date.now() },
+      ctx: { signal: controller.signal, remainingMs: () => deadline - Date.now(), identity },
       done: () => {
         clearTimeout(timer);
         this.live.delete(controller);
@@ -68,17 +72,32 @@ export interface RpcServer extends StatusOptions {
   log: Logger;
   /** Told the outcome of every call, by its status name (`OK`, `NOT_FOUND` ...). */
   countRpc?(method: string, code: string): void;
+  /** Who is calling; by default the identity of its TLS client certificate. */
+  identify?(call: PeerCall): Identity;
+  /**
+   * Runs before the handler of every unary and server-streaming call and throws to
+   * refuse it (PERMISSION_DENIED). A bidirectional stream's handler checks what its
+   * first message asks for itself.
+   */
+  authorize?(method: string, request: unknown, call: CallContext): void;
 }
 
 export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
   const count = (method: string, code: grpc.status): void => server.countRpc?.(method, grpc.status[code]);
+  const identify = (call: PeerCall): Identity => (server.identify ? server.identify(call) : (tlsIdentity(call) ?? unauthenticated(call)));
+  /** `fn`, once the server has authorized the call; both run in the promise, so a refusal is a status like any other. */
+  const authorized = <T>(method: string, request: unknown, callCtx: CallContext, fn: () => Promise<T>): Promise<T> =>
+    Promise.resolve().then(() => {
+      server.authorize?.(method, request, callCtx);
+      return fn();
+    });
   // Server-side and bidirectional streams alike: `send` waits while the client reads slowly.
   const stream = (
     method: string,
     call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
     fn: (callCtx: CallContext, send: (msg: unknown) => Promise<void>) => Promise<void>,
   ): void => {
-    const { ctx: callCtx, done } = calls.open(call);
+    const { ctx: callCtx, done } = calls.open(call, identify(call));
     const send = async (msg: unknown): Promise<void> => {
       if (callCtx.signal.aborted) throw callCtx.signal.reason;
       if (call.write(msg as never)) return;
@@ -120,8 +139,8 @@ export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
 
   return {
     unary: (method, fn) => (call, callback) => {
-      const { ctx: callCtx, done } = calls.open(call);
-      fn(call.request, callCtx).then(
+      const { ctx: callCtx, done } = calls.open(call, identify(call));
+      authorized(method, call.request, callCtx, () => fn(call.request, callCtx)).then(
         (res) => {
           done();
           count(method, grpc.status.OK);
@@ -135,7 +154,7 @@ export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
         },
       );
     },
-    serverStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(call.request, callCtx, send)),
+    serverStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => authorized(method, call.request, callCtx, () => fn(call.request, callCtx, send))),
     bidiStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(call as AsyncIterable<never>, callCtx, send)),
   };
 }

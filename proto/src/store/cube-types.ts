@@ -14,7 +14,7 @@ import {
   validateChain,
 } from '../chain';
 import { deleteOp, encode, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
-import { ConflictError, NotFoundError, TypeInUseError, ValidationError } from './errors';
+import { AlreadyExistsError, ConflictError, NotFoundError, TypeInUseError, ValidationError } from './errors';
 import { CHAINS_PREFIX, typeKey, TYPES_PREFIX } from './keys';
 import { CubeObjects, cubeTypeValue, decodeCubeType, decodeStoredChain, RegisteredCubeType } from './records';
 
@@ -41,11 +41,12 @@ export class CubeTypes {
   ) {}
 
   /**
-   * Registers a type, or replaces it. A replacement that would break a chain using the
-   * type (a mode it runs in removed, more programs than its paths allow) is refused.
+   * Registers a type, or replaces it (unless `options.replace` is false: then
+   * AlreadyExistsError). A replacement that would break a chain using the type (a
+   * mode it runs in removed, more programs than its paths allow) is refused.
    * Uploading the same type again changes nothing.
    */
-  async putType(upload: CubeTypeUpload): Promise<RegisteredCubeType> {
+  async putType(upload: CubeTypeUpload, options: { replace?: boolean } = {}): Promise<RegisteredCubeType> {
     checkUpload(upload);
     const { name, transparent, microcubes, modes, objects } = upload;
     const sha256 = digest(objects);
@@ -53,6 +54,9 @@ export class CubeTypes {
       const { types, chains, revision } = await this.snapshot(`register cube type ${name}`);
       const existing = types.find(t => t.name === name);
       if (existing && existing.sha256 === sha256 && sameInfo(existing, upload)) return existing;
+      if (existing && options.replace === false) {
+        throw new AlreadyExistsError(`cube type ${name} is already registered with other objects; unregister it first (no chain may use it)`);
+      }
 
       const users = chains.filter(c => c.chain.spec.cubes.some(cube => cube.type === name));
       if (users.length > 0) {

@@ -2,7 +2,16 @@
 // decides whether retrying the same call can succeed; the retry loop, watches and host
 // leases all go by it. `code` names the gRPC status an API handler should answer with.
 
-import { castGrpcError, ClientClosedError, isRecoverableError } from 'etcd3';
+import {
+  castGrpcError,
+  ClientClosedError,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
+  GRPCUnauthenticatedError,
+  isRecoverableError,
+} from 'etcd3';
 import { ChainIssue } from '../chain';
 
 export type StoreErrorCode =
@@ -13,6 +22,9 @@ export type StoreErrorCode =
   | 'INVALID_ARGUMENT'
   | 'FAILED_PRECONDITION'
   | 'DEADLINE_EXCEEDED'
+  | 'ALREADY_EXISTS'
+  | 'PERMISSION_DENIED'
+  | 'UNAUTHENTICATED'
   | 'INTERNAL';
 
 export class StoreError extends Error {
@@ -44,6 +56,12 @@ export class NotFoundError extends StoreError {
   override readonly code = 'NOT_FOUND';
 }
 
+/** There is one already, and it is not the same. */
+export class AlreadyExistsError extends StoreError {
+  override name = 'AlreadyExistsError';
+  override readonly code = 'ALREADY_EXISTS';
+}
+
 /** Someone else changed the same object in between: read it again, then retry the change. */
 export class ConflictError extends StoreError {
   override name = 'ConflictError';
@@ -62,6 +80,18 @@ export class ValidationError extends StoreError {
   ) {
     super(message, options);
   }
+}
+
+/** etcd's access control refused the call to this process's etcd user (store/access.ts has the layout). */
+export class PermissionDeniedError extends StoreError {
+  override name = 'PermissionDeniedError';
+  override readonly code = 'PERMISSION_DENIED';
+}
+
+/** etcd does not know who this process is: no such user, a wrong password, no client certificate. */
+export class UnauthenticatedError extends StoreError {
+  override name = 'UnauthenticatedError';
+  override readonly code = 'UNAUTHENTICATED';
 }
 
 /** The request is valid but the cluster is not in a state that allows it. */
@@ -116,12 +146,24 @@ export class WaitTimeoutError extends StoreError {
   }
 }
 
-/** Maps whatever the etcd client threw to the store's hierarchy. */
-export function toStoreError(err: unknown, operation: string, endpoints: readonly string[]): StoreError {
+/** Maps whatever the etcd client threw to the store's hierarchy; `user` is this process's etcd user, when known. */
+export function toStoreError(err: unknown, operation: string, endpoints: readonly string[], user?: string): StoreError {
   if (err instanceof StoreError) return err;
   const cause = castGrpcError(err instanceof Error ? err : new Error(String(err)));
   if (cause instanceof ClientClosedError) {
     return new StoreClosedError(`${operation}: the store is closed`, { cause });
+  }
+  const as = user ? `etcd user ${user}` : 'this etcd user';
+  if (cause instanceof EtcdPermissionDeniedError) {
+    return new PermissionDeniedError(`${operation}: etcd refused it: ${as} may not (its roles do not allow it; see netcube's etcd access layout)`, { cause });
+  }
+  if (
+    cause instanceof EtcdAuthenticationFailedError ||
+    cause instanceof EtcdUserNotFoundError ||
+    cause instanceof EtcdInvalidAuthTokenError ||
+    cause instanceof GRPCUnauthenticatedError
+  ) {
+    return new UnauthenticatedError(`${operation}: etcd does not accept ${as} (${cause.message}): check the certificate's CN or the user and password`, { cause });
   }
   // cockatiel's open circuit: the client stopped trying a host that kept failing.
   if (isRecoverableError(cause) || (cause as { isBrokenCircuitError?: boolean }).isBrokenCircuitError) {

@@ -1,7 +1,10 @@
 // The store's one connection to etcd: the etcd3 client configured for failure (call
-// deadlines, fast reconnects), every call mapped to StoreErrors and retried by the
-// `recoverable` marker, and the few key-value shapes the concept modules share.
+// deadlines, fast reconnects) and for who this process is (TLS, its etcd user),
+// every call mapped to StoreErrors and retried by the `recoverable` marker, and the
+// few key-value shapes the concept modules share.
 
+import { X509Certificate } from 'node:crypto';
+import * as fs from 'node:fs';
 import {
   CompareResult,
   CompareTarget,
@@ -22,7 +25,46 @@ export interface EtcdOptions {
   callTimeoutMs: number;
   retry: RetryPolicy;
   onRetry?: RetryListener;
+  /** For endpoints over TLS: PEM files (paths) or their contents. */
+  tls?: EtcdTls;
+  /** etcd user/password authentication, instead of the client certificate's CN. */
+  auth?: { username: string; password: string };
 }
+
+export interface EtcdTls {
+  /** The CA of etcd's certificate; without it, the system's roots. */
+  ca?: string | Buffer;
+  /** This process's certificate and key; with client certificate auth, the CN is its etcd user. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+/**
+ * etcd endpoints as the etcd3 client takes them, and whether they are over TLS:
+ * `HOST:PORT`, `http://HOST:PORT`, `unix:/PATH` in the clear; `https://HOST:PORT`,
+ * `unixs:/PATH` over TLS. One cluster is one or the other.
+ */
+export function etcdEndpoints(endpoints: readonly string[]): { hosts: string[]; secure: boolean } {
+  const parsed = endpoints.map(e => {
+    if (e.startsWith('https://')) return { host: e, secure: true };
+    if (e.startsWith('unixs:')) return { host: `unix:${e.slice('unixs:'.length)}`, secure: true };
+    return { host: e, secure: false };
+  });
+  const secure = parsed.some(p => p.secure);
+  if (secure && parsed.some(p => !p.secure)) {
+    throw new TypeError(`etcd endpoints ${endpoints.join(', ')}: some are over TLS (https://, unixs:) and some not; a cluster is one or the other`);
+  }
+  return { hosts: parsed.map(p => p.host), secure };
+}
+
+const pem = (v: string | Buffer | undefined, what: string): Buffer | undefined => {
+  if (v === undefined || Buffer.isBuffer(v)) return v;
+  try {
+    return fs.readFileSync(v);
+  } catch (err) {
+    throw new TypeError(`cannot read the ${what} for etcd, ${v}: ${(err as Error).message}`);
+  }
+};
 
 export interface KeyValue {
   key: string;
@@ -40,10 +82,19 @@ export class Etcd {
   readonly client: Etcd3;
   private readonly closing = new AbortController();
   private readonly resources = new Set<Closable>();
+  /** This process's etcd user, when known: for messages. */
+  readonly user?: string;
 
   constructor(readonly options: EtcdOptions) {
+    const { hosts, secure } = etcdEndpoints(options.endpoints);
+    // Read only for TLS: in the clear the files are some other connection's (a daemon's).
+    const [ca, cert, key] = secure ? [pem(options.tls?.ca, 'CA'), pem(options.tls?.cert, 'certificate'), pem(options.tls?.key, 'key')] : [];
+    this.user = options.auth?.username ?? (secure && cert ? commonName(cert) : undefined);
     this.client = new Etcd3({
-      hosts: options.endpoints,
+      hosts,
+      // The client's own check for https:// does not see unixs:, so TLS is always said.
+      ...(secure ? { credentials: { rootCertificate: ca as Buffer, certChain: cert, privateKey: key } } : {}),
+      ...(options.auth ? { auth: { ...options.auth } } : {}),
       // A deadline on every unary call: behind a partition a call fails (and is retried)
       // instead of hanging. Streams (watches, lease keepalives) have none; keepalive
       // pings tell when their connection is dead.
@@ -77,8 +128,13 @@ export class Etcd {
       return await fn(this.client);
     } catch (err) {
       if (this.closed) throw new StoreClosedError(`${operation}: the store is closed`, { cause: err });
-      throw toStoreError(err, operation, this.options.endpoints);
+      throw this.toError(err, operation);
     }
+  }
+
+  /** What `err` of `operation` is as a StoreError. */
+  toError(err: unknown, operation: string): StoreError {
+    return toStoreError(err, operation, this.options.endpoints, this.user);
   }
 
   /** `fn` retried while it fails with recoverable errors, within the retry policy. */
@@ -193,5 +249,13 @@ export function decode<T>(kv: KeyValue): T {
     throw new StoreError(`value at ${kv.key} is not JSON: it was not written by netcube; delete or repair it with etcdctl`, {
       cause: err,
     });
+  }
+}
+
+function commonName(cert: Buffer): string | undefined {
+  try {
+    return /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(cert).subject)?.[1];
+  } catch {
+    return undefined;
   }
 }

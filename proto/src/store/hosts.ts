@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { hostNameProblem } from '../chain';
 import { Etcd, prefixOp, putOp } from './etcd';
-import { StoreError, StoreUnavailableError, toStoreError, ValidationError } from './errors';
+import { StoreError, StoreUnavailableError, ValidationError } from './errors';
 import { hostKey, HOSTS_PREFIX } from './keys';
 import { decodeHost, HostRegistration, RegisteredHost } from './records';
 import { Backoff, pause } from './retry';
@@ -146,7 +146,7 @@ export class HostLease extends EventEmitter<HostLeaseEvents> {
         await pause(this.intervalMs, this.closing.signal, 'keepalive');
       } catch (err) {
         if (this.closing.signal.aborted) return;
-        const error = toStoreError(err, `keepalive of host ${this.registration.name}`, this.etcd.options.endpoints);
+        const error = this.etcd.toError(err, `keepalive of host ${this.registration.name}`);
         this.dropStream(error);
         if (Date.now() - this.lastAck >= this.ttlSeconds * 1000) this.markLost(error);
         try {

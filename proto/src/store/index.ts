@@ -1,5 +1,6 @@
 // netcube's desired state in etcd: chains with their history, host leases, status, cube types.
 export { Store, StoreOptions } from './store';
+export { etcdEndpoints, type EtcdTls } from './etcd';
 export * from './errors';
 export * from './keys';
 export { RetryPolicy, RetryEvent, RetryListener, DEFAULT_RETRY } from './retry';
@@ -20,4 +21,5 @@ export { Hosts, HostLease, HostLeaseState, HostLeaseEvents, HostWatch } from './
 export { Status, StatusUpdate, WaitOptions, WaitProgress, WaitResult } from './status';
 export { CubeTypes, CubeTypeUpload } from './cube-types';
 export { Objects, objectDigest } from './objects';
+export { ServiceConfigs, ServiceConfigValue, StoredServiceConfig, ServiceConfigWatch, paramsDigest, effectiveConfig } from './service-config';
 export { PrefixWatch, PrefixWatchEvents, WatchPut, WatchDelete, WatchState } from './watch';

@@ -7,7 +7,9 @@
 //   /netcube/v1/status/<host>/<cube>                  what a host observed applying a cube
 //   /netcube/v1/types/<name>                          registered cube types with their ELF objects
 //   /netcube/v1/objects/<sha256>                      ELF objects of replaced micro-cubes, by content
-//   /netcube/v1/services/<type>/...                   owned by each type's remote service
+//   /netcube/v1/services/<type>/...                   owned by each type's remote service:
+//   /netcube/v1/services/<type>/leader/...            its leader election
+//   /netcube/v1/services/<type>/config/<cube>         config SetConfig gave a cube of the type
 
 export const ROOT = '/netcube/v1/';
 export const CHAINS_PREFIX = `${ROOT}chains/`;
@@ -60,6 +62,15 @@ export function typeKey(name: string): string {
 /** Where the remote service of a cube type keeps its config, leader election and controllers. */
 export function servicePrefix(type: string): string {
   return `${SERVICES_PREFIX}${segment(type, 'type')}/`;
+}
+
+/** Where the config a service's SetConfig gave its cubes is kept. */
+export function serviceConfigPrefix(type: string): string {
+  return `${servicePrefix(type)}config/`;
+}
+
+export function serviceConfigKey(type: string, cube: string): string {
+  return serviceConfigPrefix(type) + segment(cube, 'cube');
 }
 
 /** An ELF object stored by its content (replaced micro-cubes name them in chains). */

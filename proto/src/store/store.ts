@@ -5,16 +5,24 @@ import type { HostCheck } from '../chain';
 import type { Etcd3 } from 'etcd3';
 import { Chains } from './chains';
 import { CubeTypes } from './cube-types';
-import { Etcd, getOp } from './etcd';
+import { Etcd, EtcdTls, getOp } from './etcd';
 import { Hosts } from './hosts';
 import { ROOT } from './keys';
 import { Objects } from './objects';
+import { ServiceConfigs } from './service-config';
 import { DEFAULT_RETRY, RetryListener, RetryPolicy } from './retry';
 import { Status } from './status';
 
 export interface StoreOptions {
-  /** etcd client URLs or host:port, e.g. `127.0.0.1:2379`; any member of the cluster. */
+  /**
+   * etcd client URLs or host:port, e.g. `127.0.0.1:2379`; any member of the cluster.
+   * Over TLS: `https://HOST:PORT` or `unixs:/PATH`, with `tls`.
+   */
   endpoints: string[];
+  /** etcd's CA, and this process's certificate and key (its CN is its etcd user when etcd checks client certificates). */
+  tls?: EtcdTls;
+  /** etcd user/password authentication instead. */
+  auth?: { username: string; password: string };
   /** Deadline of each etcd call; default 5 s. */
   callTimeoutMs?: number;
   /** How long and how often calls are retried while etcd is unavailable. */
@@ -36,6 +44,8 @@ export class Store {
   readonly status: Status;
   readonly types: CubeTypes;
   readonly objects: Objects;
+  /** The config services' SetConfig gives their cubes. */
+  readonly serviceConfigs: ServiceConfigs;
 
   private constructor(
     private readonly etcd: Etcd,
@@ -46,6 +56,7 @@ export class Store {
     this.status = new Status(etcd, this.chains);
     this.types = new CubeTypes(etcd, hostCheck);
     this.objects = new Objects(etcd);
+    this.serviceConfigs = new ServiceConfigs(etcd);
   }
 
   /** Connects and checks that the cluster answers reads (it has a leader), retrying per `retry`. */
@@ -58,6 +69,8 @@ export class Store {
       callTimeoutMs: options.callTimeoutMs ?? 5_000,
       retry: { ...DEFAULT_RETRY, ...options.retry },
       onRetry: options.onRetry,
+      tls: options.tls,
+      auth: options.auth,
     });
     try {
       await etcd.call('connect to etcd', client => client.kv.range(getOp(ROOT).request_range!));

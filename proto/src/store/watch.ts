@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { IDuplexStream, IWatchRequest, IWatchResponse, Range } from 'etcd3';
 import { Etcd, KeyValue, prefixOp, revisionOf, toKeyValue } from './etcd';
-import { StoreError, StoreUnavailableError, toStoreError } from './errors';
+import { StoreError, StoreUnavailableError } from './errors';
 import { Backoff, pause } from './retry';
 
 export interface WatchPut<T> {
@@ -114,7 +114,7 @@ export class PrefixWatch<T> extends EventEmitter<PrefixWatchEvents<T>> {
         await this.follow(backoff);
       } catch (err) {
         if (this.closed) return;
-        const error = toStoreError(err, `watch ${this.what}`, this.etcd.options.endpoints);
+        const error = this.etcd.toError(err, `watch ${this.what}`);
         if (!error.recoverable) {
           this.close();
           this.emit('error', error);

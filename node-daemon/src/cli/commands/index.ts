@@ -1,6 +1,7 @@
 // Every netcubectl command, in the order `netcubectl --help` lists them.
 
 import { Command } from '../command';
+import { access } from './access';
 import { apply, del, diff, history, rollback } from './chains';
 import { describe } from './describe';
 import { get } from './get';
@@ -9,4 +10,4 @@ import { table } from './table';
 import { topology } from './topology';
 import { types } from './types';
 
-export const COMMANDS: Command[] = [apply, get, del, diff, history, rollback, describe, topology, table, logs, types];
+export const COMMANDS: Command[] = [apply, get, del, diff, history, rollback, describe, topology, table, logs, types, access];

@@ -8,6 +8,13 @@ export interface RegisterTypeRequest {
    */
   'xdpObject'?: (Buffer | Uint8Array | string);
   'tcObject'?: (Buffer | Uint8Array | string);
+  /**
+   * Only check the objects on this host and answer the type as it would be
+   * registered; nothing is stored, on the host or in etcd. For clients that store
+   * the type in etcd themselves, as their own etcd user (netcubectl, a service):
+   * where etcd's access control keeps hosts from writing types.
+   */
+  'dryRun'?: (boolean);
 }
 
 export interface RegisterTypeRequest__Output {
@@ -17,4 +24,11 @@ export interface RegisterTypeRequest__Output {
    */
   'xdpObject': (Buffer);
   'tcObject': (Buffer);
+  /**
+   * Only check the objects on this host and answer the type as it would be
+   * registered; nothing is stored, on the host or in etcd. For clients that store
+   * the type in etcd themselves, as their own etcd user (netcubectl, a service):
+   * where etcd's access control keeps hosts from writing types.
+   */
+  'dryRun': (boolean);
 }

@@ -31,9 +31,12 @@ export interface TypeServiceClient extends grpc.Client {
   
   /**
    * Registers a type from its compiled objects (built with <netcube/netcube.h>),
-   * for the whole cluster. The same objects again is not an error.
-   * The same objects again is not an error; other objects under a registered name
-   * are ALREADY_EXISTS (unregister first).
+   * for the whole cluster: in etcd as this host's etcd user, then on this host.
+   * The same objects again is not an error (and writes nothing); other objects
+   * under a registered name are ALREADY_EXISTS (unregister first). Where etcd's
+   * access control keeps hosts from writing types, the etcd write is refused
+   * (PERMISSION_DENIED): the admin or the type's service stores the type itself,
+   * after a dry_run here.
    */
   RegisterType(argument: _netcube_v1_RegisterTypeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_netcube_v1_CubeType__Output>): grpc.ClientUnaryCall;
   RegisterType(argument: _netcube_v1_RegisterTypeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_netcube_v1_CubeType__Output>): grpc.ClientUnaryCall;
@@ -41,9 +44,12 @@ export interface TypeServiceClient extends grpc.Client {
   RegisterType(argument: _netcube_v1_RegisterTypeRequest, callback: grpc.requestCallback<_netcube_v1_CubeType__Output>): grpc.ClientUnaryCall;
   /**
    * Registers a type from its compiled objects (built with <netcube/netcube.h>),
-   * for the whole cluster. The same objects again is not an error.
-   * The same objects again is not an error; other objects under a registered name
-   * are ALREADY_EXISTS (unregister first).
+   * for the whole cluster: in etcd as this host's etcd user, then on this host.
+   * The same objects again is not an error (and writes nothing); other objects
+   * under a registered name are ALREADY_EXISTS (unregister first). Where etcd's
+   * access control keeps hosts from writing types, the etcd write is refused
+   * (PERMISSION_DENIED): the admin or the type's service stores the type itself,
+   * after a dry_run here.
    */
   registerType(argument: _netcube_v1_RegisterTypeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_netcube_v1_CubeType__Output>): grpc.ClientUnaryCall;
   registerType(argument: _netcube_v1_RegisterTypeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_netcube_v1_CubeType__Output>): grpc.ClientUnaryCall;
@@ -76,9 +82,12 @@ export interface TypeServiceHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Registers a type from its compiled objects (built with <netcube/netcube.h>),
-   * for the whole cluster. The same objects again is not an error.
-   * The same objects again is not an error; other objects under a registered name
-   * are ALREADY_EXISTS (unregister first).
+   * for the whole cluster: in etcd as this host's etcd user, then on this host.
+   * The same objects again is not an error (and writes nothing); other objects
+   * under a registered name are ALREADY_EXISTS (unregister first). Where etcd's
+   * access control keeps hosts from writing types, the etcd write is refused
+   * (PERMISSION_DENIED): the admin or the type's service stores the type itself,
+   * after a dry_run here.
    */
   RegisterType: grpc.handleUnaryCall<_netcube_v1_RegisterTypeRequest__Output, _netcube_v1_CubeType>;
   

@@ -76,14 +76,14 @@ export interface ServiceConfigClient extends grpc.Client {
   listCubes(argument: _netcube_service_v1_ListCubesRequest, callback: grpc.requestCallback<_netcube_service_v1_ListCubesResponse__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Replaces a cube's config: validated, then applied as a new version of its chain.
+   * Replaces a cube's config: validated, then kept until the chain gives the cube other params.
    */
   SetConfig(argument: _netcube_service_v1_SetConfigRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_netcube_service_v1_CubeConfig__Output>): grpc.ClientUnaryCall;
   SetConfig(argument: _netcube_service_v1_SetConfigRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_netcube_service_v1_CubeConfig__Output>): grpc.ClientUnaryCall;
   SetConfig(argument: _netcube_service_v1_SetConfigRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_netcube_service_v1_CubeConfig__Output>): grpc.ClientUnaryCall;
   SetConfig(argument: _netcube_service_v1_SetConfigRequest, callback: grpc.requestCallback<_netcube_service_v1_CubeConfig__Output>): grpc.ClientUnaryCall;
   /**
-   * Replaces a cube's config: validated, then applied as a new version of its chain.
+   * Replaces a cube's config: validated, then kept until the chain gives the cube other params.
    */
   setConfig(argument: _netcube_service_v1_SetConfigRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_netcube_service_v1_CubeConfig__Output>): grpc.ClientUnaryCall;
   setConfig(argument: _netcube_service_v1_SetConfigRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_netcube_service_v1_CubeConfig__Output>): grpc.ClientUnaryCall;
@@ -115,7 +115,7 @@ export interface ServiceConfigHandlers extends grpc.UntypedServiceImplementation
   ListCubes: grpc.handleUnaryCall<_netcube_service_v1_ListCubesRequest__Output, _netcube_service_v1_ListCubesResponse>;
   
   /**
-   * Replaces a cube's config: validated, then applied as a new version of its chain.
+   * Replaces a cube's config: validated, then kept until the chain gives the cube other params.
    */
   SetConfig: grpc.handleUnaryCall<_netcube_service_v1_SetConfigRequest__Output, _netcube_service_v1_CubeConfig>;
   

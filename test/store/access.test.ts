@@ -1,0 +1,128 @@
+// etcd locked down (issue 11): TLS with client certificates, access control on with
+// netcube's users and roles (@netcube/api's store/access.ts), each identity's etcd
+// user the CN of its certificate (deploy/certs.sh). A host writes its own
+// registration (under its lease) and status and nothing else of consequence; a
+// service its own keys and type; the admin the chains; a viewer reads.
+
+import anyTest, { ExecutionContext, TestFn } from 'ava';
+import { Chain } from '@netcube/api/chain';
+import { PermissionDeniedError, servicePrefix, Store, StoreError } from '@netcube/api/store';
+import { hostCheck } from '../../node-daemon/src/chain';
+import { builtinTypeNames } from '../../node-daemon/src/cli/commands/access';
+import { cube } from '../chain/fixtures';
+import { Pki } from '../helpers/certs';
+import { EtcdCluster } from '../helpers/etcd';
+import { waitFor } from '../helpers/wait';
+import { elf } from './setup';
+
+interface Env {
+  etcd: EtcdCluster;
+  pki: Pki;
+  stores: Store[];
+  /** A store as the identity of certificate `kind`/`name` (certs.sh). */
+  as(kind: 'admin' | 'viewer' | 'host' | 'service' | 'plain', name?: string): Promise<Store>;
+}
+
+const test = anyTest as TestFn<Env>;
+
+test.before(async (t) => {
+  const pki = Pki.make();
+  const etcd = await EtcdCluster.start({ pki });
+  await etcd.access(async (a) => {
+    await a.host('h1', builtinTypeNames());
+    await a.host('h2', builtinTypeNames());
+    await a.service('macfilter');
+  });
+  const stores: Store[] = [];
+  const as = async (kind: 'admin' | 'viewer' | 'host' | 'service' | 'plain', name?: string): Promise<Store> => {
+    const files = pki.issue(kind, name);
+    const store = await Store.connect({ endpoints: etcd.endpoints, tls: { ca: pki.ca, ...files }, hostCheck, retry: { timeoutMs: 2_000 } });
+    stores.push(store);
+    return store;
+  };
+  t.context = { etcd, pki, stores, as };
+});
+
+test.after.always(async (t) => {
+  for (const s of t.context?.stores ?? []) await s.close();
+  await t.context?.etcd?.stop();
+  t.context?.pki?.remove();
+});
+
+function chain(name: string, host: string): Chain {
+  return { apiVersion: 'netcube/v1', kind: 'Chain', metadata: { name }, spec: { cubes: [cube(`${name}-fwd`, host, ['in', 'out'], 'nop')], links: [], attachments: [] } };
+}
+
+const status = { chain: 'c1', version: 1, revision: 1, state: 'applied' as const };
+
+async function refused(t: ExecutionContext, what: string, call: Promise<unknown>, user: string): Promise<void> {
+  const err = await t.throwsAsync(call, { instanceOf: PermissionDeniedError }, what);
+  t.regex(err?.message ?? '', new RegExp(`etcd user ${user} may not`), what);
+}
+
+test.serial('without a client certificate of the CA, or as nobody etcd knows, nothing', async (t) => {
+  const { etcd, pki } = t.context;
+  const anonymous = await t.throwsAsync(Store.connect({ endpoints: etcd.endpoints, tls: { ca: pki.ca }, retry: { timeoutMs: 1_000 } }), { instanceOf: StoreError });
+  t.truthy(anonymous);
+  // etcd answers a CN it has no user of as it answers a user without the right.
+  await refused(t, 'nobody', t.context.as('plain', 'nobody'), 'nobody');
+  // In the clear, against a TLS-only etcd: no.
+  await t.throwsAsync(Store.connect({ endpoints: etcd.endpoints.map((e) => e.replace('https://', '')), retry: { timeoutMs: 1_000 } }), { instanceOf: StoreError });
+});
+
+test.serial("a host: its own registration (under its lease) and status, the built-in types' records; never another host's status, nor any chain", async (t) => {
+  const admin = await t.context.as('admin');
+  const h1 = await t.context.as('host', 'h1');
+
+  // What netcubed does: publish the built-in types, register under a lease, follow the chains, report.
+  const nop = builtinTypeNames().includes('nop') ? 'nop' : builtinTypeNames()[0];
+  await h1.types.putType({ name: nop, transparent: false, microcubes: 1, modes: ['xdp', 'tc'], objects: { xdp: elf('x'), tc: elf('t') } });
+  const lease = await h1.hosts.register({ name: 'h1', endpoints: ['unix:/run/netcube/h1/netcubed.sock'], startedAt: new Date().toISOString(), kernel: 'test', features: [] }, 3);
+  t.teardown(() => lease.close());
+  const chains = h1.chains.watch();
+  t.teardown(() => chains.close());
+  const seen: string[] = [];
+  chains.on('put', (e) => seen.push(e.name));
+  await chains.whenSynced();
+  await admin.chains.apply(chain('c1', 'h1'));
+  await waitFor('the host to see the chain the admin applied', () => seen.includes('c1'));
+  await h1.status.putStatuses('h1', new Map([['c1-fwd', status]]));
+  t.deepEqual((await admin.status.listStatus()).map((s) => `${s.host}/${s.cube}`), ['h1/c1-fwd']);
+  t.true((await admin.hosts.listHosts()).some((h) => h.name === 'h1'));
+
+  // Another host's status and registration, any chain, any other type, objects: refused.
+  await refused(t, "h2's status", h1.status.putStatuses('h2', new Map([['c1-fwd', status]])), 'host-h1');
+  await refused(t, "h2's status, deleted", h1.status.deleteStatus('h2', 'x'), 'host-h1');
+  await refused(t, 'register as h2', h1.hosts.register({ name: 'h2', endpoints: ['unix:/run/netcube/h2/netcubed.sock'], startedAt: new Date().toISOString(), kernel: 'test', features: [] }, 3), 'host-h1');
+  await refused(t, 'apply a chain', h1.chains.apply(chain('c2', 'h2')), 'host-h1');
+  await refused(t, 'change a chain', h1.chains.apply({ ...chain('c1', 'h1'), spec: { ...chain('c1', 'h1').spec, cubes: [cube('c1-fwd', 'h2', ['in', 'out'], 'nop')] } }), 'host-h1');
+  await refused(t, 'delete a chain', h1.chains.delete('c1'), 'host-h1');
+  await refused(t, 'register a type', h1.types.putType({ name: 'evil', transparent: false, microcubes: 1, modes: ['tc'], objects: { tc: elf('evil') } }), 'host-h1');
+  await refused(t, 'store an object', h1.objects.put(elf('o')), 'host-h1');
+  const leader = await t.throwsAsync(h1.etcdClient.put(`${servicePrefix('macfilter')}leader`).value('h1'));
+  t.regex(leader?.message ?? '', /permission denied/, "a service's keys");
+  t.deepEqual((await admin.chains.list()).map((c) => `${c.name} v${c.version}`), ['c1 v1']);
+});
+
+test.serial('a service: its own keys and type; no chain', async (t) => {
+  const svc = await t.context.as('service', 'macfilter');
+  await svc.etcdClient.put(`${servicePrefix('macfilter')}config/x`).value('{}');
+  await svc.types.putType({ name: 'macfilter', transparent: false, microcubes: 1, modes: ['tc'], objects: { tc: elf('mf') } });
+  await refused(t, 'another type', svc.types.putType({ name: 'router2', transparent: false, microcubes: 1, modes: ['tc'], objects: { tc: elf('r') } }), 'service-macfilter');
+  await refused(t, 'a chain', svc.chains.apply(chain('c3', 'h1')), 'service-macfilter');
+  await refused(t, 'a status', svc.status.putStatuses('h1', new Map([['c1-fwd', status]])), 'service-macfilter');
+  const other = await t.throwsAsync(svc.etcdClient.put(`${servicePrefix('router')}leader`).value('x'));
+  t.regex(other?.message ?? '', /permission denied/);
+  t.true((await svc.chains.list()).length >= 1, 'it reads the chains');
+});
+
+test.serial('a viewer reads; the admin writes chains, and rolls them back', async (t) => {
+  const viewer = await t.context.as('viewer');
+  t.deepEqual((await viewer.chains.list()).map((c) => c.name), ['c1']);
+  await refused(t, 'a chain', viewer.chains.apply(chain('c4', 'h1')), 'viewer');
+  const admin = await t.context.as('admin');
+  await admin.chains.apply(chain('c4', 'h2'));
+  await admin.chains.delete('c4', { expectedVersion: 1 });
+  await admin.chains.rollback('c4', 1);
+  t.is((await admin.chains.get('c4')).version, 3);
+});
