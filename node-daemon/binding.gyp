@@ -9,6 +9,7 @@
         "native/handle.cc",
         "native/netns.cc",
         "native/object.cc",
+        "native/progcode.cc",
         "native/ringbuf.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -42,6 +42,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   InitObject(env, exports);
   InitNetns(env, exports);
   InitRingBuffer(env, exports);
+  InitProgramCode(env, exports);
   return exports;
 }
 

@@ -116,6 +116,7 @@ void InitHandle(Napi::Env env, Napi::Object exports, AddonData *data);
 void InitObject(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
+void InitProgramCode(Napi::Env env, Napi::Object exports);
 
 // The fd of a handle object made by InitHandle's class; throws if it is closed.
 int HandleFd(const Napi::Value &value);

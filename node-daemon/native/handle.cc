@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <vector>
 
@@ -482,6 +483,7 @@ Napi::Value FdHandle::TestRun(const Napi::CallbackInfo &info) {
     std::string netns;
     int cpu = -1;
     struct bpf_test_run_opts opts = {};
+    double cpuNs = 0;  // CPU time of this thread in the syscall (CLOCK_THREAD_CPUTIME_ID)
     ~State() {
       if (fd >= 0) close(fd);
     }
@@ -535,7 +537,11 @@ Napi::Value FdHandle::TestRun(const Napi::CallbackInfo &info) {
               o.ctx_size_out = state->ctxOut.size();
             }
           }
+          struct timespec before, after;
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before);
           if (int err = bpf_prog_test_run_opts(state->fd, &o)) f.Set("test run", err);
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after);
+          state->cpuNs = (after.tv_sec - before.tv_sec) * 1e9 + (after.tv_nsec - before.tv_nsec);
         });
       },
       [state](Napi::Env env) -> Napi::Value {
@@ -543,6 +549,7 @@ Napi::Value FdHandle::TestRun(const Napi::CallbackInfo &info) {
         Napi::Object out = Napi::Object::New(env);
         out.Set("retval", o.retval);
         out.Set("durationNs", o.duration);
+        out.Set("cpuNs", state->cpuNs);
         size_t dataLen = std::min<size_t>(o.data_size_out, state->dataOut.size());
         out.Set("data", Napi::Buffer<uint8_t>::Copy(env, state->dataOut.data(), dataLen));
         if (state->hasCtx && !state->live) {

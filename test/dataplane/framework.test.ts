@@ -12,7 +12,7 @@ import { INJECT_MAGIC, MD_F_PACKET_OUT, Metadata, encodeInjectTrailer, encodePee
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import { DEFAULT_OBJECTS_DIR, type Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { HOST_MAPS } from '../../node-daemon/src/runtime/types';
+import { INJECT_HOST_MAPS } from '../../node-daemon/src/runtime/packetout';
 import { ethernet, ipv4, parseIp, udp } from '../../remote-services/sdk/packet';
 import { createHostNetns, entering, errors, openRuntime, registerTestTypes } from '../helpers/dataplane';
 import { table, type Row } from '../helpers/rows';
@@ -48,7 +48,7 @@ async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode
   // The entry programs, as pinned by the runtime.
   const entry = (ifname: string): Program => Program.openPinned(path.join(rt.layout.netdev(ifname, mode), 'prog'));
   const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'framework', `inject.${mode}.o`));
-  for (const name of HOST_MAPS) spec.maps.get(name)?.replaceWith(rt.host.framework(name, mode));
+  for (const name of INJECT_HOST_MAPS) spec.maps.get(name)?.replaceWith(rt.host.framework(name, mode));
   const coll = await spec.load();
   const f: Fixture = { rt, mode, q, g, n0: entry('n0'), n2: entry('n2'), inject: coll.program('nc_inject'), n1: await ifindex('n1', ns.name) };
   t.teardown(() => {

@@ -123,7 +123,21 @@ export function pins(rt: Runtime): string[] {
   return out.filter((p) => !/^(maps|progs)\.debug$/.test(p)).sort();
 }
 
-/** The filled slots of a runtime's prog arrays: `<mode>:<slot>` -> program id. */
+/** The programs in a cube's micro-cube slots (nc_micro), by index; 0 for empty. */
+export function microSlots(rt: Runtime, cube: string): number[] {
+  const micro = BpfMap.openPinned(path.join(rt.cube(cube).dir, 'maps', 'nc_micro'));
+  try {
+    return Array.from({ length: micro.maxEntries }, (_, i) => {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(i);
+      return micro.lookup(key)?.readUInt32LE(0) ?? 0;
+    });
+  } finally {
+    micro.close();
+  }
+}
+
+/** The filled slots of a runtime's host prog arrays (every cube's entry): `<mode>:<slot>` -> program id. */
 export function filledSlots(rt: Runtime): Record<string, number> {
   const out: Record<string, number> = {};
   for (const mode of ['xdp', 'tc'] as const) {

@@ -4,10 +4,9 @@
 // counters show that no frame was dropped anywhere else either, so sent ===
 // received is the whole truth.
 import test, { type ExecutionContext } from 'ava';
-import { slotOf } from '../../node-daemon/src/runtime/abi';
 import type { Topology } from '../../node-daemon/src/runtime/topology';
 import { lineTopology, withStack } from '../helpers/chains';
-import { openRuntime, registerTestTypes, testCubeObjects } from '../helpers/dataplane';
+import { attachments, microSlots, openRuntime, registerTestTypes, testCubeObjects } from '../helpers/dataplane';
 import { createTestbed, type Testbed } from '../helpers/testbed';
 
 const FLIPS = 40;
@@ -122,18 +121,22 @@ for (const mode of ['xdp', 'tc'] as const) {
     await rt.apply(lineTopology(mode, [{ name: 'r', type: 'relay' }], bed.in, bed.outs[0]));
     const elf = testCubeObjects('relay')[mode];
     const cube = rt.cube('r');
-    const inSlot = (index: number): number => {
-      const key = Buffer.alloc(4);
-      key.writeUInt32LE(slotOf(cube.id, index));
-      return rt.host.progs[mode].lookup(key)!.readUInt32LE(0);
+    const inSlot = (index: number): number => microSlots(rt, 'r')[index];
+    // The netdev in0 runs r's entry fused with it: a replaced entry is fused again.
+    const fused = async (): Promise<number[]> => {
+      const on = await attachments(bed.host.name, bed.in);
+      return mode === 'xdp' ? [on.xdp] : on.tcIngress;
     };
     await changeUnderTraffic(t, bed, async (i) => {
       // Mostly micro-cube 1; every fourth time the entry (micro-cube 0).
       const index = i % 4 === 3 ? 0 : 1;
       const before = inSlot(index);
-      await rt.replaceMicroCube('r', index, elf);
+      const onNetdev = await fused();
+      t.deepEqual(await rt.replaceMicroCube('r', index, elf), []);
       t.not(inSlot(index), before, `micro-cube ${index} was not replaced`);
       t.is(inSlot(index), cube.program(index).id);
+      if (index === 0) t.notDeepEqual(await fused(), onNetdev, 'the netdev still runs the old entry');
+      else t.deepEqual(await fused(), onNetdev);
     });
     t.is(rt.portStats('r', 'p0').drops, 0n);
     t.deepEqual(rt.host.errorCounts(), new Array(8).fill(0n));

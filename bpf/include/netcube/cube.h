@@ -10,6 +10,7 @@
 #include "hook.h"
 #include "maps.h"
 #include "deliver.h"
+#include "netdev.h"
 
 /* Set by the runtime before load. */
 const volatile __u32 nc_cube_id = 0;
@@ -34,6 +35,24 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nc_port_stats);
 } nc_stats SEC(".maps");
+
+/* The entry program of each port's cube peer, per generation, at the index of
+ * the port's word in nc_ports: written by the daemon with the word. nc_redirect
+ * jumps through it with one call site per slot (a direct jump). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, NC_GENERATIONS * NC_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} nc_peer_progs SEC(".maps");
+
+/* The cube's own programs by micro-cube index (0 is its entry), for nc_call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, NC_MAX_MICROCUBES);
+	__type(key, __u32);
+	__type(value, __u32);
+} nc_micro SEC(".maps");
 
 /* Run-time settings of the cube (log level, slow-path rate), written by the daemon. */
 struct {
@@ -103,12 +122,17 @@ static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u
 		s->tx_packets++;
 		s->tx_bytes += nc_pkt_len(ctx);
 	}
+	if (nc_peer_kind(peer) != NC_PEER_CUBE)
+		return nc_deliver_out(ctx, peer);
 	md->reason = 0;
 	md->flags &= NC_MD_F_GEN;
 	md->user[0] = 0;
 	md->user[1] = 0;
 	md->user[2] = 0;
-	return nc_deliver(ctx, md, peer);
+	if (nc_enter_cube(ctx, md, peer))
+		return NC_ACT_DROP;
+	nc_jump_64(ctx, &nc_peer_progs, word);
+	return nc_jump_failed();
 }
 
 /* Was this packet sent by the cube's own control plane (packet-out)? */
@@ -130,28 +154,35 @@ static __always_inline int nc_forward(struct nc_ctx *ctx, struct nc_md *md)
 }
 
 /* Continue in micro-cube @index of this cube, with the same metadata. An index
- * past the cube's own slots (which would land in the next cube's) or an empty
- * slot drops the packet and counts NC_ERR_TAIL_CALL.
+ * out of range or an empty slot drops the packet and counts NC_ERR_TAIL_CALL.
  */
 static __always_inline int nc_call(struct nc_ctx *ctx, struct nc_md *md, __u32 index)
 {
-	if (index >= NC_MAX_MICROCUBES || nc_md_store(ctx, md)) {
-		nc_count_error(NC_ERR_TAIL_CALL);
-		return NC_ACT_DROP;
-	}
-	bpf_tail_call(ctx, &nc_progs, nc_cube_id * NC_MAX_MICROCUBES + index);
-	nc_count_error(NC_ERR_TAIL_CALL);
-	return NC_ACT_DROP;
+	if (index >= NC_MAX_MICROCUBES || nc_md_store(ctx, md))
+		return nc_jump_failed();
+	nc_jump_8(ctx, &nc_micro, index);
+	return nc_jump_failed();
 }
 
 /* --- entry points ---
  *
- * A packet is only ever handed to a cube by the framework (nc_deliver, nc_call),
- * which stamps the metadata with that cube's id. Anything else (no metadata area
- * under XDP, someone else's skb->cb under TC, which is always there) is not ours:
- * dropped and counted as NC_ERR_NO_METADATA. nc_cube_id is a load-time constant,
- * so the check is one compare against an immediate.
+ * A packet is only ever handed to a cube by the framework (a netdev entry, another
+ * cube, nc_call, packet-out), which stamps the metadata with that cube's id.
+ * Anything else (no metadata area under XDP, someone else's skb->cb under TC,
+ * which is always there) is not ours: dropped and counted as NC_ERR_NO_METADATA.
+ * nc_cube_id is a load-time constant, so the check is one compare against an
+ * immediate.
  */
+
+static __always_inline void nc_count_rx(struct nc_ctx *ctx, __u32 port)
+{
+	struct nc_port_stats *s = nc_port_stats(port);
+
+	if (s) {
+		s->rx_packets++;
+		s->rx_bytes += nc_pkt_len(ctx);
+	}
+}
 
 #define __NC_PROGRAM(prog, handler, count_rx)					\
 SEC(NC_SEC) int prog(struct nc_ctx *ctx)					\
@@ -162,21 +193,40 @@ SEC(NC_SEC) int prog(struct nc_ctx *ctx)					\
 		nc_count_error(NC_ERR_NO_METADATA);				\
 		return NC_ACT_DROP;						\
 	}									\
-	if (count_rx) {								\
-		struct nc_port_stats *s = nc_port_stats(md.in_port);		\
-										\
-		if (s) {							\
-			s->rx_packets++;					\
-			s->rx_bytes += nc_pkt_len(ctx);				\
-		}								\
-	}									\
+	if (count_rx)								\
+		nc_count_rx(ctx, md.in_port);					\
 	return handler(ctx, &md);						\
+}
+
+/* The cube's entry fused with a netdev entry (netdev.h): attached to a netdev
+ * whose peer is this cube, it runs the cube on packets straight from the wire,
+ * with metadata that lives on the stack until a tail call needs it stored.
+ */
+#define __NC_NETDEV_PROGRAM(handler)						\
+SEC(NC_SEC) int nc_netdev(struct nc_ctx *ctx)					\
+{										\
+	__u32 gen = nc_current_gen();						\
+	__u64 peer = nc_netdev_word(gen);					\
+										\
+	if ((nc_peer_flags(peer) & NC_PEER_F_FUSED) &&				\
+	    nc_peer_target(peer) == nc_cube_id * NC_MAX_MICROCUBES) {		\
+		struct nc_md md = {						\
+			.in_port = nc_peer_port(peer),				\
+			.cube_id = nc_cube_id,					\
+			.flags = gen,						\
+		};								\
+										\
+		nc_count_rx(ctx, md.in_port);					\
+		return handler(ctx, &md);					\
+	}									\
+	return nc_netdev_deliver(ctx, gen, peer);				\
 }
 
 /* A cube with ports: handler(ctx, md) runs for every packet entering any port. */
 #define NC_CUBE(handler)							\
 	const volatile __u32 nc_cube_kind = NC_KIND_STANDARD;			\
 	__NC_PROGRAM(nc_entry, handler, 1)					\
+	__NC_NETDEV_PROGRAM(handler)						\
 	char _license[] SEC("license") = "GPL"
 
 /* A transparent cube, stacked on a port or netdev: md->in_port is the
@@ -185,6 +235,7 @@ SEC(NC_SEC) int prog(struct nc_ctx *ctx)					\
 #define NC_TRANSPARENT_CUBE(handler)						\
 	const volatile __u32 nc_cube_kind = NC_KIND_TRANSPARENT;		\
 	__NC_PROGRAM(nc_entry, handler, 1)					\
+	__NC_NETDEV_PROGRAM(handler)						\
 	char _license[] SEC("license") = "GPL"
 
 /* Micro-cube @index (1..NC_MAX_MICROCUBES-1), reached with nc_call(ctx, md, index). */

@@ -37,7 +37,9 @@ static __always_inline long nc_load_bytes(struct xdp_md *ctx, __u32 off, void *t
 }
 
 /* Metadata lives in the XDP metadata area, right before the frame. Inside a chain
- * it is always exactly one struct nc_md (nc_md_init makes it so on entry).
+ * it is always exactly one struct nc_md: a frame enters netcube without one (or
+ * with another XDP program's), and gets it when it first leaves a program for
+ * the next (nc_md_store).
  */
 static __always_inline int nc_md_load(struct xdp_md *ctx, struct nc_md *md)
 {
@@ -49,19 +51,9 @@ static __always_inline int nc_md_load(struct xdp_md *ctx, struct nc_md *md)
 	return 0;
 }
 
-static __always_inline int nc_md_store(struct xdp_md *ctx, const struct nc_md *md)
-{
-	struct nc_md *m = (void *)(long)ctx->data_meta;
-
-	if ((void *)(m + 1) > (void *)(long)ctx->data)
-		return -1;
-	*m = *md;
-	return 0;
-}
-
-/* Called where a frame enters netcube from a netdev or from packet-out. A frame
- * that another XDP program redirected here may still carry that program's
- * metadata (veth keeps it), so size the area from what is there, not from zero.
+/* Sizes the metadata area to exactly one struct nc_md. A frame that another XDP
+ * program redirected here may still carry that program's metadata (veth keeps
+ * it), so size the area from what is there, not from zero.
  */
 static __always_inline int nc_md_init(struct xdp_md *ctx)
 {
@@ -79,6 +71,27 @@ static __always_inline int nc_md_init(struct xdp_md *ctx)
 		}
 	}
 	return -1;
+}
+
+/* Within a chain the area is already there: one compare. */
+static __always_inline int nc_md_store(struct xdp_md *ctx, const struct nc_md *md)
+{
+	struct nc_md *m = (void *)(long)ctx->data_meta;
+
+	/* Two compares, not one !=: the verifier learns packet bounds from < and >. */
+	if ((void *)(m + 1) > (void *)(long)ctx->data || (void *)(m + 1) < (void *)(long)ctx->data) {
+		if (nc_md_init(ctx))
+			return -1;
+		/* A fresh ctx for clang, which would otherwise keep the addresses of
+		 * the fields in registers: the verifier takes ctx fields only at a
+		 * constant offset from ctx itself. */
+		asm volatile("" : "+r"(ctx));
+		m = (void *)(long)ctx->data_meta;
+		if ((void *)(m + 1) > (void *)(long)ctx->data)
+			return -1;
+	}
+	*m = *md;
+	return 0;
 }
 
 /* Out of netdev @ifindex. @flags (NC_PEER_F_*) only matter under TC. */
@@ -130,11 +143,6 @@ static __always_inline int nc_md_store(struct __sk_buff *ctx, const struct nc_md
 	ctx->cb[2] = md->user[0];
 	ctx->cb[3] = md->user[1];
 	ctx->cb[4] = md->user[2];
-	return 0;
-}
-
-static __always_inline int nc_md_init(struct __sk_buff *ctx)
-{
 	return 0;
 }
 

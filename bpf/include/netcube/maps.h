@@ -11,14 +11,6 @@
 
 /* --- host-wide: one per host and hook, shared by every cube --- */
 
-/* Entry programs of every cube: slot = cube id * NC_MAX_MICROCUBES + micro-cube. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, NC_PROG_SLOTS);
-	__type(key, __u32);
-	__type(value, __u32);
-} nc_progs SEC(".maps");
-
 /* The generation of peer words that packets entering netcube now follow (nc_gen[0]). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -19,7 +19,7 @@ export interface FdHandle {
   btfTypes(): { key?: BtfType; value?: BtfType };
   testRun(data: Uint8Array, ctx: Uint8Array | null, dataSizeOut: number, ctxSizeOut: number, repeat: number,
           liveFrames: boolean, batchSize: number, netns: string | null, cpu: number | null)
-    : Promise<{ retval: number; durationNs: number; data: Buffer; ctx?: Buffer }>;
+    : Promise<{ retval: number; durationNs: number; cpuNs: number; data: Buffer; ctx?: Buffer }>;
   linkUpdate(program: FdHandle): void;
   linkDetach(): void;
 }
@@ -61,6 +61,7 @@ interface Addon {
   mapCreate(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags: number): FdHandle;
   objGet(path: string): FdHandle;
   synchronizeRcu(): Promise<void>;
+  programCode(fd: number, label: string): { xlated: Buffer; jited: Buffer; jitedFuncLens: number[]; jitedKsyms: bigint[] };
   // Per-element map operations take the fd of an open map handle (see handle.cc).
   mapLookup(fd: number, key: Uint8Array, valueOut: Uint8Array, label: string): boolean;
   mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags: number, label: string): void;

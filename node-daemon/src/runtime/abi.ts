@@ -20,8 +20,9 @@ export const enum PeerKind {
   Stack = 3,
 }
 
-/** Flags of a netdev peer word, bits 47..40 (enum nc_peer_flag). */
+/** Flags of a peer word, bits 47..40 (enum nc_peer_flag). */
 export const PEER_F_REDIRECT_PEER = 0x1;
+export const PEER_F_FUSED = 0x2;
 
 export const DIR_INGRESS = 0;
 export const DIR_EGRESS = 1;
@@ -48,12 +49,13 @@ export const HOOK_ID = { xdp: 1, tc: 2 } as const;
  * A peer as the data plane reads it: one 64-bit word (see enum nc_peer_kind).
  * `redirectPeer`: under TC, deliver straight into the receive path of the other
  * end of the netdev (a veth whose peer is in another namespace); see enum
- * nc_peer_flag. Present only when set.
+ * nc_peer_flag. `fused`: in a netdev entry's word, the program attached to the
+ * netdev is this cube's fused entry (see netdev.ts). Present only when set.
  */
 export type Peer =
   | { kind: 'none' }
   | { kind: 'netdev'; ifindex: number; redirectPeer?: true }
-  | { kind: 'cube'; slot: number; port: number }
+  | { kind: 'cube'; slot: number; port: number; fused?: true }
   | { kind: 'stack' };
 
 export function encodePeer(p: Peer): bigint {
@@ -65,7 +67,7 @@ export function encodePeer(p: Peer): bigint {
     case 'netdev':
       return (BigInt(PeerKind.Netdev) << 56n) | (p.redirectPeer ? BigInt(PEER_F_REDIRECT_PEER) << 40n : 0n) | BigInt(p.ifindex >>> 0);
     case 'cube':
-      return (BigInt(PeerKind.Cube) << 56n) | (BigInt(p.port & 0xff) << 48n) | BigInt(p.slot >>> 0);
+      return (BigInt(PeerKind.Cube) << 56n) | (BigInt(p.port & 0xff) << 48n) | (p.fused ? BigInt(PEER_F_FUSED) << 40n : 0n) | BigInt(p.slot >>> 0);
   }
 }
 
@@ -76,7 +78,9 @@ export function decodePeer(word: bigint): Peer {
     case PeerKind.Netdev:
       return Number((word >> 40n) & 0xffn) & PEER_F_REDIRECT_PEER ? { kind: 'netdev', ifindex: target, redirectPeer: true } : { kind: 'netdev', ifindex: target };
     case PeerKind.Cube:
-      return { kind: 'cube', slot: target, port: Number((word >> 48n) & 0xffn) };
+      return Number((word >> 40n) & 0xffn) & PEER_F_FUSED
+        ? { kind: 'cube', slot: target, port: Number((word >> 48n) & 0xffn), fused: true }
+        : { kind: 'cube', slot: target, port: Number((word >> 48n) & 0xffn) };
     case PeerKind.Stack:
       return { kind: 'stack' };
     default:
@@ -84,12 +88,18 @@ export function decodePeer(word: bigint): Peer {
   }
 }
 
-/** The prog-array slot of micro-cube `index` of cube `id`. */
-export function slotOf(cubeId: number, index = 0): number {
-  return cubeId * MAX_MICROCUBES + index;
+/** A cube's slot in the host's nc_progs (packet-out), as a peer word names the cube. */
+export function slotOf(cubeId: number): number {
+  return cubeId * MAX_MICROCUBES;
 }
 
-/** Index of a port's word of one generation in a cube's nc_ports map. */
+/** A peer word with its fused flag set or cleared (see enum nc_peer_flag). */
+export function withFused(word: bigint, fused: boolean): bigint {
+  const flag = BigInt(PEER_F_FUSED) << 40n;
+  return fused ? word | flag : word & ~flag;
+}
+
+/** Index of a port's word of one generation in a cube's nc_ports map, and of its slot in nc_peer_progs. */
 export function portWord(gen: number, port: number): number {
   return gen * MAX_PORTS + port;
 }

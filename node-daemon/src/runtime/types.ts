@@ -11,12 +11,19 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotF
 import { MODES, Mode, NAME_RE, TypeFacts } from './topology';
 
 /** Maps every cube object declares; the runtime supplies the host's instances. */
-export const HOST_MAPS = ['nc_progs', 'nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
+export const HOST_MAPS = ['nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
 /** Maps every cube object declares; created fresh for each cube. */
-export const CUBE_MAPS = ['nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket'] as const;
+export const CUBE_MAPS = ['nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket', 'nc_peer_progs', 'nc_micro'] as const;
+/**
+ * Maps of a netdev entry (netcube/netdev.h), which every cube object declares for
+ * its fused entry (nc_netdev); the runtime creates them for each netdev.
+ */
+export const NETDEV_MAPS = ['nc_netdev_peer', 'nc_netdev_progs'] as const;
+/** The program of a cube object that is its entry fused with a netdev entry. */
+export const NETDEV_PROGRAM = 'nc_netdev';
 
 const isFrameworkMap = (name: string): boolean =>
-  (HOST_MAPS as readonly string[]).includes(name) || (CUBE_MAPS as readonly string[]).includes(name);
+  [HOST_MAPS, CUBE_MAPS, NETDEV_MAPS].some((maps) => (maps as readonly string[]).includes(name));
 
 export interface TableInfo {
   name: string;
@@ -57,16 +64,18 @@ function inspectObject(type: string, mode: Mode, elf: Buffer): ObjectFacts {
     const programs: number[] = [];
     for (const [name, prog] of spec.programs) {
       const index = programIndex(name);
-      if (index === undefined) continue;
-      if (index >= MAX_MICROCUBES) throw new InvalidArgumentError('objects', `${what}: program ${name} is beyond the ${MAX_MICROCUBES} micro-cubes a cube may have`);
+      if (index === undefined && name !== NETDEV_PROGRAM) continue;
+      if (index !== undefined && index >= MAX_MICROCUBES) throw new InvalidArgumentError('objects', `${what}: program ${name} is beyond the ${MAX_MICROCUBES} micro-cubes a cube may have`);
       const want = mode === 'xdp' ? 'xdp' : 'sched_cls';
       if (prog.type !== want)
         throw new InvalidArgumentError('objects', `${what}: program ${name} is a ${prog.type} program, expected ${want}; build the ${mode} object with -DNC_HOOK_${mode.toUpperCase()}`);
-      programs.push(index);
+      if (index !== undefined) programs.push(index);
     }
     if (!programs.includes(0))
       throw new InvalidArgumentError('objects', `${what} has no program nc_entry: declare the cube with NC_CUBE() or NC_TRANSPARENT_CUBE() from <netcube/netcube.h>`);
-    for (const name of [...HOST_MAPS, ...CUBE_MAPS])
+    if (!spec.programs.has(NETDEV_PROGRAM))
+      throw new InvalidArgumentError('objects', `${what} has no program ${NETDEV_PROGRAM}: build it with NC_CUBE() or NC_TRANSPARENT_CUBE() from <netcube/netcube.h> of this netcube version`);
+    for (const name of [...HOST_MAPS, ...CUBE_MAPS, ...NETDEV_MAPS])
       if (!spec.maps.has(name)) throw new InvalidArgumentError('objects', `${what} lacks the framework map ${name}: build it against <netcube/netcube.h> of this netcube version`);
     if (!spec.variables.has('nc_cube_id')) throw new InvalidArgumentError('objects', `${what} lacks the variable nc_cube_id: build it against <netcube/netcube.h>`);
     const kind = spec.variables.get('nc_cube_kind')?.get();
