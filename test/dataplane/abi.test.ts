@@ -33,7 +33,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     const map = (name: string) => spec.maps.get(name)!;
     for (const name of [...HOST_MAPS, ...CUBE_MAPS, ...NETDEV_MAPS]) t.truthy(spec.maps.get(name), name);
 
-    t.like(map('nc_gen'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1 });
+    t.like(map('.data.nc_gen'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, internal: true });
     t.like(map('nc_errors'), { type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: ERR_MAX });
     t.like(map('nc_ports'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: GENERATIONS * MAX_PORTS });
     t.like(map('nc_stats'), { type: 'percpu_array', valueSize: PORT_STATS_SIZE, maxEntries: MAX_PORTS });

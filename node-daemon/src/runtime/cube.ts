@@ -329,11 +329,11 @@ export class Cube {
     spec.variables.get('nc_cube_id')?.set(this.id);
     const tableScope = (name: string): TableInfo['scope'] | undefined => this.type.tables.find((t) => t.name === name)?.scope;
     for (const [name, m] of spec.maps) {
-      if (m.internal) continue;
       if ((HOST_MAPS as readonly string[]).includes(name)) {
         m.replaceWith(this.deps.host.framework(name, this.mode));
         continue;
       }
+      if (m.internal) continue;
       if ((NETDEV_MAPS as readonly string[]).includes(name)) {
         if (netdev) m.replaceWith(name === 'nc_netdev_peer' ? netdev.peer : netdev.progs);
         continue;

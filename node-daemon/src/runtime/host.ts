@@ -154,7 +154,7 @@ export class HostMaps {
     switch (name) {
       case 'nc_progs':
         return this.progs[mode];
-      case 'nc_gen':
+      case '.data.nc_gen':
         return this.gen;
       case 'nc_log_rb':
         return this.logRing;

@@ -10,8 +10,11 @@ import { KIND_STANDARD, KIND_TRANSPARENT, MAX_MICROCUBES, SCOPE, TableScope } fr
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { MODES, Mode, NAME_RE, TypeFacts } from './topology';
 
-/** Maps every cube object declares; the runtime supplies the host's instances. */
-export const HOST_MAPS = ['nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
+/**
+ * Maps every cube object declares; the runtime supplies the host's instances.
+ * '.data.nc_gen' is the map libbpf makes of the section of the global nc_gen.
+ */
+export const HOST_MAPS = ['.data.nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
 /** Maps every cube object declares; created fresh for each cube. */
 export const CUBE_MAPS = ['nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket', 'nc_peer_progs', 'nc_micro'] as const;
 /**
