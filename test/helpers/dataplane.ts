@@ -29,6 +29,8 @@ export interface RunResult {
   /** The metadata the packet left with; undefined when it carried none. */
   md?: Metadata;
   durationNs: number;
+  /** CPU time of the whole test-run call (see TestRunResult.cpuNs). */
+  cpuNs: number;
 }
 
 const SKB_SIZE = 192;
@@ -40,7 +42,7 @@ const XDP_MD_SIZE = 24;
  * (none when omitted). `md` may also be raw bytes: under XDP the metadata area
  * in front of the frame (a multiple of 4, at most 32), under TC skb->cb.
  */
-export async function runProgram(program: Program, mode: Mode, frame: Buffer, md?: Metadata | Buffer, opts: { repeat?: number; ifindex?: number; netns?: string } = {}): Promise<RunResult> {
+export async function runProgram(program: Program, mode: Mode, frame: Buffer, md?: Metadata | Buffer, opts: { repeat?: number; ifindex?: number; netns?: string; cpu?: number } = {}): Promise<RunResult> {
   const raw = md === undefined ? Buffer.alloc(0) : Buffer.isBuffer(md) ? md : encodeMetadata(md);
   if (mode === 'xdp') {
     const meta = raw;
@@ -49,24 +51,26 @@ export async function runProgram(program: Program, mode: Mode, frame: Buffer, md
     ctx.writeUInt32LE(meta.length + frame.length, 4); // data_end
     ctx.writeUInt32LE(0, 8); // data_meta
     ctx.writeUInt32LE(opts.ifindex ?? 0, 12);
-    const res = await program.testRun({ data: Buffer.concat([meta, frame]), ctx, repeat: opts.repeat, netns: opts.netns });
+    const res = await program.testRun({ data: Buffer.concat([meta, frame]), ctx, repeat: opts.repeat, netns: opts.netns, cpu: opts.cpu });
     const metaLen = res.ctx ? res.ctx.readUInt32LE(0) : 0;
     return {
       verdict: VERDICTS.xdp[res.retval] ?? `unknown(${res.retval})`,
       frame: res.data.subarray(metaLen),
       md: metaLen === MD_SIZE ? decodeMetadata(res.data.subarray(0, metaLen)) : undefined,
       durationNs: res.durationNs,
+      cpuNs: res.cpuNs,
     };
   }
   const ctx = Buffer.alloc(SKB_SIZE);
   raw.copy(ctx, SKB_CB, 0, Math.min(raw.length, 20));
   if (opts.ifindex) ctx.writeUInt32LE(opts.ifindex, 40);
-  const res = await program.testRun({ data: frame, ctx, repeat: opts.repeat, netns: opts.netns });
+  const res = await program.testRun({ data: frame, ctx, repeat: opts.repeat, netns: opts.netns, cpu: opts.cpu });
   return {
     verdict: VERDICTS.tc[res.retval] ?? `unknown(${res.retval})`,
     frame: res.data,
     md: res.ctx ? decodeMetadata(res.ctx.subarray(SKB_CB, SKB_CB + MD_SIZE)) : undefined,
     durationNs: res.durationNs,
+    cpuNs: res.cpuNs,
   };
 }
 

@@ -121,6 +121,9 @@ struct nc_md {
 #define NC_MD_F_GEN        0x1
 /* md.flags: the packet was sent by the cube's control plane (packet-out). */
 #define NC_MD_F_PACKET_OUT 0x2
+/* md.flags, with the packet only: the user words follow (they are not all 0).
+ * The framework sets and clears it; a cube never sees it. */
+#define NC_MD_F_USER       0x4
 
 /* Per-port counters of a cube (per-CPU; userspace sums the CPUs). */
 struct nc_port_stats {

@@ -41,6 +41,8 @@ export const ERR_MAX = 8;
 
 export const MD_F_GEN = 0x1;
 export const MD_F_PACKET_OUT = 0x2;
+/** The user words follow (the framework's own flag: not part of what a cube sees). */
+export const MD_F_USER = 0x4;
 export const INJECT_MAGIC = 0x6e63696a;
 
 export const HOOK_ID = { xdp: 1, tc: 2 } as const;
@@ -224,22 +226,25 @@ export interface Metadata {
 }
 export const MD_SIZE = 20;
 
+/** The metadata as a cube sees it; the user words only count with MD_F_USER. */
 export function decodeMetadata(b: Buffer): Metadata {
+  const flags = b.readUInt16LE(6);
   return {
     inPort: b.readUInt16LE(0),
     cubeId: b.readUInt16LE(2),
     reason: b.readUInt16LE(4),
-    flags: b.readUInt16LE(6),
-    user: [b.readUInt32LE(8), b.readUInt32LE(12), b.readUInt32LE(16)],
+    flags: flags & ~MD_F_USER,
+    user: flags & MD_F_USER ? [b.readUInt32LE(8), b.readUInt32LE(12), b.readUInt32LE(16)] : [0, 0, 0],
   };
 }
 
 export function encodeMetadata(md: Metadata): Buffer {
   const b = Buffer.alloc(MD_SIZE);
+  const user = md.user.some((w) => w !== 0);
   b.writeUInt16LE(md.inPort, 0);
   b.writeUInt16LE(md.cubeId, 2);
   b.writeUInt16LE(md.reason, 4);
-  b.writeUInt16LE(md.flags, 6);
+  b.writeUInt16LE(user ? md.flags | MD_F_USER : md.flags & ~MD_F_USER, 6);
   md.user.forEach((w, i) => b.writeUInt32LE(w >>> 0, 8 + i * 4));
   return b;
 }
