@@ -4,11 +4,12 @@
 import { mkdtemp } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { BpfMap, Program, RingBufReader } from '../../node-daemon/src/bpf';
+import { BpfMap, CollectionSpec, Program, RingBufReader, type Collection } from '../../node-daemon/src/bpf';
 import { ERRORS, MD_SIZE, Metadata, PacketRecord, decodeMetadata, decodePacketRecord, encodeMetadata } from '../../node-daemon/src/runtime/abi';
 import { unmountBpffs } from '../../node-daemon/src/runtime/host';
 import { DEFAULT_OBJECTS_DIR, Runtime, RuntimeOptions } from '../../node-daemon/src/runtime/runtime';
 import { Mode } from '../../node-daemon/src/runtime/topology';
+import { HOST_MAPS, NETDEV_PROGRAM } from '../../node-daemon/src/runtime/types';
 import * as fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -125,6 +126,35 @@ export function pins(rt: Runtime): string[] {
   };
   walk(rt.layout.bpffs);
   return out.filter((p) => !/^(maps|progs)\.debug$/.test(p)).sort();
+}
+
+/** The program netcube attached to netdev `ifname`, as pinned: its first cube's entry, fused with the netdev's. */
+export function netdevEntry(rt: Runtime, ifname: string, mode: Mode): Program {
+  return Program.openPinned(path.join(rt.layout.netdev(ifname, mode), 'prog'));
+}
+
+/**
+ * The netdev entry without a cube (framework/netdev.bpf.c), loaded on the maps of
+ * `ifname`'s entry: the way packets take while the netdev's first cube changes,
+ * a tail call into it (the fused flag of the netdev's word means nothing to it).
+ * Its program is `nc_netdev`; close the collection.
+ */
+export async function unfusedEntry(rt: Runtime, ifname: string, mode: Mode): Promise<Collection> {
+  const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'framework', `netdev.${mode}.o`));
+  const pinned = (name: string) => BpfMap.openPinned(path.join(rt.layout.netdev(ifname, mode), name));
+  const peer = pinned('peer');
+  const progs = pinned('progs');
+  try {
+    for (const name of HOST_MAPS) spec.maps.get(name)!.replaceWith(rt.host.framework(name, mode));
+    spec.maps.get('nc_netdev_peer')!.replaceWith(peer);
+    spec.maps.get('nc_netdev_progs')!.replaceWith(progs);
+    const coll = await spec.load();
+    coll.program(NETDEV_PROGRAM);
+    return coll;
+  } finally {
+    peer.close();
+    progs.close();
+  }
 }
 
 /** The programs in a cube's micro-cube slots (nc_micro), by index; 0 for empty. */

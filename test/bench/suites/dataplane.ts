@@ -26,15 +26,14 @@
 // alike, and the median drops the rounds it hit hardest.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BpfMap, CollectionSpec, Program, attachXdp, ifindex } from '../../../node-daemon/src/bpf';
+import { CollectionSpec, Program, attachXdp, ifindex } from '../../../node-daemon/src/bpf';
 import type { Collection } from '../../../node-daemon/src/bpf';
 import { unmountBpffs } from '../../../node-daemon/src/runtime/host';
 import { DEFAULT_OBJECTS_DIR, Runtime } from '../../../node-daemon/src/runtime/runtime';
 import type { Mode, Topology } from '../../../node-daemon/src/runtime/topology';
-import { HOST_MAPS } from '../../../node-daemon/src/runtime/types';
 import { forwardBothWays, lineTopology, type LineCube } from '../../helpers/chains';
 import { allowedCpus } from '../../helpers/cpus';
-import { entering, runProgram, testCubeObjects } from '../../helpers/dataplane';
+import { entering, netdevEntry, runProgram, testCubeObjects, unfusedEntry } from '../../helpers/dataplane';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { streamFrame } from '../../helpers/traffic';
 import { loadBaseline } from '../baseline';
@@ -135,32 +134,6 @@ async function loadFloor(kind: FloorKind): Promise<Floor> {
   };
 }
 
-/** The program netcube attached to `ifname`, as pinned. */
-function entryOf(rt: Runtime, ifname: string, mode: Mode): Program {
-  return Program.openPinned(path.join(rt.layout.netdev(ifname, mode), 'prog'));
-}
-
-/**
- * The netdev entry without a cube (framework/netdev.bpf.c) on the maps of
- * `ifname`'s entry: what a netdev costs when its entry is a program of its own,
- * tail-calling the cube (the fused entry's flag means nothing to it).
- */
-async function unfusedEntryOf(rt: Runtime, ifname: string, mode: Mode): Promise<Collection> {
-  const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'framework', `netdev.${mode}.o`));
-  for (const name of HOST_MAPS) spec.maps.get(name)!.replaceWith(rt.host.framework(name, mode));
-  const pinned = (name: string) => path.join(rt.layout.netdev(ifname, mode), name);
-  const peer = BpfMap.openPinned(pinned('peer'));
-  const progs = BpfMap.openPinned(pinned('progs'));
-  try {
-    spec.maps.get('nc_netdev_peer')!.replaceWith(peer);
-    spec.maps.get('nc_netdev_progs')!.replaceWith(progs);
-    return await spec.load();
-  } finally {
-    peer.close();
-    progs.close();
-  }
-}
-
 const ifindexes = new Map<string, number>();
 
 /**
@@ -250,13 +223,13 @@ export const suite: Suite = {
         floors[kind] = await loadFloor(kind);
         closers.push(() => floors[kind].close());
       }
-      const unfused = { xdp: await unfusedEntryOf(rt, fwdBed.in, 'xdp'), tc: await unfusedEntryOf(rt, 'tin0', 'tc') };
+      const unfused = { xdp: await unfusedEntry(rt, fwdBed.in, 'xdp'), tc: await unfusedEntry(rt, 'tin0', 'tc') };
       closers.push(() => Object.values(unfused).forEach((c) => c.close()));
 
       const entries = {
-        xdp: entryOf(rt, fwdBed.in, 'xdp'),
-        tc: entryOf(rt, 'tin0', 'tc'),
-        chains: chains.map((c) => entryOf(rt, `${c.key}i`, 'xdp')),
+        xdp: netdevEntry(rt, fwdBed.in, 'xdp'),
+        tc: netdevEntry(rt, 'tin0', 'tc'),
+        chains: chains.map((c) => netdevEntry(rt, `${c.key}i`, 'xdp')),
       };
       closers.push(() => [entries.xdp, entries.tc, ...entries.chains].forEach((p) => p.close()));
 
