@@ -35,13 +35,13 @@ for (const mode of ['xdp', 'tc'] as const) {
 
     t.like(map('.data.nc_gen'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, internal: true });
     t.like(map('nc_errors'), { type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: ERR_MAX });
-    t.like(map('nc_ports'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: GENERATIONS * MAX_PORTS });
+    t.like(map('.data.nc_ports'), { type: 'array', keySize: 4, valueSize: 8 * GENERATIONS * MAX_PORTS, maxEntries: 1, internal: true });
     t.like(map('nc_stats'), { type: 'percpu_array', valueSize: PORT_STATS_SIZE, maxEntries: MAX_PORTS });
     t.like(map('nc_cfg'), { type: 'array', valueSize: CUBE_CFG_SIZE, maxEntries: 1 });
     t.like(map('nc_peer_progs'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: GENERATIONS * MAX_PORTS });
     t.like(map('nc_micro'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: MAX_MICROCUBES });
     // What the runtime creates for each netdev entry (netdev.ts).
-    t.like(map('nc_netdev_peer'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: GENERATIONS });
+    t.like(map('.data.nc_netdev'), { type: 'array', keySize: 4, valueSize: 8 * GENERATIONS, maxEntries: 1, internal: true });
     t.like(map('nc_netdev_progs'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: GENERATIONS });
 
     // The order sumPortStats and encodeCubeConfig assume.

@@ -9,7 +9,7 @@ import { ERRORS, MD_SIZE, Metadata, PacketRecord, decodeMetadata, decodePacketRe
 import { unmountBpffs } from '../../node-daemon/src/runtime/host';
 import { DEFAULT_OBJECTS_DIR, Runtime, RuntimeOptions } from '../../node-daemon/src/runtime/runtime';
 import { Mode } from '../../node-daemon/src/runtime/topology';
-import { HOST_MAPS, NETDEV_PROGRAM } from '../../node-daemon/src/runtime/types';
+import { HOST_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, NETDEV_PROGS_MAP } from '../../node-daemon/src/runtime/types';
 import * as fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -146,8 +146,8 @@ export async function unfusedEntry(rt: Runtime, ifname: string, mode: Mode): Pro
   const progs = pinned('progs');
   try {
     for (const name of HOST_MAPS) spec.maps.get(name)!.replaceWith(rt.host.framework(name, mode));
-    spec.maps.get('nc_netdev_peer')!.replaceWith(peer);
-    spec.maps.get('nc_netdev_progs')!.replaceWith(progs);
+    spec.maps.get(NETDEV_PEER_MAP)!.replaceWith(peer);
+    spec.maps.get(NETDEV_PROGS_MAP)!.replaceWith(progs);
     const coll = await spec.load();
     coll.program(NETDEV_PROGRAM);
     return coll;

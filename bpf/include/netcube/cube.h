@@ -18,15 +18,24 @@ const volatile __u32 nc_cube_id = 0;
 /* --- per-cube maps: created with each cube, shared by its micro-cubes --- */
 
 /* Peer of each port, per generation: [gen * NC_MAX_PORTS + port] (encoded, see
- * enum nc_peer_kind); mmap-able so the daemon writes a word with one atomic store.
+ * enum nc_peer_kind). A global in a section of its own, which libbpf makes a
+ * one-entry mmap-able array map, created with each cube: the daemon writes a word
+ * with one atomic store, and reading one costs a load where a map lookup costs a
+ * dozen instructions.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, NC_GENERATIONS * NC_MAX_PORTS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, __u64);
-} nc_ports SEC(".maps");
+volatile __u64 nc_ports[NC_GENERATIONS * NC_MAX_PORTS] SEC(".data.nc_ports");
+
+/* Port @port's word of generation @gen (port < NC_MAX_PORTS). The mask changes
+ * nothing: it is what the verifier bounds the access by, as clang checks the
+ * port on another copy of the register, and in assembly, which clang cannot
+ * drop as redundant. */
+static __always_inline __u64 nc_port_word(__u32 gen, __u32 port)
+{
+	__u64 i = gen * NC_MAX_PORTS + port;
+
+	asm volatile("%[i] &= %[mask]" : [i] "+r"(i) : [mask] "i"(NC_GENERATIONS * NC_MAX_PORTS - 1));
+	return nc_ports[i];
+}
 
 /* Packet and byte counters of each port. */
 struct {
@@ -105,16 +114,13 @@ static __always_inline int nc_drop(struct nc_ctx *ctx, struct nc_md *md)
  */
 static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u32 port)
 {
-	__u32 word = (md->flags & NC_MD_F_GEN) * NC_MAX_PORTS + port;
+	__u32 gen = md->flags & NC_MD_F_GEN;
 	struct nc_port_stats *s;
-	__u64 *slot, peer;
+	__u64 peer;
 
 	if (port >= NC_MAX_PORTS)
 		return nc_drop(ctx, md);
-	slot = bpf_map_lookup_elem(&nc_ports, &word);
-	if (!slot)
-		return nc_drop(ctx, md);
-	peer = *(volatile __u64 *)slot;
+	peer = nc_port_word(gen, port);
 	if (nc_peer_kind(peer) == NC_PEER_NONE)
 		return nc_drop(ctx, md);
 	s = nc_port_stats(port);
@@ -131,7 +137,7 @@ static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u
 	md->user[2] = 0;
 	if (nc_enter_cube(ctx, md, peer))
 		return NC_ACT_DROP;
-	nc_jump_64(ctx, &nc_peer_progs, word);
+	nc_jump_port(ctx, &nc_peer_progs, gen, port);
 	return nc_jump_failed();
 }
 

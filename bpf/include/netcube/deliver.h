@@ -44,24 +44,49 @@ static __always_inline void nc_tail_call_static(void *ctx, void *map, const __u3
 		     : "r0", "r1", "r2", "r3", "r4", "r5");
 }
 
-/* One call site per slot: case i tail-calls slot i of @map. A switch over the
- * slots compiles to a tree of compares, one taken branch per level. */
-#define __NC_JUMP_CASE(ctx, map, i)							\
+/* One call site per slot: case i tail-calls slot off + i of @map. A switch over
+ * the cases compiles to a tree of compares, one (predicted) branch per level. */
+#define __NC_JUMP_CASE(ctx, map, off, i)						\
 	case (i):									\
-		nc_tail_call_static(ctx, map, i);					\
+		nc_tail_call_static(ctx, map, (off) + (i));				\
 		break;
-#define __NC_JUMP_CASES2(ctx, map, i) __NC_JUMP_CASE(ctx, map, i) __NC_JUMP_CASE(ctx, map, (i) + 1)
-#define __NC_JUMP_CASES4(ctx, map, i) __NC_JUMP_CASES2(ctx, map, i) __NC_JUMP_CASES2(ctx, map, (i) + 2)
-#define __NC_JUMP_CASES8(ctx, map, i) __NC_JUMP_CASES4(ctx, map, i) __NC_JUMP_CASES4(ctx, map, (i) + 4)
-#define __NC_JUMP_CASES16(ctx, map, i) __NC_JUMP_CASES8(ctx, map, i) __NC_JUMP_CASES8(ctx, map, (i) + 8)
-#define __NC_JUMP_CASES32(ctx, map, i) __NC_JUMP_CASES16(ctx, map, i) __NC_JUMP_CASES16(ctx, map, (i) + 16)
-#define __NC_JUMP_CASES64(ctx, map, i) __NC_JUMP_CASES32(ctx, map, i) __NC_JUMP_CASES32(ctx, map, (i) + 32)
+#define __NC_JUMP_CASES2(ctx, map, off, i) __NC_JUMP_CASE(ctx, map, off, i) __NC_JUMP_CASE(ctx, map, off, (i) + 1)
+#define __NC_JUMP_CASES4(ctx, map, off, i) __NC_JUMP_CASES2(ctx, map, off, i) __NC_JUMP_CASES2(ctx, map, off, (i) + 2)
+#define __NC_JUMP_CASES8(ctx, map, off, i) __NC_JUMP_CASES4(ctx, map, off, i) __NC_JUMP_CASES4(ctx, map, off, (i) + 4)
+#define __NC_JUMP_CASES16(ctx, map, off, i) __NC_JUMP_CASES8(ctx, map, off, i) __NC_JUMP_CASES8(ctx, map, off, (i) + 8)
+#define __NC_JUMP_CASES30(ctx, map, off, i)						\
+	__NC_JUMP_CASES16(ctx, map, off, i) __NC_JUMP_CASES8(ctx, map, off, (i) + 16)	\
+	__NC_JUMP_CASES4(ctx, map, off, (i) + 24) __NC_JUMP_CASES2(ctx, map, off, (i) + 28)
 
 /* nc_jump_N(ctx, map, slot): a tail call through @slot (< N) of @map, where
  * @slot is known only at run time, as a direct jump. */
-#define nc_jump_2(ctx, map, slot) do { switch (slot) { __NC_JUMP_CASES2(ctx, map, 0) } } while (0)
-#define nc_jump_8(ctx, map, slot) do { switch (slot) { __NC_JUMP_CASES8(ctx, map, 0) } } while (0)
-#define nc_jump_64(ctx, map, slot) do { switch (slot) { __NC_JUMP_CASES64(ctx, map, 0) } } while (0)
+#define nc_jump_2(ctx, map, slot) do { switch (slot) { __NC_JUMP_CASES2(ctx, map, 0, 0) } } while (0)
+#define nc_jump_8(ctx, map, slot) do { switch (slot) { __NC_JUMP_CASES8(ctx, map, 0, 0) } } while (0)
+
+/* nc_jump_port(ctx, map, gen, port): a tail call through slot
+ * gen * NC_MAX_PORTS + port of a cube's nc_peer_progs. Most cubes have two
+ * ports, most packets leave by port 0 or 1: the tree asks for the generation,
+ * then for those two, in two levels where one switch over all 64 slots takes six. */
+#define __NC_JUMP_GEN(ctx, map, port, base)						\
+	do {										\
+		if ((port) < 2) {							\
+			if ((port) == 0)						\
+				nc_tail_call_static(ctx, map, (base));			\
+			else								\
+				nc_tail_call_static(ctx, map, (base) + 1);		\
+		} else {								\
+			switch ((port) - 2) {						\
+			__NC_JUMP_CASES30(ctx, map, (base) + 2, 0)			\
+			}								\
+		}									\
+	} while (0)
+#define nc_jump_port(ctx, map, gen, port)						\
+	do {										\
+		if (gen)								\
+			__NC_JUMP_GEN(ctx, map, port, NC_MAX_PORTS);			\
+		else									\
+			__NC_JUMP_GEN(ctx, map, port, 0);				\
+	} while (0)
 
 /* Prepares the hop into a cube peer: the metadata gets the next cube's in-port
  * and id (the caller decides which words it keeps) and is stored with the

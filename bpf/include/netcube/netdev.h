@@ -21,14 +21,9 @@
 #include "maps.h"
 #include "deliver.h"
 
-/* Encoded peer of this netdev, per generation; one map per attached netdev. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, NC_GENERATIONS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, __u64);
-} nc_netdev_peer SEC(".maps");
+/* Encoded peer of this netdev, per generation; one map per attached netdev. A
+ * global in a section of its own (see nc_ports in cube.h): one load to read. */
+volatile __u64 nc_netdev_peer[NC_GENERATIONS] SEC(".data.nc_netdev");
 
 /* The entry program of the cube the peer word names, per generation; written
  * with the word. */
@@ -39,12 +34,10 @@ struct {
 	__type(value, __u32);
 } nc_netdev_progs SEC(".maps");
 
-/* The netdev's peer in generation @gen; the kernel's stack when there is none. */
+/* The netdev's peer in generation @gen. */
 static __always_inline __u64 nc_netdev_word(__u32 gen)
 {
-	__u64 *peer = bpf_map_lookup_elem(&nc_netdev_peer, &gen);
-
-	return peer ? *(volatile __u64 *)peer : (__u64)NC_PEER_STACK << 56;
+	return nc_netdev_peer[gen & NC_MD_F_GEN];
 }
 
 /* The general way in: fresh metadata, then the peer of @gen (@peer). */

@@ -13,13 +13,9 @@
 /* The peer of @port in this packet's generation: an encoded peer, 0 when none. */
 static __always_inline __u64 nc_port_peer(const struct nc_md *md, __u32 port)
 {
-	__u32 word = (md->flags & NC_MD_F_GEN) * NC_MAX_PORTS + port;
-	__u64 *peer;
-
 	if (port >= NC_MAX_PORTS)
 		return 0;
-	peer = bpf_map_lookup_elem(&nc_ports, &word);
-	return peer ? *(volatile __u64 *)peer : 0;
+	return nc_port_word(md->flags & NC_MD_F_GEN, port);
 }
 
 #ifdef NC_HOOK_TC

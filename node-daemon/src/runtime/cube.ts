@@ -23,7 +23,7 @@ import { InvalidArgumentError, NotFoundError } from './errors';
 import { HostLayout, HostMaps } from './host';
 import { CubeRecord } from './state';
 import { Table } from './tables';
-import { CUBE_MAPS, CubeType, HOST_MAPS, NETDEV_MAPS, NETDEV_PROGRAM, TableInfo, programName } from './types';
+import { CUBE_MAPS, CubeType, HOST_MAPS, NETDEV_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, PORTS_MAP, TableInfo, mapPinName, programName } from './types';
 import { Mode } from './topology';
 
 /** A transparent cube's two internal ports, by index (DIR_INGRESS, DIR_EGRESS). */
@@ -121,7 +121,7 @@ export class Cube {
     const spec = type.open(opts.mode);
     let coll: Collection;
     const newHostTables: string[] = [];
-    const internal = new Set([...spec.maps].filter(([, m]) => m.internal).map(([n]) => n));
+    const internal = new Set([...spec.maps].filter(([n, m]) => m.internal && !(CUBE_MAPS as readonly string[]).includes(n)).map(([n]) => n));
     const hostTables = new Set(type.tables.filter((t) => t.scope === 'host').map((t) => t.name));
     try {
       spec.variables.get('nc_cube_id')!.set(opts.id);
@@ -156,7 +156,7 @@ export class Cube {
           else m.close();
           maps.set(name, deps.hostTables.get(name)!);
         } else {
-          m.pin(path.join(dir, 'maps', name));
+          m.pin(path.join(dir, 'maps', mapPinName(name)));
           maps.set(name, m);
         }
       }
@@ -197,7 +197,7 @@ export class Cube {
         if (!m) throw new NotFoundError(`host table ${t.name}`);
         maps.set(t.name, m);
       }
-      for (const name of CUBE_MAPS) if (!pinned.has(name)) throw new NotFoundError(`map ${name}`);
+      for (const name of CUBE_MAPS) if (!pinned.has(mapPinName(name))) throw new NotFoundError(`map ${name}`);
     } catch {
       for (const p of programs.values()) p.close();
       for (const [n, m] of maps) if (!type.tables.some((t) => t.name === n && t.scope === 'host')) m.close();
@@ -233,7 +233,7 @@ export class Cube {
     let m = this.maps.get(name);
     if (!m) {
       // Not opened yet (an adopted cube), or not the cube's at all.
-      const pin = path.join(this.dir, 'maps', name);
+      const pin = path.join(this.dir, 'maps', mapPinName(name));
       const declared = (CUBE_MAPS as readonly string[]).includes(name) || this.type.tables.some((t) => t.name === name);
       if (!declared || !fs.existsSync(pin)) throw new NotFoundError(`cube ${this.name} has no map ${name}`);
       m = BpfMap.openPinned(pin);
@@ -243,11 +243,11 @@ export class Cube {
   }
 
   word(gen: number, port: number): bigint {
-    return this.map('nc_ports').loadU64(portWord(gen, port));
+    return this.map(PORTS_MAP).loadU64(portWord(gen, port));
   }
 
   setWord(gen: number, port: number, word: bigint): void {
-    this.map('nc_ports').storeU64Atomic(portWord(gen, port), word);
+    this.map(PORTS_MAP).storeU64Atomic(portWord(gen, port), word);
   }
 
   /** What nc_peer_progs holds, by portWord(): program ids, 0 for empty. Only this object writes it. */
@@ -333,11 +333,11 @@ export class Cube {
         m.replaceWith(this.deps.host.framework(name, this.mode));
         continue;
       }
-      if (m.internal) continue;
       if ((NETDEV_MAPS as readonly string[]).includes(name)) {
-        if (netdev) m.replaceWith(name === 'nc_netdev_peer' ? netdev.peer : netdev.progs);
+        if (netdev) m.replaceWith(name === NETDEV_PEER_MAP ? netdev.peer : netdev.progs);
         continue;
       }
+      if (m.internal && !(CUBE_MAPS as readonly string[]).includes(name)) continue;
       const scope = (CUBE_MAPS as readonly string[]).includes(name) ? 'cube' : tableScope(name);
       if (scope === undefined) throw new InvalidArgumentError('object', `the object declares table ${name}, which cube ${this.name} (type ${this.type.name}) does not have`);
       if (scope === 'private' && !sharePrivate) continue;

@@ -25,7 +25,7 @@ import { GENERATIONS, withFused } from './abi';
 import type { Cube, NetdevMaps } from './cube';
 import { HostLayout, HostMaps } from './host';
 import { NetdevRecord } from './state';
-import { HOST_MAPS, NETDEV_PROGRAM } from './types';
+import { HOST_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, NETDEV_PROGS_MAP } from './types';
 import { Mode } from './topology';
 
 /** Our TC filter's place on clsact ingress: first priority, a handle of our own. */
@@ -184,7 +184,8 @@ export class NetdevEntry {
     let attachment: XdpLink | TcFilter | undefined;
     try {
       const maps: NetdevMaps = {
-        peer: BpfMap.create({ type: 'array', keySize: 4, valueSize: 8, maxEntries: GENERATIONS, flags: BPF_F_MMAPABLE, name: 'nc_netdev_peer' }),
+        // The section of the global nc_netdev_peer[NC_GENERATIONS]: one value of a word per generation.
+        peer: BpfMap.create({ type: 'array', keySize: 4, valueSize: 8 * GENERATIONS, maxEntries: 1, flags: BPF_F_MMAPABLE, name: 'nc_netdev_peer' }),
         progs: BpfMap.create({ type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: GENERATIONS, name: 'nc_netdev_progs' }),
       };
       created.push(maps.peer, maps.progs);
@@ -234,8 +235,8 @@ export class NetdevEntry {
     }
     const spec = CollectionSpec.fromFile(path.join(ctx.objectsDir, 'framework', `netdev.${mode}.o`));
     for (const name of HOST_MAPS) spec.maps.get(name)!.replaceWith(ctx.host.framework(name, mode));
-    spec.maps.get('nc_netdev_peer')!.replaceWith(maps.peer);
-    spec.maps.get('nc_netdev_progs')!.replaceWith(maps.progs);
+    spec.maps.get(NETDEV_PEER_MAP)!.replaceWith(maps.peer);
+    spec.maps.get(NETDEV_PROGS_MAP)!.replaceWith(maps.progs);
     const coll = await spec.load();
     for (const m of coll.maps.values()) m.close();
     return coll.program(NETDEV_PROGRAM);

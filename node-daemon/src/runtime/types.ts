@@ -15,13 +15,26 @@ import { MODES, Mode, NAME_RE, TypeFacts } from './topology';
  * '.data.nc_gen' is the map libbpf makes of the section of the global nc_gen.
  */
 export const HOST_MAPS = ['.data.nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
-/** Maps every cube object declares; created fresh for each cube. */
-export const CUBE_MAPS = ['nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket', 'nc_peer_progs', 'nc_micro'] as const;
+/**
+ * Maps every cube object declares; created fresh for each cube. '.data.nc_ports'
+ * is the map libbpf makes of the section of the global nc_ports (the peer words).
+ */
+export const CUBE_MAPS = ['.data.nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket', 'nc_peer_progs', 'nc_micro'] as const;
+/** A cube's peer words. */
+export const PORTS_MAP = '.data.nc_ports';
 /**
  * Maps of a netdev entry (netcube/netdev.h), which every cube object declares for
- * its fused entry (nc_netdev); the runtime creates them for each netdev.
+ * its fused entry (nc_netdev); the runtime creates them for each netdev: its peer
+ * words (the section of the global nc_netdev_peer) and their prog array.
  */
-export const NETDEV_MAPS = ['nc_netdev_peer', 'nc_netdev_progs'] as const;
+export const NETDEV_MAPS = ['.data.nc_netdev', 'nc_netdev_progs'] as const;
+export const NETDEV_PEER_MAP = '.data.nc_netdev';
+export const NETDEV_PROGS_MAP = 'nc_netdev_progs';
+
+/** The name a map of a cube is pinned under: a section's map without its '.data.' (bpffs takes no dots). */
+export function mapPinName(name: string): string {
+  return name.replace(/^\.data\./, '');
+}
 /** The program of a cube object that is its entry fused with a netdev entry. */
 export const NETDEV_PROGRAM = 'nc_netdev';
 
