@@ -10,6 +10,8 @@
  *                   read-only data): a direct jump, as netcube's hops
  *   chain_metadata  chain_direct, loading, checking and storing netcube's
  *                   metadata on the way, as a cube does
+ *   chain_self      tail-calls its own slot, until the kernel's limit of 33
+ *                   stops it: 33 direct jumps through one program
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -60,6 +62,13 @@ SEC("xdp")
 int chain_direct(struct xdp_md *ctx)
 {
 	tail_call_next(ctx);
+	return bpf_redirect(1, 0);
+}
+
+SEC("xdp")
+int chain_self(struct xdp_md *ctx)
+{
+	bpf_tail_call(ctx, &chain_progs, self);
 	return bpf_redirect(1, 0);
 }
 

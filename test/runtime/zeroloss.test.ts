@@ -3,6 +3,11 @@
 // removed, a micro-cube replaced) and every frame sent arrives. The veths'
 // counters show that no frame was dropped anywhere else either, so sent ===
 // received is the whole truth.
+//
+// One test at a time: each keeps a CPU busy with its stream, and every change
+// re-patches the direct jumps of the programs it touches, which waits for every
+// CPU to take an interrupt (text_poke); six streams on a small machine would
+// mostly measure each other.
 import test, { type ExecutionContext } from 'ava';
 import type { Topology } from '../../node-daemon/src/runtime/topology';
 import { lineTopology, withStack } from '../helpers/chains';
@@ -64,7 +69,7 @@ function bothCarried(t: ExecutionContext, bed: Testbed): void {
 }
 
 for (const mode of ['xdp', 'tc'] as const) {
-  test(`${mode}: rewiring a peer back and forth under traffic loses no packet`, async (t) => {
+  test.serial(`${mode}: rewiring a peer back and forth under traffic loses no packet`, async (t) => {
     const bed = await createTestbed(t, { mode, outs: 2 });
     const rt = await openRuntime(t, { netns: bed.host.path });
     // Both cubes stay; only links change: in0 -> a -> out0, or in0 -> b -> a -> out1.
@@ -85,7 +90,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.deepEqual(rt.host.errorCounts(), new Array(8).fill(0n));
   });
 
-  test(`${mode}: inserting and removing cubes in a chain under traffic loses no packet`, async (t) => {
+  test.serial(`${mode}: inserting and removing cubes in a chain under traffic loses no packet`, async (t) => {
     const bed = await createTestbed(t, { mode });
     const rt = await openRuntime(t, { netns: bed.host.path });
     const short = lineTopology(mode, [{ name: 'a', type: 'nop' }], bed.in, bed.outs[0]);
@@ -114,7 +119,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.deepEqual(rt.host.errorCounts(), new Array(8).fill(0n));
   });
 
-  test(`${mode}: replacing micro-cubes under traffic loses no packet`, async (t) => {
+  test.serial(`${mode}: replacing micro-cubes under traffic loses no packet`, async (t) => {
     const bed = await createTestbed(t, { mode });
     const rt = await openRuntime(t, { netns: bed.host.path });
     registerTestTypes(rt);

@@ -255,8 +255,11 @@ export class Cube {
 
   private get peerPrograms(): number[] {
     if (!this.peerSlots) {
-      const progs = this.map('nc_peer_progs');
-      this.peerSlots = Array.from({ length: GENERATIONS * MAX_PORTS }, (_, i) => progs.lookup(u32(i))?.readUInt32LE(0) ?? 0);
+      // One batch read (an adopted cube's first apply reads a thousand of these).
+      const slots = new Array<number>(GENERATIONS * MAX_PORTS).fill(0);
+      const { keys, values } = this.map('nc_peer_progs').lookupBatch();
+      keys.forEach((k, i) => (slots[k.readUInt32LE(0)] = values[i].readUInt32LE(0)));
+      this.peerSlots = slots;
     }
     return this.peerSlots;
   }

@@ -49,7 +49,7 @@ function spectreV2(): string {
 }
 
 /** Rounds of alternating measurements (NC_BENCH_ROUNDS to change). */
-const ROUNDS = Number(process.env.NC_BENCH_ROUNDS ?? 9);
+const ROUNDS = Number(process.env.NC_BENCH_ROUNDS ?? 15);
 /** Test runs of one program per measurement; a chain of k hops gets 1/k of them. */
 const RUNS = 1_000_000;
 /** Runs of the short call whose CPU time is the test-run call's own setup. */
@@ -93,6 +93,23 @@ interface Floor {
   /** Makes copy 1 the head of a chain of `n` hops after it (n + 1 programs), at most FLOOR_COPIES - 1. */
   length(n: number): void;
   close(): void;
+}
+
+/** The kernel's limit on tail calls (MAX_TAIL_CALL_CNT): chain_self's jumps. */
+const SELF_JUMPS = 33;
+
+/** bpf/testdata/tailchain's chain_self: one program that tail-calls itself SELF_JUMPS times, or (off) not at all. */
+async function loadSelfLoop(): Promise<{ program: Program; loop(on: boolean): void; close(): void }> {
+  const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'testdata', 'tailchain.o'));
+  spec.variables.get('self')!.set(1);
+  for (const p of spec.programs.values()) p.autoload = p.name === 'chain_self';
+  const coll = await spec.load();
+  const program = coll.program('chain_self');
+  return {
+    program,
+    loop: (on) => (on ? coll.map('chain_progs').setProgram(1, program) : void coll.map('chain_progs').clearProgram(1)),
+    close: () => coll.close(),
+  };
 }
 
 /** FLOOR_COPIES copies of bpf/testdata/tailchain's chain_<kind>, in slots 1..FLOOR_COPIES of their prog array. */
@@ -223,6 +240,8 @@ export const suite: Suite = {
         floors[kind] = await loadFloor(kind);
         closers.push(() => floors[kind].close());
       }
+      const selfLoop = await loadSelfLoop();
+      closers.push(() => selfLoop.close());
       const unfused = { xdp: await unfusedEntry(rt, fwdBed.in, 'xdp'), tc: await unfusedEntry(rt, 'tin0', 'tc') };
       closers.push(() => Object.values(unfused).forEach((c) => c.close()));
 
@@ -252,6 +271,10 @@ export const suite: Suite = {
             add(`floor.${kind}${n}`, await nsPerPacket(fwdBed, floors[kind].first, 'xdp', { md: floors[kind].md, runs: Math.round(RUNS / n) }));
           }
         }
+        for (const on of [false, true]) {
+          selfLoop.loop(on);
+          add(`floor.self${on ? SELF_JUMPS : 0}`, await nsPerPacket(fwdBed, selfLoop.program, 'xdp', { runs: Math.round(RUNS / 8) }));
+        }
         add('live.vanilla', await liveMpps(vanillaBed, ctx, 'vanilla'));
         add('live.netcube1', await liveMpps(fwdBed, ctx, 'simpleforwarder'));
         add('live.netcube3', await liveMpps(chainBed, ctx, '3-cube chain'));
@@ -274,6 +297,7 @@ export const suite: Suite = {
       const f = {
         direct: per((x) => slope(x, 'floor.direct1', 'floor.direct8', 7)),
         directLong: per((x) => slope(x, 'floor.direct8', `floor.direct${FLOOR_COPIES - 1}`, FLOOR_COPIES - 9)),
+        self: per((x) => slope(x, 'floor.self0', `floor.self${SELF_JUMPS}`, SELF_JUMPS)),
         indirect: per((x) => slope(x, 'floor.indirect1', 'floor.indirect8', 7)),
         metadata: per((x) => slope(x, 'floor.metadata1', 'floor.metadata8', 7) - slope(x, 'floor.direct1', 'floor.direct8', 7)),
         counters: per((x) => slope(x, 'p2.nop1', 'p2.nop8', 7) - slope(x, 'p2.bare1', 'p2.bare8', 7)),
@@ -338,6 +362,7 @@ export const suite: Suite = {
       results.push(
         { name: 'dataplane.hop.direct_ns', value: f.direct, unit: 'ns/hop', note: `a bare program tail-calling a constant slot (bpf/testdata/tailchain chain_direct), per hop over chains of 1 to 8; the x86 JIT makes it a direct jmp` },
         { name: 'dataplane.hop.direct_ns_9to32', value: f.directLong, unit: 'ns/hop', note: `the same, per hop from the 9th to the ${FLOOR_COPIES - 1}st` },
+        { name: 'dataplane.hop.direct_ns_self', value: f.self, unit: 'ns/hop', note: `one such program tail-calling itself ${SELF_JUMPS} times (chain_self): as many jumps as the longest chain, through one program` },
         { name: 'dataplane.hop.indirect_ns', value: f.indirect, unit: 'ns/hop', note: `a bare program tail-calling a slot read from a map (chain_indirect): an indirect jump, through a retpoline here (spectre_v2: ${spectreV2()})` },
         { name: 'dataplane.hop.metadata_ns', value: f.metadata, unit: 'ns/hop', note: 'netcube metadata loaded, checked and stored on each hop (chain_metadata less chain_direct)' },
         { name: 'dataplane.hop.counters_ns', value: f.counters, unit: 'ns/cube', note: 'a cube\'s port counters, rx and tx (nop less nop built without them, chains of 1 and 8)' },
@@ -358,7 +383,9 @@ export const suite: Suite = {
           better: 'lower',
           note:
             `${r2(hop32)} ns per nop cube over a chain of 32 against one. Past 8 hops every jump costs more, bare ones too: ${r2(f.direct)} ns per bare direct hop up to 8, ` +
-            `${r2(f.directLong)} ns from the 9th on (dataplane.hop.direct_ns_9to32), so it is the jumps, not what the cubes do (README, Limits).`,
+            `${r2(f.directLong)} ns from the 9th on (dataplane.hop.direct_ns_9to32); yet one bare program jumping into itself ${SELF_JUMPS} times pays ${r2(f.self)} ns a jump ` +
+            '(dataplane.hop.direct_ns_self). The step comes with the number of distinct programs a packet jumps through, not with the number of jumps or with what the cubes do: ' +
+            "the CPU's front end keeps about 8 such jump targets at full speed (README, Limits).",
         },
       );
       results.push(
