@@ -14,6 +14,7 @@ import {
   MAX_PORTS,
   PEER_F_FUSED,
   PEER_F_REDIRECT_PEER,
+  CUBE_STATS_SIZE,
   PORT_STATS_SIZE,
   PROG_SLOTS,
   decodePeer,
@@ -36,7 +37,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.like(map('.data.nc_gen'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, internal: true });
     t.like(map('nc_errors'), { type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: ERR_MAX });
     t.like(map('.data.nc_ports'), { type: 'array', keySize: 4, valueSize: 8 * GENERATIONS * MAX_PORTS, maxEntries: 1, internal: true });
-    t.like(map('nc_stats'), { type: 'percpu_array', valueSize: PORT_STATS_SIZE, maxEntries: MAX_PORTS });
+    t.like(map('nc_stats'), { type: 'percpu_array', valueSize: CUBE_STATS_SIZE, maxEntries: 1 });
     t.like(map('nc_cfg'), { type: 'array', valueSize: CUBE_CFG_SIZE, maxEntries: 1 });
     t.like(map('nc_peer_progs'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: GENERATIONS * MAX_PORTS });
     t.like(map('nc_micro'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: MAX_MICROCUBES });
@@ -45,7 +46,11 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.like(map('nc_netdev_progs'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: GENERATIONS });
 
     // The order sumPortStats and encodeCubeConfig assume.
-    t.deepEqual(members(map('nc_stats').valueType), [
+    const all = map('nc_stats').valueType;
+    const port = all?.kind === 'struct' && all.members[0].type.kind === 'array' ? all.members[0].type : undefined;
+    t.like(port, { kind: 'array', length: MAX_PORTS, size: CUBE_STATS_SIZE });
+    t.is(port?.elem.size, PORT_STATS_SIZE);
+    t.deepEqual(members(port?.elem), [
       ['rx_packets', 0], ['rx_bytes', 8], ['tx_packets', 16], ['tx_bytes', 24], ['drops', 32], ['to_controller', 40],
     ]);
     t.deepEqual(members(map('nc_cfg').valueType), [['log_level', 0], ['pkt_rate', 4], ['pkt_burst', 8], ['pad', 12]]);

@@ -37,12 +37,17 @@ static __always_inline __u64 nc_port_word(__u32 gen, __u32 port)
 	return nc_ports[i];
 }
 
-/* Packet and byte counters of each port. */
+/* Packet and byte counters of every port, all in one per-CPU value ([0]): a
+ * program looks them up once, at its start, and counts its packet in and out on
+ * that (two lookups cost half a nanosecond more a cube here). */
+struct nc_cube_stats {
+	struct nc_port_stats port[NC_MAX_PORTS];
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NC_MAX_PORTS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct nc_port_stats);
+	__type(value, struct nc_cube_stats);
 } nc_stats SEC(".maps");
 
 /* The entry program of each port's cube peer, per generation, at the index of
@@ -78,11 +83,34 @@ struct {
 #define NC_PORT_STATS 1
 #endif
 
-static __always_inline struct nc_port_stats *nc_port_stats(__u32 port)
+/* What the framework keeps next to a packet's metadata while one of its programs
+ * runs, behind the struct nc_md a cube is handed: the cube's counters, looked
+ * up once. Only the entry points (__NC_PROGRAM, __NC_NETDEV_PROGRAM) make an
+ * md, so every md a helper gets sits in one of these.
+ */
+struct __nc_frame {
+	struct nc_md md;
+	struct nc_cube_stats *stats;
+};
+
+static __always_inline struct nc_cube_stats *nc_lookup_stats(void)
 {
-	if (!NC_PORT_STATS)
+	__u32 zero = 0;
+
+	return NC_PORT_STATS ? bpf_map_lookup_elem(&nc_stats, &zero) : NULL;
+}
+
+/* The counters of @port, or NULL. */
+static __always_inline struct nc_port_stats *nc_port_stats(const struct nc_md *md, __u32 port)
+{
+	struct nc_cube_stats *all = ((const struct __nc_frame *)md)->stats;
+	__u64 i = port;
+
+	if (!all || port >= NC_MAX_PORTS)
 		return NULL;
-	return bpf_map_lookup_elem(&nc_stats, &port);
+	/* As in nc_port_word: the bound the verifier sees. */
+	asm volatile("%[i] &= %[mask]" : [i] "+r"(i) : [mask] "i"(NC_MAX_PORTS - 1));
+	return &all->port[i];
 }
 
 static __always_inline struct nc_cube_cfg *nc_cube_cfg(void)
@@ -101,7 +129,7 @@ static __always_inline struct nc_cube_cfg *nc_cube_cfg(void)
 
 static __always_inline int nc_drop(struct nc_ctx *ctx, struct nc_md *md)
 {
-	struct nc_port_stats *s = nc_port_stats(md->in_port);
+	struct nc_port_stats *s = nc_port_stats(md, md->in_port);
 
 	if (s)
 		s->drops++;
@@ -123,7 +151,7 @@ static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u
 	peer = nc_port_word(gen, port);
 	if (nc_peer_kind(peer) == NC_PEER_NONE)
 		return nc_drop(ctx, md);
-	s = nc_port_stats(port);
+	s = nc_port_stats(md, port);
 	if (s) {
 		s->tx_packets++;
 		s->tx_bytes += nc_pkt_len(ctx);
@@ -180,9 +208,9 @@ static __always_inline int nc_call(struct nc_ctx *ctx, struct nc_md *md, __u32 i
  * immediate.
  */
 
-static __always_inline void nc_count_rx(struct nc_ctx *ctx, __u32 port)
+static __always_inline void nc_count_rx(struct nc_ctx *ctx, const struct nc_md *md)
 {
-	struct nc_port_stats *s = nc_port_stats(port);
+	struct nc_port_stats *s = nc_port_stats(md, md->in_port);
 
 	if (s) {
 		s->rx_packets++;
@@ -193,15 +221,16 @@ static __always_inline void nc_count_rx(struct nc_ctx *ctx, __u32 port)
 #define __NC_PROGRAM(prog, handler, count_rx)					\
 SEC(NC_SEC) int prog(struct nc_ctx *ctx)					\
 {										\
-	struct nc_md md;							\
+	struct __nc_frame f;							\
 										\
-	if (nc_md_load(ctx, &md) || md.cube_id != nc_cube_id) {		\
+	if (nc_md_load(ctx, &f.md) || f.md.cube_id != nc_cube_id) {		\
 		nc_count_error(NC_ERR_NO_METADATA);				\
 		return NC_ACT_DROP;						\
 	}									\
+	f.stats = nc_lookup_stats();						\
 	if (count_rx)								\
-		nc_count_rx(ctx, md.in_port);					\
-	return handler(ctx, &md);						\
+		nc_count_rx(ctx, &f.md);					\
+	return handler(ctx, &f.md);						\
 }
 
 /* The cube's entry fused with a netdev entry (netdev.h): attached to a netdev
@@ -216,14 +245,17 @@ SEC(NC_SEC) int nc_netdev(struct nc_ctx *ctx)					\
 										\
 	if ((nc_peer_flags(peer) & NC_PEER_F_FUSED) &&				\
 	    nc_peer_target(peer) == nc_cube_id * NC_MAX_MICROCUBES) {		\
-		struct nc_md md = {						\
-			.in_port = nc_peer_port(peer),				\
-			.cube_id = nc_cube_id,					\
-			.flags = gen,						\
+		struct __nc_frame f = {						\
+			.md = {							\
+				.in_port = nc_peer_port(peer),			\
+				.cube_id = nc_cube_id,				\
+				.flags = gen,					\
+			},							\
+			.stats = nc_lookup_stats(),				\
 		};								\
 										\
-		nc_count_rx(ctx, md.in_port);					\
-		return handler(ctx, &md);					\
+		nc_count_rx(ctx, &f.md);					\
+		return handler(ctx, &f.md);					\
 	}									\
 	return nc_netdev_deliver(ctx, gen, peer);				\
 }

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
-/* The framework's maps. Each cube object declares all of them; when the runtime
- * loads a cube it hands it the host's own instance of every host-wide map (so
- * the sizes below only matter for objects loaded outside netcube) and creates
- * the per-cube ones fresh.
+/* The framework's host-wide maps. Each cube object declares all of them; when
+ * the runtime loads a cube it hands it the host's own instance of each (so the
+ * sizes below only matter for objects loaded outside netcube). The per-cube
+ * maps are in cube.h, a netdev entry's in netdev.h.
  */
 #ifndef __NETCUBE_MAPS_H
 #define __NETCUBE_MAPS_H
 
 #include "abi.h"
 
-/* --- host-wide: one per host and hook, shared by every cube --- */
+/* --- host-wide: one per host, shared by every cube --- */
 
 /* The generation of peer words that packets entering netcube now follow (bit 0).
  * A global in a section of its own, which libbpf makes a one-entry array map and

@@ -31,7 +31,7 @@ static __always_inline int nc_clone_out(struct nc_ctx *ctx, const struct nc_md *
 		return -1;
 	if (bpf_clone_redirect(ctx, nc_peer_target(peer), 0))
 		return -1;
-	s = nc_port_stats(port);
+	s = nc_port_stats(md, port);
 	if (s) {
 		s->tx_packets++;
 		s->tx_bytes += nc_pkt_len(ctx);

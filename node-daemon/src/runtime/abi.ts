@@ -117,12 +117,15 @@ export interface PortStats {
 const PORT_STATS_FIELDS = ['rxPackets', 'rxBytes', 'txPackets', 'txBytes', 'drops', 'toController'] as const;
 export const PORT_STATS_SIZE = PORT_STATS_FIELDS.length * 8;
 
-/** Sums the per-CPU copies of a struct nc_port_stats value. */
-export function sumPortStats(perCpu: Buffer, cpus: number): PortStats {
+/** The value of a cube's nc_stats (struct nc_cube_stats): every port's counters. */
+export const CUBE_STATS_SIZE = MAX_PORTS * PORT_STATS_SIZE;
+
+/** Sums the per-CPU copies of port `port`'s counters in a struct nc_cube_stats value. */
+export function sumPortStats(perCpu: Buffer, cpus: number, port: number): PortStats {
   const out = { rxPackets: 0n, rxBytes: 0n, txPackets: 0n, txBytes: 0n, drops: 0n, toController: 0n };
   for (let cpu = 0; cpu < cpus; cpu++) {
     PORT_STATS_FIELDS.forEach((field, i) => {
-      out[field] += perCpu.readBigUInt64LE(cpu * PORT_STATS_SIZE + i * 8);
+      out[field] += perCpu.readBigUInt64LE(cpu * CUBE_STATS_SIZE + port * PORT_STATS_SIZE + i * 8);
     });
   }
   return out;

@@ -12,7 +12,7 @@ import {
   CubeConfig,
   GENERATIONS,
   MAX_PORTS,
-  PORT_STATS_SIZE,
+  CUBE_STATS_SIZE,
   PortStats,
   encodeCubeConfig,
   portWord,
@@ -308,8 +308,8 @@ export class Cube {
     if (index === undefined || index < 0)
       throw new NotFoundError(this.transparent ? `transparent cube ${this.name} counts by direction: ${TRANSPARENT_PORTS.join(' or ')}, not ${port}` : `cube ${this.name} has no port ${port}`);
     const stats = this.map('nc_stats');
-    const v = stats.lookup(u32(index));
-    return sumPortStats(v ?? Buffer.alloc(PORT_STATS_SIZE), v ? stats.possibleCpus : 1);
+    const v = stats.lookup(u32(0));
+    return sumPortStats(v ?? Buffer.alloc(CUBE_STATS_SIZE), v ? stats.possibleCpus : 1, index);
   }
 
   get tableNames(): string[] {

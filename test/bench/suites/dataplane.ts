@@ -17,9 +17,10 @@
 // by a direct jump and by an indirect one, and with netcube's metadata; nop cubes
 // built without port counters; the netdev entry as a program of its own.
 //
-// A test run's ns/packet is the CPU time of the test-run call over its runs (less
-// that of a short call, which is the call's own setup), on one pinned CPU: the
-// kernel's own figure is in whole nanoseconds, too coarse for a few. Every item is
+// A test run's ns/packet is the CPU time of the test-run call over its ten
+// million runs (less that of a short call, which is the call's own setup), on
+// one pinned CPU: the kernel's own figure is in whole nanoseconds, too coarse
+// for a few. Every item is
 // measured once per round, the rounds alternate, and each figure is the median
 // over the rounds of its value (a ratio is taken within a round, its two sides
 // measured moments apart): load from elsewhere on the machine moves both sides
@@ -50,8 +51,13 @@ function spectreV2(): string {
 
 /** Rounds of alternating measurements (NC_BENCH_ROUNDS to change). */
 const ROUNDS = Number(process.env.NC_BENCH_ROUNDS ?? 15);
-/** Test runs of one program per measurement; a chain of k hops gets 1/k of them. */
-const RUNS = 1_000_000;
+/**
+ * Test runs of one program per measurement; a chain of k hops gets 1/k of them.
+ * So many that the call's own setup (for XDP, the kernel registers the program
+ * with its XDP dispatcher and takes it out again: text patching, which waits for
+ * every CPU, 0.2-1 ms here) is a few hundredths of a nanosecond a run.
+ */
+const RUNS = 10_000_000;
 /** Runs of the short call whose CPU time is the test-run call's own setup. */
 const SETUP_RUNS = 1000;
 /** Frames per live measurement, sent by one live-frames test run. */
