@@ -135,6 +135,11 @@ struct nc_port_stats {
 	__u64 to_controller;
 };
 
+/* A cube's counters, by port: the one per-CPU value of its nc_stats. */
+struct nc_cube_stats {
+	struct nc_port_stats port[NC_MAX_PORTS];
+};
+
 /* Per-cube settings changed at run time by the daemon (nc_cfg[0]). */
 struct nc_cube_cfg {
 	__u32 log_level;      /* enum nc_log_level */

@@ -40,9 +40,6 @@ static __always_inline __u64 nc_port_word(__u32 gen, __u32 port)
 /* Packet and byte counters of every port, all in one per-CPU value ([0]): a
  * program looks them up once, at its start, and counts its packet in and out on
  * that (two lookups cost half a nanosecond more a cube here). */
-struct nc_cube_stats {
-	struct nc_port_stats port[NC_MAX_PORTS];
-};
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -195,6 +195,13 @@ export class NetdevEntry {
         fusedTo = undefined;
         return NetdevEntry.load(ctx, mode, maps, undefined, ifname, problems);
       });
+      // Words and slots before the program meets a packet: the current
+      // generation's word is the kernel's stack, until the flip.
+      words.forEach((w, gen) => {
+        const entry = firsts[gen]?.cube.program(0);
+        if (entry) maps.progs.setProgram(gen, entry);
+        maps.peer.storeU64Atomic(gen, withFused(w, sameHop(firsts[gen], fusedTo)));
+      });
       fs.mkdirSync(dir, { recursive: true });
       maps.peer.pin(path.join(dir, 'peer'));
       maps.progs.pin(path.join(dir, 'progs'));
@@ -207,7 +214,7 @@ export class NetdevEntry {
         attachment = await attachTc({ program, ifname, netns: ctx.netns, direction: 'ingress', priority: TC_PRIORITY, handle: TC_HANDLE });
       }
       const entry = new NetdevEntry(ifname, mode, ifindex, maps, program, attachment, ctx, fusedTo);
-      words.forEach((w, gen) => entry.setPeer(gen, w, firsts[gen]));
+      entry.slots = firsts.map((f) => f?.cube.program(0).id ?? 0);
       return entry;
     } catch (err) {
       if (attachment instanceof XdpLink) attachment.detach();
