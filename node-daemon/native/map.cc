@@ -262,19 +262,22 @@ Napi::Value MapHandle::DeleteBatch(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, count);
 }
 
-// The 8-byte slot `index` of an mmap'ed BPF_F_MMAPABLE array; mapped on first
+// The 8-byte word `index` of an mmap'ed BPF_F_MMAPABLE array; mapped on first
 // use and unmapped with the fd.
 __u64 *MapHandle::Slot(Napi::Env env, uint32_t index) {
   const MapLayout &layout = Layout(env);
-  if (layout.type != BPF_MAP_TYPE_ARRAY || !(layout.flags & BPF_F_MMAPABLE) || layout.valueBytes != 8) {
-    throw Napi::TypeError::New(env, label_ + " is not a BPF_F_MMAPABLE array of 8-byte values");
+  // Values of whole 8-byte words lie back to back in the mmap: word `index` of
+  // the array, whatever the value size, is at index * 8.
+  if (layout.type != BPF_MAP_TYPE_ARRAY || !(layout.flags & BPF_F_MMAPABLE) || layout.valueBytes % 8 != 0) {
+    throw Napi::TypeError::New(env, label_ + " is not a BPF_F_MMAPABLE array of 8-byte words");
   }
-  if (index >= layout.maxEntries) {
+  const size_t words = size_t(layout.maxEntries) * (layout.valueBytes / 8);
+  if (index >= words) {
     throw Napi::RangeError::New(env, "index " + std::to_string(index) + " is out of range for " + label_);
   }
   if (mapped_ == nullptr) {
     size_t page = sysconf(_SC_PAGESIZE);
-    size_t size = (size_t(layout.maxEntries) * 8 + page - 1) / page * page;
+    size_t size = (words * 8 + page - 1) / page * page;
     void *addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (addr == MAP_FAILED) Fail(env, "mmap", errno);
     mapped_ = addr;

@@ -1,5 +1,6 @@
-// ProgramHandle: a BPF program's fd: its info and test runs (BPF_PROG_TEST_RUN,
-// off the event loop, optionally in a network namespace and on one CPU). And
+// ProgramHandle: a BPF program's fd: its info, its code as the kernel holds it
+// (BPF_OBJ_GET_INFO_BY_FD) and test runs (BPF_PROG_TEST_RUN, off the event loop,
+// optionally in a network namespace and on one CPU). And
 // synchronizeRcu(), which waits until no program still runs with what it read
 // before the call.
 #include "fd_handle.h"
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <memory>
 #include <vector>
 
@@ -68,12 +70,14 @@ class ProgramHandle : public FdHandle<ProgramHandle> {
 
  private:
   Napi::Value Info(const Napi::CallbackInfo &info);
+  Napi::Value Code(const Napi::CallbackInfo &info);
   Napi::Value TestRun(const Napi::CallbackInfo &info);
 };
 
 Napi::Function ProgramHandle::Define(Napi::Env env) {
   auto props = Common(true);
   props.push_back(InstanceMethod<&ProgramHandle::Info>("info"));
+  props.push_back(InstanceMethod<&ProgramHandle::Code>("code"));
   props.push_back(InstanceMethod<&ProgramHandle::TestRun>("testRun"));
   return DefineClass(env, "ProgramHandle", props);
 }
@@ -96,6 +100,47 @@ Napi::Value ProgramHandle::Info(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// code() -> { xlated: Buffer, jited: Buffer, jitedFuncLens: number[], jitedKsyms: bigint[] }:
+// what the kernel made of the program, its instructions after the verifier
+// (xlated) and the machine code the JIT emitted, with where each of its functions
+// starts. Read twice: once for the sizes, once into buffers of those sizes. Root
+// only (the kernel hides both otherwise).
+Napi::Value ProgramHandle::Code(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_prog_info sizes = {};
+  __u32 len = sizeof(sizes);
+  if (int err = bpf_obj_get_info_by_fd(Fd(env), &sizes, &len)) Fail(env, "program info", err);
+
+  std::vector<uint8_t> xlated(sizes.xlated_prog_len), jited(sizes.jited_prog_len);
+  std::vector<__u32> funcLens(sizes.nr_jited_func_lens);
+  std::vector<__u64> ksyms(sizes.nr_jited_ksyms);
+  struct bpf_prog_info code = {};
+  code.xlated_prog_len = xlated.size();
+  code.xlated_prog_insns = reinterpret_cast<__u64>(xlated.data());
+  code.jited_prog_len = jited.size();
+  code.jited_prog_insns = reinterpret_cast<__u64>(jited.data());
+  code.nr_jited_func_lens = funcLens.size();
+  code.jited_func_lens = reinterpret_cast<__u64>(funcLens.data());
+  code.nr_jited_ksyms = ksyms.size();
+  code.jited_ksyms = reinterpret_cast<__u64>(ksyms.data());
+  len = sizeof(code);
+  if (int err = bpf_obj_get_info_by_fd(Fd(env), &code, &len)) Fail(env, "program code", err);
+  // The kernel reports the full sizes again but copies only what fits.
+  xlated.resize(std::min<size_t>(xlated.size(), code.xlated_prog_len));
+  jited.resize(std::min<size_t>(jited.size(), code.jited_prog_len));
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("xlated", Napi::Buffer<uint8_t>::Copy(env, xlated.data(), xlated.size()));
+  out.Set("jited", Napi::Buffer<uint8_t>::Copy(env, jited.data(), jited.size()));
+  Napi::Array lens = Napi::Array::New(env, funcLens.size());
+  for (size_t i = 0; i < funcLens.size(); i++) lens.Set(i, funcLens[i]);
+  out.Set("jitedFuncLens", lens);
+  Napi::Array syms = Napi::Array::New(env, ksyms.size());
+  for (size_t i = 0; i < ksyms.size(); i++) syms.Set(i, Napi::BigInt::New(env, static_cast<uint64_t>(ksyms[i])));
+  out.Set("jitedKsyms", syms);
+  return out;
+}
+
 // testRun(data, ctx | null, dataSizeOut, ctxSizeOut, repeat, liveFrames, batchSize, netns)
 Napi::Value ProgramHandle::TestRun(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -109,6 +154,7 @@ Napi::Value ProgramHandle::TestRun(const Napi::CallbackInfo &info) {
     std::string netns;
     int cpu = -1;
     struct bpf_test_run_opts opts = {};
+    double cpuNs = 0;  // CPU time of this thread in the syscall (CLOCK_THREAD_CPUTIME_ID)
     ~State() {
       if (fd >= 0) close(fd);
     }
@@ -162,7 +208,11 @@ Napi::Value ProgramHandle::TestRun(const Napi::CallbackInfo &info) {
               o.ctx_size_out = state->ctxOut.size();
             }
           }
+          struct timespec before, after;
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before);
           if (int err = bpf_prog_test_run_opts(state->fd, &o)) f.Set("test run", err);
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after);
+          state->cpuNs = (after.tv_sec - before.tv_sec) * 1e9 + (after.tv_nsec - before.tv_nsec);
         });
       },
       [state](Napi::Env env) -> Napi::Value {
@@ -170,6 +220,7 @@ Napi::Value ProgramHandle::TestRun(const Napi::CallbackInfo &info) {
         Napi::Object out = Napi::Object::New(env);
         out.Set("retval", o.retval);
         out.Set("durationNs", o.duration);
+        out.Set("cpuNs", state->cpuNs);
         size_t dataLen = std::min<size_t>(o.data_size_out, state->dataOut.size());
         out.Set("data", Napi::Buffer<uint8_t>::Copy(env, state->dataOut.data(), dataLen));
         if (state->hasCtx && !state->live) {

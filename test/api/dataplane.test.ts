@@ -19,8 +19,8 @@ test.after.always(async (t) => {
 
 /** Probe's nc_micro_1 sets user[1] = user[0] + 1; this copy adds 2 (one immediate patched). */
 function patchedProbe(xdp: Buffer): Buffer {
-  // *(u32 *)(r1 + 8) = r7; r7 += 1; *(u32 *)(r1 + 12) = r7
-  const pattern = Buffer.from('6371080000000000' + '0707000001000000' + '63710c0000000000', 'hex');
+  // r2 = r7; r2 += 1; r3 = r2 (user[1] = user[0] + 1, on its way into the metadata's words)
+  const pattern = Buffer.from('bf72000000000000' + '0702000001000000' + 'bf23000000000000', 'hex');
   const at = xdp.indexOf(pattern);
   if (at < 0 || xdp.indexOf(pattern, at + 1) >= 0) throw new Error('the probe object changed: update patchedProbe()');
   const out = Buffer.from(xdp);

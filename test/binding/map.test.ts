@@ -156,8 +156,18 @@ test('storeU64Atomic and loadU64 go through the mmap of an mmapable array', asyn
   t.throws(() => totals.storeU64Atomic(0, 1 as unknown as bigint), { instanceOf: TypeError, message: /^value must be a bigint/ });
   t.throws(() => totals.storeU64Atomic(0, -1n), { instanceOf: RangeError });
   t.throws(() => coll.map('flows').loadU64(0), {
-    instanceOf: TypeError, message: "BpfMap 'flows' is not a BPF_F_MMAPABLE array of 8-byte values",
+    instanceOf: TypeError, message: "BpfMap 'flows' is not a BPF_F_MMAPABLE array of 8-byte words",
   });
+
+  // Values of several words (a global u64 array's section): word i across them.
+  const words = bpf.BpfMap.create({ type: 'array', keySize: 4, valueSize: 16, maxEntries: 2, flags: bpf.MAP_F_MMAPABLE, name: 'words' });
+  t.teardown(() => words.close());
+  words.storeU64Atomic(1, 11n);
+  words.storeU64Atomic(2, 22n);
+  t.deepEqual(words.lookup(u32(0)), Buffer.concat([u64(0n), u64(11n)]));
+  t.deepEqual(words.lookup(u32(1)), Buffer.concat([u64(22n), u64(0n)]));
+  t.is(words.loadU64(1), 11n);
+  t.throws(() => words.loadU64(4), { instanceOf: RangeError, message: /^index must be an integer from 0 to 3/ });
 });
 
 test('the program and user space see the same typed map', async (t) => {

@@ -86,6 +86,7 @@ function frame(src: string, dst: string, vlan?: number): Buffer {
 const nowNs = (): bigint => process.hrtime.bigint();
 const fdbKey = (mac: string, vlan = 0) => ({ mac, vlan });
 
+/** Puts an FDB entry `ageNs` old. */
 function learnt(f: Fixture, mac: string, port: string, vlan = 0, ageNs = 0n): void {
   // The clock counts from boot: on a machine up for less than ageNs the stamp wraps
   // below zero, which the bridge's signed ages read as that old all the same.

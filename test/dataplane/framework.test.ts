@@ -1,6 +1,8 @@
 // The framework's own programs: the netdev entry (what netcube attaches to a
-// netdev) and packet-out's inject program (what delivers a frame the daemon sends
-// with a trailer naming its destination).
+// netdev: its first cube's entry fused with the netdev's), the entry's general
+// way (the entry without a cube, which packets take while a netdev's first cube
+// changes), and packet-out's inject program (what delivers a frame the daemon
+// sends with a trailer naming its destination).
 //
 // Fixture: netdev n0 linked to port a of probe cube q (which marks what it
 // receives); netdev n2 with only a ddosmitigator g stacked on its way in, so that
@@ -13,8 +15,8 @@ import { INJECT_MAGIC, MD_F_PACKET_OUT, Metadata, encodeInjectTrailer, encodePee
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import { DEFAULT_OBJECTS_DIR, type Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { HOST_MAPS } from '../../node-daemon/src/runtime/types';
-import { createHostNetns, entering, errors, openRuntime, registerTestTypes } from '../helpers/dataplane';
+import { INJECT_HOST_MAPS } from '../../node-daemon/src/runtime/packetout';
+import { createHostNetns, entering, errors, netdevEntry, openRuntime, registerTestTypes, unfusedEntry } from '../helpers/dataplane';
 import { table, type Row } from '../helpers/rows';
 
 interface Fixture {
@@ -24,6 +26,10 @@ interface Fixture {
   g: Cube;
   n0: Program;
   n2: Program;
+  /** The entry without a cube, on n0's and n2's maps. */
+  unfused: { n0: Program; n2: Program };
+  /** A fused entry from before a rewiring (a row's setup keeps it). */
+  stale?: Program;
   inject: Program;
   /** ifindex of n1, a netdev netcube does not use. */
   n1: number;
@@ -46,14 +52,28 @@ async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode
   const g = rt.cube('g');
   g.table('blacklist_v4').put(parseIp('10.0.0.66'), 0);
   // The entry programs, as pinned by the runtime.
-  const entry = (ifname: string): Program => Program.openPinned(path.join(rt.layout.netdev(ifname, mode), 'prog'));
+  const entry = (ifname: string): Program => netdevEntry(rt, ifname, mode);
   const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'framework', `inject.${mode}.o`));
-  for (const name of HOST_MAPS) spec.maps.get(name)?.replaceWith(rt.host.framework(name, mode));
+  for (const name of INJECT_HOST_MAPS) spec.maps.get(name)?.replaceWith(rt.host.framework(name, mode));
   const coll = await spec.load();
-  const f: Fixture = { rt, mode, q, g, n0: entry('n0'), n2: entry('n2'), inject: coll.program('nc_inject'), n1: await ifindex('n1', ns.name) };
+  const unfused = { n0: await unfusedEntry(rt, 'n0', mode), n2: await unfusedEntry(rt, 'n2', mode) };
+  const f: Fixture = {
+    rt,
+    mode,
+    q,
+    g,
+    n0: entry('n0'),
+    n2: entry('n2'),
+    unfused: { n0: unfused.n0.program('nc_netdev'), n2: unfused.n2.program('nc_netdev') },
+    inject: coll.program('nc_inject'),
+    n1: await ifindex('n1', ns.name),
+  };
   t.teardown(() => {
     f.n0.close();
     f.n2.close();
+    f.stale?.close();
+    unfused.n0.close();
+    unfused.n2.close();
     coll.close();
   });
   return f;
@@ -136,6 +156,42 @@ const entryRows: Row<Fixture>[] = [
   },
 ];
 
+/** The entry rows again, the way packets take while a netdev's first cube changes. */
+const unfusedRows: Row<Fixture>[] = entryRows.map((row) => ({
+  ...row,
+  description: row.description.replace('netdev entry:', 'netdev entry, unfused:'),
+  program: (f) => (row.program?.(f) === f.n2 ? f.unfused.n2 : f.unfused.n0),
+}));
+
+const rewiredRows: Row<Fixture>[] = [
+  {
+    description: "netdev entry: a fused entry from before its netdev was rewired sends packets the general way, into the netdev's new first cube",
+    input: frame,
+    setup: async (f, mode) => {
+      f.stale = netdevEntry(f.rt, 'n0', mode);
+      const topo = f.rt.topology();
+      await f.rt.apply({
+        ...topo,
+        cubes: [...topo.cubes, { name: 'q2', type: 'probe', mode, ports: ['b', 'a'], logLevel: 'info' }],
+        links: [{ a: { netdev: 'n0' }, b: { cube: 'q2', port: 'a' } }],
+      });
+      const q2 = f.rt.cube('q2');
+      q2.table('probe_actions').put(q2.ports.get('a')!, { op: 'PROBE_MARK', arg: 0, user0: 0, log: 0 });
+    },
+    program: (f) => f.stale!,
+    verdict: 'mark',
+    outMd: (f) => entering(f.rt.cube('q2').ports.get('a')!, f.rt.cube('q2').id, f.rt.host.currentGen),
+    check: async (t, f, _res, mode) => {
+      t.like(f.rt.portStats('q2', 'a'), { rxPackets: 1n });
+      t.like(f.rt.portStats('q', 'a'), { rxPackets: 0n });
+      // What n0 runs now is q2's own entry, fused.
+      const now = netdevEntry(f.rt, 'n0', mode);
+      t.not(now.id, f.stale!.id);
+      now.close();
+    },
+  },
+];
+
 /** `frame` followed by a packet-out trailer for `peer`, by default of the fixture's generation and hook. */
 function trailed(peer: (f: Fixture) => bigint, opts: { gen?: (f: Fixture) => number; user?: number[]; otherHook?: boolean; magic?: number } = {}) {
   return (f: Fixture): Buffer => {
@@ -207,4 +263,6 @@ const injectRows: Row<Fixture>[] = [
 ];
 
 table(entryRows, fixture, (f) => f.n0);
+table(unfusedRows, fixture, (f) => f.unfused.n0);
+table(rewiredRows, fixture, (f) => f.n0);
 table(injectRows, fixture, (f) => f.inject);

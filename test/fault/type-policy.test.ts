@@ -102,9 +102,15 @@ test('the policy names the program, the map, the limit and its value', (t) => {
   t.deepEqual(policyProblems('x', 'xdp', report(), DEFAULT_TYPE_POLICY, 2), []);
   const kprobe = policyProblems('x', 'xdp', report({ programs: [{ name: 'nc_entry', section: 'xdp', type: 'xdp' }, { name: 'spy', section: 'kprobe/x', type: 'kprobe' }] }), DEFAULT_TYPE_POLICY, 2);
   t.is(kprobe.length, 1);
-  t.regex(kprobe[0], /^x: program spy \(section "kprobe\/x", a kprobe program\) is not one of the cube's micro-cubes/);
+  t.regex(kprobe[0], /^x: program spy \(section "kprobe\/x", a kprobe program\) is not one of the cube's entry points: an object holds only nc_entry, nc_netdev and nc_micro_<n>/);
   const wrongHook = policyProblems('x', 'tc', report(), DEFAULT_TYPE_POLICY, 2);
   t.regex(wrongHook[0], /program nc_entry is a xdp program in section "xdp", expected sched_cls in section "tc": build the tc object with -DNC_HOOK_TC$/);
+  // The entry fused with a netdev's (NC_CUBE() builds it) is one of them, in the hook's section only.
+  const fused = { name: 'nc_netdev', section: 'xdp', type: 'xdp' };
+  t.deepEqual(policyProblems('x', 'xdp', report({ programs: [{ name: 'nc_entry', section: 'xdp', type: 'xdp' }, fused] }), DEFAULT_TYPE_POLICY, 2), []);
+  const fusedElsewhere = policyProblems('x', 'xdp', report({ programs: [{ name: 'nc_entry', section: 'xdp', type: 'xdp' }, { ...fused, section: 'xdp.frags' }] }), DEFAULT_TYPE_POLICY, 2);
+  t.is(fusedElsewhere.length, 1);
+  t.regex(fusedElsewhere[0], /^x: program nc_netdev is a xdp program in section "xdp.frags", expected xdp in section "xdp"/);
 
   const huge = { name: 'big', type: 'array', keySize: 4, valueSize: 8, maxEntries: 2 ** 31, flags: 0, internal: false };
   const [perMap, perCube] = policyProblems('x', 'xdp', report({ maps: [huge] }), DEFAULT_TYPE_POLICY, 2);

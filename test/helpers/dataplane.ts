@@ -4,11 +4,12 @@
 import { mkdtemp } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { BpfMap, Program, RingBufReader } from '../../node-daemon/src/bpf';
+import { BpfMap, CollectionSpec, Program, RingBufReader, type Collection } from '../../node-daemon/src/bpf';
 import { ERRORS, MD_SIZE, Metadata, PacketRecord, decodeMetadata, decodePacketRecord, encodeMetadata } from '../../node-daemon/src/runtime/abi';
 import { unmountBpffs } from '../../node-daemon/src/runtime/host';
 import { DEFAULT_OBJECTS_DIR, Runtime, RuntimeOptions } from '../../node-daemon/src/runtime/runtime';
 import { Mode } from '../../node-daemon/src/runtime/topology';
+import { HOST_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, NETDEV_PROGS_MAP } from '../../node-daemon/src/runtime/types';
 import * as fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -29,6 +30,8 @@ export interface RunResult {
   /** The metadata the packet left with; undefined when it carried none. */
   md?: Metadata;
   durationNs: number;
+  /** CPU time of the whole test-run call (see TestRunResult.cpuNs). */
+  cpuNs: number;
 }
 
 const SKB_SIZE = 192;
@@ -40,7 +43,7 @@ const XDP_MD_SIZE = 24;
  * (none when omitted). `md` may also be raw bytes: under XDP the metadata area
  * in front of the frame (a multiple of 4, at most 32), under TC skb->cb.
  */
-export async function runProgram(program: Program, mode: Mode, frame: Buffer, md?: Metadata | Buffer, opts: { repeat?: number; ifindex?: number; netns?: string } = {}): Promise<RunResult> {
+export async function runProgram(program: Program, mode: Mode, frame: Buffer, md?: Metadata | Buffer, opts: { repeat?: number; ifindex?: number; netns?: string; cpu?: number } = {}): Promise<RunResult> {
   const raw = md === undefined ? Buffer.alloc(0) : Buffer.isBuffer(md) ? md : encodeMetadata(md);
   if (mode === 'xdp') {
     const meta = raw;
@@ -49,24 +52,26 @@ export async function runProgram(program: Program, mode: Mode, frame: Buffer, md
     ctx.writeUInt32LE(meta.length + frame.length, 4); // data_end
     ctx.writeUInt32LE(0, 8); // data_meta
     ctx.writeUInt32LE(opts.ifindex ?? 0, 12);
-    const res = await program.testRun({ data: Buffer.concat([meta, frame]), ctx, repeat: opts.repeat, netns: opts.netns });
+    const res = await program.testRun({ data: Buffer.concat([meta, frame]), ctx, repeat: opts.repeat, netns: opts.netns, cpu: opts.cpu });
     const metaLen = res.ctx ? res.ctx.readUInt32LE(0) : 0;
     return {
       verdict: VERDICTS.xdp[res.retval] ?? `unknown(${res.retval})`,
       frame: res.data.subarray(metaLen),
       md: metaLen === MD_SIZE ? decodeMetadata(res.data.subarray(0, metaLen)) : undefined,
       durationNs: res.durationNs,
+      cpuNs: res.cpuNs,
     };
   }
   const ctx = Buffer.alloc(SKB_SIZE);
   raw.copy(ctx, SKB_CB, 0, Math.min(raw.length, 20));
   if (opts.ifindex) ctx.writeUInt32LE(opts.ifindex, 40);
-  const res = await program.testRun({ data: frame, ctx, repeat: opts.repeat, netns: opts.netns });
+  const res = await program.testRun({ data: frame, ctx, repeat: opts.repeat, netns: opts.netns, cpu: opts.cpu });
   return {
     verdict: VERDICTS.tc[res.retval] ?? `unknown(${res.retval})`,
     frame: res.data,
     md: res.ctx ? decodeMetadata(res.ctx.subarray(SKB_CB, SKB_CB + MD_SIZE)) : undefined,
     durationNs: res.durationNs,
+    cpuNs: res.cpuNs,
   };
 }
 
@@ -123,7 +128,50 @@ export function pins(rt: Runtime): string[] {
   return out.filter((p) => !/^(maps|progs)\.debug$/.test(p)).sort();
 }
 
-/** The filled slots of a runtime's prog arrays: `<mode>:<slot>` -> program id. */
+/** The program netcube attached to netdev `ifname`, as pinned: its first cube's entry, fused with the netdev's. */
+export function netdevEntry(rt: Runtime, ifname: string, mode: Mode): Program {
+  return Program.openPinned(path.join(rt.layout.netdev(ifname, mode), 'prog'));
+}
+
+/**
+ * The netdev entry without a cube (framework/netdev.bpf.c), loaded on the maps of
+ * `ifname`'s entry: the way packets take while the netdev's first cube changes,
+ * a tail call into it (the fused flag of the netdev's word means nothing to it).
+ * Its program is `nc_netdev`; close the collection.
+ */
+export async function unfusedEntry(rt: Runtime, ifname: string, mode: Mode): Promise<Collection> {
+  const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'framework', `netdev.${mode}.o`));
+  const pinned = (name: string) => BpfMap.openPinned(path.join(rt.layout.netdev(ifname, mode), name));
+  const peer = pinned('peer');
+  const progs = pinned('progs');
+  try {
+    for (const name of HOST_MAPS) spec.maps.get(name)!.replaceWith(rt.host.framework(name, mode));
+    spec.maps.get(NETDEV_PEER_MAP)!.replaceWith(peer);
+    spec.maps.get(NETDEV_PROGS_MAP)!.replaceWith(progs);
+    const coll = await spec.load();
+    coll.program(NETDEV_PROGRAM);
+    return coll;
+  } finally {
+    peer.close();
+    progs.close();
+  }
+}
+
+/** The programs in a cube's micro-cube slots (nc_micro), by index; 0 for empty. */
+export function microSlots(rt: Runtime, cube: string): number[] {
+  const micro = BpfMap.openPinned(path.join(rt.cube(cube).dir, 'maps', 'nc_micro'));
+  try {
+    return Array.from({ length: micro.maxEntries }, (_, i) => {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(i);
+      return micro.lookup(key)?.readUInt32LE(0) ?? 0;
+    });
+  } finally {
+    micro.close();
+  }
+}
+
+/** The filled slots of a runtime's host prog arrays (every cube's entry): `<mode>:<slot>` -> program id. */
 export function filledSlots(rt: Runtime): Record<string, number> {
   const out: Record<string, number> = {};
   for (const mode of ['xdp', 'tc'] as const) {

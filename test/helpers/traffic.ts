@@ -24,9 +24,9 @@
 // given up, so a lossy path slows down, it does not hang.
 //
 // The kernel recycles a run's pages without undoing an XDP metadata area that a
-// program further on made in them (netcube's XDP entry makes one): after their
-// first trip, frames arrive carrying that metadata, as frames another XDP program
-// redirected would. Netcube takes them as they are; a program that assumes no
+// program further on made in them (netcube makes one when a frame goes from one
+// of its programs to the next): after their first trip, frames arrive carrying
+// that metadata, as frames another XDP program redirected would. Netcube takes them as they are; a program that assumes no
 // metadata on arrival does not.
 
 import { spawn } from 'node:child_process';

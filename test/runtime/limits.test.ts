@@ -6,8 +6,9 @@ import { MAX_TAIL_CALLS } from '../../node-daemon/src/runtime/abi';
 import { FailedPreconditionError } from '../../node-daemon/src/runtime/errors';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import { lineTopology } from '../helpers/chains';
-import { attachments, filledSlots, openRuntime, pins } from '../helpers/dataplane';
+import { attachments, filledSlots, openRuntime, pins, runProgram, unfusedEntry } from '../helpers/dataplane';
 import { createTestbed, type Testbed } from '../helpers/testbed';
+import { streamFrame } from '../helpers/traffic';
 
 const nops = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `c${i + 1}`, type: 'nop' }));
 
@@ -28,10 +29,16 @@ for (const mode of ['xdp', 'tc'] as const) {
     const bed = await createTestbed(t, { mode });
     const rt = await openRuntime(t, { netns: bed.host.path });
 
-    // Netdev entry, then one tail call per cube: exactly the kernel's limit.
+    // The netdev's entry runs c1 itself (fused), then one tail call per further
+    // cube: 32 of them.
     await rt.apply(lineTopology(mode, nops(MAX_TAIL_CALLS), bed.in, bed.outs[0]));
     await bed.generator.send(1000);
     t.is(await bed.sinks[0].settle(1000), 1000);
+    // While a netdev's first cube changes, its packets take the entry's general
+    // way, a tail call into c1: one per cube, exactly the kernel's limit.
+    const unfused = await unfusedEntry(rt, bed.in, mode);
+    t.teardown(() => unfused.close());
+    t.is((await runProgram(unfused.program('nc_netdev'), mode, streamFrame())).verdict, 'redirect');
     t.deepEqual(rt.host.errorCounts(), new Array(8).fill(0n));
     const before = await snapshot(rt, bed);
 

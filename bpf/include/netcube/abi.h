@@ -10,9 +10,9 @@
 
 enum nc_limits {
 	NC_MAX_PORTS      = 32,   /* ports per cube; a port index is masked to this */
-	NC_MAX_MICROCUBES = 8,    /* programs per cube: slot = cube id * 8 + index */
+	NC_MAX_MICROCUBES = 8,    /* programs per cube, reached by nc_call(index) */
 	NC_MAX_CUBES      = 4096, /* cube ids 1..4095 on one host */
-	NC_PROG_SLOTS     = NC_MAX_CUBES * NC_MAX_MICROCUBES,
+	NC_PROG_SLOTS     = NC_MAX_CUBES * NC_MAX_MICROCUBES, /* the host's nc_progs: cube id * 8 */
 	NC_LOG_FMT_LEN    = 64,   /* bytes of a data-plane log format string */
 	NC_LOG_ARGS       = 4,    /* arguments of one data-plane log record */
 	NC_PKT_MAX        = 1536, /* bytes of a packet copied to the slow path */
@@ -20,7 +20,13 @@ enum nc_limits {
 
 /* A port's peer is one 64-bit word, so that rewiring is a single atomic store:
  *   bits 63..56 kind, bits 55..48 in-port of a cube peer, bits 47..40 flags
- *   (NC_PEER_F_*), bits 31..0 ifindex or slot.
+ *   (NC_PEER_F_*), bits 31..0 ifindex, or for a cube its slot in the host's
+ *   nc_progs (cube id * NC_MAX_MICROCUBES).
+ *
+ * Where the word names a cube, a prog array slot of the sender holds that cube's
+ * entry program (nc_peer_progs of a cube, nc_netdev_progs of a netdev entry),
+ * written with the word: the word says how to enter the cube, the slot is the
+ * jump into it.
  *
  * Every peer word exists twice, once per generation (NC_GENERATIONS). A packet
  * takes the host's current generation where it enters netcube (nc_gen) and reads
@@ -35,13 +41,13 @@ enum nc_generation {
 enum nc_peer_kind {
 	NC_PEER_NONE   = 0, /* unconnected: packets sent here are dropped */
 	NC_PEER_NETDEV = 1, /* redirect out of a netdev (ifindex) */
-	NC_PEER_CUBE   = 2, /* tail-call a cube's entry slot, entering at in-port */
+	NC_PEER_CUBE   = 2, /* tail-call the cube's entry program, entering at in-port */
 	NC_PEER_STACK  = 3, /* hand the packet to the kernel's own stack */
 };
 
-/* Flags of a netdev peer (bits 47..40 of its word). */
+/* Flags of a peer word (bits 47..40). */
 enum nc_peer_flag {
-	/* Under TC: the netdev is one end of a pair (veth) whose other end lives in
+	/* Of a netdev peer, under TC: the netdev is one end of a pair (veth) whose other end lives in
 	 * another network namespace (a pod's eth0). bpf_redirect_peer puts the skb
 	 * straight into that end's receive path, skipping the pair's transmit and a
 	 * trip through the backlog queue. It drops the packet when the other end is
@@ -51,6 +57,12 @@ enum nc_peer_flag {
 	 * end elsewhere. XDP ignores it.
 	 */
 	NC_PEER_F_REDIRECT_PEER = 0x1,
+	/* Of a cube peer, in a netdev entry's word only: the program attached to the
+	 * netdev is that cube's entry fused with the netdev entry (nc_netdev), which
+	 * then runs the cube itself instead of tail-calling it. The daemon sets it
+	 * only while that program is attached (see node-daemon/src/runtime/netdev.ts).
+	 */
+	NC_PEER_F_FUSED = 0x2,
 };
 
 /* The two internal ports of a transparent cube: one per direction it sees. */
@@ -109,6 +121,9 @@ struct nc_md {
 #define NC_MD_F_GEN        0x1
 /* md.flags: the packet was sent by the cube's control plane (packet-out). */
 #define NC_MD_F_PACKET_OUT 0x2
+/* md.flags, with the packet only: the user words follow (they are not all 0).
+ * The framework sets and clears it; a cube never sees it. */
+#define NC_MD_F_USER       0x4
 
 /* Per-port counters of a cube (per-CPU; userspace sums the CPUs). */
 struct nc_port_stats {
@@ -118,6 +133,11 @@ struct nc_port_stats {
 	__u64 tx_bytes;
 	__u64 drops;
 	__u64 to_controller;
+};
+
+/* A cube's counters, by port: the one per-CPU value of its nc_stats. */
+struct nc_cube_stats {
+	struct nc_port_stats port[NC_MAX_PORTS];
 };
 
 /* Per-cube settings changed at run time by the daemon (nc_cfg[0]). */

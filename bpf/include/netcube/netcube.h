@@ -23,6 +23,7 @@
 #include "hook.h"
 #include "maps.h"
 #include "deliver.h"
+#include "netdev.h"
 #include "cube.h"
 #include "tables.h"
 #include "log.h"

@@ -13,13 +13,9 @@
 /* The peer of @port in this packet's generation: an encoded peer, 0 when none. */
 static __always_inline __u64 nc_port_peer(const struct nc_md *md, __u32 port)
 {
-	__u32 word = (md->flags & NC_MD_F_GEN) * NC_MAX_PORTS + port;
-	__u64 *peer;
-
 	if (port >= NC_MAX_PORTS)
 		return 0;
-	peer = bpf_map_lookup_elem(&nc_ports, &word);
-	return peer ? *(volatile __u64 *)peer : 0;
+	return nc_port_word(md->flags & NC_MD_F_GEN, port);
 }
 
 #ifdef NC_HOOK_TC
@@ -35,7 +31,7 @@ static __always_inline int nc_clone_out(struct nc_ctx *ctx, const struct nc_md *
 		return -1;
 	if (bpf_clone_redirect(ctx, nc_peer_target(peer), 0))
 		return -1;
-	s = nc_port_stats(port);
+	s = nc_port_stats(md, port);
 	if (s) {
 		s->tx_packets++;
 		s->tx_bytes += nc_pkt_len(ctx);

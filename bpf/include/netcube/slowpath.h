@@ -93,7 +93,7 @@ static __always_inline void nc_pkt_submit(struct nc_ctx *ctx, struct nc_md *md, 
 
 static __always_inline int nc_to_controller(struct nc_ctx *ctx, struct nc_md *md, __u16 reason)
 {
-	struct nc_port_stats *s = nc_port_stats(md->in_port);
+	struct nc_port_stats *s = nc_port_stats(md, md->in_port);
 	struct nc_pkt_rec *r;
 	__u64 len;
 

@@ -2,7 +2,8 @@
 /* probe: a cube for data-plane tests whose behaviour a table chooses, so that one
  * object exercises every framework helper. For each in-port, probe_actions says
  * what to do; PROBE_MARK returns a verdict no helper returns (3), leaving the
- * metadata with the packet for the test to read.
+ * metadata with the packet for the test to read (a cube run by its netdev's
+ * entry keeps it on the stack otherwise).
  */
 #include <netcube/netcube.h>
 
@@ -56,6 +57,7 @@ static __always_inline int probe(struct nc_ctx *ctx, struct nc_md *md)
 	case PROBE_CONTROLLER:
 		return nc_to_controller(ctx, md, a->arg);
 	case PROBE_MARK:
+		nc_md_store(ctx, md);
 		return PROBE_VERDICT_MARK;
 	case PROBE_FORWARD:
 		return nc_forward(ctx, md);

@@ -38,7 +38,8 @@ export interface ProgramHandle extends FdHandle {
   pin(path: string): void;
   testRun(data: Uint8Array, ctx: Uint8Array | null, dataSizeOut: number, ctxSizeOut: number, repeat: number,
           liveFrames: boolean, batchSize: number, netns: string | null, cpu: number | null)
-    : Promise<{ retval: number; durationNs: number; data: Buffer; ctx?: Buffer }>;
+    : Promise<{ retval: number; durationNs: number; cpuNs: number; data: Buffer; ctx?: Buffer }>;
+  code(): { xlated: Buffer; jited: Buffer; jitedFuncLens: number[]; jitedKsyms: bigint[] };
 }
 
 /** native/link.cc */

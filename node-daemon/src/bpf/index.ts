@@ -8,7 +8,7 @@ export { attachTc, TcFilter, type TcAttachOptions, type TcDirection, type TcFind
 export { attachXdp, XdpLink, type XdpAttachOptions, type XdpMode } from './links/xdp';
 export { BpfMap, MAP_F_MMAPABLE, type CreateMapOptions, type MapInfo, type MapType, type UpdateFlag } from './map';
 export { ifindex } from './netns';
-export { Program, type ProgramInfo, type ProgType, type TestRunOptions, type TestRunResult } from './program';
+export { Program, type ProgramCode, type ProgramInfo, type ProgType, type TestRunOptions, type TestRunResult } from './program';
 export { synchronizeRcu } from './rcu';
 export { DEFAULT_RING_BUDGET, RingBufReader, type RingBufReaderOptions } from './ringbuf';
 export {

@@ -246,9 +246,11 @@ export class BpfMap {
   }
 
   /**
-   * Stores `value` in slot `index` of a BPF_F_MMAPABLE array of 8-byte values
-   * with one aligned 64-bit store through the map's mmap: programs never see
-   * half of it, unlike an update(), which copies bytes.
+   * Stores `value` in 8-byte word `index` of a BPF_F_MMAPABLE array whose values
+   * are whole words (word i of the array's values laid back to back: an array of
+   * u64, or a global u64 array in a section of its own) with one aligned 64-bit
+   * store through the map's mmap: programs never see half of it, unlike an
+   * update(), which copies bytes.
    */
   storeU64Atomic(index: number, value: bigint): void {
     const handle = this.#live();
@@ -302,10 +304,10 @@ export class BpfMap {
   }
 
   #checkMmapable(index: number): void {
-    if (this.type !== 'array' || (this.flags & MAP_F_MMAPABLE) === 0 || this.valueSize !== 8) {
-      throw new TypeError(`${this.#label} is not a BPF_F_MMAPABLE array of 8-byte values`);
+    if (this.type !== 'array' || (this.flags & MAP_F_MMAPABLE) === 0 || this.valueSize % 8 !== 0) {
+      throw new TypeError(`${this.#label} is not a BPF_F_MMAPABLE array of 8-byte words`);
     }
-    checkIndex(index, 'index', 0, this.maxEntries - 1);
+    checkIndex(index, 'index', 0, (this.maxEntries * this.valueSize) / 8 - 1);
   }
 
   #badBytes(what: string, bytes: unknown, expected: number): never {

@@ -54,8 +54,27 @@ export interface TestRunResult {
   /** The packet after the run; empty for live frames, which are sent instead. */
   data: Buffer;
   ctx?: Buffer;
-  /** Average duration of one run. */
+  /** Average duration of one run, as the kernel measures it: whole nanoseconds. */
   durationNs: number;
+  /**
+   * CPU time the calling thread spent in the whole test-run call
+   * (CLOCK_THREAD_CPUTIME_ID): divided by the runs, the cost of one to a fraction
+   * of a nanosecond, without the time the thread was preempted. It includes the
+   * call's own setup, a few microseconds.
+   */
+  cpuNs: number;
+}
+
+/** What the kernel made of a loaded program (BPF_OBJ_GET_INFO_BY_FD; root only). */
+export interface ProgramCode {
+  /** Its instructions after the verifier rewrote them (struct bpf_insn, 8 bytes each). */
+  xlated: Buffer;
+  /** The machine code the JIT emitted, as it is in memory now (jumps patched since included). */
+  jited: Buffer;
+  /** Length of each function's code in `jited`, in order (one without bpf-to-bpf calls). */
+  jitedFuncLens: number[];
+  /** Kernel address of each function's code. */
+  jitedKsyms: bigint[];
 }
 
 // XDP programs can grow a packet by at most the 256-byte headroom in front.
@@ -138,6 +157,11 @@ export class Program {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** The program's code as the kernel holds it. */
+  code(): ProgramCode {
+    return this.#live().code();
   }
 
   pin(path: string): void {

@@ -250,6 +250,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       failed: [...this.failed.keys()].sort(),
       ms: Math.round(seconds * 1e4) / 10,
     };
+    const problems = union((r) => r.problems);
+    if (problems.length > 0) this.log.warn('applied, with problems', { problems });
     const nothing = !changed.rewired && changed.microcubesReplaced === 0 && [changed.created, changed.deleted, changed.attached, changed.detached, changed.reconfigured].every((l) => l.length === 0);
     if (nothing && this.failed.size === 0) this.log.info('reconciled, nothing to change', fields);
     else this.log.info('reconciled', { ...fields, ...changed });
@@ -396,7 +398,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
             if (want[index] === have.objects[index]) continue;
             const object = want[index] ? await this.object(want[index]) : cube.type.objects[cube.mode];
             if (!object) continue;
-            await this.runtime.replaceMicroCube(spec.name, Number(index), object);
+            const problems = await this.runtime.replaceMicroCube(spec.name, Number(index), object);
+            if (problems.length > 0) this.log.warn('micro-cube replaced, with problems', { cube: spec.name, index: Number(index), problems });
             if (want[index]) have.objects[index] = want[index];
             else delete have.objects[index];
             have.programs = programs();

@@ -20,8 +20,9 @@ export const enum PeerKind {
   Stack = 3,
 }
 
-/** Flags of a netdev peer word, bits 47..40 (enum nc_peer_flag). */
+/** Flags of a peer word, bits 47..40 (enum nc_peer_flag). */
 export const PEER_F_REDIRECT_PEER = 0x1;
+export const PEER_F_FUSED = 0x2;
 
 export const DIR_INGRESS = 0;
 export const DIR_EGRESS = 1;
@@ -40,6 +41,8 @@ export const ERR_MAX = 8;
 
 export const MD_F_GEN = 0x1;
 export const MD_F_PACKET_OUT = 0x2;
+/** The user words follow (the framework's own flag: not part of what a cube sees). */
+export const MD_F_USER = 0x4;
 export const INJECT_MAGIC = 0x6e63696a;
 
 export const HOOK_ID = { xdp: 1, tc: 2 } as const;
@@ -48,12 +51,13 @@ export const HOOK_ID = { xdp: 1, tc: 2 } as const;
  * A peer as the data plane reads it: one 64-bit word (see enum nc_peer_kind).
  * `redirectPeer`: under TC, deliver straight into the receive path of the other
  * end of the netdev (a veth whose peer is in another namespace); see enum
- * nc_peer_flag. Present only when set.
+ * nc_peer_flag. `fused`: in a netdev entry's word, the program attached to the
+ * netdev is this cube's fused entry (see netdev.ts). Present only when set.
  */
 export type Peer =
   | { kind: 'none' }
   | { kind: 'netdev'; ifindex: number; redirectPeer?: true }
-  | { kind: 'cube'; slot: number; port: number }
+  | { kind: 'cube'; slot: number; port: number; fused?: true }
   | { kind: 'stack' };
 
 export function encodePeer(p: Peer): bigint {
@@ -65,7 +69,7 @@ export function encodePeer(p: Peer): bigint {
     case 'netdev':
       return (BigInt(PeerKind.Netdev) << 56n) | (p.redirectPeer ? BigInt(PEER_F_REDIRECT_PEER) << 40n : 0n) | BigInt(p.ifindex >>> 0);
     case 'cube':
-      return (BigInt(PeerKind.Cube) << 56n) | (BigInt(p.port & 0xff) << 48n) | BigInt(p.slot >>> 0);
+      return (BigInt(PeerKind.Cube) << 56n) | (BigInt(p.port & 0xff) << 48n) | (p.fused ? BigInt(PEER_F_FUSED) << 40n : 0n) | BigInt(p.slot >>> 0);
   }
 }
 
@@ -76,7 +80,9 @@ export function decodePeer(word: bigint): Peer {
     case PeerKind.Netdev:
       return Number((word >> 40n) & 0xffn) & PEER_F_REDIRECT_PEER ? { kind: 'netdev', ifindex: target, redirectPeer: true } : { kind: 'netdev', ifindex: target };
     case PeerKind.Cube:
-      return { kind: 'cube', slot: target, port: Number((word >> 48n) & 0xffn) };
+      return Number((word >> 40n) & 0xffn) & PEER_F_FUSED
+        ? { kind: 'cube', slot: target, port: Number((word >> 48n) & 0xffn), fused: true }
+        : { kind: 'cube', slot: target, port: Number((word >> 48n) & 0xffn) };
     case PeerKind.Stack:
       return { kind: 'stack' };
     default:
@@ -84,12 +90,18 @@ export function decodePeer(word: bigint): Peer {
   }
 }
 
-/** The prog-array slot of micro-cube `index` of cube `id`. */
-export function slotOf(cubeId: number, index = 0): number {
-  return cubeId * MAX_MICROCUBES + index;
+/** A cube's slot in the host's nc_progs (packet-out), as a peer word names the cube. */
+export function slotOf(cubeId: number): number {
+  return cubeId * MAX_MICROCUBES;
 }
 
-/** Index of a port's word of one generation in a cube's nc_ports map. */
+/** A peer word with its fused flag set or cleared (see enum nc_peer_flag). */
+export function withFused(word: bigint, fused: boolean): bigint {
+  const flag = BigInt(PEER_F_FUSED) << 40n;
+  return fused ? word | flag : word & ~flag;
+}
+
+/** Index of a port's word of one generation in a cube's nc_ports map, and of its slot in nc_peer_progs. */
 export function portWord(gen: number, port: number): number {
   return gen * MAX_PORTS + port;
 }
@@ -105,12 +117,15 @@ export interface PortStats {
 const PORT_STATS_FIELDS = ['rxPackets', 'rxBytes', 'txPackets', 'txBytes', 'drops', 'toController'] as const;
 export const PORT_STATS_SIZE = PORT_STATS_FIELDS.length * 8;
 
-/** Sums the per-CPU copies of a struct nc_port_stats value. */
-export function sumPortStats(perCpu: Buffer, cpus: number): PortStats {
+/** The value of a cube's nc_stats (struct nc_cube_stats): every port's counters. */
+export const CUBE_STATS_SIZE = MAX_PORTS * PORT_STATS_SIZE;
+
+/** Sums the per-CPU copies of port `port`'s counters in a struct nc_cube_stats value. */
+export function sumPortStats(perCpu: Buffer, cpus: number, port: number): PortStats {
   const out = { rxPackets: 0n, rxBytes: 0n, txPackets: 0n, txBytes: 0n, drops: 0n, toController: 0n };
   for (let cpu = 0; cpu < cpus; cpu++) {
     PORT_STATS_FIELDS.forEach((field, i) => {
-      out[field] += perCpu.readBigUInt64LE(cpu * PORT_STATS_SIZE + i * 8);
+      out[field] += perCpu.readBigUInt64LE(cpu * CUBE_STATS_SIZE + port * PORT_STATS_SIZE + i * 8);
     });
   }
   return out;
@@ -214,22 +229,25 @@ export interface Metadata {
 }
 export const MD_SIZE = 20;
 
+/** The metadata as a cube sees it; the user words only count with MD_F_USER. */
 export function decodeMetadata(b: Buffer): Metadata {
+  const flags = b.readUInt16LE(6);
   return {
     inPort: b.readUInt16LE(0),
     cubeId: b.readUInt16LE(2),
     reason: b.readUInt16LE(4),
-    flags: b.readUInt16LE(6),
-    user: [b.readUInt32LE(8), b.readUInt32LE(12), b.readUInt32LE(16)],
+    flags: flags & ~MD_F_USER,
+    user: flags & MD_F_USER ? [b.readUInt32LE(8), b.readUInt32LE(12), b.readUInt32LE(16)] : [0, 0, 0],
   };
 }
 
 export function encodeMetadata(md: Metadata): Buffer {
   const b = Buffer.alloc(MD_SIZE);
+  const user = md.user.some((w) => w !== 0);
   b.writeUInt16LE(md.inPort, 0);
   b.writeUInt16LE(md.cubeId, 2);
   b.writeUInt16LE(md.reason, 4);
-  b.writeUInt16LE(md.flags, 6);
+  b.writeUInt16LE(user ? md.flags | MD_F_USER : md.flags & ~MD_F_USER, 6);
   md.user.forEach((w, i) => b.writeUInt32LE(w >>> 0, 8 + i * 4));
   return b;
 }

@@ -1,15 +1,17 @@
 // The host-wide part of the data plane: the daemon's own bpffs, where everything
-// is pinned, and the maps every cube shares (prog arrays, generation, ring
-// buffers, error counters, host-scope tables).
+// is pinned, and the maps every cube shares (generation, ring buffers, error
+// counters, host-scope tables), with the prog arrays where packet-out finds each
+// cube's entry.
 //
 // Layout under the runtime's root directory (tmpfs, e.g. /run/netcube/<host>):
 //   state.json                        runtime metadata (state.ts)
 //   types/<type>.<mode>.o             uploaded cube types
+//   entries/<id>-<cube>.o             the object a cube's replaced entry came from
 //   bpf/                              our bpffs mount
 //     host/{progs_xdp,progs_tc,gen,log_rb,pkt_rb,errors}
 //     host/tables/<table>             host-scope tables
 //     cubes/<id>-<cube>/{maps,progs}  each cube's maps and programs
-//     netdevs/<ifname>.<mode>/...     netdev entry programs, peer words, links
+//     netdevs/<ifname>.<mode>/{prog,peer,progs,link}  netdev entries
 //   (bpffs refuses dots in names: pinName() spells them %2e)
 
 import { execFileSync } from 'node:child_process';
@@ -81,6 +83,10 @@ export class HostLayout {
   cube(name: string, id: number): string {
     return path.join(this.bpffs, 'cubes', pinName(`${id}-${name}`));
   }
+  /** The object a cube's entry was replaced from (replaceMicroCube), to fuse it with netdevs after a restart. */
+  entryObject(name: string, id: number): string {
+    return path.join(this.root, 'entries', `${id}-${name}.o`);
+  }
   /** A netdev entry's pins; `key` is the entry's `<ifname>.<mode>`. */
   netdev(ifname: string, mode: Mode): string {
     return path.join(this.bpffs, 'netdevs', pinName(`${ifname}.${mode}`));
@@ -145,12 +151,12 @@ export class HostMaps {
     return new HostMaps(progs, gen, logRing, pktRing, errors, adopted);
   }
 
-  /** The host's instance of framework map `name` for a program of `mode`. */
+  /** The host's instance of framework map `name` for a program of `mode` (nc_progs: packet-out's). */
   framework(name: string, mode: Mode): BpfMap {
     switch (name) {
       case 'nc_progs':
         return this.progs[mode];
-      case 'nc_gen':
+      case '.data.nc_gen':
         return this.gen;
       case 'nc_log_rb':
         return this.logRing;

@@ -25,6 +25,9 @@ import { ip } from './netdev';
 import { Mode } from './topology';
 import { HOST_MAPS } from './types';
 
+/** The host maps the inject program uses: every cube's, and the entries of every cube. */
+export const INJECT_HOST_MAPS = [...HOST_MAPS, 'nc_progs'] as const;
+
 export const INJECT_IFNAMES = ['ncinj0', 'ncinj1'] as const;
 /** Room for a full frame and the trailer. */
 const INJECT_MTU = 2048;
@@ -69,7 +72,7 @@ export class PacketOut {
       fs.mkdirSync(dir, { recursive: true });
       const load = async (mode: Mode): Promise<Program> => {
         const spec = CollectionSpec.fromFile(path.join(ctx.objectsDir, 'framework', `inject.${mode}.o`));
-        for (const name of HOST_MAPS) spec.maps.get(name)?.replaceWith(ctx.host.framework(name, mode));
+        for (const name of INJECT_HOST_MAPS) spec.maps.get(name)!.replaceWith(ctx.host.framework(name, mode));
         const coll = await spec.load();
         const prog = coll.program('nc_inject');
         for (const m of coll.maps.values()) m.close();

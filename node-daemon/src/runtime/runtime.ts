@@ -3,21 +3,23 @@
 //
 // apply(next) checks `next` completely, builds every new piece (cubes loaded and
 // pinned, entry programs attached but inert), writes the complete peer words of
-// the spare generation, flips the host's generation with one store, waits for an
-// RCU grace period so no packet still follows the old generation, and only then
-// removes what `next` no longer has. A packet therefore crosses the old topology or
-// the new one, never a mix, and a failure before the flip leaves nothing changed.
+// the spare generation with the prog-array slots they lead through, flips the
+// host's generation with one store, waits for an RCU grace period so no packet
+// still follows the old generation, and only then puts fused netdev entries in
+// step with the new first cubes (netdev.ts) and removes what `next` no longer
+// has. A packet therefore crosses the old topology or the new one, never a mix,
+// and a failure before the flip leaves nothing changed.
 
 import * as path from 'node:path';
 import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
-import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_MICROCUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf } from './abi';
+import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf, withFused } from './abi';
 import { Cube, CubeDeps, HostTables } from './cube';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
-import { NetdevContext, NetdevEntry, XdpMode, redirectPeerTargets } from './netdev';
+import { FirstHop, NetdevContext, NetdevEntry, XdpMode, redirectPeerTargets } from './netdev';
 import { PacketOut } from './packetout';
 import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
-import { Topology, Wiring, CubeSpec, Mode, Sender, peerOf, wire } from './topology';
+import { Topology, Wiring, CubeSpec, Hop, Mode, Sender, peerOf, wire } from './topology';
 import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
 import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
 import { Table } from './tables';
@@ -67,6 +69,8 @@ export interface ApplyReport {
   rewired: boolean;
   /** Kept cubes whose settings (log level) were rewritten. */
   reconfigured: string[];
+  /** What works, but not as well as it should (a netdev whose first cube could not be fused with its entry). */
+  problems: string[];
   durationMs: number;
 }
 
@@ -145,7 +149,7 @@ export class Runtime {
   }
 
   private get deps(): CubeDeps {
-    return { host: this.host, hostTables: this.hostTables, layout: this.layout };
+    return { host: this.host, hostTables: this.hostTables, layout: this.layout, policy: this.types.policy };
   }
 
   /** `stateLost`: the host maps were pinned but the state file that describes them is gone. */
@@ -166,7 +170,10 @@ export class Runtime {
       }
     }
     for (const [key, record] of Object.entries(this.state.netdevs)) {
-      const entry = await NetdevEntry.adopt(this.netdevCtx, record, report.missing);
+      const entry = await NetdevEntry.adopt(this.netdevCtx, record, report.missing, (name, id) => {
+        const cube = this.cubes.get(name);
+        return cube?.id === id ? cube : undefined;
+      });
       if (entry) {
         this.netdevs.set(key, entry);
         report.adoptedNetdevs.push(key);
@@ -186,20 +193,18 @@ export class Runtime {
         report.orphansRemoved.push(path.relative(this.layout.bpffs, path.join(dir, name)));
       }
     }
-    // Slots holding programs of no known cube (theirs went with their pins above).
-    // A cube fills its slots after pinning itself and empties them before removing
-    // its pins, so when every recorded cube was adopted and no pin was an orphan,
-    // only the adopted cubes' own slots can hold a stray program (a micro-cube
-    // index their type no longer has). Otherwise any slot can: all are read.
+    // Host slots holding programs of no known cube (theirs went with their pins
+    // above). A cube fills its slot after pinning itself and empties it before
+    // removing its pins, so when every recorded cube was adopted and no pin was an
+    // orphan, every filled slot is an adopted cube's. Otherwise any slot can hold
+    // a stray program: all are read.
     const clean = !stateLost && report.missing.length === 0 && report.orphansRemoved.length === 0;
     const u32 = Buffer.alloc(4);
     for (const mode of ['xdp', 'tc'] as const) {
       const progs = this.host.progs[mode];
-      const owned = new Set([...this.cubes.values()].filter((c) => c.mode === mode).flatMap((c) => c.type.programs.map((i) => slotOf(c.id, i))));
-      const suspects = clean
-        ? [...new Set([...this.cubes.values()].map((c) => c.id))].flatMap((id) => Array.from({ length: MAX_MICROCUBES }, (_, i) => slotOf(id, i)))
-        : Array.from({ length: progs.maxEntries }, (_, slot) => slot);
-      for (const slot of suspects) {
+      const owned = new Set([...this.cubes.values()].filter((c) => c.mode === mode).map((c) => slotOf(c.id)));
+      if (clean) continue;
+      for (let slot = 0; slot < progs.maxEntries; slot++) {
         if (owned.has(slot)) continue;
         u32.writeUInt32LE(slot);
         if (!progs.lookup(u32)) continue;
@@ -301,10 +306,29 @@ export class Runtime {
     return out.send(p.frame, peer, gen, cube.mode, p.user);
   }
 
-  /** Replaces micro-cube `index` of `cube` with the same-named program of `elf`, checked apart first. */
-  async replaceMicroCube(cube: string, index: number, elf: Buffer): Promise<void> {
+  /**
+   * Replaces micro-cube `index` of `cube` with the same-named program of `elf`,
+   * checked apart first. A new entry (index 0) is also put where the old one was:
+   * in every slot that leads to it and, fused, on the netdevs it is the first
+   * cube of. Returns what works but not as well as it should (see
+   * ApplyReport.problems).
+   */
+  async replaceMicroCube(cube: string, index: number, elf: Buffer): Promise<string[]> {
     await checkMicroCubeObject(cube, index, this.cube(cube).mode, elf, this.types.policy);
-    return this.exclusive(() => this.cube(cube).replaceMicroCube(index, elf));
+    return this.exclusive(async () => {
+      const c = this.cube(cube);
+      const { replaced, program } = await c.replaceMicroCube(index, elf);
+      const problems: string[] = [];
+      if (index !== 0) return problems;
+      for (const other of this.cubes.values()) other.repointPeers(replaced, program);
+      for (const e of this.netdevs.values()) {
+        e.repointPeers(replaced, program);
+        if (e.fusedCube === c) await e.fuse(e.fusedHop, problems, true);
+      }
+      this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
+      this.save();
+      return problems;
+    });
   }
 
   /** Registers an uploaded type, checked apart (CubeType.inspect under this host's policy). */
@@ -418,29 +442,37 @@ export class Runtime {
       portIndex: (cube: string, port: string) => ports.get(cube)!.get(port)!,
       ifindex: (netdev: string) => ifindexes.get(netdev)!,
     };
-    const cubeWords = new Map([...live.keys()].map((name) => [name, new Array<bigint>(MAX_PORTS).fill(0n)]));
-    const entryWords = new Map<string, bigint>();
+    // Where a word leads a packet into a cube: that cube and the port it enters.
+    const firstOf = (hop: Hop): FirstHop | undefined =>
+      hop.kind === 'cube' ? { cube: live.get(hop.cube)!, port: at.portIndex(hop.cube, hop.port) } : hop.kind === 'layer' ? { cube: live.get(hop.cube)!, port: hop.dir } : undefined;
+    type Next = { word: bigint; first?: FirstHop };
+    const none: Next = { word: 0n };
+    const cubeWords = new Map([...live.keys()].map((name) => [name, new Array<Next>(MAX_PORTS).fill(none)]));
+    const entryWords = new Map<string, Next>();
     for (const w of wiring.words) {
       const peer = peerOf(w.to, at);
       if (peer.kind === 'netdev' && w.to.kind === 'netdev' && intoPeer.has(w.to.netdev) && readBy(w.from) === 'tc') peer.redirectPeer = true;
-      const word = encodePeer(peer);
-      if (w.from.kind === 'netdev') entryWords.set(`${w.from.netdev}.${wiring.entries.get(w.from.netdev)}`, word);
-      else if (w.from.kind === 'layer') cubeWords.get(w.from.cube)![w.from.dir] = word;
-      else cubeWords.get(w.from.cube)![at.portIndex(w.from.cube, w.from.port)] = word;
+      const next = { word: encodePeer(peer), first: firstOf(w.to) };
+      if (w.from.kind === 'netdev') entryWords.set(`${w.from.netdev}.${wiring.entries.get(w.from.netdev)}`, next);
+      else if (w.from.kind === 'layer') cubeWords.get(w.from.cube)![w.from.dir] = next;
+      else cubeWords.get(w.from.cube)![at.portIndex(w.from.cube, w.from.port)] = next;
     }
     const passWord = encodePeer({ kind: 'stack' });
+    const problems: string[] = [];
 
     // 3. Entry programs for netdevs that gain one. Until the flip they pass every
     //    packet on to the kernel, as if they were not there.
     const attached: NetdevEntry[] = [];
     try {
-      for (const [key, word] of entryWords) {
+      for (const [key, { word, first }] of entryWords) {
         if (this.netdevs.has(key)) continue;
         const dot = key.lastIndexOf('.');
         const ifname = key.slice(0, dot);
         const words = [passWord, passWord];
+        const firsts: (FirstHop | undefined)[] = [undefined, undefined];
         words[spare] = word;
-        attached.push(await NetdevEntry.attach(this.netdevCtx, ifname, ifindexes.get(ifname)!, key.slice(dot + 1) as Mode, words));
+        firsts[spare] = first;
+        attached.push(await NetdevEntry.attach(this.netdevCtx, ifname, ifindexes.get(ifname)!, key.slice(dot + 1) as Mode, words, firsts, first, problems));
       }
     } catch (err) {
       await undo(attached);
@@ -456,17 +488,17 @@ export class Runtime {
     this.save();
 
     let rewired = attached.length > 0 || fresh.length > 0 || drop.length > 0;
-    for (const [name, words] of cubeWords) {
+    for (const [name, nexts] of cubeWords) {
       const cube = live.get(name)!;
-      words.forEach((w, port) => {
-        if (cube.word(spare, port) !== w) cube.setWord(spare, port, w);
-        if (cube.word(gen, port) !== w) rewired = true;
+      nexts.forEach(({ word, first }, port) => {
+        cube.setPeer(spare, port, word, first?.cube.program(0));
+        if (cube.word(gen, port) !== word || cube.peerProgram(gen, port) !== (first?.cube.program(0).id ?? 0)) rewired = true;
       });
     }
     for (const e of this.netdevs.values()) {
-      const w = entryWords.get(e.key) ?? passWord;
-      e.setWord(spare, w);
-      if (e.word(gen) !== w) rewired = true;
+      const { word, first } = entryWords.get(e.key) ?? { word: passWord };
+      e.setPeer(spare, word, first);
+      if (withFused(e.word(gen), false) !== word) rewired = true;
     }
     const reconfigured: string[] = [];
     const was = new Map(this.state.topology.cubes.map((c) => [c.name, c]));
@@ -481,14 +513,34 @@ export class Runtime {
       this.host.currentGen = spare;
       await synchronizeRcu();
     }
+    const now = this.host.currentGen;
 
-    // 5. Remove what the new topology no longer has.
-    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, reconfigured, durationMs: 0 };
+    // 5. Netdev entries fused with the cube they now lead to, then flagged so
+    //    once no packet runs the program they had (netdev.ts).
+    let refused = false;
+    for (const e of this.netdevs.values()) {
+      const next = entryWords.get(e.key);
+      if (!next) continue;
+      const before = e.entryProgram.id;
+      await e.fuse(next.first, problems);
+      refused ||= e.entryProgram.id !== before;
+    }
+    if (refused) await synchronizeRcu();
+    for (const e of this.netdevs.values()) e.markFused(now, entryWords.get(e.key)?.first);
+
+    // 6. Remove what the new topology no longer has; no slot of the generation
+    //    packets no longer follow keeps a program of it.
+    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, reconfigured, problems, durationMs: 0 };
     for (const e of [...this.netdevs.values()]) {
       if (entryWords.has(e.key)) continue;
       await e.detach();
       this.netdevs.delete(e.key);
       report.detached.push(e.key);
+    }
+    for (const c of drop) {
+      const entry = c.program(0).id;
+      for (const other of live.values()) other.repointPeers(entry, undefined, [(now + 1) % GENERATIONS]);
+      for (const e of this.netdevs.values()) e.repointPeers(entry, undefined, [(now + 1) % GENERATIONS]);
     }
     for (const c of drop) {
       c.destroy();

@@ -21,6 +21,12 @@ export interface NetdevRecord {
   ifname: string;
   mode: Mode;
   ifindex: number;
+  /**
+   * The cube (by name and id) and port whose fused entry runs on the netdev, as
+   * program `program`: a restarted daemon that finds that program attached knows
+   * what it runs (netdev.ts).
+   */
+  fused?: { cube: string; id: number; port: number; program: number };
 }
 
 export interface RuntimeState {

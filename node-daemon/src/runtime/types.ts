@@ -9,21 +9,44 @@ import { CollectionSpec } from '../bpf';
 import { possibleCpus } from '../bpf/addon';
 import type { Verdict } from '../typecheck/child';
 import { inspectObjects, type InspectResult } from '../typecheck/inspect';
-import { cubeBytes, DEFAULT_TYPE_POLICY, microCubeIndex, policyProblems, type TypePolicy } from '../typecheck/policy';
+import { cubeBytes, DEFAULT_TYPE_POLICY, microCubeIndex, NETDEV_PROGRAM, policyProblems, type TypePolicy } from '../typecheck/policy';
 import { describeObject, type ObjectReport } from '../typecheck/report';
 import { KIND_STANDARD, KIND_TRANSPARENT, MAX_MICROCUBES, SCOPE, TableScope } from './abi';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { MODES, Mode, NAME_RE, TypeFacts } from './topology';
 
-/** Maps every cube object declares; the runtime supplies the host's instances. */
-export const HOST_MAPS = ['nc_progs', 'nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
-/** Maps every cube object declares; created fresh for each cube. */
-export const CUBE_MAPS = ['nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket'] as const;
+/**
+ * Maps every cube object declares; the runtime supplies the host's instances.
+ * '.data.nc_gen' is the map libbpf makes of the section of the global nc_gen.
+ */
+export const HOST_MAPS = ['.data.nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors'] as const;
+/**
+ * Maps every cube object declares; created fresh for each cube. '.data.nc_ports'
+ * is the map libbpf makes of the section of the global nc_ports (the peer words).
+ */
+export const CUBE_MAPS = ['.data.nc_ports', 'nc_stats', 'nc_cfg', 'nc_pkt_bucket', 'nc_peer_progs', 'nc_micro'] as const;
+/** A cube's peer words. */
+export const PORTS_MAP = '.data.nc_ports';
+/**
+ * Maps of a netdev entry (netcube/netdev.h), which every cube object declares for
+ * its fused entry (nc_netdev); the runtime creates them for each netdev: its peer
+ * words (the section of the global nc_netdev_peer) and their prog array.
+ */
+export const NETDEV_MAPS = ['.data.nc_netdev', 'nc_netdev_progs'] as const;
+export const NETDEV_PEER_MAP = '.data.nc_netdev';
+export const NETDEV_PROGS_MAP = 'nc_netdev_progs';
+
+/** The name a map of a cube is pinned under: a section's map without its '.data.' (bpffs takes no dots). */
+export function mapPinName(name: string): string {
+  return name.replace(/^\.data\./, '');
+}
+/** The program of a cube object that is its entry fused with a netdev entry (typecheck/policy.ts). */
+export { NETDEV_PROGRAM };
 
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
 const isFrameworkMap = (name: string): boolean =>
-  (HOST_MAPS as readonly string[]).includes(name) || (CUBE_MAPS as readonly string[]).includes(name);
+  [HOST_MAPS, CUBE_MAPS, NETDEV_MAPS].some((maps) => (maps as readonly string[]).includes(name));
 
 export interface TableInfo {
   name: string;
@@ -57,14 +80,18 @@ function objectFacts(what: string, mode: Mode, report: ObjectReport, policy: Typ
   if (problems.length > 0) throw new InvalidArgumentError(mode, problems.join('; '));
   const programs: number[] = [];
   for (const p of report.programs) {
-    const index = microCubeIndex(p.name)!;
+    // The policy let only micro-cubes and the fused netdev entry through.
+    const index = microCubeIndex(p.name);
+    if (index === undefined) continue;
     if (index >= MAX_MICROCUBES) throw new InvalidArgumentError(mode, `${what}: program ${p.name} is beyond the ${MAX_MICROCUBES} micro-cubes a cube may have`);
     programs.push(index);
   }
   if (!programs.includes(0))
     throw new InvalidArgumentError(mode, `${what} has no program nc_entry: declare the cube with NC_CUBE() or NC_TRANSPARENT_CUBE() from <netcube/netcube.h>`);
+  if (!report.programs.some((p) => p.name === NETDEV_PROGRAM))
+    throw new InvalidArgumentError(mode, `${what} has no program ${NETDEV_PROGRAM}: build it with NC_CUBE() or NC_TRANSPARENT_CUBE() from <netcube/netcube.h> of this netcube version`);
   const maps = new Map(report.maps.map((m) => [m.name, m]));
-  for (const name of [...HOST_MAPS, ...CUBE_MAPS])
+  for (const name of [...HOST_MAPS, ...CUBE_MAPS, ...NETDEV_MAPS])
     if (!maps.has(name)) throw new InvalidArgumentError(mode, `${what} lacks the framework map ${name}: build it against <netcube/netcube.h> of this netcube version`);
   if (!report.hasCubeId) throw new InvalidArgumentError(mode, `${what} lacks the variable nc_cube_id: build it against <netcube/netcube.h>`);
   const kind = report.constants.nc_cube_kind;

@@ -4,9 +4,10 @@
 // the tests share one rule.
 //
 // - Programs: only the framework's entry points, as NC_CUBE()/NC_MICROCUBE()
-//   declare them: nc_entry and nc_micro_<n> in the hook's section ("xdp" or
-//   "tc"), of the hook's program type. Nothing else runs (no kprobes, no
-//   tracing, no other sections).
+//   declare them: nc_entry and nc_micro_<n>, and nc_netdev (the entry fused with
+//   a netdev's, which NC_CUBE() also builds: bpf/include/netcube/netdev.h), in
+//   the hook's section ("xdp" or "tc"), of the hook's program type. Nothing else
+//   runs (no kprobes, no tracing, no other sections).
 // - Maps: the kernel memory each map would take, estimated from its type and
 //   sizes, within a limit per map, per cube (all maps one cube of the type
 //   creates), and per host (every cube's maps together, checked by the runtime
@@ -45,6 +46,12 @@ export const HOOK_PROGRAMS: Record<Mode, { section: string; type: string }> = {
   tc: { section: 'tc', type: 'sched_cls' },
 };
 
+/**
+ * The program of a cube object that is its entry fused with a netdev entry: loaded
+ * per netdev whose first cube the cube is (runtime/netdev.ts).
+ */
+export const NETDEV_PROGRAM = 'nc_netdev';
+
 /** Micro-cubes a cube may have (MAX_MICROCUBES in runtime/abi.ts). */
 export function microCubeIndex(program: string): number | undefined {
   if (program === 'nc_entry') return 0;
@@ -53,7 +60,7 @@ export function microCubeIndex(program: string): number | undefined {
 }
 
 /** Maps the runtime replaces with the host's own (runtime/types.ts HOST_MAPS): they cost the cube nothing. */
-const HOST_MAPS = new Set(['nc_progs', 'nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors']);
+const HOST_MAPS = new Set(['.data.nc_gen', 'nc_log_rb', 'nc_pkt_rb', 'nc_errors']);
 
 const PER_CPU = new Set(['percpu_array', 'percpu_hash', 'lru_percpu_hash', 'percpu_cgroup_storage']);
 const round8 = (n: number): number => Math.ceil(n / 8) * 8;
@@ -117,10 +124,9 @@ export function policyProblems(what: string, mode: Mode, report: ObjectReport, p
   const problems: string[] = [];
   const hook = HOOK_PROGRAMS[mode];
   for (const p of report.programs) {
-    const index = microCubeIndex(p.name);
-    if (index === undefined) {
+    if (microCubeIndex(p.name) === undefined && p.name !== NETDEV_PROGRAM) {
       problems.push(
-        `${what}: program ${p.name} (section ${JSON.stringify(p.section)}, a ${p.type} program) is not one of the cube's micro-cubes: an object holds only nc_entry and nc_micro_<n>, as NC_CUBE() and NC_MICROCUBE() declare them`,
+        `${what}: program ${p.name} (section ${JSON.stringify(p.section)}, a ${p.type} program) is not one of the cube's entry points: an object holds only nc_entry, ${NETDEV_PROGRAM} and nc_micro_<n>, as NC_CUBE() and NC_MICROCUBE() declare them`,
       );
     } else if (p.section !== hook.section || p.type !== hook.type) {
       problems.push(

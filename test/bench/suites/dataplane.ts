@@ -3,36 +3,44 @@
 //
 //   p1  simpleforwarder in netcube vs baseline/vanilla_fwd: ns/packet by
 //       BPF_PROG_TEST_RUN, XDP and TC (the netcube path is what a netdev runs:
-//       its entry program tail-calling the cube, which redirects), and Mpps with
-//       live traffic in XDP (live-frames generator -> veth -> forwarder -> veth
-//       -> XDP sink).
-//   p2  ns per extra cube over chains of 1, 2, 4, 8, 16 nop cubes (least squares
-//       over test runs of each chain's entry program).
+//       its entry, fused with the cube, which redirects), and Mpps with live
+//       traffic in XDP (live-frames generator -> veth -> forwarder -> veth -> XDP
+//       sink).
+//   p2  ns per extra cube: over chains of 2, 4 and 8 nop cubes against one
+//       (p2.hop_ns), and over 32 (p2.hop_ns_32), by test runs of each chain's
+//       entry.
 //   p3  Mpps through a 3-cube chain (simpleforwarder, nop, simpleforwarder) vs the
 //       vanilla program, live, XDP.
 //
-// Netcube and vanilla runs alternate over several rounds; each ratio is taken
-// within a round (its two sides measured seconds apart) and the median over the
-// rounds is reported, as are the medians of the absolute values: load from
-// elsewhere on the machine then moves both sides alike and the median drops the
-// rounds it hit hardest. Where a target is missed, the note says what limits it,
-// from measurements taken in the same run: a chain of bare tail-calling programs
-// (the floor of chaining by tail calls) and nop cubes built without port counters.
+// And, in the same run, what those figures are made of (dataplane.*): chains of
+// bare programs that do nothing but tail-call the next (bpf/testdata/tailchain),
+// by a direct jump and by an indirect one, and with netcube's metadata; nop cubes
+// built without port counters; the netdev entry as a program of its own.
+//
+// A test run's ns/packet is the CPU time of the test-run call over its ten
+// million runs (less that of a short call, which is the call's own setup), on
+// one pinned CPU: the kernel's own figure is in whole nanoseconds, too coarse
+// for a few. A live figure is the best of a few alternating runs (LIVE_TRIES).
+// Every item is measured in every round, the rounds alternate, and each figure is
+// the median over the rounds of its value (a ratio is taken within a round, its
+// two sides measured moments apart): load from elsewhere on the machine moves
+// both sides alike, and the median drops the rounds it hit hardest.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CollectionSpec, Program, attachXdp, ifindex } from '../../../node-daemon/src/bpf';
 import type { Collection } from '../../../node-daemon/src/bpf';
-import { DEFAULT_OBJECTS_DIR, Runtime } from '../../../node-daemon/src/runtime/runtime';
+import { DEFAULT_OBJECTS_DIR } from '../../../node-daemon/src/runtime/runtime';
 import type { Mode, Topology } from '../../../node-daemon/src/runtime/topology';
 import { forwardBothWays, lineTopology, type LineCube } from '../../helpers/chains';
-import { runProgram, testCubeObjects } from '../../helpers/dataplane';
+import { allowedCpus } from '../../helpers/cpus';
+import { entering, netdevEntry, runProgram, testCubeObjects, unfusedEntry } from '../../helpers/dataplane';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { streamFrame } from '../../helpers/traffic';
 import { loadBaseline } from '../baseline';
 import type { Result, Suite, SuiteContext } from '../report';
 import { openBenchRuntime } from '../runtime';
 
-/** How the kernel guards indirect jumps on this CPU: with retpolines, every tail call goes through one. */
+/** How the kernel guards indirect jumps on this CPU: with retpolines, every indirect tail call goes through one. */
 function spectreV2(): string {
   try {
     return fs.readFileSync('/sys/devices/system/cpu/vulnerabilities/spectre_v2', 'utf8').trim();
@@ -42,16 +50,32 @@ function spectreV2(): string {
 }
 
 /** Rounds of alternating measurements (NC_BENCH_ROUNDS to change). */
-const ROUNDS = Number(process.env.NC_BENCH_ROUNDS ?? 9);
-/** Test runs per measurement; ns/packet is their average. */
-const REPEAT = 1_000_000;
+const ROUNDS = Number(process.env.NC_BENCH_ROUNDS ?? 15);
+/**
+ * Test runs of one program per measurement; a chain of k hops gets 1/k of them.
+ * So many that the call's own setup (for XDP, the kernel registers the program
+ * with its XDP dispatcher and takes it out again: text patching, which waits for
+ * every CPU, 0.2-1 ms here) is a few hundredths of a nanosecond a run.
+ */
+const RUNS = 10_000_000;
+/** Runs of the short call whose CPU time is the test-run call's own setup. */
+const SETUP_RUNS = 1000;
 /** Frames per live measurement, sent by one live-frames test run. */
-const LIVE_FRAMES = 2_000_000;
-const HOPS = [1, 2, 4, 8, 16];
-/** Copies of the bare tail-calling program in the floor chain. */
-const FLOOR_PROGS = 17;
+const LIVE_FRAMES = 1_000_000;
+/**
+ * Live measurements of each side per round, alternating; the round keeps each
+ * side's best. Wall time counts whatever else the machine's two CPUs ran
+ * meanwhile, which only ever slows a run down: the best of a few is the one
+ * the least in the way of.
+ */
+const LIVE_TRIES = 3;
+const HOPS = [1, 2, 4, 8, 32];
+/** Copies of each bare tail-calling program: a chain of up to 32 hops. */
+const FLOOR_COPIES = 32;
+/** Every test run on this CPU, both sides of a ratio alike. */
+const CPU = allowedCpus()[0];
 
-const TARGETS = { p1: 0.95, p2: 10, p3: 0.9 };
+const TARGETS = { p1: 0.95, p1Live: 0.97, p2: 5, p3: 0.95 };
 
 const frame = streamFrame();
 const median = (xs: number[]): number => {
@@ -59,28 +83,46 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const r1 = (n: number): string => n.toFixed(1);
+const r2 = (n: number): string => n.toFixed(2);
 
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
-  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-  let num = 0;
-  let den = 0;
-  xs.forEach((x, i) => {
-    num += (x - mx) * (ys[i] - my);
-    den += (x - mx) ** 2;
-  });
-  return num / den;
+type FloorKind = 'direct' | 'indirect' | 'metadata';
+
+interface Floor {
+  first: Program;
+  /** Metadata the first copy is entered with (chain_metadata). */
+  md?: ReturnType<typeof entering>;
+  /** Makes copy 1 the head of a chain of `n` hops after it (n + 1 programs), at most FLOOR_COPIES - 1. */
+  length(n: number): void;
+  close(): void;
 }
 
-/** FLOOR_PROGS copies of bpf/testdata/tailchain, in slots 1..n of their prog array. */
-async function loadFloor(): Promise<{ first: Program; length(n: number): void; close(): void }> {
+/** The kernel's limit on tail calls (MAX_TAIL_CALL_CNT): chain_self's jumps. */
+const SELF_JUMPS = 33;
+
+/** bpf/testdata/tailchain's chain_self: one program that tail-calls itself SELF_JUMPS times, or (off) not at all. */
+async function loadSelfLoop(): Promise<{ program: Program; loop(on: boolean): void; close(): void }> {
+  const spec = CollectionSpec.fromFile(path.join(DEFAULT_OBJECTS_DIR, 'testdata', 'tailchain.o'));
+  spec.variables.get('self')!.set(1);
+  for (const p of spec.programs.values()) p.autoload = p.name === 'chain_self';
+  const coll = await spec.load();
+  const program = coll.program('chain_self');
+  return {
+    program,
+    loop: (on) => (on ? coll.map('chain_progs').setProgram(1, program) : void coll.map('chain_progs').clearProgram(1)),
+    close: () => coll.close(),
+  };
+}
+
+/** FLOOR_COPIES copies of bpf/testdata/tailchain's chain_<kind>, in slots 1..FLOOR_COPIES of their prog array. */
+async function loadFloor(kind: FloorKind): Promise<Floor> {
   const file = path.join(DEFAULT_OBJECTS_DIR, 'testdata', 'tailchain.o');
+  const program = `chain_${kind}`;
   const colls: Collection[] = [];
   try {
-    for (let i = 1; i <= FLOOR_PROGS; i++) {
+    for (let i = 1; i <= FLOOR_COPIES; i++) {
       const spec = CollectionSpec.fromFile(file);
       spec.variables.get('self')!.set(i);
+      for (const p of spec.programs.values()) p.autoload = p.name === program;
       if (colls.length > 0) for (const m of ['chain_progs', 'chain_next']) spec.maps.get(m)!.replaceWith(colls[0].map(m));
       colls.push(await spec.load());
     }
@@ -89,34 +131,42 @@ async function loadFloor(): Promise<{ first: Program; length(n: number): void; c
     throw err;
   }
   const [first] = colls;
-  colls.forEach((c, i) => first.map('chain_progs').setProgram(i + 1, c.program('tailchain')));
+  const slots = first.map('chain_progs');
   return {
-    first: first.program('tailchain'),
-    /** Makes copy 1 the head of a chain of `n`. */
+    first: first.program(program),
+    md: kind === 'metadata' ? entering(0, 1) : undefined,
     length(n: number) {
-      for (let i = 1; i <= FLOOR_PROGS; i++) {
+      for (let i = 1; i <= FLOOR_COPIES; i++) {
+        // chain_indirect reads its successor (0: none) from chain_next, the others
+        // find the slot after their own empty at the end.
         const key = Buffer.alloc(4);
         key.writeUInt32LE(i);
-        const value = Buffer.alloc(8);
-        value.writeBigUInt64LE(i < n ? BigInt(i + 1) : 0n);
-        first.map('chain_next').update(key, value);
+        const next = Buffer.alloc(8);
+        next.writeBigUInt64LE(i <= n ? BigInt(i + 1) : 0n);
+        first.map('chain_next').update(key, next);
+        if (kind === 'indirect' || i <= n + 1) slots.setProgram(i, colls[i - 1].program(program));
+        else slots.clearProgram(i);
       }
     },
     close: () => colls.forEach((c) => c.close()),
   };
 }
 
-/** The entry program netcube attached to `ifname`, as pinned. */
-function entryOf(rt: Runtime, ifname: string, mode: Mode): Program {
-  return Program.openPinned(path.join(rt.layout.netdev(ifname, mode), 'prog'));
-}
+const ifindexes = new Map<string, number>();
 
-/** ns/packet of `program` on a frame arriving on `ifname` of `bed`'s host; it must redirect. */
-async function nsPerPacket(bed: Testbed, program: Program, mode: Mode, ifname?: string): Promise<number> {
-  const ifx = ifname ? await ifindex(ifname, bed.host.name) : undefined;
-  const res = await runProgram(program, mode, frame, undefined, { repeat: REPEAT, ifindex: ifx, netns: bed.host.name });
-  if (res.verdict !== 'redirect') throw new Error(`${program.name}${ifname ? ` on ${ifname}` : ''}: verdict ${res.verdict}, expected redirect`);
-  return res.durationNs;
+/**
+ * ns/packet of `program` on a frame (arriving on `ifname` of `bed`'s host, if
+ * given; entering with `md`, if given), over `runs` runs; it must redirect.
+ */
+async function nsPerPacket(bed: Testbed, program: Program, mode: Mode, opts: { ifname?: string; md?: ReturnType<typeof entering>; runs?: number } = {}): Promise<number> {
+  const key = `${bed.host.name}/${opts.ifname}`;
+  if (opts.ifname && !ifindexes.has(key)) ifindexes.set(key, await ifindex(opts.ifname, bed.host.name));
+  const run = { ifindex: opts.ifname ? ifindexes.get(key) : undefined, netns: bed.host.name, cpu: CPU };
+  const runs = opts.runs ?? RUNS;
+  const setup = await runProgram(program, mode, frame, opts.md, { ...run, repeat: SETUP_RUNS });
+  const res = await runProgram(program, mode, frame, opts.md, { ...run, repeat: runs });
+  if (res.verdict !== 'redirect') throw new Error(`${program.name}${opts.ifname ? ` on ${opts.ifname}` : ''}: verdict ${res.verdict}, expected redirect`);
+  return (res.cpuNs - setup.cpuNs) / (runs - SETUP_RUNS);
 }
 
 /**
@@ -142,7 +192,7 @@ function merge(...topos: Topology[]): Topology {
 
 export const suite: Suite = {
   name: 'dataplane',
-  description: 'netcube vs hand-written programs: p1 simpleforwarder, p2 ns per cube, p3 3-cube chain',
+  description: 'netcube vs hand-written programs: p1 simpleforwarder, p2 ns per cube, p3 3-cube chain, and what they are made of',
   async run(ctx) {
     const closers: (() => Promise<void> | void)[] = [];
     try {
@@ -157,7 +207,7 @@ export const suite: Suite = {
 
       // Netdevs for test runs only, in the forwarder's host: the TC forwarder's,
       // and the p2 chains' (nop, and nop without counters).
-      const chains = [...HOPS.map((k) => ({ key: `nop${k}`, type: 'nop', k })), ...[1, 8, 16].map((k) => ({ key: `bare${k}`, type: 'nop_nostats', k }))];
+      const chains = [...HOPS.map((k) => ({ key: `nop${k}`, type: 'nop', k })), ...[1, 8].map((k) => ({ key: `bare${k}`, type: 'nop_nostats', k }))];
       for (const pair of ['tin0:tout0', ...chains.map((c) => `${c.key}i:${c.key}o`)]) {
         const [a, b] = pair.split(':');
         await fwdBed.host.exec('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
@@ -186,13 +236,20 @@ export const suite: Suite = {
       closers.push(() => vanillaLive.close());
       const link = await attachXdp({ program: vanillaLive.program('vanilla_fwd_xdp'), ifname: vanillaBed.in, netns: vanillaBed.host.name });
       closers.push(() => link.close());
-      const floor = await loadFloor();
-      closers.push(() => floor.close());
+      const floors = {} as Record<FloorKind, Floor>;
+      for (const kind of ['direct', 'indirect', 'metadata'] as const) {
+        floors[kind] = await loadFloor(kind);
+        closers.push(() => floors[kind].close());
+      }
+      const selfLoop = await loadSelfLoop();
+      closers.push(() => selfLoop.close());
+      const unfused = { xdp: await unfusedEntry(rt, fwdBed.in, 'xdp'), tc: await unfusedEntry(rt, 'tin0', 'tc') };
+      closers.push(() => Object.values(unfused).forEach((c) => c.close()));
 
       const entries = {
-        xdp: entryOf(rt, fwdBed.in, 'xdp'),
-        tc: entryOf(rt, 'tin0', 'tc'),
-        chains: chains.map((c) => entryOf(rt, `${c.key}i`, 'xdp')),
+        xdp: netdevEntry(rt, fwdBed.in, 'xdp'),
+        tc: netdevEntry(rt, 'tin0', 'tc'),
+        chains: chains.map((c) => netdevEntry(rt, `${c.key}i`, 'xdp')),
       };
       closers.push(() => [entries.xdp, entries.tc, ...entries.chains].forEach((p) => p.close()));
 
@@ -200,49 +257,73 @@ export const suite: Suite = {
       const add = (key: string, v: number): void => {
         (samples[key] ??= []).push(v);
       };
+      const floorLengths: Record<FloorKind, number[]> = { direct: [1, 8, FLOOR_COPIES - 1], indirect: [1, 8], metadata: [1, 8] };
       for (let round = 1; round <= ROUNDS; round++) {
-        add('p1.xdp.netcube', await nsPerPacket(fwdBed, entries.xdp, 'xdp', fwdBed.in));
-        add('p1.xdp.vanilla', await nsPerPacket(fwdBed, vanilla.program('vanilla_fwd_xdp'), 'xdp', fwdBed.in));
-        add('p1.tc.netcube', await nsPerPacket(fwdBed, entries.tc, 'tc', 'tin0'));
-        add('p1.tc.vanilla', await nsPerPacket(fwdBed, vanilla.program('vanilla_fwd_tc'), 'tc', 'tin0'));
-        for (const [i, c] of chains.entries()) add(`p2.${c.key}`, await nsPerPacket(fwdBed, entries.chains[i], 'xdp'));
-        for (const n of [1, FLOOR_PROGS]) {
-          floor.length(n);
-          add(`floor${n}`, await nsPerPacket(fwdBed, floor.first, 'xdp'));
+        for (const mode of ['xdp', 'tc'] as const) {
+          const ifname = mode === 'xdp' ? fwdBed.in : 'tin0';
+          add(`p1.${mode}.netcube`, await nsPerPacket(fwdBed, entries[mode], mode, { ifname }));
+          add(`p1.${mode}.vanilla`, await nsPerPacket(fwdBed, vanilla.program(`vanilla_fwd_${mode}`), mode, { ifname }));
+          add(`p1.${mode}.unfused`, await nsPerPacket(fwdBed, unfused[mode].program('nc_netdev'), mode, { ifname }));
         }
-        add('live.vanilla', await liveMpps(vanillaBed, ctx, 'vanilla'));
-        add('live.netcube1', await liveMpps(fwdBed, ctx, 'simpleforwarder'));
-        add('live.netcube3', await liveMpps(chainBed, ctx, '3-cube chain'));
+        for (const [i, c] of chains.entries()) add(`p2.${c.key}`, await nsPerPacket(fwdBed, entries.chains[i], 'xdp', { runs: Math.round(RUNS / c.k) }));
+        for (const kind of ['direct', 'indirect', 'metadata'] as const) {
+          for (const n of floorLengths[kind]) {
+            floors[kind].length(n);
+            add(`floor.${kind}${n}`, await nsPerPacket(fwdBed, floors[kind].first, 'xdp', { md: floors[kind].md, runs: Math.round(RUNS / n) }));
+          }
+        }
+        for (const on of [false, true]) {
+          selfLoop.loop(on);
+          add(`floor.self${on ? SELF_JUMPS : 0}`, await nsPerPacket(fwdBed, selfLoop.program, 'xdp', { runs: Math.round(RUNS / 8) }));
+        }
+        const live = { vanilla: 0, netcube1: 0, netcube3: 0 };
+        for (let i = 0; i < LIVE_TRIES; i++) {
+          live.vanilla = Math.max(live.vanilla, await liveMpps(vanillaBed, ctx, 'vanilla'));
+          live.netcube1 = Math.max(live.netcube1, await liveMpps(fwdBed, ctx, 'simpleforwarder'));
+          live.netcube3 = Math.max(live.netcube3, await liveMpps(chainBed, ctx, '3-cube chain'));
+        }
+        for (const [k, v] of Object.entries(live)) add(`live.${k}`, v);
         ctx.log(`round ${round}/${ROUNDS}: ${Object.entries(samples).map(([k, v]) => `${k} ${r1(v[v.length - 1])}`).join(', ')}`);
       }
-      // Test runs last milliseconds and other work on the machine can only add to
-      // them: the least of the rounds is the closest to what the code costs, and
-      // quantities derived from test runs are derived from those. Live runs last
-      // longer and move with the load: their ratios are taken within each round
-      // (both sides measured seconds apart) and the median over rounds reported.
+
+      // Figures of each round, then their medians.
       const rounds = Array.from({ length: ROUNDS }, (_, r) => Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v[r]])));
       const per = (f: (x: Record<string, number>) => number): number => median(rounds.map(f));
       const spread = (f: (x: Record<string, number>) => number, digits = 1): string => {
         const xs = rounds.map(f);
         return `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`;
       };
-      const least = (k: string): number => Math.min(...samples[k]);
-      const m = (k: string): number => (k.startsWith('live.') ? per((x) => x[k]) : least(k));
-      const short = HOPS.filter((k) => k <= 8);
-      const hop = slope(HOPS, HOPS.map((k) => m(`p2.nop${k}`)));
-      const hopShort = slope(short, short.map((k) => m(`p2.nop${k}`)));
-      const hopLong = (m('p2.nop16') - m('p2.nop8')) / 8;
-      const bareShort = (m('p2.bare8') - m('p2.bare1')) / 7;
-      const bareLong = (m('p2.bare16') - m('p2.bare8')) / 8;
-      const hopFloor = (m(`floor${FLOOR_PROGS}`) - m('floor1')) / (FLOOR_PROGS - 1);
+      const m = (k: string): number => per((x) => x[k]);
       const perPacket = (mpps: number): number => 1000 / mpps;
       const extraNs = (k: string): number => per((x) => perPacket(x[k]) - perPacket(x['live.vanilla']));
+      const slope = (x: Record<string, number>, a: string, b: string, hops: number): number => (x[b] - x[a]) / hops;
+
+      // What a hop is made of, per hop, from the bare chains and the nop chains.
+      const f = {
+        direct: per((x) => slope(x, 'floor.direct1', 'floor.direct8', 7)),
+        directLong: per((x) => slope(x, 'floor.direct8', `floor.direct${FLOOR_COPIES - 1}`, FLOOR_COPIES - 9)),
+        self: per((x) => slope(x, 'floor.self0', `floor.self${SELF_JUMPS}`, SELF_JUMPS)),
+        indirect: per((x) => slope(x, 'floor.indirect1', 'floor.indirect8', 7)),
+        metadata: per((x) => slope(x, 'floor.metadata1', 'floor.metadata8', 7) - slope(x, 'floor.direct1', 'floor.direct8', 7)),
+        counters: per((x) => slope(x, 'p2.nop1', 'p2.nop8', 7) - slope(x, 'p2.bare1', 'p2.bare8', 7)),
+        unfused: { xdp: per((x) => x['p1.xdp.unfused'] - x['p1.xdp.netcube']), tc: per((x) => x['p1.tc.unfused'] - x['p1.tc.netcube']) },
+      };
+      const hopOf = (x: Record<string, number>): number => median([2, 4, 8].map((k) => slope(x, 'p2.nop1', `p2.nop${k}`, k - 1)));
+      const hop = per(hopOf);
+      const hop32 = per((x) => slope(x, 'p2.nop1', 'p2.nop32', 31));
+      const frameworkRest = hop - f.direct - f.metadata - f.counters;
+      const breakdown =
+        `A hop costs a direct jump ${r2(f.direct)} ns (dataplane.hop.direct_ns; an indirect one ${r1(f.indirect)} ns), ` +
+        `the metadata loaded, checked and stored ${r2(f.metadata)} ns, the port counters ${r2(f.counters)} ns, ` +
+        `the peer word, the jump tree and the cube's checks the other ${r2(frameworkRest)} ns.`;
 
       const results: Result[] = [];
       for (const mode of ['xdp', 'tc'] as const) {
         const nc = m(`p1.${mode}.netcube`);
         const va = m(`p1.${mode}.vanilla`);
-        const ratio = va / nc;
+        const ratioOf = (x: Record<string, number>): number => x[`p1.${mode}.vanilla`] / x[`p1.${mode}.netcube`];
+        const ratio = per(ratioOf);
+        const extra = per((x) => x[`p1.${mode}.netcube`] - x[`p1.${mode}.vanilla`]);
         results.push(
           { name: `p1.${mode}.vanilla`, value: va, unit: 'ns/packet' },
           { name: `p1.${mode}.netcube`, value: nc, unit: 'ns/packet', baseline: va, ratio },
@@ -252,12 +333,11 @@ export const suite: Suite = {
             unit: 'x',
             target: TARGETS.p1,
             note:
-              `netcube ${r1(nc)} ns vs vanilla ${r1(va)} ns per packet (least of ${ROUNDS} rounds; spread ${spread((x) => x[`p1.${mode}.netcube`])} and ${spread((x) => x[`p1.${mode}.vanilla`])}). ` +
-              `Netcube's path is two programs where vanilla's is one: the netdev entry (metadata area, generation, peer word) tail-calls the cube, which loads and checks the metadata, counts, looks up its peer word and redirects. ` +
-              (mode === 'xdp'
-                ? `Each further cube would add ${r1(hopShort)} ns (p2, up to 8 cubes). `
-                : 'TC has the same two programs, with skb->cb for metadata. ') +
-              `0.95 would leave ${r1(va / TARGETS.p1 - va)} ns for all of it, where a bare tail call with its lookup alone costs ${r1(hopFloor)} ns here (p2.floor_hop_ns).`,
+              `netcube ${r2(nc)} ns vs vanilla ${r2(va)} ns per packet (medians of ${ROUNDS} rounds; the ratio ranged ${spread(ratioOf, 2)}): ${r2(extra)} ns more. ` +
+              `The netdev's entry is the forwarder itself (fused): no tail call; the generation (one load) and the netdev's peer word say it may run. ` +
+              `Of the ${r2(extra)} ns, the port counters (rx and tx) are ${r2(f.counters)} ns (dataplane.hop.counters_ns), the rest the framework's lookups and checks. ` +
+              `An entry of its own would add ${r2(f.unfused[mode])} ns (dataplane.entry.unfused_ns${mode === 'tc' ? '_tc' : ''}). ` +
+              `${TARGETS.p1} leaves ${r2(va / TARGETS.p1 - va)} ns for all of it, less than the counters alone.`,
           },
         );
       }
@@ -275,34 +355,42 @@ export const suite: Suite = {
           name: 'p1.xdp.live.ratio',
           value: ratio1,
           unit: 'x',
-          target: TARGETS.p1,
+          target: TARGETS.p1Live,
           note:
             `netcube ${live1.toFixed(2)} Mpps vs vanilla ${liveV.toFixed(2)} Mpps (medians of ${ROUNDS} rounds; the ratio ranged ${spread(ratio1Of, 2)}): ` +
             `${r1(extraNs('live.netcube1'))} ns more per packet on a ${r1(perPacket(liveV))} ns path (generator, two veths, sink, all on one CPU). ` +
-            `Test runs put the framework's work at ${r1(m('p1.xdp.netcube') - m('p1.xdp.vanilla'))} ns with everything in cache; live, the entry's and the cube's code and maps compete with the veths' and the generator's for the caches. ` +
-            '(A frame from a NIC would also need its metadata area made, one bpf_xdp_adjust_meta; the generator here recycles frames that already carry one.)',
+            `Test runs put the difference at ${r2(m('p1.xdp.netcube') - m('p1.xdp.vanilla'))} ns with everything in cache, ${r2(f.counters)} ns of it the counters; ` +
+            `live, the forwarder's code and maps compete with the veths' and the generator's for the caches.`,
         },
       );
       for (const c of chains) results.push({ name: c.type === 'nop' ? `p2.chain${c.k}` : `p2.chain${c.k}.nocounters`, value: m(`p2.${c.key}`), unit: 'ns/packet' });
       results.push(
-        { name: 'p2.floor_hop_ns', value: hopFloor, unit: 'ns/hop' },
-        { name: 'p2.hop_ns.upto8', value: hopShort, unit: 'ns/cube' },
+        { name: 'dataplane.hop.direct_ns', value: f.direct, unit: 'ns/hop', note: `a bare program tail-calling a constant slot (bpf/testdata/tailchain chain_direct), per hop over chains of 1 to 8; the x86 JIT makes it a direct jmp` },
+        { name: 'dataplane.hop.direct_ns_9to32', value: f.directLong, unit: 'ns/hop', note: `the same, per hop from the 9th to the ${FLOOR_COPIES - 1}st` },
+        { name: 'dataplane.hop.direct_ns_self', value: f.self, unit: 'ns/hop', note: `one such program tail-calling itself ${SELF_JUMPS} times (chain_self): as many jumps as the longest chain, through one program` },
+        { name: 'dataplane.hop.indirect_ns', value: f.indirect, unit: 'ns/hop', note: `a bare program tail-calling a slot read from a map (chain_indirect): an indirect jump, through a retpoline here (spectre_v2: ${spectreV2()})` },
+        { name: 'dataplane.hop.metadata_ns', value: f.metadata, unit: 'ns/hop', note: 'netcube metadata loaded, checked and stored on each hop (chain_metadata less chain_direct)' },
+        { name: 'dataplane.hop.counters_ns', value: f.counters, unit: 'ns/cube', note: 'a cube\'s port counters, rx and tx (nop less nop built without them, chains of 1 and 8)' },
+        { name: 'dataplane.entry.unfused_ns', value: f.unfused.xdp, unit: 'ns/packet', note: 'what the netdev entry costs as a program of its own, tail-calling the cube (framework/netdev.bpf.c), over the fused one' },
+        { name: 'dataplane.entry.unfused_ns_tc', value: f.unfused.tc, unit: 'ns/packet' },
         {
           name: 'p2.hop_ns',
           value: hop,
           unit: 'ns/cube',
           target: TARGETS.p2,
           better: 'lower',
+          note: `${r2(hop)} ns per nop cube (chains of 2, 4 and 8 against one; medians of ${ROUNDS} rounds, ranged ${spread(hopOf, 2)}). ${breakdown}`,
+        },
+        {
+          name: 'p2.hop_ns_32',
+          value: hop32,
+          unit: 'ns/cube',
+          better: 'lower',
           note:
-            `${r1(hop)} ns per nop cube (least squares over chains of ${HOPS.join(', ')}, each the least of ${ROUNDS} rounds): ${r1(hopShort)} ns per cube up to 8 cubes, ${r1(hopLong)} ns for each of the 9th to 16th. ` +
-            `A bare program that looks up its successor and tail-calls it costs ${r1(hopFloor)} ns per hop, linear up to ${FLOOR_PROGS} (p2.floor_hop_ns, bpf/testdata/tailchain). ` +
-            `nop built without port counters costs ${r1(bareShort)} ns per cube up to 8 (${r1(bareLong)} beyond): the counters (rx and tx, packets and bytes) take about ${r1(hopShort - bareShort)} ns, ` +
-            'the metadata (loaded from the packet, checked against the cube, reset and stored for the next one) and the peer-word lookup ' +
-            (bareShort - hopFloor >= 0.5 ? `the other ${r1(bareShort - hopFloor)} ns over the floor. ` : 'nothing measurable over the floor. ') +
-            (hopLong - hopShort >= 1
-              ? 'Long chains pay more per cube, counters or not; spreading the cubes\' peer words over their pages did not change that (tried), so it is not their cache placement. '
-              : '') +
-            `Every tail call is an indirect jump; this CPU's spectre_v2 state: ${spectreV2()}.`,
+            `${r2(hop32)} ns per nop cube over a chain of 32 against one. Past 8 hops every jump costs more, bare ones too: ${r2(f.direct)} ns per bare direct hop up to 8, ` +
+            `${r2(f.directLong)} ns from the 9th on (dataplane.hop.direct_ns_9to32); yet one bare program jumping into itself ${SELF_JUMPS} times pays ${r2(f.self)} ns a jump ` +
+            '(dataplane.hop.direct_ns_self). The step comes with the number of distinct programs a packet jumps through, not with the number of jumps or with what the cubes do: ' +
+            "the CPU's front end keeps about 8 such jump targets at full speed (README, Limits).",
         },
       );
       results.push(
@@ -314,8 +402,8 @@ export const suite: Suite = {
           target: TARGETS.p3,
           note:
             `3 cubes ${live3.toFixed(2)} Mpps vs vanilla ${liveV.toFixed(2)} Mpps (medians of ${ROUNDS} rounds; the ratio ranged ${spread(ratio3Of, 2)}): ${r1(extraNs('live.netcube3'))} ns more per packet, ` +
-            `where one simpleforwarder costs ${r1(extraNs('live.netcube1'))} ns more: each further cube about ${r1((extraNs('live.netcube3') - extraNs('live.netcube1')) / 2)} ns live (p2: ${r1(hopShort)} ns by test run). ` +
-            `0.90 needs the whole chain within ${r1(perPacket(liveV) / TARGETS.p3 - perPacket(liveV))} ns, about what the entry and one cube cost live.`,
+            `where one simpleforwarder costs ${r1(extraNs('live.netcube1'))} ns more: each further cube about ${r1((extraNs('live.netcube3') - extraNs('live.netcube1')) / 2)} ns live ` +
+            `(p2: ${r2(hop)} ns by test run). ${TARGETS.p3} needs the whole chain within ${r1(perPacket(liveV) / TARGETS.p3 - perPacket(liveV))} ns.`,
         },
       );
       return results;
