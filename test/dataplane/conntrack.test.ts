@@ -13,7 +13,7 @@ import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { arp, ArpOp, ethernet, ipv4, neighborSolicitation, tcp } from '../../remote-services/sdk/packet';
+import { arp, ArpOp, ethernet, ipv4, neighborSolicitation, tcp } from '@netcube/sdk/packet';
 import { createHostNetns, entering, openRuntime, runProgram, testCubeObjects } from '../helpers/dataplane';
 import { echoReply, echoRequest, icmpErrorAbout, icmpFrame, ipFrame, MAC_A, MAC_B, rawFrame, TcpFlags, tcpFrame, udpFrame } from '../helpers/flows';
 import { fixtureLimit } from '../helpers/limit';

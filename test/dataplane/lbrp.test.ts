@@ -15,7 +15,7 @@ import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import type { LbConfig, LbIds } from '../../remote-services/lbrp/tables';
-import { icmpUnreachable, icmpv6, parseFrame, tcp } from '../../remote-services/sdk/packet';
+import { icmpUnreachable, icmpv6, parseFrame, tcp } from '@netcube/sdk/packet';
 import { loadLb } from '../helpers/catalog';
 import { createHostNetns, entering, openRuntime, registerTestTypes, runProgram } from '../helpers/dataplane';
 import { ipFrame, MAC_A, MAC_B, TcpFlags, tcpFrame, udpFrame } from '../helpers/flows';
