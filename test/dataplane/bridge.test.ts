@@ -19,6 +19,7 @@ import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
+import { fixtureLimit } from '../helpers/limit';
 import { errors, packetRecords, table, type Row } from '../helpers/rows';
 
 interface Fixture {
@@ -37,7 +38,11 @@ const B = '02:00:00:00:00:0b';
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 const MCAST_SRC = '03:00:00:00:00:0c';
 
+/** Fixtures alive at once: see helpers/limit. */
+const place = fixtureLimit(6);
+
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
+  await place(t);
   const ns = await createHostNetns(t, 2);
   const rt = await openRuntime(t, { netns: ns.path });
   await registerTestTypes(rt);

@@ -17,6 +17,7 @@ import { DEFAULT_OBJECTS_DIR, type Runtime } from '../../node-daemon/src/runtime
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { INJECT_HOST_MAPS } from '../../node-daemon/src/runtime/packetout';
 import { createHostNetns, entering, errors, netdevEntry, openRuntime, registerTestTypes, unfusedEntry } from '../helpers/dataplane';
+import { fixtureLimit } from '../helpers/limit';
 import { table, type Row } from '../helpers/rows';
 
 interface Fixture {
@@ -35,7 +36,11 @@ interface Fixture {
   n1: number;
 }
 
+/** Fixtures alive at once: see helpers/limit. */
+const place = fixtureLimit(6);
+
 async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode): Promise<Fixture> {
+  await place(t);
   const ns = await createHostNetns(t, 2);
   const rt = await openRuntime(t, { netns: ns.path });
   await registerTestTypes(rt);

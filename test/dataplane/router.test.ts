@@ -16,6 +16,7 @@ import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { createHostNetns, entering, openRuntime, registerTestTypes } from '../helpers/dataplane';
+import { fixtureLimit } from '../helpers/limit';
 import { errors, packetRecords, table, type Row } from '../helpers/rows';
 
 interface Fixture {
@@ -32,7 +33,11 @@ const NEIGH5 = '02:00:00:00:00:15'; // 10.1.0.5
 const GW = '02:00:00:00:00:fe'; // 10.1.0.254
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 
+/** Fixtures alive at once: see helpers/limit. */
+const place = fixtureLimit(6);
+
 async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
+  await place(t);
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
   await registerTestTypes(rt);
