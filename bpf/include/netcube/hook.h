@@ -53,9 +53,10 @@ static __always_inline long nc_load_bytes(struct xdp_md *ctx, __u32 off, void *t
 /* Metadata lives in the XDP metadata area, right before the frame. Inside a chain
  * it is always exactly one struct nc_md: a frame enters netcube without one (or
  * with another XDP program's), and gets it when it first leaves a program for
- * the next (nc_md_store).
- */
-/* The metadata moves between programs as whole words (struct nc_md's layout,
+ * the next (nc_md_store); a netdev entry fused with its cube keeps it on the
+ * stack until then.
+ *
+ * It moves between programs as whole words (struct nc_md's layout,
  * little-endian), each loaded as the program before stored it, and the user words
  * only when they are not all 0 (NC_MD_F_USER): from one cube to the next they are,
  * and a hop then stores and loads one word. Every word less is about a nanosecond

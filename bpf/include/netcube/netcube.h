@@ -9,7 +9,9 @@
  * builds for XDP and for TC. Tables are declared with NC_TABLE (addresses and
  * ports in them with the typed fields of fields.h), logs written with nc_log.
  * Everything about slots, metadata layout and prog arrays stays inside the
- * framework.
+ * framework; so the helpers take the md the handler was given, never a copy
+ * of it (the framework keeps what it needs right behind it: struct __nc_frame
+ * in cube.h), nor an md of a BPF global function's arguments.
  */
 #ifndef __NETCUBE_H
 #define __NETCUBE_H
