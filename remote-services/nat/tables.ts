@@ -7,7 +7,7 @@
 // own: the control plane knows it and passes it here (masqueradeAddress), and
 // compiles again when it changes.
 
-import { FieldError, type Address, type Prefix, arrayAt, integerAt, objectAt, onlyKnown, parseAddress, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, tableAddress } from '../catalog/fields';
+import { FieldError, type Address, type Prefix, arrayAt, integerAt, objectAt, onlyKnown, parseAddress, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, tableAddress } from '@netcube/catalog/fields';
 
 /** nat_snat_rules and nat_dnat_rules sizes (nat.bpf.c). */
 export const MAX_SNAT_RULES = 1024;

@@ -2,8 +2,8 @@
 // the tables hold them, masquerade, errors that name the field, and the NAT table
 // read back as translations.
 import test from 'ava';
-import { FieldError } from '../../remote-services/catalog/fields';
-import { compileNat, DEFAULT_PORTS, translations } from '../../remote-services/nat/tables';
+import { FieldError } from '@netcube/catalog/fields';
+import { compileNat, DEFAULT_PORTS, translations } from '@netcube/nat/tables';
 
 test('SNAT rules: LPM keys over the IPv6 form, the address and the port range', (t) => {
   const tables = compileNat({

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { slotOf } from '../../node-daemon/src/runtime/abi';
 import type { Topology } from '../../node-daemon/src/runtime/topology';
-import { compileFirewall, DIRECTIONS, type FirewallTables } from '../../remote-services/firewall/tables';
+import { compileFirewall, DIRECTIONS, type FirewallTables } from '@netcube/firewall/tables';
 import { activate, firewallCounter } from '../helpers/catalog';
 import { lineTopology, withStack } from '../helpers/chains';
 import { openRuntime, registerTestTypes, testCubeObjects } from '../helpers/dataplane';
