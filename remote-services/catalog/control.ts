@@ -9,14 +9,15 @@
 // reused or evicted by the LRU. So nothing frees their room ahead of that, and a
 // table listing shows flows long gone. The control plane does, every tick:
 //
-//   1. list the tables whose entries belong to a flow (sessions), then the
-//      conntrack table (in that order: a session is written in the same program
-//      run as its flow's conntrack entry, long before the second listing starts);
-//   2. delete conntrack entries expired for more than EXPIRY_MARGIN_NS by the
-//      host's clock, and the flow entries whose conntrack entry is absent or
-//      expired;
-//   3. but first read the conntrack entry again: a flow whose tuple a new packet
-//      just reopened keeps its entries.
+//   1. list the conntrack table, and delete the entries expired for more than
+//      EXPIRY_MARGIN_NS by the host's clock;
+//   2. then list the tables whose entries belong to a flow (sessions) and delete
+//      those whose flow has no live conntrack entry (listing a big table costs
+//      seconds, so only when some flow expired, and every few runs for entries
+//      the LRU left without their flow);
+//   3. but before any delete read the conntrack entry again: a flow whose tuple
+//      a new packet just reopened, or that opened after the listing, keeps its
+//      entries.
 //
 // Times are the host's CLOCK_MONOTONIC (the SDK's cube.clock, exact or a lower
 // bound, never ahead), against the data plane's bpf_ktime_get_coarse_ns.
@@ -142,18 +143,24 @@ export interface GcResult {
   expired: number;
   /** Entries of the flow tables deleted, by table. */
   deleted: Record<string, number>;
+  /** How long the collection took. */
+  ms: number;
 }
 
 /** Requests in flight at once while collecting: enough to hide a round trip, little for the daemon. */
 const GC_CONCURRENCY = 16;
 
+/** Every this many collections, the flow tables are listed even when no flow expired (entries the LRU orphaned). */
+const FULL_EVERY = 6;
+const runs = new WeakMap<object, number>();
+
 /**
  * Deletes the expired entries of conntrack table `ct` and the entries of `flowTables`
- * whose flow has none; see the top of this file.
+ * whose flow has none; see the top of this file. The flow tables are listed when
+ * some flow expired, and every FULL_EVERY runs.
  */
 export async function collectConntrack(cube: Cube<unknown, unknown>, ct: string, flowTables: readonly FlowTable[] = []): Promise<GcResult> {
-  const listed = [];
-  for (const f of flowTables) listed.push({ f, entries: await cube.table(f.table).list() });
+  const started = Date.now();
   const ctTable = cube.table<CtKey, CtEntry>(ct);
   const flows = await ctTable.list();
   const now = cube.clock.now();
@@ -165,8 +172,9 @@ export async function collectConntrack(cube: Cube<unknown, unknown>, ct: string,
     else live.add(ctId(key));
   }
   // Read again just before deleting: a packet may have opened the tuple again since.
+  // That also keeps the entries of a flow that opened after the listing above.
   const stillGone = async (key: CtKey): Promise<boolean> => expiredAt(await ctTable.get(key));
-  const result: GcResult = { flows: live.size, expired: 0, deleted: {} };
+  const result: GcResult = { flows: live.size, expired: 0, deleted: {}, ms: 0 };
   await eachLimited(expired, GC_CONCURRENCY, async (key) => {
     if (await stillGone(key)) {
       if (await ctTable.delete(key)) result.expired++;
@@ -174,18 +182,24 @@ export async function collectConntrack(cube: Cube<unknown, unknown>, ct: string,
       live.add(ctId(key));
     }
   });
-  for (const { f, entries } of listed) {
-    const table = cube.table(f.table);
-    const orphans = entries.flatMap((e) => {
-      const flow = f.flowOf(e.key, e.value);
-      return flow && !live.has(ctId(flow)) ? [{ key: e.key, flow }] : [];
-    });
-    let n = 0;
-    await eachLimited(orphans, GC_CONCURRENCY, async ({ key, flow }) => {
-      if ((await stillGone(flow)) && (await table.delete(key))) n++;
-    });
-    result.deleted[f.table] = n;
+  const run = (runs.get(cube) ?? 0) + 1;
+  runs.set(cube, run);
+  if (expired.length > 0 || run % FULL_EVERY === 0) {
+    for (const f of flowTables) {
+      const table = cube.table(f.table);
+      const orphans = (await table.list()).flatMap((e) => {
+        const flow = f.flowOf(e.key, e.value);
+        return flow && !live.has(ctId(flow)) ? [{ key: e.key, flow }] : [];
+      });
+      let n = 0;
+      await eachLimited(orphans, GC_CONCURRENCY, async ({ key, flow }) => {
+        if ((await stillGone(flow)) && (await table.delete(key))) n++;
+      });
+      result.deleted[f.table] = n;
+    }
   }
-  result.flows = live.size;
+  result.ms = Date.now() - started;
+  const deleted = result.expired + Object.values(result.deleted).reduce((a, b) => a + b, 0);
+  cube.log[deleted > 0 ? 'info' : 'debug']('expired flows collected', { table: ct, ...result });
   return result;
 }

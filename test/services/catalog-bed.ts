@@ -85,7 +85,7 @@ export class CatalogBed {
 
   /** Starts (a replica of) a service; its config API client comes with it. */
   async service(type: string, replica = `${type}-1`): Promise<{ process: ServiceProcess; api: ServiceClient }> {
-    const process = await ServiceProcess.start({ service: type, etcd: this.etcd.endpoints, name: replica, leaseTtl: 2, resyncSeconds: 30 });
+    const process = await ServiceProcess.start({ service: type, etcd: this.etcd.endpoints, name: replica, leaseTtl: 5, resyncSeconds: 30 });
     const api = process.client();
     const s = { process, api };
     this.services.set(replica, s);

@@ -14,7 +14,7 @@ import type { JsonObject } from '@netcube/api/chain';
 import { ApiCallError } from '@netcube/api/grpc/client';
 import { compileFirewall, DIRECTIONS } from '@netcube/firewall/tables';
 import { adminRules } from '../helpers/rulesets';
-import { attachXdpPass, Generator, Sink, streamFrame, tcpTransfer } from '../helpers/traffic';
+import { attachXdpPass, Generator, linkCounters, Sink, streamFrame, tcpTransfer } from '../helpers/traffic';
 import { waitFor } from '../helpers/wait';
 import { CatalogBed, logOnFailure, type Pod, type SocketsProcess } from './catalog-bed';
 
@@ -240,6 +240,9 @@ test.serial('established connections keep going when new ones are no longer allo
     chunk: 64 << 10,
     everyMs: 40,
     during: async () => {
+      // Once the transfer is under way: the server has received 256 KB (in few packets: veths take 64 KB segments).
+      const base = (await linkCounters(server.ns, 'eth0')).rxBytes;
+      await waitFor('the transfer under way', async () => (await linkCounters(server.ns, 'eth0')).rxBytes >= base + (256 << 10), 10_000, 20);
       await setRules(bed, { ...BASE, ingress: { defaultAction: 'drop', acceptEstablished: true, rules: [{ id: 'ping', action: 'accept', protocol: 'icmp' }] } });
     },
   }).catch((err: Error) => ({ sent: err.message, received: null }));

@@ -4,17 +4,20 @@
 //   serve NAME TCP_PORTS UDP_PORTS   TCP servers that greet each connection with "NAME\n" and
 //                                    then echo, UDP servers that echo; ports comma-separated,
 //                                    "-" for none. Prints {"ready":true}, then one line per TCP
-//                                    connection and per new UDP peer: {"tcp"|"udp": port, "peer"}.
+//                                    connection and per datagram: {"tcp"|"udp": port, "peer"}.
 //   connect HOST PORT MS             one TCP connection: {"result": "greeting"|"refused"|"timeout"|
 //                                    "error", "greeting"?, "local"?}
 //   udp HOST PORT COUNT MS           COUNT datagrams on one connected socket, each after the
 //                                    last one's echo: {"sent", "echoed", "error"?} (ECONNREFUSED:
 //                                    an ICMP unreachable came back)
-//   flows HOST PORT N MS             N UDP sockets (N source ports), one datagram each, all at
-//                                    once: {"flows", "echoed", "errors"}
+//   flows HOST PORT N MS             N UDP sockets (N source ports, all open together), each
+//                                    sending until its datagram is echoed (every 500 ms, in
+//                                    waves of 256 sockets, so no queue on the way overflows),
+//                                    for at most MS: {"flows", "echoed", "errors"}
 //   conns HOST PORT N PARALLEL       N TCP connections, PARALLEL at a time, each read up to its
 //                                    greeting and closed: {"greetings": {NAME: count}, "failed"}
-//   hold HOST PORT N                 N TCP connections kept open: {"greetings": [NAME...]}; then
+//   hold HOST PORT N                 N TCP connections kept open: {"greetings": [NAME...],
+//                                    "locals": [their local ADDRESS:PORT...]}; then
 //                                    per line "probe MS" on stdin, one round trip on each:
 //                                    {"answered": [true|false...]}; "exit" ends
 
@@ -41,14 +44,9 @@ function serve(name: string, tcpPorts: number[], udpPorts: number[]): void {
     server.listen(port, '0.0.0.0', ready);
   }
   for (const port of udpPorts) {
-    const seen = new Set<string>();
     const socket = dgram.createSocket('udp4');
     socket.on('message', (msg, rinfo) => {
-      const peer = peerOf(rinfo.address, rinfo.port);
-      if (!seen.has(peer)) {
-        seen.add(peer);
-        out({ udp: port, peer });
-      }
+      out({ udp: port, peer: peerOf(rinfo.address, rinfo.port) });
       socket.send(msg, rinfo.port, rinfo.address);
     });
     socket.bind(port, '0.0.0.0', ready);
@@ -116,29 +114,29 @@ async function udp(host: string, port: number, count: number, ms: number): Promi
 
 async function flows(host: string, port: number, n: number, ms: number): Promise<void> {
   const sockets: dgram.Socket[] = [];
-  let echoed = 0;
+  const answered = new Set<number>();
   let errors = 0;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    let bound = 0;
-    for (let i = 0; i < n; i++) {
-      const s = dgram.createSocket('udp4');
-      sockets.push(s);
-      s.on('message', () => {
-        if (++echoed === n) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      s.on('error', () => errors++);
-      s.bind(0, () => {
-        // All bound first: every flow is open at once.
-        if (++bound === n) for (const [j, x] of sockets.entries()) x.send(`flow ${j}`, port, host);
-      });
+  for (let i = 0; i < n; i++) {
+    const s = dgram.createSocket('udp4');
+    sockets.push(s);
+    s.on('message', () => answered.add(i));
+    s.on('error', () => errors++);
+    await new Promise<void>((resolve) => s.bind(0, resolve));
+  }
+  const deadline = Date.now() + ms;
+  const WAVE = 256;
+  while (answered.size < n && Date.now() < deadline) {
+    const waiting = [...sockets.keys()].filter((i) => !answered.has(i));
+    for (let w = 0; w < waiting.length; w += WAVE) {
+      const wave = waiting.slice(w, w + WAVE);
+      for (const i of wave) sockets[i].send(`flow ${i}`, port, host);
+      // The wave's answers, or 500 ms.
+      const until = Date.now() + 500;
+      while (wave.some((i) => !answered.has(i)) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     }
-  });
+  }
   for (const s of sockets) s.close();
-  out({ flows: n, echoed, errors });
+  out({ flows: n, echoed: answered.size, errors });
 }
 
 async function conns(host: string, port: number, n: number, parallel: number): Promise<void> {
@@ -161,7 +159,7 @@ async function conns(host: string, port: number, n: number, parallel: number): P
 async function hold(host: string, port: number, n: number): Promise<void> {
   const held: Awaited<ReturnType<typeof greet>>[] = [];
   for (let i = 0; i < n; i++) held.push(await greet(host, port, 5_000));
-  out({ greetings: held.map((h) => h.greeting ?? h.result) });
+  out({ greetings: held.map((h) => h.greeting ?? h.result), locals: held.map((h) => h.local ?? null) });
   const probe = (h: Awaited<ReturnType<typeof greet>>, ms: number): Promise<boolean> =>
     new Promise((resolve) => {
       const socket = h.socket;
