@@ -16,6 +16,7 @@ import { compileFirewall, DIRECTIONS } from '@netcube/firewall/tables';
 import { adminRules } from '../helpers/rulesets';
 import { attachXdpPass, Generator, linkCounters, Sink, streamFrame, tcpTransfer } from '../helpers/traffic';
 import { waitFor } from '../helpers/wait';
+import { netcubectl } from '../cli/run';
 import { CatalogBed, logOnFailure, type Pod, type SocketsProcess } from './catalog-bed';
 
 interface Context {
@@ -168,6 +169,36 @@ test.serial('a rule kept across changes keeps its counters; a new one starts at 
   t.is(rule(s1.ingress, 'ping').packets, ping, 'the ping rule moved to index 1 and kept its count');
   t.is(rule(s1.ingress, 'extra').packets, 0);
   t.is(rule(s1.ingress, 'ping').index, 1);
+});
+
+test.serial('netcubectl: the rules with their counters (state), the config set and checked (config), the conntrack table', async (t) => {
+  const { bed, client, server } = t.context;
+  const run = (args: string[], input?: string) => netcubectl(args, { etcd: bed.etcd.endpoints, input });
+  await setRules(bed, BASE);
+  await pings(client, server, 2);
+  const shown = await run(['state', 'fw', '-o', 'json']);
+  t.is(shown.code, 0, shown.stderr);
+  const s = JSON.parse(shown.stdout) as FwState;
+  t.true(rule(s.ingress, 'ping').packets >= 2);
+  t.regex((await run(['state', 'fw'])).stdout, /rule: icmp accept\n/);
+
+  const config = await run(['config', 'fw', '-o', 'json']);
+  t.is(config.code, 0, config.stderr);
+  t.like(JSON.parse(config.stdout), { ingress: { defaultAction: 'drop', acceptEstablished: false }, egress: { acceptEstablished: true } });
+  const bad = await run(['config', 'fw', '-f', '-', '--dry-run'], 'ingress:\n  rules:\n    - { action: accept, protocol: icmp, dport: 80 }\n');
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /config\.ingress\.rules\[0\]\.dport: ports need protocol tcp, udp or sctp/);
+  const yaml = 'ingress:\n  defaultAction: drop\n  rules:\n    - { id: ping, action: accept, protocol: icmp }\n    - { id: web, action: accept, protocol: tcp, dport: 5001 }\negress: { defaultAction: drop, acceptEstablished: true }\n';
+  const set = await run(['config', 'fw', '-f', '-'], yaml);
+  t.is(set.code, 0, set.stderr);
+  t.regex(set.stdout, /^config of fw set: chain guarded version \d+\n$/);
+  await waitFor('the rules from netcubectl switched to', async () => (await state(bed)).ingress.rules.length === 2);
+  // The conntrack table, addresses as text (its timeouts are the defaults now: 30 s for a ping).
+  t.is(await pings(client, server, 2), 2);
+  const flows = await run(['table', 'dump', 'fw', 'fw_ct', '-o', 'json']);
+  t.is(flows.code, 0, flows.stderr);
+  const entries = JSON.parse(flows.stdout) as { key: { addr_a: string; addr_b: string } }[];
+  t.true(entries.some((e) => e.key.addr_a === '::ffff:10.9.0.1' && e.key.addr_b === '::ffff:10.9.0.2'), flows.stdout);
 });
 
 test.serial('a bad config is refused, naming the field, and changes nothing', async (t) => {

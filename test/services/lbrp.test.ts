@@ -15,6 +15,7 @@ import type { JsonObject } from '@netcube/api/chain';
 import { ApiCallError } from '@netcube/api/grpc/client';
 import type { ServiceClient } from '@netcube/sdk';
 import { waitFor } from '../helpers/wait';
+import { netcubectl } from '../cli/run';
 import { CatalogBed, logOnFailure, type Pod, type SocketsProcess } from './catalog-bed';
 
 interface Context {
@@ -97,9 +98,10 @@ const conns = (bed: CatalogBed, client: Pod, n: number) => bed.sockets<{ greetin
 /** Holds `n` connections to the VIP; probe() makes one round trip on each. */
 async function hold(bed: CatalogBed, client: Pod, n: number) {
   const p = await bed.background(client.ns, ['hold', VIP, 80, n]);
-  const greetings = (await p.line('connections held', (l) => Array.isArray(l.greetings))).greetings as string[];
+  const opened = await p.line('connections held', (l) => Array.isArray(l.greetings));
   return {
-    greetings,
+    greetings: opened.greetings as string[],
+    locals: opened.locals as string[],
     async probe(): Promise<boolean[]> {
       const from = p.lines.length;
       p.send('probe 2000');
@@ -159,9 +161,14 @@ test.serial('removing a backend keeps every established flow to the others', asy
   t.teardown(() => held.close());
   t.deepEqual([...new Set(held.greetings)].sort(), NAMES, `held: ${held.greetings.join(' ')}`);
   t.true((await held.probe()).every(Boolean));
-  // The sessions, through the service.
-  const s = await state(bed);
-  t.true(s.sessions.filter((x) => x.service === `${VIP}:80`).length >= 30);
+  // The sessions, through the service and netcubectl: each held connection, and its backend.
+  const shown = await netcubectl(['state', 'lb', '-o', 'json'], { etcd: bed.etcd.endpoints });
+  t.is(shown.code, 0, shown.stderr);
+  const sessions = (JSON.parse(shown.stdout) as LbState).sessions.filter((x) => x.service === `${VIP}:80`);
+  held.locals.forEach((local, i) => {
+    const s = sessions.find((x) => x.client === local);
+    t.is(s?.backend, `${backend(NAMES.indexOf(held.greetings[i])).address}:8080`, `the session of ${local}`);
+  });
 
   await setBackends(bed, [0, 1]);
   const answered = await held.probe();

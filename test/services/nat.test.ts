@@ -19,6 +19,7 @@ import type { ServiceClient } from '@netcube/sdk';
 import type { Netns } from '../helpers/netns';
 import { tcpTransfer } from '../helpers/traffic';
 import { waitFor } from '../helpers/wait';
+import { netcubectl } from '../cli/run';
 import { CatalogBed, logOnFailure, type Pod, type SocketsProcess } from './catalog-bed';
 
 interface Context {
@@ -206,6 +207,14 @@ test.serial('pods reach the outside through the NAT (ping, TCP, UDP), and the ou
   t.true(peersOn(outsideServers, 'udp', 7000).includes(udpFlow!.outside), 'the outside saw the translated end');
   t.truthy(s.translations.find((x) => x.protocol === 'icmp' && x.inside.startsWith('10.1.1.11 id')));
   t.true(s.counters.newSnat >= 4);
+  // The same through netcubectl: the service's view, and the table itself with addresses as text.
+  const shown = await netcubectl(['state', 'nat', '-o', 'json'], { etcd: bed.etcd.endpoints });
+  t.is(shown.code, 0, shown.stderr);
+  t.truthy((JSON.parse(shown.stdout) as NatState).translations.find((x) => x.inside === udpFlow!.inside && x.outside === udpFlow!.outside));
+  const dump = await netcubectl(['table', 'dump', 'nat', 'nat_sessions', '-o', 'json'], { etcd: bed.etcd.endpoints });
+  t.is(dump.code, 0, dump.stderr);
+  const sessions = JSON.parse(dump.stdout) as { key: { saddr: string; sport: number }; value: { addr: string; port: number } }[];
+  t.truthy(sessions.find((e) => e.key.saddr === '::ffff:10.1.2.11' && `${e.value.addr.slice(7)}:${e.value.port}` === udpFlow!.outside));
 });
 
 test.serial('an ICMP error about a translated flow reaches the pod translated', async (t) => {
