@@ -11,7 +11,7 @@ import type { NatConfig__Output as NatConfig } from '@netcube/api/generated/netc
 import { checked, collectConntrack, conntrackConfig, ctKey, type GcResult } from '@netcube/catalog/control';
 import { parseAddress } from '@netcube/catalog/fields';
 import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
-import { compileNat, translations } from './tables';
+import { compileNat, isIcmpProto, translations } from './tables';
 
 interface NatState {
   gc?: GcResult & { at: string };
@@ -87,13 +87,11 @@ interface SessionValue {
   port: number;
 }
 
-const isIcmp = (proto: number): boolean => proto === 1 || proto === 58;
-
 /** The conntrack key of a session's flow, as the inside sees it. */
 function flowOf(k: SessionKey, v: SessionValue) {
   if (k.dir === DIR_EGRESS) return ctKey({ addr: k.saddr, port: k.sport }, { addr: k.daddr, port: k.dport }, k.proto);
   // Coming in: the session rewrites the destination to the inside end.
-  return ctKey({ addr: k.saddr, port: isIcmp(k.proto) ? v.port : k.sport }, { addr: v.addr, port: v.port }, k.proto);
+  return ctKey({ addr: k.saddr, port: isIcmpProto(k.proto) ? v.port : k.sport }, { addr: v.addr, port: v.port }, k.proto);
 }
 
 export default defineService<NatConfig, NatState>({

@@ -175,10 +175,12 @@ export interface Translation {
 const DIR_EGRESS = 1;
 const REWRITE_SRC = 0;
 
+/** ICMP or ICMPv6: an echo's identifier stands for its ports. */
+export const isIcmpProto = (proto: number): boolean => proto === 1 || proto === 58;
 const unmap = (a: string): string => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
 const endText = (a: string, port: number, proto: number): string => {
   const text = unmap(a);
-  if (!PORT_PROTOCOLS.has(proto)) return proto === 1 || proto === 58 ? `${text} id ${port}` : text;
+  if (!PORT_PROTOCOLS.has(proto)) return isIcmpProto(proto) ? `${text} id ${port}` : text;
   return text.includes(':') ? `[${text}]:${port}` : `${text}:${port}`;
 };
 
@@ -199,7 +201,8 @@ export function translations(sessions: readonly { key: unknown; value: unknown }
       protocol: names.get(k.proto) ?? String(k.proto),
       inside: endText(k.saddr, k.sport, k.proto),
       outside: endText(v.addr, v.port, k.proto),
-      peer: endText(k.daddr, k.dport, k.proto),
+      // An echo's identifier is the inside end's: the peer has none of its own.
+      peer: isIcmpProto(k.proto) ? unmap(k.daddr) : endText(k.daddr, k.dport, k.proto),
     });
   }
   return out.sort((a, b) => (a.inside < b.inside ? -1 : a.inside > b.inside ? 1 : 0));
