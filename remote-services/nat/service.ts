@@ -11,7 +11,7 @@ import type { NatConfig__Output as NatConfig } from '@netcube/api/generated/netc
 import { checked, collectConntrack, conntrackConfig, ctKey, type GcResult } from '@netcube/catalog/control';
 import { parseAddress } from '@netcube/catalog/fields';
 import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
-import { compileNat, isIcmpProto, translations } from './tables';
+import { compileNat, DIR_EGRESS, isIcmpProto, translations, type SessionKey, type SessionValue } from './tables';
 
 interface NatState {
   gc?: GcResult & { at: string };
@@ -21,7 +21,6 @@ type Nat = Cube<NatConfig, NatState>;
 
 /** nat.bpf.c's enum nat_counter. */
 const COUNTERS = ['newSnat', 'newDnat', 'noPort', 'invalid', 'icmpErrors'] as const;
-const DIR_EGRESS = 1;
 /** Translations GetState lists at most; the table itself: netcubectl table dump CUBE nat_sessions. */
 const MAX_LISTED = 16_384;
 
@@ -72,19 +71,6 @@ function compile(config: NatConfig, info: CubeInfo) {
     if (typeof masquerade === 'string') throw new ConfigError(`snat[${i}].masquerade`, `${masquerade}: give the rule an address (to) instead`);
   });
   return checked(() => compileNat({ snat: config.snat, dnat: config.dnat }, { masqueradeAddress: typeof masquerade === 'object' ? masquerade : undefined }));
-}
-
-interface SessionKey {
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  proto: number;
-  dir: number;
-}
-interface SessionValue {
-  addr: string;
-  port: number;
 }
 
 /** The conntrack key of a session's flow, as the inside sees it. */

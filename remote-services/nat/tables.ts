@@ -147,7 +147,8 @@ function lpmKey(p: Prefix): { prefixlen: number; addr: string } {
 
 // ---- the NAT table --------------------------------------------------------------------------
 
-interface SessionKey {
+/** A nat_sessions key (struct nat_flow) as the table API shows it. */
+export interface SessionKey {
   saddr: string;
   daddr: string;
   sport: number;
@@ -155,7 +156,8 @@ interface SessionKey {
   proto: number;
   dir: number;
 }
-interface SessionValue {
+/** A nat_sessions value (struct nat_session). */
+export interface SessionValue {
   addr: string;
   port: number;
   rewrite: number;
@@ -172,7 +174,8 @@ export interface Translation {
   peer: string;
 }
 
-const DIR_EGRESS = 1;
+/** enum nc_direction: the way a session's packets go. */
+export const DIR_EGRESS = 1;
 const REWRITE_SRC = 0;
 
 /** ICMP or ICMPv6: an echo's identifier stands for its ports. */
