@@ -110,10 +110,11 @@ export function portRangeText(r: PortRange): string {
 /** IP protocol numbers by the names configs use. */
 export const PROTOCOLS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 };
 
-/** A protocol by name ('tcp') or number (0-255). */
+/** A protocol by name ('tcp') or number (0-255, or its decimal text). */
 export function parseProtocol(value: unknown, field: string): number {
-  if (typeof value === 'string' && value in PROTOCOLS) return PROTOCOLS[value];
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 255) return value;
+  if (typeof value === 'string' && Object.hasOwn(PROTOCOLS, value)) return PROTOCOLS[value];
+  const n = typeof value === 'string' && /^\d{1,3}$/.test(value) ? Number(value) : value;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 255) return n;
   throw new FieldError(field, `expected a protocol (${Object.keys(PROTOCOLS).join(', ')}, or a number 0-255), got ${show(value)}`);
 }
 

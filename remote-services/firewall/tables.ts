@@ -27,7 +27,7 @@
 // one store to fw_active switches every packet to it. A rule's counters live in
 // a slot that stays the rule's for as long as it exists, whichever bank.
 
-import { FieldError, type Prefix, type PortRange, arrayAt, objectAt, oneOf, onlyKnown, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, prefixText, portRangeText } from '../catalog/fields';
+import { FieldError, type Prefix, type PortRange, arrayAt, objectAt, oneOf, onlyKnown, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, prefixText, portRangeText } from '@netcube/catalog/fields';
 
 // ---- the data plane's sizes and encodings (bpf/cubes/firewall.bpf.c) ----------------------
 
@@ -89,7 +89,7 @@ export interface Rule {
   dport?: string | number;
   /** TCP flags that must be set, and that must be clear; needs protocol tcp. */
   tcpFlags?: { set?: TcpFlag[]; clear?: TcpFlag[] };
-  /** Connection-tracking states the packet must be in. */
+  /** Connection-tracking states the packet must be in; absent or empty: any. */
   ctState?: CtState[];
 }
 
@@ -151,11 +151,10 @@ function parseRule(raw: unknown, field: string): CompiledRule {
       });
     }
   }
-  if (r.ctState !== undefined) {
-    const states = arrayAt(r.ctState, `${field}.ctState`).map((s, i) => CT_STATES.indexOf(oneOf(s, CT_STATES, `${field}.ctState[${i}]`)));
-    if (states.length === 0) throw new FieldError(`${field}.ctState`, 'an empty list matches nothing: leave it out to match every state');
-    rule.ctStates = [...new Set(states)].sort((a, b) => a - b);
-  }
+  // An empty list is no condition, as an absent one: a config through its proto
+  // schema cannot tell the two apart.
+  const states = arrayAt(r.ctState, `${field}.ctState`).map((s, i) => CT_STATES.indexOf(oneOf(s, CT_STATES, `${field}.ctState[${i}]`)));
+  if (states.length > 0) rule.ctStates = [...new Set(states)].sort((a, b) => a - b);
   rule.key = r.id !== undefined ? `id:${String(r.id)}` : ruleText(rule);
   return rule;
 }

@@ -14,7 +14,7 @@
 // may still have sessions that name it.
 
 import { createHash } from 'node:crypto';
-import { FieldError, type Address, arrayAt, integerAt, objectAt, onlyKnown, oneOf, parseAddress, PROTOCOLS, tableAddress } from '../catalog/fields';
+import { FieldError, type Address, arrayAt, integerAt, objectAt, onlyKnown, oneOf, parseAddress, PROTOCOLS, tableAddress } from '@netcube/catalog/fields';
 
 /** lbrp.bpf.c's sizes. */
 export const MAGLEV_SIZE = 1021;

@@ -7,7 +7,7 @@
 // own: the control plane knows it and passes it here (masqueradeAddress), and
 // compiles again when it changes.
 
-import { FieldError, type Address, type Prefix, arrayAt, integerAt, objectAt, onlyKnown, parseAddress, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, tableAddress } from '../catalog/fields';
+import { FieldError, type Address, type Prefix, arrayAt, integerAt, objectAt, onlyKnown, parseAddress, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, tableAddress } from '@netcube/catalog/fields';
 
 /** nat_snat_rules and nat_dnat_rules sizes (nat.bpf.c). */
 export const MAX_SNAT_RULES = 1024;
@@ -147,7 +147,8 @@ function lpmKey(p: Prefix): { prefixlen: number; addr: string } {
 
 // ---- the NAT table --------------------------------------------------------------------------
 
-interface SessionKey {
+/** A nat_sessions key (struct nat_flow) as the table API shows it. */
+export interface SessionKey {
   saddr: string;
   daddr: string;
   sport: number;
@@ -155,7 +156,8 @@ interface SessionKey {
   proto: number;
   dir: number;
 }
-interface SessionValue {
+/** A nat_sessions value (struct nat_session). */
+export interface SessionValue {
   addr: string;
   port: number;
   rewrite: number;
@@ -172,13 +174,16 @@ export interface Translation {
   peer: string;
 }
 
-const DIR_EGRESS = 1;
+/** enum nc_direction: the way a session's packets go. */
+export const DIR_EGRESS = 1;
 const REWRITE_SRC = 0;
 
+/** ICMP or ICMPv6: an echo's identifier stands for its ports. */
+export const isIcmpProto = (proto: number): boolean => proto === 1 || proto === 58;
 const unmap = (a: string): string => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
 const endText = (a: string, port: number, proto: number): string => {
   const text = unmap(a);
-  if (!PORT_PROTOCOLS.has(proto)) return proto === 1 || proto === 58 ? `${text} id ${port}` : text;
+  if (!PORT_PROTOCOLS.has(proto)) return isIcmpProto(proto) ? `${text} id ${port}` : text;
   return text.includes(':') ? `[${text}]:${port}` : `${text}:${port}`;
 };
 
@@ -199,7 +204,8 @@ export function translations(sessions: readonly { key: unknown; value: unknown }
       protocol: names.get(k.proto) ?? String(k.proto),
       inside: endText(k.saddr, k.sport, k.proto),
       outside: endText(v.addr, v.port, k.proto),
-      peer: endText(k.daddr, k.dport, k.proto),
+      // An echo's identifier is the inside end's: the peer has none of its own.
+      peer: isIcmpProto(k.proto) ? unmap(k.daddr) : endText(k.daddr, k.dport, k.proto),
     });
   }
   return out.sort((a, b) => (a.inside < b.inside ? -1 : a.inside > b.inside ? 1 : 0));

@@ -148,7 +148,7 @@ function findCube(chains: StoredChain[], type: string, name: string): { stored: 
   throw new ApiError(status.NOT_FOUND, `no chain has a cube named ${name}`);
 }
 
-const infoOf = (stored: StoredChain, spec: CubeSpec): CubeInfo => ({ name: spec.name, host: spec.host, chain: stored.name, mode: spec.mode, portNames: spec.ports });
+const infoOf = (stored: StoredChain, spec: CubeSpec): CubeInfo => ({ name: spec.name, host: spec.host, chain: stored.name, mode: spec.mode, portNames: spec.ports, chainSpec: stored.chain.spec });
 
 function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHandlers {
   const { type } = ctx.service;

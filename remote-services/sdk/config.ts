@@ -184,6 +184,8 @@ export class ConfigSchema<C> {
         if (typeof value !== 'boolean') throw new ConfigError(at, `expected true or false, got ${show(value)}`);
         return value;
       case 'string':
+        // YAML writes a port as 80, which a field of ports or ranges ("80", "8000-8100") takes as text.
+        if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
         if (typeof value !== 'string') throw new ConfigError(at, `expected a string, got ${show(value)}`);
         return value;
       case 'bytes':

@@ -16,7 +16,7 @@ import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
 import { endpointFromProto, modeFromProto } from '@netcube/api/grpc/convert';
 import type { Cube__Output } from '@netcube/api/generated/netcube/v1/Cube';
 import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
-import type { CubeSpec, JsonObject } from '@netcube/api/chain';
+import type { ChainSpec, CubeSpec, JsonObject } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
 import { effectiveConfig, StoreError, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
@@ -105,6 +105,9 @@ export class ManagedCube<C, S> implements Cube<C, S> {
   }
   get portNames(): readonly string[] {
     return this.info.portNames;
+  }
+  get chainSpec(): ChainSpec {
+    return this.info.chainSpec;
   }
   get type(): string {
     return this.ctl.service.type;
@@ -285,7 +288,7 @@ export class Controller<C, S> {
   private readonly registrations = new Map<string, string[]>();
   private readonly chainCubes = new Map<string, Set<string>>();
   /** Each cube's place in the chains as last seen, and the config SetConfig gave it. */
-  private readonly specs = new Map<string, { chain: string; spec: CubeSpec }>();
+  private readonly specs = new Map<string, { stored: StoredChain; spec: CubeSpec }>();
   private readonly held = new Map<string, StoredServiceConfig>();
   private chains?: ChainWatch;
   private hosts?: HostWatch;
@@ -356,7 +359,7 @@ export class Controller<C, S> {
     const before = this.chainCubes.get(stored.name) ?? new Set<string>();
     const now = new Set(mine.map((c) => c.name));
     this.chainCubes.set(stored.name, now);
-    for (const spec of mine) this.upsert(stored.name, spec);
+    for (const spec of mine) this.upsert(stored, spec);
     for (const name of before) if (!now.has(name)) this.remove(name);
     this.updateLinks();
   }
@@ -370,12 +373,13 @@ export class Controller<C, S> {
   /** SetConfig's config of `name` came or went. */
   private reconsider(name: string): void {
     const at = this.specs.get(name);
-    if (at) this.upsert(at.chain, at.spec);
+    if (at) this.upsert(at.stored, at.spec);
   }
 
-  private upsert(chain: string, spec: CubeSpec): void {
-    this.specs.set(spec.name, { chain, spec });
-    const info: CubeInfo = { name: spec.name, host: spec.host, chain, mode: spec.mode, portNames: [...spec.ports] };
+  private upsert(stored: StoredChain, spec: CubeSpec): void {
+    const chain = stored.name;
+    this.specs.set(spec.name, { stored, spec });
+    const info: CubeInfo = { name: spec.name, host: spec.host, chain, mode: spec.mode, portNames: [...spec.ports], chainSpec: stored.chain.spec };
     const held = this.held.get(spec.name);
     const { params, source } = effectiveConfig(spec.params, held, chain);
     // The chain gave the cube other params: SetConfig's config no longer stands, nor comes back.
@@ -385,13 +389,16 @@ export class Controller<C, S> {
     if (!cube) this.cubes.set(spec.name, (cube = new ManagedCube(this, { info, params })));
     const moved = !fresh && (cube.host !== info.host || cube.mode !== info.mode || cube.portNames.join() !== info.portNames.join());
     const paramsChanged = fresh || JSON.stringify(cube.params) !== JSON.stringify(params);
+    const chainChanged = !fresh && JSON.stringify(cube.chainSpec) !== JSON.stringify(info.chainSpec);
     cube.info = info;
     cube.params = params;
     const previous = cube.good;
     let next = previous;
-    if (paramsChanged || moved) {
+    if (paramsChanged || moved || chainChanged) {
       try {
         next = this.validate(params, info);
+        // Only the rest of the chain changed, and the config means the same: keep it.
+        if (!paramsChanged && !moved && previous !== undefined && JSON.stringify(next) === JSON.stringify(previous)) next = previous;
         cube.configProblem = undefined;
       } catch (err) {
         cube.configProblem = `invalid config in chain ${chain}: ${(err as Error).message}${previous === undefined ? '' : '; keeping the last valid config'}`;
@@ -402,6 +409,8 @@ export class Controller<C, S> {
     cube.good = next;
     if (fresh || moved || previous === undefined) void cube.sync('full');
     else if (next !== previous) void cube.sync('config', previous);
+    // Its neighbours changed: static tables that derive from them follow.
+    else if (chainChanged) void cube.sync('tables');
   }
 
   validate(params: unknown, info: CubeInfo): C {

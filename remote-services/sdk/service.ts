@@ -11,6 +11,7 @@
 //     packetIn: (cube, pkt) => cube.packetOut(pkt.port, 'egress', pkt.frame),
 //   });
 
+import type { ChainSpec } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
 import type { HostClock } from './clock';
 import type { Table, TableEntry } from './tables';
@@ -35,6 +36,13 @@ export interface CubeInfo {
   mode: CubeMode;
   /** Port names, in the chain's order. */
   portNames: readonly string[];
+  /**
+   * The spec of its chain as stored: its neighbours, links and where it is stacked,
+   * for a config that depends on them (a NAT's masquerade takes the address its
+   * router gives the port it sits on). A change of the chain rewrites the cube's
+   * static tables.
+   */
+  chainSpec: ChainSpec;
 }
 
 /** A cube in the service's hands: what it is, its config, and what the service can do with it. */

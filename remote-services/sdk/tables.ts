@@ -21,6 +21,9 @@ export interface TableEntry<K = unknown, V = unknown> {
 const ARRAYS = new Set(['array', 'percpu_array']);
 const PER_CPU = new Set(['percpu_hash', 'percpu_array', 'lru_percpu_hash']);
 
+/** A listing streams one entry per message: 65,536 of them take about 5 s on an idle host. */
+const LIST_TIMEOUT_MS = 120_000;
+
 const toJson = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
 
 /** What the daemon says about one table of a cube. */
@@ -104,10 +107,10 @@ export class Table<K = unknown, V = unknown> {
     }
   }
 
-  /** Every entry (an array lists every slot). */
+  /** Every entry (an array lists every slot). A big table takes seconds: its deadline is LIST_TIMEOUT_MS. */
   async list(): Promise<TableEntry<K, V>[]> {
     const out: TableEntry<K, V>[] = [];
-    for await (const e of this.client().listEntries({ table: this.ref })) {
+    for await (const e of this.client().listEntries({ table: this.ref }, { timeoutMs: LIST_TIMEOUT_MS })) {
       out.push({ key: JSON.parse(e.keyJson ?? 'null') as K, value: JSON.parse(e.valueJson ?? 'null') as V });
     }
     return out;

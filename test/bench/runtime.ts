@@ -6,7 +6,7 @@ import { unmountBpffs } from '../../node-daemon/src/runtime/host';
 import { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Testbed } from '../helpers/testbed';
 
-export async function openBenchRuntime(bed: Testbed): Promise<Runtime> {
+export async function openBenchRuntime(bed: Pick<Testbed, 'host'>): Promise<Runtime> {
   const root = fs.mkdtempSync('/run/nct-bench-');
   try {
     return await Runtime.open({ root, netns: bed.host.path });

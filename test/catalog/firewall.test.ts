@@ -2,7 +2,7 @@
 // kernel: config checks, the trees against the plain first-match of a rule list,
 // counter slots across changes, and what 1,000 and 10,000 rules cost.
 import test from 'ava';
-import { FieldError } from '../../remote-services/catalog/fields';
+import { FieldError } from '@netcube/catalog/fields';
 import {
   chainIndex,
   classify,
@@ -16,7 +16,7 @@ import {
   type FirewallConfig,
   type PacketFields,
   type Rule,
-} from '../../remote-services/firewall/tables';
+} from '@netcube/firewall/tables';
 import { adminRules, PROBE, seeded } from '../helpers/rulesets';
 
 test('config errors name the field and say what is wrong', (t) => {

@@ -2,8 +2,8 @@
 // kernel: Maglev's shares and how little a change moves, stable ids, and config
 // errors that name the field.
 import test from 'ava';
-import { FieldError } from '../../remote-services/catalog/fields';
-import { compileLb, MAGLEV_SIZE, maglev, NO_PORT, type LbConfig } from '../../remote-services/lbrp/tables';
+import { FieldError } from '@netcube/catalog/fields';
+import { compileLb, MAGLEV_SIZE, maglev, NO_PORT, type LbConfig } from '@netcube/lbrp/tables';
 
 const shares = (table: number[], n: number): number[] => {
   const out = new Array<number>(n).fill(0);

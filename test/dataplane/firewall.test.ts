@@ -10,7 +10,7 @@
 import type { ExecutionContext } from 'ava';
 import { DIR_EGRESS, DIR_INGRESS, Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { DEFAULT_SLOT, type FirewallConfig, type FirewallTables } from '../../remote-services/firewall/tables';
+import { DEFAULT_SLOT, type FirewallConfig, type FirewallTables } from '@netcube/firewall/tables';
 import { arp, ArpOp, ethernet } from '@netcube/sdk/packet';
 import { activate, firewallCounter, loadFirewall, stackedCube, writeFirewall, type FirewallState, type StackedFixture } from '../helpers/catalog';
 import { entering, errors, runProgram } from '../helpers/dataplane';

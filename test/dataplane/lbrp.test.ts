@@ -14,7 +14,7 @@ import { Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import type { LbConfig, LbIds } from '../../remote-services/lbrp/tables';
+import type { LbConfig, LbIds } from '@netcube/lbrp/tables';
 import { icmpUnreachable, icmpv6, parseFrame, tcp } from '@netcube/sdk/packet';
 import { loadLb } from '../helpers/catalog';
 import { createHostNetns, entering, openRuntime, registerTestTypes, runProgram } from '../helpers/dataplane';

@@ -12,7 +12,7 @@
 import type { ExecutionContext } from 'ava';
 import { DIR_EGRESS, DIR_INGRESS, Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { compileNat, type NatConfig, translations } from '../../remote-services/nat/tables';
+import { compileNat, type NatConfig, translations } from '@netcube/nat/tables';
 import { stackedCube, type StackedFixture } from '../helpers/catalog';
 import { entering, runProgram } from '../helpers/dataplane';
 import { echoReply, echoRequest, icmpErrorAbout, MAC_A, MAC_B, TcpFlags, tcpFrame, udpFrame, type Ends } from '../helpers/flows';

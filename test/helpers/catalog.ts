@@ -5,8 +5,8 @@ import type { ExecutionContext } from 'ava';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
-import { compileFirewall, counterIndex, DIRECTIONS, type FirewallTables, type SlotAssignment } from '../../remote-services/firewall/tables';
-import { compileLb, type LbIds, type LbTables } from '../../remote-services/lbrp/tables';
+import { compileFirewall, counterIndex, DIRECTIONS, type FirewallTables, type SlotAssignment } from '@netcube/firewall/tables';
+import { compileLb, type LbIds, type LbTables } from '@netcube/lbrp/tables';
 import { createHostNetns, openRuntime, registerTestTypes } from './dataplane';
 
 /** What the next firewall compile needs to know of the last. */

@@ -4,7 +4,7 @@
 // every run compiles the same rules). One rule, `match` rules from the end, is
 // the only one a probe flow meets: 10.250.0.0/24 -> 192.168.250.1 UDP port 9 (the
 // test stream's port, which the benchmarks' sinks count).
-import type { Rule } from '../../remote-services/firewall/tables';
+import type { Rule } from '@netcube/firewall/tables';
 
 /** The probe flow that only the rule `match` from the end accepts. */
 export const PROBE = { src: '10.250.0.7', dst: '192.168.250.1', protocol: 17, sport: 4000, dport: 9 } as const;

@@ -113,6 +113,8 @@ export function streamFrame(opts: StreamFrameOptions = {}): Buffer {
 export interface LinkCounters {
   rxPackets: number;
   txPackets: number;
+  /** Bytes: a transfer over veths moves 64 KB segments, few packets. */
+  rxBytes: number;
   rxDropped: number;
   txDropped: number;
   rxErrors: number;
@@ -127,6 +129,7 @@ export async function linkCounters(netns: Netns, ifname: string): Promise<LinkCo
   return {
     rxPackets: rx.packets,
     txPackets: tx.packets,
+    rxBytes: rx.bytes,
     rxDropped: rx.dropped,
     txDropped: tx.dropped,
     rxErrors: rx.errors,

@@ -10,7 +10,7 @@
 // mostly measure each other.
 import test, { type ExecutionContext } from 'ava';
 import type { Topology } from '../../node-daemon/src/runtime/topology';
-import { compileFirewall, DIRECTIONS, type FirewallTables } from '../../remote-services/firewall/tables';
+import { compileFirewall, DIRECTIONS, type FirewallTables } from '@netcube/firewall/tables';
 import { activate, firewallCounter } from '../helpers/catalog';
 import { lineTopology, withStack } from '../helpers/chains';
 import { attachments, microSlots, openRuntime, registerTestTypes, testCubeObjects } from '../helpers/dataplane';

@@ -26,7 +26,7 @@ function configError(t: ExecutionContext, fn: () => unknown, field: string, says
   if (says) t.true(err!.message.includes(says), err!.message);
 }
 
-const info = (ports: string[]): CubeInfo => ({ name: 'c1', host: 'h1', chain: 'ch', mode: 'tc', portNames: ports });
+const info = (ports: string[]): CubeInfo => ({ name: 'c1', host: 'h1', chain: 'ch', mode: 'tc', portNames: ports, chainSpec: { cubes: [], links: [], attachments: [] } });
 
 function check<C, S>(service: ServiceDefinition<C, S>, params: unknown, ports: string[]): C {
   const config = ConfigSchema.load<C>(service.config.proto, service.config.message).normalize(params);

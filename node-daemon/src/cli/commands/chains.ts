@@ -1,7 +1,6 @@
 // The chain commands: apply, delete, diff, history, rollback. Parsing, validation
 // and diffs are the chain module's; versions and history are the store's.
 
-import { readFileSync } from 'node:fs';
 import { Chain, ChainChange, diffChains, parseChain } from '@netcube/api/chain';
 import { ChainHistoryEntry, NotFoundError } from '@netcube/api/store';
 import {
@@ -14,27 +13,14 @@ import {
   stringOption,
   UsageError,
 } from '../command';
+import { readInput } from '../input';
 import { plural, table, when } from '../output';
 import { Session } from '../session';
 import { reportWait, WAIT_HELP, WAIT_OPTIONS, waitApplied, WaitOutcome, waitRemoved, waitTimeout } from '../wait';
 
 /** Reads and parses -f FILE (`-` is stdin); problems come back located in the file. */
 async function readChainFile(session: Session, file: string, command: string): Promise<Chain> {
-  let text: string;
-  const source = file === '-' ? '<stdin>' : file;
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const chunk of session.io.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-    text = Buffer.concat(chunks).toString('utf8');
-  } else {
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
-      throw new UsageError(`-f ${file}: cannot read the chain (${why})`, command);
-    }
-  }
+  const { text, source } = await readInput(session, file, command, 'the chain');
   return parseChain(text, source);
 }
 

@@ -6,8 +6,9 @@ import { apply, del, diff, history, rollback } from './chains';
 import { describe } from './describe';
 import { get } from './get';
 import { logs } from './logs';
+import { config, state } from './service';
 import { table } from './table';
 import { topology } from './topology';
 import { types } from './types';
 
-export const COMMANDS: Command[] = [apply, get, del, diff, history, rollback, describe, topology, table, logs, types, access];
+export const COMMANDS: Command[] = [apply, get, del, diff, history, rollback, describe, topology, table, config, state, logs, types, access];
