@@ -6,6 +6,7 @@
 // the outcome of every call.
 
 import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { cite } from '../cite';
 import type { Logger } from '../log';
@@ -120,9 +121,14 @@ function malformed(request: unknown): Error | undefined {
   return invalidArgument('request', `the ${request.method} request is not a valid message of this API (${cite(request.reason)}): check the client's .proto files`);
 }
 
-/** The client's messages of a bidirectional stream, as the handler reads them: one that does not decode ends the call. */
-async function* decoded<T>(incoming: AsyncIterable<T>): AsyncIterable<T> {
-  for await (const message of incoming) {
+/**
+ * The client's messages of a bidirectional stream, as the handler reads them: one
+ * that does not decode ends the call. Leaving the loop must not destroy the stream
+ * (what for-await does by default): a destroyed call ends without a status, and
+ * the client would wait for its deadline instead of hearing INVALID_ARGUMENT.
+ */
+async function* decoded<T>(incoming: Readable): AsyncIterable<T> {
+  for await (const message of incoming.iterator({ destroyOnReturn: false }) as AsyncIterable<T>) {
     const bad = malformed(message);
     if (bad) throw bad;
     yield message;
@@ -239,6 +245,6 @@ export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
       );
     },
     serverStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => authorized(method, call.request, callCtx, (request) => fn(request, callCtx, send))),
-    bidiStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(decoded(call as AsyncIterable<never>), callCtx, send)),
+    bidiStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(decoded<never>(call), callCtx, send)),
   };
 }
