@@ -35,6 +35,13 @@ export function encode(type: BtfType, value: unknown, name = 'value'): Buffer {
   return out;
 }
 
+/** As encode(), into `out` at `offset` (zeroed there first): many values into one buffer, without one allocation each. */
+export function encodeInto(type: BtfType, value: unknown, out: Buffer, offset: number, name = 'value'): void {
+  if (offset < 0 || offset + type.size > out.length) throw new RangeError(`${name}: ${type.size} bytes do not fit at offset ${offset} of ${out.length}`);
+  out.fill(0, offset, offset + type.size);
+  encodeAt(type, value, out, offset, name);
+}
+
 /**
  * Decodes `bytes` (exactly `type.size` of them) as bpftool's map dump shows
  * them: char arrays as strings, enums by name, 64-bit integers as numbers when

@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { CubeSpec, JsonObject } from '@netcube/api/chain';
-import { Calls, rpcAdapters, type CallContext, type Rpc } from '@netcube/api/grpc/call';
+import { addService, Calls, rpcAdapters, type CallContext, type Rpc } from '@netcube/api/grpc/call';
 import { jsonToStruct, structToJson } from '@netcube/api/grpc/convert';
 import { Identity, isServiceOf, tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { ApiError, invalidArgument } from '@netcube/api/grpc/status';
@@ -35,6 +35,7 @@ import type { LeaderElection } from './election';
 import type { TlsFiles } from './host-link';
 import { loadServiceApi } from './proto';
 import type { CubeInfo, ServiceDefinition } from './service';
+import { SERVER_LIMITS } from '@netcube/api/grpc/limits';
 
 const { status } = grpc;
 
@@ -69,7 +70,7 @@ export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: 
   const unix = listen.startsWith('unix:');
   if (!unix && !(tls?.cert && tls.key && tls.ca))
     throw new Error(`--listen ${listen}: the config API is served over TCP with mutual TLS only: give --tls-cert, --tls-key and --tls-ca, or listen on unix:/path`);
-  const server = new grpc.Server();
+  const server = new grpc.Server({ ...SERVER_LIMITS });
   const calls = new Calls();
   const rpc = rpcAdapters(
     {
@@ -81,7 +82,7 @@ export async function serveConfigApi<C, S>(ctx: ConfigApiContext<C, S>, listen: 
     },
     calls,
   );
-  server.addService(api.netcube.service.v1.ServiceConfig.service, handlers(ctx, rpc));
+  addService(server, api.netcube.service.v1.ServiceConfig.service, handlers(ctx, rpc));
   const credentials = unix
     ? grpc.ServerCredentials.createInsecure()
     : grpc.ServerCredentials.createSsl(fs.readFileSync(tls!.ca!), [{ cert_chain: fs.readFileSync(tls!.cert!), private_key: fs.readFileSync(tls!.key!) }], true);
@@ -152,10 +153,14 @@ const infoOf = (stored: StoredChain, spec: CubeSpec): CubeInfo => ({ name: spec.
 
 function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHandlers {
   const { type } = ctx.service;
-  /** The chains, and the config this service holds by cube, read together. */
-  const read = async (): Promise<{ chains: StoredChain[]; held: Map<string, StoredServiceConfig> }> => {
-    const [chains, held] = await Promise.all([ctx.store.chains.list(), ctx.store.serviceConfigs.list(type)]);
-    return { chains, held: new Map(held.map((h) => [h.cube, h])) };
+  /**
+   * The chains, and the config this service holds by cube, read together; and the
+   * revision of each cube's held config that cannot be read (it stands for nothing,
+   * and SetConfig replaces it).
+   */
+  const read = async (): Promise<{ chains: StoredChain[]; held: Map<string, StoredServiceConfig>; unreadable: Map<string, number> }> => {
+    const [chains, held] = await Promise.all([ctx.store.chains.list(), ctx.store.serviceConfigs.listWithBroken(type)]);
+    return { chains, held: new Map(held.values.map((h) => [h.cube, h])), unreadable: new Map(held.broken.map((b) => [b.name, b.revision])) };
   };
   /** A cube's config as it stands: the chain's params or SetConfig's, and the revision of that. */
   const current = (stored: StoredChain, spec: CubeSpec, held: StoredServiceConfig | undefined) => {
@@ -236,10 +241,10 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHan
 
     SetConfig: rpc.unary('SetConfig', async (req, call) => {
       const name = cubeName(req.cube);
-      const params = structToJson(req.config);
+      const params = structToJson(req.config, { field: 'config' });
       const expected = Number(req.expectedRevision ?? 0);
       for (let round = 1; ; round++) {
-        const { chains, held } = await read();
+        const { chains, held, unreadable } = await read();
         const { stored, spec } = findCube(chains, type, name);
         const config = ctx.validate(params, infoOf(stored, spec));
         const now = current(stored, spec, held.get(name));
@@ -248,7 +253,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHan
         }
         if (req.validateOnly) return configMessage(stored, spec, config, now.source, now.revision);
         try {
-          const set = await ctx.store.serviceConfigs.put(type, name, stored, config as JsonObject, held.get(name)?.revision ?? 0, call.identity.name);
+          const set = await ctx.store.serviceConfigs.put(type, name, stored, config as JsonObject, held.get(name)?.revision ?? unreadable.get(name) ?? 0, call.identity.name);
           ctx.log.info('config set', { cube: name, chain: stored.name, revision: set.revision, by: call.identity.name });
           return configMessage(stored, spec, config, 'service', set.revision);
         } catch (err) {

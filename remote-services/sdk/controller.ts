@@ -325,6 +325,11 @@ export class Controller<C, S> {
       this.held.delete(name);
       this.reconsider(name);
     });
+    // Config that cannot be read stands for nothing: the cube's params in its chain do.
+    this.configs.on('invalid', ({ name }) => {
+      this.held.delete(name);
+      this.reconsider(name);
+    });
     // SetConfig's config first, so that a cube's first sync already has it.
     await this.configs.whenSynced();
     this.chains = this.store.chains.watch();

@@ -12,6 +12,8 @@ import type { NetcubeClient } from '@netcube/api/grpc/client';
 import { ApiCallError } from '@netcube/api/grpc/client';
 import type { TableInfo__Output } from '@netcube/api/generated/netcube/v1/TableInfo';
 import { BtfType, encode } from '@netcube/api/btf';
+import type { Entry } from '@netcube/api/generated/netcube/v1/Entry';
+import { MAX_BATCH_ENTRIES, MAX_REQUEST_BYTES } from '@netcube/api/grpc/limits';
 
 export interface TableEntry<K = unknown, V = unknown> {
   key: K;
@@ -25,6 +27,28 @@ const PER_CPU = new Set(['percpu_hash', 'percpu_array', 'lru_percpu_hash']);
 const LIST_TIMEOUT_MS = 120_000;
 
 const toJson = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+
+/** What one entry adds to a request, at most: its bytes and protobuf's framing. */
+const entryBytes = (e: Entry): number =>
+  32 + (e.keyRaw?.length ?? Buffer.byteLength(e.keyJson ?? '')) + (e.valueRaw?.length ?? Buffer.byteLength(e.valueJson ?? ''));
+
+/**
+ * Writes `entries` with as few PutEntries calls as the daemon's limits allow
+ * (MAX_BATCH_ENTRIES entries and MAX_REQUEST_BYTES a call); returns how many were written.
+ */
+async function putEntries(client: NetcubeClient, table: { cube: string; table: string }, entries: readonly Entry[]): Promise<number> {
+  let written = 0;
+  for (let start = 0; start < entries.length; ) {
+    let end = start;
+    // Room for the table's name and the message's own framing.
+    let bytes = 1024;
+    while (end < entries.length && end - start < MAX_BATCH_ENTRIES && bytes + entryBytes(entries[end]) <= MAX_REQUEST_BYTES) bytes += entryBytes(entries[end++]);
+    if (end === start) throw new RangeError(`entry ${start} of table ${table.table} of cube ${table.cube} takes more than the ${MAX_REQUEST_BYTES} bytes a request may`);
+    written += (await client.putEntries({ table, entries: entries.slice(start, end) })).written;
+    start = end;
+  }
+  return written;
+}
 
 /** What the daemon says about one table of a cube. */
 export class TableLayout {
@@ -83,11 +107,9 @@ export class Table<K = unknown, V = unknown> {
     await this.client().putEntry({ table: this.ref, entry: { keyJson: toJson(key), valueJson: toJson(value) } });
   }
 
-  /** Many entries in one kernel batch. */
+  /** Many entries in kernel batches: one, unless they exceed what one call may carry. */
   async putBatch(entries: readonly TableEntry<K, V>[]): Promise<number> {
-    if (entries.length === 0) return 0;
-    const res = await this.client().putEntries({ table: this.ref, entries: entries.map((e) => ({ keyJson: toJson(e.key), valueJson: toJson(e.value) })) });
-    return res.written;
+    return putEntries(this.client(), this.ref, entries.map((e) => ({ keyJson: toJson(e.key), valueJson: toJson(e.value) })));
   }
 
   /** Removes the entry; false when there was none. An array's entries always exist: they are zeroed instead. */
@@ -124,7 +146,7 @@ export interface ReconcileResult {
 
 /**
  * Makes table `layout` of `cube` hold exactly `desired`: puts what is missing or
- * different (one batch), deletes the rest (an array's other slots are zeroed).
+ * different (in as few batches as the daemon takes), deletes the rest (an array's other slots are zeroed).
  */
 export async function reconcileTable(client: NetcubeClient, cube: string, layout: TableLayout, desired: readonly TableEntry[]): Promise<ReconcileResult> {
   const table = { cube, table: layout.name };
@@ -154,7 +176,7 @@ export async function reconcileTable(client: NetcubeClient, cube: string, layout
     }
   }
   for (const [hex, w] of want) if (!seen.has(hex)) puts.push({ keyRaw: w.key, valueRaw: w.value });
-  if (puts.length > 0) await client.putEntries({ table, entries: puts });
+  await putEntries(client, table, puts);
   for (const key of extra) {
     if (layout.isArray) {
       await client.putEntry({ table, entry: { keyRaw: key, valueRaw: Buffer.alloc(layout.info.valueSize) } });

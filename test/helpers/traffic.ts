@@ -254,6 +254,11 @@ export interface Stream {
   readonly runs: number;
   /** Whether a test run (frames on the wire) is in progress. */
   readonly busy: boolean;
+  /**
+   * Resolves once a test run is in progress (at once when one is); rejects when
+   * the stream ended first (stopped, or a run failed).
+   */
+  sending(): Promise<void>;
   /** Stops after the run in progress and resolves to the frames sent in all. */
   stop(): Promise<number>;
 }
@@ -350,10 +355,13 @@ export class Generator {
     let running = true;
     let busy = false;
     let runs = 0;
+    let waiting: { resolve(): void; reject(err: unknown): void }[] = [];
     const loop = (async () => {
       while (running) {
         await this.pace(opts);
         busy = true;
+        for (const w of waiting) w.resolve();
+        waiting = [];
         try {
           await this.run(perRun);
         } finally {
@@ -362,8 +370,15 @@ export class Generator {
         runs++;
       }
     })();
-    // A failed run ends the loop early; stop() rethrows it.
-    loop.catch(() => undefined);
+    let ended: unknown;
+    // A failed run ends the loop early; stop() rethrows it, sending() rejects with it.
+    loop.then(
+      () => (ended = new Error('the stream was stopped')),
+      (err: unknown) => (ended = err),
+    ).finally(() => {
+      for (const w of waiting) w.reject(ended);
+      waiting = [];
+    });
     return {
       get sent() {
         return generator.sent;
@@ -373,6 +388,11 @@ export class Generator {
       },
       get busy() {
         return busy;
+      },
+      sending() {
+        if (busy) return Promise.resolve();
+        if (ended !== undefined) return Promise.reject(ended);
+        return new Promise<void>((resolve, reject) => waiting.push({ resolve, reject }));
       },
       async stop() {
         running = false;

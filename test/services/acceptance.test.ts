@@ -232,7 +232,7 @@ test.serial('a follower replica takes over when the leader dies, and serves the 
   const { bed } = t.context;
   const { ServiceProcess } = await import('./helpers.js');
   const tls = { ca: bed.certs.ca, ...bed.certs.service('router') };
-  const second = await ServiceProcess.start({ service: 'router', etcd: bed.etcd.endpoints, name: 'router-2', netns: bed.ctl, etcdBridged: true, tls, leaseTtl: 2 });
+  const second = await ServiceProcess.start({ service: 'router', etcd: bed.etcd.endpoints, name: 'router-2', netns: bed.ctl, etcdBridged: true, tls });
   t.teardown(() => second.cleanup());
   const api2 = second.client();
   t.teardown(() => api2.close());

@@ -33,6 +33,12 @@ export interface ServiceProcessOptions {
   /** etcd is already bridged into `netns` (one bridge per namespace: it listens on etcd's ports). */
   etcdBridged?: boolean;
   tls?: { ca?: string; cert?: string; key?: string; serverName?: string };
+  /**
+   * Seconds of the leader key's lease; the service's own default (5) unless given.
+   * Only a test that measures a failover should shorten it: a replica gives up a
+   * 2 s lease when a keepalive goes unacknowledged for 1.3 s, which a loaded
+   * machine does, and a replica that lost its lease starts over (counters too).
+   */
   leaseTtl?: number;
   resyncSeconds?: number;
   args?: string[];
@@ -90,7 +96,8 @@ export class ServiceProcess {
     const main = o.service.endsWith('.js') ? o.service : serviceCommand(`@netcube/${o.service}`);
     // A unix socket: within the test's reach from any namespace, and without TLS to set up.
     const listen = `unix:${path.join(this.dir, 'api.sock')}`;
-    const args = [main, '--etcd', o.etcd.join(','), '--name', o.name, '--listen', listen, '--log-level', 'debug', '--lease-ttl', String(o.leaseTtl ?? 2), '--resync', String(o.resyncSeconds ?? 30)];
+    const args = [main, '--etcd', o.etcd.join(','), '--name', o.name, '--listen', listen, '--log-level', 'debug', '--resync', String(o.resyncSeconds ?? 30)];
+    if (o.leaseTtl !== undefined) args.push('--lease-ttl', String(o.leaseTtl));
     if (o.tls?.ca) args.push('--tls-ca', o.tls.ca);
     if (o.tls?.cert) args.push('--tls-cert', o.tls.cert, '--tls-key', o.tls.key!);
     if (o.tls?.serverName) args.push('--tls-server-name', o.tls.serverName);

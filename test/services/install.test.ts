@@ -174,7 +174,6 @@ test('the SDK packed, installed elsewhere without native tools or the network, r
     name: 'installed',
     netns: ctl,
     tls: { ca: certs.ca, ...certs.service('macfilter') },
-    leaseTtl: 2,
   });
   t.true(fs.realpathSync(command).startsWith(app + path.sep), 'the service runs from the installed package');
 

@@ -142,7 +142,7 @@ async function open<C, S>(t: ExecutionContext, service: ServiceDefinition<C, S>,
     if (!t.passed) t.log(`service log:\n${lines.slice(-60).join('')}`);
   });
   const listen = `unix:${daemon.root}/service.sock`;
-  const svc = (await startService(service, { etcd: etcd.endpoints, replica: 'test', listen, resyncSeconds: 1, leaseTtl: 2, log })) as RunningService<unknown, unknown>;
+  const svc = (await startService(service, { etcd: etcd.endpoints, replica: 'test', listen, resyncSeconds: 1, log })) as RunningService<unknown, unknown>;
   t.teardown(() => svc.close());
   const api = ServiceClient.connect({ target: svc.endpoint! });
   t.teardown(() => api.close());

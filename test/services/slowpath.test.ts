@@ -68,7 +68,7 @@ for (const mode of ['xdp', 'tc'] as const) {
         if (pkt.frame.length !== pkt.wireLength) mismatches.push(`#${c.i} cut: ${pkt.frame.length} of ${pkt.wireLength} bytes`);
       },
     });
-    const svc = await startService(echo, { etcd: env.etcd, replica: 'echo', leaseTtl: 2, log: new Logger('warn', {}, () => undefined) });
+    const svc = await startService(echo, { etcd: env.etcd, replica: 'echo', log: new Logger('warn', {}, () => undefined) });
     t.teardown(() => svc.close());
     const cube = await waitFor('the cube ready', () => {
       const c = svc.controller?.cubes.get('pr');

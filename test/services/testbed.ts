@@ -166,7 +166,7 @@ export class TwoHosts {
   }
 
   private async startService(service: string, name: string, tls: { ca: string; cert: string; key: string }): Promise<ServiceProcess> {
-    const s = await ServiceProcess.start({ service, etcd: this.etcd.endpoints, name, netns: this.ctl, etcdBridged: true, tls, leaseTtl: 2, resyncSeconds: 30 });
+    const s = await ServiceProcess.start({ service, etcd: this.etcd.endpoints, name, netns: this.ctl, etcdBridged: true, tls, resyncSeconds: 30 });
     this.closers.push(() => s.cleanup());
     return s;
   }

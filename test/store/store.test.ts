@@ -20,8 +20,10 @@ test('backoff doubles up to its ceiling, with jitter in the upper half of each s
 test('connecting to no etcd fails after retrying, naming the endpoint', async t => {
   const [port] = await freePorts(1);
   const retries: RetryEvent[] = [];
+  // An attempt ends by its deadline (250 ms) at the latest, and the next starts 50 ms
+  // after at most: within 1.5 s there is a retry however slowly this machine runs.
   const error = await t.throwsAsync(
-    Store.connect({ endpoints: [`127.0.0.1:${port}`], retry: { timeoutMs: 1500 }, onRetry: e => retries.push(e) }),
+    Store.connect({ endpoints: [`127.0.0.1:${port}`], callTimeoutMs: 250, retry: { initialDelayMs: 50, maxDelayMs: 50, timeoutMs: 1500 }, onRetry: e => retries.push(e) }),
     { instanceOf: StoreUnavailableError },
   );
   t.true(error.recoverable);

@@ -4,9 +4,9 @@
 // A request is checked first (nothing is written for a bad one), then the chain is
 // read, edited and written with its version as the precondition, so a concurrent
 // change makes us read again instead of overwriting it. The reconciler applies
-// the new version like any other; when this host cannot, the chain is put back
-// to the version it had and the host's error is the answer, so etcd never keeps a
-// change its caller was told failed.
+// the new version like any other; when this host cannot, the version is taken back
+// (Chains.undo: the chain as it was, no history entry for it) and the host's error
+// is the answer, so etcd never keeps a change its caller was told failed.
 
 import * as grpc from '@grpc/grpc-js';
 import { Chain, CHAIN_API_VERSION, CHAIN_KIND } from '@netcube/api/chain';
@@ -85,7 +85,7 @@ export async function editChain(ctx: ApiContext, call: CallContext, edit: ChainE
           `version ${result.version} of chain ${name} is recorded in etcd, but host ${ctx.host} had not applied it in time; it will when it can (its status in etcd tells)`,
         );
       }
-      if (!result.unchanged) await restore(ctx, name, current, result.version, err);
+      if (!result.unchanged) await restore(ctx, name, current, { version: result.version, revision: result.revision, deleted: next === null }, err);
       throw err;
     }
     return name;
@@ -96,19 +96,24 @@ function waitMs(call: CallContext): number {
   return Math.max(0, Math.min(APPLY_TIMEOUT_MS, call.remainingMs()));
 }
 
-/** Puts `name` back to `previous` (or deletes it when it was new) after this host failed to apply `failed`. */
-async function restore(ctx: ApiContext, name: string, previous: StoredChain | undefined, failed: number, cause: unknown): Promise<void> {
-  const store = ctx.store();
+/**
+ * Takes the version `failed` of `name` back after this host failed to apply it, so
+ * etcd holds what it held before the call (no version for a change that never
+ * was), and waits until this host runs `previous` again.
+ */
+async function restore(ctx: ApiContext, name: string, previous: StoredChain | undefined, failed: { version: number; revision: number; deleted: boolean }, cause: unknown): Promise<void> {
   const log = ctx.log.with({ chain: name });
   try {
-    const back = previous
-      ? await store.chains.rollback(name, previous.version, { expectedVersion: failed })
-      : { ...(await store.chains.delete(name, { expectedVersion: failed })), unchanged: false };
-    log.warn('change not applied by this host: chain put back', { failedVersion: failed, restored: previous?.version ?? 'deleted', error: (cause as Error).message });
+    const back = await ctx.store().chains.undo(name, failed, previous);
+    if (!back.undone) {
+      // Someone changed the chain meanwhile: theirs is the desired state now.
+      log.warn('could not take back a change this host failed to apply: the chain changed meanwhile', { failedVersion: failed.version, error: (cause as Error).message });
+      return;
+    }
+    log.warn('change not applied by this host: taken back', { failedVersion: failed.version, restored: previous?.version ?? 'deleted', error: (cause as Error).message });
     await ctx.reconciler.waitFor(name, back.revision, { timeoutMs: 10_000, deleted: !previous }).catch(() => undefined);
   } catch (err) {
-    // Someone changed the chain meanwhile: theirs is the desired state now.
-    log.warn('could not put the chain back after a failed change', { failedVersion: failed, error: (err as Error).message });
+    log.warn('could not take back a change this host failed to apply', { failedVersion: failed.version, error: (err as Error).message });
   }
 }
 

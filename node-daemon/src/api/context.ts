@@ -7,6 +7,7 @@ import { Runtime } from '../runtime/runtime';
 import { Metrics } from '../daemon/metrics';
 import { Reconciler } from '../daemon/reconciler';
 import { SlowPath } from '../slowpath/dispatcher';
+import { HeavyCalls } from './heavy';
 
 export interface ApiContext {
   /** This host's name, as chains place cubes on it. */
@@ -20,6 +21,8 @@ export interface ApiContext {
   readonly slowPath: SlowPath;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Admission of the calls that take much memory or CPU (heavy.ts). */
+  readonly heavy: HeavyCalls;
   /** The etcd store; throws StoreUnavailableError while etcd has not been reached. */
   store(): Store;
   storeConnected(): boolean;

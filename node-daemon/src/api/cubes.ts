@@ -115,7 +115,7 @@ export function cubeService(ctx: ApiContext, rpc: Rpc): CubeServiceHandlers {
       const mode = modeFromProto(req.mode, 'mode');
       const ports = checkPorts('ports', req.ports ?? []);
       const logLevel = logLevelFromProto(req.logLevel, 'log_level') ?? 'info';
-      const params = structToJson(req.params) as JsonObject;
+      const params = structToJson(req.params, { field: 'params' }) as JsonObject;
       const chainName = req.chain ? checkName('chain', req.chain, 'chain name') : defaultChainName(ctx.host);
       const type = await typeFacts(ctx, 'type', typeName);
       if (!type.modes.includes(mode)) throw invalidArgument('mode', `cube type ${typeName} has no ${mode} object (it runs in ${type.modes.join(', ')})`);
@@ -142,7 +142,7 @@ export function cubeService(ctx: ApiContext, rpc: Rpc): CubeServiceHandlers {
       const name = checkName('name', req.name);
       const ports = req.ports ? checkPorts('ports.names', req.ports.names ?? []) : undefined;
       const logLevel = logLevelFromProto(req.logLevel, 'log_level');
-      const params = req.params ? (structToJson(req.params) as JsonObject) : undefined;
+      const params = req.params ? (structToJson(req.params, { field: 'params' }) as JsonObject) : undefined;
       await editCube(call, name, (chain, cube) => {
         if (ports) {
           if (ports.length > 0 && ctx.runtime.types.get(cube.type)?.transparent) throw invalidArgument('ports', `cube ${name} is transparent (type ${cube.type}) and has no ports`);
@@ -239,18 +239,20 @@ export function cubeService(ctx: ApiContext, rpc: Rpc): CubeServiceHandlers {
         throw invalidArgument('index', `cube ${name} (type ${live.type.name}) has micro-cubes ${live.type.programs.join(', ')}; ${index} is not one of them`);
       // Opened apart from the daemon: a malformed object cannot crash it.
       try {
-        await checkMicroCubeObject(name, index, live.mode, object, ctx.runtime.types.policy);
+        await ctx.heavy.run('ReplaceMicroCube', call.signal, () => checkMicroCubeObject(name, index, live.mode, object, ctx.runtime.types.policy));
       } catch (err) {
         if (err instanceof runtimeErrors.InvalidArgumentError) throw invalidArgument('object', err.message);
         throw err;
       }
-      const sha = await ctx.store().objects.put(object);
+      const stored = await ctx.store().objects.put(object);
       try {
         await editCube(call, name, (chain, cube) => {
-          cube.replacedMicrocubes = { ...cube.replacedMicrocubes, [String(index)]: sha };
+          cube.replacedMicrocubes = { ...cube.replacedMicrocubes, [String(index)]: stored.sha256 };
           return chain;
         });
       } catch (err) {
+        // The chain is as it was (editChain takes a failed version back): so is the store.
+        if (stored.created) await ctx.store().objects.removeUnused(stored.sha256).catch((e: Error) => ctx.log.warn('could not remove the object of a failed ReplaceMicroCube', { sha256: stored.sha256, error: e.message }));
         if (err instanceof VerifierError) throw invalidArgument('object', `the kernel's verifier rejected ${err.program}: ${verifierTail(err.log)}`);
         if (err instanceof runtimeErrors.InvalidArgumentError && (err.field === 'object' || err.field === 'index')) throw invalidArgument(err.field, err.message);
         throw err;

@@ -16,7 +16,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { Calls, rpcAdapters } from '@netcube/api/grpc/call';
+import { addService, Calls, rpcAdapters } from '@netcube/api/grpc/call';
+import { SERVER_LIMITS } from '@netcube/api/grpc/limits';
 import { tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { LOADER_OPTIONS, loadApi, SERVICES } from '@netcube/api/grpc/proto';
 import { Authorizer } from './authz';
@@ -30,15 +31,9 @@ import { slowPathService } from './slowpath';
 import { DAEMON_STATUS } from './status';
 import { typeService } from './types';
 
-/** Large enough for a cube type's two ELF objects. */
-const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-
 export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiServer> {
   const { definition, api } = loadApi();
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  });
+  const server = new grpc.Server({ ...SERVER_LIMITS });
   const calls = new Calls();
   const authz = new Authorizer(ctx, opts.viewerGid);
   let unix: UnixListener | undefined;
@@ -52,18 +47,19 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
         return tlsIdentity(call) ?? (peer ? authz.unixIdentity(peer) : unauthenticated(call));
       },
       authorize: (method, request, call) => authz.authorize(method, request, call),
+      admit: (method, signal) => ctx.heavy.acquire(method, signal),
     },
     calls,
   );
   const endpoints: string[] = [];
 
   const v1 = api.netcube.v1;
-  server.addService(v1.HostService.service, hostService(ctx, rpc, () => [...endpoints]));
-  server.addService(v1.TypeService.service, typeService(ctx, rpc));
-  server.addService(v1.CubeService.service, cubeService(ctx, rpc));
-  server.addService(v1.TableService.service, tableService(ctx, rpc));
-  server.addService(v1.LogService.service, logService(ctx, rpc));
-  server.addService(v1.SlowPathService.service, slowPathService(ctx, rpc, authz));
+  addService(server, v1.HostService.service, hostService(ctx, rpc, () => [...endpoints]));
+  addService(server, v1.TypeService.service, typeService(ctx, rpc));
+  addService(server, v1.CubeService.service, cubeService(ctx, rpc));
+  addService(server, v1.TableService.service, tableService(ctx, rpc), { deferred: ['PutEntries'] });
+  addService(server, v1.LogService.service, logService(ctx, rpc));
+  addService(server, v1.SlowPathService.service, slowPathService(ctx, rpc, authz));
 
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING' as const])));
   health.addToServer(server);

@@ -4,10 +4,12 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { ApiError, invalidArgument, type StatusOptions } from '@netcube/api/grpc/status';
-import { NotSupportedError, VerifierError } from '../bpf';
+import { BpfError, NotSupportedError, VerifierError } from '../bpf';
 import * as runtime from '../runtime/errors';
 
 const { status } = grpc;
+
+const KERNEL_EXHAUSTED = new Set(['E2BIG', 'ENOMEM', 'ENOSPC']);
 
 export function daemonErrors(err: unknown): ApiError | undefined {
   if (err instanceof runtime.InvalidArgumentError) return invalidArgument(err.field, err.message);
@@ -16,6 +18,8 @@ export function daemonErrors(err: unknown): ApiError | undefined {
   if (err instanceof runtime.FailedPreconditionError) return new ApiError(status.FAILED_PRECONDITION, err.message);
   if (err instanceof VerifierError) return new ApiError(status.FAILED_PRECONDITION, `the kernel's verifier rejected program ${err.program}: ${verifierTail(err.log)}`);
   if (err instanceof NotSupportedError) return new ApiError(status.FAILED_PRECONDITION, `this host cannot do that: ${err.message}`);
+  // The kernel is out of room: a full table, a map or program too large for its memory.
+  if (err instanceof BpfError && KERNEL_EXHAUSTED.has(err.code)) return new ApiError(status.RESOURCE_EXHAUSTED, `the kernel has no room for it: ${err.message}`);
   return undefined;
 }
 

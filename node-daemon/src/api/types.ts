@@ -61,7 +61,7 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       return typeMessage(type);
     }),
 
-    RegisterType: rpc.unary('RegisterType', async (req) => {
+    RegisterType: rpc.unary('RegisterType', async (req, call) => {
       const name = checkName('name', req.name, 'cube type name');
       const objects: Partial<Record<Mode, Buffer>> = {};
       if (req.xdpObject?.length) objects.xdp = req.xdpObject;
@@ -72,7 +72,7 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       // names the object at fault.
       let type: CubeType;
       try {
-        type = await CubeType.inspect(name, objects, { policy: ctx.runtime.types.policy, testLoad: true });
+        type = await ctx.heavy.run('RegisterType', call.signal, () => CubeType.inspect(name, objects, { policy: ctx.runtime.types.policy, testLoad: true }));
       } catch (err) {
         if (err instanceof runtimeErrors.InvalidArgumentError) throw invalidArgument(err.field === 'xdp' || err.field === 'tc' ? `${err.field}_object` : err.field === 'name' ? 'name' : 'tc_object', err.message);
         throw err;
@@ -95,7 +95,10 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       if (stored && !(['xdp', 'tc'] as const).every((m) => (stored.objects[m] ?? Buffer.alloc(0)).equals(objects[m] ?? Buffer.alloc(0))))
         throw alreadyExists(`cube type ${name} is already registered in the cluster with other objects; unregister it first (no chain may use it)`);
       await store.types.putType({ name, transparent: type.transparent, microcubes: type.microcubes, modes: type.modes, objects });
-      return typeMessage(ctx.runtime.addType(type));
+      const added = typeMessage(ctx.runtime.addType(type));
+      // A chain that failed for want of it goes through now.
+      ctx.reconciler.retryFailed(`cube type ${name} registered`);
+      return added;
     }),
 
     UnregisterType: rpc.unary('UnregisterType', async (req) => {

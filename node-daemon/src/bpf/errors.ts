@@ -77,6 +77,14 @@ export class ElfError extends BpfError {
 }
 
 /** The object was closed (or, for a spec, consumed by load()). */
+/** A batch update or delete that stopped part way: the first `done` of `count` elements took effect. */
+export class BatchError extends BpfError {
+  override name = 'BatchError';
+  constructor(op: string, errno: number, message: string, libbpfLog: string, readonly done: number, readonly count: number) {
+    super(op, errno, message, libbpfLog);
+  }
+}
+
 export class ClosedError extends Error {
   override name = 'ClosedError';
   constructor(readonly object: string) {
@@ -114,5 +122,8 @@ export function fromNative(f: NativeFailure): BpfError {
   if (f.errno === constants.errno.EOPNOTSUPP || f.errno === 524) {
     return new NotSupportedError(f.op, f.errno, message, f.log);
   }
+  // native/map.cc says how far a batch got in its op: "update batch (stopped after N of M)".
+  const batch = /^(?:update|delete) batch \(stopped after (\d+) of (\d+)\)$/.exec(f.op);
+  if (batch) return new BatchError(f.op, f.errno, message, f.log, Number(batch[1]), Number(batch[2]));
   return new BpfError(f.op, f.errno, message, f.log);
 }

@@ -2,7 +2,7 @@
 // BTF codec and errors. See README.md.
 export { decode, encode, typeName, type BtfMember, type BtfType } from '@netcube/api/btf';
 export {
-  BpfError, ClosedError, ElfError, KeyNotExistError, NotFoundError, NotSupportedError, VerifierError, errnoName,
+  BatchError, BpfError, ClosedError, ElfError, KeyNotExistError, NotFoundError, NotSupportedError, VerifierError, errnoName,
 } from './errors';
 export { attachTc, TcFilter, type TcAttachOptions, type TcDirection, type TcFindOptions } from './links/tc';
 export { attachXdp, XdpLink, type XdpAttachOptions, type XdpMode } from './links/xdp';

@@ -29,6 +29,8 @@ export interface DaemonConfig {
   metrics?: string;
   logLevel: Level;
   leaseTtl: number;
+  /** Every this often the reconciler passes even when nothing changed: failed chains are tried again. */
+  reconcileIntervalMs: number;
   /** Slow-path packets per second: read by the daemon (the host), and sent by one cube. */
   slowPath: { hostRate: number; cubeRate: number };
   /** What cube types' objects may hold, and the limits on their maps' kernel memory. */
@@ -69,6 +71,9 @@ Options:
                         clients with an admin or viewer certificate (needs the --tls-* files)
   --log-level LEVEL     error, warn, info or debug (default: info)
   --lease-ttl SECONDS   lease of this host's registration in etcd (default: 10)
+  --reconcile-interval SECONDS  reconcile this often even when etcd says nothing new,
+                        trying failed chains again (default: 60; a netdev that appears
+                        retries them at once)
   --slowpath-host-rate N  slow-path packets per second the daemon reads, for all
                         cubes together; the rest waits in the ring or is dropped
                         when it is full (default: 200000)
@@ -110,6 +115,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         metrics: { type: 'string' },
         'log-level': { type: 'string' },
         'lease-ttl': { type: 'string' },
+        'reconcile-interval': { type: 'string' },
         'slowpath-host-rate': { type: 'string' },
         'slowpath-cube-rate': { type: 'string' },
         'max-map-memory': { type: 'string' },
@@ -159,6 +165,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (!(LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError(`--log-level: one of ${LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
   const leaseTtl = Number(str('lease-ttl') ?? 10);
   if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new ConfigError(`--lease-ttl: an integer of seconds >= 2, got ${str('lease-ttl')}`);
+  const reconcileInterval = Number(str('reconcile-interval') ?? 60);
+  if (!Number.isInteger(reconcileInterval) || reconcileInterval < 1 || reconcileInterval > 86_400)
+    throw new ConfigError(`--reconcile-interval: an integer of seconds from 1 to 86400, got ${JSON.stringify(str('reconcile-interval')?.slice(0, 32))}`);
 
   const rate = (flag: string, fallback: number): number => {
     const v = str(flag);
@@ -198,6 +207,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     metrics,
     logLevel: logLevel as Level,
     leaseTtl,
+    reconcileIntervalMs: reconcileInterval * 1000,
     slowPath,
     typePolicy,
   };

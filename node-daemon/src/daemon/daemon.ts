@@ -13,12 +13,14 @@ import { etcdEndpoints, HostLease, RegisteredCubeType, Store, StoreUnavailableEr
 import { Logger } from '@netcube/api/log';
 import { startApi } from '../api/server';
 import { ApiContext, ApiServer } from '../api/context';
+import { HeavyCalls } from '../api/heavy';
 import { DataPlaneLogs } from '../runtime/logs';
 import { DEFAULT_SLOW_PATH_BUDGET, SlowPath } from '../slowpath/dispatcher';
 import { Runtime } from '../runtime/runtime';
 import { CubeType } from '../runtime/types';
 import { DaemonConfig, isLoopback } from './config';
 import { Metrics } from './metrics';
+import { NetdevWatch } from './netdev-watch';
 import { Reconciler } from './reconciler';
 import { hostCheck } from '../chain';
 
@@ -31,6 +33,8 @@ export class Daemon {
   private metricsServer?: http.Server;
   private readonly stopping = new AbortController();
   private connecting?: Promise<void>;
+  private netdevs?: NetdevWatch;
+  private readonly heavy = new HeavyCalls();
 
   private constructor(
     readonly config: DaemonConfig,
@@ -77,6 +81,9 @@ export class Daemon {
       (err: Error) => log.warn('could not set packet-out up; the first packet-out tries again', { error: err.message }),
     );
     const daemon = new Daemon(config, log, runtime, reconciler, metrics, logs, slowPath);
+    // A chain that failed for want of a netdev goes through once it appears.
+    daemon.netdevs = new NetdevWatch(config.netns, log.with({ part: 'netdevs' }));
+    daemon.netdevs.on('changed', ({ added }) => reconciler.retryFailed(added.length ? `netdevs appeared: ${added.join(', ')}` : 'netdevs changed'));
     try {
       const { cert, key, ca } = config.tls ?? {};
       const api = await startApi(daemon.context(), {
@@ -109,6 +116,7 @@ export class Daemon {
       slowPath: this.slowPath,
       metrics: this.metrics,
       log: this.log.with({ part: 'api' }),
+      heavy: this.heavy,
       store: () => {
         if (!this.store) throw new StoreUnavailableError(`etcd (${this.config.etcd.join(', ')}) has not been reached yet: nothing was changed`);
         return this.store;
@@ -142,7 +150,7 @@ export class Daemon {
     // The data plane first: the reconciler follows the chains at once (a restarted
     // host catches up without waiting for the rest), while the types are published
     // and the host registered, together.
-    await this.reconciler.follow(store);
+    await this.reconciler.follow(store, this.config.reconcileIntervalMs);
     const [, lease] = await Promise.all([this.publishBuiltinTypes(store), this.register(store)]);
     if (!lease) return;
     this.lease = lease;
@@ -251,6 +259,7 @@ export class Daemon {
   /** Stops serving and lets go of etcd; the data plane stays as it is, pinned. */
   async stop(): Promise<void> {
     this.stopping.abort();
+    this.netdevs?.close();
     await this.api?.close();
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
     await this.connecting?.catch(() => undefined);

@@ -5,20 +5,25 @@
 // applies this host's slice of them to the runtime in one go. When that fails, it
 // applies the chains that changed one by one on top of what last worked, so a
 // broken chain stays at its previous version (or absent) and reports its error,
-// while the others go ahead: each chain is applied atomically or not at all. Status
-// per cube goes back to etcd. While etcd is away the data plane keeps what it has.
-// Micro-cubes a chain replaces (replacedMicrocubes) are part of applying it.
+// while the others go ahead: each chain is applied atomically or not at all. A chain
+// whose document in etcd cannot be read (written by something other than netcube)
+// is broken the same way: this host keeps the version it ran, and says so. Status
+// per cube goes back to etcd (status-reporter.ts). While etcd is away the data plane
+// keeps what it has. Micro-cubes a chain replaces (replacedMicrocubes) are part of
+// applying it. What a failed chain waits for may come later (a netdev, a type):
+// failed chains are tried again when a netdev appears (retryFailed) and on every
+// periodic pass.
 
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ChainWatch, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '@netcube/api/store';
+import { ChainWatch, CorruptValueError, CubePlacement, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '@netcube/api/store';
 import { Logger } from '@netcube/api/log';
 import { planHost } from '../chain';
 import { ApplyReport, Runtime } from '../runtime/runtime';
 import { CubeType } from '../runtime/types';
 import { Metrics } from './metrics';
+import { StatusReporter } from './status-reporter';
 
 export interface ChainOutcome {
   chain: string;
@@ -39,23 +44,20 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly applied = new Map<string, StoredChain>();
   /** Chains whose latest version failed here, with why. */
   private readonly failed = new Map<string, { revision: number; error: string; cause: Error }>();
+  /** Chains whose document in etcd cannot be read, as of which revision, and why. */
+  private readonly unreadable = new Map<string, { revision: number; error: CorruptValueError }>();
   /** What runs in place of each cube's replaced micro-cubes; kept in <root>/microcubes.json across restarts. */
   private readonly replaced: Map<string, ReplacedMicrocubes>;
   /** Objects of replaced micro-cubes, by sha256, as fetched from etcd. */
   private readonly objects = new Map<string, Buffer>();
-  /** What each cube's status in etcd says, so only changes are written. */
-  private readonly reported = new Map<string, string>();
   /** Uploaded types registered with the runtime, by the etcd digest they came with. */
   private readonly typeDigests = new Map<string, string>();
   /** Types from etcd whose objects were refused, by the digest refused: not inspected again until they change. */
   private readonly brokenTypes = new Map<string, { sha256: string; error: string }>();
   private watch?: ChainWatch;
   private store?: Store;
-  private readingReports?: Promise<void>;
-  /** Statuses waiting to be written, and the write in progress (reportSoon). */
-  private toReport?: Map<string, StatusUpdate>;
-  private reporting?: Promise<void>;
-  private readonly closing = new AbortController();
+  private readonly reporter: StatusReporter;
+  private periodic?: NodeJS.Timeout;
   private synced = false;
   private running?: Promise<void>;
   private again = false;
@@ -69,6 +71,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   ) {
     super();
     this.replaced = new Map(Object.entries(readJson(this.replacedFile) ?? {}));
+    this.reporter = new StatusReporter(host, log);
   }
 
   private get replacedFile(): string {
@@ -80,18 +83,29 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     return this.synced;
   }
 
-  /** Starts following the chains in etcd. Nothing is applied before the first full list. */
-  async follow(store: Store): Promise<void> {
+  /**
+   * Starts following the chains in etcd, and passes every `periodicMs` besides. Nothing
+   * is applied before the first full list.
+   */
+  async follow(store: Store, periodicMs: number): Promise<void> {
     this.store = store;
     // Read while the chains are listed; the first report waits for it.
-    this.previousReports(store).catch(() => undefined);
+    this.reporter.follow(store);
     this.watch = store.chains.watch();
     this.watch.on('put', ({ name, value }) => {
       this.desired.set(name, value);
+      this.unreadable.delete(name);
       this.schedule();
     });
     this.watch.on('delete', ({ name }) => {
       this.desired.delete(name);
+      this.unreadable.delete(name);
+      this.schedule();
+    });
+    // The version this host runs stays (it is still in desired), and fails to move on.
+    this.watch.on('invalid', ({ name, revision, error }) => {
+      this.log.error('chain in etcd cannot be read: this host keeps the version it runs', { chain: name, revision, error: error.message });
+      this.unreadable.set(name, { revision, error: error instanceof CorruptValueError ? error : new CorruptValueError(error.message, name) });
       this.schedule();
     });
     this.watch.on('synced', ({ revision }) => {
@@ -101,8 +115,16 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     });
     this.watch.on('disconnected', (err) => this.log.warn('lost etcd; the data plane keeps its state', { error: err.message }));
     this.watch.on('connected', ({ revision }) => this.log.info('following etcd again', { revision }));
-    this.watch.on('invalid', ({ name, error }) => this.log.error('unreadable chain in etcd, skipped', { chain: name, error: error.message }));
     this.watch.on('error', (err) => this.log.error('chain watch failed', { error: err.message }));
+    this.periodic = setInterval(() => this.schedule(), periodicMs);
+    this.periodic.unref();
+  }
+
+  /** Something a failed chain may have waited for appeared (a netdev): try the failed chains again. */
+  retryFailed(why: string): void {
+    if (this.failed.size === 0) return;
+    this.log.debug('trying failed chains again', { why, chains: [...this.failed.keys()].sort() });
+    this.schedule();
   }
 
   /** Runs a pass soon; passes never overlap and requests during one coalesce into one more. */
@@ -214,6 +236,12 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       for (const [name, c] of good) this.applied.set(name, c);
     }
     const microcubesReplaced = await this.replaceMicrocubes();
+    for (const [name, { revision, error }] of this.unreadable) {
+      if (!this.placedHere(name).length) continue;
+      const running = this.applied.get(name);
+      const keeps = running ? `this host keeps running version ${running.version}` : 'nothing of it runs on this host';
+      this.failed.set(name, { revision, error: `${error.message}; ${keeps}`, cause: error });
+    }
 
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.observeReconcile(seconds, this.failed.size === 0);
@@ -225,7 +253,13 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       error: this.failed.get(c.name)?.revision === c.revision ? this.failed.get(c.name)!.error : undefined,
     }));
     this.emit('reconciled', outcomes);
-    this.reportSoon(this.statuses(desired));
+    this.reporter.report(this.statuses(desired));
+  }
+
+  /** The cubes chain `name` places on this host: as the version here knows it, else as far as its broken document tells. */
+  private placedHere(name: string): CubePlacement[] {
+    const cubes = this.desired.get(name)?.chain.spec.cubes ?? this.unreadable.get(name)?.error.salvaged.cubes ?? [];
+    return cubes.filter((c) => c.host === this.host);
   }
 
   /**
@@ -286,26 +320,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
         this.typeDigests.set(name, stored.sha256);
       } catch (err) {
         // The chain using it fails ("unknown cube type", or why the type is refused) and reports that.
+        if (err instanceof CorruptValueError && !local) this.runtime.types.broken.set(name, err.message);
         if (!local) this.log.warn('cube type not available on this host', { type: name, error: (err as Error).message });
       }
     }
-  }
-
-  /**
-   * What this host reported before it restarted, as the baseline of report(): kept
-   * where still true, rewritten or removed where not. Read once (again after a failure).
-   */
-  private previousReports(store: Store): Promise<void> {
-    this.readingReports ??= store.status.listStatus().then(
-      (all) => {
-        for (const s of all) if (s.host === this.host && !this.reported.has(s.cube)) this.reported.set(s.cube, statusText(s));
-      },
-      (err) => {
-        this.readingReports = undefined;
-        throw err;
-      },
-    );
-    return this.readingReports;
   }
 
   /** What this host has to say about each of its cubes in `desired`, now. */
@@ -322,49 +340,14 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
         else now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'pending' });
       }
     }
+    // A chain that cannot be read: its cubes here say so, at the revision of what broke it.
+    for (const [name, { revision, error }] of this.unreadable) {
+      const failure = this.failed.get(name);
+      if (!failure || failure.revision !== revision) continue;
+      const version = error.salvaged.version ?? this.desired.get(name)?.version ?? 1;
+      for (const cube of this.placedHere(name)) now.set(cube.name, { chain: name, version, revision, state: 'error', error: failure.error });
+    }
     return now;
-  }
-
-  /**
-   * Writes `now` to etcd soon, in the background: a status write (an etcd commit)
-   * never holds up the next pass, so the data plane follows etcd as fast as it can.
-   * Requests while one is written coalesce into the newest; a failed write is tried
-   * again, with a growing delay, until a newer one replaces it.
-   */
-  private reportSoon(now: Map<string, StatusUpdate>): void {
-    this.toReport = now;
-    this.reporting ??= (async () => {
-      let delay = 250;
-      while (this.toReport && !this.closed) {
-        const next = this.toReport;
-        this.toReport = undefined;
-        try {
-          await this.report(next);
-          delay = 250;
-        } catch (err) {
-          this.log.warn('could not write status to etcd; will retry', { error: (err as Error).message, retryInMs: delay });
-          this.toReport ??= next;
-          await sleep(delay, undefined, { signal: this.closing.signal }).catch(() => undefined);
-          delay = Math.min(delay * 2, 10_000);
-        }
-      }
-      this.reporting = undefined;
-    })();
-  }
-
-  /** Writes each cube's status where it changed, and removes those of cubes gone from here. */
-  private async report(now: Map<string, StatusUpdate>): Promise<void> {
-    const store = this.store;
-    if (!store) return;
-    await this.previousReports(store);
-    // Cubes gone from here first (putStatuses removes before it writes): whoever
-    // sees a version reported applied must not still see the cubes it removed.
-    const gone = [...this.reported.keys()].filter((cube) => !now.has(cube));
-    const changed = new Map([...now].filter(([cube, status]) => this.reported.get(cube) !== statusText(status)));
-    if (gone.length === 0 && changed.size === 0) return;
-    await store.status.putStatuses(this.host, changed, gone);
-    for (const cube of gone) this.reported.delete(cube);
-    for (const [cube, status] of changed) this.reported.set(cube, statusText(status));
   }
 
   /**
@@ -433,16 +416,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.closing.abort();
+    clearInterval(this.periodic);
     this.watch?.close();
     await this.running;
-    await this.reporting;
+    await this.reporter.close();
   }
-}
-
-/** What a status says, to tell whether etcd already has it (its time aside). */
-function statusText(s: { chain: string; version: number; revision: number; state: string; error?: string }): string {
-  return JSON.stringify([s.chain, s.version, s.revision, s.state, s.error ?? null]);
 }
 
 /** Which objects run in place of a cube's micro-cubes, and the programs it had then. */

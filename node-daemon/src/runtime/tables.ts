@@ -1,7 +1,8 @@
 // A cube's table, read and written as JSON through the map's BTF (as bpftool map
 // dump does), or as raw bytes when a caller passes Buffers.
 
-import { BpfMap, BtfType, decode, encode } from '../bpf';
+import { encodeInto } from '@netcube/api/btf';
+import { BpfMap, BtfType, decode } from '../bpf';
 import { TableScope } from './abi';
 import { InvalidArgumentError } from './errors';
 
@@ -36,24 +37,38 @@ export class Table {
 
   encodeKey(key: unknown): Buffer {
     if (Buffer.isBuffer(key)) return key;
-    try {
-      return encode(this.btf('key'), key);
-    } catch (err) {
-      throw new InvalidArgumentError('key', `table ${this.name} of cube ${this.cube}: ${(err as Error).message}`);
-    }
+    const out = Buffer.alloc(this.map.keySize);
+    this.encodeKeyInto(key, out, 0);
+    return out;
   }
 
   /** A per-CPU table takes one value for every CPU, or an array with one per CPU. */
   encodeValue(value: unknown): Buffer {
     if (Buffer.isBuffer(value)) return value;
+    const out = Buffer.alloc(this.map.valueBytes);
+    this.encodeValueInto(value, out, 0);
+    return out;
+  }
+
+  /** As encodeKey, into `out` at `offset`: a batch of keys into one buffer. */
+  encodeKeyInto(key: unknown, out: Buffer, offset: number): void {
+    try {
+      encodeInto(this.btf('key'), key, out, offset, 'key');
+    } catch (err) {
+      if (err instanceof InvalidArgumentError) throw err;
+      throw new InvalidArgumentError('key', `table ${this.name} of cube ${this.cube}: ${(err as Error).message}`);
+    }
+  }
+
+  /** As encodeValue, into `out` at `offset` (valueBytes of it: a per-CPU value's every slot). */
+  encodeValueInto(value: unknown, out: Buffer, offset: number): void {
     try {
       const type = this.btf('value');
-      if (!this.perCpu) return encode(type, value);
+      if (!this.perCpu) return encodeInto(type, value, out, offset, 'value');
       const cpus = this.map.possibleCpus;
       const perCpu = Array.isArray(value) && value.length === cpus ? value : new Array<unknown>(cpus).fill(value);
-      const out = Buffer.alloc(this.slotSize * cpus);
-      perCpu.forEach((v, cpu) => encode(type, v).copy(out, cpu * this.slotSize));
-      return out;
+      out.fill(0, offset, offset + this.slotSize * cpus);
+      perCpu.forEach((v, cpu) => encodeInto(type, v, out, offset + cpu * this.slotSize, 'value'));
     } catch (err) {
       if (err instanceof InvalidArgumentError) throw err;
       throw new InvalidArgumentError('value', `table ${this.name} of cube ${this.cube}: ${(err as Error).message}`);

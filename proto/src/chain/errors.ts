@@ -1,4 +1,8 @@
+import { firstOf } from '../cite';
 import { ChainIssue } from './types';
+
+/** The most problems a message lists; the rest are counted. */
+export const MAX_ISSUES_SHOWN = 20;
 
 /**
  * A chain that cannot be applied, with every problem found (not just the first), so a
@@ -21,7 +25,7 @@ export class ChainValidationError extends Error {
 function describe(chain: string | undefined, issues: readonly ChainIssue[], source?: string): string {
   const subject = chain ? `chain ${chain}` : source ? `chain in ${source}` : 'chain';
   const count = issues.length === 1 ? '1 problem' : `${issues.length} problems`;
-  return `${subject} is invalid (${count}):\n` + issues.map(i => '  ' + formatIssue(i, source)).join('\n');
+  return `${subject} is invalid (${count}):\n` + firstOf(issues.map(i => '  ' + formatIssue(i, source)), MAX_ISSUES_SHOWN, '\n');
 }
 
 /** `demo.yaml:14:7 spec.links[2].to: unknown cube fwd9; ...` */

@@ -17,6 +17,7 @@ import {
   LOG_LEVELS,
   StackDirection,
 } from './types';
+import { cite } from '../cite';
 
 export type Path = readonly (string | number)[];
 export interface PathIssue {
@@ -25,6 +26,12 @@ export interface PathIssue {
 }
 
 export const MAX_PORTS = 64;
+/** A cube's params as JSON, at most: config, not data (etcd keeps every version of a chain). */
+export const MAX_PARAMS_BYTES = 64 * 1024;
+/** How deep params may nest. */
+export const MAX_PARAMS_DEPTH = 32;
+/** A chain as JSON, at most: etcd takes 1.5 MiB a request, and a change writes a chain twice (current and history). */
+export const MAX_CHAIN_BYTES = 512 * 1024;
 /** Programs per cube: the entry and its micro-cubes (NC_MAX_MICROCUBES). */
 export const MAX_MICROCUBES = 8;
 const NAME_MAX = 63;
@@ -48,7 +55,7 @@ export function pathToString(path: Path): string {
 export function nameProblem(name: string, what: string): string | undefined {
   if (name.length > 0 && name.length <= NAME_MAX && NAME_RE.test(name)) return undefined;
   return (
-    `${what} '${name}' is invalid: use lowercase letters, digits and '-', ` +
+    `${what} '${cite(name)}' is invalid: use lowercase letters, digits and '-', ` +
     `starting and ending with a letter or digit, at most ${NAME_MAX} characters`
   );
 }
@@ -61,14 +68,14 @@ export function hostNameProblem(name: string): string | undefined {
     name.split('.').every(label => label.length <= NAME_MAX && NAME_RE.test(label));
   if (ok) return undefined;
   return (
-    `host name '${name}' is invalid: use dot-separated labels of lowercase letters, digits and '-', ` +
+    `host name '${cite(name)}' is invalid: use dot-separated labels of lowercase letters, digits and '-', ` +
     `each starting and ending with a letter or digit, at most ${HOST_MAX} characters in all`
   );
 }
 
 export function portNameProblem(name: string): string | undefined {
   if (name.length > 0 && name.length <= PORT_MAX && PORT_RE.test(name)) return undefined;
-  return `port name '${name}' is invalid: use lowercase letters, digits, '_' and '-', at most ${PORT_MAX} characters`;
+  return `port name '${cite(name)}' is invalid: use lowercase letters, digits, '_' and '-', at most ${PORT_MAX} characters`;
 }
 
 /** The kernel's own rule for interface names (dev_valid_name). */
@@ -81,7 +88,7 @@ export function ifnameProblem(name: string): string | undefined {
     /^[\x21-\x7e]+$/.test(name) &&
     !/[/:]/.test(name);
   if (ok) return undefined;
-  return `netdev name '${name}' is invalid: Linux interface names have 1 to ${IFNAME_MAX} printable characters without '/', ':' or spaces`;
+  return `netdev name '${cite(name)}' is invalid: Linux interface names have 1 to ${IFNAME_MAX} printable characters without '/', ':' or spaces`;
 }
 
 /** Syntax only: `<cube>:<port>` or `netdev:<ifname>`; whether they exist is the validator's job. */
@@ -115,7 +122,7 @@ function describeValue(value: unknown): string {
   if (value === null || value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `the string '${value}'`;
+  if (typeof value === 'string') return `the string '${cite(value)}'`;
   return `the ${typeof value} ${String(value)}`;
 }
 
@@ -153,9 +160,9 @@ class SchemaCheck {
     }
     for (const key of Object.keys(value)) {
       if (allowed.includes(key)) continue;
-      const close = allowed.find(candidate => editDistance(candidate, key) <= 2);
+      const close = allowed.find(candidate => Math.abs(candidate.length - key.length) <= 2 && editDistance(candidate, key) <= 2);
       const hint = close ? ` (did you mean '${close}'?)` : '';
-      this.problem([...path, key], `unknown field '${key}' in ${what}${hint}; its fields are ${allowed.join(', ')}`);
+      this.problem([...path, cite(key)], `unknown field '${cite(key)}' in ${what}${hint}; its fields are ${allowed.join(', ')}`);
     }
     for (const key of required) {
       if (value[key] === undefined || value[key] === null) {
@@ -168,7 +175,7 @@ class SchemaCheck {
   string(value: unknown, path: Path, what: string): string | undefined {
     if (value === undefined || value === null) return undefined; // reported by mapping() when required
     if (typeof value === 'string') return value;
-    const quote = typeof value === 'number' || typeof value === 'boolean' ? ` (quote it: "${String(value)}")` : '';
+    const quote = typeof value === 'number' || typeof value === 'boolean' ? ` (quote it: "${cite(String(value))}")` : '';
     this.problem(path, `${what} must be a string, got ${describeValue(value)}${quote}`);
     return undefined;
   }
@@ -203,7 +210,7 @@ class SchemaCheck {
     if (text === undefined) return undefined;
     const endpoint = parseEndpoint(text);
     if (!endpoint) {
-      this.problem(path, `${what} must be <cube>:<port> or netdev:<ifname>, got '${text}'`);
+      this.problem(path, `${what} must be <cube>:<port> or netdev:<ifname>, got '${cite(text)}'`);
       return undefined;
     }
     const problem =
@@ -217,16 +224,20 @@ class SchemaCheck {
     return text;
   }
 
-  /** JSON only: params travel to control planes as JSON. */
-  json(value: unknown, path: Path): boolean {
+  /** JSON only, nested at most MAX_PARAMS_DEPTH deep: params travel to control planes as JSON. */
+  json(value: unknown, path: Path, depth = 0): boolean {
     if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+    if (depth >= MAX_PARAMS_DEPTH) {
+      this.problem(path, `params nest at most ${MAX_PARAMS_DEPTH} levels deep`);
+      return false;
+    }
     if (typeof value === 'number') {
       if (Number.isFinite(value)) return true;
       this.problem(path, `${String(value)} is not a JSON number`);
       return false;
     }
-    if (Array.isArray(value)) return value.map((item, i) => this.json(item, [...path, i])).every(Boolean);
-    if (isPlainObject(value)) return Object.entries(value).map(([k, v]) => this.json(v, [...path, k])).every(Boolean);
+    if (Array.isArray(value)) return value.every((item, i) => this.json(item, [...path, i], depth + 1));
+    if (isPlainObject(value)) return Object.entries(value).every(([k, v]) => this.json(v, [...path, cite(k)], depth + 1));
     this.problem(path, `params hold JSON values only, got ${describeValue(value)}`);
     return false;
   }
@@ -258,8 +269,10 @@ class SchemaCheck {
       if (!isPlainObject(raw.params)) {
         this.problem([...path, 'params'], `params must be a mapping, got ${describeValue(raw.params)}`);
       } else if (this.json(raw.params, [...path, 'params'])) {
+        const bytes = Buffer.byteLength(JSON.stringify(raw.params));
+        if (bytes > MAX_PARAMS_BYTES) this.problem([...path, 'params'], `params take ${bytes} bytes as JSON, over the limit of ${MAX_PARAMS_BYTES} bytes a cube: keep data in tables, not in params`);
         // A copy, so the normalized chain shares nothing mutable with its input.
-        params = structuredClone(raw.params) as JsonObject;
+        else params = structuredClone(raw.params) as JsonObject;
       }
     }
     const replaced = this.replacedMicrocubes(raw.replacedMicrocubes, [...path, 'replacedMicrocubes']);
@@ -277,7 +290,7 @@ class SchemaCheck {
     const out: Record<string, string> = {};
     for (const [index, sha] of Object.entries(value)) {
       if (!/^(0|[1-9][0-9]?)$/.test(index) || Number(index) >= MAX_MICROCUBES) {
-        this.problem([...path, index], `'${index}' is not a micro-cube index: use 0 to ${MAX_MICROCUBES - 1}`);
+        this.problem([...path, cite(index)], `'${cite(index)}' is not a micro-cube index: use 0 to ${MAX_MICROCUBES - 1}`);
       } else if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha)) {
         this.problem([...path, index], `the object of micro-cube ${index} must be named by its sha256 in lower-case hex, got ${describeValue(sha)}`);
       } else {

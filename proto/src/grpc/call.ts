@@ -6,10 +6,12 @@
 // the outcome of every call.
 
 import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
+import { cite } from '../cite';
 import type { Logger } from '../log';
 import { Identity, PeerCall, tlsIdentity, unauthenticated } from './identity';
-import { StatusOptions, toStatus } from './status';
+import { invalidArgument, StatusOptions, toStatus } from './status';
 
 export interface CallContext {
   /** Aborts when the client cancels, its deadline passes, or the server stops. */
@@ -60,6 +62,79 @@ function abortError(message: string): Error {
   return err;
 }
 
+/** What a request that does not decode becomes, so the adapters can answer it INVALID_ARGUMENT (grpc-js would say INTERNAL). */
+class MalformedRequest {
+  constructor(
+    readonly method: string,
+    readonly reason: string,
+  ) {}
+}
+
+/** A request whose decoding waits until the server admits the call (RpcServer.admit): its bytes are all it holds meanwhile. */
+class DeferredRequest {
+  constructor(
+    readonly method: string,
+    private readonly bytes: Buffer,
+    private readonly deserialize: (bytes: Buffer) => unknown,
+  ) {}
+
+  decode(): unknown {
+    try {
+      return this.deserialize(this.bytes);
+    } catch (err) {
+      return new MalformedRequest(this.method, err instanceof Error ? err.message : String(err));
+    }
+  }
+}
+
+export interface ServiceOptions {
+  /**
+   * Methods whose requests are decoded only once the server admits the call
+   * (RpcServer.admit): those whose decoded form is many times its bytes (a batch of
+   * table entries), so calls waiting their turn hold their bytes only.
+   */
+  deferred?: readonly string[];
+}
+
+/**
+ * Adds a service whose requests, when they do not decode (not protobuf, or not this
+ * message), reach the adapters below as MalformedRequest instead of failing inside
+ * grpc-js: the caller hears INVALID_ARGUMENT saying so.
+ */
+export function addService(server: grpc.Server, definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation, options: ServiceOptions = {}): void {
+  const tolerant = Object.fromEntries(
+    Object.entries(definition).map(([name, method]) => [
+      name,
+      {
+        ...method,
+        requestDeserialize: options.deferred?.includes(name)
+          ? (bytes: Buffer) => new DeferredRequest(name, bytes, method.requestDeserialize)
+          : (bytes: Buffer) => new DeferredRequest(name, bytes, method.requestDeserialize).decode(),
+      },
+    ]),
+  );
+  server.addService(tolerant, implementation);
+}
+
+function malformed(request: unknown): Error | undefined {
+  if (!(request instanceof MalformedRequest)) return undefined;
+  return invalidArgument('request', `the ${request.method} request is not a valid message of this API (${cite(request.reason)}): check the client's .proto files`);
+}
+
+/**
+ * The client's messages of a bidirectional stream, as the handler reads them: one
+ * that does not decode ends the call. Leaving the loop must not destroy the stream
+ * (what for-await does by default): a destroyed call ends without a status, and
+ * the client would wait for its deadline instead of hearing INVALID_ARGUMENT.
+ */
+async function* decoded<T>(incoming: Readable): AsyncIterable<T> {
+  for await (const message of incoming.iterator({ destroyOnReturn: false }) as AsyncIterable<T>) {
+    const bad = malformed(message);
+    if (bad) throw bad;
+    yield message;
+  }
+}
+
 export interface Rpc {
   unary<Req, Res>(method: string, fn: (req: Req, call: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res>;
   /** `send` resolves once the message is handed on (it waits while the client reads slowly). */
@@ -80,17 +155,32 @@ export interface RpcServer extends StatusOptions {
    * first message asks for itself.
    */
   authorize?(method: string, request: unknown, call: CallContext): void;
+  /**
+   * Waits until a call of a deferred method (ServiceOptions) may run, and throws to
+   * refuse it (RESOURCE_EXHAUSTED); what it returns ends the call's turn.
+   */
+  admit?(method: string, signal: AbortSignal): Promise<() => void>;
 }
 
 export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
   const count = (method: string, code: grpc.status): void => server.countRpc?.(method, grpc.status[code]);
   const identify = (call: PeerCall): Identity => (server.identify ? server.identify(call) : (tlsIdentity(call) ?? unauthenticated(call)));
-  /** `fn`, once the server has authorized the call; both run in the promise, so a refusal is a status like any other. */
-  const authorized = <T>(method: string, request: unknown, callCtx: CallContext, fn: () => Promise<T>): Promise<T> =>
-    Promise.resolve().then(() => {
+  /**
+   * `fn` with the request, once the server has admitted a deferred one and
+   * authorized the call; all in the promise, so a refusal is a status like any other.
+   */
+  const authorized = async <T>(method: string, received: unknown, callCtx: CallContext, fn: (request: never) => Promise<T>): Promise<T> => {
+    const release = received instanceof DeferredRequest ? await (server.admit?.(method, callCtx.signal) ?? (() => undefined)) : undefined;
+    try {
+      const request = received instanceof DeferredRequest ? received.decode() : received;
+      const bad = malformed(request);
+      if (bad) throw bad;
       server.authorize?.(method, request, callCtx);
-      return fn();
-    });
+      return await fn(request as never);
+    } finally {
+      release?.();
+    }
+  };
   // Server-side and bidirectional streams alike: `send` waits while the client reads slowly.
   const stream = (
     method: string,
@@ -140,7 +230,7 @@ export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
   return {
     unary: (method, fn) => (call, callback) => {
       const { ctx: callCtx, done } = calls.open(call, identify(call));
-      authorized(method, call.request, callCtx, () => fn(call.request, callCtx)).then(
+      authorized(method, call.request, callCtx, (request) => fn(request, callCtx)).then(
         (res) => {
           done();
           count(method, grpc.status.OK);
@@ -154,7 +244,7 @@ export function rpcAdapters(server: RpcServer, calls: Calls): Rpc {
         },
       );
     },
-    serverStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => authorized(method, call.request, callCtx, () => fn(call.request, callCtx, send))),
-    bidiStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(call as AsyncIterable<never>, callCtx, send)),
+    serverStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => authorized(method, call.request, callCtx, (request) => fn(request, callCtx, send))),
+    bidiStream: (method, fn) => (call) => stream(method, call, (callCtx, send) => fn(decoded<never>(call), callCtx, send)),
   };
 }

@@ -52,6 +52,7 @@ import type { TypeServiceClient } from '../generated/netcube/v1/TypeService';
 import type { UnregisterTypeRequest } from '../generated/netcube/v1/UnregisterTypeRequest';
 import type { UpdateCubeRequest } from '../generated/netcube/v1/UpdateCubeRequest';
 import { FIELD_METADATA_KEY, loadApi } from './proto';
+import { CLIENT_LIMITS } from './limits';
 
 /** The replies, as the client receives them. */
 export type { DaemonMessage__Output as DaemonMessage };
@@ -331,10 +332,7 @@ function pem(v: string | Buffer | undefined): Buffer | undefined {
 }
 
 function channelOf(opts: ClientOptions): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
-  const options: grpc.ClientOptions = {
-    'grpc.max_receive_message_length': 16 * 1024 * 1024,
-    'grpc.max_send_message_length': 16 * 1024 * 1024,
-  };
+  const options: grpc.ClientOptions = { ...CLIENT_LIMITS };
   if (opts.target.startsWith('unix:')) {
     if (opts.tls) throw new TypeError('opts.tls: a unix socket is served without TLS');
     return { credentials: grpc.credentials.createInsecure(), options };

@@ -2,13 +2,14 @@
 // JSON as google.protobuf.Struct (a cube's params, a service's config). Used by
 // netcubed's handlers and by its clients (netcubectl, the SDK) alike.
 
-import { CubeMode, Direction, formatEndpoint, JsonObject, JsonValue, LOG_LEVELS, LogLevel, parseEndpoint } from '../chain';
+import { CubeMode, Direction, formatEndpoint, JsonObject, JsonValue, LOG_LEVELS, LogLevel, MAX_PARAMS_BYTES, MAX_PARAMS_DEPTH, parseEndpoint } from '../chain';
 import type { Struct, Struct__Output } from '../generated/google/protobuf/Struct';
 import type { Value, Value__Output } from '../generated/google/protobuf/Value';
 import type { Direction__Output } from '../generated/netcube/v1/Direction';
 import type { Endpoint, Endpoint__Output } from '../generated/netcube/v1/Endpoint';
 import type { LogLevel__Output } from '../generated/netcube/v1/LogLevel';
 import type { Mode__Output } from '../generated/netcube/v1/Mode';
+import { cite } from '../cite';
 import { invalidArgument } from './status';
 
 // ---------------------------------------------------------------- enums
@@ -19,7 +20,7 @@ const MODES: Record<CubeMode, Mode__Output> = { xdp: 'MODE_XDP', tc: 'MODE_TC' }
 export function modeFromProto(mode: Mode__Output | undefined, field: string): CubeMode {
   if (!mode || mode === 'MODE_UNSPECIFIED' || mode === 'MODE_XDP') return 'xdp';
   if (mode === 'MODE_TC') return 'tc';
-  throw invalidArgument(field, `unknown mode ${JSON.stringify(mode)}: MODE_XDP or MODE_TC`);
+  throw invalidArgument(field, `unknown mode ${cite(JSON.stringify(mode))}: MODE_XDP or MODE_TC`);
 }
 
 export const modeToProto = (mode: CubeMode): Mode__Output => MODES[mode];
@@ -27,8 +28,11 @@ export const modeToProto = (mode: CubeMode): Mode__Output => MODES[mode];
 /** undefined for UNSPECIFIED: the caller's default. */
 export function logLevelFromProto(level: LogLevel__Output | undefined, field: string): LogLevel | undefined {
   if (!level || level === 'LOG_LEVEL_UNSPECIFIED') return undefined;
-  const name = level.replace(/^LOG_LEVEL_/, '').toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(name)) throw invalidArgument(field, `unknown log level ${JSON.stringify(level)}`);
+  // An enum value this API does not define arrives as its number.
+  const name = typeof level === 'string' ? level.replace(/^LOG_LEVEL_/, '').toLowerCase() : undefined;
+  if (!name || !(LOG_LEVELS as readonly string[]).includes(name)) {
+    throw invalidArgument(field, `unknown log level ${cite(JSON.stringify(level))}: one of ${LOG_LEVELS.map(logLevelToProto).join(', ')}`);
+  }
   return name as LogLevel;
 }
 
@@ -45,7 +49,7 @@ export function directionFromProto(direction: Direction__Output | undefined, fie
     case 'DIRECTION_EGRESS':
       return 'egress';
   }
-  throw invalidArgument(field, `unknown direction ${JSON.stringify(direction)}`);
+  throw invalidArgument(field, `unknown direction ${cite(JSON.stringify(direction) ?? 'nothing')}: DIRECTION_INGRESS, DIRECTION_EGRESS or DIRECTION_BOTH`);
 }
 
 export const directionToProto = (d: Direction): Direction__Output => `DIRECTION_${d.toUpperCase()}` as Direction__Output;
@@ -86,11 +90,27 @@ function jsonToValue(v: JsonValue): Value {
   return { structValue: jsonToStruct(v) };
 }
 
-export function structToJson(s: Struct__Output | null | undefined): JsonObject {
-  return Object.fromEntries(Object.entries(s?.fields ?? {}).map(([k, v]) => [k, valueToJson(v)]));
+/**
+ * `s` as JSON. `request` holds it to the limits of params (a service's config is
+ * params too): INVALID_ARGUMENT naming `request.field` when it takes more than
+ * MAX_PARAMS_BYTES as JSON. Nesting deeper than MAX_PARAMS_DEPTH is refused either way.
+ */
+export function structToJson(s: Struct__Output | null | undefined, request?: { field: string }): JsonObject {
+  const field = request?.field ?? 'struct';
+  const json = structFields(s, field, 0);
+  if (request) {
+    const bytes = Buffer.byteLength(JSON.stringify(json));
+    if (bytes > MAX_PARAMS_BYTES) throw invalidArgument(field, `takes ${bytes} bytes as JSON, over the limit of ${MAX_PARAMS_BYTES} bytes (keep data in tables)`);
+  }
+  return json;
 }
 
-function valueToJson(v: Value__Output): JsonValue {
+function structFields(s: Struct__Output | null | undefined, field: string, depth: number): JsonObject {
+  if (depth >= MAX_PARAMS_DEPTH) throw invalidArgument(field, `nests deeper than ${MAX_PARAMS_DEPTH} levels, the most params may`);
+  return Object.fromEntries(Object.entries(s?.fields ?? {}).map(([k, v]) => [k, valueToJson(v, field, depth + 1)]));
+}
+
+function valueToJson(v: Value__Output, field: string, depth: number): JsonValue {
   switch (v.kind) {
     case 'numberValue':
       return v.numberValue ?? 0;
@@ -99,9 +119,10 @@ function valueToJson(v: Value__Output): JsonValue {
     case 'boolValue':
       return v.boolValue ?? false;
     case 'listValue':
-      return (v.listValue?.values ?? []).map(valueToJson);
+      if (depth >= MAX_PARAMS_DEPTH) throw invalidArgument(field, `nests deeper than ${MAX_PARAMS_DEPTH} levels, the most params may`);
+      return (v.listValue?.values ?? []).map((item) => valueToJson(item, field, depth + 1));
     case 'structValue':
-      return structToJson(v.structValue);
+      return structFields(v.structValue, field, depth);
     default:
       return null;
   }

@@ -9,11 +9,17 @@
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ChainValidationError, formatIssue } from '../chain';
+import { MAX_ISSUES_SHOWN } from '../chain/errors';
+import { cite, firstOf } from '../cite';
 import type { Logger } from '../log';
 import { StoreError, ValidationError } from '../store';
 import { FIELD_METADATA_KEY } from './proto';
 
 const { status } = grpc;
+
+/** The most characters of a status's details, and of the field it names. */
+export const MAX_DETAILS_CHARS = 4096;
+const MAX_FIELD_CHARS = 256;
 
 /** A failure with its gRPC status; `field` for INVALID_ARGUMENT. */
 export class ApiError extends Error {
@@ -51,8 +57,10 @@ export interface StatusObject {
 export function toStatus(err: unknown, log: Logger, method: string, options: StatusOptions): StatusObject {
   const metadata = new grpc.Metadata();
   const answer = (code: grpc.status, details: string, field?: string): StatusObject => {
-    if (field) metadata.set(FIELD_METADATA_KEY, field);
-    return { code, details, metadata };
+    // A header value is printable ASCII: a field path quoting input may hold anything.
+    if (field) metadata.set(FIELD_METADATA_KEY, cite(field, MAX_FIELD_CHARS).replace(/[^\x20-\x7e]/g, '?'));
+    // Whatever a message quotes of the input, the reply stays small.
+    return { code, details: cite(details, MAX_DETAILS_CHARS), metadata };
   };
 
   const known = err instanceof ApiError ? err : options.classify?.(err);
@@ -73,7 +81,7 @@ export function toStatus(err: unknown, log: Logger, method: string, options: Sta
 }
 
 function chainIssues(issues: readonly { path: string; message: string }[]): string {
-  return issues.map((i) => formatIssue({ path: i.path, message: i.message })).join('; ');
+  return firstOf(issues.map((i) => formatIssue({ path: i.path, message: i.message })), MAX_ISSUES_SHOWN);
 }
 
 function firstPath(issues: readonly { path: string }[]): string | undefined {

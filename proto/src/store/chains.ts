@@ -1,20 +1,26 @@
 // Chains in etcd: apply with optimistic concurrency, history of every version, delete
 // with a tombstone, rollback, and a watch of the current chains.
 
-import { Chain, ChainValidationError, checkedChain, diffChains, HostCheck, nameProblem, typeCatalog, TypeCatalog, validateChain } from '../chain';
-import { absent, deleteOp, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
+import { Chain, ChainValidationError, checkedChain, diffChains, HostCheck, MAX_CHAIN_BYTES, nameProblem, typeCatalog, TypeCatalog, validateChain } from '../chain';
+import { absent, deleteOp, encode, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
 import { ConflictError, NotFoundError, ValidationError } from './errors';
 import { chainHistoryKey, chainHistoryPrefix, chainKey, CHAINS_PREFIX, TYPES_PREFIX, typeKey } from './keys';
 import {
+  BrokenRecord,
   ChainHistoryEntry,
   CurrentChainValue,
+  Decoded,
   decodeCubeType,
+  decodeEach,
   decodeHistoryEntry,
   decodeStoredChain,
   HistoryValue,
+  historyVersion,
   RegisteredCubeType,
   StoredChain,
 } from './records';
+import { CorruptValueError } from './errors';
+import { cite } from '../cite';
 import { PrefixWatch } from './watch';
 
 export interface ApplyOptions {
@@ -43,6 +49,8 @@ const MAX_ROUNDS = 5;
 
 interface Snapshot {
   current?: StoredChain;
+  /** The current key, when it holds something that is no chain. */
+  broken?: BrokenRecord;
   /** Highest version in the history (the current one, or a tombstone); 0 if never applied. */
   lastVersion: number;
   others: StoredChain[];
@@ -51,8 +59,8 @@ interface Snapshot {
 }
 
 export class Chains {
-  /** The registered types as the last snapshot with types read them, by key. */
-  private readonly types = new Map<string, RegisteredCubeType>();
+  /** The registered types as the last snapshot with types read them, by key (undefined: a record that cannot be read). */
+  private readonly types = new Map<string, { revision: number; type?: RegisteredCubeType }>();
 
   constructor(
     private readonly etcd: Etcd,
@@ -68,27 +76,38 @@ export class Chains {
     return this.write(chain, options);
   }
 
+  /** The current version; CorruptValueError, saying what is wrong, when etcd holds something else there. */
   async get(name: string): Promise<StoredChain> {
     const snap = await this.snapshot(name, false);
+    if (snap.broken) throw new CorruptValueError(snap.broken.error, snap.broken.key, snap.broken);
     if (!snap.current) throw notFound(name, snap.lastVersion);
     return snap.current;
   }
 
-  /** Current chains, by name. */
+  /** Current chains, by name; one that cannot be read is left out (listWithBroken has it). */
   async list(): Promise<StoredChain[]> {
-    const { ranges } = await this.etcd.read('list chains', [prefixOp(CHAINS_PREFIX)]);
-    return ranges[0].map(decodeStoredChain);
+    return (await this.listWithBroken()).values;
   }
 
-  /** Deletes the current chain and records a tombstone, so the deletion can be rolled back. */
+  /** Current chains, and apart those that cannot be read, with why. */
+  async listWithBroken(): Promise<Decoded<StoredChain>> {
+    const { ranges } = await this.etcd.read('list chains', [prefixOp(CHAINS_PREFIX)]);
+    return decodeEach(ranges[0], CHAINS_PREFIX, decodeStoredChain);
+  }
+
+  /**
+   * Deletes the current chain and records a tombstone, so the deletion can be rolled
+   * back. A chain that cannot be read is deleted the same way.
+   */
   async delete(name: string, options: { expectedVersion?: number } = {}): Promise<{ version: number; revision: number }> {
     checkName(name);
     let base = options.expectedVersion;
     for (let round = 1; ; round++) {
       const snap = await this.snapshot(name, false);
-      if (!snap.current) throw notFound(name, snap.lastVersion);
-      base ??= snap.current.version;
-      if (snap.current.version !== base) throw conflict(name, base, snap.current);
+      if (!snap.current && !snap.broken) throw notFound(name, snap.lastVersion);
+      const at = snap.current?.version ?? snap.broken?.version ?? snap.lastVersion;
+      base ??= at;
+      if (at !== base) throw conflict(name, base, snap.current);
       const version = snap.lastVersion + 1;
       const entry: HistoryValue = { version, at: new Date().toISOString(), action: 'delete' };
       const { succeeded, revision } = await this.etcd.write(
@@ -101,12 +120,19 @@ export class Chains {
     }
   }
 
-  /** Every version applied and every deletion, oldest first. */
+  /** Every version applied and every deletion, oldest first; an entry that cannot be read is left out. */
   async history(name: string): Promise<ChainHistoryEntry[]> {
+    return (await this.historyWithBroken(name)).values;
+  }
+
+  /** Every version applied and every deletion, oldest first, and apart the entries that cannot be read. */
+  async historyWithBroken(name: string): Promise<Decoded<ChainHistoryEntry>> {
     checkName(name);
     const { ranges } = await this.etcd.read(`read history of chain ${name}`, [prefixOp(chainHistoryPrefix(name))]);
     if (ranges[0].length === 0) throw new NotFoundError(`chain ${name} has no history: it was never applied`);
-    return ranges[0].map(decodeHistoryEntry);
+    const decoded = decodeEach(ranges[0], chainHistoryPrefix(name), decodeHistoryEntry);
+    for (const b of decoded.broken) b.version = historyVersion(b.key);
+    return decoded;
   }
 
   async getVersion(name: string, version: number): Promise<ChainHistoryEntry> {
@@ -120,7 +146,7 @@ export class Chains {
     const [last] = ranges[1];
     throw new NotFoundError(
       last
-        ? `chain ${name} has no version ${version}; its versions are 1 to ${decodeHistoryEntry(last).version}`
+        ? `chain ${name} has no version ${version}; its versions are 1 to ${historyVersion(last.key)}`
         : `chain ${name} has no history: it was never applied`,
     );
   }
@@ -132,6 +158,28 @@ export class Chains {
       throw new ValidationError(`version ${toVersion} of chain ${name} records its deletion, not a spec: roll back to a version that applied one (see its history)`);
     }
     return this.write(entry.chain, options, toVersion);
+  }
+
+  /**
+   * Takes back version `failed` of chain `name` (a change its caller was told had
+   * failed: a host could not apply it): its history entry goes and the chain is
+   * `previous` again (absent when undefined), in one transaction, unless anyone
+   * changed the chain since. etcd then holds what it held before the change, its
+   * revisions aside. `undone` is false when someone did: their change stands.
+   */
+  async undo(name: string, failed: { version: number; revision: number; deleted?: boolean }, previous: StoredChain | undefined): Promise<{ undone: boolean; revision: number }> {
+    checkName(name);
+    const restored: CurrentChainValue | undefined = previous && { version: previous.version, appliedAt: previous.appliedAt, chain: previous.chain };
+    const { succeeded, revision } = await this.etcd.write(
+      `undo version ${failed.version} of chain ${name}`,
+      [
+        unchangedSince(chainHistoryKey(name, failed.version), failed.revision),
+        absent(chainHistoryKey(name, failed.version + 1)),
+        unchangedSince(chainKey(name), failed.deleted ? 0 : failed.revision),
+      ],
+      [deleteOp(chainHistoryKey(name, failed.version)), restored ? putOp(chainKey(name), restored) : deleteOp(chainKey(name))],
+    );
+    return { undone: succeeded, revision };
   }
 
   /** Current chains as put/delete events; begins with a put for each existing chain. */
@@ -146,6 +194,10 @@ export class Chains {
     for (let round = 1; ; round++) {
       const snap = await this.snapshot(name, !options.types);
       const { current } = snap;
+      // An edit of what it read cannot build on a chain that cannot be read; a whole new spec replaces it.
+      if (snap.broken && options.expectedVersion !== undefined) {
+        throw new CorruptValueError(`${snap.broken.error}; apply chain ${name} whole, or delete it, to repair it`, snap.broken.key, snap.broken);
+      }
       // Also how a retried write whose first attempt did land (reply lost) ends.
       if (current && diffChains(current.chain, spec).length === 0) {
         return { version: current.version, revision: current.revision, unchanged: true };
@@ -169,6 +221,10 @@ export class Chains {
         ...(options.types ? [] : snap.types.filter(t => used.has(t.name)).map(t => unchangedSince(typeKey(t.name), t.revision))),
       ];
       const currentValue: CurrentChainValue = { version, appliedAt, chain: spec };
+      const bytes = encode(currentValue).length;
+      if (bytes > MAX_CHAIN_BYTES) {
+        throw new ValidationError(`chain ${name} takes ${bytes} bytes as JSON, over the limit of ${MAX_CHAIN_BYTES} bytes a chain (etcd holds it twice per change): split it into several chains`);
+      }
       const entry: HistoryValue = { version, at: appliedAt, action: 'apply', chain: spec, ...(rollbackOf ? { rollbackOf } : {}) };
       const { succeeded, revision } = await this.etcd.write(`apply chain ${name}`, compare, [
         putOp(chainKey(name), currentValue),
@@ -195,18 +251,33 @@ export class Chains {
       if (!known) {
         ({ ranges, revision } = await this.etcd.read(`read chain ${name}`, [...ops, prefixOp(TYPES_PREFIX)]));
         this.types.clear();
-        for (const kv of ranges[3]) this.types.set(kv.key, decodeCubeType(kv));
+        // A type record that cannot be read is no type: chains placing it are refused as of an unknown type.
+        const decoded = decodeEach(ranges[3], TYPES_PREFIX, decodeCubeType);
+        for (const type of decoded.values) this.types.set(typeKey(type.name), { revision: type.revision, type });
+        for (const b of decoded.broken) this.types.set(b.key, { revision: b.revision });
       }
     }
     const [current, last, all] = ranges;
+    // Only the other chains' names and cubes matter here: one that cannot be read is skipped.
+    const currentChain = current[0] && decodeEach(current, CHAINS_PREFIX, decodeStoredChain);
     return {
-      current: current[0] && decodeStoredChain(current[0]),
-      lastVersion: last[0] ? decodeHistoryEntry(last[0]).version : 0,
-      others: all.map(decodeStoredChain).filter(other => other.name !== name),
-      types: withTypes ? [...this.types.values()] : [],
+      current: currentChain?.values[0],
+      broken: currentChain?.broken[0],
+      lastVersion: last[0] ? lastVersion(last[0].key) : 0,
+      others: decodeEach(all, CHAINS_PREFIX, decodeStoredChain).values.filter(other => other.name !== name),
+      types: withTypes ? [...this.types.values()].flatMap(t => (t.type ? [t.type] : [])) : [],
       revision,
     };
   }
+}
+
+/** The newest version in a chain's history, from its key: an entry counts whatever it holds. */
+function lastVersion(key: string): number {
+  const version = historyVersion(key);
+  if (version === undefined) {
+    throw new CorruptValueError(`key ${cite(key)} is not a chain history entry (chain-history/<name>/<10-digit version>): it was not written by netcube; delete it with etcdctl`, key);
+  }
+  return version;
 }
 
 function checkName(name: string): void {

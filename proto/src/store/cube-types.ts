@@ -1,22 +1,12 @@
 // The registry of cube types: what chains are validated against, and where hosts fetch
 // the ELF objects of types registered at run time.
 
-import { createHash } from 'node:crypto';
-import {
-  ChainValidationError,
-  CUBE_MODES,
-  CubeMode,
-  MAX_MICROCUBES,
-  nameProblem,
-  HostCheck,
-  TypeCatalog,
-  typeCatalog,
-  validateChain,
-} from '../chain';
+import { ChainValidationError, CubeMode, nameProblem, HostCheck, TypeCatalog, typeCatalog, validateChain } from '../chain';
+import { cite, firstOf } from '../cite';
 import { deleteOp, encode, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
 import { AlreadyExistsError, ConflictError, NotFoundError, TypeInUseError, ValidationError } from './errors';
 import { CHAINS_PREFIX, typeKey, TYPES_PREFIX } from './keys';
-import { CubeObjects, cubeTypeValue, decodeCubeType, decodeStoredChain, RegisteredCubeType } from './records';
+import { CubeObjects, cubeTypeProblems, cubeTypeValue, Decoded, decodeCubeType, decodeEach, decodeStoredChain, objectsDigest, RegisteredCubeType } from './records';
 
 export interface CubeTypeUpload {
   name: string;
@@ -30,7 +20,6 @@ export interface CubeTypeUpload {
 // etcd refuses requests over 1.5 MiB by default (--max-request-bytes); leave room for
 // the rest of the transaction.
 const MAX_VALUE_BYTES = 1.4 * 1024 * 1024;
-const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 // Another writer between our read and our write makes us check again, this many times.
 const MAX_ROUNDS = 5;
 
@@ -49,10 +38,12 @@ export class CubeTypes {
   async putType(upload: CubeTypeUpload, options: { replace?: boolean } = {}): Promise<RegisteredCubeType> {
     checkUpload(upload);
     const { name, transparent, microcubes, modes, objects } = upload;
-    const sha256 = digest(objects);
+    const sha256 = objectsDigest(objects);
     for (let round = 1; ; round++) {
-      const { types, chains, revision } = await this.snapshot(`register cube type ${name}`);
+      const { types, broken: unreadable, chains, revision } = await this.snapshot(`register cube type ${name}`);
       const existing = types.find(t => t.name === name);
+      // A record that cannot be read is replaced: registering the type again repairs it.
+      const overwritten = existing?.revision ?? unreadable.find(b => b.name === name)?.revision ?? 0;
       if (existing && existing.sha256 === sha256 && sameInfo(existing, upload)) return existing;
       if (existing && options.replace === false) {
         throw new AlreadyExistsError(`cube type ${name} is already registered with other objects; unregister it first (no chain may use it)`);
@@ -72,7 +63,7 @@ export class CubeTypes {
         });
         if (broken.length > 0) {
           throw new TypeInUseError(
-            `cube type ${name} cannot change that way: chains using it would break (${broken.map(b => `chain ${b.chain}: ${b.issues}`).join(' | ')}); change those chains first`,
+            `cube type ${name} cannot change that way: chains using it would break (${firstOf(broken.map(b => `chain ${b.chain}: ${b.issues}`), 3, ' | ')}); change those chains first`,
             name,
             broken.map(b => b.chain),
           );
@@ -95,7 +86,7 @@ export class CubeTypes {
       }
       const result = await this.etcd.write(
         `register cube type ${name}`,
-        [unchangedSince(typeKey(name), existing?.revision ?? 0), prefixUnchangedSince(CHAINS_PREFIX, revision)],
+        [unchangedSince(typeKey(name), overwritten), prefixUnchangedSince(CHAINS_PREFIX, revision)],
         [putOp(typeKey(name), value)],
       );
       if (result.succeeded) return { ...registered, revision: result.revision };
@@ -110,9 +101,15 @@ export class CubeTypes {
     return decodeCubeType(ranges[0][0]);
   }
 
+  /** The registered types; one that cannot be read is left out (listTypesWithBroken has it). */
   async listTypes(): Promise<RegisteredCubeType[]> {
+    return (await this.listTypesWithBroken()).values;
+  }
+
+  /** The registered types, and apart the records that cannot be read, with why. */
+  async listTypesWithBroken(): Promise<Decoded<RegisteredCubeType>> {
     const { ranges } = await this.etcd.read('list cube types', [prefixOp(TYPES_PREFIX)]);
-    return ranges[0].map(decodeCubeType);
+    return decodeEach(ranges[0], TYPES_PREFIX, decodeCubeType);
   }
 
   /** The registered types as validation sees them. */
@@ -124,13 +121,14 @@ export class CubeTypes {
   async deleteType(name: string): Promise<void> {
     checkTypeName(name);
     for (let round = 1; ; round++) {
-      const { types, chains, revision } = await this.snapshot(`delete cube type ${name}`);
-      const existing = types.find(t => t.name === name);
+      const { types, broken, chains, revision } = await this.snapshot(`delete cube type ${name}`);
+      // A record that cannot be read can be deleted like any other.
+      const existing = types.find(t => t.name === name) ?? broken.find(b => b.name === name);
       if (!existing) throw new NotFoundError(`cube type ${name} is not registered`);
       const users = chains.filter(c => c.chain.spec.cubes.some(cube => cube.type === name)).map(c => c.name);
       if (users.length > 0) {
         throw new TypeInUseError(
-          `cube type ${name} is used by chain${users.length > 1 ? 's' : ''} ${users.join(', ')}: delete those chains or move their cubes to another type first`,
+          `cube type ${name} is used by chain${users.length > 1 ? 's' : ''} ${firstOf(users, 10, ', ')}: delete those chains or move their cubes to another type first`,
           name,
           users,
         );
@@ -148,7 +146,9 @@ export class CubeTypes {
 
   private async snapshot(operation: string) {
     const { ranges, revision } = await this.etcd.read(operation, [prefixOp(TYPES_PREFIX), prefixOp(CHAINS_PREFIX)]);
-    return { types: ranges[0].map(decodeCubeType), chains: ranges[1].map(decodeStoredChain), revision };
+    // What cannot be read is no type, and no chain that could use one.
+    const types = decodeEach(ranges[0], TYPES_PREFIX, decodeCubeType);
+    return { types: types.values, broken: types.broken, chains: decodeEach(ranges[1], CHAINS_PREFIX, decodeStoredChain).values, revision };
   }
 }
 
@@ -158,42 +158,10 @@ function checkTypeName(name: string): void {
 }
 
 function checkUpload(upload: CubeTypeUpload): void {
-  const problems: string[] = [];
-  const nameIssue = typeof upload.name === 'string' ? nameProblem(upload.name, 'cube type name') : 'name must be a string';
-  if (nameIssue) problems.push(nameIssue);
-  if (typeof upload.transparent !== 'boolean') problems.push('transparent must be true or false');
-  if (!Number.isInteger(upload.microcubes) || upload.microcubes < 1 || upload.microcubes > MAX_MICROCUBES) {
-    problems.push(`microcubes must be an integer from 1 to ${MAX_MICROCUBES} (the programs a cube has slots for), got ${upload.microcubes}`);
-  }
-  const modes: unknown[] = Array.isArray(upload.modes) ? upload.modes : [];
-  if (modes.length === 0 || modes.some(m => !CUBE_MODES.includes(m as CubeMode)) || new Set(modes).size !== modes.length) {
-    problems.push(`modes must list xdp, tc or both, once each; got ${JSON.stringify(upload.modes)}`);
-  }
-  const objects = upload.objects ?? {};
-  for (const mode of CUBE_MODES) {
-    const object = objects[mode];
-    if (modes.includes(mode) && !Buffer.isBuffer(object)) problems.push(`objects.${mode} is missing: upload the ${mode} ELF object`);
-    if (!modes.includes(mode) && object !== undefined) problems.push(`objects.${mode} is given but modes does not list ${mode}`);
-    if (Buffer.isBuffer(object) && !object.subarray(0, 4).equals(ELF_MAGIC)) {
-      problems.push(`objects.${mode} is not an ELF object: upload the .o that clang -target bpf produced`);
-    }
-  }
-  for (const key of Object.keys(objects)) {
-    if (!CUBE_MODES.includes(key as CubeMode)) problems.push(`objects.${key}: unknown mode; objects are keyed xdp or tc`);
-  }
+  const problems = cubeTypeProblems({ ...upload, objects: upload.objects ?? {} });
   if (problems.length > 0) {
-    throw new ValidationError(`cube type ${JSON.stringify(upload.name)} is invalid: ${problems.join('; ')}`);
+    throw new ValidationError(`cube type ${cite(JSON.stringify(upload.name) ?? 'without a name')} is invalid: ${problems.join('; ')}`);
   }
-}
-
-/** Over the objects in mode order, each framed by its mode and length so no two uploads collide. */
-function digest(objects: CubeObjects): string {
-  const hash = createHash('sha256');
-  for (const mode of CUBE_MODES) {
-    const object = objects[mode];
-    if (object) hash.update(`${mode}:${object.length}:`).update(object);
-  }
-  return hash.digest('hex');
 }
 
 function sameInfo(a: RegisteredCubeType, b: CubeTypeUpload): boolean {

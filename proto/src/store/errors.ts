@@ -9,10 +9,12 @@ import {
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
   EtcdUserNotFoundError,
+  GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
   isRecoverableError,
 } from 'etcd3';
 import { ChainIssue } from '../chain';
+import { cite } from '../cite';
 
 export type StoreErrorCode =
   | 'UNAVAILABLE'
@@ -25,6 +27,7 @@ export type StoreErrorCode =
   | 'ALREADY_EXISTS'
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
+  | 'RESOURCE_EXHAUSTED'
   | 'INTERNAL';
 
 export class StoreError extends Error {
@@ -94,6 +97,12 @@ export class UnauthenticatedError extends StoreError {
   override readonly code = 'UNAUTHENTICATED';
 }
 
+/** etcd refused the request as too large: the same request always will. */
+export class RequestTooLargeError extends StoreError {
+  override name = 'RequestTooLargeError';
+  override readonly code = 'RESOURCE_EXHAUSTED';
+}
+
 /** The request is valid but the cluster is not in a state that allows it. */
 export class FailedPreconditionError extends StoreError {
   override name = 'FailedPreconditionError';
@@ -146,6 +155,32 @@ export class WaitTimeoutError extends StoreError {
   }
 }
 
+/** Where a chain in etcd that cannot be read placed its cubes, as far as can be told. */
+export interface CubePlacement {
+  name: string;
+  host: string;
+}
+
+/**
+ * A value under netcube's keys that is not what netcube writes there (written by
+ * hand, by another tool, or damaged): it is skipped where many are read, and
+ * reported. `salvaged` is what could still be read of a chain: its version, and the
+ * cubes it places, so their hosts can say it is broken.
+ */
+export class CorruptValueError extends StoreError {
+  override name = 'CorruptValueError';
+  override readonly code = 'FAILED_PRECONDITION';
+
+  constructor(
+    message: string,
+    readonly key: string,
+    readonly salvaged: { version?: number; cubes?: readonly CubePlacement[] } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Maps whatever the etcd client threw to the store's hierarchy; `user` is this process's etcd user, when known. */
 export function toStoreError(err: unknown, operation: string, endpoints: readonly string[], user?: string): StoreError {
   if (err instanceof StoreError) return err;
@@ -165,7 +200,11 @@ export function toStoreError(err: unknown, operation: string, endpoints: readonl
   ) {
     return new UnauthenticatedError(`${operation}: etcd does not accept ${as} (${cause.message}): check the certificate's CN or the user and password`, { cause });
   }
-  // cockatiel's open circuit: the client stopped trying a host that kept failing.
+  // The request, not etcd: retrying it would only fail again.
+  if (cause instanceof GRPCResourceExhastedError) {
+    return new RequestTooLargeError(`${operation}: etcd refused the request as too large (${cite(cause.message, 200)}); nothing was written`, { cause });
+  }
+  // An open circuit (etcd.ts, MemberBreaker): the client stopped trying a member that kept failing.
   if (isRecoverableError(cause) || (cause as { isBrokenCircuitError?: boolean }).isBrokenCircuitError) {
     return new StoreUnavailableError(
       `${operation}: etcd is unavailable at ${endpoints.join(', ')} (${cause.message}); check that etcd runs and is reachable`,

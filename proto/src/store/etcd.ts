@@ -6,10 +6,14 @@
 import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import {
+  castGrpcError,
   CompareResult,
   CompareTarget,
   Etcd3,
+  GRPCResourceExhastedError,
   ICompare,
+  IOptions,
+  isRecoverableError,
   IKeyValue,
   IRequestOp,
   IResponseHeader,
@@ -17,8 +21,9 @@ import {
   SortOrder,
   SortTarget,
 } from 'etcd3';
-import { StoreClosedError, StoreError, toStoreError } from './errors';
+import { CorruptValueError, StoreClosedError, StoreError, toStoreError } from './errors';
 import { retry, RetryListener, RetryPolicy } from './retry';
+import { cite } from '../cite';
 
 export interface EtcdOptions {
   endpoints: string[];
@@ -95,6 +100,7 @@ export class Etcd {
       // The client's own check for https:// does not see unixs:, so TLS is always said.
       ...(secure ? { credentials: { rootCertificate: ca as Buffer, certChain: cert, privateKey: key } } : {}),
       ...(options.auth ? { auth: { ...options.auth } } : {}),
+      faultHandling: { host: () => new MemberBreaker() as unknown as MemberPolicy },
       // A deadline on every unary call: behind a partition a call fails (and is retried)
       // instead of hanging. Streams (watches, lease keepalives) have none; keepalive
       // pings tell when their connection is dead.
@@ -177,6 +183,49 @@ export class Etcd {
   }
 }
 
+type MemberPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+
+/** Consecutive failures of a member that make the client try the others first, and for how long. */
+const MEMBER_FAILURES = 3;
+const MEMBER_PAUSE_MS = 5_000;
+
+/**
+ * A member not tried for now: the client tries another (it knows the mark of an open
+ * circuit); toStoreError makes it unavailable when none answers.
+ */
+class MemberPausedError extends Error {
+  readonly isBrokenCircuitError = true;
+}
+
+/**
+ * The etcd3 client's circuit breaker per member, but for what says the member is
+ * away. Its own counts every error it calls recoverable, a request refused as too
+ * large (RESOURCE_EXHAUSTED) among them: one oversized request, tried three times,
+ * cut the process off from a healthy etcd until the circuit half-opened.
+ */
+class MemberBreaker {
+  private failures = 0;
+  private pausedUntil = 0;
+
+  async execute<T>(fn: (context: { signal: AbortSignal }) => T | Promise<T>): Promise<T> {
+    if (Date.now() < this.pausedUntil) {
+      throw new MemberPausedError(`this etcd member failed ${MEMBER_FAILURES} times in a row: not tried for ${MEMBER_PAUSE_MS} ms`);
+    }
+    try {
+      const result = await fn({ signal: new AbortController().signal });
+      this.failures = 0;
+      return result;
+    } catch (err) {
+      const cause = castGrpcError(err instanceof Error ? err : new Error(String(err)));
+      // A failure after the pause reopens it at once (failures stays past the threshold until a success).
+      if (isRecoverableError(cause) && !(cause instanceof GRPCResourceExhastedError) && ++this.failures >= MEMBER_FAILURES) {
+        this.pausedUntil = Date.now() + MEMBER_PAUSE_MS;
+      }
+      throw err;
+    }
+  }
+}
+
 export function toKeyValue(kv: IKeyValue): KeyValue {
   return {
     key: kv.key.toString(),
@@ -241,12 +290,12 @@ export function encode(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value));
 }
 
-/** Values are written by netcube only; one that does not parse was written by hand. */
+/** Values are written by netcube only; one that does not parse was written by something else. */
 export function decode<T>(kv: KeyValue): T {
   try {
     return JSON.parse(kv.value.toString()) as T;
   } catch (err) {
-    throw new StoreError(`value at ${kv.key} is not JSON: it was not written by netcube; delete or repair it with etcdctl`, {
+    throw new CorruptValueError(`value at ${cite(kv.key)} is not JSON: it was not written by netcube; delete or repair it with etcdctl`, kv.key, {}, {
       cause: err,
     });
   }

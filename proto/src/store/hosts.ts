@@ -4,11 +4,11 @@
 
 import { EventEmitter } from 'node:events';
 import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
-import { hostNameProblem } from '../chain';
+import { cite } from '../cite';
 import { Etcd, prefixOp, putOp } from './etcd';
 import { StoreError, StoreUnavailableError, ValidationError } from './errors';
 import { hostKey, HOSTS_PREFIX } from './keys';
-import { decodeHost, HostRegistration, RegisteredHost } from './records';
+import { Decoded, decodeEach, decodeHost, HostRegistration, RegisteredHost, registrationProblems } from './records';
 import { Backoff, pause } from './retry';
 import { PrefixWatch } from './watch';
 
@@ -32,9 +32,15 @@ export class Hosts {
     return lease;
   }
 
+  /** The registered hosts; a registration that cannot be read is left out (listHostsWithBroken has it). */
   async listHosts(): Promise<RegisteredHost[]> {
+    return (await this.listHostsWithBroken()).values;
+  }
+
+  /** The registered hosts, and apart the registrations that cannot be read, with why. */
+  async listHostsWithBroken(): Promise<Decoded<RegisteredHost>> {
     const { ranges } = await this.etcd.read('list hosts', [prefixOp(HOSTS_PREFIX)]);
-    return ranges[0].map(decodeHost);
+    return decodeEach(ranges[0], HOSTS_PREFIX, decodeHost);
   }
 
   /** Hosts as put (registered, re-registered) and delete (lease expired or revoked) events. */
@@ -44,20 +50,9 @@ export class Hosts {
 }
 
 function checkRegistration(info: HostRegistration): void {
-  const problems: string[] = [];
-  const nameProblem = typeof info.name === 'string' ? hostNameProblem(info.name) : 'name must be a string';
-  if (nameProblem) problems.push(nameProblem);
-  const strings = (v: unknown) => Array.isArray(v) && v.every(s => typeof s === 'string' && s.length > 0);
-  if (!strings(info.endpoints) || info.endpoints.length === 0) {
-    problems.push('endpoints must list at least one address (host:port) where netcubed serves gRPC');
-  }
-  if (typeof info.startedAt !== 'string' || Number.isNaN(Date.parse(info.startedAt))) {
-    problems.push(`startedAt must be an ISO 8601 date, got ${JSON.stringify(info.startedAt)}`);
-  }
-  if (typeof info.kernel !== 'string') problems.push('kernel must be a string (the uname release)');
-  if (!strings(info.features)) problems.push('features must be a list of non-empty strings');
+  const problems = registrationProblems(info);
   if (problems.length > 0) {
-    throw new ValidationError(`host registration of ${JSON.stringify(info.name)} is invalid: ${problems.join('; ')}`);
+    throw new ValidationError(`host registration of ${cite(JSON.stringify(info.name) ?? 'nothing')} is invalid: ${problems.join('; ')}`);
   }
 }
 

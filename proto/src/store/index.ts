@@ -15,6 +15,8 @@ export {
   CubeStatusEntry,
   CubeObjects,
   RegisteredCubeType,
+  BrokenRecord,
+  Decoded,
 } from './records';
 export { Chains, ApplyOptions, ApplyResult, ChainWatch } from './chains';
 export { Hosts, HostLease, HostLeaseState, HostLeaseEvents, HostWatch } from './hosts';

@@ -1,10 +1,18 @@
 // The values netcube keeps in etcd (see keys.ts for where), and how they are read back.
 // Revisions are not stored in values: etcd's own mod revision of the key is the truth.
 
-import { Chain, CubeMode, CubeTypeInfo } from '../chain';
+// Every value read back is checked whole, as if it came from a stranger: anything
+// with etcd access can write these keys. One that fails is a CorruptValueError
+// naming the key and what is wrong; where many are read (decodeEach, watches) it is
+// set apart and reported, and the others go on.
+
+import { createHash } from 'node:crypto';
+import { Chain, CUBE_MODES, CubeMode, CubeTypeInfo, hostNameProblem, MAX_MICROCUBES, nameProblem } from '../chain';
+import { normalizeChain, pathToString } from '../chain/schema';
+import { cite, firstOf } from '../cite';
 import { decode, KeyValue } from './etcd';
-import { StoreError } from './errors';
-import { CHAIN_HISTORY_PREFIX, CHAINS_PREFIX, HOSTS_PREFIX, STATUS_PREFIX, TYPES_PREFIX } from './keys';
+import { CorruptValueError, CubePlacement } from './errors';
+import { CHAIN_HISTORY_PREFIX, CHAINS_PREFIX, HOSTS_PREFIX, MAX_VERSION, STATUS_PREFIX, TYPES_PREFIX } from './keys';
 
 /** The current version of a chain. */
 export interface StoredChain {
@@ -81,48 +89,213 @@ interface CubeTypeValue extends CubeTypeInfo {
   registeredAt: string;
 }
 
-function corrupt(kv: KeyValue, what: string): StoreError {
-  return new StoreError(`value at ${kv.key} is not ${what}: it was not written by netcube; delete or repair it with etcdctl`);
+/** A value that could not be read, where many were: what the list says in its place. */
+export interface BrokenRecord {
+  /** The key below its prefix: a chain, type or host name, `host/cube` for status. */
+  name: string;
+  key: string;
+  /** etcd revision of its last write. */
+  revision: number;
+  /** What is wrong, and what to do. */
+  error: string;
+  /** Of a chain: its version and where it places cubes, as far as they could be read. */
+  version?: number;
+  cubes?: readonly CubePlacement[];
+}
+
+/** What a range of keys holds: the values that read, and the keys that did not, apart. */
+export interface Decoded<T> {
+  values: T[];
+  broken: BrokenRecord[];
+}
+
+/** Decodes each of `kvs` under `prefix`; one that fails is set apart, not thrown. */
+export function decodeEach<T>(kvs: readonly KeyValue[], prefix: string, decodeOne: (kv: KeyValue) => T): Decoded<T> {
+  const out: Decoded<T> = { values: [], broken: [] };
+  for (const kv of kvs) {
+    try {
+      out.values.push(decodeOne(kv));
+    } catch (err) {
+      if (!(err instanceof CorruptValueError)) throw err;
+      out.broken.push(brokenRecord(kv, prefix, err));
+    }
+  }
+  return out;
+}
+
+export function brokenRecord(kv: KeyValue, prefix: string, err: CorruptValueError): BrokenRecord {
+  return { name: kv.key.slice(prefix.length), key: kv.key, revision: kv.modRevision, error: err.message, ...err.salvaged };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isDate = (v: unknown): v is string => typeof v === 'string' && v.length <= 64 && !Number.isNaN(Date.parse(v));
+const isVersion = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_VERSION;
+const problemsOf = (...found: (string | undefined | false)[]): string[] => found.filter((p): p is string => !!p);
+/** The most problems of one value a message names. */
+const MAX_PROBLEMS = 3;
+
+function corrupt(kv: KeyValue, what: string, problems: readonly string[], salvaged?: CorruptValueError['salvaged']): CorruptValueError {
+  return new CorruptValueError(
+    `value at ${cite(kv.key)} (etcd revision ${kv.modRevision}) is not ${what}: ${firstOf(problems, MAX_PROBLEMS)}. It was not written by netcube: delete or repair it with etcdctl`,
+    kv.key,
+    salvaged,
+  );
+}
+
+/** The problems of a chain's shape, as path: message. */
+function chainProblems(value: unknown): { chain?: Chain; problems: string[] } {
+  const { chain, issues } = normalizeChain(value);
+  return { chain, problems: issues.map((i) => `chain ${pathToString(i.path) || '(whole)'}: ${i.message}`) };
+}
+
+/** What can still be read of a broken chain: its version, and the cubes it places on hosts. */
+function salvageChain(value: unknown): CorruptValueError['salvaged'] {
+  if (!isObject(value)) return {};
+  const spec = isObject(value.chain) && isObject(value.chain.spec) ? value.chain.spec : undefined;
+  const cubes = Array.isArray(spec?.cubes)
+    ? spec.cubes.filter(
+        (c): c is CubePlacement =>
+          isObject(c) && typeof c.name === 'string' && typeof c.host === 'string' && !nameProblem(c.name, 'cube name') && !hostNameProblem(c.host),
+      ).map((c) => ({ name: c.name, host: c.host }))
+    : undefined;
+  return { ...(isVersion(value.version) ? { version: value.version } : {}), ...(cubes ? { cubes } : {}) };
+}
 
 export function decodeStoredChain(kv: KeyValue): StoredChain {
+  const name = kv.key.slice(CHAINS_PREFIX.length);
   const value = decode<CurrentChainValue>(kv);
-  if (!isObject(value) || typeof value.version !== 'number' || !isObject(value.chain)) throw corrupt(kv, 'a chain');
-  return {
-    name: kv.key.slice(CHAINS_PREFIX.length),
-    version: value.version,
-    revision: kv.modRevision,
-    appliedAt: value.appliedAt,
-    chain: value.chain,
-  };
+  if (!isObject(value)) throw corrupt(kv, 'a chain', ['it is not a mapping']);
+  const { chain, problems } = chainProblems(value.chain);
+  problems.unshift(
+    ...problemsOf(
+      nameProblem(name, 'chain name (its key)'),
+      !isVersion(value.version) && `version must be an integer from 1 to ${MAX_VERSION}`,
+      !isDate(value.appliedAt) && 'appliedAt must be a date',
+      chain && chain.metadata.name !== name && `its key names chain ${cite(name)} but metadata.name is ${chain.metadata.name}`,
+    ),
+  );
+  if (problems.length > 0 || !chain) throw corrupt(kv, 'a chain', problems, salvageChain(value));
+  return { name, version: value.version, revision: kv.modRevision, appliedAt: value.appliedAt, chain };
+}
+
+/** The version a history key is for, from the key alone. */
+export function historyVersion(key: string): number | undefined {
+  const digits = key.slice(key.lastIndexOf('/') + 1);
+  const version = /^[0-9]{1,10}$/.test(digits) ? Number(digits) : NaN;
+  return isVersion(version) ? version : undefined;
 }
 
 export function decodeHistoryEntry(kv: KeyValue): ChainHistoryEntry {
   const value = decode<HistoryValue>(kv);
-  if (!isObject(value) || typeof value.version !== 'number' || (value.action !== 'apply' && value.action !== 'delete')) {
-    throw corrupt(kv, 'a chain history entry');
-  }
   const name = kv.key.slice(CHAIN_HISTORY_PREFIX.length, kv.key.lastIndexOf('/'));
-  return { ...value, name, revision: kv.modRevision };
+  if (!isObject(value)) throw corrupt(kv, 'a chain history entry', ['it is not a mapping']);
+  const fromKey = historyVersion(kv.key);
+  const problems = problemsOf(
+    nameProblem(name, 'chain name (its key)'),
+    fromKey === undefined && 'its key does not end in a version',
+    value.version !== fromKey && `version must be ${fromKey ?? 'the one its key ends in'}`,
+    !isDate(value.at) && 'at must be a date',
+    value.action !== 'apply' && value.action !== 'delete' && 'action must be apply or delete',
+  );
+  if (value.action === 'apply') {
+    const { chain, problems: shape } = chainProblems(value.chain);
+    problems.push(...shape, ...problemsOf(chain && chain.metadata.name !== name && `its key names chain ${cite(name)} but metadata.name is ${chain.metadata.name}`));
+    if (value.rollbackOf !== undefined && !isVersion(value.rollbackOf)) problems.push('rollbackOf must be a version');
+    if (problems.length === 0) return { ...value, chain: chain!, name, revision: kv.modRevision };
+  }
+  if (problems.length > 0) throw corrupt(kv, 'a chain history entry', problems);
+  return { version: value.version, at: value.at, action: 'delete', name, revision: kv.modRevision };
+}
+
+/** What is wrong with a host's registration; empty when nothing is. */
+export function registrationProblems(info: HostRegistration): string[] {
+  const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 1024);
+  return problemsOf(
+    typeof info.name === 'string' ? hostNameProblem(info.name) : 'name must be a string',
+    (!strings(info.endpoints) || info.endpoints.length === 0) && 'endpoints must list at least one address (host:port) where netcubed serves gRPC',
+    !isDate(info.startedAt) && `startedAt must be an ISO 8601 date, got ${cite(JSON.stringify(info.startedAt) ?? 'nothing')}`,
+    typeof info.kernel !== 'string' && 'kernel must be a string (the uname release)',
+    !strings(info.features) && 'features must be a list of non-empty strings',
+  );
 }
 
 export function decodeHost(kv: KeyValue): RegisteredHost {
   const value = decode<HostRegistration>(kv);
-  if (!isObject(value) || typeof value.name !== 'string' || !Array.isArray(value.endpoints)) {
-    throw corrupt(kv, 'a host registration');
-  }
-  return { ...value, name: kv.key.slice(HOSTS_PREFIX.length), revision: kv.modRevision };
+  const name = kv.key.slice(HOSTS_PREFIX.length);
+  if (!isObject(value)) throw corrupt(kv, 'a host registration', ['it is not a mapping']);
+  const problems = registrationProblems(value);
+  if (problems.length === 0 && value.name !== name) problems.push(`its key names host ${cite(name)} but name is ${value.name}`);
+  if (problems.length > 0) throw corrupt(kv, 'a host registration', problems);
+  const { endpoints, startedAt, kernel, features } = value;
+  return { name, endpoints, startedAt, kernel, features, revision: kv.modRevision };
+}
+
+/** What is wrong with a status `host` reports about `cube`; empty when nothing is. */
+export function statusProblems(host: string, cube: string, status: Omit<CubeStatus, 'updatedAt'> & { updatedAt?: unknown }): string[] {
+  return problemsOf(
+    hostNameProblem(String(host)),
+    nameProblem(String(cube), 'cube name'),
+    typeof status.chain === 'string' ? nameProblem(status.chain, 'chain name') : 'chain must be a chain name',
+    !isVersion(status.version) && `version must be an integer >= 1, got ${cite(String(status.version))}`,
+    !(Number.isInteger(status.revision) && status.revision >= 1) && `revision must be an etcd revision (>= 1), got ${cite(String(status.revision))}`,
+    !CUBE_STATES.includes(status.state) && `state must be one of ${CUBE_STATES.join(', ')}, got ${cite(JSON.stringify(status.state) ?? 'nothing')}`,
+    status.state === 'error' && !status.error && 'state is error but error is empty: say what failed',
+    status.error !== undefined && typeof status.error !== 'string' && 'error must be a string',
+    status.updatedAt !== undefined && !isDate(status.updatedAt) && 'updatedAt must be a date',
+  );
 }
 
 export function decodeStatus(kv: KeyValue): CubeStatusEntry {
   const value = decode<CubeStatus>(kv);
-  if (!isObject(value) || typeof value.chain !== 'string' || !CUBE_STATES.includes(value.state)) {
-    throw corrupt(kv, 'a cube status');
+  const segments = kv.key.slice(STATUS_PREFIX.length).split('/');
+  const [host, cube] = segments;
+  if (!isObject(value)) throw corrupt(kv, 'a cube status', ['it is not a mapping']);
+  const problems = segments.length === 2 ? statusProblems(host, cube, value) : ['its key is not status/<host>/<cube>'];
+  if (value.updatedAt === undefined) problems.push('updatedAt must be a date');
+  if (problems.length > 0) throw corrupt(kv, 'a cube status', problems);
+  const { chain, version, revision, state, error, updatedAt } = value;
+  return { chain, version, revision, state, ...(error !== undefined ? { error } : {}), updatedAt, host, cube };
+}
+
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+/** What is wrong with a cube type's description and objects; empty when nothing is. */
+export function cubeTypeProblems(type: { name: unknown; transparent: unknown; microcubes: unknown; modes: unknown; objects: unknown }): string[] {
+  const problems: string[] = [];
+  const nameIssue = typeof type.name === 'string' ? nameProblem(type.name, 'cube type name') : 'name must be a string';
+  if (nameIssue) problems.push(nameIssue);
+  if (typeof type.transparent !== 'boolean') problems.push('transparent must be true or false');
+  if (!Number.isInteger(type.microcubes) || (type.microcubes as number) < 1 || (type.microcubes as number) > MAX_MICROCUBES) {
+    problems.push(`microcubes must be an integer from 1 to ${MAX_MICROCUBES} (the programs a cube has slots for), got ${cite(String(type.microcubes))}`);
   }
-  const [host, cube] = kv.key.slice(STATUS_PREFIX.length).split('/');
-  return { ...value, host, cube };
+  const modes: unknown[] = Array.isArray(type.modes) ? type.modes : [];
+  if (modes.length === 0 || modes.some((m) => !CUBE_MODES.includes(m as CubeMode)) || new Set(modes).size !== modes.length) {
+    problems.push(`modes must list xdp, tc or both, once each; got ${cite(JSON.stringify(type.modes) ?? 'nothing')}`);
+  }
+  const objects = isObject(type.objects) ? type.objects : {};
+  if (!isObject(type.objects)) problems.push('objects must map modes to ELF objects');
+  for (const mode of CUBE_MODES) {
+    const object = objects[mode];
+    if (modes.includes(mode) && !Buffer.isBuffer(object)) problems.push(`objects.${mode} is missing: upload the ${mode} ELF object`);
+    if (!modes.includes(mode) && object !== undefined) problems.push(`objects.${mode} is given but modes does not list ${mode}`);
+    if (Buffer.isBuffer(object) && !object.subarray(0, 4).equals(ELF_MAGIC)) {
+      problems.push(`objects.${mode} is not an ELF object: upload the .o that clang -target bpf produced`);
+    }
+  }
+  for (const key of Object.keys(objects)) {
+    if (!CUBE_MODES.includes(key as CubeMode)) problems.push(`objects.${cite(key)}: unknown mode; objects are keyed xdp or tc`);
+  }
+  return problems;
+}
+
+/** Over the objects in mode order, each framed by its mode and length so no two uploads collide. */
+export function objectsDigest(objects: CubeObjects): string {
+  const hash = createHash('sha256');
+  for (const mode of CUBE_MODES) {
+    const object = objects[mode];
+    if (object) hash.update(`${mode}:${object.length}:`).update(object);
+  }
+  return hash.digest('hex');
 }
 
 export function cubeTypeValue(type: Omit<RegisteredCubeType, 'revision'>): CubeTypeValue {
@@ -135,12 +308,19 @@ export function cubeTypeValue(type: Omit<RegisteredCubeType, 'revision'>): CubeT
 
 export function decodeCubeType(kv: KeyValue): RegisteredCubeType {
   const value = decode<CubeTypeValue>(kv);
-  if (!isObject(value) || typeof value.microcubes !== 'number' || !Array.isArray(value.modes) || !isObject(value.objects)) {
-    throw corrupt(kv, 'a cube type');
-  }
+  const name = kv.key.slice(TYPES_PREFIX.length);
+  if (!isObject(value)) throw corrupt(kv, 'a cube type', ['it is not a mapping']);
   const objects: CubeObjects = {};
-  for (const [mode, base64] of Object.entries(value.objects) as [CubeMode, string][]) {
-    objects[mode] = Buffer.from(base64, 'base64');
+  const problems: string[] = [];
+  for (const [mode, base64] of Object.entries(isObject(value.objects) ? value.objects : {})) {
+    if (typeof base64 === 'string') objects[mode as CubeMode] = Buffer.from(base64, 'base64');
+    else problems.push(`objects.${cite(mode)} must be base64`);
   }
-  return { ...value, name: kv.key.slice(TYPES_PREFIX.length), objects, revision: kv.modRevision };
+  problems.push(...cubeTypeProblems({ ...value, name, objects: isObject(value.objects) ? objects : value.objects }));
+  if (problems.length === 0 && value.name !== name) problems.push(`its key names type ${cite(name)} but name is ${cite(String(value.name))}`);
+  if (!isDate(value.registeredAt)) problems.push('registeredAt must be a date');
+  if (problems.length === 0 && value.sha256 !== objectsDigest(objects)) problems.push('sha256 is not the digest of its objects');
+  if (problems.length > 0) throw corrupt(kv, 'a cube type', problems);
+  const { transparent, microcubes, modes, sha256, registeredAt } = value;
+  return { name, transparent, microcubes, modes, objects, sha256, registeredAt, revision: kv.modRevision };
 }

@@ -7,11 +7,12 @@
 // back either.
 
 import { createHash } from 'node:crypto';
-import type { JsonObject, JsonValue } from '../chain';
-import { absent, decode, deleteOp, Etcd, prefixOp, putOp, unchangedSince } from './etcd';
-import { ConflictError, ValidationError } from './errors';
+import { nameProblem, type JsonObject, type JsonValue } from '../chain';
+import { cite, firstOf } from '../cite';
+import { absent, decode, deleteOp, Etcd, KeyValue, prefixOp, putOp, unchangedSince } from './etcd';
+import { ConflictError, CorruptValueError, ValidationError } from './errors';
 import { chainKey, serviceConfigKey, serviceConfigPrefix } from './keys';
-import type { StoredChain } from './records';
+import { Decoded, decodeEach, type StoredChain } from './records';
 import { PrefixWatch } from './watch';
 
 /** What services/<type>/config/<cube> holds. */
@@ -50,19 +51,25 @@ export function effectiveConfig(chainParams: JsonObject, held: StoredServiceConf
 export class ServiceConfigs {
   constructor(private readonly etcd: Etcd) {}
 
+  /** The config held for each cube; a value that cannot be read is left out (it stands for nothing: the chain's params do). */
   async list(type: string): Promise<StoredServiceConfig[]> {
+    return (await this.listWithBroken(type)).values;
+  }
+
+  /** The config held for each cube, and apart the values that cannot be read, with why. */
+  async listWithBroken(type: string): Promise<Decoded<StoredServiceConfig>> {
     const { ranges } = await this.etcd.read(`read the config of the ${type} service`, [prefixOp(serviceConfigPrefix(type))]);
-    return ranges[0].map((kv) => decodeServiceConfig(kv.key.slice(serviceConfigPrefix(type).length), kv));
+    return decodeEach(ranges[0], serviceConfigPrefix(type), (kv) => decodeServiceConfig(serviceConfigPrefix(type), kv));
   }
 
   watch(type: string): ServiceConfigWatch {
-    return new PrefixWatch(this.etcd, serviceConfigPrefix(type), (kv) => decodeServiceConfig(kv.key.slice(serviceConfigPrefix(type).length), kv), `config of the ${type} service`);
+    return new PrefixWatch(this.etcd, serviceConfigPrefix(type), (kv) => decodeServiceConfig(serviceConfigPrefix(type), kv), `config of the ${type} service`);
   }
 
   /**
    * Sets `cube`'s config over its params in `stored` (its chain as read), if neither
-   * the chain nor the held config (`heldRevision`, 0: none) changed since they were
-   * read: ConflictError otherwise.
+   * the chain nor the held config (`heldRevision`, 0: none; that of a value that cannot
+   * be read, to replace it) changed since they were read: ConflictError otherwise.
    */
   async put(type: string, cube: string, stored: StoredChain, params: JsonObject, heldRevision: number, setBy: string): Promise<StoredServiceConfig> {
     const spec = stored.chain.spec.cubes.find((c) => c.name === cube);
@@ -85,7 +92,23 @@ export class ServiceConfigs {
   }
 }
 
-function decodeServiceConfig(cube: string, kv: Parameters<typeof decode>[0]): StoredServiceConfig {
+function decodeServiceConfig(prefix: string, kv: KeyValue): StoredServiceConfig {
+  const cube = kv.key.slice(prefix.length);
   const value = decode<ServiceConfigValue>(kv);
-  return { ...value, cube, revision: kv.modRevision };
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const problems = !isObject(value)
+    ? ['it is not a mapping']
+    : [
+        nameProblem(cube, 'cube name (its key)'),
+        !isObject(value.params) && 'params must be a mapping',
+        typeof value.chain === 'string' ? nameProblem(value.chain, 'chain name') : 'chain must be a chain name',
+        !(typeof value.basis === 'string' && /^[0-9a-f]{64}$/.test(value.basis)) && 'basis must be the sha256 of the params it was set over',
+        !(typeof value.setAt === 'string' && !Number.isNaN(Date.parse(value.setAt))) && 'setAt must be a date',
+        typeof value.setBy !== 'string' && 'setBy must be a string',
+      ].filter((p): p is string => !!p);
+  if (problems.length > 0) {
+    throw new CorruptValueError(`value at ${cite(kv.key)} is not a cube's config: ${firstOf(problems, 3)}. It was not written by netcube: set the config again (SetConfig) or delete it with etcdctl`, kv.key);
+  }
+  const { params, chain, basis, setAt, setBy } = value;
+  return { params, chain, basis, setAt, setBy, cube, revision: kv.modRevision };
 }

@@ -2,11 +2,12 @@
 // applied everywhere it is placed (`netcubectl apply --wait`).
 
 import { hostNameProblem, nameProblem } from '../chain';
+import { cite } from '../cite';
 import { Chains } from './chains';
 import { deleteOp, Etcd, prefixOp, putOp, toKeyValue } from './etcd';
 import { ApplyFailedError, CubeFailure, ValidationError, WaitTimeoutError } from './errors';
 import { HOSTS_PREFIX, statusKey, STATUS_PREFIX } from './keys';
-import { CUBE_STATES, CubeStatus, CubeStatusEntry, decodeHost, decodeStatus } from './records';
+import { CubeStatus, CubeStatusEntry, Decoded, decodeEach, decodeHost, decodeStatus, statusProblems } from './records';
 import { PrefixWatch } from './watch';
 
 export interface WaitProgress {
@@ -38,20 +39,12 @@ export type StatusUpdate = Omit<CubeStatus, 'updatedAt'> & { updatedAt?: string 
 
 function checkedName(host: string, cube: string): void {
   const problems = [hostNameProblem(String(host)), nameProblem(String(cube), 'cube name')].filter(Boolean);
-  if (problems.length > 0) throw new ValidationError(`status of ${host}/${cube} is invalid: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new ValidationError(`status of ${cite(`${host}/${cube}`)} is invalid: ${problems.join('; ')}`);
 }
 
 function checkedStatus(host: string, cube: string, status: StatusUpdate): CubeStatus {
-  const problems = [
-    hostNameProblem(String(host)),
-    nameProblem(String(cube), 'cube name'),
-    nameProblem(String(status.chain), 'chain name'),
-    Number.isInteger(status.version) && status.version >= 1 ? undefined : `version must be an integer >= 1, got ${status.version}`,
-    Number.isInteger(status.revision) && status.revision >= 1 ? undefined : `revision must be an etcd revision (>= 1), got ${status.revision}`,
-    CUBE_STATES.includes(status.state) ? undefined : `state must be one of ${CUBE_STATES.join(', ')}, got ${JSON.stringify(status.state)}`,
-    status.state === 'error' && !status.error ? `state is error but error is empty: say what failed` : undefined,
-  ].filter(Boolean);
-  if (problems.length > 0) throw new ValidationError(`status of ${host}/${cube} is invalid: ${problems.join('; ')}`);
+  const problems = statusProblems(host, cube, status);
+  if (problems.length > 0) throw new ValidationError(`status of ${cite(`${host}/${cube}`)} is invalid: ${problems.join('; ')}`);
   return { ...status, updatedAt: status.updatedAt ?? new Date().toISOString() };
 }
 
@@ -91,9 +84,14 @@ export class Status {
 
   /** Every status report, or those about one chain. */
   async listStatus(chain?: string): Promise<CubeStatusEntry[]> {
-    const { ranges } = await this.etcd.read('list status', [prefixOp(STATUS_PREFIX)]);
-    const all = ranges[0].map(decodeStatus);
+    const all = (await this.listStatusWithBroken()).values;
     return chain === undefined ? all : all.filter(entry => entry.chain === chain);
+  }
+
+  /** Every status report, and apart the reports that cannot be read, with why. */
+  async listStatusWithBroken(): Promise<Decoded<CubeStatusEntry>> {
+    const { ranges } = await this.etcd.read('list status', [prefixOp(STATUS_PREFIX)]);
+    return decodeEach(ranges[0], STATUS_PREFIX, decodeStatus);
   }
 
   /**
@@ -180,7 +178,7 @@ export class Status {
     let registered: Set<string> | undefined;
     try {
       const res = await this.etcd.once('list hosts', client => client.kv.range(prefixOp(HOSTS_PREFIX).request_range!));
-      registered = new Set(res.kvs.map(kv => decodeHost(toKeyValue(kv)).name));
+      registered = new Set(decodeEach(res.kvs.map(toKeyValue), HOSTS_PREFIX, decodeHost).values.map(h => h.name));
     } catch {
       registered = undefined;
     }

@@ -2,7 +2,7 @@
 // and diffs are the chain module's; versions and history are the store's.
 
 import { Chain, ChainChange, diffChains, parseChain } from '@netcube/api/chain';
-import { ChainHistoryEntry, NotFoundError } from '@netcube/api/store';
+import { ChainHistoryEntry, CorruptValueError, NotFoundError } from '@netcube/api/store';
 import {
   Command,
   CommandFailed,
@@ -173,9 +173,9 @@ what it changed from the version before it. The current version is marked *.`,
   async run(session, args) {
     const [name] = positionals(args, 'history', ['the chain name']);
     const store = await session.store();
-    const entries = await store.chains.history(name);
+    const { values: entries, broken } = await store.chains.historyWithBroken(name);
     const current = await store.chains.get(name).catch(err => {
-      if (err instanceof NotFoundError) return undefined;
+      if (err instanceof NotFoundError || err instanceof CorruptValueError) return undefined;
       throw err;
     });
     let before: Chain | undefined;
@@ -185,17 +185,30 @@ what it changed from the version before it. The current version is marked *.`,
       before = after;
       return { entry, changes };
     });
+    // An entry that cannot be read is shown where it stands, with what is wrong.
+    const byVersion = (a: { version?: number }, b: { version?: number }) => (a.version ?? 0) - (b.version ?? 0);
     session.print(
-      rows.map(({ entry, changes }) => ({ ...entry, current: entry.version === current?.version, changes: changes.map(c => c.text) })),
+      [
+        ...rows.map(({ entry, changes }) => ({ ...entry, current: entry.version === current?.version, changes: changes.map(c => c.text) })),
+        ...broken.map(b => ({ version: b.version, broken: b.error, revision: b.revision })),
+      ].sort(byVersion),
       () =>
         table(
           ['VERSION', 'ACTION', 'AT', 'CHANGES'],
-          rows.map(({ entry, changes }) => [
-            `${entry.version}${entry.version === current?.version ? ' *' : ''}`,
-            entry.action === 'delete' ? 'delete' : entry.rollbackOf ? `rollback to ${entry.rollbackOf}` : 'apply',
-            when(entry.at),
-            summarize(changes),
-          ]),
+          [
+            ...rows.map(({ entry, changes }) => ({
+              version: entry.version,
+              row: [
+                `${entry.version}${entry.version === current?.version ? ' *' : ''}`,
+                entry.action === 'delete' ? 'delete' : entry.rollbackOf ? `rollback to ${entry.rollbackOf}` : 'apply',
+                when(entry.at),
+                summarize(changes),
+              ],
+            })),
+            ...broken.map(b => ({ version: b.version, row: [String(b.version ?? '?'), 'BROKEN', '-', b.error] })),
+          ]
+            .sort(byVersion)
+            .map(r => r.row),
         ),
     );
   },

@@ -1,8 +1,9 @@
 // `get`: what etcd holds — chains, hosts, cubes with their status, cube types.
 
 import { formatChain } from '@netcube/api/chain';
-import { CubeStatusEntry, StoredChain } from '@netcube/api/store';
+import { BrokenRecord, CubeStatusEntry, StoredChain } from '@netcube/api/store';
 import { Command, positionals, stringOption, UsageError } from '../command';
+import { cite } from '@netcube/api/cite';
 import { some, table, when } from '../output';
 import { Session } from '../session';
 import { cubeState, describeState } from '../status';
@@ -17,7 +18,9 @@ export const get: Command = {
 Reads what the cluster holds in etcd: the chains with their versions and how far
 their hosts have applied them, the registered hosts, every cube with the status its
 host reported, and the cube types. \`get chain NAME -o yaml\` prints the chain as a
-file that \`apply -f\` takes back.`,
+file that \`apply -f\` takes back. What etcd holds that is not what netcube writes
+(a chain, type or host record written by other means, or damaged) is listed as
+broken, with what is wrong; apply the chain again or delete it to repair it.`,
   options: { chain: { type: 'string' }, host: { type: 'string' } },
   optionHelp: [
     ['--chain NAME', 'get cubes: only the cubes of this chain'],
@@ -43,8 +46,8 @@ file that \`apply -f\` takes back.`,
     switch (kind) {
       case 'chains': {
         positionals(args, 'get', ['chains']);
-        const [chains, reports] = await Promise.all([store.chains.list(), store.status.listStatus()]);
-        printChains(session, chains, reports);
+        const [chains, reports] = await Promise.all([store.chains.listWithBroken(), store.status.listStatus()]);
+        printChains(session, chains.values, chains.broken, reports);
         return;
       }
       case 'chain': {
@@ -56,16 +59,19 @@ file that \`apply -f\` takes back.`,
       }
       case 'hosts': {
         positionals(args, 'get', ['hosts']);
-        const [hosts, reports] = await Promise.all([store.hosts.listHosts(), store.status.listStatus()]);
+        const [{ values: hosts, broken }, reports] = await Promise.all([store.hosts.listHostsWithBroken(), store.status.listStatus()]);
         session.print(
-          hosts.map(h => ({ ...h, cubes: reports.filter(r => r.host === h.name).length })),
+          [...hosts.map(h => ({ ...h, cubes: reports.filter(r => r.host === h.name).length })), ...broken.map(brokenData)],
           () =>
-            hosts.length === 0
+            hosts.length + broken.length === 0
               ? 'no hosts registered: is netcubed running, and pointed at this etcd?\n'
               : table(
                   ['NAME', 'ENDPOINTS', 'KERNEL', 'CUBES', 'STARTED'],
-                  hosts.map(h => [h.name, h.endpoints.join(','), h.kernel, reports.filter(r => r.host === h.name).length, when(h.startedAt)]),
-                ),
+                  [
+                    ...hosts.map(h => [h.name, h.endpoints.join(','), h.kernel, reports.filter(r => r.host === h.name).length, when(h.startedAt)]),
+                    ...broken.map(b => [cite(b.name), 'BROKEN', '-', '-', '-']),
+                  ],
+                ) + brokenText('host registration', broken),
         );
         return;
       }
@@ -73,8 +79,10 @@ file that \`apply -f\` takes back.`,
         positionals(args, 'get', ['cubes']);
         const onlyChain = stringOption(args, 'chain');
         const onlyHost = stringOption(args, 'host');
-        const [chains, reports] = await Promise.all([store.chains.list(), store.status.listStatus()]);
-        if (onlyChain !== undefined && !chains.some(c => c.name === onlyChain)) {
+        const [{ values: chains, broken }, reports] = await Promise.all([store.chains.listWithBroken(), store.status.listStatus()]);
+        const unlisted = broken.filter(b => onlyChain === undefined || b.name === onlyChain);
+        for (const b of unlisted) session.note(`netcubectl: chain ${cite(b.name)} is broken in etcd, its cubes are not listed: ${b.error}`);
+        if (onlyChain !== undefined && !chains.some(c => c.name === onlyChain) && unlisted.length === 0) {
           throw new UsageError(`--chain ${onlyChain}: no such chain (chains: ${chains.map(c => c.name).join(', ') || 'none'})`, 'get');
         }
         const cubes = chains
@@ -96,17 +104,20 @@ file that \`apply -f\` takes back.`,
       }
       case 'types': {
         positionals(args, 'get', ['types']);
-        const types = await store.types.listTypes();
+        const { values: types, broken } = await store.types.listTypesWithBroken();
         session.print(
           // The objects are megabytes of ELF: their digest identifies them.
-          types.map(({ objects, ...t }) => ({ ...t, objectBytes: Object.fromEntries(Object.entries(objects).map(([m, o]) => [m, o?.length])) })),
+          [...types.map(({ objects, ...t }) => ({ ...t, objectBytes: Object.fromEntries(Object.entries(objects).map(([m, o]) => [m, o?.length])) })), ...broken.map(brokenData)],
           () =>
-            types.length === 0
+            types.length + broken.length === 0
               ? 'no cube types registered: a netcubed publishes the built-in ones when it first reaches etcd\n'
               : table(
                   ['NAME', 'KIND', 'MODES', 'PROGRAMS', 'DIGEST', 'REGISTERED'],
-                  types.map(t => [t.name, t.transparent ? 'transparent' : 'standard', t.modes.join(','), t.microcubes, t.sha256.slice(0, 12), when(t.registeredAt)]),
-                ),
+                  [
+                    ...types.map(t => [t.name, t.transparent ? 'transparent' : 'standard', t.modes.join(','), t.microcubes, t.sha256.slice(0, 12), when(t.registeredAt)]),
+                    ...broken.map(b => [cite(b.name), 'BROKEN', '-', '-', '-', '-']),
+                  ],
+                ) + brokenText('cube type', broken),
         );
         return;
       }
@@ -114,7 +125,17 @@ file that \`apply -f\` takes back.`,
   },
 };
 
-function printChains(session: Session, chains: StoredChain[], reports: CubeStatusEntry[]): void {
+/** A broken record as -o json/yaml shows it, beside the good ones. */
+function brokenData(b: BrokenRecord): { name: string; broken: string; revision: number } {
+  return { name: b.name, broken: b.error, revision: b.revision };
+}
+
+/** Below a table: what is wrong with each broken record, and what to do. */
+function brokenText(what: string, broken: readonly BrokenRecord[]): string {
+  return broken.map(b => `\n${what} ${cite(b.name)} is BROKEN in etcd: ${b.error}\n`).join('');
+}
+
+function printChains(session: Session, chains: StoredChain[], broken: BrokenRecord[], reports: CubeStatusEntry[]): void {
   const rows = chains.map(c => {
     const states = c.chain.spec.cubes.map(cube => cubeState(c, cube.name, reports));
     const applied = states.filter(s => s.state === 'applied').length;
@@ -123,30 +144,36 @@ function printChains(session: Session, chains: StoredChain[], reports: CubeStatu
     return { chain: c, hosts, applied, errors };
   });
   session.print(
-    rows.map(r => ({
-      name: r.chain.name,
-      version: r.chain.version,
-      revision: r.chain.revision,
-      appliedAt: r.chain.appliedAt,
-      cubes: r.chain.chain.spec.cubes.length,
-      hosts: r.hosts,
-      applied: r.applied,
-      errors: r.errors,
-    })),
+    [
+      ...rows.map(r => ({
+        name: r.chain.name,
+        version: r.chain.version,
+        revision: r.chain.revision,
+        appliedAt: r.chain.appliedAt,
+        cubes: r.chain.chain.spec.cubes.length,
+        hosts: r.hosts,
+        applied: r.applied,
+        errors: r.errors,
+      })),
+      ...broken.map(brokenData),
+    ],
     () =>
-      rows.length === 0
+      rows.length + broken.length === 0
         ? 'no chains: create one with netcubectl apply -f FILE\n'
         : table(
             ['NAME', 'VERSION', 'CUBES', 'HOSTS', 'APPLIED', 'UPDATED'],
-            rows.map(r => [
-              r.chain.name,
-              r.chain.version,
-              r.chain.chain.spec.cubes.length,
-              some(r.hosts),
-              `${r.applied}/${r.chain.chain.spec.cubes.length}${r.errors ? ` (${r.errors} failed)` : ''}`,
-              when(r.chain.appliedAt),
-            ]),
-          ),
+            [
+              ...rows.map(r => [
+                r.chain.name,
+                r.chain.version,
+                r.chain.chain.spec.cubes.length,
+                some(r.hosts),
+                `${r.applied}/${r.chain.chain.spec.cubes.length}${r.errors ? ` (${r.errors} failed)` : ''}`,
+                when(r.chain.appliedAt),
+              ]),
+              ...broken.map(b => [cite(b.name), b.version ?? '-', '-', some([...new Set((b.cubes ?? []).map(c => c.host))]) || '-', 'BROKEN', '-']),
+            ],
+          ) + brokenText('chain', broken),
   );
 }
 
