@@ -36,8 +36,9 @@ function check<C, S>(service: ServiceDefinition<C, S>, params: unknown, ports: s
 
 test('config: defaults are filled in from the schema', (t) => {
   t.deepEqual(check(bridge, {}, ['p0']), { agingSeconds: 300, ports: {} });
-  t.deepEqual(check(bridge, { aging_seconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } }, ['p0']), { agingSeconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } });
-  t.deepEqual(check(bridge, { ports: { p0: {} } }, ['p0']), { agingSeconds: 300, ports: { p0: { mode: 'plain', vlan: 0 } } });
+  t.deepEqual(check(bridge, { aging_seconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } }, ['p0']), { agingSeconds: 20, ports: { p0: { mode: 'access', vlan: 3, allowedVlans: [] } } });
+  t.deepEqual(check(bridge, { ports: { p0: {} } }, ['p0']), { agingSeconds: 300, ports: { p0: { mode: 'plain', vlan: 0, allowedVlans: [] } } });
+  t.deepEqual(check(bridge, { ports: { p0: { mode: 'trunk', vlan: 1, allowedVlans: [10, 4094] } } }, ['p0']).ports.p0, { mode: 'trunk', vlan: 1, allowedVlans: [10, 4094] });
   t.deepEqual(check(router, { ports: { lan: { address: '10.0.0.1/24' } }, routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }] }, ['lan']), {
     ports: { lan: { address: '10.0.0.1/24' } },
     routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }],
@@ -57,6 +58,11 @@ test('config: every error names the field at fault', (t) => {
   configError(t, () => check(bridge, { ports: { p0: { mode: 'access' } } }, ['p0']), 'ports.p0.vlan');
   configError(t, () => check(bridge, { ports: { p9: { mode: 'plain' } } }, ['p0']), 'ports.p9', 'no port p9');
   configError(t, () => check(bridge, { ports: { p0: { vlan: 3 } } }, ['p0']), 'ports.p0.vlan', 'VLAN-unaware');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'access', vlan: 3, allowedVlans: [4] } } }, ['p0']), 'ports.p0.allowedVlans', 'only a trunk');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: [10, 0] } } }, ['p0']), 'ports.p0.allowedVlans[1]', '1 to 4094, got 0');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: [4095] } } }, ['p0']), 'ports.p0.allowedVlans[0]', '1 to 4094');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: [7, 8, 7] } } }, ['p0']), 'ports.p0.allowedVlans[2]', 'listed twice');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: 'all' } } }, ['p0']), 'ports.p0.allowedVlans');
   configError(t, () => check(bridge, 'all of them', ['p0']), '', 'expected an object');
 
   const lan = (address: string) => ({ ports: { lan: { address } } });
@@ -198,8 +204,8 @@ test("bridge: static tables from config, drift repaired, SetConfig's config kept
   const mode = async (port: string) => ((await portEntry(port)) as { mode: string }).mode;
 
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
-  t.deepEqual(await portEntry('p0'), { mode: 'BRIDGE_PORT_ACCESS', vlan: 10, pad: 0 });
-  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, pad: 0 });
+  t.deepEqual(await portEntry('p0'), { mode: 'BRIDGE_PORT_ACCESS', vlan: 10, flags: 0 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, flags: 0 });
 
   // Someone writes the tables behind the service's back: the next resync puts them right.
   await put(client, 'br', 'bridge_ports', p.p1, { mode: 'BRIDGE_PORT_TRUNK', vlan: 5 });
@@ -212,16 +218,20 @@ test("bridge: static tables from config, drift repaired, SetConfig's config kept
   const before = await store.chains.get('lan');
   const fromChain = await api.getConfig('br');
   t.like(fromChain, { source: 'chain', revision: before.revision, chainVersion: before.version });
-  const set = await api.setConfig({ cube: 'br', config: { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } } });
+  const set = await api.setConfig({ cube: 'br', config: { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3, allowedVlans: [7, 70] } } } });
   t.like(set, { chain: 'lan', chainVersion: before.version, source: 'service' });
-  t.deepEqual(set.config, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } });
+  t.deepEqual(set.config, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3, allowedVlans: [7, 70] } } });
   t.is((await store.chains.get('lan')).version, before.version, 'the chain is untouched');
   const held = await store.serviceConfigs.list('bridge');
   t.deepEqual(held.map((h) => ({ cube: h.cube, params: h.params, revision: h.revision })), [{ cube: 'br', params: set.config, revision: set.revision }]);
   t.deepEqual(await api.getConfig('br'), set);
   await waitFor('the new config in the tables', async () => (await mode('p1')) === 'BRIDGE_PORT_TRUNK' && (await mode('p0')) === 'BRIDGE_PORT_PLAIN');
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 120_000_000_000 });
-  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_TRUNK', vlan: 3, pad: 0 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_TRUNK', vlan: 3, flags: 1 });
+  // The trunk's allowed VLANs as a bit set: 7 is bit 7 of word 0, 70 bit 6 of word 1.
+  const words = ((await entry(client, 'br', 'bridge_trunk_vlans', p.p1)) as { word: unknown[] }).word.map(Number);
+  t.deepEqual(words.slice(0, 2), [1 << 7, 1 << 6]);
+  t.true(words.slice(2).every((w) => w === 0));
 
   // Invalid configs are refused with the field named; nothing is written.
   const refused = async (config: JsonObject, field: string) => {
@@ -255,7 +265,7 @@ test("bridge: static tables from config, drift repaired, SetConfig's config kept
   await waitFor('the old config back in the tables', async () => (await mode('p0')) === 'BRIDGE_PORT_ACCESS');
   t.like(await api.getConfig('br'), { source: 'chain', config: { agingSeconds: 60, ports: { p0: { mode: 'access', vlan: 10 } } } });
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
-  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, pad: 0 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, flags: 0 });
 });
 
 const routerChain = (host: string): string => `
