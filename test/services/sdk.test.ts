@@ -40,8 +40,8 @@ test('config: defaults are filled in from the schema', (t) => {
   t.deepEqual(check(bridge, { ports: { p0: {} } }, ['p0']), { agingSeconds: 300, ports: { p0: { mode: 'plain', vlan: 0, allowedVlans: [] } } });
   t.deepEqual(check(bridge, { ports: { p0: { mode: 'trunk', vlan: 1, allowedVlans: [10, 4094] } } }, ['p0']).ports.p0, { mode: 'trunk', vlan: 1, allowedVlans: [10, 4094] });
   t.deepEqual(check(router, { ports: { lan: { address: '10.0.0.1/24' } }, routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }] }, ['lan']), {
-    ports: { lan: { address: '10.0.0.1/24' } },
-    routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }],
+    ports: { lan: { address: '10.0.0.1/24', secondaryAddresses: [] } },
+    routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan', metric: 1 }],
     neighbourTimeoutSeconds: 300,
     arpQueueLength: 64,
   });
@@ -79,6 +79,22 @@ test('config: every error names the field at fault', (t) => {
   configError(t, () => check(router, withRoute({ port: 'wan' }), ['lan', 'wan']), 'routes[0].port', 'not a port with an address');
   configError(t, () => check(router, withRoute({ nexthop: '10.1.0.1' }), ['lan']), 'routes[0].nexthop', 'not in the subnet');
   configError(t, () => check(router, withRoute({ nexthop: '10.0.0.1' }), ['lan']), 'routes[0].nexthop', "router's own address");
+
+  const secondary = (...secondaryAddresses: string[]) => ({ ports: { lan: { address: '10.0.0.1/24', secondaryAddresses }, wan: { address: '10.1.0.1/24' } } });
+  t.deepEqual(check(router, secondary('10.5.0.1/24'), ['lan', 'wan']).ports.lan.secondaryAddresses, ['10.5.0.1/24']);
+  configError(t, () => check(router, secondary('10.5.0.1'), ['lan', 'wan']), 'ports.lan.secondaryAddresses[0]', 'a.b.c.d/len');
+  configError(t, () => check(router, secondary('10.5.0.1/24', '10.5.0.0/24'), ['lan', 'wan']), 'ports.lan.secondaryAddresses[1]', 'network address');
+  configError(t, () => check(router, secondary('10.1.0.2/24'), ['lan', 'wan']), 'ports.wan.address', 'overlaps the subnet 10.1.0.0/24 of port lan');
+  configError(t, () => check(router, secondary('10.0.0.2/25'), ['lan', 'wan']), 'ports.lan.secondaryAddresses[0]', 'overlaps the subnet 10.0.0.0/24 of port lan');
+  const eight = Array.from({ length: 8 }, (_, i) => `10.${10 + i}.0.1/24`);
+  configError(t, () => check(router, secondary(...eight), ['lan', 'wan']), 'ports.lan.secondaryAddresses', 'at most 7');
+  // A next hop in a secondary subnet is on the link; the secondary address itself is the router's.
+  const viaSecondary = (nexthop: string) => ({ ...secondary('10.5.0.1/24'), routes: [{ prefix: '10.9.0.0/16', port: 'lan', nexthop }] });
+  t.is(check(router, viaSecondary('10.5.0.7'), ['lan', 'wan']).routes[0].nexthop, '10.5.0.7');
+  configError(t, () => check(router, viaSecondary('10.5.0.1'), ['lan', 'wan']), 'routes[0].nexthop', "router's own address");
+  const twoRoutes = (metric: number) => ({ ...lan('10.0.0.1/24'), routes: [{ prefix: '10.9.0.0/16', port: 'lan', nexthop: '10.0.0.8' }, { prefix: '10.9.0.0/16', port: 'lan', nexthop: '10.0.0.9', metric }] });
+  t.is(check(router, twoRoutes(5), ['lan']).routes.length, 2);
+  configError(t, () => check(router, twoRoutes(1), ['lan']), 'routes[1].metric', 'routes[0] has the same prefix 10.9.0.0/16 and metric 1');
   configError(t, () => check(router, { routes: [{ prefix: '10.0.0.0/8', port: 'lan', gateway: '1.2.3.4' }] }, ['lan']), 'routes[0].gateway', 'no such field');
 });
 
@@ -311,13 +327,35 @@ test('router: tables derived from config (connected routes too), extra entries d
   await put(client, 'rt', 'local_addrs', '10.1.0.99', p.lan);
   await waitFor('the extra entries gone', async () => (await entries(client, 'rt', 'routes')).length === 4 && (await entries(client, 'rt', 'local_addrs')).length === 2, 5_000);
 
-  // A route less, an address changed: the tables follow.
-  await api.setConfig({ cube: 'rt', config: { ports: { lan: { address: '10.1.0.254/24' }, wan: { address: '10.0.0.1/30' } }, routes: [{ prefix: '0.0.0.0/0', nexthop: '10.0.0.2', port: 'wan' }] } });
-  await waitFor('the routes changed', async () => (await entries(client, 'rt', 'routes')).length === 3);
-  t.deepEqual(await routes(), sorted([route('10.1.0.0', 24, 'lan'), route('10.0.0.0', 30, 'wan'), route('0.0.0.0', 0, 'wan', '10.0.0.2')]));
-  t.deepEqual(sorted(await entries(client, 'rt', 'local_addrs')), sorted([{ key: '10.1.0.254', value: p.lan }, { key: '10.0.0.1', value: p.wan }]));
-  const state = await api.getState('rt');
-  t.like(state, { routes: [{ prefix: '10.1.0.0/24', port: 'lan', connected: true }, { prefix: '10.0.0.0/30', port: 'wan', connected: true }, { prefix: '0.0.0.0/0', port: 'wan', nexthop: '10.0.0.2', connected: false }] });
+  // A route less, an address changed, a secondary address; a static route for a
+  // connected prefix (the connected one is used) and two for one prefix (the lower
+  // metric is used): the tables follow.
+  await api.setConfig({
+    cube: 'rt',
+    config: {
+      ports: { lan: { address: '10.1.0.254/24', secondaryAddresses: ['10.7.0.1/24'] }, wan: { address: '10.0.0.1/30' } },
+      routes: [
+        { prefix: '0.0.0.0/0', nexthop: '10.0.0.2', port: 'wan' },
+        { prefix: '10.1.0.0/24', nexthop: '10.0.0.2', port: 'wan' },
+        { prefix: '10.8.0.0/16', nexthop: '10.0.0.2', port: 'wan', metric: 20 },
+        { prefix: '10.8.0.0/16', nexthop: '10.7.0.9', port: 'lan', metric: 5 },
+      ],
+    },
+  });
+  await waitFor('the routes changed', async () => (await entries(client, 'rt', 'routes')).length === 5);
+  t.deepEqual(await routes(), sorted([route('10.1.0.0', 24, 'lan'), route('10.7.0.0', 24, 'lan'), route('10.0.0.0', 30, 'wan'), route('0.0.0.0', 0, 'wan', '10.0.0.2'), route('10.8.0.0', 16, 'lan', '10.7.0.9')]));
+  t.deepEqual(sorted(await entries(client, 'rt', 'local_addrs')), sorted([{ key: '10.1.0.254', value: p.lan }, { key: '10.7.0.1', value: p.lan }, { key: '10.0.0.1', value: p.wan }]));
+  t.like(await entry(client, 'rt', 'router_ports', p.lan), { addr: '10.1.0.254', prefixlen: 24 }, 'the primary address');
+  const state = (await api.getState('rt')) as { routes: { prefix: string; port: string; nexthop?: string; connected: boolean; metric: number; active: boolean }[] };
+  t.deepEqual(state.routes.map((r) => `${r.active ? '*' : ' '}${r.prefix} ${r.port}${r.nexthop ? ` via ${r.nexthop}` : ''} ${r.connected ? 'connected' : 'static'} ${r.metric}`), [
+    '*10.1.0.0/24 lan connected 0',
+    '*10.7.0.0/24 lan connected 0',
+    '*10.0.0.0/30 wan connected 0',
+    '*0.0.0.0/0 wan via 10.0.0.2 static 1',
+    ' 10.1.0.0/24 wan via 10.0.0.2 static 1',
+    ' 10.8.0.0/16 wan via 10.0.0.2 static 20',
+    '*10.8.0.0/16 lan via 10.7.0.9 static 5',
+  ]);
 });
 
 test('an invalid config applied to the chain by other means: the cube is reported, not programmed, and fixed by SetConfig', async (t) => {
