@@ -3,7 +3,10 @@
  * forwards known unicast out of the learnt port, and floods the rest to every port
  * of the frame's VLAN but the one it came in on. Entries older than the aging time
  * count as unknown here; the control plane removes them. Ports are plain (VLAN
- * unaware), access (untagged, one VLAN) or trunk (tagged, with a native VLAN).
+ * unaware), access (untagged, one VLAN) or trunk (tagged, with a native VLAN). A
+ * trunk carries every VLAN, or with BRIDGE_PORT_F_ALLOWED only its native VLAN and
+ * those of its set in bridge_trunk_vlans: a frame of another VLAN is dropped
+ * coming in on it and never sent out of it.
  *
  * Flooding: under TC the fast path sends a copy out of each netdev port and the
  * frame itself into at most one port whose peer is another cube (a tail call does
@@ -23,10 +26,19 @@ enum bridge_reason {
 	BRIDGE_REASON_FLOOD = 1,
 };
 
+enum bridge_port_flags {
+	BRIDGE_PORT_F_ALLOWED = 1, /* trunk: only the VLANs of its bridge_trunk_vlans set */
+};
+
 struct bridge_port {
 	enum bridge_port_mode mode;
-	__u16 vlan; /* access: its VLAN; trunk: the native VLAN (0: none) */
-	__u16 pad;
+	__u16 vlan;  /* access: its VLAN; trunk: the native VLAN (0: none) */
+	__u16 flags; /* enum bridge_port_flags */
+};
+
+/* A set of VLANs, one bit each: VLAN v is bit v % 64 of word v / 64. */
+struct bridge_vlan_set {
+	__u64 word[64];
 };
 
 struct fdb_key {
@@ -48,6 +60,8 @@ struct bridge_config {
 NC_TABLE(fdb, BPF_MAP_TYPE_HASH, struct fdb_key, struct fdb_entry, 4096, NC_SCOPE_CUBE);
 /* Port -> its VLAN mode. */
 NC_TABLE(bridge_ports, BPF_MAP_TYPE_ARRAY, __u32, struct bridge_port, NC_MAX_PORTS, NC_SCOPE_CUBE);
+/* Port -> the VLANs its trunk carries besides the native one (BRIDGE_PORT_F_ALLOWED). */
+NC_TABLE(bridge_trunk_vlans, BPF_MAP_TYPE_ARRAY, __u32, struct bridge_vlan_set, NC_MAX_PORTS, NC_SCOPE_CUBE);
 /* Settings of the bridge ([0]). */
 NC_TABLE(bridge_config, BPF_MAP_TYPE_ARRAY, __u32, struct bridge_config, 1, NC_SCOPE_CUBE);
 
@@ -57,27 +71,42 @@ NC_TABLE(bridge_config, BPF_MAP_TYPE_ARRAY, __u32, struct bridge_config, 1, NC_S
  */
 #define LEARN_REFRESH_NS 1000000000ULL
 
-/* The VLAN of a frame arriving on @p with tag @tag (-1: untagged); -1 refuses it. */
-static __always_inline int classify(const struct bridge_port *p, int tag)
+/* Whether trunk @p (port @port) carries tagged frames of @vlan. */
+static __always_inline bool trunk_carries(const struct bridge_port *p, __u32 port, int vlan)
+{
+	struct bridge_vlan_set *set;
+
+	if (!(p->flags & BRIDGE_PORT_F_ALLOWED))
+		return true;
+	set = bpf_map_lookup_elem(&bridge_trunk_vlans, &port);
+	return set && (set->word[(vlan >> 6) & 63] >> (vlan & 63)) & 1;
+}
+
+/* The VLAN of a frame arriving on @p (port @port) with tag @tag (-1: untagged); -1 refuses it. */
+static __always_inline int classify(const struct bridge_port *p, __u32 port, int tag)
 {
 	switch (p->mode) {
 	case BRIDGE_PORT_ACCESS:
 		return tag < 0 ? p->vlan : -1;
 	case BRIDGE_PORT_TRUNK:
-		return tag >= 0 ? tag : (p->vlan ? p->vlan : -1);
+		if (tag < 0)
+			return p->vlan ? p->vlan : -1;
+		return tag == p->vlan || trunk_carries(p, port, tag) ? tag : -1;
 	default:
 		return tag < 0 ? 0 : tag;
 	}
 }
 
-/* How a frame of @vlan leaves through @p: -1 not at all, 0 untagged, 1 tagged. */
-static __always_inline int egress_tagging(const struct bridge_port *p, int vlan)
+/* How a frame of @vlan leaves through @p (port @port): -1 not at all, 0 untagged, 1 tagged. */
+static __always_inline int egress_tagging(const struct bridge_port *p, __u32 port, int vlan)
 {
 	switch (p->mode) {
 	case BRIDGE_PORT_ACCESS:
 		return p->vlan == vlan ? 0 : -1;
 	case BRIDGE_PORT_TRUNK:
-		return vlan == p->vlan ? 0 : 1;
+		if (vlan == p->vlan)
+			return 0;
+		return trunk_carries(p, port, vlan) ? 1 : -1;
 	default:
 		return vlan == 0 ? 0 : 1;
 	}
@@ -207,7 +236,7 @@ static long flood_port(__u32 port, struct flood_walk *w)
 	if (port == w->md->in_port || nc_peer_kind(nc_port_peer(w->md, port)) != w->kind)
 		return 0;
 	bp = bpf_map_lookup_elem(&bridge_ports, &port);
-	if (!bp || (t = egress_tagging(bp, w->vlan)) < 0)
+	if (!bp || (t = egress_tagging(bp, port, w->vlan)) < 0)
 		return 0;
 	if (w->kind == NC_PEER_CUBE) {
 		w->cubes++;
@@ -259,7 +288,7 @@ static __always_inline int bridge(struct nc_ctx *ctx, struct nc_md *md)
 	nc_cursor_init(&c, ctx);
 	if (!in || nc_parse_eth(&c, &eth, &vid) < 0 || (tag = frame_tag(ctx)) < -1)
 		return nc_drop(ctx, md);
-	vlan = classify(in, tag);
+	vlan = classify(in, in_port, tag);
 	if (vlan < 0)
 		return nc_drop(ctx, md);
 	tagged = tag >= 0;
@@ -281,7 +310,7 @@ static __always_inline int bridge(struct nc_ctx *ctx, struct nc_md *md)
 		return nc_drop(ctx, md);
 	out_port = e->port;
 	out = bpf_map_lookup_elem(&bridge_ports, &out_port);
-	if (!out || (t = egress_tagging(out, vlan)) < 0 || set_tagging(ctx, &tagged, t, vlan))
+	if (!out || (t = egress_tagging(out, out_port, vlan)) < 0 || set_tagging(ctx, &tagged, t, vlan))
 		return nc_drop(ctx, md);
 	return nc_redirect(ctx, md, out_port);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
-/* router: an IPv4 router. Each port is an interface with an address and a MAC;
+/* router: an IPv4 router. Each port is an interface with an address (and any
+ * secondary ones) and a MAC;
  * routes are a longest-prefix-match table; the neighbour table maps next hops to
  * MACs. The fast path forwards: route, rewrite the MACs, decrement the TTL. What it
  * cannot do alone goes to the control plane, as in the ANCS'19 paper: ARP (requests
@@ -17,8 +18,11 @@ enum router_reason {
 	ROUTER_REASON_TTL       = 4, /* TTL would run out here */
 };
 
+/* A port's addresses: its primary one (router_ports) and at most seven secondary ones. */
+#define ROUTER_ADDRS_PER_PORT 8
+
 struct router_port {
-	nc_ipv4_t addr;   /* 0.0.0.0: the port has no address and takes no packets */
+	nc_ipv4_t addr;   /* primary; 0.0.0.0: the port has no address and takes no packets */
 	__u32 prefixlen;
 	nc_mac_t mac;
 	__u16 pad;
@@ -43,8 +47,8 @@ struct neigh_entry {
 
 /* Port -> its interface address and MAC. */
 NC_TABLE(router_ports, BPF_MAP_TYPE_ARRAY, __u32, struct router_port, NC_MAX_PORTS, NC_SCOPE_CUBE);
-/* The router's own addresses -> their port. */
-NC_TABLE(local_addrs, BPF_MAP_TYPE_HASH, nc_ipv4_t, __u32, NC_MAX_PORTS, NC_SCOPE_CUBE);
+/* The router's own addresses, primary and secondary, -> their port. */
+NC_TABLE(local_addrs, BPF_MAP_TYPE_HASH, nc_ipv4_t, __u32, NC_MAX_PORTS * ROUTER_ADDRS_PER_PORT, NC_SCOPE_CUBE);
 /* Destination prefix -> next hop and port, longest prefix first. */
 NC_TABLE_FLAGS(routes, BPF_MAP_TYPE_LPM_TRIE, struct route_key, struct route_entry, 1024, NC_SCOPE_CUBE, BPF_F_NO_PREALLOC);
 /* Next-hop address -> MAC, as ARP resolved it. */
@@ -63,21 +67,25 @@ static __always_inline int is_broadcast(const __u8 *mac)
 	return (mac[0] & mac[1] & mac[2] & mac[3] & mac[4] & mac[5]) == 0xff;
 }
 
-/* Only ARP about the in-port's own address concerns the router: a request for it,
- * or a reply to one of its own requests. The rest of a segment's ARP (requests
- * between hosts a bridge floods to every port, gratuitous ARP) is not worth a trip
- * to the control plane.
+/* Only ARP about one of the in-port's own addresses (primary or secondary)
+ * concerns the router: a request for it, or a reply to one of its own requests.
+ * The rest of a segment's ARP (requests between hosts a bridge floods to every
+ * port, gratuitous ARP) is not worth a trip to the control plane.
  */
-static __always_inline int arp_for(struct nc_cursor *c, __be32 addr)
+static __always_inline int arp_for(struct nc_cursor *c, __u32 in_port)
 {
 	struct arphdr *h = c->pos;
 	struct arp_ipv4 *a = (void *)(h + 1);
+	__be32 target;
+	__u32 *owner;
 
 	if ((void *)(a + 1) > c->end)
 		return 0;
 	if (h->ar_hrd != bpf_htons(1) || h->ar_pro != bpf_htons(NC_ETH_P_IP) || h->ar_hln != NC_ETH_ALEN || h->ar_pln != 4)
 		return 0;
-	return a->target_ip == addr;
+	target = a->target_ip;
+	owner = bpf_map_lookup_elem(&local_addrs, &target);
+	return owner && *owner == in_port;
 }
 
 static __always_inline int router(struct nc_ctx *ctx, struct nc_md *md)
@@ -103,7 +111,7 @@ static __always_inline int router(struct nc_ctx *ctx, struct nc_md *md)
 	if (proto < 0 || vlan)
 		return nc_drop(ctx, md);
 	if (proto == NC_ETH_P_ARP)
-		return arp_for(&c, port->addr) ? nc_to_controller(ctx, md, ROUTER_REASON_ARP) : nc_drop(ctx, md);
+		return arp_for(&c, in) ? nc_to_controller(ctx, md, ROUTER_REASON_ARP) : nc_drop(ctx, md);
 	if (proto != NC_ETH_P_IP)
 		return nc_drop(ctx, md);
 	/* Only frames for this interface are routed; a link-layer broadcast may be for

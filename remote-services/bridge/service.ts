@@ -1,7 +1,8 @@
 // The control plane of bridge cubes (bpf/cubes/bridge.bpf.c). The fast path learns
 // and forwards by itself; this service
-//   - writes the tables config decides: aging time (bridge_config) and each port's
-//     VLAN mode (bridge_ports);
+//   - writes the tables config decides: aging time (bridge_config), each port's
+//     VLAN mode (bridge_ports) and the VLANs a trunk with a list carries
+//     (bridge_trunk_vlans);
 //   - floods the frames the fast path cannot (FLOOD: under XDP, which cannot copy
 //     a frame, or when several ports lead to other cubes), with one packet-out per
 //     port of the frame's VLAN, tagged or not as the port wants;
@@ -17,6 +18,8 @@ import { ethernet, EtherType } from '@netcube/sdk/packet';
 /** bridge_reason in bridge.bpf.c */
 const REASON_FLOOD = 1;
 const MODES = { plain: 'BRIDGE_PORT_PLAIN', access: 'BRIDGE_PORT_ACCESS', trunk: 'BRIDGE_PORT_TRUNK' } as const;
+/** enum bridge_port_flags */
+const PORT_F_ALLOWED = 1;
 
 interface FdbKey {
   mac: string;
@@ -29,7 +32,14 @@ interface FdbEntry {
 
 type Bridge = Cube<BridgeConfig>;
 
-const portConfig = (cube: Bridge, port: string): BridgePort__Output => cube.config.ports[port] ?? { mode: 'plain', vlan: 0 };
+const portConfig = (cube: Bridge, port: string): BridgePort__Output => cube.config.ports[port] ?? { mode: 'plain', vlan: 0, allowedVlans: [] };
+
+/** A trunk's allowed VLANs as struct bridge_vlan_set: VLAN v is bit v % 64 of word v / 64. */
+function vlanSet(vlans: number[]): { word: string[] } {
+  const word = new Array<bigint>(64).fill(0n);
+  for (const v of vlans) word[v >> 6] |= 1n << BigInt(v & 63);
+  return { word: word.map(String) };
+}
 
 /** How a frame of `vlan` leaves through a port: 'untagged', 'tagged', or undefined (not at all); as egress_tagging(). */
 function egressTagging(p: BridgePort__Output, vlan: number): 'untagged' | 'tagged' | undefined {
@@ -37,7 +47,8 @@ function egressTagging(p: BridgePort__Output, vlan: number): 'untagged' | 'tagge
     case 'access':
       return p.vlan === vlan ? 'untagged' : undefined;
     case 'trunk':
-      return vlan === p.vlan ? 'untagged' : 'tagged';
+      if (vlan === p.vlan) return 'untagged';
+      return p.allowedVlans.length === 0 || p.allowedVlans.includes(vlan) ? 'tagged' : undefined;
     default:
       return vlan === 0 ? 'untagged' : 'tagged';
   }
@@ -64,6 +75,11 @@ export default defineService<BridgeConfig>({
       if (p.mode === 'access' && (p.vlan < 1 || p.vlan > 4094)) throw new ConfigError(`ports.${name}.vlan`, `an access port needs its VLAN, 1 to 4094, got ${p.vlan}`);
       if (p.mode === 'trunk' && p.vlan > 4094) throw new ConfigError(`ports.${name}.vlan`, `a trunk's native VLAN is 1 to 4094 (0: none), got ${p.vlan}`);
       if (p.mode === 'plain' && p.vlan !== 0) throw new ConfigError(`ports.${name}.vlan`, 'a plain port is VLAN-unaware: give no vlan, or make it access or trunk');
+      if (p.mode !== 'trunk' && p.allowedVlans.length > 0) throw new ConfigError(`ports.${name}.allowedVlans`, `only a trunk has allowed VLANs; this port is ${p.mode}`);
+      p.allowedVlans.forEach((v, i) => {
+        if (v < 1 || v > 4094) throw new ConfigError(`ports.${name}.allowedVlans[${i}]`, `a VLAN is 1 to 4094, got ${v}`);
+        if (p.allowedVlans.indexOf(v) !== i) throw new ConfigError(`ports.${name}.allowedVlans[${i}]`, `VLAN ${v} is listed twice`);
+      });
     }
   },
 
@@ -71,7 +87,10 @@ export default defineService<BridgeConfig>({
     bridge_config: [{ key: 0, value: { aging_ns: String(BigInt(cube.config.agingSeconds) * 1_000_000_000n) } }],
     bridge_ports: Object.entries(cube.config.ports)
       .filter(([, p]) => p.mode !== 'plain')
-      .map(([name, p]) => ({ key: cube.port(name).index, value: { mode: MODES[p.mode], vlan: p.vlan } })),
+      .map(([name, p]) => ({ key: cube.port(name).index, value: { mode: MODES[p.mode], vlan: p.vlan, flags: p.allowedVlans.length > 0 ? PORT_F_ALLOWED : 0 } })),
+    bridge_trunk_vlans: Object.entries(cube.config.ports)
+      .filter(([, p]) => p.allowedVlans.length > 0)
+      .map(([name, p]) => ({ key: cube.port(name).index, value: vlanSet(p.allowedVlans) })),
   }),
 
   packetIn(cube, pkt) {

@@ -1,8 +1,9 @@
 // The control plane of router cubes (bpf/cubes/router.bpf.c). The fast path routes
 // by itself once it knows a next hop's MAC; this service
-//   - writes the tables config decides: each port's address and MAC
-//     (router_ports), the router's own addresses (local_addrs), and the routes,
-//     connected ones derived from the port addresses (routes);
+//   - writes the tables config decides: each port's primary address and MAC
+//     (router_ports), the router's own addresses, secondary ones too (local_addrs),
+//     and the routes used, one per prefix (routes.ts): connected ones derived from
+//     the port addresses before static ones, then the lowest metric;
 //   - answers ARP for the router's addresses, and learns from ARP what it asked;
 //   - resolves next hops: a packet whose next hop has no neighbour entry (NO_NEIGH)
 //     waits in a bounded queue while an ARP request goes out of the port; the
@@ -13,7 +14,6 @@
 //   - ages neighbours: one not confirmed for the timeout is asked again, and
 //     deleted when it does not answer.
 
-import type { Route__Output } from '@netcube/api/generated/netcube/router/v1/Route';
 import type { RouterConfig__Output as RouterConfig } from '@netcube/api/generated/netcube/router/v1/RouterConfig';
 import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
 import { be32Text, derivedMac } from '@netcube/sdk/codec';
@@ -35,6 +35,7 @@ import {
   setMacs,
   type Cidr,
 } from '@netcube/sdk/packet';
+import { lookup, portAddresses, prefixOf, routesOf } from './routes';
 
 /** router_reason in router.bpf.c */
 const Reason = { ARP: 1, NO_NEIGH: 2, LOCAL: 3, TTL: 4 } as const;
@@ -44,20 +45,18 @@ const ARP_RETRY_MS = 1_000;
 const ARP_TRIES = 3;
 /** A next hop resolved this recently is not asked again: packets handed over before the reply landed go straight back. */
 const JUST_RESOLVED_MS = 2_000;
+/** ROUTER_ADDRS_PER_PORT in router.bpf.c, less the primary address. */
+const MAX_SECONDARY_ADDRESSES = 7;
 
 interface Interface {
   name: string;
   index: number;
+  /** The primary address, and its subnet. */
   address: string;
   cidr: Cidr;
+  /** Every address of the port with its subnet, the primary one first. */
+  addresses: { address: string; cidr: Cidr }[];
   mac: string;
-}
-
-interface RouteModel {
-  cidr: Cidr;
-  nexthop?: string;
-  port: string;
-  connected: boolean;
 }
 
 interface NeighbourEntry {
@@ -91,35 +90,18 @@ interface RouterState {
 type Router = Cube<RouterConfig, RouterState>;
 
 function interfaces(cube: Router): Interface[] {
-  return Object.entries(cube.config.ports).map(([name, p]) => ({
-    name,
-    index: cube.port(name).index,
-    address: p.address.slice(0, p.address.indexOf('/')),
-    cidr: parseCidr(p.address),
-    mac: p.mac ?? derivedMac(`${cube.name}/${name}`),
-  }));
-}
-
-function routesOf(config: RouterConfig): RouteModel[] {
-  const connected = Object.entries(config.ports).map(([port, p]) => {
-    const cidr = parseCidr(p.address);
-    return { cidr: { ...cidr, address: cidr.network }, port, connected: true };
+  return Object.entries(cube.config.ports).map(([name, p]) => {
+    const addresses = portAddresses(p).map((a) => ({ address: a.slice(0, a.indexOf('/')), cidr: parseCidr(a) }));
+    return { name, index: cube.port(name).index, ...addresses[0], addresses, mac: p.mac ?? derivedMac(`${cube.name}/${name}`) };
   });
-  const fixed = config.routes.map((r: Route__Output) => ({ cidr: parseCidr(r.prefix), nexthop: r.nexthop, port: r.port, connected: false }));
-  // A static route for a connected prefix replaces it, as in the table.
-  const key = (r: RouteModel) => `${formatIpv4(r.cidr.network)}/${r.cidr.prefixLength}`;
-  return [...new Map([...connected, ...fixed].map((r) => [key(r), r as RouteModel])).values()];
 }
 
-/** The route for `dst`: longest prefix first. */
-function lookup(config: RouterConfig, dst: string): RouteModel | undefined {
-  let best: RouteModel | undefined;
-  for (const r of routesOf(config)) if (cidrContains(r.cidr, dst) && (!best || r.cidr.prefixLength > best.cidr.prefixLength)) best = r;
-  return best;
-}
+/** The address of `iface` whose subnet holds `ip`: the one it speaks to `ip` with. */
+const addressFacing = (iface: Interface, ip: string) => iface.addresses.find((a) => cidrContains(a.cidr, ip));
 
 function arpRequest(cube: Router, iface: Interface, target: string, dstMac = BROADCAST_MAC): void {
-  const frame = ethernet({ src: iface.mac, dst: dstMac, payload: arp({ op: ArpOp.REQUEST, senderMac: iface.mac, senderIp: iface.address, targetIp: target }) });
+  const senderIp = addressFacing(iface, target)?.address ?? iface.address;
+  const frame = ethernet({ src: iface.mac, dst: dstMac, payload: arp({ op: ArpOp.REQUEST, senderMac: iface.mac, senderIp, targetIp: target }) });
   cube.packetOut(iface.name, 'egress', frame);
 }
 
@@ -173,24 +155,31 @@ const isUnicast = (ip: string): boolean => {
 
 function checkConfig(config: RouterConfig, cube: CubeInfo): void {
   const subnets: { port: string; cidr: Cidr }[] = [];
+  const interfaceAddress = (address: string, at: string, port: string): void => {
+    let cidr: Cidr;
+    try {
+      cidr = parseCidr(address);
+    } catch (err) {
+      throw new ConfigError(at, `expected a.b.c.d/len: ${(err as Error).message.replace(/^.*?invalid/, 'invalid')}`);
+    }
+    if (cidr.family !== 4) throw new ConfigError(at, 'only IPv4 is routed');
+    if (cidr.prefixLength < 1 || cidr.prefixLength > 30) throw new ConfigError(at, `a prefix length from 1 to 30, got /${cidr.prefixLength}`);
+    const hostBits = parseIpv4(formatIpv4(cidr.address)).readUInt32BE(0) & (2 ** (32 - cidr.prefixLength) - 1);
+    if (hostBits === 0 || hostBits === 2 ** (32 - cidr.prefixLength) - 1) {
+      throw new ConfigError(at, `${address} is the subnet's ${hostBits === 0 ? 'network' : 'broadcast'} address, not one an interface can have`);
+    }
+    const overlap = subnets.find((s) => cidrContains(s.cidr, cidr.network) || cidrContains(cidr, s.cidr.network));
+    if (overlap) throw new ConfigError(at, `overlaps the subnet ${prefixOf(overlap.cidr)} of port ${overlap.port}`);
+    subnets.push({ port, cidr });
+  };
   for (const [name, p] of Object.entries(config.ports)) {
     const at = `ports.${name}`;
     if (!cube.portNames.includes(name)) throw new ConfigError(at, `cube ${cube.name} has no port ${name} (its ports: ${cube.portNames.join(', ')})`);
-    let cidr: Cidr;
-    try {
-      cidr = parseCidr(p.address);
-    } catch (err) {
-      throw new ConfigError(`${at}.address`, `expected a.b.c.d/len: ${(err as Error).message.replace(/^.*?invalid/, 'invalid')}`);
+    interfaceAddress(p.address, `${at}.address`, name);
+    if (p.secondaryAddresses.length > MAX_SECONDARY_ADDRESSES) {
+      throw new ConfigError(`${at}.secondaryAddresses`, `at most ${MAX_SECONDARY_ADDRESSES} secondary addresses per port, got ${p.secondaryAddresses.length}`);
     }
-    if (cidr.family !== 4) throw new ConfigError(`${at}.address`, 'only IPv4 is routed');
-    if (cidr.prefixLength < 1 || cidr.prefixLength > 30) throw new ConfigError(`${at}.address`, `a prefix length from 1 to 30, got /${cidr.prefixLength}`);
-    const hostBits = parseIpv4(formatIpv4(cidr.address)).readUInt32BE(0) & (2 ** (32 - cidr.prefixLength) - 1);
-    if (hostBits === 0 || hostBits === 2 ** (32 - cidr.prefixLength) - 1) {
-      throw new ConfigError(`${at}.address`, `${p.address} is the subnet's ${hostBits === 0 ? 'network' : 'broadcast'} address, not one an interface can have`);
-    }
-    const overlap = subnets.find((s) => cidrContains(s.cidr, cidr.network) || cidrContains(cidr, s.cidr.network));
-    if (overlap) throw new ConfigError(`${at}.address`, `overlaps the subnet of port ${overlap.port}`);
-    subnets.push({ port: name, cidr });
+    p.secondaryAddresses.forEach((a, i) => interfaceAddress(a, `${at}.secondaryAddresses[${i}]`, name));
     if (p.mac !== undefined) {
       let mac: Buffer;
       try {
@@ -211,17 +200,21 @@ function checkConfig(config: RouterConfig, cube: CubeInfo): void {
     }
     if (cidr.family !== 4) throw new ConfigError(`${at}.prefix`, 'only IPv4 is routed');
     if (!cidr.address.equals(cidr.network)) throw new ConfigError(`${at}.prefix`, `host bits are set: write ${formatIpv4(cidr.network)}/${cidr.prefixLength}`);
-    const port = subnets.find((s) => s.port === r.port);
-    if (!port) throw new ConfigError(`${at}.port`, `${JSON.stringify(r.port)} is not a port with an address (those: ${subnets.map((s) => s.port).join(', ') || 'none'})`);
+    const port = subnets.filter((s) => s.port === r.port);
+    if (port.length === 0) throw new ConfigError(`${at}.port`, `${JSON.stringify(r.port)} is not a port with an address (those: ${[...new Set(subnets.map((s) => s.port))].join(', ') || 'none'})`);
     if (r.nexthop !== undefined) {
       try {
         parseIpv4(r.nexthop);
       } catch (err) {
         throw new ConfigError(`${at}.nexthop`, (err as Error).message);
       }
-      if (!cidrContains(port.cidr, r.nexthop)) throw new ConfigError(`${at}.nexthop`, `${r.nexthop} is not in the subnet of port ${r.port} (${config.ports[r.port].address})`);
-      if (formatIpv4(port.cidr.address) === r.nexthop) throw new ConfigError(`${at}.nexthop`, `${r.nexthop} is the router's own address on port ${r.port}`);
+      if (!port.some((s) => cidrContains(s.cidr, r.nexthop!))) {
+        throw new ConfigError(`${at}.nexthop`, `${r.nexthop} is not in the subnet of port ${r.port} (${portAddresses(config.ports[r.port]).join(', ')})`);
+      }
+      if (port.some((s) => formatIpv4(s.cidr.address) === r.nexthop)) throw new ConfigError(`${at}.nexthop`, `${r.nexthop} is the router's own address on port ${r.port}`);
     }
+    const twin = config.routes.slice(0, i).findIndex((o) => o.metric === r.metric && prefixOf(parseCidr(o.prefix)) === prefixOf(cidr));
+    if (twin >= 0) throw new ConfigError(`${at}.metric`, `routes[${twin}] has the same prefix ${prefixOf(cidr)} and metric ${r.metric}: give one of them another metric`);
   });
 }
 
@@ -235,8 +228,8 @@ export default defineService<RouterConfig, RouterState>({
     const ifaces = interfaces(cube);
     return {
       router_ports: ifaces.map((i) => ({ key: i.index, value: { addr: i.address, prefixlen: i.cidr.prefixLength, mac: i.mac } })),
-      local_addrs: ifaces.map((i) => ({ key: i.address, value: i.index })),
-      routes: routesOf(cube.config).map((r) => ({
+      local_addrs: ifaces.flatMap((i) => i.addresses.map((a) => ({ key: a.address, value: i.index }))),
+      routes: routesOf(cube.config).filter((r) => r.active).map((r) => ({
         key: { prefixlen: r.cidr.prefixLength, addr: formatIpv4(r.cidr.network) },
         value: { nexthop: r.nexthop || '0.0.0.0', port: cube.port(r.port).index },
       })),
@@ -260,13 +253,13 @@ export default defineService<RouterConfig, RouterState>({
       case Reason.ARP: {
         const a = f.arp;
         if (!a || !iface) return;
-        const forUs = a.targetIp === iface.address;
+        const forUs = iface.addresses.some((x) => x.address === a.targetIp);
         if (forUs && a.op === ArpOp.REQUEST) {
-          const reply = arp({ op: ArpOp.REPLY, senderMac: iface.mac, senderIp: iface.address, targetMac: a.senderMac, targetIp: a.senderIp });
+          const reply = arp({ op: ArpOp.REPLY, senderMac: iface.mac, senderIp: a.targetIp, targetMac: a.senderMac, targetIp: a.senderIp });
           cube.packetOut(iface.name, 'egress', ethernet({ src: iface.mac, dst: a.senderMac, payload: reply }));
         }
         const awaited = cube.state.resolving.has(a.senderIp);
-        if ((forUs || awaited) && isUnicast(a.senderIp) && cidrContains(iface.cidr, a.senderIp) && !parseMac(a.senderMac).every((b) => b === 0)) {
+        if ((forUs || awaited) && isUnicast(a.senderIp) && addressFacing(iface, a.senderIp) && !parseMac(a.senderMac).every((b) => b === 0)) {
           await learn(cube, a.senderIp, a.senderMac, iface);
         }
         return;
@@ -334,8 +327,13 @@ export default defineService<RouterConfig, RouterState>({
     const neighbours = await cube.table<string, NeighbourEntry>('neighbours').list();
     return {
       clock: cube.clock.source,
-      ports: interfaces(cube).map((i) => ({ port: i.name, address: `${i.address}/${i.cidr.prefixLength}`, mac: i.mac })),
-      routes: routesOf(cube.config).map((r) => ({ prefix: `${formatIpv4(r.cidr.network)}/${r.cidr.prefixLength}`, port: r.port, ...(r.nexthop ? { nexthop: r.nexthop } : {}), connected: r.connected })),
+      ports: interfaces(cube).map((i) => ({
+        port: i.name,
+        address: `${i.address}/${i.cidr.prefixLength}`,
+        ...(i.addresses.length > 1 ? { secondaryAddresses: i.addresses.slice(1).map((a) => `${a.address}/${a.cidr.prefixLength}`) } : {}),
+        mac: i.mac,
+      })),
+      routes: routesOf(cube.config).map((r) => ({ prefix: prefixOf(r.cidr), port: r.port, ...(r.nexthop ? { nexthop: r.nexthop } : {}), connected: r.connected, metric: r.metric, active: r.active })),
       neighbours: neighbours
         .map(({ key, value }) => ({ address: key, mac: value.mac, port: ports.get(value.port) ?? `#${value.port}`, ageSeconds: Math.round(cube.clock.ageSeconds(value.seen_ns) * 10) / 10 }))
         .sort((a, b) => parseIpv4(a.address).readUInt32BE(0) - parseIpv4(b.address).readUInt32BE(0)),
@@ -352,6 +350,6 @@ async function forgetStrangers(cube: Router): Promise<void> {
   for (const { key, value } of await table.list()) {
     cube.clock.observe(value.seen_ns);
     const iface = ifaces.find((i) => i.index === value.port);
-    if (!iface || !cidrContains(iface.cidr, key)) await table.delete(key);
+    if (!iface || !addressFacing(iface, key)) await table.delete(key);
   }
 }

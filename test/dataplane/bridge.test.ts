@@ -2,7 +2,8 @@
 // port, and floods the rest to the other ports of the frame's VLAN — under TC by
 // itself (copies to netdev ports, the frame into at most one cube port), under
 // XDP and with several cube ports through the control plane (reason FLOOD, VLAN in
-// user[0]). Ports are plain (VLAN-unaware), access or trunk.
+// user[0]). Ports are plain (VLAN-unaware), access or trunk; a trunk with allowed
+// VLANs (bridge_trunk_vlans) carries only those and its native VLAN, both ways.
 //
 // Fixture: bridge b with ports p0 (netdev n0), p1 (netdev n2), p2 (probe cube q),
 // p3 (probe cube r) and p4 (unconnected); q and r mark what they receive. Every
@@ -101,6 +102,14 @@ function learnt(f: Fixture, mac: string, port: string, vlan = 0, ageNs = 0n): vo
 
 function portMode(f: Fixture, port: string, mode: 'BRIDGE_PORT_PLAIN' | 'BRIDGE_PORT_ACCESS' | 'BRIDGE_PORT_TRUNK', vlan = 0): void {
   f.b.table('bridge_ports').put(idx(f, port), { mode, vlan });
+}
+
+/** Makes `port` a trunk (native VLAN `native`) that carries only `allowed` besides it, as the service writes it. */
+function trunkAllowing(f: Fixture, port: string, native: number, allowed: number[]): void {
+  f.b.table('bridge_ports').put(idx(f, port), { mode: 'BRIDGE_PORT_TRUNK', vlan: native, flags: 1 });
+  const word = new Array<bigint>(64).fill(0n);
+  for (const v of allowed) word[v >> 6] |= 1n << BigInt(v & 63);
+  f.b.table('bridge_trunk_vlans').put(idx(f, port), { word: word.map(String) });
 }
 
 const stats = (f: Fixture, port: string) => f.rt.portStats('b', port);
@@ -428,6 +437,92 @@ const rows: Row<Fixture>[] = [
     verdict: 'mark',
     outMd: intoProbe('q'),
     check: (t, f) => t.like(stats(f, 'p1'), { txPackets: 0n }),
+  },
+
+  // ------------------------------------------------------------- allowed VLANs of a trunk
+  {
+    description: 'trunk with allowed VLANs: a tagged frame of a listed VLAN comes in',
+    modes: ['xdp'],
+    input: frame(A, B, 100),
+    setup: (f) => {
+      trunkAllowing(f, 'p0', 0, [20, 100, 4094]);
+      learnt(f, B, 'p1', 100);
+    },
+    md: into('p0'),
+    verdict: 'redirect',
+    check: (t, f) => t.like(fdbEntry(f, A, 100), { port: 'p0' }),
+  },
+  {
+    description: 'trunk with allowed VLANs: a tagged frame of a VLAN not listed is dropped coming in, nothing learnt',
+    modes: ['xdp'],
+    input: frame(A, B, 30),
+    setup: (f) => {
+      trunkAllowing(f, 'p0', 0, [20, 100]);
+      learnt(f, B, 'p1', 30);
+    },
+    md: into('p0'),
+    verdict: 'drop',
+    check: (t, f) => {
+      t.like(stats(f, 'p0'), { rxPackets: 1n, drops: 1n });
+      t.like(stats(f, 'p1'), { txPackets: 0n });
+      t.is(fdbEntry(f, A, 30), undefined);
+    },
+  },
+  {
+    description: 'trunk with allowed VLANs: its native VLAN comes in untagged though not listed',
+    input: frame(A, B),
+    setup: (f) => {
+      trunkAllowing(f, 'p0', 5, [20]);
+      portMode(f, 'p1', 'BRIDGE_PORT_ACCESS', 5);
+      learnt(f, B, 'p1', 5);
+    },
+    md: into('p0'),
+    verdict: 'redirect',
+    check: (t, f) => t.like(fdbEntry(f, A, 5), { port: 'p0' }),
+  },
+  {
+    description: 'trunk with allowed VLANs: a known destination behind it in a VLAN not listed is not sent out of it',
+    input: frame(A, B),
+    setup: (f) => {
+      portMode(f, 'p0', 'BRIDGE_PORT_ACCESS', 30);
+      trunkAllowing(f, 'p1', 0, [20]);
+      learnt(f, B, 'p1', 30);
+    },
+    md: into('p0'),
+    verdict: 'drop',
+    check: (t, f) => t.like(stats(f, 'p1'), { txPackets: 0n }),
+  },
+  {
+    description: 'trunk with allowed VLANs: a known destination behind it in a listed VLAN leaves tagged',
+    input: frame(A, B),
+    setup: (f) => {
+      portMode(f, 'p0', 'BRIDGE_PORT_ACCESS', 20);
+      trunkAllowing(f, 'p1', 0, [20]);
+      learnt(f, B, 'p1', 20);
+    },
+    md: into('p0'),
+    verdict: 'redirect',
+    output: (_f, mode) => (mode === 'xdp' ? frame(A, B, 20) : frame(A, B)),
+    check: (t, f) => t.like(stats(f, 'p1'), { txPackets: 1n }),
+  },
+  {
+    description: 'TC floods past a trunk that does not carry the VLAN, into the trunk that does',
+    modes: ['tc'],
+    input: frame(A, BCAST),
+    setup: (f) => {
+      portMode(f, 'p0', 'BRIDGE_PORT_ACCESS', 30);
+      trunkAllowing(f, 'p1', 0, [20]);
+      trunkAllowing(f, 'p2', 0, [20, 30]);
+      trunkAllowing(f, 'p3', 0, [40]);
+    },
+    md: into('p0'),
+    verdict: 'mark',
+    outMd: intoProbe('q'),
+    check: (t, f) => {
+      t.like(stats(f, 'p1'), { txPackets: 0n });
+      t.like(stats(f, 'p2'), { txPackets: 1n });
+      t.like(stats(f, 'p3'), { txPackets: 0n });
+    },
   },
 ];
 

@@ -1,10 +1,11 @@
 // ddosmitigator: a transparent cube that drops packets from blacklisted IPv4 and
-// IPv6 sources on their way in and counts them per entry; packets on their way
-// out, and anything that is not IP, go on untouched.
+// IPv6 sources, and to blacklisted destinations, on their way in and counts them
+// per entry; packets on their way out, and anything that is not IP, go on untouched.
 //
 // Fixture: netdev n0 linked to port a of probe cube q (which marks what it
 // receives), with ddosmitigator g stacked on n0 in both directions. Going in,
-// g sends on to q:a; going out, to n0. Blacklisted: 10.0.0.66 and fd00::66.
+// g sends on to q:a; going out, to n0. Blacklisted sources: 10.0.0.66 and
+// fd00::66; destinations: 10.0.0.99 and fd00::99.
 import { arp, ArpOp, ethernet, icmpEchoRequest, ipv4, ipv6, parseIp, tcp, udp } from '@netcube/sdk/packet';
 import { DIR_EGRESS, DIR_INGRESS, Metadata } from '../../node-daemon/src/runtime/abi';
 import type { Cube } from '../../node-daemon/src/runtime/cube';
@@ -24,6 +25,8 @@ const BAD4 = '10.0.0.66';
 const BAD6 = 'fd00::66';
 const GOOD4 = '10.0.0.1';
 const GOOD6 = 'fd00::1';
+const BAD_DST4 = '10.0.0.99';
+const BAD_DST6 = 'fd00::99';
 
 async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode): Promise<Fixture> {
   const ns = await createHostNetns(t);
@@ -42,6 +45,9 @@ async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode
   q.table('probe_actions').put(q.ports.get('a')!, { op: 'PROBE_MARK', arg: 0, user0: 0, log: 0 });
   g.table('blacklist_v4').put(parseIp(BAD4), 0);
   g.table('blacklist_v6').put(parseIp(BAD6), 0);
+  // The destination tables' keys are typed addresses: they take them as text.
+  g.table('blacklist_dst_v4').put(BAD_DST4, 0);
+  g.table('blacklist_dst_v6').put(BAD_DST6, 0);
   return { rt, g, q, gen: rt.host.currentGen };
 }
 
@@ -51,7 +57,7 @@ const macs = { src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' };
 
 const v4 = (src: string, extra: Partial<Parameters<typeof ipv4>[0]> = {}) =>
   ethernet({ ...macs, payload: ipv4({ src, dst: '10.0.0.2', payload: udp({ sport: 53, dport: 53, payload: Buffer.from('flood') }), ...extra }) });
-const v6 = (src: string) => ethernet({ ...macs, payload: ipv6({ src, dst: 'fd00::2', payload: tcp({ sport: 1, dport: 80, payload: Buffer.alloc(8) }) }) });
+const v6 = (src: string, dst = 'fd00::2') => ethernet({ ...macs, payload: ipv6({ src, dst, payload: tcp({ sport: 1, dport: 80, payload: Buffer.alloc(8) }) }) });
 const tagged = (src: string) =>
   ethernet({ ...macs, vlan: { id: 7 }, payload: ipv4({ src, dst: '10.0.0.2', payload: icmpEchoRequest({ id: 1, seq: 1 }) }) });
 
@@ -68,10 +74,19 @@ const dropped = (src: string, v: 4 | 6) => (t: Parameters<NonNullable<Row<Fixtur
   t.like(f.rt.portStats('g', 'ingress'), { rxPackets: 1n, drops: 1n, txPackets: 0n });
   t.deepEqual(errors(f.rt), {});
 };
+/** Drops counted on the destination blacklist entry of `dst`, and by the cube; the other entries untouched. */
+const droppedTo = (dst: string, v: 4 | 6) => (t: Parameters<NonNullable<Row<Fixture>['check']>>[0], f: Fixture) => {
+  t.deepEqual([...f.g.table(`blacklist_dst_v${v}`).entries()], [{ key: dst, value: 1 }], 'the key reads back as an address');
+  t.is(f.g.table(`blacklist_v${v}`).get(v === 4 ? BAD4 : BAD6), 0);
+  t.like(f.rt.portStats('g', 'ingress'), { rxPackets: 1n, drops: 1n, txPackets: 0n });
+  t.deepEqual(errors(f.rt), {});
+};
 /** Went through, leaving the blacklist's counters alone. */
 const passed = (dir: 'ingress' | 'egress') => (t: Parameters<NonNullable<Row<Fixture>['check']>>[0], f: Fixture) => {
   t.is(f.g.table('blacklist_v4').get(parseIp(BAD4)), 0);
   t.is(f.g.table('blacklist_v6').get(parseIp(BAD6)), 0);
+  t.is(f.g.table('blacklist_dst_v4').get(BAD_DST4), 0);
+  t.is(f.g.table('blacklist_dst_v6').get(BAD_DST6), 0);
   t.like(f.rt.portStats('g', dir), { rxPackets: 1n, txPackets: 1n, drops: 0n });
 };
 
@@ -105,6 +120,37 @@ const rows: Row<Fixture>[] = [
     verdict: 'mark',
     outMd: toQ,
     check: passed('ingress'),
+  },
+  {
+    description: 'drops IPv4 to a blacklisted destination on its way in, and counts it on that entry',
+    input: v4(GOOD4, { dst: BAD_DST4 }),
+    md: going(DIR_INGRESS),
+    verdict: 'drop',
+    check: droppedTo(BAD_DST4, 4),
+  },
+  {
+    description: 'drops IPv6 to a blacklisted destination on its way in',
+    input: v6(GOOD6, BAD_DST6),
+    md: going(DIR_INGRESS),
+    verdict: 'drop',
+    check: droppedTo(BAD_DST6, 6),
+  },
+  {
+    description: 'a packet from a blacklisted source to a blacklisted destination counts on the source',
+    input: v4(BAD4, { dst: BAD_DST4 }),
+    md: going(DIR_INGRESS),
+    verdict: 'drop',
+    check: (t, f) => {
+      dropped(BAD4, 4)(t, f);
+      t.is(f.g.table('blacklist_dst_v4').get(BAD_DST4), 0);
+    },
+  },
+  {
+    description: 'does not look at packets on their way out: one to a blacklisted destination leaves by n0',
+    input: v4(GOOD4, { dst: BAD_DST4 }),
+    md: going(DIR_EGRESS),
+    verdict: 'redirect',
+    check: passed('egress'),
   },
   {
     description: 'looks past a VLAN tag: drops a tagged ICMP echo from a blacklisted source',

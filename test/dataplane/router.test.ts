@@ -4,9 +4,9 @@
 // next hop without a neighbour entry (2, next hop in user[0], out-port in user[1]),
 // packets for the router itself (3), and TTLs that run out (4).
 //
-// Fixture: router r with ports p0 (netdev n0; 10.0.0.1/24), p1 (probe cube q,
-// which marks what it receives; 10.1.0.1/24) and p2 (unconnected, no address).
-// Routes: the two connected ones, and 10.9.0.0/16 via 10.1.0.254 on p1.
+// Fixture: router r with ports p0 (netdev n0; 10.0.0.1/24, secondary 10.5.0.1/24),
+// p1 (probe cube q, which marks what it receives; 10.1.0.1/24) and p2 (unconnected,
+// no address). Routes: the three connected ones, and 10.9.0.0/16 via 10.1.0.254 on p1.
 // Neighbours: 10.1.0.5 on p1.
 import type { ExecutionContext } from 'ava';
 import { be32 } from '@netcube/sdk/codec';
@@ -58,7 +58,10 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   };
   iface('p0', '10.0.0.1', 24, MAC0);
   iface('p1', '10.1.0.1', 24, MAC1);
+  // A secondary address is in local_addrs only: router_ports holds the primary one.
+  f.r.table('local_addrs').put('10.5.0.1', idx(f, 'p0'));
   route(f, '10.0.0.0', 24, 'p0');
+  route(f, '10.5.0.0', 24, 'p0');
   route(f, '10.1.0.0', 24, 'p1');
   route(f, '10.9.0.0', 16, 'p1', '10.1.0.254');
   neighbour(f, '10.1.0.5', NEIGH5, 'p1');
@@ -226,6 +229,27 @@ const rows: Row<Fixture>[] = [
     check: toController('p0', 1, noWords, arpFrame(ArpOp.REQUEST, '10.0.0.1')),
   },
   {
+    description: 'an ARP request for a secondary address of the in-port: to the control plane',
+    input: arpFrame(ArpOp.REQUEST, '10.5.0.1', BCAST, '10.5.0.10'),
+    md: into('p0'),
+    verdict: 'drop',
+    check: toController('p0', 1, noWords, arpFrame(ArpOp.REQUEST, '10.5.0.1', BCAST, '10.5.0.10')),
+  },
+  {
+    description: 'a packet for a secondary address: to the control plane (local)',
+    input: packet({ src: HOST0, dst: MAC0 }, { src: '10.5.0.10', dst: '10.5.0.1', payload: icmpEchoRequest({ id: 7, seq: 2 }) }),
+    md: into('p0'),
+    verdict: 'drop',
+    check: toController('p0', 3, noWords, packet({ src: HOST0, dst: MAC0 }, { src: '10.5.0.10', dst: '10.5.0.1', payload: icmpEchoRequest({ id: 7, seq: 2 }) })),
+  },
+  {
+    description: 'a host of the secondary subnet is reached by its connected route',
+    input: packet({ src: '02:00:00:00:01:99', dst: MAC1 }, { src: '10.1.0.5', dst: '10.5.0.10' }),
+    md: into('p1'),
+    verdict: 'drop',
+    check: toController('p1', 2, (f) => [be32('10.5.0.10'), idx(f, 'p0'), 0], packet({ src: '02:00:00:00:01:99', dst: MAC1 }, { src: '10.1.0.5', dst: '10.5.0.10' })),
+  },
+  {
     description: 'an ARP reply to the router: to the control plane',
     input: arpFrame(ArpOp.REPLY, '10.0.0.1', MAC0),
     md: into('p0'),
@@ -247,6 +271,13 @@ const rows: Row<Fixture>[] = [
     md: into('p0'),
     verdict: 'drop',
     check: dropped('p0'),
+  },
+  {
+    description: 'an ARP request for a secondary address of another port: dropped',
+    input: arpFrame(ArpOp.REQUEST, '10.5.0.1', BCAST, '10.1.0.10'),
+    md: into('p1'),
+    verdict: 'drop',
+    check: (t, f) => t.like(f.rt.portStats('r', 'p1'), { rxPackets: 1n, drops: 1n, toController: 0n }),
   },
   {
     description: 'no route: dropped',

@@ -36,11 +36,12 @@ function check<C, S>(service: ServiceDefinition<C, S>, params: unknown, ports: s
 
 test('config: defaults are filled in from the schema', (t) => {
   t.deepEqual(check(bridge, {}, ['p0']), { agingSeconds: 300, ports: {} });
-  t.deepEqual(check(bridge, { aging_seconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } }, ['p0']), { agingSeconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } });
-  t.deepEqual(check(bridge, { ports: { p0: {} } }, ['p0']), { agingSeconds: 300, ports: { p0: { mode: 'plain', vlan: 0 } } });
+  t.deepEqual(check(bridge, { aging_seconds: 20, ports: { p0: { mode: 'access', vlan: 3 } } }, ['p0']), { agingSeconds: 20, ports: { p0: { mode: 'access', vlan: 3, allowedVlans: [] } } });
+  t.deepEqual(check(bridge, { ports: { p0: {} } }, ['p0']), { agingSeconds: 300, ports: { p0: { mode: 'plain', vlan: 0, allowedVlans: [] } } });
+  t.deepEqual(check(bridge, { ports: { p0: { mode: 'trunk', vlan: 1, allowedVlans: [10, 4094] } } }, ['p0']).ports.p0, { mode: 'trunk', vlan: 1, allowedVlans: [10, 4094] });
   t.deepEqual(check(router, { ports: { lan: { address: '10.0.0.1/24' } }, routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }] }, ['lan']), {
-    ports: { lan: { address: '10.0.0.1/24' } },
-    routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan' }],
+    ports: { lan: { address: '10.0.0.1/24', secondaryAddresses: [] } },
+    routes: [{ prefix: '10.9.0.0/16', nexthop: '10.0.0.9', port: 'lan', metric: 1 }],
     neighbourTimeoutSeconds: 300,
     arpQueueLength: 64,
   });
@@ -57,6 +58,11 @@ test('config: every error names the field at fault', (t) => {
   configError(t, () => check(bridge, { ports: { p0: { mode: 'access' } } }, ['p0']), 'ports.p0.vlan');
   configError(t, () => check(bridge, { ports: { p9: { mode: 'plain' } } }, ['p0']), 'ports.p9', 'no port p9');
   configError(t, () => check(bridge, { ports: { p0: { vlan: 3 } } }, ['p0']), 'ports.p0.vlan', 'VLAN-unaware');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'access', vlan: 3, allowedVlans: [4] } } }, ['p0']), 'ports.p0.allowedVlans', 'only a trunk');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: [10, 0] } } }, ['p0']), 'ports.p0.allowedVlans[1]', '1 to 4094, got 0');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: [4095] } } }, ['p0']), 'ports.p0.allowedVlans[0]', '1 to 4094');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: [7, 8, 7] } } }, ['p0']), 'ports.p0.allowedVlans[2]', 'listed twice');
+  configError(t, () => check(bridge, { ports: { p0: { mode: 'trunk', allowedVlans: 'all' } } }, ['p0']), 'ports.p0.allowedVlans');
   configError(t, () => check(bridge, 'all of them', ['p0']), '', 'expected an object');
 
   const lan = (address: string) => ({ ports: { lan: { address } } });
@@ -73,6 +79,22 @@ test('config: every error names the field at fault', (t) => {
   configError(t, () => check(router, withRoute({ port: 'wan' }), ['lan', 'wan']), 'routes[0].port', 'not a port with an address');
   configError(t, () => check(router, withRoute({ nexthop: '10.1.0.1' }), ['lan']), 'routes[0].nexthop', 'not in the subnet');
   configError(t, () => check(router, withRoute({ nexthop: '10.0.0.1' }), ['lan']), 'routes[0].nexthop', "router's own address");
+
+  const secondary = (...secondaryAddresses: string[]) => ({ ports: { lan: { address: '10.0.0.1/24', secondaryAddresses }, wan: { address: '10.1.0.1/24' } } });
+  t.deepEqual(check(router, secondary('10.5.0.1/24'), ['lan', 'wan']).ports.lan.secondaryAddresses, ['10.5.0.1/24']);
+  configError(t, () => check(router, secondary('10.5.0.1'), ['lan', 'wan']), 'ports.lan.secondaryAddresses[0]', 'a.b.c.d/len');
+  configError(t, () => check(router, secondary('10.5.0.1/24', '10.5.0.0/24'), ['lan', 'wan']), 'ports.lan.secondaryAddresses[1]', 'network address');
+  configError(t, () => check(router, secondary('10.1.0.2/24'), ['lan', 'wan']), 'ports.wan.address', 'overlaps the subnet 10.1.0.0/24 of port lan');
+  configError(t, () => check(router, secondary('10.0.0.2/25'), ['lan', 'wan']), 'ports.lan.secondaryAddresses[0]', 'overlaps the subnet 10.0.0.0/24 of port lan');
+  const eight = Array.from({ length: 8 }, (_, i) => `10.${10 + i}.0.1/24`);
+  configError(t, () => check(router, secondary(...eight), ['lan', 'wan']), 'ports.lan.secondaryAddresses', 'at most 7');
+  // A next hop in a secondary subnet is on the link; the secondary address itself is the router's.
+  const viaSecondary = (nexthop: string) => ({ ...secondary('10.5.0.1/24'), routes: [{ prefix: '10.9.0.0/16', port: 'lan', nexthop }] });
+  t.is(check(router, viaSecondary('10.5.0.7'), ['lan', 'wan']).routes[0].nexthop, '10.5.0.7');
+  configError(t, () => check(router, viaSecondary('10.5.0.1'), ['lan', 'wan']), 'routes[0].nexthop', "router's own address");
+  const twoRoutes = (metric: number) => ({ ...lan('10.0.0.1/24'), routes: [{ prefix: '10.9.0.0/16', port: 'lan', nexthop: '10.0.0.8' }, { prefix: '10.9.0.0/16', port: 'lan', nexthop: '10.0.0.9', metric }] });
+  t.is(check(router, twoRoutes(5), ['lan']).routes.length, 2);
+  configError(t, () => check(router, twoRoutes(1), ['lan']), 'routes[1].metric', 'routes[0] has the same prefix 10.9.0.0/16 and metric 1');
   configError(t, () => check(router, { routes: [{ prefix: '10.0.0.0/8', port: 'lan', gateway: '1.2.3.4' }] }, ['lan']), 'routes[0].gateway', 'no such field');
 });
 
@@ -198,8 +220,8 @@ test("bridge: static tables from config, drift repaired, SetConfig's config kept
   const mode = async (port: string) => ((await portEntry(port)) as { mode: string }).mode;
 
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
-  t.deepEqual(await portEntry('p0'), { mode: 'BRIDGE_PORT_ACCESS', vlan: 10, pad: 0 });
-  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, pad: 0 });
+  t.deepEqual(await portEntry('p0'), { mode: 'BRIDGE_PORT_ACCESS', vlan: 10, flags: 0 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, flags: 0 });
 
   // Someone writes the tables behind the service's back: the next resync puts them right.
   await put(client, 'br', 'bridge_ports', p.p1, { mode: 'BRIDGE_PORT_TRUNK', vlan: 5 });
@@ -212,16 +234,20 @@ test("bridge: static tables from config, drift repaired, SetConfig's config kept
   const before = await store.chains.get('lan');
   const fromChain = await api.getConfig('br');
   t.like(fromChain, { source: 'chain', revision: before.revision, chainVersion: before.version });
-  const set = await api.setConfig({ cube: 'br', config: { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } } });
+  const set = await api.setConfig({ cube: 'br', config: { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3, allowedVlans: [7, 70] } } } });
   t.like(set, { chain: 'lan', chainVersion: before.version, source: 'service' });
-  t.deepEqual(set.config, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3 } } });
+  t.deepEqual(set.config, { agingSeconds: 120, ports: { p1: { mode: 'trunk', vlan: 3, allowedVlans: [7, 70] } } });
   t.is((await store.chains.get('lan')).version, before.version, 'the chain is untouched');
   const held = await store.serviceConfigs.list('bridge');
   t.deepEqual(held.map((h) => ({ cube: h.cube, params: h.params, revision: h.revision })), [{ cube: 'br', params: set.config, revision: set.revision }]);
   t.deepEqual(await api.getConfig('br'), set);
   await waitFor('the new config in the tables', async () => (await mode('p1')) === 'BRIDGE_PORT_TRUNK' && (await mode('p0')) === 'BRIDGE_PORT_PLAIN');
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 120_000_000_000 });
-  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_TRUNK', vlan: 3, pad: 0 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_TRUNK', vlan: 3, flags: 1 });
+  // The trunk's allowed VLANs as a bit set: 7 is bit 7 of word 0, 70 bit 6 of word 1.
+  const words = ((await entry(client, 'br', 'bridge_trunk_vlans', p.p1)) as { word: unknown[] }).word.map(Number);
+  t.deepEqual(words.slice(0, 2), [1 << 7, 1 << 6]);
+  t.true(words.slice(2).every((w) => w === 0));
 
   // Invalid configs are refused with the field named; nothing is written.
   const refused = async (config: JsonObject, field: string) => {
@@ -255,7 +281,7 @@ test("bridge: static tables from config, drift repaired, SetConfig's config kept
   await waitFor('the old config back in the tables', async () => (await mode('p0')) === 'BRIDGE_PORT_ACCESS');
   t.like(await api.getConfig('br'), { source: 'chain', config: { agingSeconds: 60, ports: { p0: { mode: 'access', vlan: 10 } } } });
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 60_000_000_000 });
-  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, pad: 0 });
+  t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_PLAIN', vlan: 0, flags: 0 });
 });
 
 const routerChain = (host: string): string => `
@@ -301,13 +327,35 @@ test('router: tables derived from config (connected routes too), extra entries d
   await put(client, 'rt', 'local_addrs', '10.1.0.99', p.lan);
   await waitFor('the extra entries gone', async () => (await entries(client, 'rt', 'routes')).length === 4 && (await entries(client, 'rt', 'local_addrs')).length === 2, 5_000);
 
-  // A route less, an address changed: the tables follow.
-  await api.setConfig({ cube: 'rt', config: { ports: { lan: { address: '10.1.0.254/24' }, wan: { address: '10.0.0.1/30' } }, routes: [{ prefix: '0.0.0.0/0', nexthop: '10.0.0.2', port: 'wan' }] } });
-  await waitFor('the routes changed', async () => (await entries(client, 'rt', 'routes')).length === 3);
-  t.deepEqual(await routes(), sorted([route('10.1.0.0', 24, 'lan'), route('10.0.0.0', 30, 'wan'), route('0.0.0.0', 0, 'wan', '10.0.0.2')]));
-  t.deepEqual(sorted(await entries(client, 'rt', 'local_addrs')), sorted([{ key: '10.1.0.254', value: p.lan }, { key: '10.0.0.1', value: p.wan }]));
-  const state = await api.getState('rt');
-  t.like(state, { routes: [{ prefix: '10.1.0.0/24', port: 'lan', connected: true }, { prefix: '10.0.0.0/30', port: 'wan', connected: true }, { prefix: '0.0.0.0/0', port: 'wan', nexthop: '10.0.0.2', connected: false }] });
+  // A route less, an address changed, a secondary address; a static route for a
+  // connected prefix (the connected one is used) and two for one prefix (the lower
+  // metric is used): the tables follow.
+  await api.setConfig({
+    cube: 'rt',
+    config: {
+      ports: { lan: { address: '10.1.0.254/24', secondaryAddresses: ['10.7.0.1/24'] }, wan: { address: '10.0.0.1/30' } },
+      routes: [
+        { prefix: '0.0.0.0/0', nexthop: '10.0.0.2', port: 'wan' },
+        { prefix: '10.1.0.0/24', nexthop: '10.0.0.2', port: 'wan' },
+        { prefix: '10.8.0.0/16', nexthop: '10.0.0.2', port: 'wan', metric: 20 },
+        { prefix: '10.8.0.0/16', nexthop: '10.7.0.9', port: 'lan', metric: 5 },
+      ],
+    },
+  });
+  await waitFor('the routes changed', async () => (await entries(client, 'rt', 'routes')).length === 5);
+  t.deepEqual(await routes(), sorted([route('10.1.0.0', 24, 'lan'), route('10.7.0.0', 24, 'lan'), route('10.0.0.0', 30, 'wan'), route('0.0.0.0', 0, 'wan', '10.0.0.2'), route('10.8.0.0', 16, 'lan', '10.7.0.9')]));
+  t.deepEqual(sorted(await entries(client, 'rt', 'local_addrs')), sorted([{ key: '10.1.0.254', value: p.lan }, { key: '10.7.0.1', value: p.lan }, { key: '10.0.0.1', value: p.wan }]));
+  t.like(await entry(client, 'rt', 'router_ports', p.lan), { addr: '10.1.0.254', prefixlen: 24 }, 'the primary address');
+  const state = (await api.getState('rt')) as { routes: { prefix: string; port: string; nexthop?: string; connected: boolean; metric: number; active: boolean }[] };
+  t.deepEqual(state.routes.map((r) => `${r.active ? '*' : ' '}${r.prefix} ${r.port}${r.nexthop ? ` via ${r.nexthop}` : ''} ${r.connected ? 'connected' : 'static'} ${r.metric}`), [
+    '*10.1.0.0/24 lan connected 0',
+    '*10.7.0.0/24 lan connected 0',
+    '*10.0.0.0/30 wan connected 0',
+    '*0.0.0.0/0 wan via 10.0.0.2 static 1',
+    ' 10.1.0.0/24 wan via 10.0.0.2 static 1',
+    ' 10.8.0.0/16 wan via 10.0.0.2 static 20',
+    '*10.8.0.0/16 lan via 10.7.0.9 static 5',
+  ]);
 });
 
 test('an invalid config applied to the chain by other means: the cube is reported, not programmed, and fixed by SetConfig', async (t) => {

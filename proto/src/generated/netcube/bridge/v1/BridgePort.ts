@@ -42,6 +42,12 @@ export interface BridgePort {
    * access: the port's VLAN (1-4094); trunk: the native VLAN (0: none).
    */
   'vlan'?: (number);
+  /**
+   * trunk only: the VLANs (1-4094) it carries tagged, besides its native VLAN, which
+   * it always carries. Frames of any other VLAN are dropped coming in on the port and
+   * never sent out of it. Empty: every VLAN.
+   */
+  'allowedVlans'?: (number)[];
 }
 
 export interface BridgePort__Output {
@@ -50,4 +56,10 @@ export interface BridgePort__Output {
    * access: the port's VLAN (1-4094); trunk: the native VLAN (0: none).
    */
   'vlan': (number);
+  /**
+   * trunk only: the VLANs (1-4094) it carries tagged, besides its native VLAN, which
+   * it always carries. Frames of any other VLAN are dropped coming in on the port and
+   * never sent out of it. Empty: every VLAN.
+   */
+  'allowedVlans': (number)[];
 }

@@ -14,6 +14,11 @@ export interface Route {
    * The port the route leaves by.
    */
   'port'?: (string);
+  /**
+   * The route's path cost: of two static routes for one prefix the lower is used
+   * (they may not be equal); a connected route, cost 0, wins over both.
+   */
+  'metric'?: (number);
   '_nexthop'?: "nexthop";
 }
 
@@ -30,5 +35,10 @@ export interface Route__Output {
    * The port the route leaves by.
    */
   'port': (string);
+  /**
+   * The route's path cost: of two static routes for one prefix the lower is used
+   * (they may not be equal); a connected route, cost 0, wins over both.
+   */
+  'metric': (number);
   '_nexthop'?: "nexthop";
 }

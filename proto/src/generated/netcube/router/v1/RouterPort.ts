@@ -11,6 +11,11 @@ export interface RouterPort {
    * (locally administered, stable across restarts).
    */
   'mac'?: (string);
+  /**
+   * More addresses of the port, a.b.c.d/len each (at most 7), each subnet another
+   * connected route; the router answers ARP and pings for them too.
+   */
+  'secondaryAddresses'?: (string)[];
   '_mac'?: "mac";
 }
 
@@ -24,5 +29,10 @@ export interface RouterPort__Output {
    * (locally administered, stable across restarts).
    */
   'mac'?: (string);
+  /**
+   * More addresses of the port, a.b.c.d/len each (at most 7), each subnet another
+   * connected route; the router answers ARP and pings for them too.
+   */
+  'secondaryAddresses': (string)[];
   '_mac'?: "mac";
 }
