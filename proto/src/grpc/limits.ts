@@ -14,6 +14,13 @@ export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 /** The most bytes of one reply (a topology of a thousand cubes is a few MB). */
 export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 
+/**
+ * The most bytes of one reply a store reads from etcd. Listing cube types reads their
+ * objects (up to 1.4 MiB a type): grpc's default 4 MiB is passed by the built-in
+ * types alone; this is about 130 types of the largest size etcd takes.
+ */
+export const MAX_ETCD_REPLY_BYTES = 192 * 1024 * 1024;
+
 /** The most entries of one PutEntries call. */
 export const MAX_BATCH_ENTRIES = 65_536;
 

@@ -15,6 +15,7 @@ import {
 } from 'etcd3';
 import { ChainIssue } from '../chain';
 import { cite } from '../cite';
+import { MAX_ETCD_REPLY_BYTES } from '../grpc/limits';
 
 export type StoreErrorCode =
   | 'UNAVAILABLE'
@@ -202,6 +203,10 @@ export function toStoreError(err: unknown, operation: string, endpoints: readonl
   }
   // The request, not etcd: retrying it would only fail again.
   if (cause instanceof GRPCResourceExhastedError) {
+    // grpc says "Received message larger than max" of a reply past our bound (etcd.ts).
+    if (/Received message larger than max/.test(cause.message)) {
+      return new RequestTooLargeError(`${operation}: etcd's reply is larger than the ${MAX_ETCD_REPLY_BYTES} bytes netcube reads (${cite(cause.message, 200)}); nothing was written`, { cause });
+    }
     return new RequestTooLargeError(`${operation}: etcd refused the request as too large (${cite(cause.message, 200)}); nothing was written`, { cause });
   }
   // An open circuit (etcd.ts, MemberBreaker): the client stopped trying a member that kept failing.

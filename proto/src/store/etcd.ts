@@ -24,6 +24,7 @@ import {
 import { CorruptValueError, StoreClosedError, StoreError, toStoreError } from './errors';
 import { retry, RetryListener, RetryPolicy } from './retry';
 import { cite } from '../cite';
+import { MAX_ETCD_REPLY_BYTES } from '../grpc/limits';
 
 export interface EtcdOptions {
   endpoints: string[];
@@ -114,6 +115,7 @@ export class Etcd {
         // etcd3 replaces the channel of a host that failed; a shared subchannel pool
         // would hand the new channel the same dead connection.
         'grpc.use_local_subchannel_pool': 1,
+        'grpc.max_receive_message_length': MAX_ETCD_REPLY_BYTES,
       },
     });
   }
