@@ -52,7 +52,7 @@ test('RegisterType refuses what crashes libbpf, what the verifier rejects, a kpr
 
   await failsWith(t, e.client.registerType({ name: 'spy', tcObject: object('testdata/cubes', 'kprobe.tc') }), 'INVALID_ARGUMENT', {
     field: 'tc_object',
-    says: ['program watch_opens (section "kprobe/do_sys_openat2", a kprobe program) is not one of the cube\'s micro-cubes'],
+    says: ['program watch_opens (section "kprobe/do_sys_openat2", a kprobe program) is not one of the cube\'s entry points'],
   });
   await notStored(t, e, 'spy');
 
