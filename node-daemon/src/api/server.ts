@@ -20,6 +20,7 @@ import { Calls, rpcAdapters } from '@netcube/api/grpc/call';
 import { tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { LOADER_OPTIONS, loadApi, SERVICES } from '@netcube/api/grpc/proto';
 import { Authorizer } from './authz';
+import { captureService } from './capture';
 import { ApiContext, ApiOptions, ApiServer } from './context';
 import { cubeService } from './cubes';
 import { hostService } from './host';
@@ -64,6 +65,7 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
   server.addService(v1.TableService.service, tableService(ctx, rpc));
   server.addService(v1.LogService.service, logService(ctx, rpc));
   server.addService(v1.SlowPathService.service, slowPathService(ctx, rpc, authz));
+  server.addService(v1.CaptureService.service, captureService(ctx, rpc));
 
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING' as const])));
   health.addToServer(server);

@@ -2,11 +2,12 @@
 // cube's tables (bpf/cubes/packetcapture.bpf.c). Pure: no kernel, no I/O, so the
 // daemon and the tests share it.
 
+import { directionFromProto } from '@netcube/api/grpc/convert';
 import { PKT_MAX } from '../runtime/abi';
 import { InvalidArgumentError } from '../runtime/errors';
 import { FieldError, parsePrefix, parseProtocol, tableAddress } from '../../../remote-services/catalog/fields';
 import type { CaptureRequest__Output } from '@netcube/api/generated/netcube/v1/CaptureRequest';
-import type { Direction__Output } from '@netcube/api/generated/netcube/v1/Direction';
+import type { Direction } from '@netcube/api/chain';
 import type { Side__Output } from '@netcube/api/generated/netcube/v1/Side';
 
 /** The cube type that copies packets. */
@@ -22,7 +23,6 @@ export const CAPTURE_LIMITS = {
   ports: 2,
 } as const;
 
-export type CaptureDirection = 'ingress' | 'egress' | 'both';
 export type Side = 'src' | 'dst' | 'either';
 
 export interface CaptureFilter {
@@ -35,7 +35,7 @@ export interface CaptureFilter {
 export interface CaptureSpec {
   /** The packetcapture cube of a chain that copies the packets. */
   cube: string;
-  direction: CaptureDirection;
+  direction: Direction;
   filter: CaptureFilter;
   snapLength: number;
   rate: number;
@@ -43,13 +43,6 @@ export interface CaptureSpec {
   /** Packets to send before the session ends; 0: no end. */
   count: bigint;
 }
-
-const DIRECTIONS: Record<Direction__Output, CaptureDirection> = {
-  DIRECTION_UNSPECIFIED: 'both',
-  DIRECTION_BOTH: 'both',
-  DIRECTION_INGRESS: 'ingress',
-  DIRECTION_EGRESS: 'egress',
-};
 
 const SIDES: Record<Side__Output, Side> = { SIDE_UNSPECIFIED: 'either', SIDE_EITHER: 'either', SIDE_SRC: 'src', SIDE_DST: 'dst' };
 const SIDE_IDS: Record<Side, number> = { src: 1, dst: 2, either: 3 };
@@ -67,8 +60,7 @@ function check<T>(field: string, fn: () => T): T {
 export function captureSpec(req: CaptureRequest__Output): CaptureSpec {
   const cube = req.cube;
   if (!cube) throw new InvalidArgumentError('cube', 'name the packetcapture cube to read (a chain stacks it where the packets pass)');
-  const direction = DIRECTIONS[req.direction];
-  if (!direction) throw new InvalidArgumentError('direction', `direction is INGRESS, EGRESS or BOTH, not ${String(req.direction)}`);
+  const direction = directionFromProto(req.direction, 'direction');
 
   const snapLength = req.snapLength || PKT_MAX;
   if (snapLength < 1 || snapLength > PKT_MAX) throw new InvalidArgumentError('snap_length', `the snap length is 1 to ${PKT_MAX} bytes, got ${snapLength}`);

@@ -251,9 +251,9 @@ export class NetcubeClient {
   // ------------------------------------------------------------- CaptureService
 
   /**
-   * Copies of the packets crossing a cube's port, a netdev or a packetcapture cube
+   * Copies of the packets a packetcapture cube sees
    * (capture.proto): first what is captured, then batches of packets, until
-   * `signal` aborts (the daemon then ends the session and removes what it stacked).
+   * `signal` aborts (the daemon then switches the copying off) or `count` packets came.
    */
   capture(req: CaptureRequest, opts?: CallOptions): AsyncIterable<CaptureMessage__Output> {
     return this.stream('Capture', (o) => this.captures.Capture(req, new grpc.Metadata(), o), { timeoutMs: Infinity, ...opts });
