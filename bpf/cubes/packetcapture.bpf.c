@@ -146,33 +146,16 @@ static __always_inline int capture_matches(struct nc_ctx *ctx, const struct capt
 	return 1;
 }
 
-/* The capture's token bucket: as the slow path's (nc_pkt_admit), on its own rate. */
+/* The capture's token bucket: the slow path's, on the capture's own rate. */
 static __always_inline int capture_admit(const struct capture_config *cfg)
 {
 	struct nc_pkt_bucket *b;
-	__u64 now, elapsed, tokens, burst;
 	__u32 zero = 0;
 
 	if (!cfg->rate)
 		return 1;
 	b = bpf_map_lookup_elem(&capture_bucket, &zero);
-	if (!b)
-		return 0;
-	now = bpf_ktime_get_ns();
-	elapsed = now - b->last_ns;
-	if (elapsed > 10000000000ULL)
-		elapsed = 10000000000ULL;
-	burst = (__u64)(cfg->burst ? cfg->burst : cfg->rate) * 1000;
-	tokens = b->tokens_milli + elapsed * cfg->rate / 1000000;
-	if (tokens > burst)
-		tokens = burst;
-	b->last_ns = now;
-	if (tokens < 1000) {
-		b->tokens_milli = tokens;
-		return 0;
-	}
-	b->tokens_milli = tokens - 1000;
-	return 1;
+	return b && nc_bucket_take(b, cfg->rate, cfg->burst);
 }
 
 /* Fills @r, reserved with room for @room bytes, with the packet's first @snap

@@ -54,8 +54,13 @@ export class CaptureSession {
     this.reader = new RingBufReader(cube.table('capture_ring').map);
     this.reader.on('record', (buf: Buffer) => this.take(buf));
     this.reader.on('error', (err: Error) => this.fail(err));
+    try {
+      cube.table('capture_config').put(0, captureConfigValue(spec, this.session, true));
+    } catch (err) {
+      this.reader.close();
+      throw err;
+    }
     busy.add(cube);
-    cube.table('capture_config').put(0, captureConfigValue(spec, this.session, true));
   }
 
   private take(buf: Buffer): void {
