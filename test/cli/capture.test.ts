@@ -110,14 +110,15 @@ interface Read {
   bytes: Buffer;
 }
 
-/** The packets of a capture file as Debian's tcpdump reads them (-xx: from the Ethernet header). */
-async function tcpdumpRead(file: string): Promise<Read[]> {
+/** The packets of a capture file (or of `input` with file `-`) as Debian's tcpdump reads them (-xx: from the Ethernet header). */
+async function tcpdumpRead(file: string, input?: Buffer): Promise<Read[]> {
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn('tcpdump', ['-r', file, '-nn', '-tt', '-xx'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('tcpdump', ['-r', file, '-nn', '-tt', '-xx'], { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    child.stdin?.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', c => (stdout += c));
-    child.stderr.on('data', c => (stderr += c));
+    child.stdout!.on('data', c => (stdout += c));
+    child.stderr!.on('data', c => (stderr += c));
     child.on('error', reject);
     child.on('close', code => (code === 0 ? resolve(stdout) : reject(new Error(`tcpdump -r ${file}: exit ${code}: ${stderr}`))));
   });
@@ -187,6 +188,24 @@ test.serial('Ctrl-C ends a capture cleanly: the file is valid and holds what cam
   t.regex(ended.stderr, /3 packets written/);
   const read = await tcpdumpRead(file);
   t.deepEqual(read.map(p => p.bytes.includes(Buffer.from(`netcube-capture-${read.indexOf(p)}`))), [true, true, true]);
+});
+
+test.serial('capture -w - writes the pcapng to stdout, which tcpdump -r - reads', async t => {
+  const { clients } = t.context;
+  const chunks: Buffer[] = [];
+  let child!: ChildProcess;
+  const done = t.context.run(['capture', 'cap', '-c', '3', '--filter', FILTER, '-w', '-'], {
+    spawned: c => {
+      child = c;
+      c.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+    },
+  });
+  await watched(child, /capturing on/).ready;
+  await sendDatagrams(clients[0], 3);
+  const ended = await done;
+  t.is(ended.code, 0, ended.stderr);
+  const read = await tcpdumpRead('-', Buffer.concat(chunks));
+  t.deepEqual(read.map((p, i) => p.bytes.includes(Buffer.from(`netcube-capture-${i}`))), [true, true, true]);
 });
 
 test.serial('a capture of a cube that copies nothing, and bad filters, fail with what to do', async t => {
