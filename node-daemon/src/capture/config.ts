@@ -66,7 +66,7 @@ export function captureSpec(req: CaptureRequest__Output): CaptureSpec {
   if (snapLength < 1 || snapLength > PKT_MAX) throw new InvalidArgumentError('snap_length', `the snap length is 1 to ${PKT_MAX} bytes, got ${snapLength}`);
   const rate = req.rate || CAPTURE_LIMITS.defaultRate;
   if (rate > CAPTURE_LIMITS.maxRate) throw new InvalidArgumentError('rate', `a capture copies at most ${CAPTURE_LIMITS.maxRate} packets a second, got ${rate}`);
-  const burst = req.burst || Math.max(CAPTURE_LIMITS.minBurst, Math.round(rate / 10));
+  const burst = req.burst || Math.min(rate, Math.max(CAPTURE_LIMITS.minBurst, Math.round(rate / 10)));
   if (burst > rate) throw new InvalidArgumentError('burst', `the burst (${burst}) is at most the rate (${rate} a second)`);
   const count = BigInt(req.count || '0');
 

@@ -25,7 +25,8 @@ export interface CaptureRequest {
    */
   'rate'?: (number);
   /**
-   * Packets the rate lets through at once; 0: a tenth of the rate (at least 100).
+   * Packets the rate lets through at once; 0: a tenth of the rate (at least 100,
+   * at most the rate).
    */
   'burst'?: (number);
   /**
@@ -55,7 +56,8 @@ export interface CaptureRequest__Output {
    */
   'rate': (number);
   /**
-   * Packets the rate lets through at once; 0: a tenth of the rate (at least 100).
+   * Packets the rate lets through at once; 0: a tenth of the rate (at least 100,
+   * at most the rate).
    */
   'burst': (number);
   /**
