@@ -208,6 +208,25 @@ test.serial('capture -w - writes the pcapng to stdout, which tcpdump -r - reads'
   t.deepEqual(read.map((p, i) => p.bytes.includes(Buffer.from(`netcube-capture-${i}`))), [true, true, true]);
 });
 
+test.serial('past --rate packets are not copied, and the count of them reaches the user', async t => {
+  const { clients } = t.context;
+  const file = join(scratch(t), 'rate.pcapng');
+  // One packet a second, in bursts of one: the first datagram is copied, the next
+  // nine are over the rate; the second packet comes once a token has refilled.
+  const capture = watched(netcubectlChild(t, ['capture', 'cap', '--rate', '1', '-c', '2', '--filter', FILTER, '-w', file]), /capturing on/);
+  await capture.ready;
+  await sendDatagrams(clients[0], 10);
+  let ended = false;
+  const done = capture.done.finally(() => (ended = true));
+  while (!ended) await sendDatagrams(clients[0], 1);
+  const result = await done;
+  t.is(result.code, 0, result.stderr);
+  const over = /2 packets written; not copied: (\d+) over the rate, 0 for a full ring/.exec(result.stderr);
+  t.truthy(over, result.stderr);
+  t.true(Number(over![1]) >= 9, over![0]);
+  t.is((await tcpdumpRead(file)).length, 2);
+});
+
 test.serial('a capture of a cube that copies nothing, and bad filters, fail with what to do', async t => {
   const { run } = t.context;
   const dir = scratch(t);
