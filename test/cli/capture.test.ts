@@ -4,7 +4,7 @@
 // tcpdump itself captured on the receiver's interface.
 
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import anyTest, { ExecutionContext, TestFn } from 'ava';
@@ -206,6 +206,31 @@ test.serial('capture -w - writes the pcapng to stdout, which tcpdump -r - reads'
   t.is(ended.code, 0, ended.stderr);
   const read = await tcpdumpRead('-', Buffer.concat(chunks));
   t.deepEqual(read.map((p, i) => p.bytes.includes(Buffer.from(`netcube-capture-${i}`))), [true, true, true]);
+});
+
+/** The direction (epb_flags bits 0-1) of each enhanced packet block of a pcapng file, read here: tcpdump does not print it. */
+function directions(file: string): string[] {
+  const b = readFileSync(file);
+  const out: string[] = [];
+  for (let at = 0; at < b.length; at += b.readUInt32LE(at + 4)) {
+    if (b.readUInt32LE(at) !== 6) continue;
+    let opt = at + 28 + ((b.readUInt32LE(at + 20) + 3) & ~3);
+    while (b.readUInt16LE(opt) !== 0 && b.readUInt16LE(opt) !== 2) opt += 4 + ((b.readUInt16LE(opt + 2) + 3) & ~3);
+    out.push(b.readUInt16LE(opt) === 2 ? ['?', 'in', 'out', '?'][b.readUInt32LE(opt + 4) & 3] : 'none');
+  }
+  return out;
+}
+
+test.serial('each packet carries its direction: a ping going in, its reply going out', async t => {
+  const { clients } = t.context;
+  const file = join(scratch(t), 'ping.pcapng');
+  const capture = watched(netcubectlChild(t, ['capture', 'cap', '--filter', 'icmp and host 10.98.0.2', '-c', '4', '-w', file]), /capturing on/);
+  await capture.ready;
+  await clients[0].ping('10.98.0.2', 2);
+  const result = await capture.done;
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(directions(file), ['in', 'out', 'in', 'out']);
+  t.deepEqual((await tcpdumpRead(file)).map(p => /ICMP echo (request|reply)/.exec(p.summary)?.[1]), ['request', 'reply', 'request', 'reply']);
 });
 
 test.serial('past --rate packets are not copied, and the count of them reaches the user', async t => {
