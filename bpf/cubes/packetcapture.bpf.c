@@ -5,7 +5,9 @@
  *
  * Nothing is copied until a session reads: netcubed sets capture_config.active
  * when one starts and clears it when it ends, so an idle capture cube costs one
- * array lookup and a compare on top of the hop that reaches it. While active, a
+ * array lookup and a compare on top of the hop that reaches it. A session holds
+ * a lease (lease_until_ns) that netcubed renews while it runs: if netcubed dies
+ * without clearing `active`, copying stops when the lease runs out. While active, a
  * packet is copied when its direction is wanted and it matches the filter
  * (addresses by prefix, ports, protocol, family; every field set must match),
  * within the capture's rate. The copy is one record of the slow path's layout
@@ -49,6 +51,8 @@ struct capture_port {
 /* What to capture (capture_config[0]), written by netcubed. */
 struct capture_config {
 	__u32 active;     /* a session reads: copy what matches */
+	__u32 pad;
+	__u64 lease_until_ns; /* and only until then (bpf_ktime_get_ns) */
 	__u32 session;    /* stamped on its records (user[0]): one left from an earlier session is told apart */
 	__u32 snap_len;   /* bytes of a packet copied, 1..NC_PKT_MAX */
 	__u32 rate;       /* packets copied a second at most; 0: no limit */
@@ -225,7 +229,7 @@ static __always_inline int capture(struct nc_ctx *ctx, struct nc_md *md)
 	__u32 zero = 0;
 
 	cfg = bpf_map_lookup_elem(&capture_config, &zero);
-	if (cfg && cfg->active && md->in_port < 2 && (cfg->directions & (1 << md->in_port)) && capture_matches(ctx, cfg))
+	if (cfg && cfg->active && bpf_ktime_get_ns() < cfg->lease_until_ns && md->in_port < 2 && (cfg->directions & (1 << md->in_port)) && capture_matches(ctx, cfg))
 		capture_copy(ctx, md, cfg);
 	return nc_forward(ctx, md);
 }

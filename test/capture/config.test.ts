@@ -19,8 +19,9 @@ const request = (over: Partial<CaptureRequest__Output> = {}): CaptureRequest__Ou
 const filter = (over: Partial<NonNullable<CaptureRequest__Output['filter']>>) => ({ addresses: [], ports: [], protocol: '', family: 0, ...over });
 
 test('defaults: both directions, everything, whole packets, 50,000 a second in bursts of 5,000', t => {
-  t.like(captureConfigValue(captureSpec(request()), 7, true), {
+  t.like(captureConfigValue(captureSpec(request()), 7, true, 1234n), {
     active: 1,
+    lease_until_ns: 1234n,
     session: 7,
     snap_len: 1536,
     rate: 50_000,
@@ -44,8 +45,9 @@ test('a filter: IPv4 prefixes as the data plane keeps them (::ffff:a.b.c.d, leng
     }),
   );
   t.is(spec.count, 5n);
-  t.like(captureConfigValue(spec, 1, false), {
+  t.like(captureConfigValue(spec, 1, false, 1234n), {
     active: 0,
+    lease_until_ns: 0n,
     snap_len: 96,
     rate: 10,
     burst: 10,

@@ -45,8 +45,8 @@ async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode
   return { rt, c: rt.cube('c'), q, gen: rt.host.currentGen };
 }
 
-/** A session as the daemon starts one: `spec` over an open capture of everything. */
-function capturing(spec: Partial<CaptureSpec> = {}) {
+/** A session as the daemon starts one: `spec` over an open capture of everything, its lease as given (else 10 minutes from now). */
+function capturing(spec: Partial<CaptureSpec> = {}, leaseUntil?: bigint) {
   return (f: Fixture): void => {
     const full: CaptureSpec = {
       cube: 'c',
@@ -58,7 +58,7 @@ function capturing(spec: Partial<CaptureSpec> = {}) {
       count: 0n,
       ...spec,
     };
-    f.c.table('capture_config').put(0, captureConfigValue(full, SESSION, true));
+    f.c.table('capture_config').put(0, captureConfigValue(full, SESSION, true, leaseUntil ?? process.hrtime.bigint() + 600_000_000_000n));
   };
 }
 
@@ -138,6 +138,15 @@ const rows: Row<Fixture>[] = [
     check: copied(udp4('10.0.0.1', '10.0.0.2', 5000, 53, 300), DIR_INGRESS, 34),
   },
   { description: 'ARP is copied when the filter is empty', setup: capturing(), input: arpFrame, md: going(DIR_INGRESS), verdict: 'mark', check: copied(arpFrame, DIR_INGRESS) },
+  {
+    description: 'a session whose lease ran out (its daemon died) copies nothing',
+    setup: capturing({}, process.hrtime.bigint() - 1n),
+    input: udp4(),
+    md: going(DIR_INGRESS),
+    verdict: 'mark',
+    outMd: toQ,
+    check: notCopied,
+  },
   {
     description: 'direction ingress: a packet going out is not copied',
     setup: capturing({ direction: 'ingress' }),

@@ -106,8 +106,12 @@ export function captureSpec(req: CaptureRequest__Output): CaptureSpec {
   return { cube, direction, filter, snapLength, rate, burst, count };
 }
 
-/** capture_config[0] of a packetcapture cube as JSON for its table (through BTF); `session` tags its records. */
-export function captureConfigValue(spec: CaptureSpec, session: number, active: boolean): Record<string, unknown> {
+/**
+ * capture_config[0] of a packetcapture cube as JSON for its table (through BTF);
+ * `session` tags its records; copying stops at `leaseUntilNs` (CLOCK_MONOTONIC,
+ * as process.hrtime.bigint()) unless renewed.
+ */
+export function captureConfigValue(spec: CaptureSpec, session: number, active: boolean, leaseUntilNs: bigint): Record<string, unknown> {
   const addrs = Array.from({ length: CAPTURE_LIMITS.addresses }, (_, i) => {
     const a = spec.filter.addresses[i];
     if (!a) return { addr: '::', prefix_len: 0, side: 0 };
@@ -120,6 +124,8 @@ export function captureConfigValue(spec: CaptureSpec, session: number, active: b
   });
   return {
     active: active ? 1 : 0,
+    pad: 0,
+    lease_until_ns: active ? leaseUntilNs : 0n,
     session,
     snap_len: spec.snapLength,
     rate: spec.rate,

@@ -4,7 +4,8 @@
 // Memory is bounded by MAX_QUEUED packets: while that many wait for the client,
 // the reader pauses, the data plane's ring fills, and what does not fit is
 // dropped there and counted (ring_full). Records a previous session left in the
-// ring carry another session number and are skipped.
+// ring carry another session number and are skipped. Copying holds a lease the
+// session renews, so a daemon that dies mid-capture does not leave it on.
 
 import { FailedPreconditionError } from '../runtime/errors';
 import { RingBufReader } from '../bpf/ringbuf';
@@ -14,6 +15,9 @@ import { CAPTURE_TYPE, CaptureSpec, captureConfigValue } from './config';
 
 /** Packets held in the daemon for one session at most. */
 export const MAX_QUEUED = 1024;
+/** How long copying goes on without a renewal, and how often a live session renews it. */
+export const LEASE_NS = 5_000_000_000n;
+const RENEW_EVERY_MS = 1000;
 
 export interface CapturedPacket {
   data: Buffer;
@@ -43,6 +47,7 @@ export class CaptureSession {
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
   private closed = false;
+  private renewal: NodeJS.Timeout | undefined;
 
   constructor(
     readonly cube: Cube,
@@ -55,12 +60,24 @@ export class CaptureSession {
     this.reader.on('record', (buf: Buffer) => this.take(buf));
     this.reader.on('error', (err: Error) => this.fail(err));
     try {
-      cube.table('capture_config').put(0, captureConfigValue(spec, this.session, true));
+      this.renew();
     } catch (err) {
       this.reader.close();
       throw err;
     }
     busy.add(cube);
+    this.renewal = setInterval(() => {
+      try {
+        this.renew();
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    }, RENEW_EVERY_MS);
+  }
+
+  /** Copying on, until a lease from now: a daemon that dies leaves it on for LEASE_NS at most. */
+  private renew(): void {
+    this.cube.table('capture_config').put(0, captureConfigValue(this.spec, this.session, true, process.hrtime.bigint() + LEASE_NS));
   }
 
   private take(buf: Buffer): void {
@@ -126,9 +143,10 @@ export class CaptureSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.renewal);
     busy.delete(this.cube);
     try {
-      this.cube.table('capture_config').put(0, captureConfigValue(this.spec, this.session, false));
+      this.cube.table('capture_config').put(0, captureConfigValue(this.spec, this.session, false, 0n));
     } finally {
       this.reader.close();
     }
