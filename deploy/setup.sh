@@ -15,11 +15,11 @@ cd "$REPO"
 # clang/llvm build the data planes, bpftool makes vmlinux.h, libbpf-dev, libelf-dev,
 # zlib1g-dev and pkg-config build the native binding (with make and g++); etcd runs the
 # desired state; the rest is what the demo and the tests drive traffic and namespaces with
-# (nftables: the firewall benchmark's baseline).
+# (nftables: the firewall benchmark's baseline; tcpdump reads back what netcubectl capture writes).
 PACKAGES=(
   clang llvm libbpf-dev bpftool pkg-config libelf-dev zlib1g-dev make g++
   etcd-server etcd-client
-  iproute2 iperf3 iputils-ping ethtool containernetworking-plugins nftables
+  iproute2 iperf3 iputils-ping ethtool containernetworking-plugins nftables tcpdump
 )
 
 step() { printf '==> %s\n' "$*"; }

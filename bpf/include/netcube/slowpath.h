@@ -25,25 +25,19 @@ struct {
 	__type(value, struct nc_pkt_bucket);
 } nc_pkt_bucket SEC(".maps");
 
-static __always_inline int nc_pkt_admit(void)
+/* Takes one packet's token from @b, refilled at @rate a second up to @burst
+ * (0: one second's worth); 0 when none is left. Tokens are kept in thousandths,
+ * so that a low rate still refills between packets.
+ */
+static __always_inline int nc_bucket_take(struct nc_pkt_bucket *b, __u64 rate, __u64 burst)
 {
-	struct nc_cube_cfg *cfg = nc_cube_cfg();
-	struct nc_pkt_bucket *b;
-	__u64 now, elapsed, tokens, burst;
-	__u32 zero = 0;
+	__u64 now = bpf_ktime_get_ns(), elapsed = now - b->last_ns, tokens;
 
-	if (!cfg || !cfg->pkt_rate)
-		return 1;
-	b = bpf_map_lookup_elem(&nc_pkt_bucket, &zero);
-	if (!b)
-		return 0;
-	now = bpf_ktime_get_ns();
-	elapsed = now - b->last_ns;
 	/* Bound the refill so elapsed * rate cannot overflow. */
 	if (elapsed > 10000000000ULL)
 		elapsed = 10000000000ULL;
-	burst = (__u64)(cfg->pkt_burst ? cfg->pkt_burst : cfg->pkt_rate) * 1000;
-	tokens = b->tokens_milli + elapsed * cfg->pkt_rate / 1000000;
+	burst = (burst ? burst : rate) * 1000;
+	tokens = b->tokens_milli + elapsed * rate / 1000000;
 	if (tokens > burst)
 		tokens = burst;
 	b->last_ns = now;
@@ -53,6 +47,18 @@ static __always_inline int nc_pkt_admit(void)
 	}
 	b->tokens_milli = tokens - 1000;
 	return 1;
+}
+
+static __always_inline int nc_pkt_admit(void)
+{
+	struct nc_cube_cfg *cfg = nc_cube_cfg();
+	struct nc_pkt_bucket *b;
+	__u32 zero = 0;
+
+	if (!cfg || !cfg->pkt_rate)
+		return 1;
+	b = bpf_map_lookup_elem(&nc_pkt_bucket, &zero);
+	return b && nc_bucket_take(b, cfg->pkt_rate, cfg->pkt_burst);
 }
 
 /* Records come in two sizes: the ring hands out room of a size known when the

@@ -85,6 +85,8 @@ const RULES: Record<string, Rule> = {
   PutEntry: { access: 'write', target: tableOf },
   DeleteEntry: { access: 'write', target: tableOf },
   PutEntries: { access: 'write', target: tableOf },
+  // A session switches the cube's copying on: as writing its tables.
+  Capture: { access: 'write', target: cube('cube') },
   StreamLogs: { access: 'read', target: (req) => (Array.isArray(req.cubes) && req.cubes.length > 0 ? { kind: 'cubes', names: req.cubes.map(str) } : host()) },
 };
 

@@ -21,6 +21,7 @@ import { SERVER_LIMITS } from '@netcube/api/grpc/limits';
 import { tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
 import { LOADER_OPTIONS, loadApi, SERVICES } from '@netcube/api/grpc/proto';
 import { Authorizer } from './authz';
+import { captureService } from './capture';
 import { ApiContext, ApiOptions, ApiServer } from './context';
 import { cubeService } from './cubes';
 import { hostService } from './host';
@@ -60,6 +61,7 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
   addService(server, v1.TableService.service, tableService(ctx, rpc), { deferred: ['PutEntries'] });
   addService(server, v1.LogService.service, logService(ctx, rpc));
   addService(server, v1.SlowPathService.service, slowPathService(ctx, rpc, authz));
+  addService(server, v1.CaptureService.service, captureService(ctx, rpc));
 
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING' as const])));
   health.addToServer(server);

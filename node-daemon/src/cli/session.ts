@@ -10,7 +10,8 @@ import { DaemonConnections, TlsFiles } from './daemons';
 import { hostCheck } from '../chain';
 
 export interface Streams {
-  stdout: ProgressStream;
+  /** Text, and the bytes of `capture -w -`. */
+  stdout: ProgressStream & { write(chunk: string | Uint8Array): unknown };
   stderr: ProgressStream;
   stdin: NodeJS.ReadableStream;
 }

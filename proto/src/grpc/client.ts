@@ -15,6 +15,9 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import type { Empty__Output } from '../generated/google/protobuf/Empty';
 import type { AttachRequest } from '../generated/netcube/v1/AttachRequest';
+import type { CaptureMessage__Output } from '../generated/netcube/v1/CaptureMessage';
+import type { CaptureRequest } from '../generated/netcube/v1/CaptureRequest';
+import type { CaptureServiceClient } from '../generated/netcube/v1/CaptureService';
 import type { CreateCubeRequest } from '../generated/netcube/v1/CreateCubeRequest';
 import type { Cube__Output } from '../generated/netcube/v1/Cube';
 import type { CubeServiceClient } from '../generated/netcube/v1/CubeService';
@@ -55,7 +58,7 @@ import { FIELD_METADATA_KEY, loadApi } from './proto';
 import { CLIENT_LIMITS } from './limits';
 
 /** The replies, as the client receives them. */
-export type { DaemonMessage__Output as DaemonMessage };
+export type { DaemonMessage__Output as DaemonMessage, CaptureMessage__Output as CaptureMessage };
 export type { Cube__Output as Cube, CubeType__Output as CubeType, Entry__Output as Entry, Host__Output as Host, LogLine__Output as LogLine, Topology__Output as Topology };
 
 export interface ClientOptions {
@@ -118,6 +121,7 @@ export class NetcubeClient {
   private readonly tables: TableServiceClient;
   private readonly logs: LogServiceClient;
   private readonly slowPath: SlowPathServiceClient;
+  private readonly captures: CaptureServiceClient;
   private readonly health: grpc.Client & Record<string, Unary>;
   private readonly timeoutMs: number;
 
@@ -133,6 +137,7 @@ export class NetcubeClient {
     this.tables = new v1.TableService(opts.target, credentials, channel);
     this.logs = new v1.LogService(opts.target, credentials, channel);
     this.slowPath = new v1.SlowPathService(opts.target, credentials, channel);
+    this.captures = new v1.CaptureService(opts.target, credentials, channel);
     const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
     this.health = new Health(opts.target, credentials, channel) as unknown as grpc.Client & Record<string, Unary>;
     this.timeoutMs = opts.timeoutMs ?? 120_000;
@@ -242,6 +247,17 @@ export class NetcubeClient {
   /** Data-plane log lines as they arrive, until `opts.signal` aborts or the loop is left. No deadline by default. */
   streamLogs(req: StreamLogsRequest, opts?: CallOptions): AsyncIterable<LogLine__Output> {
     return this.stream('StreamLogs', (o) => this.logs.StreamLogs(req, new grpc.Metadata(), o), { timeoutMs: Infinity, ...opts });
+  }
+
+  // ------------------------------------------------------------- CaptureService
+
+  /**
+   * Copies of the packets a packetcapture cube sees
+   * (capture.proto): first what is captured, then batches of packets, until
+   * `signal` aborts (the daemon then switches the copying off) or `count` packets came.
+   */
+  capture(req: CaptureRequest, opts?: CallOptions): AsyncIterable<CaptureMessage__Output> {
+    return this.stream('Capture', (o) => this.captures.Capture(req, new grpc.Metadata(), o), { timeoutMs: Infinity, ...opts });
   }
 
   // ------------------------------------------------------------- SlowPathService

@@ -8,8 +8,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as DaemonApi } from '../generated/daemon';
 import type { ProtoGrpcType as SlowPathApi } from '../generated/slowpath';
+import type { ProtoGrpcType as CaptureApi } from '../generated/capture';
 
-export type ProtoGrpcType = DaemonApi & SlowPathApi;
+export type ProtoGrpcType = DaemonApi & SlowPathApi & CaptureApi;
 
 /** Keep in step with proto/generate.js. */
 export const LOADER_OPTIONS: protoLoader.Options = {
@@ -22,7 +23,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 };
 
 export const PROTO_FILE = 'netcube/v1/daemon.proto';
-export const PROTO_FILES = [PROTO_FILE, 'netcube/v1/slowpath.proto'];
+export const PROTO_FILES = [PROTO_FILE, 'netcube/v1/slowpath.proto', 'netcube/v1/capture.proto'];
 
 /**
  * The directory of the .proto files: this package's root, which holds them (proto/ in
@@ -55,7 +56,7 @@ export function protoLoaderOf<T>(files: string[]): () => LoadedApi<T> {
 export const loadApi = protoLoaderOf<ProtoGrpcType>(PROTO_FILES);
 
 /** The service names, fully qualified, as health checks and reflection list them. */
-export const SERVICES = ['HostService', 'TypeService', 'CubeService', 'TableService', 'LogService', 'SlowPathService'].map((s) => `netcube.v1.${s}`);
+export const SERVICES = ['HostService', 'TypeService', 'CubeService', 'TableService', 'LogService', 'SlowPathService', 'CaptureService'].map((s) => `netcube.v1.${s}`);
 
 /** The trailing metadata key that names the faulty field of an INVALID_ARGUMENT. */
 export const FIELD_METADATA_KEY = 'netcube-field';

@@ -74,7 +74,7 @@ const median = (xs: number[]): number => {
 type Closer = () => unknown;
 
 /** ns/packet of the netcube path on `bed` by test runs of its netdev entry on `frame` (least of a few). */
-async function entryNs(bed: Testbed, rt: Runtime, frame = probeFrame): Promise<number> {
+export async function entryNs(bed: Testbed, rt: Runtime, frame = probeFrame): Promise<number> {
   const entry = Program.openPinned(path.join(rt.layout.netdev(bed.in, 'xdp'), 'prog'));
   try {
     const ifx = await ifindex(bed.in, bed.host.name);

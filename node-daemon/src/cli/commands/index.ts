@@ -2,6 +2,7 @@
 
 import { Command } from '../command';
 import { access } from './access';
+import { capture } from './capture';
 import { apply, del, diff, history, rollback } from './chains';
 import { describe } from './describe';
 import { get } from './get';
@@ -11,4 +12,4 @@ import { table } from './table';
 import { topology } from './topology';
 import { types } from './types';
 
-export const COMMANDS: Command[] = [apply, get, del, diff, history, rollback, describe, topology, table, config, state, logs, types, access];
+export const COMMANDS: Command[] = [apply, get, del, diff, history, rollback, describe, topology, table, config, state, logs, capture, types, access];
