@@ -1,1 +1,3 @@
-export {};
+// @netcube/k8s: netcube as a Kubernetes network provider.
+export { KubeSource, loadKubeConfig, type KubeConfigFlags, type KubeSourceOptions } from './kube/source';
+export * from './model';
