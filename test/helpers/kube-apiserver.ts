@@ -14,8 +14,12 @@
 // Tests drive it: apply() and delete() write objects as the cluster's controllers
 // would, every request is counted (requests) so a test can see lists and watches.
 
+import type { ExecutionContext } from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KubeObject } from './kube-manifests';
 
 interface Resource {
@@ -190,4 +194,25 @@ function status(code: number, reason: string, message: string): object {
 
 function keyOf(o: KubeObject): string {
   return `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+/** A kubeconfig file as a user would have it, removed in the test's teardown; `--master` (api.url) points it at the scripted server. */
+export function kubeconfig(t: ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), `nct-kube-${process.pid}-`));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      // The scripted server speaks plain HTTP, which client-node allows only so.
+      'clusters: [{ name: scripted, cluster: { server: "http://127.0.0.1:1", insecure-skip-tls-verify: true } }]',
+      'users: [{ name: controller, user: { token: test } }]',
+      'contexts: [{ name: scripted, context: { cluster: scripted, user: controller } }]',
+      'current-context: scripted',
+      '',
+    ].join('\n'),
+  );
+  return file;
 }

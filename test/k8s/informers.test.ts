@@ -8,41 +8,17 @@
 import test, { ExecutionContext } from 'ava';
 import { Logger } from '@netcube/api/log';
 import { KubeSource, loadKubeConfig } from '@netcube/k8s';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { KubeApiServer } from '../helpers/kube-apiserver';
+import { KubeApiServer, kubeconfig } from '../helpers/kube-apiserver';
 import { loadManifests } from '../helpers/kube-manifests';
 import { waitFor } from '../helpers/wait';
 
 const objects = loadManifests('cluster.yaml', 'policies.yaml');
 
-/** A kubeconfig file for `api`, as a user would have it. */
-function kubeconfig(t: ExecutionContext, api: KubeApiServer): string {
-  const dir = mkdtempSync(join(tmpdir(), `nct-kube-${process.pid}-`));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'kubeconfig');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      // The scripted server speaks plain HTTP, which client-node allows only so.
-      'clusters: [{ name: scripted, cluster: { server: "http://127.0.0.1:1", insecure-skip-tls-verify: true } }]',
-      'users: [{ name: controller, user: { token: test } }]',
-      'contexts: [{ name: scripted, context: { cluster: scripted, user: controller } }]',
-      'current-context: scripted',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
-
 async function setup(t: ExecutionContext) {
   const api = await KubeApiServer.start(objects);
   t.teardown(() => api.stop());
   // --master overrides the kubeconfig's server, as for kube components.
-  const kc = loadKubeConfig({ kubeconfig: kubeconfig(t, api), master: api.url });
+  const kc = loadKubeConfig({ kubeconfig: kubeconfig(t), master: api.url });
   const lines: string[] = [];
   const source = new KubeSource(kc, { log: new Logger('debug', {}, (l) => lines.push(l)), retryMs: 20, retryMaxMs: 200 });
   t.teardown(() => source.stop());
@@ -114,7 +90,7 @@ test('after compaction a resumed watch is Gone (410): the informer lists again, 
 test('an API server that refuses the watch: the informer starts again until it is back', async (t) => {
   const api = await KubeApiServer.start(objects);
   t.teardown(() => api.stop());
-  const kc = loadKubeConfig({ kubeconfig: kubeconfig(t, api), master: `${api.url}/nowhere` });
+  const kc = loadKubeConfig({ kubeconfig: kubeconfig(t), master: `${api.url}/nowhere` });
   const lines: string[] = [];
   const source = new KubeSource(kc, { log: new Logger('debug', {}, (l) => lines.push(l)), retryMs: 10, retryMaxMs: 50 });
   t.teardown(() => source.stop());

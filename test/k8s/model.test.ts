@@ -64,6 +64,19 @@ test('one chain per node, in the NetSoft layout, that the chain validator and th
   t.false('defaultFrontend' in cubeOf(n1, n.pods).params);
 });
 
+test('without the edge (the dispatcher type not registered): pods, router and VXLAN only, and the problem said once', (t) => {
+  const state = clusterState(objects, podPorts());
+  const { chains, problems } = clusterChains(state, DEFAULT_SETTINGS, { edge: false });
+  const all = [...chains.values()];
+  for (const chain of all) validateChain(chain, { types: TYPES, otherChains: all.filter((c) => c !== chain), hostCheck });
+  const n = nodeNames('n1');
+  const n1 = chains.get('n1')!;
+  t.deepEqual(n1.spec.cubes.map((c) => c.name).filter((c) => !c.includes('-fw-')), [n.pods, n.router]);
+  t.false(n1.spec.links.some((l) => l.from.startsWith(`${n.router}:node`) || l.to.startsWith(`${n.router}:node`)));
+  t.deepEqual(cubeOf(n1, n.pods).params, cubeOf(clusterChains(state, DEFAULT_SETTINGS).chains.get('n1')!, n.pods).params);
+  t.deepEqual(problems, [{ object: 'cluster', message: `NodePort services and pod → outside masquerade are off: cube type ${DISPATCHER_TYPE} is not registered` }]);
+});
+
 test("the router: the pods' gateway, the VXLAN overlay, a route per other node, the rest towards the dispatcher", (t) => {
   const { chains } = build();
   const router = cubeOf(chains.get('n1')!, nodeNames('n1').router);

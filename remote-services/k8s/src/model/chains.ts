@@ -70,8 +70,19 @@ const PORTS = {
   dispatcher: { uplink: 'ext', inside: 'int' },
 } as const;
 
-export function clusterChains(state: ClusterState, settings: ClusterSettings): ClusterChains {
+export interface ChainOptions {
+  /**
+   * Place each node's edge (the NodePort lbrp and the dispatcher). Without it the
+   * chain carries pod-to-pod and ClusterIP traffic only: the router's way to the
+   * node goes nowhere, so NodePorts and pod → outside do not work (the controller
+   * leaves the edge out while the dispatcher's cube type is not registered).
+   */
+  edge: boolean;
+}
+
+export function clusterChains(state: ClusterState, settings: ClusterSettings, options: ChainOptions = { edge: true }): ClusterChains {
   const problems = new Problems();
+  if (!options.edge) problems.add('cluster', `NodePort services and pod → outside masquerade are off: cube type ${DISPATCHER_TYPE} is not registered`);
   const nodes = new Map<string, NodeModel>();
   for (const n of [...state.nodes].sort((a, b) => cmp(keyOf(a), keyOf(b)))) {
     const model = nodeModel(n, settings, problems);
@@ -130,6 +141,9 @@ export function clusterChains(state: ClusterState, settings: ClusterSettings): C
     link(`${n.pods}:${PORTS.pods.up}`, `${n.router}:${PORTS.router.pods}`);
     link(`${n.router}:${PORTS.router.vxlan}`, `netdev:${settings.vxlanNetdev}`);
 
+    chains.set(node.name, { apiVersion: CHAIN_API_VERSION, kind: CHAIN_KIND, metadata: { name: n.chain }, spec: { cubes, links, attachments } });
+    if (!options.edge) continue;
+
     const nodePorts = nodePortServices(services, node.name, node.address);
     cube(n.nodePorts, 'lbrp', Object.values(PORTS.nodePorts), {
       backendPort: PORTS.nodePorts.backends,
@@ -150,8 +164,6 @@ export function clusterChains(state: ClusterState, settings: ClusterSettings): C
     });
     link(`${n.nodePorts}:${PORTS.nodePorts.outside}`, `${n.dispatcher}:${PORTS.dispatcher.inside}`);
     link(`${n.dispatcher}:${PORTS.dispatcher.uplink}`, `netdev:${node.uplink}`);
-
-    chains.set(node.name, { apiVersion: CHAIN_API_VERSION, kind: CHAIN_KIND, metadata: { name: n.chain }, spec: { cubes, links, attachments } });
   }
   return { chains, nodes, placement, problems: problems.list };
 }
