@@ -11,6 +11,7 @@ import test from 'ava';
 import { Logger } from '@netcube/api/log';
 import { Store } from '@netcube/api/store';
 import { Controller, DEFAULT_SETTINGS, KubeSource, loadKubeConfig, nodeNames } from '@netcube/k8s';
+import { parseControllerFlags } from '@netcube/k8s/main';
 import { startDaemon } from '../helpers/daemon';
 import { startEtcd } from '../helpers/etcd';
 import { KubeApiServer, kubeconfig } from '../helpers/kube-apiserver';
@@ -95,4 +96,21 @@ test('pods on the API and their ports in etcd become ports of the node\'s chain 
   await waitFor('its cubes gone from netcubed', async () => (await podPorts()) === undefined);
   t.true(controller.isLeader);
   t.false(lines.some((l) => l.includes('"level":"error"')), 'no errors logged');
+});
+
+test('netcube-k8s flags: the Kubernetes ones as kube components name them, etcd and TLS as every service; mistakes named', (t) => {
+  const flags = parseControllerFlags(['--kubeconfig', '/k', '--master=http://api:8080', '--resync-period', '1m30s', '--cluster-cidr', '10.8.0.0/16', '--etcd', 'a:2379,b:2379', '--name', 'ctl-1', '--uplink=ens3'], {});
+  t.like(flags, {
+    kube: { kubeconfig: '/k', master: 'http://api:8080' },
+    settings: { ...DEFAULT_SETTINGS, clusterCidr: '10.8.0.0/16', uplink: 'ens3' },
+    resyncMs: 90_000,
+    etcd: ['a:2379', 'b:2379'],
+    replica: 'ctl-1',
+  });
+  t.is(parseControllerFlags(['-h'], {}), 'help');
+  t.throws(() => parseControllerFlags(['--resync-period', '10'], {}), { message: /--resync-period: a duration such as 30s, 5m or 1h30m, got "10"/ });
+  t.throws(() => parseControllerFlags(['--resync', '10'], {}), { message: /--resync: netcube-k8s has --resync-period instead/ });
+  t.throws(() => parseControllerFlags(['--listen', 'unix:/x'], {}), { message: /no config API/ });
+  t.throws(() => parseControllerFlags(['--kubeconfg', '/k'], {}), { message: /kubeconfg/ });
+  t.throws(() => parseControllerFlags(['--master'], {}), { message: /--master needs a value/ });
 });
