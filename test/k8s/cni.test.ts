@@ -6,19 +6,16 @@
 // GC, which need neither, leave no veth, lease nor record.
 
 import test, { ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@netcube/api/store';
 import { hostVethName } from '@netcube/k8s/cni';
 import { Pki } from '../helpers/certs';
+import { attachment, cni, leases } from '../helpers/cni';
 import { EtcdBridge } from '../helpers/etcd-bridge';
 import { EtcdCluster } from '../helpers/etcd';
 import { createNetns, Netns } from '../helpers/netns';
-
-const PLUGIN = join(__dirname, '../../../../remote-services/k8s/build/src/cni/main.js');
-const CNI_PATH = '/usr/lib/cni';
 
 interface Bed {
   node: Netns;
@@ -56,40 +53,6 @@ async function bed(t: ExecutionContext, extra: Record<string, unknown> = {}): Pr
   return { node, conf, dataDir, admin };
 }
 
-interface Call {
-  code: number;
-  out: Record<string, unknown>;
-}
-
-/** One CNI call of the plugin inside the node's namespace. */
-function cni(node: Netns, command: string, conf: unknown, env: Record<string, string> = {}): Promise<Call> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', [`--net=${node.path}`, '--', process.execPath, PLUGIN], {
-      env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_PATH, ...env },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        resolve({ code: code ?? -1, out: stdout.trim() ? JSON.parse(stdout) : {} });
-      } catch {
-        reject(new Error(`${command}: not JSON on stdout: ${stdout}`));
-      }
-    });
-    child.stdin.end(typeof conf === 'string' ? conf : JSON.stringify(conf));
-  });
-}
-
-const attachment = (pod: Netns, id: string, name = 'web-1') => ({
-  CNI_CONTAINERID: id,
-  CNI_NETNS: pod.path,
-  CNI_IFNAME: 'eth0',
-  CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${id}`,
-});
-
-const leases = (dataDir: string) => (existsSync(join(dataDir, 'netcube')) ? readdirSync(join(dataDir, 'netcube')).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : []);
 const links = async (ns: Netns) => (await ns.exec('ip', ['-o', 'link', 'show'])).stdout;
 
 test('VERSION; configs it cannot use get the spec codes and say what to fix', async (t) => {
