@@ -19,7 +19,7 @@ import {
   TcpFlags,
   udp,
   type IpPayload,
-} from '../../remote-services/sdk/packet';
+} from '@netcube/sdk/packet';
 
 export { TcpFlags };
 
