@@ -83,11 +83,11 @@ test("the router: the pods' gateway, the VXLAN overlay, a route per other node, 
   t.deepEqual(router.params, {
     ports: {
       pods: { address: '10.244.1.1/24' },
-      vxlan: { address: '10.244.1.0/16', mac: vxlanMac('n1') },
+      vxlan: { address: '100.64.0.2/16', mac: vxlanMac('n1') },
       node: { address: '169.254.1.2/30', mac: (router.params.ports as Record<string, { mac: string }>).node.mac },
     },
     routes: [
-      { prefix: '10.244.2.0/24', nexthop: '10.244.2.0', port: 'vxlan' },
+      { prefix: '10.244.2.0/24', nexthop: '100.64.0.3', port: 'vxlan' },
       { prefix: '10.244.1.254/32', nexthop: '169.254.1.1', port: 'node' },
       { prefix: '0.0.0.0/0', nexthop: '169.254.1.1', port: 'node' },
     ],

@@ -11,7 +11,7 @@ import { Controller } from './controller';
 import { KubeSource, loadKubeConfig, type KubeConfigFlags } from './kube/source';
 import { DEFAULT_SETTINGS, type ClusterSettings } from './model';
 
-const KUBE_FLAGS = ['kubeconfig', 'master', 'cluster-cidr', 'resync-period', 'uplink', 'vxlan-netdev', 'masquerade-ports'] as const;
+const KUBE_FLAGS = ['kubeconfig', 'master', 'cluster-cidr', 'resync-period', 'uplink', 'vxlan-netdev', 'masquerade-ports', 'overlay-cidr'] as const;
 
 export const usage = (): string => `Usage: netcube-k8s [options]
 
@@ -30,6 +30,8 @@ Kubernetes options:
   --vxlan-netdev NETDEV    the kernel VXLAN netdev on every node (default: ${DEFAULT_SETTINGS.vxlanNetdev})
   --masquerade-ports A-B   source ports of pod traffic masqueraded to the node's address
                            (default: ${DEFAULT_SETTINGS.masqueradePorts})
+  --overlay-cidr CIDR      the routers' addresses on the VXLAN overlay, apart from every pod and
+                           node address (default: ${DEFAULT_SETTINGS.overlayCidr})
 
 etcd options, as for every netcube service (netcube-router --help says each):
   --etcd URLS, --etcd-user NAME, --name NAME, --tls-ca FILE, --tls-cert FILE,
@@ -77,6 +79,7 @@ export function parseControllerFlags(argv: string[], env: NodeJS.ProcessEnv = pr
     uplink: v.uplink ?? DEFAULT_SETTINGS.uplink,
     vxlanNetdev: v['vxlan-netdev'] ?? DEFAULT_SETTINGS.vxlanNetdev,
     masqueradePorts: v['masquerade-ports'] ?? DEFAULT_SETTINGS.masqueradePorts,
+    overlayCidr: v['overlay-cidr'] ?? DEFAULT_SETTINGS.overlayCidr,
   };
   return { ...common, kube: { kubeconfig: v.kubeconfig, master: v.master }, settings, resyncMs: duration('--resync-period', v['resync-period'] ?? '5m') };
 }

@@ -17,6 +17,12 @@ export interface ClusterSettings {
   vxlanNetdev: string;
   /** Source ports of pod traffic masqueraded to the node's address: outside the node's own ephemeral ports (net.ipv4.ip_local_port_range). */
   masqueradePorts: string;
+  /**
+   * The routers' addresses on the VXLAN overlay, one per node pod range in the
+   * cluster's range: a subnet of its own, since a router's ports may not overlap
+   * (the pods' port holds the node's pod range, inside the cluster's).
+   */
+  overlayCidr: string;
 }
 
 export const DEFAULT_SETTINGS: ClusterSettings = {
@@ -24,6 +30,7 @@ export const DEFAULT_SETTINGS: ClusterSettings = {
   uplink: 'eth0',
   vxlanNetdev: 'ncvx0',
   masqueradePorts: '61000-65535',
+  overlayCidr: '100.64.0.0/16',
 };
 
 export const UPLINK_ANNOTATION = 'netcube.io/uplink';
@@ -40,7 +47,7 @@ export interface NodeModel {
   uplink: string;
   /** The router's address towards the pods: the pods' gateway (the range's first address). */
   gateway: string;
-  /** The router's address on the VXLAN overlay: the range's network address, with the cluster's prefix length. */
+  /** The router's address on the VXLAN overlay (overlayCidr), numbered by where the pod range lies in the cluster's: 10.244.2.0/24 in 10.244.0.0/16 is 100.64.0.3/16. */
   vxlanAddress: string;
   /** The source address of NodePort traffic this node sends to another node's pods (externalTrafficPolicy Cluster): the range's last address. */
   clusterSnatAddress: string;
@@ -106,6 +113,11 @@ export function nodeModel(node: KubeNode, settings: ClusterSettings, problems: P
   const address = node.status?.addresses?.find((a) => a.type === 'InternalIP' && a.address && !a.address.includes(':'))?.address;
   if (!address) return problems.add(at, 'has no IPv4 InternalIP in status.addresses: the kubelet reports it (--node-ip)');
   const network = ipv4ToNumber(podCidr.network);
+  const overlay = parseCidr(settings.overlayCidr, 'overlayCidr');
+  const rangeIndex = Math.floor((network - ipv4ToNumber(cluster.network)) / 2 ** (32 - podCidr.prefixLength));
+  if (overlay.family !== 4 || rangeIndex + 2 >= 2 ** (32 - overlay.prefixLength)) {
+    return problems.add(at, `spec.podCIDR ${cidrText} is pod range ${rangeIndex} of the cluster's; the overlay ${settings.overlayCidr} (overlayCidr) numbers fewer: widen it`);
+  }
   const last = network + 2 ** (32 - podCidr.prefixLength) - 1;
   return {
     name,
@@ -114,7 +126,7 @@ export function nodeModel(node: KubeNode, settings: ClusterSettings, problems: P
     podCidrText: `${ipv4FromNumber(network)}/${podCidr.prefixLength}`,
     uplink: node.metadata?.annotations?.[UPLINK_ANNOTATION] ?? settings.uplink,
     gateway: ipv4FromNumber(network + 1),
-    vxlanAddress: `${ipv4FromNumber(network)}/${cluster.prefixLength}`,
+    vxlanAddress: `${ipv4FromNumber(ipv4ToNumber(overlay.network) + rangeIndex + 1)}/${overlay.prefixLength}`,
     clusterSnatAddress: ipv4FromNumber(last - 1),
     vxlanMac: vxlanMac(name),
     routerMac: derivedMac(`k8s-router-node/${name}`),
