@@ -200,8 +200,9 @@ export async function dataPlaneGap(conf: NetConf, port: string, address: string,
   }
   const p = ports.find((x) => x.name === port);
   if (!p || p.peer?.netdev !== port) return `the controller has not put pod port ${port} into chain ${nodeNames(conf.host).chain} yet (is netcube-k8s running? its log says why a port is left out)`;
+  // lb_hosts keys are IPv6, IPv4 addresses mapped (::ffff:a.b.c.d), as tables show them.
   try {
-    const entry = await client.getEntry({ table: { cube, table: 'lb_hosts' }, entry: { keyJson: JSON.stringify(address) } }, { timeoutMs: 5_000 });
+    const entry = await client.getEntry({ table: { cube, table: 'lb_hosts' }, entry: { keyJson: JSON.stringify(`::ffff:${address}`) } }, { timeoutMs: 5_000 });
     if (Number(JSON.parse(entry.valueJson ?? 'null')) === p.index) return undefined;
   } catch {
     // not written yet
