@@ -8,14 +8,10 @@
 // deleted, its chain goes.
 
 import test from 'ava';
-import { Logger } from '@netcube/api/log';
-import { Store } from '@netcube/api/store';
-import { Controller, DEFAULT_SETTINGS, KubeSource, loadKubeConfig, nodeNames } from '@netcube/k8s';
+import { DEFAULT_SETTINGS, nodeNames } from '@netcube/k8s';
 import { parseControllerFlags } from '@netcube/k8s/main';
-import { startDaemon } from '../helpers/daemon';
-import { startEtcd } from '../helpers/etcd';
-import { KubeApiServer, kubeconfig } from '../helpers/kube-apiserver';
 import { loadManifests, podPortOf } from '../helpers/kube-manifests';
+import { kubeNode, podPortsOn } from '../helpers/kube-node';
 import { createNetns, createVethPair } from '../helpers/netns';
 import { waitFor } from '../helpers/wait';
 
@@ -26,48 +22,16 @@ const pod = (name: string) => objects.find((o) => o.kind === 'Pod' && o.metadata
 const PORTS = { 'web-1': 'nc00000000001', client: 'nc00000000002' } as const;
 
 test('pods on the API and their ports in etcd become ports of the node\'s chain on netcubed; removed, they go; a relist after 410 converges', async (t) => {
-  const etcd = await startEtcd(t);
-  const node = await createNetns(t);
-  // The node's VXLAN netdev, which the router's overlay port is linked to.
-  await node.exec('ip', ['link', 'add', DEFAULT_SETTINGS.vxlanNetdev, 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'nolearning']);
-  await node.exec('ip', ['link', 'set', DEFAULT_SETTINGS.vxlanNetdev, 'up']);
-  for (const port of Object.values(PORTS)) await createVethPair(node, await createNetns(t), [port, 'eth0'], null);
-  const daemon = await startDaemon(t, { netns: node, name: 'n1', etcd: etcd.endpoints });
-  await daemon.waitConnected();
-  const netcubed = daemon.client();
-  t.teardown(() => netcubed.close());
-  const store = await Store.connect({ endpoints: etcd.endpoints });
-  t.teardown(() => store.close());
-
   // web-1 is on the API and its port recorded; client's port is recorded before the API has the pod.
-  const api = await KubeApiServer.start(objects.filter((o) => o !== pod('client')));
-  t.teardown(() => api.stop());
-  for (const [name, netdev] of Object.entries(PORTS)) {
-    const { host, revision: _, ...value } = podPortOf(objects, 'default', name, netdev, 0);
-    await store.podPorts.put(host, value);
-  }
-
-  const lines: string[] = [];
-  const log = new Logger('debug', {}, (l) => lines.push(l));
-  t.teardown(() => {
-    if (!t.passed) t.log(lines.slice(-40).join(''));
-  });
-  const source = new KubeSource(loadKubeConfig({ kubeconfig: kubeconfig(t), master: api.url }), { log, retryMs: 20, retryMaxMs: 200 });
-  const controller = new Controller({ store, source, settings: DEFAULT_SETTINGS, log, resyncMs: 60_000, leaseTtlSeconds: 2, replica: 'test' });
-  t.teardown(() => controller.close());
-  await controller.start();
-
-  const names = nodeNames('n1');
-  /** The pods' cube's ports on netcubed that lead to a pod's veth. */
-  const podPorts = async () => {
-    try {
-      const cube = await netcubed.getCube({ name: names.pods });
-      return cube.ports.filter((p) => p.peer?.netdev === p.name).map((p) => p.name).sort();
-    } catch {
-      return undefined;
+  const { node, netcubed, store, api, controller, lines } = await kubeNode(t, objects.filter((o) => o !== pod('client')), async (store) => {
+    for (const [name, netdev] of Object.entries(PORTS)) {
+      const { host, revision: _, ...value } = podPortOf(objects, 'default', name, netdev, 0);
+      await store.podPorts.put(host, value);
     }
-  };
-  const portsAre = (what: string, want: string[]) => waitFor(what, async () => JSON.stringify(await podPorts()) === JSON.stringify(want));
+  });
+  for (const port of Object.values(PORTS)) await createVethPair(node, await createNetns(t), [port, 'eth0'], null);
+  const names = nodeNames('n1');
+  const portsAre = (what: string, want: string[]) => waitFor(what, async () => JSON.stringify(await podPortsOn(netcubed)) === JSON.stringify(want));
 
   await portsAre('web-1\'s port on netcubed', [PORTS['web-1']]);
   const { chain } = await store.chains.get(names.chain);
@@ -93,7 +57,7 @@ test('pods on the API and their ports in etcd become ports of the node\'s chain 
 
   api.delete('Node', 'n1');
   await waitFor('the chain of the deleted node gone', async () => (await store.chains.list()).every((c) => c.name !== names.chain));
-  await waitFor('its cubes gone from netcubed', async () => (await podPorts()) === undefined);
+  await waitFor('its cubes gone from netcubed', async () => (await podPortsOn(netcubed)) === undefined);
   t.true(controller.isLeader);
   t.false(lines.some((l) => l.includes('"level":"error"')), 'no errors logged');
 });

@@ -14,17 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NetcubeClient } from '@netcube/api/grpc/client';
 import { Logger } from '@netcube/api/log';
-import { Store } from '@netcube/api/store';
-import { Controller, DEFAULT_SETTINGS, KubeSource, loadKubeConfig, nodeNames } from '@netcube/k8s';
+import type { Store } from '@netcube/api/store';
+import { nodeNames } from '@netcube/k8s';
 import { dataPlaneGap, hostVethName, parseConfig } from '@netcube/k8s/cni';
 import { startService } from '@netcube/sdk';
 import router from '@netcube/router';
 import { compileLb } from '../../remote-services/lbrp/tables';
 import { attachment, cni, leases } from '../helpers/cni';
-import { startDaemon } from '../helpers/daemon';
-import { startEtcd } from '../helpers/etcd';
-import { KubeApiServer, kubeconfig } from '../helpers/kube-apiserver';
 import { loadManifests } from '../helpers/kube-manifests';
+import { kubeNode, podPortsOn } from '../helpers/kube-node';
 import { createNetns } from '../helpers/netns';
 import { waitFor } from '../helpers/wait';
 
@@ -32,28 +30,7 @@ const objects = loadManifests('cluster.yaml').filter((o) => (o.kind === 'Node' &
 
 /** Node n1: etcd, netcubed, the controller following the API, a CNI config, two pods' namespaces. */
 async function nodeBed(t: ExecutionContext) {
-  const etcd = await startEtcd(t);
-  const node = await createNetns(t);
-  await node.exec('ip', ['link', 'add', DEFAULT_SETTINGS.vxlanNetdev, 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'nolearning']);
-  await node.exec('ip', ['link', 'set', DEFAULT_SETTINGS.vxlanNetdev, 'up']);
-  const daemon = await startDaemon(t, { netns: node, name: 'n1', etcd: etcd.endpoints });
-  await daemon.waitConnected();
-  const netcubed = daemon.client();
-  t.teardown(() => netcubed.close());
-  const store = await Store.connect({ endpoints: etcd.endpoints });
-  t.teardown(() => store.close());
-  const api = await KubeApiServer.start(objects);
-  t.teardown(() => api.stop());
-  const lines: string[] = [];
-  const log = new Logger('debug', {}, (l) => lines.push(l));
-  t.teardown(() => {
-    if (!t.passed) t.log(lines.slice(-40).join(''));
-  });
-  const source = new KubeSource(loadKubeConfig({ kubeconfig: kubeconfig(t), master: api.url }), { log, retryMs: 20, retryMaxMs: 200 });
-  const controller = new Controller({ store, source, settings: DEFAULT_SETTINGS, log, resyncMs: 60_000, leaseTtlSeconds: 2, replica: 'test' });
-  t.teardown(() => controller.close());
-  await controller.start();
-
+  const { etcd, node, daemon, netcubed, store, lines } = await kubeNode(t, objects);
   const dir = mkdtempSync(join(tmpdir(), `nct-node-${process.pid}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'ipam');
@@ -74,14 +51,6 @@ async function nodeBed(t: ExecutionContext) {
   ];
   return { etcd, node, daemon, netcubed, store, lines, conf, pods, dataDir };
 }
-
-const podPortsOn = async (netcubed: NetcubeClient) => {
-  try {
-    return (await netcubed.getCube({ name: nodeNames('n1').pods })).ports.filter((p) => p.peer?.netdev === p.name).map((p) => p.name).sort();
-  } catch {
-    return [];
-  }
-};
 
 test('CNI ADD of two pods with netcubed and the controller running: both ports in the chain on netcubed, the lbrp service the one gap; DEL leaves nothing', async (t) => {
   const { node, netcubed, store, lines, conf, pods, dataDir } = await nodeBed(t);
@@ -104,7 +73,7 @@ test('CNI ADD of two pods with netcubed and the controller running: both ports i
 
   // DEL as the runtime calls it after the failed ADD: everything goes, on the node and on netcubed.
   for (const p of pods) t.deepEqual(await cni(node, 'DEL', conf, attachment(p.netns, p.id, p.name)), { code: 0, out: {} });
-  await waitFor('no pod port left on netcubed', async () => (await podPortsOn(netcubed)).length === 0);
+  await waitFor('no pod port left on netcubed', async () => (await podPortsOn(netcubed))?.length === 0);
   t.deepEqual(await store.podPorts.list('n1'), []);
   t.deepEqual(leases(dataDir), []);
   t.notRegex((await node.exec('ip', ['-o', 'link', 'show'])).stdout, /nc[0-9a-f]{11}/);
