@@ -25,6 +25,8 @@ export interface KubeNode {
   store: Store;
   api: KubeApiServer;
   controller: Controller;
+  /** Another controller replica, as after a restart; stopped in the test's teardown. */
+  startController(replica: string): Promise<Controller>;
   /** The controller's log lines (and those of what the test adds with `log`). */
   lines: string[];
   log: Logger;
@@ -51,11 +53,16 @@ export async function kubeNode(t: ExecutionContext, objects: readonly KubeObject
   t.teardown(() => {
     if (!t.passed) t.log(lines.slice(-40).join(''));
   });
-  const source = new KubeSource(loadKubeConfig({ kubeconfig: kubeconfig(t), master: api.url }), { log, retryMs: 20, retryMaxMs: 200 });
-  const controller = new Controller({ store, source, settings: DEFAULT_SETTINGS, log, resyncMs: 60_000, leaseTtlSeconds: 2, replica: 'test' });
-  t.teardown(() => controller.close());
-  await controller.start();
-  return { etcd, node, daemon, netcubed, store, api, controller, lines, log };
+  const config = kubeconfig(t);
+  const startController = async (replica: string): Promise<Controller> => {
+    const source = new KubeSource(loadKubeConfig({ kubeconfig: config, master: api.url }), { log, retryMs: 20, retryMaxMs: 200 });
+    const controller = new Controller({ store, source, settings: DEFAULT_SETTINGS, log, resyncMs: 60_000, leaseTtlSeconds: 2, replica });
+    t.teardown(() => controller.close());
+    await controller.start();
+    return controller;
+  };
+  const controller = await startController('test');
+  return { etcd, node, daemon, netcubed, store, api, controller, startController, lines, log };
 }
 
 /** The ports of the node's pods' cube on netcubed that lead to a pod's veth, sorted; undefined without the cube. */

@@ -30,7 +30,7 @@ const objects = loadManifests('cluster.yaml').filter((o) => (o.kind === 'Node' &
 
 /** Node n1: etcd, netcubed, the controller following the API, a CNI config, two pods' namespaces. */
 async function nodeBed(t: ExecutionContext) {
-  const { etcd, node, daemon, netcubed, store, lines } = await kubeNode(t, objects);
+  const { etcd, node, daemon, netcubed, store, lines, controller, startController } = await kubeNode(t, objects);
   const dir = mkdtempSync(join(tmpdir(), `nct-node-${process.pid}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'ipam');
@@ -49,7 +49,7 @@ async function nodeBed(t: ExecutionContext) {
     { name: 'web-1', id: 'aaaa0001', netns: await createNetns(t) },
     { name: 'client', id: 'aaaa0002', netns: await createNetns(t) },
   ];
-  return { etcd, node, daemon, netcubed, store, lines, conf, pods, dataDir };
+  return { etcd, node, daemon, netcubed, store, lines, conf, pods, dataDir, controller, startController };
 }
 
 test('CNI ADD of two pods with netcubed and the controller running: both ports in the chain on netcubed, the lbrp service the one gap; DEL leaves nothing', async (t) => {
@@ -98,8 +98,8 @@ async function writePodsLbrp(store: Store, netcubed: NetcubeClient): Promise<voi
   }
 }
 
-test('two pods added by CNI ping each other through the node\'s chain (pods\' lbrp, router, lbrp)', async (t) => {
-  const { etcd, node, netcubed, store, lines, conf, pods } = await nodeBed(t);
+test('two pods added by CNI ping each other through the node\'s chain (pods\' lbrp, router, lbrp); the controller restarted or netcubed killed -9, they still do', async (t) => {
+  const { etcd, node, daemon, netcubed, store, lines, conf, pods, controller, startController } = await nodeBed(t);
   const routerLog = new Logger('debug', {}, (l) => lines.push(l));
   const routerService = await startService(router, { etcd: etcd.endpoints, replica: 'test-router', log: routerLog });
   t.teardown(() => routerService.close());
@@ -117,4 +117,18 @@ test('two pods added by CNI ping each other through the node\'s chain (pods\' lb
   await pods[0].netns.ping(addresses[1], 3);
   await pods[1].netns.ping(addresses[0], 3);
   t.false(lines.some((l) => l.includes('"level":"error"')), 'no errors logged (the router service took its config)');
+
+  // The controller stopped: traffic goes on; a new replica leads and finds the chain as it wants it.
+  const chain = nodeNames('n1').chain;
+  const { version } = await store.chains.get(chain);
+  await controller.close();
+  await pods[0].netns.ping(addresses[1], 3);
+  const replacement = await startController('test-2');
+  await waitFor('the new replica leading, one pass done', () => replacement.isLeader && replacement.passes > 0);
+  t.is((await store.chains.get(chain)).version, version, 'the chain unchanged');
+
+  // netcubed killed -9: the data plane it left keeps forwarding.
+  await daemon.kill();
+  await pods[1].netns.ping(addresses[0], 3);
+  await pods[0].netns.ping(addresses[1], 3);
 });

@@ -83,7 +83,9 @@ export class Controller {
     this.election.start();
   }
 
+  /** Stops following and resigns; a second call does nothing. */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     clearInterval(this.resync);
     this.podPorts?.close();
