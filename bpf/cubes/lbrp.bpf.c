@@ -5,7 +5,8 @@
  * service's backends, its destination rewritten and its source kept (the backend
  * sees the client); the answers come back rewritten to come from the service.
  * Anything else passes: frontend to backend port, and backend port to the
- * frontend port of the destination host (lb_hosts; else lb_config's default).
+ * frontend port of the destination host (lb_hosts; else lb_config's default),
+ * ARP to that of the host it asks or answers for (its target address).
  * IPv4 and IPv6.
  *
  * What runs where. Per packet the fast path does a service lookup (a hash: the
@@ -183,14 +184,14 @@ static __always_inline struct lb_backend *lb_pick(const struct nc_flow *f, const
 	return bpf_map_lookup_elem(&lb_backends, id);
 }
 
-/* Sends a packet the way a frontend host is reached. */
-static __always_inline int lb_to_frontend(struct nc_ctx *ctx, struct nc_md *md, const struct nc_flow *f)
+/* Sends a packet the way frontend host @host (NULL: none known) is reached. */
+static __always_inline int lb_to_frontend(struct nc_ctx *ctx, struct nc_md *md, const nc_ipv6_t *host)
 {
 	__u32 zero = 0, *port = NULL;
 	struct lb_config *cfg;
 
-	if (f)
-		port = bpf_map_lookup_elem(&lb_hosts, &f->daddr);
+	if (host)
+		port = bpf_map_lookup_elem(&lb_hosts, host);
 	if (port)
 		return nc_redirect(ctx, md, *port);
 	cfg = bpf_map_lookup_elem(&lb_config, &zero);
@@ -321,7 +322,7 @@ static __always_inline int lb_from_backend(struct nc_ctx *ctx, struct nc_md *md,
 	lb_flow_of(f, &k);
 	rev = bpf_map_lookup_elem(&lb_reverse, &k);
 	if (!rev)
-		return lb_to_frontend(ctx, md, f);
+		return lb_to_frontend(ctx, md, &f->daddr);
 	client = *f;
 	client.saddr = rev->vip;
 	client.sport = rev->vport;
@@ -329,11 +330,34 @@ static __always_inline int lb_from_backend(struct nc_ctx *ctx, struct nc_md *md,
 	if (!ct.tracked) {
 		/* The service's flow is over: these ports now carry something else. */
 		bpf_map_delete_elem(&lb_reverse, &k);
-		return lb_to_frontend(ctx, md, f);
+		return lb_to_frontend(ctx, md, &f->daddr);
 	}
 	if (lb_rewrite(ctx, f, 0, &rev->vip, rev->vport))
 		return nc_drop(ctx, md);
 	return nc_redirect(ctx, md, rev->frontend_port);
+}
+
+/* ARP from the backends (a router asking for a frontend host, or answering it)
+ * goes to the frontend of the address it is about, its target, as an IPv4
+ * packet goes to the frontend of its destination: so hosts behind one frontend
+ * port each (pods) and a router behind the backend port find each other.
+ */
+static __always_inline int lb_arp_to_frontend(struct nc_ctx *ctx, struct nc_md *md)
+{
+	struct nc_arp_ipv4 *a;
+	struct nc_cursor c;
+	struct ethhdr *eth;
+	nc_ipv6_t target;
+	__u16 vlan;
+
+	nc_cursor_init(&c, ctx);
+	if (nc_parse_eth(&c, &eth, &vlan) != NC_ETH_P_ARP)
+		return lb_to_frontend(ctx, md, NULL);
+	a = nc_parse_arp_ipv4(&c);
+	if (!a)
+		return lb_to_frontend(ctx, md, NULL);
+	nc_ipv4_mapped(&target, a->target_ip);
+	return lb_to_frontend(ctx, md, &target);
 }
 
 static __always_inline int lbrp(struct nc_ctx *ctx, struct nc_md *md)
@@ -345,8 +369,11 @@ static __always_inline int lbrp(struct nc_ctx *ctx, struct nc_md *md)
 
 	if (!p)
 		return nc_drop(ctx, md);
-	if (p->role == LB_BACKEND)
-		return parsed == NC_FLOW_IP && !f.fragment ? lb_from_backend(ctx, md, &f) : lb_to_frontend(ctx, md, parsed == NC_FLOW_IP ? &f : NULL);
+	if (p->role == LB_BACKEND) {
+		if (parsed == NC_FLOW_IP)
+			return f.fragment ? lb_to_frontend(ctx, md, &f.daddr) : lb_from_backend(ctx, md, &f);
+		return parsed == NC_FLOW_NOT_IP ? lb_arp_to_frontend(ctx, md) : lb_to_frontend(ctx, md, NULL);
+	}
 	if (parsed != NC_FLOW_IP || f.fragment)
 		return lb_to_backends(ctx, md);
 	return lb_from_frontend(ctx, md, &f);

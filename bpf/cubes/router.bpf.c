@@ -54,14 +54,6 @@ NC_TABLE_FLAGS(routes, BPF_MAP_TYPE_LPM_TRIE, struct route_key, struct route_ent
 /* Next-hop address -> MAC, as ARP resolved it. */
 NC_TABLE(neighbours, BPF_MAP_TYPE_HASH, nc_ipv4_t, struct neigh_entry, 4096, NC_SCOPE_CUBE);
 
-/* The ARP payload for Ethernet and IPv4, after struct arphdr. */
-struct arp_ipv4 {
-	__u8 sender_mac[NC_ETH_ALEN];
-	__be32 sender_ip;
-	__u8 target_mac[NC_ETH_ALEN];
-	__be32 target_ip;
-} __attribute__((packed));
-
 static __always_inline int is_broadcast(const __u8 *mac)
 {
 	return (mac[0] & mac[1] & mac[2] & mac[3] & mac[4] & mac[5]) == 0xff;
@@ -74,17 +66,12 @@ static __always_inline int is_broadcast(const __u8 *mac)
  */
 static __always_inline int arp_for(struct nc_cursor *c, __u32 in_port)
 {
-	struct arphdr *h = c->pos;
-	struct arp_ipv4 *a = (void *)(h + 1);
-	__be32 target;
+	struct nc_arp_ipv4 *a = nc_parse_arp_ipv4(c);
 	__u32 *owner;
 
-	if ((void *)(a + 1) > c->end)
+	if (!a)
 		return 0;
-	if (h->ar_hrd != bpf_htons(1) || h->ar_pro != bpf_htons(NC_ETH_P_IP) || h->ar_hln != NC_ETH_ALEN || h->ar_pln != 4)
-		return 0;
-	target = a->target_ip;
-	owner = bpf_map_lookup_elem(&local_addrs, &target);
+	owner = bpf_map_lookup_elem(&local_addrs, &a->target_ip);
 	return owner && *owner == in_port;
 }
 

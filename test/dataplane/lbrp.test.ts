@@ -15,7 +15,7 @@ import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import type { LbConfig, LbIds } from '@netcube/lbrp/tables';
-import { icmpUnreachable, icmpv6, parseFrame, tcp } from '@netcube/sdk/packet';
+import { arp, ArpOp, ethernet, icmpUnreachable, icmpv6, parseFrame, tcp } from '@netcube/sdk/packet';
 import { loadLb } from '../helpers/catalog';
 import { createHostNetns, entering, openRuntime, registerTestTypes, runProgram } from '../helpers/dataplane';
 import { ipFrame, MAC_A, MAC_B, TcpFlags, tcpFrame, udpFrame } from '../helpers/flows';
@@ -76,6 +76,10 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   f.ids = loadLb(f.l, CONFIG).ids;
   return f;
 }
+
+/** An ARP frame from the router's side (MAC_B): a request broadcast, a reply to `dst`. */
+const arpFrame = (op: number, target: string, dst = 'ff:ff:ff:ff:ff:ff', sender = '10.1.0.254') =>
+  ethernet({ src: MAC_B, dst, payload: arp({ op, senderMac: MAC_B, senderIp: sender, targetMac: op === ArpOp.REPLY ? MAC_A : undefined, targetIp: target }) });
 
 const into = (port: string) => (f: Fixture): Metadata => entering(f.l.ports.get(port)!, f.l.id, f.gen);
 const atQ = (which: 'a' | 'b') => (f: Fixture): Metadata => {
@@ -304,6 +308,33 @@ const rows: Row<Fixture>[] = [
     input: udpFrame({ src: '10.1.0.1', dst: '10.0.9.9' }, 53, 5353),
     md: into('be'),
     verdict: 'redirect',
+  },
+  // ------------------------------------------------------------- ARP between the backends' router and the frontends' hosts
+  {
+    description: 'ARP from the backends (a router asking for a host): to the frontend port of its target address',
+    input: arpFrame(ArpOp.REQUEST, CLIENT1),
+    md: into('be'),
+    verdict: 'mark',
+    outMd: atQ('a'),
+  },
+  {
+    description: '... and its answer to a host, to that host\'s port (f0: the netdev)',
+    input: arpFrame(ArpOp.REPLY, CLIENT0, MAC_A),
+    md: into('be'),
+    verdict: 'redirect',
+  },
+  {
+    description: 'ARP about a host no frontend has, and no default: dropped',
+    input: arpFrame(ArpOp.REQUEST, '10.0.9.9'),
+    md: into('be'),
+    verdict: 'drop',
+  },
+  {
+    description: 'ARP from a frontend: to the backend port, as everything not for a service',
+    input: arpFrame(ArpOp.REQUEST, '10.0.0.1', 'ff:ff:ff:ff:ff:ff', CLIENT0),
+    md: into('f0'),
+    verdict: 'mark',
+    outMd: atQ('b'),
   },
   {
     description: 'an answer whose service flow is over is not translated: it is some other flow now',

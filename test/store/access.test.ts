@@ -32,6 +32,7 @@ test.before(async (t) => {
     await a.host('h1', builtinTypeNames());
     await a.host('h2', builtinTypeNames());
     await a.service('macfilter');
+    await a.service('k8s', { ownsChains: true });
   });
   const stores: Store[] = [];
   const as = async (kind: 'admin' | 'viewer' | 'host' | 'service' | 'plain', name?: string): Promise<Store> => {
@@ -114,6 +115,46 @@ test.serial('a service: its own keys and type; no chain', async (t) => {
   const other = await t.throwsAsync(svc.etcdClient.put(`${servicePrefix('router')}leader`).value('x'));
   t.regex(other?.message ?? '', /permission denied/);
   t.true((await svc.chains.list()).length >= 1, 'it reads the chains');
+});
+
+const podPort = (netdev: string) => ({
+  netdev,
+  namespace: 'default',
+  pod: 'web-1',
+  containerId: 'c0ffee',
+  ifname: 'eth0',
+  addresses: ['10.244.1.5/24'],
+  mac: '0a:58:0a:f4:01:05',
+  createdAt: new Date().toISOString(),
+});
+
+test.serial("a host records and forgets its own pods' ports (CNI), never another host's", async (t) => {
+  const h1 = await t.context.as('host', 'h1');
+  await h1.podPorts.put('h1', podPort('nc0123456789'));
+  t.deepEqual((await h1.podPorts.list('h1')).map((p) => `${p.host}/${p.netdev}`), ['h1/nc0123456789']);
+  await refused(t, "h2's pod port", h1.podPorts.put('h2', podPort('nc0123456789')), 'host-h1');
+  await refused(t, "h2's pod port, deleted", h1.podPorts.delete('h2', 'nc0123456789'), 'host-h1');
+  t.true(await h1.podPorts.delete('h1', 'nc0123456789'));
+  t.false(await h1.podPorts.delete('h1', 'nc0123456789'), 'a second delete finds nothing, and is no error');
+  // A service that owns chains still cannot speak for a host's pods.
+  const k8s = await t.context.as('service', 'k8s');
+  await refused(t, "a host's pod port", k8s.podPorts.put('h1', podPort('nc0123456789')), 'service-k8s');
+});
+
+test.serial('a service that owns chains (the Kubernetes controller) writes the chains named after it, and no other', async (t) => {
+  const k8s = await t.context.as('service', 'k8s');
+  await k8s.chains.apply(chain('k8s-h1', 'h1'));
+  await k8s.chains.apply({ ...chain('k8s-h1', 'h1'), spec: { ...chain('k8s-h1', 'h1').spec, cubes: [cube('k8s-h1-fwd', 'h1', ['in', 'out', 'more'], 'nop')] } });
+  t.is((await k8s.chains.get('k8s-h1')).version, 2);
+  t.is((await k8s.chains.history('k8s-h1')).length, 2);
+  await k8s.chains.delete('k8s-h1');
+  await refused(t, 'a chain not named after it', k8s.chains.apply(chain('c5', 'h1')), 'service-k8s');
+  await refused(t, "the admin's chain", k8s.chains.delete('c1'), 'service-k8s');
+  const other = await t.throwsAsync(k8s.etcdClient.put(`${servicePrefix('macfilter')}leader`).value('x'));
+  t.regex(other?.message ?? '', /permission denied/, "another service's keys");
+  // Without the grant, a service writes no chain of its own name either.
+  const macfilter = await t.context.as('service', 'macfilter');
+  await refused(t, 'a chain named after it, not owning chains', macfilter.chains.apply(chain('macfilter-x', 'h1')), 'service-macfilter');
 });
 
 test.serial('a viewer reads; the admin writes chains, and rolls them back', async (t) => {

@@ -75,6 +75,28 @@ static __always_inline int nc_parse_ipv4(struct nc_cursor *c, struct iphdr **ip)
 	return h->protocol;
 }
 
+/* The ARP payload for Ethernet and IPv4, after struct arphdr. */
+struct nc_arp_ipv4 {
+	__u8 sender_mac[NC_ETH_ALEN];
+	__be32 sender_ip;
+	__u8 target_mac[NC_ETH_ALEN];
+	__be32 target_ip;
+} __attribute__((packed));
+
+/* ARP for Ethernet and IPv4 (the only ARP on these links): its payload, or NULL. */
+static __always_inline struct nc_arp_ipv4 *nc_parse_arp_ipv4(struct nc_cursor *c)
+{
+	struct arphdr *h = c->pos;
+	struct nc_arp_ipv4 *a = (void *)(h + 1);
+
+	if ((void *)(a + 1) > c->end)
+		return NULL;
+	if (h->ar_hrd != bpf_htons(1) || h->ar_pro != bpf_htons(NC_ETH_P_IP) || h->ar_hln != NC_ETH_ALEN || h->ar_pln != 4)
+		return NULL;
+	c->pos = a + 1;
+	return a;
+}
+
 /* Extension headers are not walked: the next header is returned as it is. */
 static __always_inline int nc_parse_ipv6(struct nc_cursor *c, struct ipv6hdr **ip6)
 {

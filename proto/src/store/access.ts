@@ -8,28 +8,33 @@
 //   admin              /netcube/v1/    /netcube/v1/ (chains, types, everything)
 //   viewer             /netcube/v1/    nothing
 //   host-<host>        /netcube/v1/    hosts/<host> (its registration, under its lease),
-//                                      status/<host>/ (what it reports), and the records
+//                                      status/<host>/ (what it reports), pods/<host>/ (the
+//                                      ports its CNI plugin made for pods), and the records
 //                                      of the built-in types, types/<builtin>
 //   service-<type>     /netcube/v1/    services/<type>/ (its leader election and the
-//                                      config SetConfig stores), types/<type> (its type)
+//                                      config SetConfig stores), types/<type> (its type);
+//                                      a service that owns chains (the Kubernetes
+//                                      controller) also chains/<type>-* and their history
 //
 // So a host's credentials cannot change what any host runs (chains, types of code
-// other hosts load) nor what another host reports; a service's cannot change chains
-// nor another service's keys. A built-in type's record only informs validation:
+// other hosts load) nor what another host reports: the pod ports it records are
+// requests that the owner of its node's chain checks before it places them; a
+// service's cannot change chains other than its own, nor another service's keys. A built-in type's record only informs validation:
 // every daemon runs its own build's built-ins and never loads them from etcd.
 // etcd's `root` user (certs.sh etcd-root) is the one that sets this up.
 
 import type { Etcd3, IPermission } from 'etcd3';
 import { Range } from 'etcd3';
 import { hostNameProblem, nameProblem } from '../chain';
-import { hostKey, ROOT, servicePrefix, STATUS_PREFIX, typeKey } from './keys';
+import { CHAIN_HISTORY_PREFIX, CHAINS_PREFIX, hostKey, podPortsPrefix, ROOT, servicePrefix, STATUS_PREFIX, typeKey } from './keys';
 
 export type Access = 'Read' | 'Write' | 'Readwrite';
 
 export interface Grant {
   access: Access;
-  /** A key, or a prefix when it ends in '/'. */
+  /** A key, or a prefix when it ends in '/' or `prefix` says so. */
   key: string;
+  prefix?: boolean;
 }
 
 export const ADMIN_USER = 'admin';
@@ -57,24 +62,42 @@ export function viewerGrants(): Grant[] {
   return [{ access: 'Read', key: ROOT }];
 }
 
-/** A host's: its own registration and status, and the records of `builtinTypes`. */
+/** A host's: its own registration, status and pod ports, and the records of `builtinTypes`. */
 export function hostGrants(host: string, builtinTypes: readonly string[]): Grant[] {
   return [
     { access: 'Read', key: ROOT },
     { access: 'Readwrite', key: hostKey(host) },
     { access: 'Readwrite', key: `${STATUS_PREFIX}${host}/` },
+    { access: 'Readwrite', key: podPortsPrefix(host) },
     ...builtinTypes.map((t) => ({ access: 'Readwrite' as const, key: typeKey(t) })),
   ];
 }
 
-/** A service's: its own keys, and its own type. */
-export function serviceGrants(type: string): Grant[] {
+export interface ServiceAccess {
+  /**
+   * The service writes chains, those named `<type>-...` (and their history): a
+   * controller that derives chains from another system's state, as the Kubernetes
+   * controller (remote-services/k8s) writes each node's chain.
+   */
+  ownsChains?: boolean;
+}
+
+/** A service's: its own keys, its own type, and with `ownsChains` the chains named after it. */
+export function serviceGrants(type: string, access: ServiceAccess = {}): Grant[] {
   return [
     { access: 'Read', key: ROOT },
     { access: 'Readwrite', key: servicePrefix(type) },
     { access: 'Readwrite', key: typeKey(type) },
+    ...(access.ownsChains
+      ? [
+          { access: 'Readwrite' as const, key: ownedChainsPrefix(CHAINS_PREFIX, type), prefix: true },
+          { access: 'Readwrite' as const, key: ownedChainsPrefix(CHAIN_HISTORY_PREFIX, type), prefix: true },
+        ]
+      : []),
   ];
 }
+
+const ownedChainsPrefix = (prefix: string, type: string): string => `${prefix}${type}-`;
 
 /**
  * Sets up the users and roles of netcube on `client` (connected as etcd's root, or
@@ -100,9 +123,9 @@ export class AccessControl {
     return user;
   }
 
-  async service(type: string): Promise<string> {
+  async service(type: string, access: ServiceAccess = {}): Promise<string> {
     const user = serviceUser(type);
-    await this.identity(user, serviceGrants(type));
+    await this.identity(user, serviceGrants(type, access));
     return user;
   }
 
@@ -110,7 +133,7 @@ export class AccessControl {
   async identity(name: string, grants: readonly Grant[]): Promise<void> {
     await this.tolerate('role name already exists', () => this.client.auth.roleAdd({ name }));
     for (const g of grants) {
-      const range = g.key.endsWith('/') ? Range.prefix(g.key) : new Range(g.key);
+      const range = g.prefix || g.key.endsWith('/') ? Range.prefix(g.key) : new Range(g.key);
       const perm: IPermission = { permType: g.access, key: range.start, range_end: range.end };
       await this.client.auth.roleGrantPermission({ name, perm });
     }

@@ -25,3 +25,4 @@ export { CubeTypes, CubeTypeUpload } from './cube-types';
 export { Objects, objectDigest } from './objects';
 export { ServiceConfigs, ServiceConfigValue, StoredServiceConfig, ServiceConfigWatch, paramsDigest, effectiveConfig } from './service-config';
 export { PrefixWatch, PrefixWatchEvents, WatchPut, WatchDelete, WatchState } from './watch';
+export { PodPorts, PodPortValue, StoredPodPort, PodPortWatch, podPortProblem } from './pod-ports';

@@ -10,6 +10,8 @@
 //   /netcube/v1/services/<type>/...                   owned by each type's remote service:
 //   /netcube/v1/services/<type>/leader/...            its leader election
 //   /netcube/v1/services/<type>/config/<cube>         config SetConfig gave a cube of the type
+//   /netcube/v1/pods/<host>/<netdev>                  a pod's port on a host: the veth a CNI plugin made
+//                                                     there, for the controller that places pods in chains
 
 export const ROOT = '/netcube/v1/';
 export const CHAINS_PREFIX = `${ROOT}chains/`;
@@ -19,6 +21,7 @@ export const STATUS_PREFIX = `${ROOT}status/`;
 export const TYPES_PREFIX = `${ROOT}types/`;
 export const SERVICES_PREFIX = `${ROOT}services/`;
 export const OBJECTS_PREFIX = `${ROOT}objects/`;
+export const PODS_PREFIX = `${ROOT}pods/`;
 
 // Versions are zero-padded so that etcd's key order is version order.
 const VERSION_DIGITS = 10;
@@ -79,4 +82,13 @@ export function objectKey(sha256: string): string {
     throw new RangeError(`sha256 must be 64 lower-case hex digits, got ${JSON.stringify(sha256)}`);
   }
   return OBJECTS_PREFIX + sha256;
+}
+
+/** The pod ports of one host (store/pod-ports.ts): written by that host's identity only. */
+export function podPortsPrefix(host: string): string {
+  return `${PODS_PREFIX}${segment(host, 'host')}/`;
+}
+
+export function podPortKey(host: string, netdev: string): string {
+  return podPortsPrefix(host) + segment(netdev, 'netdev');
 }

@@ -9,6 +9,7 @@ import { Etcd, EtcdTls, getOp } from './etcd';
 import { Hosts } from './hosts';
 import { ROOT } from './keys';
 import { Objects } from './objects';
+import { PodPorts } from './pod-ports';
 import { ServiceConfigs } from './service-config';
 import { DEFAULT_RETRY, RetryListener, RetryPolicy } from './retry';
 import { Status } from './status';
@@ -46,6 +47,8 @@ export class Store {
   readonly objects: Objects;
   /** The config services' SetConfig gives their cubes. */
   readonly serviceConfigs: ServiceConfigs;
+  /** Pods' ports that CNI plugins recorded on their hosts. */
+  readonly podPorts: PodPorts;
 
   private constructor(
     private readonly etcd: Etcd,
@@ -57,6 +60,7 @@ export class Store {
     this.types = new CubeTypes(etcd, hostCheck);
     this.objects = new Objects(etcd);
     this.serviceConfigs = new ServiceConfigs(etcd);
+    this.podPorts = new PodPorts(etcd);
   }
 
   /** Connects and checks that the cluster answers reads (it has a leader), retrying per `retry`. */

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AccessControl } from '@netcube/api/store/access';
-import { Command, stringOption, UsageError } from '../command';
+import { Command, flag, stringOption, UsageError } from '../command';
 
 /**
  * The cube types this build has built in: the objects netcubed loads from
@@ -21,7 +21,7 @@ export function builtinTypeNames(dir = path.resolve(__dirname, '../../../../../b
 export const access: Command = {
   name: 'access',
   summary: "set up etcd's access control: who may write what",
-  usage: ['access enable', 'access host NAME... [--builtin-types LIST]', 'access service TYPE...'],
+  usage: ['access enable', 'access host NAME... [--builtin-types LIST]', 'access service TYPE... [--owns-chains]'],
   description: `
 Sets up etcd's users and roles for netcube, as etcd's root user (a certificate with
 CN root: deploy/certs.sh DIR etcd-root), and turns access control on. Each
@@ -30,19 +30,26 @@ a role of the same name:
 
   admin           reads and writes everything under /netcube/v1/ (netcubectl)
   viewer          reads everything
-  host-NAME       reads everything; writes its own registration and status, and
-                  the records of the built-in cube types
-  service-TYPE    reads everything; writes its own keys (services/TYPE/) and type
+  host-NAME       reads everything; writes its own registration, status and pod
+                  ports (pods/NAME/, netcube-cni's), and the records of the
+                  built-in cube types
+  service-TYPE    reads everything; writes its own keys (services/TYPE/) and type;
+                  with --owns-chains also the chains named TYPE-... (the
+                  Kubernetes controller, netcube-k8s: access service k8s --owns-chains)
 
 enable makes admin and viewer and turns access control on; host and service add
 hosts and services (again: nothing changes). etcd must check client certificates
 (etcd --client-cert-auth).`,
-  options: { 'builtin-types': { type: 'string' } },
-  optionHelp: [['--builtin-types LIST', `the built-in cube types hosts publish (default: this build's, ${builtinTypeNames().join(',') || 'none found'})`]],
+  options: { 'builtin-types': { type: 'string' }, 'owns-chains': { type: 'boolean' } },
+  optionHelp: [
+    ['--builtin-types LIST', `the built-in cube types hosts publish (default: this build's, ${builtinTypeNames().join(',') || 'none found'})`],
+    ['--owns-chains', 'the services also write the chains named after them (TYPE-...)'],
+  ],
   examples: [
     'netcubectl --etcd https://10.0.0.1:2379 --tls-ca ca.crt --tls-cert root.crt --tls-key root.key access enable',
     'netcubectl ... access host h1 h2 h3',
     'netcubectl ... access service bridge router',
+    'netcubectl ... access service k8s --owns-chains',
   ],
   async run(session, args) {
     const [action, ...names] = args.positionals;
@@ -53,6 +60,8 @@ hosts and services (again: nothing changes). etcd must check client certificates
     if (action !== 'enable' && names.length === 0) throw new UsageError(`access ${action}: name at least one ${action}`, 'access');
     const listed = stringOption(args, 'builtin-types');
     if (listed !== undefined && action !== 'host') throw new UsageError('--builtin-types goes with access host', 'access');
+    const ownsChains = flag(args, 'owns-chains');
+    if (ownsChains && action !== 'service') throw new UsageError('--owns-chains goes with access service', 'access');
     const builtin = listed === undefined ? builtinTypeNames() : listed.split(',').map(s => s.trim()).filter(Boolean);
     const control = new AccessControl((await session.store()).etcdClient);
     const users: string[] = [];
@@ -61,7 +70,7 @@ hosts and services (again: nothing changes). etcd must check client certificates
         await control.enable();
         users.push('admin', 'viewer');
       }
-      for (const name of names) users.push(action === 'host' ? await control.host(name, builtin) : await control.service(name));
+      for (const name of names) users.push(action === 'host' ? await control.host(name, builtin) : await control.service(name, { ownsChains }));
     } catch (err) {
       if (err instanceof RangeError) throw new UsageError(`access ${action}: ${err.message}`, 'access');
       throw err;

@@ -1,0 +1,4 @@
+// @netcube/k8s: netcube as a Kubernetes network provider.
+export { KubeSource, loadKubeConfig, type KubeConfigFlags, type KubeSourceOptions } from './kube/source';
+export * from './model';
+export { Controller, SERVICE_TYPE, type ControllerOptions } from './controller';
