@@ -60,7 +60,7 @@ test('started while etcd is down: runs from pinned state, serves reads, retries 
     stacks: topo.stacks,
   });
   t.deepEqual(shape(await h.client.getTopology()), shape(topology), 'the topology as it was');
-  t.deepEqual((await h.client.listTables({ cube: 'guard' })).tables.map((x) => x.name).sort(), ['blacklist_v4', 'blacklist_v6']);
+  t.deepEqual((await h.client.listTables({ cube: 'guard' })).tables.map((x) => x.name).sort(), ['blacklist_dst_v4', 'blacklist_dst_v6', 'blacklist_v4', 'blacklist_v6']);
   const entry = await h.client.getEntry({ table: { cube: 'guard', table: 'blacklist_v4' }, entry: { keyRaw: BLOCKED.key } });
   t.deepEqual(entry.keyRaw, BLOCKED.key, 'the table entry written before is there');
   t.false((await h.client.getHost()).storeConnected, 'the host says etcd is unreachable');

@@ -229,6 +229,11 @@ test.serial('a rule set changed under traffic loses no packet of an allowed flow
   t.teardown(() => pass.close());
   const sink = await Sink.attach(server.ns, 'eth0');
   t.teardown(() => sink.close());
+  // Under TC netcubed hands packets for a pod's veth straight to the pod's side
+  // (bpf_redirect_peer), which would skip the sink, unless an XDP program is there
+  // when it applies the chain: a new version of the chain, with the sink in place.
+  const version = await bed.apply(chain(bed.hostName, { ingress: { defaultAction: 'drop' } }));
+  await bed.store.status.waitApplied('guarded', version, { timeoutMs: 60_000 });
   const generator = await Generator.open(client.ns, 'eth0', [streamFrame({ src: client.address, dst: server.address, srcMac: client.mac, dstMac: server.mac })]);
   t.teardown(() => generator.close());
   // Two rule sets that accept the stream, by different rules, among 300 others.

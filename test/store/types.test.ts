@@ -1,6 +1,8 @@
 import anyTest, { TestFn } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Etcd3 } from 'etcd3';
-import { NotFoundError, Store, TypeInUseError, typeKey, ValidationError } from '@netcube/api/store';
+import { MAX_UNPACKED_OBJECT_BYTES, NotFoundError, Store, TypeInUseError, typeKey, ValidationError } from '@netcube/api/store';
 import { hostCheck } from '../../node-daemon/src/chain';
 import { demo, line } from '../chain/fixtures';
 import { EtcdCluster } from '../helpers/etcd';
@@ -34,7 +36,14 @@ test.serial('types are registered with their objects and listed', async t => {
   t.deepEqual(read, nat);
   t.true(read.objects.tc!.equals(elf('nat.tc')));
   const stored = (await raw.get(typeKey('nat')).json()) as { objects: { tc: string } };
-  t.is(stored.objects.tc, elf('nat.tc').toString('base64'));
+  t.true(gunzipSync(Buffer.from(stored.objects.tc.replace(/^gzip:/, ''), 'base64')).equals(elf('nat.tc')), 'kept gzipped');
+
+  // A record whose object would unpack past the bound is broken, not read.
+  const bomb = { ...stored, objects: { tc: `gzip:${gzipSync(Buffer.alloc(MAX_UNPACKED_OBJECT_BYTES + 1)).toString('base64')}` } };
+  await raw.put(typeKey('bomb')).value(JSON.stringify({ ...bomb, name: 'bomb' }));
+  const { broken } = await store.types.listTypesWithBroken();
+  t.regex(broken.find((b) => b.name === 'bomb')?.error ?? '', /objects\.tc unpacks to more than 16777216 bytes/);
+  await raw.delete().key(typeKey('bomb'));
 
   t.deepEqual((await store.types.listTypes()).map(type => type.name), ['ddos', 'firewall', 'nat', 'router', 'simpleforwarder', 'tconly']);
   const catalog = await store.types.catalog();
@@ -63,7 +72,7 @@ test.serial('uploads that cannot be run are refused, saying why', async t => {
   );
   t.true(extra.message.includes('objects.xdp is given but modes does not list xdp'));
   const huge = await t.throwsAsync(
-    store.types.putType({ name: 'huge', transparent: false, microcubes: 1, modes: ['xdp'], objects: { xdp: Buffer.concat([elf('x'), Buffer.alloc(1_200_000)]) } }),
+    store.types.putType({ name: 'huge', transparent: false, microcubes: 1, modes: ['xdp'], objects: { xdp: Buffer.concat([elf('x'), randomBytes(1_200_000)]) } }),
     { instanceOf: ValidationError },
   );
   t.true(huge.message.includes('over the'), huge.message);

@@ -17,6 +17,7 @@ export {
   RegisteredCubeType,
   BrokenRecord,
   Decoded,
+  MAX_UNPACKED_OBJECT_BYTES,
 } from './records';
 export { Chains, ApplyOptions, ApplyResult, ChainWatch } from './chains';
 export { Hosts, HostLease, HostLeaseState, HostLeaseEvents, HostWatch } from './hosts';

@@ -7,6 +7,7 @@
 // set apart and reported, and the others go on.
 
 import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Chain, CUBE_MODES, CubeMode, CubeTypeInfo, hostNameProblem, MAX_MICROCUBES, nameProblem } from '../chain';
 import { normalizeChain, pathToString } from '../chain/schema';
 import { cite, firstOf } from '../cite';
@@ -281,6 +282,9 @@ export function cubeTypeProblems(type: { name: unknown; transparent: unknown; mi
     if (Buffer.isBuffer(object) && !object.subarray(0, 4).equals(ELF_MAGIC)) {
       problems.push(`objects.${mode} is not an ELF object: upload the .o that clang -target bpf produced`);
     }
+    if (Buffer.isBuffer(object) && object.length > MAX_UNPACKED_OBJECT_BYTES) {
+      problems.push(`objects.${mode} is ${object.length} bytes, over the ${MAX_UNPACKED_OBJECT_BYTES} an object may have`);
+    }
   }
   for (const key of Object.keys(objects)) {
     if (!CUBE_MODES.includes(key as CubeMode)) problems.push(`objects.${cite(key)}: unknown mode; objects are keyed xdp or tc`);
@@ -298,12 +302,29 @@ export function objectsDigest(objects: CubeObjects): string {
   return hash.digest('hex');
 }
 
+// An object is kept gzipped ("gzip:" and base64): the catalog's types, with a
+// direct-jump tree at every way out of a cube, pass etcd's 1.5 MiB request limit
+// uncompressed, and BPF code compresses about five to one. Plain base64 is read too.
+const GZIP = 'gzip:';
+/** The most bytes an object in etcd may unpack to: a bound on what a record can make us allocate. */
+export const MAX_UNPACKED_OBJECT_BYTES = 16 * 1024 * 1024;
+
 export function cubeTypeValue(type: Omit<RegisteredCubeType, 'revision'>): CubeTypeValue {
   const objects: CubeTypeValue['objects'] = {};
   for (const [mode, object] of Object.entries(type.objects) as [CubeMode, Buffer][]) {
-    objects[mode] = object.toString('base64');
+    objects[mode] = GZIP + gzipSync(object, { level: 9 }).toString('base64');
   }
   return { ...type, objects };
+}
+
+/** An object as a record holds it, or why it cannot be read. */
+function unpackObject(text: string): Buffer | string {
+  if (!text.startsWith(GZIP)) return Buffer.from(text, 'base64');
+  try {
+    return gunzipSync(Buffer.from(text.slice(GZIP.length), 'base64'), { maxOutputLength: MAX_UNPACKED_OBJECT_BYTES });
+  } catch (err) {
+    return err instanceof RangeError ? `unpacks to more than ${MAX_UNPACKED_OBJECT_BYTES} bytes` : `is not gzip data (${cite((err as Error).message, 80)})`;
+  }
 }
 
 export function decodeCubeType(kv: KeyValue): RegisteredCubeType {
@@ -312,9 +333,10 @@ export function decodeCubeType(kv: KeyValue): RegisteredCubeType {
   if (!isObject(value)) throw corrupt(kv, 'a cube type', ['it is not a mapping']);
   const objects: CubeObjects = {};
   const problems: string[] = [];
-  for (const [mode, base64] of Object.entries(isObject(value.objects) ? value.objects : {})) {
-    if (typeof base64 === 'string') objects[mode as CubeMode] = Buffer.from(base64, 'base64');
-    else problems.push(`objects.${cite(mode)} must be base64`);
+  for (const [mode, text] of Object.entries(isObject(value.objects) ? value.objects : {})) {
+    const object = typeof text === 'string' ? unpackObject(text) : 'must be base64, or gzip: and base64';
+    if (Buffer.isBuffer(object)) objects[mode as CubeMode] = object;
+    else problems.push(`objects.${cite(mode)} ${object}`);
   }
   problems.push(...cubeTypeProblems({ ...value, name, objects: isObject(value.objects) ? objects : value.objects }));
   if (problems.length === 0 && value.name !== name) problems.push(`its key names type ${cite(name)} but name is ${cite(String(value.name))}`);
