@@ -19,7 +19,7 @@ import { nodeNames } from '@netcube/k8s';
 import { dataPlaneGap, hostVethName, parseConfig } from '@netcube/k8s/cni';
 import { startService } from '@netcube/sdk';
 import router from '@netcube/router';
-import { compileLb } from '../../remote-services/lbrp/tables';
+import { compileLb } from '@netcube/lbrp/tables';
 import { attachment, cni, leases } from '../helpers/cni';
 import { loadManifests } from '../helpers/kube-manifests';
 import { kubeNode, podPortsOn } from '../helpers/kube-node';

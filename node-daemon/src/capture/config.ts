@@ -5,7 +5,7 @@
 import { directionFromProto } from '@netcube/api/grpc/convert';
 import { PKT_MAX } from '../runtime/abi';
 import { InvalidArgumentError } from '../runtime/errors';
-import { FieldError, parsePrefix, parseProtocol, tableAddress } from '../../../remote-services/catalog/fields';
+import { FieldError, parsePrefix, parseProtocol, tableAddress } from '@netcube/catalog/fields';
 import type { CaptureRequest__Output } from '@netcube/api/generated/netcube/v1/CaptureRequest';
 import type { Direction } from '@netcube/api/chain';
 import type { Side__Output } from '@netcube/api/generated/netcube/v1/Side';
