@@ -76,6 +76,15 @@ build_proto() {
 # Project references: the workspace packages first, each into its own build/.
 build_ts() {
   node_modules/.bin/tsc -b
+  # The commands npm links onto PATH run these files: executable, whatever tsc wrote
+  # (npm link sets the mode only when it makes a link, not when a build rewrites them).
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const root = require("./package.json");
+    for (const dir of [".", ...root.workspaces]) {
+      const bin = require(path.resolve(dir, "package.json")).bin ?? {};
+      for (const file of Object.values(bin)) fs.chmodSync(path.resolve(dir, file), 0o755);
+    }'
 }
 
 steps=("$@")
