@@ -193,7 +193,11 @@ async function p8(etcd: EtcdCluster, store: Store, ctx: SuiteContext): Promise<R
     closers.push(() => controller.cleanup());
     const client: NetcubeClient = daemon.client();
     closers.push(() => client.close());
-    await waitFor('the probe type registered', () => client.getType({ name: 'probe' }), 30_000);
+    // The service registers its type in etcd (a host checks it first); a host loads it
+    // when a chain places it.
+    await waitFor('the probe type registered', () => store.types.getType('probe'), 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nthe controller's log ends:\n${controller.logTail()}`);
+    });
     await applyAndWait(
       store,
       `apiVersion: netcube/v1
