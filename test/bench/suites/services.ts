@@ -55,6 +55,8 @@ const LATENCY_RATE = env('NC_BENCH_P8_RATE', 2_000);
 const LATENCY_SECONDS = env('NC_BENCH_P8_LATENCY_S', 10);
 /** p8: unmeasured seconds at that rate first, for the JIT compilers of the daemon and the controller. */
 const WARMUP_SECONDS = env('NC_BENCH_P8_WARMUP_S', 5);
+/** p8: the slow-path packets a second the cube may hand over, above any rate measured here. */
+const SLOWPATH_RATE = 1_000_000;
 /** p8: the throughput run; frames per generator run and the most in flight (sent, not back). */
 const PPS_SECONDS = env('NC_BENCH_P8_PPS_S', 10);
 const PPS_PER_RUN = 2_048;
@@ -179,7 +181,10 @@ async function p8(etcd: EtcdCluster, store: Store, ctx: SuiteContext): Promise<R
     await createVethPair(host, receiver, ['out0', 'sink0'], null);
     const sink = await LatencySink.attach(receiver, 'sink0');
     closers.push(() => sink.close());
-    const daemon = await NetcubedProcess.start({ netns: host, etcd: etcd.endpoints, args: ['--log-level', 'info'] });
+    // p8 measures what the slow path carries, not the admission limit that protects it:
+    // past --slowpath-cube-rate (100,000/s by default) the cube drops, and every drop
+    // stalls the window of frames in flight.
+    const daemon = await NetcubedProcess.start({ netns: host, etcd: etcd.endpoints, args: ['--log-level', 'info', '--slowpath-cube-rate', String(SLOWPATH_RATE)] });
     closers.push(() => daemon.cleanup());
     await daemon.waitConnected();
 
