@@ -170,26 +170,12 @@ static __always_inline int capture_admit(const struct capture_config *cfg)
 static __always_inline void capture_submit(struct nc_ctx *ctx, struct nc_md *md, struct nc_pkt_rec *r, __u32 session,
 					   __u64 len, __u64 snap, __u64 room)
 {
-	__u64 cap = len < snap ? len : snap;
-
 	r->ts_ns = bpf_ktime_get_ns();
-	/* Opaque to the compiler, so the verifier sees the bound checked here (as
-	 * in nc_pkt_submit). */
-	asm volatile("" : "+r"(cap));
-	if (cap > room)
-		cap = room;
-	if (cap < 1 || nc_load_bytes(ctx, 0, r->data, cap))
-		cap = 0;
-	r->cap_len = cap;
-	r->wire_len = len;
-	r->cube_id = nc_cube_id;
-	r->in_port = md->in_port;
+	nc_pkt_fill(ctx, md, r, len, snap, room);
 	r->reason = 0;
-	r->hook = NC_HOOK_ID;
 	r->user[0] = session;
 	r->user[1] = 0;
 	r->user[2] = 0;
-	r->pad = 0;
 	bpf_ringbuf_submit(r, 0);
 }
 

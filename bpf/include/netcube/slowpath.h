@@ -69,11 +69,13 @@ static __always_inline int nc_pkt_admit(void)
 #define NC_PKT_SHORT 128
 #define NC_PKT_REC_HDR __builtin_offsetof(struct nc_pkt_rec, data)
 
-/* Fills @r, reserved with room for @room bytes of packet, and submits it. */
-static __always_inline void nc_pkt_submit(struct nc_ctx *ctx, struct nc_md *md, struct nc_pkt_rec *r, __u16 reason,
-					  __u64 len, __u64 room)
+/* Fills what every packet record says of its packet: at most @limit of its @len
+ * bytes, within the @room @r was reserved with, its cube, in-port and hook. The
+ * caller sets reason, user words and timestamp, and submits it. */
+static __always_inline void nc_pkt_fill(struct nc_ctx *ctx, struct nc_md *md, struct nc_pkt_rec *r, __u64 len,
+					__u64 limit, __u64 room)
 {
-	__u64 cap = len < room ? len : room; /* 64-bit, so the bound checked is the bound passed */
+	__u64 cap = len < limit ? len : limit; /* 64-bit, so the bound checked is the bound passed */
 
 	/* Opaque to the compiler, which would otherwise fold the bound into the
 	 * caller's test of @len, on another register: the verifier must see it here.
@@ -87,12 +89,19 @@ static __always_inline void nc_pkt_submit(struct nc_ctx *ctx, struct nc_md *md, 
 	r->wire_len = len;
 	r->cube_id = nc_cube_id;
 	r->in_port = md->in_port;
-	r->reason = reason;
 	r->hook = NC_HOOK_ID;
+	r->pad = 0;
+}
+
+/* Fills @r, reserved with room for @room bytes of packet, and submits it. */
+static __always_inline void nc_pkt_submit(struct nc_ctx *ctx, struct nc_md *md, struct nc_pkt_rec *r, __u16 reason,
+					  __u64 len, __u64 room)
+{
+	nc_pkt_fill(ctx, md, r, len, room, room);
+	r->reason = reason;
 	r->user[0] = md->user[0];
 	r->user[1] = md->user[1];
 	r->user[2] = md->user[2];
-	r->pad = 0;
 	r->ts_ns = bpf_ktime_get_ns();
 	bpf_ringbuf_submit(r, 0);
 }
