@@ -14,7 +14,7 @@ import type { Cube } from '../../node-daemon/src/runtime/cube';
 import type { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode } from '../../node-daemon/src/runtime/topology';
 import { arp, ArpOp, ethernet, ipv4, neighborSolicitation, tcp } from '@netcube/sdk/packet';
-import { createHostNetns, entering, openRuntime, runProgram, testCubeObjects } from '../helpers/dataplane';
+import { createHostNetns, entering, openRuntime, registerTestType, runProgram } from '../helpers/dataplane';
 import { echoReply, echoRequest, icmpErrorAbout, icmpFrame, ipFrame, MAC_A, MAC_B, rawFrame, TcpFlags, tcpFrame, udpFrame } from '../helpers/flows';
 import { fixtureLimit } from '../helpers/limit';
 import { table, type Row } from '../helpers/rows';
@@ -34,7 +34,7 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   await place(t);
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
-  await rt.registerType('ctprobe', testCubeObjects('ctprobe'));
+  await registerTestType(rt, 'ctprobe');
   await rt.apply({ cubes: [{ name: 'c', type: 'ctprobe', mode, ports: ['p'], logLevel: 'info' }], links: [], stacks: [] });
   return { rt, c: rt.cube('c'), gen: rt.host.currentGen, readyNs: process.hrtime.bigint() };
 }

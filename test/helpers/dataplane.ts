@@ -9,7 +9,7 @@ import { ERRORS, MD_SIZE, Metadata, PacketRecord, decodeMetadata, decodePacketRe
 import { unmountBpffs } from '../../node-daemon/src/runtime/host';
 import { DEFAULT_OBJECTS_DIR, Runtime, RuntimeOptions } from '../../node-daemon/src/runtime/runtime';
 import { Mode } from '../../node-daemon/src/runtime/topology';
-import { HOST_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, NETDEV_PROGS_MAP } from '../../node-daemon/src/runtime/types';
+import { CubeType, HOST_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, NETDEV_PROGS_MAP } from '../../node-daemon/src/runtime/types';
 import * as fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -105,13 +105,30 @@ export function testCubeObjects(name: string): Record<Mode, Buffer> {
   };
 }
 
+const inspected = new Map<string, Promise<CubeType>>();
+
+/**
+ * Registers test-only cube type `name` with a runtime. The objects are inspected
+ * (in a child process, as RegisterType does) once per test file, not once per
+ * fixture: that is a node started per call, and files build hundreds of fixtures.
+ */
+export async function registerTestType(rt: Runtime, name: string): Promise<CubeType> {
+  let type = inspected.get(name);
+  if (!type) {
+    type = CubeType.inspect(name, testCubeObjects(name));
+    inspected.set(name, type);
+    type.catch(() => inspected.delete(name));
+  }
+  return rt.addType(await type);
+}
+
 /**
  * The test-only cube types of bpf/testdata/cubes, registered with a runtime:
  * probe (does what its table says, for the helper tests) and relay (a two-port
  * forwarder in two micro-cubes, for replacing one under traffic).
  */
 export async function registerTestTypes(rt: Runtime): Promise<void> {
-  for (const name of ['probe', 'relay']) await rt.registerType(name, testCubeObjects(name));
+  for (const name of ['probe', 'relay']) await registerTestType(rt, name);
 }
 
 /** Every pin under a runtime's bpffs, as paths relative to it, sorted. */

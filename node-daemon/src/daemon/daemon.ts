@@ -148,10 +148,12 @@ export class Daemon {
     const store = this.store;
     if (!store || this.stopping.signal.aborted) return;
     // The data plane first: the reconciler follows the chains at once (a restarted
-    // host catches up without waiting for the rest), while the types are published
-    // and the host registered, together.
+    // host catches up without waiting for the rest). Then the built-in types, and
+    // only then the registration: a host that is registered is one whose types the
+    // cluster knows, so a chain applied as soon as it appears validates against them.
     await this.reconciler.follow(store, this.config.reconcileIntervalMs);
-    const [, lease] = await Promise.all([this.publishBuiltinTypes(store), this.register(store)]);
+    await this.publishBuiltinTypes(store);
+    const lease = await this.register(store);
     if (!lease) return;
     this.lease = lease;
     this.lease.on('lost', (err) => this.log.warn('host registration lost', { error: err.message }));

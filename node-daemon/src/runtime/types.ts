@@ -220,6 +220,32 @@ export class CubeType implements TypeFacts {
 }
 
 /**
+ * Built-in objects read and described once per process while their files stay
+ * the same: a process that opens many runtimes (the tests, the bench) does not
+ * read and parse the same megabytes again.
+ */
+const builtinFiles = new Map<string, { stamp: string; elf: Buffer }>();
+const builtinTypes = new Map<string, { objects: Partial<Record<Mode, Buffer>>; policy: TypePolicy; type: Promise<CubeType> }>();
+
+function readBuiltin(file: string): Buffer {
+  const st = fs.statSync(file);
+  const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  const known = builtinFiles.get(file);
+  if (known?.stamp === stamp) return known.elf;
+  const elf = fs.readFileSync(file);
+  builtinFiles.set(file, { stamp, elf });
+  return elf;
+}
+
+function builtinType(name: string, objects: Partial<Record<Mode, Buffer>>, policy: TypePolicy): Promise<CubeType> {
+  const known = builtinTypes.get(name);
+  if (known && known.policy === policy && MODES.every((m) => known.objects[m] === objects[m])) return known.type;
+  const type = CubeType.inspect(name, objects, { builtin: true, policy });
+  builtinTypes.set(name, { objects, policy, type });
+  return type;
+}
+
+/**
  * The types a host knows. Built-ins come from the build; uploaded types are kept
  * under the runtime's state directory so that a restarted daemon still has them
  * when etcd is out of reach.
@@ -248,7 +274,7 @@ export class TypeRegistry {
         if (!m) continue;
         const objects = byType.get(m[1]) ?? {};
         try {
-          objects[m[2] as Mode] = fs.readFileSync(path.join(dir, file));
+          objects[m[2] as Mode] = builtin ? readBuiltin(path.join(dir, file)) : fs.readFileSync(path.join(dir, file));
         } catch (err) {
           this.broken.set(m[1], `cannot read ${path.join(dir, file)}: ${(err as Error).message}`);
           continue;
@@ -258,7 +284,7 @@ export class TypeRegistry {
       for (const [name, objects] of byType) {
         if (this.broken.has(name)) continue;
         try {
-          this.types.set(name, await CubeType.inspect(name, objects, { builtin, policy: this.policy }));
+          this.types.set(name, await (builtin ? builtinType(name, objects, this.policy) : CubeType.inspect(name, objects, { policy: this.policy })));
         } catch (err) {
           this.broken.set(name, (err as Error).message);
         }
