@@ -56,6 +56,7 @@ test('a 60 s slow-path flood with a stalled controller: bounded memory, GetHost 
   t.log(`flood: ${f.sent} frames sent in ${FLOOD_MS / 1000} s, ${f.arrived} reached the cube, ${f.toController} went to the ring, ${f.read} read by the daemon; drops ${JSON.stringify(f.drops)}`);
   t.log(`netcubed RSS: ${f.baselineKb} kB before, peak ${f.peakKb} kB (+${((f.peakKb - f.baselineKb) / 1024).toFixed(1)} MB)`);
   t.log(`GetHost: ${latencies.length} answered, median ${median.toFixed(1)} ms, slowest ${slowest.toFixed(1)} ms; ${failures.length} failed`);
+  t.log(`netcubed's event loop: longest stall ${f.loopStallMs.toFixed(0)} ms, longest GC pause ${f.gcPauseMs.toFixed(0)} ms`);
 
   t.deepEqual(failures, [], 'every GetHost answered within its deadline');
   t.true(slowest < GET_HOST_DEADLINE_MS);

@@ -125,6 +125,9 @@ export interface FloodResult {
   /** The daemon's resident memory before, and its peak during the flood (VmHWM), in kB. */
   baselineKb: number;
   peakKb: number;
+  /** The daemon's longest event-loop stall and garbage-collection pause during the flood, in ms. */
+  loopStallMs: number;
+  gcPauseMs: number;
 }
 
 /**
@@ -145,6 +148,7 @@ export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number
   await waitFor('the flood to last', () => msLeft() <= 0, ms + 10_000, 100);
   const sent = await flood.stop();
   const peakKb = peak.peakKb();
+  const after = await scrape(env.metrics);
   const d = await waitFor('the ring read to its end', async () => {
     const m = await scrape(env.metrics);
     const d = (key: string): number => (m.get(key) ?? 0) - (before.get(key) ?? 0);
@@ -160,5 +164,7 @@ export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number
     delivered: d('netcube_slowpath_packets_total{cube="pr",outcome="delivered"}'),
     baselineKb,
     peakKb,
+    loopStallMs: (after.get('netcube_event_loop_delay_seconds{quantile="max"}') ?? NaN) * 1000,
+    gcPauseMs: (after.get('netcube_gc_pause_max_seconds') ?? NaN) * 1000,
   };
 }

@@ -191,7 +191,7 @@ test.serial('netcubectl: the rules with their counters (state), the config set a
   const yaml = 'ingress:\n  defaultAction: drop\n  rules:\n    - { id: ping, action: accept, protocol: icmp }\n    - { id: web, action: accept, protocol: tcp, dport: 5001 }\negress: { defaultAction: drop, acceptEstablished: true }\n';
   const set = await run(['config', 'fw', '-f', '-'], yaml);
   t.is(set.code, 0, set.stderr);
-  t.regex(set.stdout, /^config of fw set: chain guarded version \d+\n$/);
+  t.regex(set.stdout, /^config of fw set \(revision \d+; chain guarded unchanged\)\n$/);
   await waitFor('the rules from netcubectl switched to', async () => (await state(bed)).ingress.rules.length === 2);
   // The conntrack table, addresses as text (its timeouts are the defaults now: 30 s for a ping).
   t.is(await pings(client, server, 2), 2);

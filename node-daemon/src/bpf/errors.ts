@@ -76,7 +76,6 @@ export class ElfError extends BpfError {
   override name = 'ElfError';
 }
 
-/** The object was closed (or, for a spec, consumed by load()). */
 /** A batch update or delete that stopped part way: the first `done` of `count` elements took effect. */
 export class BatchError extends BpfError {
   override name = 'BatchError';
@@ -85,6 +84,7 @@ export class BatchError extends BpfError {
   }
 }
 
+/** The object was closed (or, for a spec, consumed by load()). */
 export class ClosedError extends Error {
   override name = 'ClosedError';
   constructor(readonly object: string) {

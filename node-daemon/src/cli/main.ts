@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// netcubectl: the command line of a netcube cluster. A thin layer: chains are parsed,
-// validated and diffed by node-daemon/src/chain, stored by node-daemon/src/store, and
-// hosts are reached with the typed gRPC client of node-daemon/src/api.
+// netcubectl: the command line of a netcube cluster. A thin layer over @netcube/api
+// (proto/src): chains are parsed, validated and diffed by its chain/, stored by its
+// store/, and hosts are reached with its typed gRPC client (grpc/client.ts).
 
 import { COMMANDS } from './commands';
 import { Command, GLOBAL_HELP, helpText, parseCommandArgs, splitCommand, UsageError } from './command';

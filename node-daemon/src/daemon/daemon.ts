@@ -70,6 +70,7 @@ export class Daemon {
     // A type whose objects are refused stays out; every other type and chain goes on.
     for (const t of a.brokenTypes) log.error('cube type refused: its objects are kept but not used', { type: t.name, error: t.error });
     const metrics = new Metrics();
+    metrics.start();
     const reconciler = new Reconciler(config.name, runtime, log.with({ part: 'reconciler' }), metrics);
     const logs = new DataPlaneLogs(runtime.host.logRing, (id) => runtime.cubeNameById(id));
     const slowPath = new SlowPath(runtime, { ...DEFAULT_SLOW_PATH_BUDGET, hostRate });
@@ -270,6 +271,7 @@ export class Daemon {
     await this.store?.close().catch(() => undefined);
     this.logs.close();
     this.slowPath.close();
+    this.metrics.stop();
     this.runtime.close();
   }
 }

@@ -1,7 +1,10 @@
 // Prometheus metrics of netcubed, in the text exposition format: reconcile latency
 // and outcomes, gRPC calls, and — read from the data plane at scrape time — the
-// counters of every cube port and the framework's error counters.
+// counters of every cube port and the framework's error counters; and how the
+// daemon's own event loop fares (its delays and garbage-collection pauses hold up
+// every gRPC call, the lease's keep-alive and the slow path alike).
 
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import { ERRORS } from '../runtime/abi';
 import { Runtime } from '../runtime/runtime';
 import { SlowPath } from '../slowpath/dispatcher';
@@ -21,6 +24,28 @@ export class Metrics {
   private readonly reconciles = { ok: 0, error: 0 };
   private readonly rpcs = new Map<string, number>();
   private readonly denials = new Map<string, number>();
+  private loopDelay?: IntervalHistogram;
+  private gcObserver?: PerformanceObserver;
+  private readonly gc = { count: 0, seconds: 0, maxSeconds: 0 };
+
+  /** Starts watching the event loop and the garbage collector; stop() ends it. */
+  start(): void {
+    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.loopDelay.enable();
+    this.gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        this.gc.count++;
+        this.gc.seconds += e.duration / 1000;
+        this.gc.maxSeconds = Math.max(this.gc.maxSeconds, e.duration / 1000);
+      }
+    });
+    this.gcObserver.observe({ entryTypes: ['gc'] });
+  }
+
+  stop(): void {
+    this.loopDelay?.disable();
+    this.gcObserver?.disconnect();
+  }
 
   observeReconcile(seconds: number, ok: boolean): void {
     this.reconcileCount++;
@@ -120,6 +145,21 @@ export class Metrics {
     out.push(`netcube_slowpath_held_packets ${state.slowPath.heldPackets}`);
     family('netcube_slowpath_rate_waits_total', 'counter', 'Times the daemon stopped reading the slow-path ring for a moment, having read its rate (--slowpath-host-rate).');
     out.push(`netcube_slowpath_rate_waits_total ${ring.rateWaits}`);
+
+    if (this.loopDelay) {
+      // Since the last scrape: the histogram starts again after each.
+      const d = this.loopDelay;
+      family('netcube_event_loop_delay_seconds', 'gauge', 'How late the daemon\'s event loop ran a timer since the last scrape (10 ms resolution), by quantile; max is the longest stall.');
+      for (const [q, v] of [['0.5', d.percentile(50)], ['0.99', d.percentile(99)], ['max', d.max]] as const) out.push(`netcube_event_loop_delay_seconds${labels({ quantile: q })} ${d.count ? v / 1e9 : 0}`);
+      d.reset();
+    }
+    family('netcube_gc_pauses_total', 'counter', 'Garbage-collection pauses of the daemon.');
+    out.push(`netcube_gc_pauses_total ${this.gc.count}`);
+    family('netcube_gc_pause_seconds_total', 'counter', 'Time the daemon spent paused for garbage collection.');
+    out.push(`netcube_gc_pause_seconds_total ${this.gc.seconds}`);
+    family('netcube_gc_pause_max_seconds', 'gauge', 'The longest garbage-collection pause since the last scrape.');
+    out.push(`netcube_gc_pause_max_seconds ${this.gc.maxSeconds}`);
+    this.gc.maxSeconds = 0;
     return `${out.join('\n')}\n`;
   }
 }

@@ -41,8 +41,9 @@ export const config: Command = {
 Without -f, shows the cube's config as its service reads it: checked against the
 service's schema, every default filled in. With -f, sets it: FILE (YAML or JSON,
 - for stdin) is checked by the service, which says which field is wrong and why,
-and stored as a new version of the cube's chain, so \`netcubectl history\` and
-\`rollback\` cover it. --dry-run only checks it.`,
+and kept by the service in etcd beside the chain (the chain is not changed: its
+params stay what the chain gives, and a new chain version's params replace what
+was set here). --dry-run only checks it.`,
   options: { file: { type: 'string', short: 'f' }, 'dry-run': { type: 'boolean' } },
   optionHelp: [
     ['-f, --file FILE', 'the new config, YAML or JSON; - reads it from stdin'],
@@ -71,9 +72,9 @@ and stored as a new version of the cube's chain, so \`netcubectl history\` and
       const dryRun = flag(args, 'dry-run');
       const res = await client.setConfig({ cube, config: value as JsonObject, validateOnly: dryRun });
       if (session.output === 'text') {
-        session.out(dryRun ? `config of ${cube} is valid (chain ${res.chain} stays at version ${res.chainVersion})\n` : `config of ${cube} set: chain ${res.chain} version ${res.chainVersion}\n`);
+        session.out(dryRun ? `config of ${cube} is valid (nothing changed)\n` : `config of ${cube} set (revision ${res.revision}; chain ${res.chain} unchanged)\n`);
       } else {
-        session.data({ cube, chain: res.chain, version: res.chainVersion, dryRun, config: res.config });
+        session.data({ cube, chain: res.chain, revision: res.revision, dryRun, config: res.config });
       }
     } finally {
       client.close();
