@@ -53,7 +53,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.deepEqual(members(port?.elem), [
       ['rx_packets', 0], ['rx_bytes', 8], ['tx_packets', 16], ['tx_bytes', 24], ['drops', 32], ['to_controller', 40],
     ]);
-    t.deepEqual(members(map('nc_cfg').valueType), [['log_level', 0], ['pkt_rate', 4], ['pkt_burst', 8], ['pad', 12]]);
+    t.deepEqual(members(map('nc_cfg').valueType), [['log_level', 0], ['pkt_rate', 4], ['pkt_burst', 8], ['pkt_held', 12]]);
     t.is(spec.variables.get('nc_cube_id')?.size, 4);
   });
 

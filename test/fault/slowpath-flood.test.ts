@@ -65,7 +65,8 @@ test('a 60 s slow-path flood with a stalled controller: bounded memory, GetHost 
   t.deepEqual(lost, [], 'the host\'s registration was never deleted: its lease held');
   t.true((await env.store.hosts.listHosts()).some((h) => h.name === env.daemon.name), 'still registered');
   t.true(f.arrived > (FLOOD_MS / 1_000) * 10_000, `a flood: ${f.arrived} frames reached the cube`);
-  t.is(f.toController + f.drops.cube_rate + f.drops.ring_full, f.arrived, 'every frame that reached the cube went to the ring or was dropped, and counted');
+  t.is(f.toController + f.drops.cube_rate + f.drops.held + f.drops.ring_full, f.arrived, 'every frame that reached the cube went to the ring or was dropped, and counted');
+  t.true(f.drops.held > 0, 'the cube was held while its controller had no room: the data plane dropped its packets');
   t.true(f.drops.queue_full > 0, 'the stalled controller\'s queue filled');
 });
 

@@ -120,7 +120,7 @@ export interface FloodResult {
   /** Records the daemon read from the ring. */
   read: number;
   /** Slow-path drops by cause (netcube_slowpath_drops_total), and packets queued for a controller. */
-  drops: Record<'cube_rate' | 'ring_full' | 'queue_full' | 'no_controller', number>;
+  drops: Record<'cube_rate' | 'held' | 'ring_full' | 'queue_full' | 'no_controller', number>;
   delivered: number;
   /** The daemon's resident memory before, and its peak during the flood (VmHWM), in kB. */
   baselineKb: number;
@@ -160,7 +160,7 @@ export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number
     arrived: d('netcube_port_rx_packets_total{cube="pr",port="a"}'),
     toController: d('netcube_port_to_controller_total{cube="pr",port="a"}'),
     read: d('netcube_slowpath_ring_records_total'),
-    drops: { cube_rate: d('netcube_slowpath_drops_total{cause="cube_rate"}'), ring_full: d('netcube_slowpath_drops_total{cause="ring_full"}'), queue_full: d('netcube_slowpath_drops_total{cause="queue_full"}'), no_controller: d('netcube_slowpath_drops_total{cause="no_controller"}') },
+    drops: { cube_rate: d('netcube_slowpath_drops_total{cause="cube_rate"}'), held: d('netcube_slowpath_drops_total{cause="held"}'), ring_full: d('netcube_slowpath_drops_total{cause="ring_full"}'), queue_full: d('netcube_slowpath_drops_total{cause="queue_full"}'), no_controller: d('netcube_slowpath_drops_total{cause="no_controller"}') },
     delivered: d('netcube_slowpath_packets_total{cube="pr",outcome="delivered"}'),
     baselineKb,
     peakKb,

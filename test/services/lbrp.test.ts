@@ -239,5 +239,9 @@ test.serial('sessions of closed connections are collected', async (t) => {
   const count = async () => (await state(bed)).sessions.filter((x) => x.service === `${VIP}:80`).length;
   t.true((await count()) >= 100);
   // Closed, their flows live 2 s; the service collects them every 5 s.
-  await waitFor('the sessions of closed connections collected', async () => (await count()) === 0, 30_000, 1000);
+  await waitFor('the sessions of closed connections collected', async () => (await count()) === 0, 30_000, 1000).catch(async (err) => {
+    // What the service last collected (conntrack) and the sessions left: whether it ran, and what stays.
+    t.log(JSON.stringify(await state(bed)).slice(0, 4000));
+    throw err;
+  });
 });

@@ -111,14 +111,28 @@ test('a controller that stops reading: drops are counted, the daemon\'s memory s
 
   // Big frames, so that a daemon that queued them would show it: 12 s of flood.
   const f = await floodProbe(t, env, 12_000);
-  t.log(`sent ${f.sent} frames of 1442 bytes in 12 s; ${f.arrived} reached the cube: ${f.toController} to the controller (${f.delivered} queued for it, ${f.drops.queue_full} dropped: queue full), ${f.drops.ring_full} dropped (ring full), ${f.drops.cube_rate} dropped (cube rate); RSS ${f.baselineKb} kB before, ${f.peakKb} kB at most`);
+  t.log(`sent ${f.sent} frames of 1442 bytes in 12 s; ${f.arrived} reached the cube: ${f.toController} to the controller (${f.delivered} queued for it, ${f.drops.queue_full} dropped: queue full), ${f.drops.ring_full} dropped (ring full), ${f.drops.cube_rate} dropped (cube rate), ${f.drops.held} dropped (held: no room); RSS ${f.baselineKb} kB before, ${f.peakKb} kB at most`);
   // Frames the veths dropped under load never reach the cube: the accounting starts there.
   t.true(f.arrived > 0 && f.arrived <= f.sent, `${f.arrived} of ${f.sent} frames reached the cube`);
-  t.is(f.toController + f.drops.ring_full + f.drops.cube_rate, f.arrived, 'every frame that reached the cube went to the ring or was dropped, and counted');
+  t.is(f.toController + f.drops.ring_full + f.drops.cube_rate + f.drops.held, f.arrived, 'every frame that reached the cube went to the ring or was dropped, and counted');
   t.true(f.drops.queue_full > 0, 'the stalled session\'s queue filled, and what did not fit was counted');
   // Its queue, and what gRPC holds before the stream's flow control stops the writes.
   t.true(f.delivered < MAX_QUEUED + 16_384, `the daemon held on to a bounded number of packets: ${f.delivered}`);
   t.true(f.peakKb - f.baselineKb < 128 * 1024, `RSS grew by ${f.peakKb - f.baselineKb} kB`);
   // The daemon still answers.
   t.is((await env.client.getHost()).name, env.daemon.name);
+
+  // Reading again, the controller drains its queue; once half of it is free the
+  // data plane lets the cube go, and new packets reach the controller.
+  t.is((await scrape(env.metrics)).get('netcube_slowpath_held_cubes'), 1, 'the cube was held while the queue was full');
+  let read = 0;
+  while (read < f.delivered) {
+    const m = await it.next();
+    if (m.done) break;
+    read += m.value.packetIns?.packets.length ?? 0;
+  }
+  t.is(read, f.delivered, 'every packet the daemon queued reached the controller');
+  t.is((await scrape(env.metrics)).get('netcube_slowpath_held_cubes'), 0, 'let go once the queue had room');
+  const more = await floodProbe(t, env, 500);
+  t.true(more.delivered > 0, `after the queue drained, ${more.delivered} new packets were queued for the controller`);
 });

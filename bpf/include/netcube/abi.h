@@ -98,6 +98,7 @@ enum nc_error {
 	NC_ERR_LOG_FULL    = 2, /* the log ring buffer was full: a record was lost */
 	NC_ERR_PKT_FULL    = 3, /* the slow-path ring buffer was full: a packet was dropped */
 	NC_ERR_PKT_RATE    = 4, /* a cube exceeded its slow-path rate: a packet was dropped */
+	NC_ERR_PKT_HELD    = 5, /* the cube's controller had no room (pkt_held): a packet was dropped */
 	NC_ERR_MAX         = 8,
 };
 
@@ -145,7 +146,8 @@ struct nc_cube_cfg {
 	__u32 log_level;      /* enum nc_log_level */
 	__u32 pkt_rate;       /* slow-path packets per second; 0 = unlimited */
 	__u32 pkt_burst;      /* slow-path bucket size, packets */
-	__u32 pad;
+	__u32 pkt_held;       /* 1 while the cube's controller has no room: its slow-path
+	                       * packets are dropped here, not copied for nobody */
 };
 
 /* Slow-path token bucket of a cube (nc_pkt_bucket[0]), written by the data plane

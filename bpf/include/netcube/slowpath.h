@@ -49,13 +49,13 @@ static __always_inline int nc_bucket_take(struct nc_pkt_bucket *b, __u64 rate, _
 	return 1;
 }
 
-static __always_inline int nc_pkt_admit(void)
+/* Whether the cube's rate (@cfg) lets one more packet go to its controller. */
+static __always_inline int nc_pkt_admit(struct nc_cube_cfg *cfg)
 {
-	struct nc_cube_cfg *cfg = nc_cube_cfg();
 	struct nc_pkt_bucket *b;
 	__u32 zero = 0;
 
-	if (!cfg || !cfg->pkt_rate)
+	if (!cfg->pkt_rate)
 		return 1;
 	b = bpf_map_lookup_elem(&nc_pkt_bucket, &zero);
 	return b && nc_bucket_take(b, cfg->pkt_rate, cfg->pkt_burst);
@@ -109,10 +109,16 @@ static __always_inline void nc_pkt_submit(struct nc_ctx *ctx, struct nc_md *md, 
 static __always_inline int nc_to_controller(struct nc_ctx *ctx, struct nc_md *md, __u16 reason)
 {
 	struct nc_port_stats *s = nc_port_stats(md, md->in_port);
+	struct nc_cube_cfg *cfg = nc_cube_cfg();
 	struct nc_pkt_rec *r;
 	__u64 len;
 
-	if (!nc_pkt_admit()) {
+	/* Held: its controller has no room; the daemon would only count the drop. */
+	if (cfg && cfg->pkt_held) {
+		nc_count_error(NC_ERR_PKT_HELD);
+		return nc_drop(ctx, md);
+	}
+	if (cfg && !nc_pkt_admit(cfg)) {
 		nc_count_error(NC_ERR_PKT_RATE);
 		return nc_drop(ctx, md);
 	}

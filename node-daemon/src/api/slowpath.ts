@@ -104,6 +104,7 @@ export function slowPathService(ctx: ApiContext, rpc: Rpc, authz: Authorizer): S
           kick();
           return true;
         },
+        hasRoom: () => queue.length <= MAX_QUEUED / 2,
       };
       const refuse = (out: PacketOut__Output, err: unknown): void => {
         if (errors.length >= MAX_QUEUED_ERRORS) return;

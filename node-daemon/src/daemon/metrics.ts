@@ -132,17 +132,19 @@ export class Metrics {
     family(
       'netcube_slowpath_drops_total',
       'counter',
-      'Slow-path packets dropped, by cause: cube_rate (past its cube\'s rate, in the data plane), ring_full (no room in the ring: the host read slower than cubes wrote), no_controller, queue_full (a controller read slower than its queue holds), unknown_cube.',
+      'Slow-path packets dropped, by cause: cube_rate (past its cube\'s rate, in the data plane), held (in the data plane, while the cube\'s controller has no room), ring_full (no room in the ring: the host read slower than cubes wrote), no_controller, queue_full (a controller read slower than its queue holds), unknown_cube.',
     );
     const dispatched = { no_controller: 0, queue_full: 0, unknown_cube: 0 };
     for (const counts of state.slowPath.counts) for (const cause of Object.keys(dispatched) as (keyof typeof dispatched)[]) dispatched[cause] += counts[1][cause];
-    const drops = { cube_rate: errors[ERRORS.indexOf('pkt_rate')] ?? 0, ring_full: errors[ERRORS.indexOf('pkt_full')] ?? 0, ...dispatched };
+    const drops = { cube_rate: errors[ERRORS.indexOf('pkt_rate')] ?? 0, held: errors[ERRORS.indexOf('pkt_held')] ?? 0, ring_full: errors[ERRORS.indexOf('pkt_full')] ?? 0, ...dispatched };
     for (const [cause, n] of Object.entries(drops)) out.push(`netcube_slowpath_drops_total${labels({ cause })} ${n}`);
     const ring = state.slowPath.ringStats;
     family('netcube_slowpath_ring_records_total', 'counter', 'Records the daemon read from the host\'s slow-path ring.');
     out.push(`netcube_slowpath_ring_records_total ${ring.records}`);
     family('netcube_slowpath_held_packets', 'gauge', 'Packet-ins controller sessions hold, waiting to be sent (at most 16384 on a host).');
     out.push(`netcube_slowpath_held_packets ${state.slowPath.heldPackets}`);
+    family('netcube_slowpath_held_cubes', 'gauge', 'Cubes whose slow path the data plane holds now: their controller has no room (drops counted as held).');
+    out.push(`netcube_slowpath_held_cubes ${state.slowPath.heldCubeNames.length}`);
     family('netcube_slowpath_rate_waits_total', 'counter', 'Times the daemon stopped reading the slow-path ring for a moment, having read its rate (--slowpath-host-rate).');
     out.push(`netcube_slowpath_rate_waits_total ${ring.rateWaits}`);
 

@@ -36,7 +36,7 @@ export type TableScope = keyof typeof SCOPE;
 export const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ERRORS = ['tail_call', 'no_metadata', 'log_full', 'pkt_full', 'pkt_rate'] as const;
+export const ERRORS = ['tail_call', 'no_metadata', 'log_full', 'pkt_full', 'pkt_rate', 'pkt_held'] as const;
 export const ERR_MAX = 8;
 
 export const MD_F_GEN = 0x1;
@@ -136,6 +136,8 @@ export interface CubeConfig {
   logLevel: LogLevel;
   pktRate: number;
   pktBurst: number;
+  /** Its controller has no room: the data plane drops its slow-path packets (pkt_held). */
+  pktHeld?: boolean;
 }
 export const CUBE_CFG_SIZE = 16;
 
@@ -144,6 +146,7 @@ export function encodeCubeConfig(cfg: CubeConfig): Buffer {
   b.writeUInt32LE(LOG_LEVELS.indexOf(cfg.logLevel), 0);
   b.writeUInt32LE(cfg.pktRate, 4);
   b.writeUInt32LE(cfg.pktBurst, 8);
+  b.writeUInt32LE(cfg.pktHeld ? 1 : 0, 12);
   return b;
 }
 

@@ -83,6 +83,8 @@ const normalise = (t: Topology): Topology => ({
 export class Runtime {
   private readonly cubes = new Map<string, Cube>();
   private readonly netdevs = new Map<string, NetdevEntry>();
+  /** Cubes whose slow path is held (holdSlowPath). */
+  private readonly slowPathHeld = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   /** The state file's text as last written by save(). */
   private savedState?: string;
@@ -144,8 +146,30 @@ export class Runtime {
     }
   }
 
-  private cubeConfig(logLevel: LogLevel): CubeConfig {
-    return { logLevel, pktRate: this.slowPath.rate, pktBurst: this.slowPath.burst };
+  private cubeConfig(spec: { name: string; logLevel: LogLevel }): CubeConfig {
+    return { logLevel: spec.logLevel, pktRate: this.slowPath.rate, pktBurst: this.slowPath.burst, pktHeld: this.slowPathHeld.has(spec.name) };
+  }
+
+  /**
+   * Holds the slow path of cube `name`, or lets it go: while held, the data plane
+   * drops what the cube sends its controller (counted as pkt_held) instead of
+   * copying it for a daemon that has nowhere to put it. The slow path's dispatcher
+   * holds a cube whose controller's queue is full, and lets go once it has room. A
+   * cube that is not there (deleted meanwhile) is left alone.
+   */
+  holdSlowPath(name: string, held: boolean): void {
+    if (held === this.slowPathHeld.has(name)) return;
+    const spec = this.state.topology.cubes.find((c) => c.name === name);
+    const cube = this.cubes.get(name);
+    if (held && spec && cube) this.slowPathHeld.add(name);
+    else this.slowPathHeld.delete(name);
+    if (spec && cube) cube.configure(this.cubeConfig(spec));
+  }
+
+  /** Lets go of every cube's slow path, also of those a killed daemon left held (their settings are pinned). */
+  releaseSlowPaths(): void {
+    this.slowPathHeld.clear();
+    for (const spec of this.state.topology.cubes) this.cubes.get(spec.name)?.configure(this.cubeConfig(spec));
   }
 
   private get deps(): CubeDeps {
@@ -424,7 +448,7 @@ export class Runtime {
             id: freeId(),
             mode: spec.mode,
             ports: ports.get(spec.name)!,
-            config: this.cubeConfig(spec.logLevel),
+            config: this.cubeConfig(spec),
           }),
         );
       }
@@ -504,7 +528,7 @@ export class Runtime {
     const was = new Map(this.state.topology.cubes.map((c) => [c.name, c]));
     for (const spec of next.cubes) {
       if (!keep.has(spec.name) || was.get(spec.name)?.logLevel === spec.logLevel) continue;
-      keep.get(spec.name)!.configure(this.cubeConfig(spec.logLevel));
+      keep.get(spec.name)!.configure(this.cubeConfig(spec));
       reconfigured.push(spec.name);
     }
 

@@ -16,8 +16,12 @@
 // runs between slices, and at most `hostRate` records a second; what the host
 // does not read waits in the ring, and what does not fit there the data plane
 // drops. Each controller session holds a bounded queue, and all of them together
-// at most MAX_HELD_PACKETS. Every drop is counted by
-// its cause (metrics: netcube_slowpath_drops_total).
+// at most MAX_HELD_PACKETS. A cube whose packet found its controller's queue full
+// (or the host's bound reached) is held: the data plane drops what it sends
+// (pkt_held) until the controller has room again (half its queue free), so a
+// stalled controller costs the daemon nothing, and the other cubes' packets go on
+// through the ring. Every drop is counted by its cause (metrics:
+// netcube_slowpath_drops_total).
 
 import { RingBufReader } from '../bpf';
 import { PacketRecord, decodePacketRecord } from '../runtime/abi';
@@ -53,6 +57,8 @@ export interface ControllerSession {
   mayControl(type: string): boolean;
   /** Queues a packet for the controller; false when its queue is full. */
   deliver(p: PacketIn): boolean;
+  /** Whether its queue has room again (half of it free), for the cubes held because it was full. */
+  hasRoom(): boolean;
 }
 
 export type Outcome = 'delivered' | 'no_controller' | 'queue_full' | 'unknown_cube';
@@ -89,6 +95,8 @@ export class SlowPath {
   readonly packetOuts = { sent: 0, dropped: 0, refused: 0 };
   /** Packet-ins the sessions hold (queued, not yet sent), against MAX_HELD_PACKETS. */
   private held = 0;
+  /** Cubes whose slow path is held (Runtime.holdSlowPath), by the session that had no room for their packets. */
+  private readonly heldCubes = new Map<string, ControllerSession>();
 
   constructor(
     private readonly runtime: Runtime,
@@ -97,6 +105,7 @@ export class SlowPath {
 
   /** Starts draining the packet ring. */
   start(): void {
+    if (!this.reader) this.runtime.releaseSlowPaths();
     this.reader ??= new RingBufReader(this.runtime.host.pktRing, { budget: this.limits.budget, ratePerSecond: this.limits.hostRate }).on('record', (buf: Buffer) =>
       this.dispatch(decodePacketRecord(buf)),
     );
@@ -117,6 +126,23 @@ export class SlowPath {
   /** Gives back the room of `n` packet-ins a session sent or dropped. */
   release(n: number): void {
     this.held = Math.max(0, this.held - n);
+    this.letGo();
+  }
+
+  /** Cubes whose slow path the data plane holds now. */
+  get heldCubeNames(): string[] {
+    return [...this.heldCubes.keys()];
+  }
+
+  /** Lets go of the cubes whose controller has room again, while the host has; of every one with `all`. */
+  private letGo(all = false): void {
+    if (this.heldCubes.size === 0) return;
+    const hostRoom = this.held <= MAX_HELD_PACKETS / 2;
+    for (const [cube, session] of this.heldCubes) {
+      if (!all && !(hostRoom && session.hasRoom())) continue;
+      this.heldCubes.delete(cube);
+      this.runtime.holdSlowPath(cube, false);
+    }
   }
 
   get heldPackets(): number {
@@ -126,9 +152,12 @@ export class SlowPath {
   /** Adds a session; returns the function that removes it. */
   attach(session: ControllerSession): () => void {
     this.sessions.push(session);
+    // Who owns which cube may change: held cubes go to their new owner, full or not.
+    this.letGo(true);
     return () => {
       const i = this.sessions.indexOf(session);
       if (i >= 0) this.sessions.splice(i, 1);
+      this.letGo(true);
     };
   }
 
@@ -186,6 +215,10 @@ export class SlowPath {
     if (!session) return this.count(cube, 'no_controller');
     const ok = session.deliver({ cube, port: port ?? String(rec.inPort), reason: rec.reason, user: rec.user, packet: rec.packet, wireLength: rec.wireLen, timestampNs: rec.tsNs });
     this.count(cube, ok ? 'delivered' : 'queue_full');
+    if (!ok && !this.heldCubes.has(cube)) {
+      this.heldCubes.set(cube, session);
+      this.runtime.holdSlowPath(cube, true);
+    }
   }
 
   /**

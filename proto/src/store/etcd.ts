@@ -96,12 +96,13 @@ export class Etcd {
     // Read only for TLS: in the clear the files are some other connection's (a daemon's).
     const [ca, cert, key] = secure ? [pem(options.tls?.ca, 'CA'), pem(options.tls?.cert, 'certificate'), pem(options.tls?.key, 'key')] : [];
     this.user = options.auth?.username ?? (secure && cert ? commonName(cert) : undefined);
+    const breakers = new Set<MemberBreaker>();
     this.client = new Etcd3({
       hosts,
       // The client's own check for https:// does not see unixs:, so TLS is always said.
       ...(secure ? { credentials: { rootCertificate: ca as Buffer, certChain: cert, privateKey: key } } : {}),
       ...(options.auth ? { auth: { ...options.auth } } : {}),
-      faultHandling: { host: () => new MemberBreaker() as unknown as MemberPolicy },
+      faultHandling: { host: () => new MemberBreaker(breakers) as unknown as MemberPolicy },
       // A deadline on every unary call: behind a partition a call fails (and is retried)
       // instead of hanging. Streams (watches, lease keepalives) have none; keepalive
       // pings tell when their connection is dead.
@@ -203,14 +204,25 @@ class MemberPausedError extends Error {
  * The etcd3 client's circuit breaker per member, but for what says the member is
  * away. Its own counts every error it calls recoverable, a request refused as too
  * large (RESOURCE_EXHAUSTED) among them: one oversized request, tried three times,
- * cut the process off from a healthy etcd until the circuit half-opened.
+ * cut the process off from a healthy etcd until the circuit half-opened. A member
+ * is passed over only while another one is not: with one member (or all of them
+ * failing) every call is tried, so a slow etcd on a busy machine costs a call its
+ * timeout, not five seconds of nothing, which a lease of that TTL would not survive.
  */
 class MemberBreaker {
   private failures = 0;
   private pausedUntil = 0;
 
+  constructor(private readonly all: Set<MemberBreaker>) {
+    all.add(this);
+  }
+
+  private get paused(): boolean {
+    return Date.now() < this.pausedUntil;
+  }
+
   async execute<T>(fn: (context: { signal: AbortSignal }) => T | Promise<T>): Promise<T> {
-    if (Date.now() < this.pausedUntil) {
+    if (this.paused && [...this.all].some((b) => !b.paused)) {
       throw new MemberPausedError(`this etcd member failed ${MEMBER_FAILURES} times in a row: not tried for ${MEMBER_PAUSE_MS} ms`);
     }
     try {
