@@ -138,3 +138,4 @@ static __always_inline int router(struct nc_ctx *ctx, struct nc_md *md)
 }
 
 NC_CUBE(router);
+NC_DECREMENTS_TTL();

@@ -4,7 +4,7 @@ import { Chain, CubeSpec, CubeTypeInfo, typeCatalog } from '@netcube/api/chain';
 
 export const TYPES: CubeTypeInfo[] = [
   { name: 'simpleforwarder', transparent: false, microcubes: 1, modes: ['xdp', 'tc'] },
-  { name: 'router', transparent: false, microcubes: 3, modes: ['xdp', 'tc'] },
+  { name: 'router', transparent: false, microcubes: 3, modes: ['xdp', 'tc'], decrementsTtl: true },
   { name: 'tconly', transparent: false, microcubes: 1, modes: ['tc'] },
   { name: 'ddos', transparent: true, microcubes: 1, modes: ['xdp', 'tc'] },
   { name: 'firewall', transparent: true, microcubes: 2, modes: ['tc', 'xdp'] },

@@ -387,6 +387,36 @@ const cases: Case[] = [
     expect: [{ path: 'spec', says: ['on host1: loop: c -> b -> a -> c', 'remove a link to break it'] }],
   },
   {
+    title: 'three routers in a triangle: a cycle through cubes that decrement the TTL',
+    chain: () => {
+      const c = line('x', 1);
+      c.spec.cubes = ['r1', 'r2', 'r3'].map((r) => cube(r, 'host1', ['a', 'b', 'up'], 'router'));
+      c.spec.links = [
+        { from: 'r1:a', to: 'r2:b' },
+        { from: 'r2:a', to: 'r3:b' },
+        { from: 'r3:a', to: 'r1:b' },
+        { from: 'r1:up', to: 'netdev:veth0' },
+      ];
+      return c;
+    },
+    expect: 'valid',
+  },
+  {
+    title: 'a loop of forwarders with one router in it',
+    chain: () => {
+      const c = line('x', 1);
+      c.spec.cubes = [cube('a', 'host1', ['in', 'out']), cube('r', 'host1', ['in', 'out'], 'router'), cube('b', 'host1', ['in', 'out', 'up'])];
+      c.spec.links = [
+        { from: 'a:out', to: 'r:in' },
+        { from: 'r:out', to: 'b:in' },
+        { from: 'b:out', to: 'a:in' },
+        { from: 'b:up', to: 'netdev:veth0' },
+      ];
+      return c;
+    },
+    expect: 'valid',
+  },
+  {
     title: 'two links between the same two cubes',
     chain: c => {
       c.spec.cubes[0].ports.push('extra');

@@ -57,6 +57,18 @@ test.serial('types are registered with their objects and listed', async t => {
   await t.throwsAsync(store.types.getType('nope'), { instanceOf: NotFoundError, message: 'cube type nope is not registered' });
 });
 
+test.serial('a type that decrements the TTL says so in its record; changing that is a change of the type', async t => {
+  const { store, raw } = t.context;
+  const upload = { name: 'rtr', transparent: false, microcubes: 1, modes: ['tc' as const], objects: { tc: elf('rtr.tc') } };
+  t.false('decrementsTtl' in (await store.types.putType(upload)), 'absent when false');
+  const ttl = await store.types.putType({ ...upload, decrementsTtl: true });
+  t.true(ttl.decrementsTtl);
+  t.deepEqual(await store.types.getType('rtr'), ttl);
+  await raw.put(typeKey('odd')).value(JSON.stringify({ ...(await raw.get(typeKey('rtr')).json() as object), name: 'odd', decrementsTtl: 'yes' }));
+  const listed = await store.types.listTypesWithBroken();
+  t.regex(listed.broken.find(b => b.name === 'odd')?.error ?? '', /decrementsTtl must be true or false when given/);
+});
+
 test.serial('uploads that cannot be run are refused, saying why', async t => {
   const { store } = t.context;
   const error = await t.throwsAsync(

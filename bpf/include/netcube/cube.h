@@ -273,6 +273,14 @@ SEC(NC_SEC) int nc_netdev(struct nc_ctx *ctx)					\
 	__NC_NETDEV_PROGRAM(handler)						\
 	char _license[] SEC("license") = "GPL"
 
+/* Declares that the cube decrements the IP TTL (IPv6 hop limit) of every packet
+ * it forwards and never forwards one whose TTL ran out, as a router does. Chains
+ * may then link such cubes in a cycle (three routers in a triangle): a packet that
+ * circles crosses one on every turn. The kernel's tail-call limit still bounds
+ * its path at run time; what it stops is dropped and counted (tail_call).
+ */
+#define NC_DECREMENTS_TTL() const volatile __u32 nc_decrements_ttl = 1
+
 /* Micro-cube @index (1..NC_MAX_MICROCUBES-1), reached with nc_call(ctx, md, index). */
 #define NC_MICROCUBE(index, handler)						\
 	_Static_assert((index) > 0 && (index) < NC_MAX_MICROCUBES,		\

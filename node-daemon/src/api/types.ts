@@ -94,7 +94,7 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       });
       if (stored && !(['xdp', 'tc'] as const).every((m) => (stored.objects[m] ?? Buffer.alloc(0)).equals(objects[m] ?? Buffer.alloc(0))))
         throw alreadyExists(`cube type ${name} is already registered in the cluster with other objects; unregister it first (no chain may use it)`);
-      await store.types.putType({ name, transparent: type.transparent, microcubes: type.microcubes, modes: type.modes, objects });
+      await store.types.putType({ name, transparent: type.transparent, microcubes: type.microcubes, modes: type.modes, decrementsTtl: type.decrementsTtl, objects });
       const added = typeMessage(ctx.runtime.addType(type));
       // A chain that failed for want of it goes through now.
       ctx.reconciler.retryFailed(`cube type ${name} registered`);

@@ -209,12 +209,13 @@ export class Daemon {
       !!have &&
       have.transparent === t.transparent &&
       have.microcubes === t.microcubes &&
+      (have.decrementsTtl === true) === t.decrementsTtl &&
       have.modes.join() === t.modes.join() &&
       t.modes.every((m) => !!have.objects[m]?.equals(t.objects[m]!));
     for (const t of this.runtime.types.list().filter((t) => t.builtin)) {
       if (same(registered.get(t.name), t)) continue;
       try {
-        await store.types.putType({ name: t.name, transparent: t.transparent, microcubes: t.microcubes, modes: t.modes, objects: { ...t.objects } });
+        await store.types.putType({ name: t.name, transparent: t.transparent, microcubes: t.microcubes, modes: t.modes, decrementsTtl: t.decrementsTtl, objects: { ...t.objects } });
       } catch (err) {
         this.log.warn('could not publish a built-in cube type', { type: t.name, error: (err as Error).message });
       }

@@ -58,6 +58,8 @@ export function emptyTopology(): Topology {
 /** What validation needs to know about a cube type. */
 export interface TypeFacts {
   transparent: boolean;
+  /** Declared by the type (NC_DECREMENTS_TTL()): a cycle through one of its cubes is bounded by the TTL. */
+  decrementsTtl?: boolean;
   /** Programs per cube (entry + micro-cubes). */
   microcubes: number;
   modes: readonly Mode[];
@@ -261,11 +263,14 @@ export function wire(topo: Topology, types: (type: string) => TypeFacts | undefi
 }
 
 /**
- * Every path a packet can take inside the host must be loop-free and fit the
- * kernel's tail-call limit. A packet enters a standard cube at a port and may leave
- * by any other; each cube, transparent or not, costs one tail call plus one per
- * further micro-cube. Packets can start at a netdev entry or, as packet-outs, at
- * any cube.
+ * Every path a packet can take inside the host must fit the kernel's tail-call
+ * limit, and be loop-free unless the loop crosses a cube whose type decrements the
+ * TTL (NC_DECREMENTS_TTL(): routers linked in a triangle). A packet that circles
+ * such a cycle is stopped at run time by the tail-call limit (counted as
+ * tail_call), so a path is walked once around it. A packet enters a standard cube
+ * at a port and may leave by any other; each cube, transparent or not, costs one
+ * tail call plus one per further micro-cube. Packets can start at a netdev entry
+ * or, as packet-outs, at any cube.
  */
 function checkPaths(cubes: Map<string, CubeSpec & { facts: TypeFacts }>, words: Wiring['words']): void {
   const next = new Map<string, Hop>();
@@ -284,7 +289,10 @@ function checkPaths(cubes: Map<string, CubeSpec & { facts: TypeFacts }>, words: 
     const c = cubes.get(hop.cube)!;
     if (inside.includes(hop.cube)) {
       const loop = [...inside.slice(inside.indexOf(hop.cube)), hop.cube];
-      throw new FailedPreconditionError(`loop: ${loop.join(' -> ')}; packets would circle until the kernel's tail-call limit drops them: remove a link to break it`);
+      if (loop.some((name) => cubes.get(name)!.facts.decrementsTtl)) return;
+      throw new FailedPreconditionError(
+        `loop: ${loop.join(' -> ')}; packets would circle until the kernel's tail-call limit drops them: remove a link to break it (a loop is allowed only through a cube that decrements the TTL, such as a router)`,
+      );
     }
     const cost = calls + c.facts.microcubes;
     const here = [...path, step(hop.cube)];

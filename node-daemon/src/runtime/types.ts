@@ -64,6 +64,7 @@ export function programName(index: number): string {
 
 interface ObjectFacts {
   transparent: boolean;
+  decrementsTtl: boolean;
   programs: number[];
   tables: TableInfo[];
   /** Kernel memory one cube of the type takes for its maps (typecheck/policy.ts). */
@@ -104,7 +105,7 @@ function objectFacts(what: string, mode: Mode, report: ObjectReport, policy: Typ
     const scope = (Object.keys(SCOPE) as TableScope[]).find((s) => SCOPE[s] === scopeVar) ?? 'cube';
     tables.push({ name: m.name, scope, mapType: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries });
   }
-  return { transparent: kind === KIND_TRANSPARENT, programs: programs.sort((a, b) => a - b), tables, mapBytes: cubeBytes(report, possibleCpus) };
+  return { transparent: kind === KIND_TRANSPARENT, decrementsTtl: report.constants.nc_decrements_ttl === 1, programs: programs.sort((a, b) => a - b), tables, mapBytes: cubeBytes(report, possibleCpus) };
 }
 
 export interface InspectOptions {
@@ -143,6 +144,8 @@ export class CubeType implements TypeFacts {
   private constructor(
     readonly name: string,
     readonly transparent: boolean,
+    /** Declared with NC_DECREMENTS_TTL(): cycles through it are allowed. */
+    readonly decrementsTtl: boolean,
     /** Micro-cube indexes present (0 is the entry). */
     readonly programs: readonly number[],
     readonly tables: readonly TableInfo[],
@@ -201,6 +204,7 @@ export class CubeType implements TypeFacts {
       const f = facts[i];
       const same =
         f.transparent === first.transparent &&
+        f.decrementsTtl === first.decrementsTtl &&
         f.programs.join() === first.programs.join() &&
         JSON.stringify(f.tables.map((t) => [t.name, t.scope])) === JSON.stringify(first.tables.map((t) => [t.name, t.scope]));
       if (!same) throw new InvalidArgumentError('objects', `cube type ${name}: the xdp and tc objects describe different cubes; build both from one source`);
@@ -208,7 +212,7 @@ export class CubeType implements TypeFacts {
     const digest = createHash('sha256');
     for (const m of modes) digest.update(m).update(objects[m]!);
     const mapBytes = Math.max(...facts.map((f) => f.mapBytes));
-    return new CubeType(name, first.transparent, first.programs, first.tables, { ...objects }, opts.builtin === true, digest.digest('hex'), mapBytes);
+    return new CubeType(name, first.transparent, first.decrementsTtl, first.programs, first.tables, { ...objects }, opts.builtin === true, digest.digest('hex'), mapBytes);
   }
 
   /** A fresh, editable spec of this type's object for `mode`. */

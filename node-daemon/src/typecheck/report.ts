@@ -37,7 +37,7 @@ export interface ObjectReport {
 }
 
 /** The framework's constants a report carries, by name. */
-const CONSTANT = /^(nc_cube_kind|__nc_scope_[A-Za-z0-9_]{1,64})$/;
+const CONSTANT = /^(nc_cube_kind|nc_decrements_ttl|__nc_scope_[A-Za-z0-9_]{1,64})$/;
 
 /** Reads the report of an opened spec. */
 export function describeSpec(spec: CollectionSpec): ObjectReport {

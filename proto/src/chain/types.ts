@@ -107,6 +107,8 @@ export interface CubeTypeInfo {
   /** eBPF programs per cube (>= 1); each one past the entry may cost a tail call. */
   microcubes: number;
   modes: CubeMode[];
+  /** Its cubes decrement the TTL of what they forward (routers): chains may link them in a cycle. */
+  decrementsTtl?: boolean;
 }
 
 export interface TypeCatalog {

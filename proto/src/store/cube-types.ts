@@ -13,6 +13,8 @@ export interface CubeTypeUpload {
   transparent: boolean;
   microcubes: number;
   modes: CubeMode[];
+  /** Declared by its objects (NC_DECREMENTS_TTL()); absent is false. */
+  decrementsTtl?: boolean;
   /** One ELF object for each mode in `modes`. */
   objects: CubeObjects;
 }
@@ -38,6 +40,7 @@ export class CubeTypes {
   async putType(upload: CubeTypeUpload, options: { replace?: boolean } = {}): Promise<RegisteredCubeType> {
     checkUpload(upload);
     const { name, transparent, microcubes, modes, objects } = upload;
+    const decrementsTtl = upload.decrementsTtl === true;
     const sha256 = objectsDigest(objects);
     for (let round = 1; ; round++) {
       const { types, broken: unreadable, chains, revision } = await this.snapshot(`register cube type ${name}`);
@@ -51,7 +54,7 @@ export class CubeTypes {
 
       const users = chains.filter(c => c.chain.spec.cubes.some(cube => cube.type === name));
       if (users.length > 0) {
-        const replaced = typeCatalog([...types.filter(t => t.name !== name), { name, transparent, microcubes, modes }]);
+        const replaced = typeCatalog([...types.filter(t => t.name !== name), { name, transparent, microcubes, modes, decrementsTtl }]);
         const broken = users.flatMap(user => {
           try {
             validateChain(user.chain, { types: replaced, otherChains: chains.map(c => c.chain), hostCheck: this.hostCheck });
@@ -75,6 +78,7 @@ export class CubeTypes {
         transparent,
         microcubes,
         modes: [...modes],
+        ...(decrementsTtl ? { decrementsTtl } : {}),
         objects: { ...objects },
         sha256,
         registeredAt: new Date().toISOString(),
@@ -165,7 +169,7 @@ function checkUpload(upload: CubeTypeUpload): void {
 }
 
 function sameInfo(a: RegisteredCubeType, b: CubeTypeUpload): boolean {
-  return a.transparent === b.transparent && a.microcubes === b.microcubes && a.modes.join() === b.modes.join();
+  return a.transparent === b.transparent && a.microcubes === b.microcubes && a.modes.join() === b.modes.join() && (a.decrementsTtl === true) === (b.decrementsTtl === true);
 }
 
 function busy(name: string): ConflictError {

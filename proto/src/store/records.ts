@@ -261,11 +261,12 @@ export function decodeStatus(kv: KeyValue): CubeStatusEntry {
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
 /** What is wrong with a cube type's description and objects; empty when nothing is. */
-export function cubeTypeProblems(type: { name: unknown; transparent: unknown; microcubes: unknown; modes: unknown; objects: unknown }): string[] {
+export function cubeTypeProblems(type: { name: unknown; transparent: unknown; microcubes: unknown; modes: unknown; objects: unknown; decrementsTtl?: unknown }): string[] {
   const problems: string[] = [];
   const nameIssue = typeof type.name === 'string' ? nameProblem(type.name, 'cube type name') : 'name must be a string';
   if (nameIssue) problems.push(nameIssue);
   if (typeof type.transparent !== 'boolean') problems.push('transparent must be true or false');
+  if (type.decrementsTtl !== undefined && typeof type.decrementsTtl !== 'boolean') problems.push('decrementsTtl must be true or false when given');
   if (!Number.isInteger(type.microcubes) || (type.microcubes as number) < 1 || (type.microcubes as number) > MAX_MICROCUBES) {
     problems.push(`microcubes must be an integer from 1 to ${MAX_MICROCUBES} (the programs a cube has slots for), got ${cite(String(type.microcubes))}`);
   }
@@ -344,5 +345,5 @@ export function decodeCubeType(kv: KeyValue): RegisteredCubeType {
   if (problems.length === 0 && value.sha256 !== objectsDigest(objects)) problems.push('sha256 is not the digest of its objects');
   if (problems.length > 0) throw corrupt(kv, 'a cube type', problems);
   const { transparent, microcubes, modes, sha256, registeredAt } = value;
-  return { name, transparent, microcubes, modes, objects, sha256, registeredAt, revision: kv.modRevision };
+  return { name, transparent, microcubes, modes, ...(value.decrementsTtl === true ? { decrementsTtl: true } : {}), objects, sha256, registeredAt, revision: kv.modRevision };
 }
