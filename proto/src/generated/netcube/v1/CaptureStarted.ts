@@ -10,7 +10,8 @@ export interface CaptureStarted {
    */
   'interface'?: (string);
   /**
-   * The packetcapture cube that copies the packets.
+   * The packetcapture cube that copies the packets (the daemon's own, for a
+   * capture on a port or a netdev).
    */
   'cube'?: (string);
   'mode'?: (_netcube_v1_Mode);
@@ -25,7 +26,8 @@ export interface CaptureStarted__Output {
    */
   'interface': (string);
   /**
-   * The packetcapture cube that copies the packets.
+   * The packetcapture cube that copies the packets (the daemon's own, for a
+   * capture on a port or a netdev).
    */
   'cube': (string);
   'mode': (_netcube_v1_Mode__Output);
