@@ -339,6 +339,21 @@ test.serial('capture CUBE:PORT on a plain forwarder: a transient capture cube on
   t.deepEqual(during.cubes, [...CHAIN_CUBES, 'capture-1'].sort());
   t.true(during.stacks.includes('capture-1@plain:left'), during.stacks.join(' '));
   t.true(pinnedCubes(host).includes('capture-1'));
+  // A change of the chain meanwhile: the reconciler applies it and keeps the capture's cube.
+  const changed = writeFile(dir, 'plain-debug.yaml', `apiVersion: netcube/v1
+kind: Chain
+metadata:
+  name: plain
+spec:
+  cubes:
+    - {name: plain, host: ${host.name}, type: nop, mode: tc, ports: [left, right], logLevel: debug}
+  links:
+    - {from: netdev:left2, to: plain:left}
+    - {from: plain:right, to: netdev:right2}
+`);
+  const applied = await t.context.run(['apply', '-f', changed, '--wait', '--timeout', '60s']);
+  t.is(applied.code, 0, applied.stderr);
+  t.deepEqual(await runningCubes(host), during, 'the capture cube kept through the apply');
 
   await sendDatagrams(plainClients[0], count, '10.97.0.2');
   const [captured, received] = await Promise.all([capture.done, receiver.done]);
@@ -414,6 +429,7 @@ test.serial('netcubed killed during a capture removes the transient cube when it
   await capture.ready;
   t.true(pinnedCubes(host).includes('capture-1'));
   await host.restart();
+  t.regex(host.logTail(400), /"transientRemoved":\["capture-1"\]/, 'removed as the runtime opened, before any chain was read');
   const ended = await capture.done;
   t.not(ended.code, 0, 'the capture ends with its daemon');
   t.deepEqual(await runningCubes(host), { cubes: CHAIN_CUBES, stacks: ['cap@fwd:left'] });
