@@ -461,3 +461,18 @@ test.serial('a capture on an unknown cube, port or netdev fails naming what to f
   }
   t.deepEqual(pinnedCubes(host), CHAIN_CUBES, 'nothing stacked by a refused capture');
 });
+
+test.serial('a capture whose port goes with its chain ends, saying why, and leaves nothing behind', async t => {
+  const { host, run } = t.context;
+  const file = join(scratch(t), 'gone.pcapng');
+  const capture = watched(netcubectlChild(t, ['capture', 'plain:left', '-w', file]), /capturing on/);
+  await capture.ready;
+  const deleted = await run(['delete', 'chain', 'plain', '--wait', '--timeout', '60s']);
+  t.is(deleted.code, 0, deleted.stderr);
+  const ended = await capture.done;
+  t.not(ended.code, 0);
+  t.regex(ended.stderr, /capture on plain:left stopped: capture-1 on plain:left was removed: plain:left is gone from this host's chains/);
+  t.deepEqual(await tcpdumpRead(file), [], 'a valid file, with what came (nothing)');
+  t.deepEqual(await runningCubes(host), { cubes: ['cap', 'fwd'], stacks: ['cap@fwd:left'] });
+  t.deepEqual(pinnedCubes(host), ['cap', 'fwd']);
+});

@@ -62,6 +62,8 @@ export function captureService(ctx: ApiContext, rpc: Rpc): CaptureServiceHandler
           let lastStats = '';
           while (!signal.aborted && (spec.count === 0n || sent < spec.count)) {
             let batch = await session.next(BATCH, STATS_EVERY_MS, signal);
+            // A transient cube removed under the session has no tables left to read.
+            if (removed.signal.aborted) break;
             if (spec.count !== 0n && BigInt(batch.length) > spec.count - sent) batch = batch.slice(0, Number(spec.count - sent));
             const stats = statsMessage(session.stats());
             const statsText = JSON.stringify(stats);

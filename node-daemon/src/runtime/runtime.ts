@@ -405,34 +405,40 @@ export class Runtime {
   /**
    * Brings the data plane to `next`, with the transient layers that can stay on it.
    * One whose target `next` no longer has (or runs in another mode), or that `next`
-   * cannot take with it (the tail-call limit), is removed, and its session told why.
-   * See the top of this file.
+   * cannot take with it (the tail-call limit), is removed, and its session told why
+   * first. Should this apply fail, such a layer stays in the data plane, no longer
+   * kept: the next apply removes it. See the top of this file.
    */
   apply(next: Topology): Promise<ApplyReport> {
     return this.exclusive(async () => {
       const want = normalise(next);
-      const kept: Transient[] = [];
-      const ended: [Transient, string][] = [];
-      for (const t of this.transient.values()) {
-        const problem = transientProblem(want, t.layer);
-        if (problem) ended.push([t, problem]);
-        else kept.push(t);
-      }
-      let report: ApplyReport;
-      try {
-        report = await this.applyWithTransient(want, kept);
-      } catch (err) {
-        if (kept.length === 0) throw err;
-        report = await this.applyWithTransient(want, []);
-        for (const t of kept) ended.push([t, `this host's chains changed so that it cannot stay: ${(err as Error).message}`]);
-      }
-      this.desired = want;
-      for (const [t, why] of ended) {
+      // Sessions are told before their cubes go, so that none reads a removed cube's tables.
+      const end = (t: Transient, why: string): void => {
         this.transient.delete(t.layer.cube.name);
         t.ended(`${t.layer.cube.name} on ${endpointName(t.layer.target)} was removed: ${why}`);
+      };
+      for (const t of [...this.transient.values()]) {
+        const problem = transientProblem(want, t.layer);
+        if (problem) end(t, problem);
       }
+      const kept = [...this.transient.values()];
+      const problem = kept.length === 0 ? undefined : this.wiringProblem(withTransient(want, kept.map((t) => t.layer)));
+      // Unless `want` is wrong by itself: then applyNow says why, and nothing changes.
+      if (problem && !this.wiringProblem(want)) for (const t of kept) end(t, `this host's chains changed so that it cannot stay: ${problem}`);
+      const report = await this.applyWithTransient(want, [...this.transient.values()]);
+      this.desired = want;
       return report;
     });
+  }
+
+  /** Why wire() refuses `topo`, or undefined. */
+  private wiringProblem(topo: Topology): string | undefined {
+    try {
+      wire(topo, (t) => this.types.get(t));
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
   }
 
   /**
