@@ -66,17 +66,7 @@ spec:
   attachments:
     - {cube: cap, to: fwd:left, direction: both}
 `);
-  const plain = writeFile(dir, 'plain.yaml', `apiVersion: netcube/v1
-kind: Chain
-metadata:
-  name: plain
-spec:
-  cubes:
-    - {name: plain, host: ${host.name}, type: nop, mode: tc, ports: [left, right]}
-  links:
-    - {from: netdev:left2, to: plain:left}
-    - {from: plain:right, to: netdev:right2}
-`);
+  const plain = writeFile(dir, 'plain.yaml', plainChain(host.name, 'info'));
   for (const chain of [file, plain]) {
     const applied = await run(['apply', '-f', chain, '--wait', '--timeout', '60s']);
     if (applied.code !== 0) throw new Error(applied.stderr);
@@ -86,6 +76,21 @@ spec:
   await clientC.ping('10.97.0.2', 1);
   t.context = { host, clients: [clientA, clientB], plainClients: [clientC, clientD], run };
 });
+
+/** The plain forwarder's chain: a nop between left2 and right2, no capture cube. */
+function plainChain(host: string, logLevel: string): string {
+  return `apiVersion: netcube/v1
+kind: Chain
+metadata:
+  name: plain
+spec:
+  cubes:
+    - {name: plain, host: ${host}, type: nop, mode: tc, ports: [left, right], logLevel: ${logLevel}}
+  links:
+    - {from: netdev:left2, to: plain:left}
+    - {from: plain:right, to: netdev:right2}
+`;
+}
 
 test.after.always(async () => {
   for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
@@ -123,6 +128,17 @@ let i = 0;
 const next = () => (i === ${count} ? s.close() : s.send('netcube-capture-' + i++, ${PORT}, '${to}', next));
 next();`;
   await netns.exec(process.execPath, ['-e', script]);
+}
+
+/** Debian's tcpdump on `netns`'s eth0, writing `count` packets the filter takes to `file`: what the receiver got. */
+function receiverTcpdump(t: ExecutionContext<Env>, netns: Netns, count: number, file: string): ReturnType<typeof watched> {
+  const tcpdump = spawn('ip', ['netns', 'exec', netns.name, 'tcpdump', '-i', 'eth0', '-nn', '-U', '-c', String(count), '-w', file, FILTER], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(() => {
+    if (tcpdump.exitCode === null) tcpdump.kill('SIGKILL');
+  });
+  return watched(tcpdump, /listening on/);
 }
 
 interface Read {
@@ -165,13 +181,7 @@ test.serial('capture -c writes a pcapng that tcpdump reads: every packet, byte f
   const reference = join(dir, 'reference.pcap');
   const count = 10;
 
-  const tcpdump = spawn('ip', ['netns', 'exec', clients[1].name, 'tcpdump', '-i', 'eth0', '-nn', '-U', '-c', String(count), '-w', reference, FILTER], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  t.teardown(() => {
-    if (tcpdump.exitCode === null) tcpdump.kill('SIGKILL');
-  });
-  const receiver = watched(tcpdump, /listening on/);
+  const receiver = receiverTcpdump(t, clients[1], count, reference);
   const capture = watched(netcubectlChild(t, ['capture', 'cap', '-c', String(count), '--filter', FILTER, '-w', ours]), /capturing on/);
   await Promise.all([receiver.ready, capture.ready]);
 
@@ -325,13 +335,7 @@ test.serial('capture CUBE:PORT on a plain forwarder: a transient capture cube on
   const reference = join(dir, 'reference.pcap');
   const count = 8;
 
-  const tcpdump = spawn('ip', ['netns', 'exec', plainClients[1].name, 'tcpdump', '-i', 'eth0', '-nn', '-U', '-c', String(count), '-w', reference, FILTER], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  t.teardown(() => {
-    if (tcpdump.exitCode === null) tcpdump.kill('SIGKILL');
-  });
-  const receiver = watched(tcpdump, /listening on/);
+  const receiver = receiverTcpdump(t, plainClients[1], count, reference);
   const capture = watched(netcubectlChild(t, ['capture', 'plain:left', '-c', String(count), '--filter', FILTER, '-w', ours]), /capturing on/);
   await Promise.all([receiver.ready, capture.ready]);
   // While it runs: the daemon's own cube, outermost on the port, pinned.
@@ -340,17 +344,7 @@ test.serial('capture CUBE:PORT on a plain forwarder: a transient capture cube on
   t.true(during.stacks.includes('capture-1@plain:left'), during.stacks.join(' '));
   t.true(pinnedCubes(host).includes('capture-1'));
   // A change of the chain meanwhile: the reconciler applies it and keeps the capture's cube.
-  const changed = writeFile(dir, 'plain-debug.yaml', `apiVersion: netcube/v1
-kind: Chain
-metadata:
-  name: plain
-spec:
-  cubes:
-    - {name: plain, host: ${host.name}, type: nop, mode: tc, ports: [left, right], logLevel: debug}
-  links:
-    - {from: netdev:left2, to: plain:left}
-    - {from: plain:right, to: netdev:right2}
-`);
+  const changed = writeFile(dir, 'plain-debug.yaml', plainChain(host.name, 'debug'));
   const applied = await t.context.run(['apply', '-f', changed, '--wait', '--timeout', '60s']);
   t.is(applied.code, 0, applied.stderr);
   t.deepEqual(await runningCubes(host), during, 'the capture cube kept through the apply');
