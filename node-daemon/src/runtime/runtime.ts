@@ -495,7 +495,7 @@ export class Runtime {
    */
   private async applyWithTransient(want: Topology, layers: Transient[]): Promise<ApplyReport> {
     const before = this.state.transient;
-    this.state.transient = layers.map((t) => t.layer.cube.name);
+    this.state.transient = layers.length > 0 ? layers.map((t) => t.layer.cube.name) : undefined;
     try {
       return await this.applyNow(withTransient(want, layers.map((t) => t.layer)));
     } catch (err) {
