@@ -5,8 +5,8 @@ import type { Mode as _netcube_v1_Mode, Mode__Output as _netcube_v1_Mode__Output
 export interface CaptureStarted {
   'host'?: (string);
   /**
-   * What is captured, for people and as the pcapng interface's name: "h1 cap1
-   * on eth0", "h1 cap1 on fw1:left".
+   * What is captured, for people and as the pcapng interface's name: the host
+   * and the cube, port or netdev asked for ("h1 cap1", "h1 fw1:left", "h1 eth0").
    */
   'interface'?: (string);
   /**
@@ -21,8 +21,8 @@ export interface CaptureStarted {
 export interface CaptureStarted__Output {
   'host': (string);
   /**
-   * What is captured, for people and as the pcapng interface's name: "h1 cap1
-   * on eth0", "h1 cap1 on fw1:left".
+   * What is captured, for people and as the pcapng interface's name: the host
+   * and the cube, port or netdev asked for ("h1 cap1", "h1 fw1:left", "h1 eth0").
    */
   'interface': (string);
   /**
