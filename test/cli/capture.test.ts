@@ -470,3 +470,20 @@ test.serial('a capture whose port goes with its chain ends, saying why, and leav
   t.deepEqual(await runningCubes(host), { cubes: ['cap', 'fwd'], stacks: ['cap@fwd:left'] });
   t.deepEqual(pinnedCubes(host), ['cap', 'fwd']);
 });
+
+test.serial('netcubed stopped during a capture removes the transient cube before it exits', async t => {
+  const { host, run } = t.context;
+  const capture = watched(netcubectlChild(t, ['capture', 'fwd:right', '-w', join(scratch(t), 'stopped.pcapng')]), /capturing on/);
+  await capture.ready;
+  t.true(pinnedCubes(host).includes('capture-1'));
+  await host.stop();
+  await capture.done;
+  t.deepEqual(pinnedCubes(host).filter(name => name.startsWith('capture-')), [], 'nothing left in bpffs by the stopped daemon');
+  await host.restart();
+  t.regex(host.logTail(400), /"transientRemoved":\[\]/, 'nothing left for the next daemon to remove');
+  await host.waitConnected();
+  const again = await run(['capture', 'cap', '-c', '1', '--filter', FILTER, '-w', join(scratch(t), 'after.pcapng')], {
+    spawned: c => void watched(c, /capturing on/).ready.then(() => sendDatagrams(t.context.clients[0], 1)).catch(() => undefined),
+  });
+  t.is(again.code, 0, again.stderr);
+});

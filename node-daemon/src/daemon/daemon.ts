@@ -273,6 +273,8 @@ export class Daemon {
     this.logs.close();
     this.slowPath.close();
     this.metrics.stop();
+    // The API's close ended every capture session; their transient cubes go before the handles do.
+    await this.runtime.idle();
     this.runtime.close();
   }
 }

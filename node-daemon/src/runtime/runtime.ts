@@ -273,6 +273,11 @@ export class Runtime {
     this.savedState = saveState(this.layout.state, this.state, this.savedState);
   }
 
+  /** Resolves once every change asked for so far has finished (at stop: the cubes of sessions that just ended removed). */
+  idle(): Promise<void> {
+    return this.queue.then(() => undefined);
+  }
+
   /** Runs `fn` after every earlier mutation has finished: one change at a time. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
