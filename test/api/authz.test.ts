@@ -212,6 +212,9 @@ test.serial('service/bridge: the tables and slow path of bridge cubes, never a r
   await denied(t, 'DeleteCube', () => bridge.deleteCube({ name: 'br1' }), ['only the admin']);
   await denied(t, 'CreateCube', () => bridge.createCube({ name: 'br2', type: 'bridge', mode: 'MODE_TC', ports: ['a'] }), ['only the admin']);
   await denied(t, 'ListCubes', () => bridge.listCubes(), ['name the cubes']);
+  // A capture on a netdev stacks a cube on the host's wire: not a service's to ask.
+  await denied(t, 'Capture on a netdev', () => drain(bridge.capture({ netdev: 'in0' })), ['name the cubes']);
+  await denied(t, 'Capture on a router port', () => drain(bridge.capture({ cube: 'rt1', port: 'p0' })), says);
 
   // Its own type only: probe is another service's.
   const { xdpObject, tcObject } = probeObjects();

@@ -8,6 +8,8 @@ import { InvalidArgumentError } from '../../node-daemon/src/runtime/errors';
 
 const request = (over: Partial<CaptureRequest__Output> = {}): CaptureRequest__Output => ({
   cube: 'cap1',
+  port: '',
+  netdev: '',
   direction: 'DIRECTION_UNSPECIFIED',
   filter: null,
   snapLength: 0,
@@ -60,7 +62,11 @@ test('a filter: IPv4 prefixes as the data plane keeps them (::ffff:a.b.c.d, leng
 });
 
 const refused: [string, Partial<CaptureRequest__Output>, string, RegExp][] = [
-  ['no cube', { cube: '' }, 'cube', /name the packetcapture cube/],
+  ['no cube', { cube: '' }, 'cube', /name what to capture on: a packetcapture cube, a port of a cube/],
+  ['a bad cube name', { cube: 'Cap!' }, 'cube', /cube name 'Cap!' is invalid/],
+  ['a bad port name', { cube: 'fwd', port: 'a port' }, 'port', /port name 'a port' is invalid/],
+  ['a netdev and a cube', { cube: 'fwd', netdev: 'eth0' }, 'netdev', /a netdev or on a cube, not both/],
+  ['a bad netdev name', { cube: '', netdev: 'eth0/1' }, 'netdev', /./],
   ['a snap length past the record', { snapLength: 1537 }, 'snap_length', /1 to 1536 bytes, got 1537/],
   ['a rate past the limit', { rate: 1_000_001 }, 'rate', /at most 1000000 packets a second/],
   ['a burst past the rate', { rate: 100, burst: 101 }, 'burst', /at most the rate/],

@@ -1,10 +1,13 @@
 // netcubectl capture against a real daemon: a packetcapture cube stacked on a nop
 // forwarder's port between two client namespaces, real UDP between them, and the
 // pcapng files read back by Debian's tcpdump, compared byte for byte with what
-// tcpdump itself captured on the receiver's interface.
+// tcpdump itself captured on the receiver's interface. Beside it a plain
+// forwarder's chain, with no capture cube, captured on a port and on a netdev
+// through the daemon's own transient cube, which goes when the capture ends (and
+// when netcubed is killed during one).
 
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import anyTest, { ExecutionContext, TestFn } from 'ava';
@@ -17,6 +20,8 @@ import { netcubectl, RunOptions, scratch, writeFile } from './run';
 interface Env {
   host: NetcubedProcess;
   clients: [Netns, Netns];
+  /** Either side of the plain forwarder. */
+  plainClients: [Netns, Netns];
   run(args: string[], options?: RunOptions): ReturnType<typeof netcubectl>;
 }
 
@@ -29,15 +34,18 @@ test.before(async t => {
   const etcd = await EtcdCluster.start();
   closers.push(() => etcd.stop());
   const namespaces: Netns[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const ns = await newNetns();
     closers.push(() => ns.delete());
     namespaces.push(ns);
   }
-  const [clientA, h1, clientB] = namespaces;
+  const [clientA, h1, clientB, clientC, clientD] = namespaces;
   // clientA eth0 --- left [cap on fwd:left, fwd] right --- eth0 clientB
   await createVethPair(clientA, h1, ['eth0', 'left'], ['10.98.0.1', '']);
   await createVethPair(h1, clientB, ['right', 'eth0'], ['', '10.98.0.2']);
+  // clientC eth0 --- left2 [plain] right2 --- eth0 clientD: no capture cube
+  await createVethPair(clientC, h1, ['eth0', 'left2'], ['10.97.0.1', '']);
+  await createVethPair(h1, clientD, ['right2', 'eth0'], ['', '10.97.0.2']);
   const host = await NetcubedProcess.start({ netns: h1, etcd: etcd.endpoints });
   closers.push(() => host.cleanup());
   await host.waitConnected();
@@ -58,12 +66,31 @@ spec:
   attachments:
     - {cube: cap, to: fwd:left, direction: both}
 `);
-  const applied = await run(['apply', '-f', file, '--wait', '--timeout', '60s']);
-  if (applied.code !== 0) throw new Error(applied.stderr);
+  const plain = writeFile(dir, 'plain.yaml', plainChain(host.name, 'info'));
+  for (const chain of [file, plain]) {
+    const applied = await run(['apply', '-f', chain, '--wait', '--timeout', '60s']);
+    if (applied.code !== 0) throw new Error(applied.stderr);
+  }
   // Neighbours resolved before any capture: the filter keeps ARP out anyway.
   await clientA.ping('10.98.0.2', 1);
-  t.context = { host, clients: [clientA, clientB], run };
+  await clientC.ping('10.97.0.2', 1);
+  t.context = { host, clients: [clientA, clientB], plainClients: [clientC, clientD], run };
 });
+
+/** The plain forwarder's chain: a nop between left2 and right2, no capture cube. */
+function plainChain(host: string, logLevel: string): string {
+  return `apiVersion: netcube/v1
+kind: Chain
+metadata:
+  name: plain
+spec:
+  cubes:
+    - {name: plain, host: ${host}, type: nop, mode: tc, ports: [left, right], logLevel: ${logLevel}}
+  links:
+    - {from: netdev:left2, to: plain:left}
+    - {from: plain:right, to: netdev:right2}
+`;
+}
 
 test.after.always(async () => {
   for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
@@ -94,13 +121,24 @@ function netcubectlChild(t: ExecutionContext<Env>, args: string[]): ChildProcess
   return child;
 }
 
-/** Sends `count` datagrams "netcube-capture-<i>", one after the other, from clientA. */
-async function sendDatagrams(netns: Netns, count: number): Promise<void> {
+/** Sends `count` datagrams "netcube-capture-<i>", one after the other, from `netns` to `to` (clientA to clientB unless said). */
+async function sendDatagrams(netns: Netns, count: number, to = '10.98.0.2'): Promise<void> {
   const script = `const s = require('dgram').createSocket('udp4');
 let i = 0;
-const next = () => (i === ${count} ? s.close() : s.send('netcube-capture-' + i++, ${PORT}, '10.98.0.2', next));
+const next = () => (i === ${count} ? s.close() : s.send('netcube-capture-' + i++, ${PORT}, '${to}', next));
 next();`;
   await netns.exec(process.execPath, ['-e', script]);
+}
+
+/** Debian's tcpdump on `netns`'s eth0, writing `count` packets the filter takes to `file`: what the receiver got. */
+function receiverTcpdump(t: ExecutionContext<Env>, netns: Netns, count: number, file: string): ReturnType<typeof watched> {
+  const tcpdump = spawn('ip', ['netns', 'exec', netns.name, 'tcpdump', '-i', 'eth0', '-nn', '-U', '-c', String(count), '-w', file, FILTER], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(() => {
+    if (tcpdump.exitCode === null) tcpdump.kill('SIGKILL');
+  });
+  return watched(tcpdump, /listening on/);
 }
 
 interface Read {
@@ -143,13 +181,7 @@ test.serial('capture -c writes a pcapng that tcpdump reads: every packet, byte f
   const reference = join(dir, 'reference.pcap');
   const count = 10;
 
-  const tcpdump = spawn('ip', ['netns', 'exec', clients[1].name, 'tcpdump', '-i', 'eth0', '-nn', '-U', '-c', String(count), '-w', reference, FILTER], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  t.teardown(() => {
-    if (tcpdump.exitCode === null) tcpdump.kill('SIGKILL');
-  });
-  const receiver = watched(tcpdump, /listening on/);
+  const receiver = receiverTcpdump(t, clients[1], count, reference);
   const capture = watched(netcubectlChild(t, ['capture', 'cap', '-c', String(count), '--filter', FILTER, '-w', ours]), /capturing on/);
   await Promise.all([receiver.ready, capture.ready]);
 
@@ -257,7 +289,7 @@ test.serial('a capture of a cube that copies nothing, and bad filters, fail with
   const dir = scratch(t);
   const wrongType = await run(['capture', 'fwd', '-w', join(dir, 'x.pcapng')]);
   t.not(wrongType.code, 0);
-  t.regex(wrongType.stderr, /cube fwd is a nop, not a packetcapture: stack a packetcapture cube/);
+  t.regex(wrongType.stderr, /cube fwd is a nop, not a packetcapture: name one of its ports \(fwd:left, fwd:right\) to capture there/);
 
   const badAddress = await run(['capture', 'cap', '--filter', 'host 10.1.2.300', '-w', join(dir, 'y.pcapng')]);
   t.not(badAddress.code, 0);
@@ -270,4 +302,188 @@ test.serial('a capture of a cube that copies nothing, and bad filters, fail with
   const tooMany = await run(['capture', 'cap', '--filter', 'port 1 and port 2 and port 3', '-w', join(dir, 'w.pcapng')]);
   t.not(tooMany.code, 0);
   t.regex(tooMany.stderr, /filter\.ports.*at most 2 ports, got 3/);
+});
+
+/** The cubes the daemon runs now, by its GetTopology, with the stacks they are in. */
+async function runningCubes(host: NetcubedProcess): Promise<{ cubes: string[]; stacks: string[] }> {
+  const client = host.client();
+  try {
+    const topology = await client.getTopology();
+    const where = (e: (typeof topology.stacks)[number]['target']) => (e?.netdev ? `netdev:${e.netdev}` : `${e?.port?.cube}:${e?.port?.port}`);
+    return {
+      cubes: topology.cubes.map(c => c.name).sort(),
+      stacks: topology.stacks.flatMap(s => s.layers.map(l => `${l.cube}@${where(s.target)}`)).sort(),
+    };
+  } finally {
+    client.close();
+  }
+}
+
+/** The cubes pinned in the daemon's bpffs (directories `<id>-<name>`). */
+function pinnedCubes(host: NetcubedProcess): string[] {
+  return readdirSync(join(host.root, 'bpf', 'cubes'))
+    .map(d => d.replace(/^\d+-/, ''))
+    .sort();
+}
+
+const CHAIN_CUBES = ['cap', 'fwd', 'plain'];
+
+test.serial('capture CUBE:PORT on a plain forwarder: a transient capture cube on the port, every packet byte for byte, gone at the end', async t => {
+  const { host, plainClients } = t.context;
+  const dir = scratch(t);
+  const ours = join(dir, 'port.pcapng');
+  const reference = join(dir, 'reference.pcap');
+  const count = 8;
+
+  const receiver = receiverTcpdump(t, plainClients[1], count, reference);
+  const capture = watched(netcubectlChild(t, ['capture', 'plain:left', '-c', String(count), '--filter', FILTER, '-w', ours]), /capturing on/);
+  await Promise.all([receiver.ready, capture.ready]);
+  // While it runs: the daemon's own cube, outermost on the port, pinned.
+  const during = await runningCubes(host);
+  t.deepEqual(during.cubes, [...CHAIN_CUBES, 'capture-1'].sort());
+  t.true(during.stacks.includes('capture-1@plain:left'), during.stacks.join(' '));
+  t.true(pinnedCubes(host).includes('capture-1'));
+  // A change of the chain meanwhile: the reconciler applies it and keeps the capture's cube.
+  const changed = writeFile(dir, 'plain-debug.yaml', plainChain(host.name, 'debug'));
+  const applied = await t.context.run(['apply', '-f', changed, '--wait', '--timeout', '60s']);
+  t.is(applied.code, 0, applied.stderr);
+  t.deepEqual(await runningCubes(host), during, 'the capture cube kept through the apply');
+
+  await sendDatagrams(plainClients[0], count, '10.97.0.2');
+  const [captured, received] = await Promise.all([capture.done, receiver.done]);
+  t.is(captured.code, 0, captured.stderr);
+  t.regex(captured.stderr, new RegExp(`capturing on ${host.name} plain:left \\(tc,`));
+  t.regex(captured.stderr, new RegExp(`${count} packets written; not copied: 0 over the rate, 0 for a full ring`));
+  t.is(received.code, 0, received.stderr);
+  const [read, want] = await Promise.all([tcpdumpRead(ours), tcpdumpRead(reference)]);
+  t.is(read.length, count);
+  t.deepEqual(read.map(p => p.bytes.toString('hex')), want.map(p => p.bytes.toString('hex')), 'the frames the receiver got, byte for byte, in order');
+  t.deepEqual(directions(ours), new Array(count).fill('in'), 'into the port, from the link');
+
+  // The stream ends after the cube is gone: nothing of it is left.
+  t.deepEqual(await runningCubes(host), { cubes: CHAIN_CUBES, stacks: ['cap@fwd:left'] });
+  t.deepEqual(pinnedCubes(host), CHAIN_CUBES);
+});
+
+test.serial('capture NETDEV: what crosses the wire, a ping out and its reply in; Ctrl-C removes the transient cube', async t => {
+  const { host, plainClients, run } = t.context;
+  const file = join(scratch(t), 'netdev.pcapng');
+  const child = netcubectlChild(t, ['capture', 'right2', '--filter', 'icmp and host 10.97.0.2', '-w', file]);
+  const capture = watched(child, /capturing on/);
+  await capture.ready;
+  t.true((await runningCubes(host)).stacks.includes('capture-1@netdev:right2'));
+  await plainClients[0].ping('10.97.0.2', 2);
+  // Header (28 + 48 bytes) and four packet blocks of at least 98 bytes on disk.
+  await waitFor('four packets in the file', () => existsSync(file) && statSync(file).size >= 76 + 4 * 128);
+  child.kill('SIGINT');
+  const ended = await capture.done;
+  t.is(ended.code, 0, ended.stderr);
+  t.regex(ended.stderr, new RegExp(`capturing on ${host.name} right2 \\(tc,`));
+  t.deepEqual(directions(file), ['out', 'in', 'out', 'in'], 'the request out of the netdev to the wire, the reply in from it');
+  t.deepEqual((await tcpdumpRead(file)).map(p => /ICMP echo (request|reply)/.exec(p.summary)?.[1]), ['request', 'reply', 'request', 'reply']);
+  // Cancelled by the client: the daemon removes its cube once it sees the stream end.
+  await waitFor('the transient cube removed', async () => (await runningCubes(host)).cubes.join() === CHAIN_CUBES.join());
+  t.deepEqual((await runningCubes(host)).stacks, ['cap@fwd:left']);
+  t.deepEqual(pinnedCubes(host), CHAIN_CUBES);
+  // The netdev's own --host, and the same capture again: the target is free.
+  const again = await run(['capture', 'right2', '--host', host.name, '--filter', 'icmp and host 10.97.0.2', '-c', '2', '-w', join(scratch(t), 'again.pcapng')], {
+    spawned: c => void watched(c, /capturing on/).ready.then(() => plainClients[0].ping('10.97.0.2', 1)).catch(() => undefined),
+  });
+  t.is(again.code, 0, again.stderr);
+});
+
+test.serial('two captures at once on different targets; a second one on the same target is refused', async t => {
+  const { host, plainClients, run } = t.context;
+  const dir = scratch(t);
+  const onPort = watched(netcubectlChild(t, ['capture', 'plain:left', '-c', '3', '--filter', FILTER, '-w', join(dir, 'port.pcapng')]), /capturing on/);
+  await onPort.ready;
+  const onNetdev = watched(netcubectlChild(t, ['capture', 'right2', '-c', '3', '--filter', FILTER, '-w', join(dir, 'netdev.pcapng')]), /capturing on/);
+  await onNetdev.ready;
+  t.deepEqual((await runningCubes(host)).stacks, ['cap@fwd:left', 'capture-1@plain:left', 'capture-2@netdev:right2']);
+
+  const twice = await run(['capture', 'plain:left', '-w', join(dir, 'twice.pcapng')]);
+  t.not(twice.code, 0);
+  t.regex(twice.stderr, /plain:left has capture-1 of another session stacked already: one session at a time on it/);
+
+  await sendDatagrams(plainClients[0], 3, '10.97.0.2');
+  const [a, b] = await Promise.all([onPort.done, onNetdev.done]);
+  t.is(a.code, 0, a.stderr);
+  t.is(b.code, 0, b.stderr);
+  for (const f of ['port.pcapng', 'netdev.pcapng'])
+    t.deepEqual((await tcpdumpRead(join(dir, f))).map((p, i) => p.bytes.includes(Buffer.from(`netcube-capture-${i}`))), [true, true, true], f);
+  t.deepEqual(directions(join(dir, 'port.pcapng')), ['in', 'in', 'in']);
+  t.deepEqual(directions(join(dir, 'netdev.pcapng')), ['out', 'out', 'out']);
+  t.deepEqual(pinnedCubes(host), CHAIN_CUBES);
+});
+
+test.serial('netcubed killed during a capture removes the transient cube when it starts again', async t => {
+  const { host, plainClients, run } = t.context;
+  const dir = scratch(t);
+  const capture = watched(netcubectlChild(t, ['capture', 'plain:right', '--filter', FILTER, '-w', join(dir, 'killed.pcapng')]), /capturing on/);
+  await capture.ready;
+  t.true(pinnedCubes(host).includes('capture-1'));
+  await host.restart();
+  t.regex(host.logTail(400), /"transientRemoved":\["capture-1"\]/, 'removed as the runtime opened, before any chain was read');
+  const ended = await capture.done;
+  t.not(ended.code, 0, 'the capture ends with its daemon');
+  t.deepEqual(await runningCubes(host), { cubes: CHAIN_CUBES, stacks: ['cap@fwd:left'] });
+  t.deepEqual(pinnedCubes(host), CHAIN_CUBES);
+  // The restarted daemon captures there again, and the forwarder still forwards.
+  await host.waitConnected();
+  const again = await run(['capture', 'plain:right', '--filter', FILTER, '-c', '2', '-w', join(dir, 'again.pcapng')], {
+    spawned: c => void watched(c, /capturing on/).ready.then(() => sendDatagrams(plainClients[0], 2, '10.97.0.2')).catch(() => undefined),
+  });
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(directions(join(dir, 'again.pcapng')), ['out', 'out'], 'out of the port, to the link');
+});
+
+test.serial('a capture on an unknown cube, port or netdev fails naming what to fix', async t => {
+  const { host, run } = t.context;
+  const dir = scratch(t);
+  const cases: [string[], RegExp][] = [
+    [['plain:nope'], /cube plain has no port "nope" \(its ports: left, right\)/],
+    [['nosuch:left'], /no chain has a cube named nosuch/],
+    [['nosuch'], /no chain has a cube or uses a netdev named nosuch .*give a packetcapture cube, CUBE:PORT, or a netdev/],
+    [['eth9', '--host', host.name], /the chains of this host use no netdev named eth9 \(they use: left, left2, right, right2\)/],
+    [['cap:left'], /cube cap is transparent \(type packetcapture\) and has no ports: name the port or netdev it is stacked on instead/],
+    [['plain:left', '--host', 'elsewhere'], /--host elsewhere: cube plain runs on host/],
+  ];
+  for (const [target, message] of cases) {
+    const result = await run(['capture', ...target, '-w', join(dir, 'x.pcapng')]);
+    t.not(result.code, 0, target.join(' '));
+    t.regex(result.stderr, message, target.join(' '));
+  }
+  t.deepEqual(pinnedCubes(host), CHAIN_CUBES, 'nothing stacked by a refused capture');
+});
+
+test.serial('a capture whose port goes with its chain ends, saying why, and leaves nothing behind', async t => {
+  const { host, run } = t.context;
+  const file = join(scratch(t), 'gone.pcapng');
+  const capture = watched(netcubectlChild(t, ['capture', 'plain:left', '-w', file]), /capturing on/);
+  await capture.ready;
+  const deleted = await run(['delete', 'chain', 'plain', '--wait', '--timeout', '60s']);
+  t.is(deleted.code, 0, deleted.stderr);
+  const ended = await capture.done;
+  t.not(ended.code, 0);
+  t.regex(ended.stderr, /capture on plain:left stopped: capture-1 on plain:left was removed: plain:left is gone from this host's chains/);
+  t.deepEqual(await tcpdumpRead(file), [], 'a valid file, with what came (nothing)');
+  t.deepEqual(await runningCubes(host), { cubes: ['cap', 'fwd'], stacks: ['cap@fwd:left'] });
+  t.deepEqual(pinnedCubes(host), ['cap', 'fwd']);
+});
+
+test.serial('netcubed stopped during a capture removes the transient cube before it exits', async t => {
+  const { host, run } = t.context;
+  const capture = watched(netcubectlChild(t, ['capture', 'fwd:right', '-w', join(scratch(t), 'stopped.pcapng')]), /capturing on/);
+  await capture.ready;
+  t.true(pinnedCubes(host).includes('capture-1'));
+  await host.stop();
+  await capture.done;
+  t.deepEqual(pinnedCubes(host).filter(name => name.startsWith('capture-')), [], 'nothing left in bpffs by the stopped daemon');
+  await host.restart();
+  t.regex(host.logTail(400), /"transientRemoved":\[\]/, 'nothing left for the next daemon to remove');
+  await host.waitConnected();
+  const again = await run(['capture', 'cap', '-c', '1', '--filter', FILTER, '-w', join(scratch(t), 'after.pcapng')], {
+    spawned: c => void watched(c, /capturing on/).ready.then(() => sendDatagrams(t.context.clients[0], 1)).catch(() => undefined),
+  });
+  t.is(again.code, 0, again.stderr);
 });

@@ -49,7 +49,7 @@ async function fixture(t: Parameters<Parameters<typeof table>[1]>[0], mode: Mode
 function capturing(spec: Partial<CaptureSpec> = {}, leaseUntil?: bigint) {
   return (f: Fixture): void => {
     const full: CaptureSpec = {
-      cube: 'c',
+      target: { cube: 'c' },
       direction: 'both',
       filter: { addresses: [], ports: [] },
       snapLength: PKT_MAX,

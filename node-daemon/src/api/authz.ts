@@ -86,7 +86,8 @@ const RULES: Record<string, Rule> = {
   DeleteEntry: { access: 'write', target: tableOf },
   PutEntries: { access: 'write', target: tableOf },
   // A session switches the cube's copying on: as writing its tables.
-  Capture: { access: 'write', target: cube('cube') },
+  // A capture on a netdev stacks a cube on the host's wire: the host's to allow.
+  Capture: { access: 'write', target: (req) => (str(req.netdev) ? host() : cube('cube')(req)) },
   StreamLogs: { access: 'read', target: (req) => (Array.isArray(req.cubes) && req.cubes.length > 0 ? { kind: 'cubes', names: req.cubes.map(str) } : host()) },
 };
 

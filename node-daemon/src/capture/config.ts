@@ -7,7 +7,7 @@ import { PKT_MAX } from '../runtime/abi';
 import { InvalidArgumentError } from '../runtime/errors';
 import { FieldError, parsePrefix, parseProtocol, tableAddress } from '@netcube/catalog/fields';
 import type { CaptureRequest__Output } from '@netcube/api/generated/netcube/v1/CaptureRequest';
-import type { Direction } from '@netcube/api/chain';
+import { ifnameProblem, nameProblem, portNameProblem, type Direction } from '@netcube/api/chain';
 import type { Side__Output } from '@netcube/api/generated/netcube/v1/Side';
 
 /** The cube type that copies packets. */
@@ -32,9 +32,15 @@ export interface CaptureFilter {
   family?: 4 | 6;
 }
 
+/**
+ * Where to capture: a packetcapture cube a chain placed (`cube` alone), or a port
+ * of another cube or a netdev, where the daemon stacks a packetcapture cube of its
+ * own for the session.
+ */
+export type CaptureTarget = { cube: string; port?: undefined } | { cube: string; port: string } | { netdev: string };
+
 export interface CaptureSpec {
-  /** The packetcapture cube of a chain that copies the packets. */
-  cube: string;
+  target: CaptureTarget;
   direction: Direction;
   filter: CaptureFilter;
   snapLength: number;
@@ -58,8 +64,7 @@ function check<T>(field: string, fn: () => T): T {
 
 /** Checks a request; throws InvalidArgumentError naming the field at fault. */
 export function captureSpec(req: CaptureRequest__Output): CaptureSpec {
-  const cube = req.cube;
-  if (!cube) throw new InvalidArgumentError('cube', 'name the packetcapture cube to read (a chain stacks it where the packets pass)');
+  const target = captureTarget(req);
   const direction = directionFromProto(req.direction, 'direction');
 
   const snapLength = req.snapLength || PKT_MAX;
@@ -103,7 +108,25 @@ export function captureSpec(req: CaptureRequest__Output): CaptureSpec {
     if (filter.ports.length > 0 && filter.protocol !== undefined && filter.protocol !== 6 && filter.protocol !== 17)
       throw new InvalidArgumentError('filter.ports', 'ports are matched in TCP and UDP packets only; the filter asks for another protocol');
   }
-  return { cube, direction, filter, snapLength, rate, burst, count };
+  return { target, direction, filter, snapLength, rate, burst, count };
+}
+
+/** The request's target: `cube`, `cube` and `port`, or `netdev`. */
+function captureTarget(req: CaptureRequest__Output): CaptureTarget {
+  const problem = (field: string, why: string | undefined): void => {
+    if (why) throw new InvalidArgumentError(field, why);
+  };
+  if (req.netdev) {
+    if (req.cube || req.port) throw new InvalidArgumentError('netdev', 'capture on a netdev or on a cube, not both: leave cube and port empty with netdev');
+    problem('netdev', ifnameProblem(req.netdev));
+    return { netdev: req.netdev };
+  }
+  if (!req.cube)
+    throw new InvalidArgumentError('cube', 'name what to capture on: a packetcapture cube, a port of a cube (cube and port), or a netdev of this host\'s chains (netdev)');
+  problem('cube', nameProblem(req.cube, 'cube name'));
+  if (!req.port) return { cube: req.cube };
+  problem('port', portNameProblem(req.port));
+  return { cube: req.cube, port: req.port };
 }
 
 /**

@@ -53,7 +53,11 @@ export class CaptureSession {
     readonly cube: Cube,
     private readonly spec: CaptureSpec,
   ) {
-    if (cube.type.name !== CAPTURE_TYPE) throw new FailedPreconditionError(`cube ${cube.name} is a ${cube.type.name}, not a ${CAPTURE_TYPE}: stack a ${CAPTURE_TYPE} cube where the packets pass and capture that`);
+    if (cube.type.name !== CAPTURE_TYPE) {
+      const ports = [...cube.ports.keys()];
+      const where = ports.length ? `name one of its ports (${ports.map((p) => `${cube.name}:${p}`).join(', ')})` : 'name the port or netdev it is stacked on';
+      throw new FailedPreconditionError(`cube ${cube.name} is a ${cube.type.name}, not a ${CAPTURE_TYPE}: ${where} to capture there`);
+    }
     if (busy.has(cube)) throw new FailedPreconditionError(`cube ${cube.name} is captured by another session already: one at a time`);
     this.start = this.counters();
     this.reader = new RingBufReader(cube.table('capture_ring').map);
@@ -139,14 +143,17 @@ export class CaptureSession {
     return batch;
   }
 
-  /** Switches copying off and stops reading; idempotent. */
-  close(): void {
+  /**
+   * Switches copying off and stops reading; idempotent. `cubeGone`: the cube was
+   * removed meanwhile (a transient one whose target went), with nothing left to switch off.
+   */
+  close(cubeGone = false): void {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.renewal);
     busy.delete(this.cube);
     try {
-      this.cube.table('capture_config').put(0, captureConfigValue(this.spec, this.session, false, 0n));
+      if (!cubeGone) this.cube.table('capture_config').put(0, captureConfigValue(this.spec, this.session, false, 0n));
     } finally {
       this.reader.close();
     }

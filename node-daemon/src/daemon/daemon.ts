@@ -66,6 +66,7 @@ export class Daemon {
       orphansRemoved: a.orphansRemoved,
       missing: a.missing,
       healed: a.healed,
+      transientRemoved: a.transientRemoved,
     });
     // A type whose objects are refused stays out; every other type and chain goes on.
     for (const t of a.brokenTypes) log.error('cube type refused: its objects are kept but not used', { type: t.name, error: t.error });
@@ -273,6 +274,8 @@ export class Daemon {
     this.logs.close();
     this.slowPath.close();
     this.metrics.stop();
+    // The API's close ended every capture session; their transient cubes go before the handles do.
+    await this.runtime.idle();
     this.runtime.close();
   }
 }

@@ -9,6 +9,11 @@
 // step with the new first cubes (netdev.ts) and removes what `next` no longer
 // has. A packet therefore crosses the old topology or the new one, never a mix,
 // and a failure before the flip leaves nothing changed.
+//
+// On top of what apply() is given, the runtime keeps transient layers
+// (stackTransient: a capture session's packetcapture cube on a port or a netdev)
+// for as long as their session and their target last. They are recorded as such in
+// the state, so a daemon that dies during a session removes them when it opens.
 
 import * as path from 'node:path';
 import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
@@ -19,7 +24,25 @@ import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountB
 import { FirstHop, NetdevContext, NetdevEntry, XdpMode, redirectPeerTargets } from './netdev';
 import { PacketOut } from './packetout';
 import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
-import { Topology, Wiring, CubeSpec, Hop, Mode, Sender, peerOf, wire } from './topology';
+import {
+  Direction,
+  Endpoint,
+  Topology,
+  TransientLayer,
+  Wiring,
+  CubeSpec,
+  Hop,
+  Mode,
+  Sender,
+  emptyTopology,
+  endpointMode,
+  endpointName,
+  peerOf,
+  transientProblem,
+  wire,
+  withTransient,
+  withoutCubes,
+} from './topology';
 import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
 import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
 import { Table } from './tables';
@@ -58,6 +81,14 @@ export interface AdoptionReport {
   healed: string[];
   /** Cube types whose objects were refused (built in, or uploads kept under the root), with why. */
   brokenTypes: { name: string; error: string }[];
+  /** Transient cubes of sessions that died with the earlier daemon, now removed. */
+  transientRemoved: string[];
+}
+
+/** A transient layer of a live session, and what to tell it when an apply cannot keep it. */
+interface Transient {
+  layer: TransientLayer;
+  ended: (why: string) => void;
 }
 
 export interface ApplyReport {
@@ -94,6 +125,10 @@ export class Runtime {
   /** Why the last setup failed. */
   private packetOutProblem?: string;
   private closed = false;
+  /** The topology apply() was last given: the chains' alone, without the transient layers. */
+  private desired: Topology = emptyTopology();
+  /** Transient layers on top of `desired`, by cube name. */
+  private readonly transient = new Map<string, Transient>();
 
   private constructor(
     readonly layout: HostLayout,
@@ -130,10 +165,12 @@ export class Runtime {
         missing: [],
         healed: [],
         brokenTypes: [...types.broken].map(([name, error]) => ({ name, error })),
+        transientRemoved: [],
       };
       const saved = host.adopted ? loadState(layout.state) : undefined;
       rt = new Runtime(layout, host, hostTables, types, saved ?? emptyState(), netdevCtx, report, opts.slowPath ?? DEFAULT_SLOW_PATH);
       await rt.adopt(host.adopted && !saved);
+      await rt.removeTransientLeft();
       return rt;
     } catch (err) {
       // Leave the host as we found it: our handles closed, and a bpffs we mounted
@@ -239,8 +276,30 @@ export class Runtime {
     this.save();
   }
 
+  /**
+   * Removes the transient layers an earlier daemon left: their sessions died with
+   * it. Should that apply fail (a netdev gone meanwhile), they stay recorded as
+   * transient and the next apply removes them.
+   */
+  private async removeTransientLeft(): Promise<void> {
+    const left = this.state.transient ?? [];
+    this.desired = withoutCubes(normalise(this.state.topology), new Set(left));
+    if (left.length === 0) return;
+    try {
+      await this.exclusive(() => this.applyWithTransient(this.desired, []));
+      this.adoption.transientRemoved.push(...left);
+    } catch {
+      // Kept for the next apply, as said above.
+    }
+  }
+
   private save(): void {
     this.savedState = saveState(this.layout.state, this.state, this.savedState);
+  }
+
+  /** Resolves once every change asked for so far has finished (at stop: the cubes of sessions that just ended removed). */
+  idle(): Promise<void> {
+    return this.queue.then(() => undefined);
   }
 
   /** Runs `fn` after every earlier mutation has finished: one change at a time. */
@@ -372,9 +431,106 @@ export class Runtime {
     );
   }
 
-  /** Brings the data plane to `next`. See the top of this file. */
+  /**
+   * Brings the data plane to `next`, with the transient layers that can stay on it.
+   * One whose target `next` no longer has (or runs in another mode), or that `next`
+   * cannot take with it (the tail-call limit), is removed, and its session told why
+   * first. Should this apply fail, such a layer stays in the data plane, no longer
+   * kept: the next apply removes it. See the top of this file.
+   */
   apply(next: Topology): Promise<ApplyReport> {
-    return this.exclusive(() => this.applyNow(normalise(next)));
+    return this.exclusive(async () => {
+      const want = normalise(next);
+      // Sessions are told before their cubes go, so that none reads a removed cube's tables.
+      const end = (t: Transient, why: string): void => {
+        this.transient.delete(t.layer.cube.name);
+        t.ended(`${t.layer.cube.name} on ${endpointName(t.layer.target)} was removed: ${why}`);
+      };
+      for (const t of [...this.transient.values()]) {
+        const problem = transientProblem(want, t.layer);
+        if (problem) end(t, problem);
+      }
+      const kept = [...this.transient.values()];
+      const problem = kept.length === 0 ? undefined : this.wiringProblem(withTransient(want, kept.map((t) => t.layer)));
+      // Unless `want` is wrong by itself: then applyNow says why, and nothing changes.
+      if (problem && !this.wiringProblem(want)) for (const t of kept) end(t, `this host's chains changed so that it cannot stay: ${problem}`);
+      const report = await this.applyWithTransient(want, [...this.transient.values()]);
+      this.desired = want;
+      return report;
+    });
+  }
+
+  /** Why wire() refuses `topo`, or undefined. */
+  private wiringProblem(topo: Topology): string | undefined {
+    try {
+      wire(topo, (t) => this.types.get(t));
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  /**
+   * Stacks a transparent cube of `type`, named `<prefix>-<n>`, outermost on
+   * `target` (a port of a cube or a netdev of the topology apply() was last
+   * given), and keeps it there across applies until unstackTransient, or until an
+   * apply cannot keep it: then it is removed and `ended` is told why. Returns its
+   * name. One per target.
+   */
+  stackTransient(opts: { type: string; prefix: string; target: Endpoint; direction: Direction; ended: (why: string) => void }): Promise<string> {
+    return this.exclusive(async () => {
+      const { target } = opts;
+      const mode = endpointMode(this.desired, target);
+      if (mode === undefined) throw this.unknownTarget(target);
+      for (const [name, t] of this.transient)
+        if (endpointName(t.layer.target) === endpointName(target))
+          throw new FailedPreconditionError(`${endpointName(target)} has ${name} of another session stacked already: one session at a time on it`);
+      const taken = new Set([...this.desired.cubes.map((c) => c.name), ...this.transient.keys(), ...this.cubes.keys()].map((k) => k.split('@')[0]));
+      let n = 1;
+      while (taken.has(`${opts.prefix}-${n}`)) n++;
+      const name = `${opts.prefix}-${n}`;
+      const t: Transient = { layer: { cube: { name, type: opts.type, mode, ports: [], logLevel: 'info' }, target, direction: opts.direction }, ended: opts.ended };
+      await this.applyWithTransient(this.desired, [...this.transient.values(), t]);
+      this.transient.set(name, t);
+      return name;
+    });
+  }
+
+  /** Removes a transient layer stackTransient put; one already gone is fine. */
+  unstackTransient(name: string): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.transient.delete(name)) return;
+      await this.applyWithTransient(this.desired, [...this.transient.values()]);
+    });
+  }
+
+  /** Why `target` is not somewhere a transient layer can go, naming the field to fix. */
+  private unknownTarget(target: Endpoint): Error {
+    const topo = this.desired;
+    if ('netdev' in target) {
+      const used = new Set([...topo.links.flatMap((l) => [l.a, l.b]), ...topo.stacks.map((s) => s.target)].flatMap((e) => ('netdev' in e ? [e.netdev] : [])));
+      return new InvalidArgumentError('netdev', `the chains of this host use no netdev named ${target.netdev} (they use: ${[...used].sort().join(', ') || 'none'}): name one linked to a cube or stacked on`);
+    }
+    const cube = topo.cubes.find((c) => c.name === target.cube);
+    if (!cube) return new NotFoundError(`no cube named ${target.cube} on this host (its cubes: ${topo.cubes.map((c) => c.name).sort().join(', ') || 'none'})`);
+    if (cube.ports.length === 0)
+      return new InvalidArgumentError('port', `cube ${target.cube} is transparent (type ${cube.type}) and has no ports: name the port or netdev it is stacked on instead`);
+    return new InvalidArgumentError('port', `cube ${target.cube} has no port ${JSON.stringify(target.port)} (its ports: ${cube.ports.join(', ')})`);
+  }
+
+  /**
+   * Applies `want` with `layers` on top, recorded as transient in the state before
+   * anything is built; a failure (which changes nothing) leaves the record as it was.
+   */
+  private async applyWithTransient(want: Topology, layers: Transient[]): Promise<ApplyReport> {
+    const before = this.state.transient;
+    this.state.transient = layers.length > 0 ? layers.map((t) => t.layer.cube.name) : undefined;
+    try {
+      return await this.applyNow(withTransient(want, layers.map((t) => t.layer)));
+    } catch (err) {
+      this.state.transient = before;
+      throw err;
+    }
   }
 
   private async applyNow(next: Topology): Promise<ApplyReport> {

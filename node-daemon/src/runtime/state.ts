@@ -35,6 +35,11 @@ export interface RuntimeState {
   cubes: Record<string, CubeRecord>;
   /** Keyed by `<ifname>.<mode>`. */
   netdevs: Record<string, NetdevRecord>;
+  /**
+   * Cubes of `topology` stacked for a session only (TransientLayer), in no chain:
+   * a restarted daemon, whose sessions died with it, removes them at once.
+   */
+  transient?: string[];
 }
 
 export function emptyState(): RuntimeState {

@@ -343,3 +343,68 @@ export function peerOf(
       return { kind: 'none' };
   }
 }
+
+/**
+ * A transparent cube stacked for a while on top of the topology the chains ask for
+ * (a capture session's): outermost on its target, so it sees what crosses the link
+ * or the wire. It is in no chain; the runtime keeps it across applies while its
+ * target stays (runtime.ts, stackTransient).
+ */
+export interface TransientLayer {
+  cube: CubeSpec;
+  target: Endpoint;
+  direction: Direction;
+}
+
+/**
+ * The mode of the cubes a packet meets at `target`, which a cube stacked there must
+ * share; undefined when `topo` has no such cube port, or does not use the netdev
+ * (neither linked nor stacked on).
+ */
+export function endpointMode(topo: Topology, target: Endpoint): Mode | undefined {
+  const modeOf = (name: string): Mode | undefined => topo.cubes.find((c) => c.name === name)?.mode;
+  if (!('netdev' in target)) {
+    const c = topo.cubes.find((x) => x.name === target.cube);
+    return c && (c.ports ?? []).includes(target.port) ? c.mode : undefined;
+  }
+  const key = endpointKey(target);
+  for (const l of topo.links) {
+    if (endpointKey(l.a) === key && !('netdev' in l.b)) return modeOf(l.b.cube);
+    if (endpointKey(l.b) === key && !('netdev' in l.a)) return modeOf(l.a.cube);
+  }
+  const stack = topo.stacks.find((s) => endpointKey(s.target) === key);
+  return stack?.layers.length ? modeOf(stack.layers[0].cube) : undefined;
+}
+
+/** Why `layer` cannot stay on top of `topo` (its target went, or changed mode; a cube of `topo` took its name), or undefined. */
+export function transientProblem(topo: Topology, layer: TransientLayer): string | undefined {
+  if (topo.cubes.some((c) => c.name === layer.cube.name)) return `a chain now places a cube named ${layer.cube.name} on this host`;
+  const mode = endpointMode(topo, layer.target);
+  if (mode === undefined) return `${endpointName(layer.target)} is gone from this host's chains`;
+  if (mode !== layer.cube.mode) return `the cubes at ${endpointName(layer.target)} now run in ${mode}, not ${layer.cube.mode}`;
+  return undefined;
+}
+
+/** `topo` with each of `layers` stacked outermost on its target. */
+export function withTransient(topo: Topology, layers: readonly TransientLayer[]): Topology {
+  const out: Topology = { cubes: [...topo.cubes], links: topo.links, stacks: topo.stacks.map((s) => ({ target: s.target, layers: [...s.layers] })) };
+  for (const layer of layers) {
+    out.cubes.push(layer.cube);
+    const key = endpointKey(layer.target);
+    let stack = out.stacks.find((s) => endpointKey(s.target) === key);
+    if (!stack) out.stacks.push((stack = { target: layer.target, layers: [] }));
+    stack.layers.unshift({ cube: layer.cube.name, direction: layer.direction });
+  }
+  return out;
+}
+
+/** `topo` without the cubes named in `names`, nor their places in stacks. */
+export function withoutCubes(topo: Topology, names: ReadonlySet<string>): Topology {
+  return {
+    cubes: topo.cubes.filter((c) => !names.has(c.name)),
+    links: topo.links,
+    stacks: topo.stacks
+      .map((s) => ({ target: s.target, layers: s.layers.filter((l) => !names.has(l.cube)) }))
+      .filter((s, i) => s.layers.length > 0 || topo.stacks[i].layers.length === 0),
+  };
+}

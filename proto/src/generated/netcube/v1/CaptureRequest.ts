@@ -6,7 +6,8 @@ import type { Long } from '@grpc/proto-loader';
 
 export interface CaptureRequest {
   /**
-   * A packetcapture cube of a chain on this host.
+   * A packetcapture cube of a chain on this host; or, with `port`, the cube whose
+   * port to capture on. Empty with `netdev`.
    */
   'cube'?: (string);
   /**
@@ -33,11 +34,21 @@ export interface CaptureRequest {
    * End the capture after this many packets; 0: until cancelled.
    */
   'count'?: (number | string | Long);
+  /**
+   * A port of `cube` (any type but a transparent one): capture what crosses it.
+   */
+  'port'?: (string);
+  /**
+   * A netdev this host's chains use (linked or stacked on): capture what crosses
+   * it. Without `cube`.
+   */
+  'netdev'?: (string);
 }
 
 export interface CaptureRequest__Output {
   /**
-   * A packetcapture cube of a chain on this host.
+   * A packetcapture cube of a chain on this host; or, with `port`, the cube whose
+   * port to capture on. Empty with `netdev`.
    */
   'cube': (string);
   /**
@@ -64,4 +75,13 @@ export interface CaptureRequest__Output {
    * End the capture after this many packets; 0: until cancelled.
    */
   'count': (string);
+  /**
+   * A port of `cube` (any type but a transparent one): capture what crosses it.
+   */
+  'port': (string);
+  /**
+   * A netdev this host's chains use (linked or stacked on): capture what crosses
+   * it. Without `cube`.
+   */
+  'netdev': (string);
 }

@@ -10,8 +10,13 @@ export interface CaptureServiceClient extends grpc.Client {
    * The first message says what is captured (CaptureStarted), then packets follow
    * in batches until the client cancels, `count` packets were sent (the stream
    * ends OK), or the cube goes away (FAILED_PRECONDITION, after the packets
-   * captured until then). One session per cube at a time (a second one:
-   * FAILED_PRECONDITION).
+   * captured until then). One session per cube, port or netdev at a time (a
+   * second one: FAILED_PRECONDITION).
+   * 
+   * On a port of another cube (`cube` and `port`) or on a netdev (`netdev`), the
+   * daemon stacks a packetcapture cube of its own there, outermost (nearest the
+   * link or the wire), for the session only: it is removed when the session ends,
+   * and a restarted daemon removes one that an earlier daemon left.
    */
   Capture(argument: _netcube_v1_CaptureRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_netcube_v1_CaptureMessage__Output>;
   Capture(argument: _netcube_v1_CaptureRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_netcube_v1_CaptureMessage__Output>;
@@ -19,8 +24,13 @@ export interface CaptureServiceClient extends grpc.Client {
    * The first message says what is captured (CaptureStarted), then packets follow
    * in batches until the client cancels, `count` packets were sent (the stream
    * ends OK), or the cube goes away (FAILED_PRECONDITION, after the packets
-   * captured until then). One session per cube at a time (a second one:
-   * FAILED_PRECONDITION).
+   * captured until then). One session per cube, port or netdev at a time (a
+   * second one: FAILED_PRECONDITION).
+   * 
+   * On a port of another cube (`cube` and `port`) or on a netdev (`netdev`), the
+   * daemon stacks a packetcapture cube of its own there, outermost (nearest the
+   * link or the wire), for the session only: it is removed when the session ends,
+   * and a restarted daemon removes one that an earlier daemon left.
    */
   capture(argument: _netcube_v1_CaptureRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_netcube_v1_CaptureMessage__Output>;
   capture(argument: _netcube_v1_CaptureRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_netcube_v1_CaptureMessage__Output>;
@@ -32,8 +42,13 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
    * The first message says what is captured (CaptureStarted), then packets follow
    * in batches until the client cancels, `count` packets were sent (the stream
    * ends OK), or the cube goes away (FAILED_PRECONDITION, after the packets
-   * captured until then). One session per cube at a time (a second one:
-   * FAILED_PRECONDITION).
+   * captured until then). One session per cube, port or netdev at a time (a
+   * second one: FAILED_PRECONDITION).
+   * 
+   * On a port of another cube (`cube` and `port`) or on a netdev (`netdev`), the
+   * daemon stacks a packetcapture cube of its own there, outermost (nearest the
+   * link or the wire), for the session only: it is removed when the session ends,
+   * and a restarted daemon removes one that an earlier daemon left.
    */
   Capture: grpc.handleServerStreamingCall<_netcube_v1_CaptureRequest__Output, _netcube_v1_CaptureMessage>;
   

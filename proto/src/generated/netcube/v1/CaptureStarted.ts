@@ -5,12 +5,13 @@ import type { Mode as _netcube_v1_Mode, Mode__Output as _netcube_v1_Mode__Output
 export interface CaptureStarted {
   'host'?: (string);
   /**
-   * What is captured, for people and as the pcapng interface's name: "h1 cap1
-   * on eth0", "h1 cap1 on fw1:left".
+   * What is captured, for people and as the pcapng interface's name: the host
+   * and the cube, port or netdev asked for ("h1 cap1", "h1 fw1:left", "h1 eth0").
    */
   'interface'?: (string);
   /**
-   * The packetcapture cube that copies the packets.
+   * The packetcapture cube that copies the packets (the daemon's own, for a
+   * capture on a port or a netdev).
    */
   'cube'?: (string);
   'mode'?: (_netcube_v1_Mode);
@@ -20,12 +21,13 @@ export interface CaptureStarted {
 export interface CaptureStarted__Output {
   'host': (string);
   /**
-   * What is captured, for people and as the pcapng interface's name: "h1 cap1
-   * on eth0", "h1 cap1 on fw1:left".
+   * What is captured, for people and as the pcapng interface's name: the host
+   * and the cube, port or netdev asked for ("h1 cap1", "h1 fw1:left", "h1 eth0").
    */
   'interface': (string);
   /**
-   * The packetcapture cube that copies the packets.
+   * The packetcapture cube that copies the packets (the daemon's own, for a
+   * capture on a port or a netdev).
    */
   'cube': (string);
   'mode': (_netcube_v1_Mode__Output);
