@@ -83,14 +83,15 @@ export default defineService<BridgeConfig>({
     }
   },
 
+  // Written in this order: a trunk's VLAN set is there before its port says to use it.
   staticTables: (cube) => ({
     bridge_config: [{ key: 0, value: { aging_ns: String(BigInt(cube.config.agingSeconds) * 1_000_000_000n) } }],
-    bridge_ports: Object.entries(cube.config.ports)
-      .filter(([, p]) => p.mode !== 'plain')
-      .map(([name, p]) => ({ key: cube.port(name).index, value: { mode: MODES[p.mode], vlan: p.vlan, flags: p.allowedVlans.length > 0 ? PORT_F_ALLOWED : 0 } })),
     bridge_trunk_vlans: Object.entries(cube.config.ports)
       .filter(([, p]) => p.allowedVlans.length > 0)
       .map(([name, p]) => ({ key: cube.port(name).index, value: vlanSet(p.allowedVlans) })),
+    bridge_ports: Object.entries(cube.config.ports)
+      .filter(([, p]) => p.mode !== 'plain')
+      .map(([name, p]) => ({ key: cube.port(name).index, value: { mode: MODES[p.mode], vlan: p.vlan, flags: p.allowedVlans.length > 0 ? PORT_F_ALLOWED : 0 } })),
   }),
 
   packetIn(cube, pkt) {

@@ -241,10 +241,12 @@ test("bridge: static tables from config, drift repaired, SetConfig's config kept
   const held = await store.serviceConfigs.list('bridge');
   t.deepEqual(held.map((h) => ({ cube: h.cube, params: h.params, revision: h.revision })), [{ cube: 'br', params: set.config, revision: set.revision }]);
   t.deepEqual(await api.getConfig('br'), set);
+  // The service writes one table after another: wait for the last of them.
   await waitFor('the new config in the tables', async () => (await mode('p1')) === 'BRIDGE_PORT_TRUNK' && (await mode('p0')) === 'BRIDGE_PORT_PLAIN');
   t.deepEqual(await entry(client, 'br', 'bridge_config', 0), { aging_ns: 120_000_000_000 });
   t.deepEqual(await portEntry('p1'), { mode: 'BRIDGE_PORT_TRUNK', vlan: 3, flags: 1 });
-  // The trunk's allowed VLANs as a bit set: 7 is bit 7 of word 0, 70 bit 6 of word 1.
+  // The trunk's allowed VLANs as a bit set: 7 is bit 7 of word 0, 70 bit 6 of word 1;
+  // written before the port that uses them.
   const words = ((await entry(client, 'br', 'bridge_trunk_vlans', p.p1)) as { word: unknown[] }).word.map(Number);
   t.deepEqual(words.slice(0, 2), [1 << 7, 1 << 6]);
   t.true(words.slice(2).every((w) => w === 0));
