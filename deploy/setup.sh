@@ -3,7 +3,8 @@
 # node, npm, python3 and g++: the Debian packages netcube needs (skipped when all are
 # installed), the npm dependencies, then the build (BPF objects, the native libbpf
 # binding, the TypeScript), and the commands on PATH. Safe to run again: it does only what is missing, and the
-# build is incremental. Run it as root (or with sudo available), from anywhere.
+# build is incremental. Run it as root (or with sudo available), from anywhere. The CNI
+# plugin netcube-cni is linked into /opt/cni/bin (CNI_BIN_DIR=... for another directory).
 #
 #   bash deploy/setup.sh            (or: npm run setup)
 #   SETUP_FORCE=1 bash deploy/setup.sh   reinstalls the npm dependencies as well
@@ -93,6 +94,14 @@ for command in netcubed netcubectl $(node -p 'require("./package.json").workspac
   [[ -x "$bin_dir/$command" ]] || die "$command is not in $bin_dir after npm link"
   note "$command -> $(readlink -f "$bin_dir/$command")"
 done
+# A container runtime finds CNI plugins in its plugin directory (CNI_PATH), not on PATH:
+# netcube-cni goes there too, beside Debian's reference plugins' directory.
+if [[ -x "$bin_dir/netcube-cni" ]]; then
+  cni_bin_dir=${CNI_BIN_DIR:-/opt/cni/bin}
+  as_root mkdir -p "$cni_bin_dir"
+  as_root ln -sfn "$(readlink -f "$bin_dir/netcube-cni")" "$cni_bin_dir/netcube-cni"
+  note "netcube-cni also in $cni_bin_dir, the CNI plugin directory (CNI_BIN_DIR sets another)"
+fi
 case ":$PATH:" in
   *":$bin_dir:"*) ;;
   *) note "warning: $bin_dir, where npm links commands, is not on PATH: add it" ;;

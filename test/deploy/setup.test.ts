@@ -1,12 +1,13 @@
 // deploy/setup.sh's decisions, on a copy of the script with apt-get, dpkg-query and
 // npm replaced by stubs that record how they were called: a fresh machine gets every
 // package without a prompt, then npm ci, the build and the commands linked onto PATH;
-// a machine that has everything gets only the (incremental) build and the links. The
-// real installs cannot run in a test.
+// a machine that has everything gets only the (incremental) build and the links, and
+// the CNI plugin lands in the CNI plugin directory. The real installs cannot run in a
+// test.
 
 import test, { ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -29,7 +30,7 @@ interface Machine {
 }
 
 /** A repository copy with setup.sh, and stubs; `installed` lists the packages dpkg knows. */
-function machine(t: ExecutionContext, installed: string[], lockfile = true, linked = ['netcubed', 'netcubectl', 'netcube-svc']): Machine {
+function machine(t: ExecutionContext, installed: string[], lockfile = true, linked = ['netcubed', 'netcubectl', 'netcube-svc'], bins: Record<string, string> = { 'netcube-svc': 'main.js' }): Machine {
   const dir = mkdtempSync(join(tmpdir(), 'nct-setup-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(join(dir, 'deploy'));
@@ -37,7 +38,7 @@ function machine(t: ExecutionContext, installed: string[], lockfile = true, link
   copyFileSync(join(REPO, 'deploy', 'setup.sh'), join(dir, 'deploy', 'setup.sh'));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ workspaces: ['svc'] }));
   mkdirSync(join(dir, 'svc'));
-  writeFileSync(join(dir, 'svc', 'package.json'), JSON.stringify({ bin: { 'netcube-svc': 'main.js' } }));
+  writeFileSync(join(dir, 'svc', 'package.json'), JSON.stringify({ bin: bins }));
   if (lockfile) writeFileSync(join(dir, 'package-lock.json'), '{}\n');
   const log = join(dir, 'calls.log');
   const stub = (name: string, body: string) => {
@@ -62,7 +63,7 @@ function machine(t: ExecutionContext, installed: string[], lockfile = true, link
     run: async () => {
       try {
         const { stdout, stderr } = await execFileAsync('bash', [join(dir, 'deploy', 'setup.sh')], {
-          env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, HOME: dir },
+          env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, HOME: dir, CNI_BIN_DIR: join(dir, 'cni') },
         });
         return { code: 0, stdout, stderr };
       } catch (err) {
@@ -115,4 +116,18 @@ test('only the missing packages are installed; without a lockfile npm install', 
   const calls = m.calls();
   t.regex(calls[1], /install -y .* iperf3 ethtool$/);
   t.is(calls[2], 'npm install --no-audit --no-fund');
+});
+
+test('the CNI plugin is linked into the CNI plugin directory too', async t => {
+  const m = machine(t, PACKAGES, true, ['netcubed', 'netcubectl', 'netcube-cni'], { 'netcube-cni': 'cni.js' });
+  const res = await m.run();
+  t.is(res.code, 0, res.stderr);
+  t.is(readlinkSync(join(m.dir, 'cni', 'netcube-cni')), join(m.dir, 'prefix', 'bin', 'netcube-cni'));
+  t.regex(res.stdout, /netcube-cni also in .*\/cni, the CNI plugin directory/);
+});
+
+test('without the CNI plugin among the commands, no CNI plugin directory is made', async t => {
+  const m = machine(t, PACKAGES);
+  t.is((await m.run()).code, 0);
+  t.false(existsSync(join(m.dir, 'cni')));
 });
