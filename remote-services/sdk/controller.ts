@@ -73,6 +73,8 @@ export class ManagedCube<C, S> implements Cube<C, S> {
   private pending?: { kind: SyncKind; previous?: C; waiters: (() => void)[] };
   private running = false;
   private retry?: NodeJS.Timeout;
+  /** The sync that failed and waits for its retry: any sync that runs first includes it. */
+  private failed?: { kind: SyncKind; previous?: C };
   private readonly retryBackoff = new Backoff({ initialDelayMs: 250, maxDelayMs: 5_000 });
   private tickTimer?: NodeJS.Timeout;
   private ticking = false;
@@ -176,9 +178,17 @@ export class ManagedCube<C, S> implements Cube<C, S> {
         const job = this.pending;
         this.pending = undefined;
         clearTimeout(this.retry);
+        // A weaker sync asked for meanwhile (the neighbours' tables) must not drop a failed
+        // config change: it runs as part of this one, from the config the tables still have.
+        if (this.failed) {
+          if (RANK[this.failed.kind] > RANK[job.kind]) job.kind = this.failed.kind;
+          job.previous = this.failed.previous ?? job.previous;
+          this.failed = undefined;
+        }
         const ok = await this.syncNow(job.kind, job.previous);
         if (ok === false && !this.stopped) {
           // Try again later, at the same strength.
+          this.failed = { kind: job.kind, previous: job.previous };
           const delay = this.retryBackoff.next();
           this.retry = setTimeout(() => void this.sync(job.kind, job.previous), delay);
         } else {

@@ -378,3 +378,34 @@ test('an invalid config applied to the chain by other means: the cube is reporte
   await waitFor('fixed', async () => (await entry(client, 'br', 'bridge_config', 0) as { aging_ns: number }).aging_ns === 30e9);
   t.is((await api.listCubes())[0].problem, '');
 });
+
+test('a config change whose sync failed is retried even when a weaker sync (the neighbours\' tables) runs first', async (t) => {
+  // configChanged fails the first time it sees agingSeconds 30, and only once the chain
+  // has changed around the cube (its log level here): that change queues a tables sync
+  // behind the failing config sync, and the tables sync must carry the config change.
+  let chainChanged!: () => void;
+  const chainSeen = new Promise<void>((resolve) => (chainChanged = resolve));
+  const calls: number[] = [];
+  const service: ServiceDefinition<Parameters<NonNullable<typeof bridge.validate>>[0]> = {
+    ...bridge,
+    validate(config, cube) {
+      bridge.validate!(config, cube);
+      if (cube.chainSpec.cubes[0]?.logLevel === 'debug') chainChanged();
+    },
+    async configChanged(cube) {
+      calls.push(cube.config.agingSeconds);
+      if (calls.filter((s) => s === 30).length === 1) {
+        await chainSeen;
+        throw new Error('injected failure');
+      }
+    },
+  };
+  const { store, api } = await open(t, service, bridgeChain);
+  await api.setConfig({ cube: 'br', config: { agingSeconds: 30 } });
+  await waitFor('the config change tried once', () => calls.includes(30));
+  const { chain } = await store.chains.get('lan');
+  chain.spec.cubes[0].logLevel = 'debug';
+  await store.chains.apply(chain);
+  await waitFor('the config change applied after its failure', () => calls.filter((s) => s === 30).length === 2);
+  t.deepEqual(calls, [30, 30]);
+});
