@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Netns } from './netns';
 
-const PLUGIN = join(__dirname, '../../../../remote-services/k8s/build/src/cni/main.js');
+export const PLUGIN = join(__dirname, '../../../../remote-services/k8s/build/src/cni/main.js');
 /** Where Debian's containernetworking-plugins are. */
 export const CNI_PATH = '/usr/lib/cni';
 

@@ -78,6 +78,9 @@ test('VERSION; configs it cannot use get the spec codes and say what to fix', as
   const noEtcd = await cni(node, 'ADD', { cniVersion: '1.0.0', name: 'x', type: 'netcube-cni', host: 'n1', ipam: { type: 'host-local' } });
   t.like(noEtcd.out, { code: 7, cniVersion: '1.0.0' });
   t.regex(String(noEtcd.out.msg), /etcd.endpoints must list/);
+  const namespace = await cni(node, 'ADD', { cniVersion: '1.0.0', name: 'x', type: 'netcube-cni', host: 'n1', etcd: { endpoints: ['127.0.0.1:1'] }, podNamespace: 'Prod_1', ipam: { type: 'host-local' } });
+  t.like(namespace.out, { code: 7 });
+  t.regex(String(namespace.out.msg), /podNamespace must be a Kubernetes namespace name .*got "Prod_1"/);
   const garbage = await cni(node, 'ADD', '{"cniVersion":');
   t.like(garbage.out, { code: 6 });
   const status = await cni(node, 'STATUS', { cniVersion: '1.0.0', name: 'x', type: 'netcube-cni', host: 'n1', etcd: { endpoints: ['127.0.0.1:1'] }, ipam: { type: 'host-local' } });

@@ -20,6 +20,7 @@
 //    "etcd": {"endpoints": ["https://10.0.0.1:2379"], "tlsCa": ..., "tlsCert": ..., "tlsKey": ...},
 //    "socket": "/run/netcube/n1/netcubed.sock",     default: /run/netcube/<host>/netcubed.sock
 //    "mtu": 1450, "readyTimeoutSeconds": 60,
+//    "podNamespace": "default",                     for runtimes that do not pass K8S_POD_NAMESPACE
 //    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/24", "gateway": "10.244.1.1", ...}]]}}
 
 import { hostname } from 'node:os';
@@ -45,6 +46,11 @@ export interface NetConf {
   etcd: { endpoints: string[]; tlsCa?: string; tlsCert?: string; tlsKey?: string };
   mtu: number;
   readyTimeoutSeconds: number;
+  /**
+   * The pod's Kubernetes namespace when CNI_ARGS has no K8S_POD_NAMESPACE: a kubelet's
+   * runtime always passes it, podman passes only K8S_POD_NAME (the container's name).
+   */
+  podNamespace?: string;
   ipam: { type: string; [field: string]: unknown };
   prevResult?: CniResult;
   /** GC (1.1.0): the attachments the runtime still has. */
@@ -70,6 +76,9 @@ export interface Invocation {
   path: string;
   env: NodeJS.ProcessEnv;
 }
+
+/** A namespace's name (an RFC 1123 label). */
+const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 const bad = (message: string): CniError => new CniError(CNI_CODES.INVALID_NETWORK_CONFIG, message);
 
@@ -98,6 +107,10 @@ export function parseConfig(text: string): NetConf {
   if (!Number.isInteger(mtu) || (mtu as number) < 576 || (mtu as number) > 65535) throw bad(`mtu must be an integer from 576 to 65535, got ${JSON.stringify(mtu)}`);
   const timeout = raw.readyTimeoutSeconds ?? DEFAULT_READY_TIMEOUT_S;
   if (typeof timeout !== 'number' || !(timeout > 0) || timeout > 600) throw bad(`readyTimeoutSeconds must be a number of seconds from 0 to 600, got ${JSON.stringify(timeout)}`);
+  const podNamespace = raw.podNamespace;
+  if (podNamespace !== undefined && (typeof podNamespace !== 'string' || !NAMESPACE_RE.test(podNamespace))) {
+    throw bad(`podNamespace must be a Kubernetes namespace name (lower-case letters, digits and '-', at most 63), got ${JSON.stringify(podNamespace)}`);
+  }
   const socket = raw.socket ?? `/run/netcube/${host}/netcubed.sock`;
   if (typeof socket !== 'string') throw bad('socket must be the path of netcubed\'s unix socket');
   return {
@@ -109,6 +122,7 @@ export function parseConfig(text: string): NetConf {
     etcd,
     mtu: mtu as number,
     readyTimeoutSeconds: timeout,
+    podNamespace,
     ipam,
     prevResult: raw.prevResult as CniResult | undefined,
     'cni.dev/valid-attachments': raw['cni.dev/valid-attachments'] as NetConf['cni.dev/valid-attachments'],
@@ -167,7 +181,7 @@ export async function cmdAdd(conf: NetConf, inv: Invocation): Promise<CniResult>
   const link = await makePodInterface({ host, ifname, netns, mtu: conf.mtu, addresses: ips.map((i) => i.address), gateway });
   const record = {
     netdev: host,
-    namespace: inv.args.K8S_POD_NAMESPACE ?? '',
+    namespace: inv.args.K8S_POD_NAMESPACE ?? conf.podNamespace ?? '',
     pod: inv.args.K8S_POD_NAME ?? '',
     containerId,
     ifname,
