@@ -10,7 +10,8 @@
 //   - after compact(), a watch from an older version gets the API's answer: one
 //     ERROR event with a Status of code 410 (Gone, reason Expired), then the end;
 //   - the server may close any watch at any time (closeWatches()), as the API
-//     server does when its watch timeout ends; bookmarks are never sent.
+//     server does when its watch timeout ends; bookmarks are never sent;
+//   - a GET of one cluster-scoped object by name (a Node) answers it, or 404.
 // Tests drive it: apply() and delete() write objects as the cluster's controllers
 // would, every request is counted (requests) so a test can see lists and watches.
 
@@ -149,6 +150,15 @@ export class KubeApiServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.url);
     const resource = RESOURCES.find((r) => r.path === url.pathname);
+    // One cluster-scoped object by name (a Node: a node's installer reads its own).
+    const one = req.method === 'GET' && !resource ? RESOURCES.find((r) => url.pathname.startsWith(`${r.path}/`) && !url.pathname.slice(r.path.length + 1).includes('/')) : undefined;
+    if (one) {
+      const name = url.pathname.slice(one.path.length + 1);
+      const object = this.objects.get(keyOf({ kind: one.kind, apiVersion: one.apiVersion, metadata: { name } }));
+      res.writeHead(object ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(object ?? status(404, 'NotFound', `${one.path.split('/').pop()} "${name}" not found`)));
+      return;
+    }
     if (req.method !== 'GET' || !resource) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify(status(404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`)));

@@ -6,13 +6,11 @@
 // GC, which need neither, leave no veth, lease nor record.
 
 import test, { ExecutionContext } from 'ava';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@netcube/api/store';
-import { hostVethName, parseConfig } from '@netcube/k8s/cni';
-import { DEFAULT_SETTINGS, nodeModel, Problems, type KubeNode } from '@netcube/k8s/model';
-import { loadManifests } from '../helpers/kube-manifests';
+import { hostVethName } from '@netcube/k8s/cni';
 import { Pki } from '../helpers/certs';
 import { attachment, cni, leases } from '../helpers/cni';
 import { EtcdBridge } from '../helpers/etcd-bridge';
@@ -56,16 +54,6 @@ async function bed(t: ExecutionContext, extra: Record<string, unknown> = {}): Pr
 }
 
 const links = async (ns: Netns) => (await ns.exec('ip', ['-o', 'link', 'show'])).stdout;
-
-test('the example conflist: a config the plugin takes, with the IPAM range the controller gives node n1', (t) => {
-  const list = JSON.parse(readFileSync(join(__dirname, '../../../../remote-services/k8s/examples/10-netcube.conflist'), 'utf8'));
-  const conf = parseConfig(JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] }));
-  t.like(conf, { host: 'n1', type: 'netcube-cni', mtu: 1450 });
-  const node = loadManifests('cluster.yaml').find((o) => o.kind === 'Node' && o.metadata.name === 'n1') as KubeNode;
-  const model = nodeModel(node, DEFAULT_SETTINGS, new Problems())!;
-  const [[range]] = (conf.ipam as unknown as { ranges: { subnet: string; rangeStart: string; rangeEnd: string; gateway: string }[][] }).ranges;
-  t.deepEqual(range, { subnet: model.podCidrText, rangeStart: model.podRange.start, rangeEnd: model.podRange.end, gateway: model.gateway });
-});
 
 test('VERSION; configs it cannot use get the spec codes and say what to fix', async (t) => {
   const node = await createNetns(t);

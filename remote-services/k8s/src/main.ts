@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Logger } from '@netcube/api/log';
 import { Store } from '@netcube/api/store';
 import { parseFlags, UsageError } from '@netcube/sdk/run';
+import { cniConfig, cniConfigUsage } from './cni-config';
 import { Controller } from './controller';
 import { KubeSource, loadKubeConfig, type KubeConfigFlags } from './kube/source';
 import { DEFAULT_SETTINGS, type ClusterSettings } from './model';
@@ -14,6 +15,7 @@ import { DEFAULT_SETTINGS, type ClusterSettings } from './model';
 const KUBE_FLAGS = ['kubeconfig', 'master', 'cluster-cidr', 'resync-period', 'uplink', 'vxlan-netdev', 'masquerade-ports', 'overlay-cidr'] as const;
 
 export const usage = (): string => `Usage: netcube-k8s [options]
+       netcube-k8s cni-config --node NAME [--out FILE] [options]   (a node's CNI config; cni-config --help)
 
 The netcube Kubernetes controller: follows Nodes, Pods, Namespaces, Services,
 EndpointSlices and NetworkPolicies, and the pod ports netcube-cni records, and
@@ -95,6 +97,7 @@ export function duration(flag: string, text: string): number {
 }
 
 function main(): void {
+  if (process.argv[2] === 'cni-config') return void cniConfigMain(process.argv.slice(3));
   let flags;
   try {
     flags = parseControllerFlags(process.argv.slice(2));
@@ -124,6 +127,20 @@ function main(): void {
     log.error('netcube-k8s could not start', { error: (err as Error).message });
     process.exit(1);
   });
+}
+
+/** `netcube-k8s cni-config`: a node's conflist (cni-config.ts), for the node's installer. */
+function cniConfigMain(argv: string[]): void {
+  cniConfig(argv).then(
+    (text) => {
+      if (text === 'help') process.stdout.write(cniConfigUsage());
+      else if (!argv.some((a) => a === '--out' || a.startsWith('--out='))) process.stdout.write(text);
+    },
+    (err: Error) => {
+      process.stderr.write(`netcube-k8s cni-config: ${err.message}\n`);
+      process.exit(err instanceof UsageError ? 2 : 1);
+    },
+  );
 }
 
 if (require.main === module) main();

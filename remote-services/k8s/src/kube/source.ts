@@ -164,3 +164,13 @@ export function loadKubeConfig(flags: KubeConfigFlags): K8s.KubeConfig {
   if (!kc.getCurrentCluster()) throw new Error('no Kubernetes API server: give --kubeconfig FILE (or $KUBECONFIG), or run in a pod (in-cluster config)');
   return kc;
 }
+
+/** One Node, read once (a node's installer, netcube-k8s cni-config); the error says whether it does not exist. */
+export async function readNode(kc: K8s.KubeConfig, name: string): Promise<unknown> {
+  try {
+    return await kc.makeApiClient(k8s.CoreV1Api).readNode({ name });
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    throw new Error(code === 404 ? `Node ${name} does not exist` : `Node ${name} could not be read: ${(err as Error).message}`);
+  }
+}
