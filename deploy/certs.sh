@@ -14,7 +14,7 @@
 #
 # Each certificate is DIR/FILE.crt with its key DIR/FILE.key (mode 0600). Its CN is
 # FILE, and it is the etcd user of whoever presents it (etcd --client-cert-auth):
-# admin, viewer, service-TYPE, host-HOST; etcd-access.sh gives those users their
+# admin, viewer, service-TYPE, host-HOST; `netcubectl access` gives those users their
 # roles. Hosts and services also serve with theirs (netcubed --listen, a service's
 # config API): SANS lists the names and addresses clients reach them at
 # (IP:10.0.0.1,DNS:h1.example), 127.0.0.1 and localhost by default.

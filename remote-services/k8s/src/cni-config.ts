@@ -7,11 +7,10 @@
 
 import { randomBytes } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { hostNameProblem } from '@netcube/api/chain';
 import { UsageError } from '@netcube/sdk/run';
 import { loadKubeConfig, readNode } from './kube/source';
-import { parseControllerFlags } from './main';
+import { parseControllerFlags, splitFlags } from './main';
 import { nodeModel, Problems, type KubeNode, type NodeModel } from './model';
 
 const OWN_FLAGS = ['node', 'out', 'socket', 'mtu', 'ipam-data-dir'] as const;
@@ -68,44 +67,41 @@ export function nodeConflist(node: NodeModel, opts: CniConfigOptions): Record<st
   };
 }
 
-/** `netcube-k8s cni-config ...`: resolves with the conflist's text once written (or printed). */
-export async function cniConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<string | 'help'> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: Object.fromEntries(OWN_FLAGS.map((f) => [f, { type: 'string' as const }])), strict: false, allowPositionals: true, tokens: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}; see --help`);
-  }
-  const rest: string[] = [];
-  for (const token of parsed.tokens) {
-    if (token.kind === 'option' && (OWN_FLAGS as readonly string[]).includes(token.name)) {
-      if (token.value === undefined) throw new UsageError(`--${token.name} needs a value; see --help`);
-    } else if (token.kind === 'option') {
-      rest.push(token.inlineValue ? `${token.rawName}=${token.value}` : token.rawName, ...(token.inlineValue || token.value === undefined ? [] : [token.value]));
-    } else if (token.kind === 'positional') {
-      rest.push(token.value);
-    }
-  }
+export interface CniConfigFlags extends Exclude<ReturnType<typeof parseControllerFlags>, 'help'> {
+  node: string;
+  out?: string;
+  conflist: Omit<CniConfigOptions, 'etcd' | 'tls'>;
+}
+
+/** `netcube-k8s cni-config`'s command line: its own flags here, the rest as netcube-k8s takes them. */
+export function parseCniConfigFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): CniConfigFlags | 'help' {
+  const { values: v, rest } = splitFlags(argv, OWN_FLAGS);
   const flags = parseControllerFlags(rest, env);
   if (flags === 'help') return 'help';
-  const v = parsed.values as Record<(typeof OWN_FLAGS)[number], string | undefined>;
-  const name = v.node ?? env.NODE_NAME;
-  if (!name) throw new UsageError('--node: give the node\'s name (or $NODE_NAME)');
-  const problem = hostNameProblem(name);
+  const node = v.node ?? env.NODE_NAME;
+  if (!node) throw new UsageError('--node: give the node\'s name (or $NODE_NAME)');
+  const problem = hostNameProblem(node);
   if (problem) throw new UsageError(`--node: ${problem}`);
   const mtu = v.mtu === undefined ? undefined : Number(v.mtu);
   if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)) throw new UsageError(`--mtu: an integer from 576 to 65535, got ${JSON.stringify(v.mtu)}`);
+  return { ...flags, node, out: v.out, conflist: { socket: v.socket, mtu, ipamDataDir: v['ipam-data-dir'] } };
+}
 
+/** `netcube-k8s cni-config ...`: resolves with the conflist's text once written (or printed). */
+export async function cniConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<string | 'help'> {
+  const flags = parseCniConfigFlags(argv, env);
+  if (flags === 'help') return 'help';
+  const name = flags.node;
   const node = (await readNode(loadKubeConfig(flags.kube), name)) as KubeNode;
   const problems = new Problems();
   const model = nodeModel(node, flags.settings, problems);
   if (!model) throw new Error(problems.list.map((p) => `${p.object} ${p.message}`).join('; '));
-  const text = `${JSON.stringify(nodeConflist(model, { etcd: flags.etcd, tls: flags.tls, socket: v.socket, mtu, ipamDataDir: v['ipam-data-dir'] }), null, 2)}\n`;
-  if (v.out) {
+  const text = `${JSON.stringify(nodeConflist(model, { etcd: flags.etcd, tls: flags.tls, ...flags.conflist }), null, 2)}\n`;
+  if (flags.out) {
     // A runtime reading the directory meanwhile sees the old file or the new one, never half of one.
-    const tmp = `${v.out}.${randomBytes(4).toString('hex')}.tmp`;
+    const tmp = `${flags.out}.${randomBytes(4).toString('hex')}.tmp`;
     writeFileSync(tmp, text, { mode: 0o644 });
-    renameSync(tmp, v.out);
+    renameSync(tmp, flags.out);
   }
   return text;
 }

@@ -2,3 +2,5 @@
 export { KubeSource, loadKubeConfig, type KubeConfigFlags, type KubeSourceOptions } from './kube/source';
 export * from './model';
 export { Controller, SERVICE_TYPE, type ControllerOptions } from './controller';
+export { parseControllerFlags } from './main';
+export { cniConfig, nodeConflist, parseCniConfigFlags, type CniConfigFlags, type CniConfigOptions } from './cni-config';

@@ -51,31 +51,12 @@ export interface ControllerFlags {
 
 /** netcube-k8s's command line: the Kubernetes flags here, the rest through the SDK's parseFlags. */
 export function parseControllerFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): (ControllerFlags & Exclude<ReturnType<typeof parseFlags>, 'help'>) | 'help' {
-  const options = Object.fromEntries(KUBE_FLAGS.map((f) => [f, { type: 'string' as const }]));
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}; see --help`);
-  }
+  const { values: v, rest } = splitFlags(argv, KUBE_FLAGS);
   // What is not a Kubernetes flag goes to the SDK, which refuses what it does not know.
-  const rest: string[] = [];
-  for (const token of parsed.tokens) {
-    if (token.kind === 'option' && (KUBE_FLAGS as readonly string[]).includes(token.name)) {
-      if (token.value === undefined) throw new UsageError(`--${token.name} needs a value; see --help`);
-      continue;
-    }
-    if (token.kind === 'option') {
-      if (token.name === 'listen' || token.name === 'resync') throw new UsageError(`--${token.name}: netcube-k8s has ${token.name === 'listen' ? 'no config API' : '--resync-period instead'}; see --help`);
-      if (token.inlineValue) rest.push(`${token.rawName}=${token.value}`);
-      else rest.push(token.rawName, ...(token.value === undefined ? [] : [token.value]));
-    } else if (token.kind === 'positional') {
-      rest.push(token.value);
-    }
-  }
+  const other = rest.map((a) => /^--(listen|resync)(=|$)/.exec(a)?.[1]).find(Boolean);
+  if (other) throw new UsageError(`--${other}: netcube-k8s has ${other === 'listen' ? 'no config API' : '--resync-period instead'}; see --help`);
   const common = parseFlags(rest, env);
   if (common === 'help') return 'help';
-  const v = parsed.values as Record<string, string | undefined>;
   const settings: ClusterSettings = {
     clusterCidr: v['cluster-cidr'] ?? DEFAULT_SETTINGS.clusterCidr,
     uplink: v.uplink ?? DEFAULT_SETTINGS.uplink,
@@ -84,6 +65,28 @@ export function parseControllerFlags(argv: string[], env: NodeJS.ProcessEnv = pr
     overlayCidr: v['overlay-cidr'] ?? DEFAULT_SETTINGS.overlayCidr,
   };
   return { ...common, kube: { kubeconfig: v.kubeconfig, master: v.master }, settings, resyncMs: duration('--resync-period', v['resync-period'] ?? '5m') };
+}
+
+/** Splits a command line: the values of the string flags `own`, and the rest as given, for another parser. */
+export function splitFlags(argv: string[], own: readonly string[]): { values: Record<string, string | undefined>; rest: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: Object.fromEntries(own.map((f) => [f, { type: 'string' as const }])), strict: false, allowPositionals: true, tokens: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; see --help`);
+  }
+  const rest: string[] = [];
+  for (const token of parsed.tokens) {
+    if (token.kind === 'option' && own.includes(token.name)) {
+      if (token.value === undefined) throw new UsageError(`--${token.name} needs a value; see --help`);
+    } else if (token.kind === 'option') {
+      if (token.inlineValue) rest.push(`${token.rawName}=${token.value}`);
+      else rest.push(token.rawName, ...(token.value === undefined ? [] : [token.value]));
+    } else if (token.kind === 'positional') {
+      rest.push(token.value);
+    }
+  }
+  return { values: parsed.values as Record<string, string | undefined>, rest };
 }
 
 /** A Go duration as kube components take them (1h30m, 5m, 30s, 500ms), in milliseconds, at least one second. */
