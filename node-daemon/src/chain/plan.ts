@@ -28,6 +28,7 @@ export interface PlannedCube {
   ports: string[];
   logLevel: LogLevel;
   params: JsonObject;
+  replacedMicrocubes?: Record<string, string>;
 }
 
 const runtimeEndpoint = (e: Endpoint): RuntimeEndpoint => (e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname });
@@ -43,8 +44,8 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
 
     for (const cube of chain.spec.cubes) {
       if (cube.host !== host) continue;
-      const { name, type, mode, logLevel } = cube;
-      cubes.push({ name, chain: chain.metadata.name, type, mode, ports: [...cube.ports], logLevel, params: structuredClone(cube.params) });
+      const { name, type, mode, logLevel, replacedMicrocubes } = cube;
+      cubes.push({ name, chain: chain.metadata.name, type, mode, ports: [...cube.ports], logLevel, params: structuredClone(cube.params), ...(replacedMicrocubes ? { replacedMicrocubes: { ...replacedMicrocubes } } : {}) });
     }
 
     for (const link of chain.spec.links) {
@@ -73,7 +74,7 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
     host,
     cubes: cubes.sort((a, b) => compare(a.name, b.name)),
     topology: {
-      cubes: cubes.map(({ name, type, mode, ports, logLevel }) => ({ name, type, mode, ports: [...ports], logLevel })),
+      cubes: cubes.map(({ name, type, mode, ports, logLevel, replacedMicrocubes }) => ({ name, type, mode, ports: [...ports], logLevel, ...(replacedMicrocubes ? { replacedMicrocubes: { ...replacedMicrocubes } } : {}) })),
       links,
       stacks: [...stacks.entries()].sort(([a], [b]) => compare(a, b)).map(([, s]) => s),
     },

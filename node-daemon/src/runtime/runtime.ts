@@ -2,28 +2,31 @@
 // by applying a whole topology.
 //
 // apply(next) checks `next` completely, builds every new piece (cubes loaded and
-// pinned, entry programs attached but inert), writes the complete peer words of
-// the spare generation with the prog-array slots they lead through, flips the
-// host's generation with one store, waits for an RCU grace period so no packet
-// still follows the old generation, and only then puts fused netdev entries in
-// step with the new first cubes (netdev.ts) and removes what `next` no longer
-// has. A packet therefore crosses the old topology or the new one, never a mix,
-// and a failure before the flip leaves nothing changed.
+// pinned with their replaced micro-cubes, the micro-cubes kept cubes change to
+// loaded, entry programs attached but inert), swaps those micro-cubes in (one
+// slot store each), writes the complete peer words of the spare generation with
+// the prog-array slots they lead through, flips the host's generation with one
+// store, waits for an RCU grace period so no packet still follows the old
+// generation, and only then puts fused netdev entries in step with the new first
+// cubes (netdev.ts) and removes what `next` no longer has. A packet therefore
+// crosses the old topology or the new one, never a mix, and a failure before the
+// flip leaves nothing changed.
 //
 // On top of what apply() is given, the runtime keeps transient layers
 // (stackTransient: a capture session's packetcapture cube on a port or a netdev)
 // for as long as their session and their target last. They are recorded as such in
 // the state, so a daemon that dies during a session removes them when it opens.
 
+import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
 import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf, withFused } from './abi';
-import { Cube, CubeDeps, HostTables } from './cube';
+import { Cube, CubeDeps, HostTables, LoadedMicroCube } from './cube';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
 import { FirstHop, NetdevContext, NetdevEntry, XdpMode, redirectPeerTargets } from './netdev';
 import { PacketOut } from './packetout';
-import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
+import { CubeRecord, RuntimeState, emptyState, loadState, migrateMicrocubesFile, saveState } from './state';
 import {
   Direction,
   Endpoint,
@@ -100,13 +103,38 @@ export interface ApplyReport {
   rewired: boolean;
   /** Kept cubes whose settings (log level) were rewritten. */
   reconfigured: string[];
+  /** Micro-cubes put in place (a replacement, or the type's program back), as `<cube>/<index>`. */
+  microcubes: string[];
   /** What works, but not as well as it should (a netdev whose first cube could not be fused with its entry). */
   problems: string[];
   durationMs: number;
 }
 
+export interface ApplyOptions {
+  /**
+   * The ELF object of a replaced micro-cube (CubeSpec.replacedMicrocubes) by its
+   * sha256; asked only for micro-cubes to put in place. Kept for later applies
+   * (transient layers) that recreate a cube.
+   */
+  objects?: (sha256: string) => Promise<Buffer>;
+}
+
+/** A micro-cube to put in place: `digest`'s object, or the type's program back when undefined. */
+interface MicroCubeChange {
+  index: number;
+  digest?: string;
+  elf: Buffer;
+}
+
 const normalise = (t: Topology): Topology => ({
-  cubes: t.cubes.map((c) => ({ name: c.name, type: c.type, mode: c.mode ?? 'xdp', ports: [...(c.ports ?? [])], logLevel: c.logLevel ?? 'info' })),
+  cubes: t.cubes.map((c) => ({
+    name: c.name,
+    type: c.type,
+    mode: c.mode ?? 'xdp',
+    ports: [...(c.ports ?? [])],
+    logLevel: c.logLevel ?? 'info',
+    ...(Object.keys(c.replacedMicrocubes ?? {}).length > 0 ? { replacedMicrocubes: { ...c.replacedMicrocubes } } : {}),
+  })),
   links: t.links.map((l) => ({ a: { ...l.a }, b: { ...l.b } })),
   stacks: t.stacks.map((s) => ({ target: { ...s.target }, layers: s.layers.map((l) => ({ ...l })) })),
 });
@@ -129,6 +157,8 @@ export class Runtime {
   private desired: Topology = emptyTopology();
   /** Transient layers on top of `desired`, by cube name. */
   private readonly transient = new Map<string, Transient>();
+  /** Where replaced micro-cubes' objects come from (ApplyOptions.objects), once apply() was given it. */
+  private objects?: (sha256: string) => Promise<Buffer>;
 
   private constructor(
     readonly layout: HostLayout,
@@ -273,6 +303,11 @@ export class Runtime {
         report.orphansRemoved.push(`${mode} prog-array slot ${slot}`);
       }
     }
+    // A state written before replaced micro-cubes were part of the topology.
+    migrateMicrocubesFile(this.layout.root, this.state, (name) => {
+      const cube = this.cubes.get(name);
+      return cube?.type.programs.map((i) => cube.program(i).id);
+    });
     this.save();
   }
 
@@ -389,31 +424,6 @@ export class Runtime {
     return out.send(p.frame, peer, gen, cube.mode, p.user);
   }
 
-  /**
-   * Replaces micro-cube `index` of `cube` with the same-named program of `elf`,
-   * checked apart first. A new entry (index 0) is also put where the old one was:
-   * in every slot that leads to it and, fused, on the netdevs it is the first
-   * cube of. Returns what works but not as well as it should (see
-   * ApplyReport.problems).
-   */
-  async replaceMicroCube(cube: string, index: number, elf: Buffer): Promise<string[]> {
-    await checkMicroCubeObject(cube, index, this.cube(cube).mode, elf, this.types.policy);
-    return this.exclusive(async () => {
-      const c = this.cube(cube);
-      const { replaced, program } = await c.replaceMicroCube(index, elf);
-      const problems: string[] = [];
-      if (index !== 0) return problems;
-      for (const other of this.cubes.values()) other.repointPeers(replaced, program);
-      for (const e of this.netdevs.values()) {
-        e.repointPeers(replaced, program);
-        if (e.fusedCube === c) await e.fuse(e.fusedHop, problems, true);
-      }
-      this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
-      this.save();
-      return problems;
-    });
-  }
-
   /** Registers an uploaded type, checked apart (CubeType.inspect under this host's policy). */
   async registerType(name: string, objects: Partial<Record<Mode, Buffer>>): Promise<CubeType> {
     return this.types.add(await CubeType.inspect(name, objects, { policy: this.types.policy }));
@@ -438,8 +448,9 @@ export class Runtime {
    * first. Should this apply fail, such a layer stays in the data plane, no longer
    * kept: the next apply removes it. See the top of this file.
    */
-  apply(next: Topology): Promise<ApplyReport> {
+  apply(next: Topology, opts: ApplyOptions = {}): Promise<ApplyReport> {
     return this.exclusive(async () => {
+      if (opts.objects) this.objects = opts.objects;
       const want = normalise(next);
       // Sessions are told before their cubes go, so that none reads a removed cube's tables.
       const end = (t: Transient, why: string): void => {
@@ -590,24 +601,30 @@ export class Runtime {
       mapBytes += type.mapBytes;
     }
 
-    // 1. Build: new cubes, complete but unreachable.
+    const microcubes = await this.microCubeChanges(next, keep);
+
+    // 1. Build: new cubes, complete but unreachable, with their replaced
+    //    micro-cubes; the micro-cubes kept cubes change to, loaded but not in place.
     const fresh: Cube[] = [];
+    const loaded: { cube: Cube; micro: LoadedMicroCube }[] = [];
     const undo = async (attached: NetdevEntry[]): Promise<void> => {
       for (const e of attached) await e.detach().catch(() => undefined);
+      for (const { micro } of loaded) micro.close();
       for (const c of fresh) c.destroy();
     };
     try {
       for (const spec of create) {
-        fresh.push(
-          await Cube.create(this.deps, this.types.get(spec.type)!, {
-            name: spec.name,
-            id: freeId(),
-            mode: spec.mode,
-            ports: ports.get(spec.name)!,
-            config: this.cubeConfig(spec),
-          }),
-        );
+        const cube = await Cube.create(this.deps, this.types.get(spec.type)!, {
+          name: spec.name,
+          id: freeId(),
+          mode: spec.mode,
+          ports: ports.get(spec.name)!,
+          config: this.cubeConfig(spec),
+        });
+        fresh.push(cube);
+        for (const change of microcubes.get(spec.name) ?? []) await cube.replaceMicroCube(change.index, change.elf);
       }
+      for (const [name, cube] of keep) for (const change of microcubes.get(name) ?? []) loaded.push({ cube, micro: await cube.loadMicroCube(change.index, change.elf) });
     } catch (err) {
       await undo([]);
       throw err;
@@ -667,6 +684,17 @@ export class Runtime {
     this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
     this.save();
 
+    // Kept cubes' micro-cubes swapped in, one slot store each; what led to a
+    // replaced entry leads to the new one, in every generation.
+    const entryReplaced = new Set<Cube>();
+    for (const { cube, micro } of loaded) {
+      const { replaced, program } = cube.swapMicroCube(micro);
+      if (micro.index !== 0) continue;
+      entryReplaced.add(cube);
+      for (const other of this.cubes.values()) other.repointPeers(replaced, program);
+      for (const e of this.netdevs.values()) e.repointPeers(replaced, program);
+    }
+
     let rewired = attached.length > 0 || fresh.length > 0 || drop.length > 0;
     for (const [name, nexts] of cubeWords) {
       const cube = live.get(name)!;
@@ -702,7 +730,7 @@ export class Runtime {
       const next = entryWords.get(e.key);
       if (!next) continue;
       const before = e.entryProgram.id;
-      await e.fuse(next.first, problems);
+      await e.fuse(next.first, problems, next.first !== undefined && entryReplaced.has(next.first.cube));
       refused ||= e.entryProgram.id !== before;
     }
     if (refused) await synchronizeRcu();
@@ -710,7 +738,17 @@ export class Runtime {
 
     // 6. Remove what the new topology no longer has; no slot of the generation
     //    packets no longer follow keeps a program of it.
-    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, reconfigured, problems, durationMs: 0 };
+    const report: ApplyReport = {
+      created: fresh.map((c) => c.name),
+      deleted: [],
+      attached: attached.map((e) => e.key),
+      detached: [],
+      rewired,
+      reconfigured,
+      microcubes: [...microcubes].flatMap(([name, changes]) => changes.map((c) => `${name}/${c.index}`)),
+      problems,
+      durationMs: 0,
+    };
     for (const e of [...this.netdevs.values()]) {
       if (entryWords.has(e.key)) continue;
       await e.detach();
@@ -735,6 +773,43 @@ export class Runtime {
     this.save();
     report.durationMs = Number(process.hrtime.bigint() - started) / 1e6;
     return report;
+  }
+
+  /**
+   * The micro-cubes each cube of `next` must change to: a new cube's replaced ones,
+   * a kept cube's whose object differs from the one it runs (the state's topology
+   * says which), with their objects, fetched and checked apart (typecheck/).
+   */
+  private async microCubeChanges(next: Topology, keep: Map<string, Cube>): Promise<Map<string, MicroCubeChange[]>> {
+    const ran = new Map(this.state.topology.cubes.map((c) => [c.name, c.replacedMicrocubes ?? {}]));
+    const out = new Map<string, MicroCubeChange[]>();
+    for (const spec of next.cubes) {
+      const want = spec.replacedMicrocubes ?? {};
+      const have = keep.has(spec.name) ? (ran.get(spec.name) ?? {}) : {};
+      const type = this.types.get(spec.type)!;
+      const changes: MicroCubeChange[] = [];
+      for (const key of new Set([...Object.keys(want), ...Object.keys(have)])) {
+        if (want[key] === have[key]) continue;
+        const index = Number(key);
+        if (!type.programs.includes(index))
+          throw new InvalidArgumentError('index', `cube ${spec.name} (type ${spec.type}) has micro-cubes ${type.programs.join(', ')}; ${key} is not one of them`);
+        const digest = want[key];
+        changes.push({ index, digest, elf: digest ? await this.microCubeObject(spec, index, digest) : type.objects[spec.mode]! });
+      }
+      if (changes.length > 0) out.set(spec.name, changes);
+    }
+    return out;
+  }
+
+  /** The object `digest` names for micro-cube `index` of `spec`, as ApplyOptions.objects gives it, checked apart. */
+  private async microCubeObject(spec: CubeSpec, index: number, digest: string): Promise<Buffer> {
+    if (!this.objects)
+      throw new FailedPreconditionError(`cube ${spec.name}: micro-cube ${index} runs object ${digest}, and this runtime was given no objects to take it from`);
+    const elf = await this.objects(digest);
+    const sha256 = crypto.createHash('sha256').update(elf).digest('hex');
+    if (sha256 !== digest) throw new FailedPreconditionError(`cube ${spec.name}: the object given for micro-cube ${index} has sha256 ${sha256}, not ${digest}`);
+    await checkMicroCubeObject(spec.name, index, spec.mode, elf, this.types.policy);
+    return elf;
   }
 
   /** State records of the `live` cubes, and of `leaving` ones that stay pinned until the flip is done. */

@@ -28,6 +28,12 @@ export interface CubeSpec {
   /** Port names; transparent cubes have none. */
   ports: string[];
   logLevel: LogLevel;
+  /**
+   * Micro-cubes that run another object than the type's (a chain's
+   * replacedMicrocubes): micro-cube index -> sha256 of the ELF object. Absent or
+   * empty: the type's programs. apply() is given the objects (ApplyOptions.objects).
+   */
+  replacedMicrocubes?: Record<string, string>;
 }
 
 export type Endpoint = { cube: string; port: string } | { netdev: string };
