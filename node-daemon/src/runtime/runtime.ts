@@ -1,16 +1,17 @@
 // The cube runtime of one host: it owns the host's data plane and changes it only
 // by applying a whole topology.
 //
-// apply(next) checks `next` completely, builds every new piece (cubes loaded and
-// pinned with their replaced micro-cubes, the micro-cubes kept cubes change to
-// loaded, entry programs attached but inert), swaps those micro-cubes in (one
-// slot store each), writes the complete peer words of the spare generation with
-// the prog-array slots they lead through, flips the host's generation with one
-// store, waits for an RCU grace period so no packet still follows the old
-// generation, and only then puts fused netdev entries in step with the new first
-// cubes (netdev.ts) and removes what `next` no longer has. A packet therefore
-// crosses the old topology or the new one, never a mix, and a failure before the
-// flip leaves nothing changed.
+// apply(next) checks `next` completely and plans what changes (apply-plan.ts,
+// pure: which cubes stay, are made or go, and every peer word), then builds every
+// new piece (cubes loaded and pinned with their replaced micro-cubes, the
+// micro-cubes kept cubes change to loaded, entry programs attached but inert),
+// swaps those micro-cubes in (one slot store each), writes the complete peer words
+// of the spare generation with the prog-array slots they lead through, flips the
+// host's generation with one store, waits for an RCU grace period so no packet
+// still follows the old generation, and only then puts fused netdev entries in
+// step with the new first cubes (netdev.ts) and removes what `next` no longer
+// has. A packet therefore crosses the old topology or the new one, never a mix,
+// and a failure before the flip leaves nothing changed.
 //
 // On top of what apply() is given, the runtime keeps transient layers
 // (stackTransient: a capture session's packetcapture cube on a port or a netdev)
@@ -20,7 +21,8 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
-import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf, withFused } from './abi';
+import { CubeConfig, GENERATIONS, LogLevel, PKT_MAX, PortStats, encodePeer, slotOf, withFused } from './abi';
+import { PlannedHop, planApply, tcOutNetdevs } from './apply-plan';
 import { Cube, CubeDeps, HostTables, LoadedMicroCube } from './cube';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
@@ -34,19 +36,16 @@ import {
   TransientLayer,
   Wiring,
   CubeSpec,
-  Hop,
   Mode,
-  Sender,
   emptyTopology,
   endpointMode,
   endpointName,
-  peerOf,
   transientProblem,
   wire,
   withTransient,
   withoutCubes,
 } from './topology';
-import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
+import type { TypePolicy } from '../typecheck/policy';
 import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
 import { Table } from './tables';
 import * as fs from 'node:fs';
@@ -119,12 +118,6 @@ export interface ApplyOptions {
   objects?: (sha256: string) => Promise<Buffer>;
 }
 
-/** A micro-cube to put in place: `digest`'s object, or the type's program back when undefined. */
-interface MicroCubeChange {
-  index: number;
-  digest?: string;
-  elf: Buffer;
-}
 
 const normalise = (t: Topology): Topology => ({
   cubes: t.cubes.map((c) => ({
@@ -544,6 +537,10 @@ export class Runtime {
     }
   }
 
+  /**
+   * Carries out the plan of bringing the data plane to `next` (apply-plan.ts), in
+   * the steps at the top of this file.
+   */
   private async applyNow(next: Topology): Promise<ApplyReport> {
     const started = process.hrtime.bigint();
     for (const c of next.cubes) {
@@ -551,57 +548,13 @@ export class Runtime {
       if (refused) throw new InvalidArgumentError('type', `cube ${c.name}: cube type ${c.type} is refused on this host: ${refused}`);
     }
     const wiring = wire(next, (t) => this.types.get(t));
-    // Under TC, a netdev whose other end lives in another namespace (a pod's veth)
-    // is reached with bpf_redirect_peer where nothing is skipped by it (see
-    // redirectPeerTargets); XDP words stay plain.
-    const modes = new Map(next.cubes.map((c) => [c.name, c.mode]));
-    const readBy = (from: Sender): Mode | undefined => (from.kind === 'netdev' ? wiring.entries.get(from.netdev) : modes.get(from.cube));
-    const tcNetdevs = new Set(wiring.words.flatMap((w) => (w.to.kind === 'netdev' && readBy(w.from) === 'tc' ? [w.to.netdev] : [])));
-    const [ifindexes, intoPeer] = await Promise.all([this.resolveNetdevs(wiring), redirectPeerTargets(this.netdevCtx.netns, tcNetdevs)]);
-
-    // Which cubes stay, which are new (a change of type, objects or mode makes a new
-    // cube), and which go once nothing leads to them any more.
-    const keep = new Map<string, Cube>();
-    const create: CubeSpec[] = [];
-    for (const spec of next.cubes) {
-      const have = this.cubes.get(spec.name);
-      if (have && have.type === this.types.get(spec.type) && have.mode === spec.mode) keep.set(spec.name, have);
-      else create.push(spec);
-    }
-    const drop = [...this.cubes.values()].filter((c) => keep.get(c.name) !== c);
-
-    // Port numbers: a kept port keeps its number, a new one takes the lowest free.
-    const ports = new Map<string, Map<string, number>>();
-    for (const spec of next.cubes) {
-      const old = keep.get(spec.name)?.ports;
-      const out = new Map<string, number>();
-      for (const p of spec.ports) if (old?.has(p)) out.set(p, old.get(p)!);
-      const taken = new Set(out.values());
-      let free = 0;
-      for (const p of spec.ports) {
-        if (out.has(p)) continue;
-        while (taken.has(free)) free++;
-        out.set(p, free);
-        taken.add(free);
-      }
-      ports.set(spec.name, out);
-    }
-    const ids = new Set([...this.cubes.values()].map((c) => c.id));
-    const freeId = (): number => {
-      for (let id = 1; id < MAX_CUBES; id++) if (!ids.has(id)) return ids.add(id), id;
-      throw new FailedPreconditionError(`this host already runs ${MAX_CUBES - 1} cubes, the most it can`);
-    };
-
-    // The host's limit on kernel memory for the maps of the cubes it runs.
-    let mapBytes = [...keep.values()].reduce((sum, c) => sum + c.type.mapBytes, 0);
-    for (const spec of create) {
-      const type = this.types.get(spec.type)!;
-      const problem = hostMemoryProblem(spec.name, type.name, type.mapBytes, mapBytes, this.types.policy);
-      if (problem) throw new FailedPreconditionError(problem);
-      mapBytes += type.mapBytes;
-    }
-
-    const microcubes = await this.microCubeChanges(next, keep);
+    const [ifindexes, intoPeer] = await Promise.all([this.resolveNetdevs(wiring), redirectPeerTargets(this.netdevCtx.netns, tcOutNetdevs(next, wiring))]);
+    const plan = planApply(next, { cubes: this.cubes, topology: this.state.topology }, { type: (t) => this.types.get(t), policy: this.types.policy, wiring, ifindexes, intoPeer });
+    const specs = new Map(next.cubes.map((c) => [c.name, c]));
+    const keep = new Map(plan.keep.map((name) => [name, this.cubes.get(name)!]));
+    const drop = plan.drop.map((key) => this.cubes.get(key)!);
+    const microcubes = new Map<string, { index: number; elf: Buffer }[]>();
+    for (const [name, changes] of plan.microcubes) microcubes.set(name, await Promise.all(changes.map(async ({ index, digest }) => ({ index, elf: await this.microCubeObject(specs.get(name)!, index, digest) }))));
 
     // 1. Build: new cubes, complete but unreachable, with their replaced
     //    micro-cubes; the micro-cubes kept cubes change to, loaded but not in place.
@@ -613,14 +566,8 @@ export class Runtime {
       for (const c of fresh) c.destroy();
     };
     try {
-      for (const spec of create) {
-        const cube = await Cube.create(this.deps, this.types.get(spec.type)!, {
-          name: spec.name,
-          id: freeId(),
-          mode: spec.mode,
-          ports: ports.get(spec.name)!,
-          config: this.cubeConfig(spec),
-        });
+      for (const { spec, id } of plan.create) {
+        const cube = await Cube.create(this.deps, this.types.get(spec.type)!, { name: spec.name, id, mode: spec.mode, ports: plan.ports.get(spec.name)!, config: this.cubeConfig(spec) });
         fresh.push(cube);
         for (const change of microcubes.get(spec.name) ?? []) await cube.replaceMicroCube(change.index, change.elf);
       }
@@ -631,29 +578,11 @@ export class Runtime {
     }
     const live = new Map<string, Cube>([...keep, ...fresh.map((c) => [c.name, c] as const)]);
 
-    // 2. Peer words of the spare generation, complete for every live cube and entry.
+    // 2. The plan's words of the spare generation lead into these cubes.
     const gen = this.host.currentGen;
     const spare = (gen + 1) % GENERATIONS;
-    const at = {
-      slot: (cube: string) => slotOf(live.get(cube)!.id),
-      portIndex: (cube: string, port: string) => ports.get(cube)!.get(port)!,
-      ifindex: (netdev: string) => ifindexes.get(netdev)!,
-    };
-    // Where a word leads a packet into a cube: that cube and the port it enters.
-    const firstOf = (hop: Hop): FirstHop | undefined =>
-      hop.kind === 'cube' ? { cube: live.get(hop.cube)!, port: at.portIndex(hop.cube, hop.port) } : hop.kind === 'layer' ? { cube: live.get(hop.cube)!, port: hop.dir } : undefined;
-    type Next = { word: bigint; first?: FirstHop };
-    const none: Next = { word: 0n };
-    const cubeWords = new Map([...live.keys()].map((name) => [name, new Array<Next>(MAX_PORTS).fill(none)]));
-    const entryWords = new Map<string, Next>();
-    for (const w of wiring.words) {
-      const peer = peerOf(w.to, at);
-      if (peer.kind === 'netdev' && w.to.kind === 'netdev' && intoPeer.has(w.to.netdev) && readBy(w.from) === 'tc') peer.redirectPeer = true;
-      const next = { word: encodePeer(peer), first: firstOf(w.to) };
-      if (w.from.kind === 'netdev') entryWords.set(`${w.from.netdev}.${wiring.entries.get(w.from.netdev)}`, next);
-      else if (w.from.kind === 'layer') cubeWords.get(w.from.cube)![w.from.dir] = next;
-      else cubeWords.get(w.from.cube)![at.portIndex(w.from.cube, w.from.port)] = next;
-    }
+    const firstOf = (first: PlannedHop | undefined): FirstHop | undefined => first && { cube: live.get(first.cube)!, port: first.port };
+    const entryWords = new Map([...plan.entryWords].map(([key, w]) => [key, { word: w.word, first: firstOf(w.first) }]));
     const passWord = encodePeer({ kind: 'stack' });
     const problems: string[] = [];
 
@@ -679,7 +608,7 @@ export class Runtime {
     // From here on nothing fails. Record the new pieces first, so that a daemon
     // dying now adopts them instead of leaking them.
     for (const e of attached) this.netdevs.set(e.key, e);
-    for (const [name, cube] of keep) cube.ports = ports.get(name)!;
+    for (const [name, cube] of keep) cube.ports = plan.ports.get(name)!;
     this.state.cubes = this.records(next, live, drop);
     this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
     this.save();
@@ -696,11 +625,12 @@ export class Runtime {
     }
 
     let rewired = attached.length > 0 || fresh.length > 0 || drop.length > 0;
-    for (const [name, nexts] of cubeWords) {
+    for (const [name, words] of plan.cubeWords) {
       const cube = live.get(name)!;
-      nexts.forEach(({ word, first }, port) => {
-        cube.setPeer(spare, port, word, first?.cube.program(0));
-        if (cube.word(gen, port) !== word || cube.peerProgram(gen, port) !== (first?.cube.program(0).id ?? 0)) rewired = true;
+      words.forEach(({ word, first }, port) => {
+        const entry = first && live.get(first.cube)!.program(0);
+        cube.setPeer(spare, port, word, entry);
+        if (cube.word(gen, port) !== word || cube.peerProgram(gen, port) !== (entry?.id ?? 0)) rewired = true;
       });
     }
     for (const e of this.netdevs.values()) {
@@ -708,13 +638,7 @@ export class Runtime {
       e.setPeer(spare, word, first);
       if (withFused(e.word(gen), false) !== word) rewired = true;
     }
-    const reconfigured: string[] = [];
-    const was = new Map(this.state.topology.cubes.map((c) => [c.name, c]));
-    for (const spec of next.cubes) {
-      if (!keep.has(spec.name) || was.get(spec.name)?.logLevel === spec.logLevel) continue;
-      keep.get(spec.name)!.configure(this.cubeConfig(spec));
-      reconfigured.push(spec.name);
-    }
+    for (const name of plan.reconfigure) keep.get(name)!.configure(this.cubeConfig(specs.get(name)!));
 
     // 4. Flip, and wait until no packet follows the old generation.
     if (rewired) {
@@ -744,8 +668,8 @@ export class Runtime {
       attached: attached.map((e) => e.key),
       detached: [],
       rewired,
-      reconfigured,
-      microcubes: [...microcubes].flatMap(([name, changes]) => changes.map((c) => `${name}/${c.index}`)),
+      reconfigured: plan.reconfigure,
+      microcubes: [...plan.microcubes].flatMap(([name, changes]) => changes.map((c) => `${name}/${c.index}`)),
       problems,
       durationMs: 0,
     };
@@ -776,33 +700,11 @@ export class Runtime {
   }
 
   /**
-   * The micro-cubes each cube of `next` must change to: a new cube's replaced ones,
-   * a kept cube's whose object differs from the one it runs (the state's topology
-   * says which), with their objects, fetched and checked apart (typecheck/).
+   * The object micro-cube `index` of `spec` is to run: `digest`'s as
+   * ApplyOptions.objects gives it, checked apart, or the type's own.
    */
-  private async microCubeChanges(next: Topology, keep: Map<string, Cube>): Promise<Map<string, MicroCubeChange[]>> {
-    const ran = new Map(this.state.topology.cubes.map((c) => [c.name, c.replacedMicrocubes ?? {}]));
-    const out = new Map<string, MicroCubeChange[]>();
-    for (const spec of next.cubes) {
-      const want = spec.replacedMicrocubes ?? {};
-      const have = keep.has(spec.name) ? (ran.get(spec.name) ?? {}) : {};
-      const type = this.types.get(spec.type)!;
-      const changes: MicroCubeChange[] = [];
-      for (const key of new Set([...Object.keys(want), ...Object.keys(have)])) {
-        if (want[key] === have[key]) continue;
-        const index = Number(key);
-        if (!type.programs.includes(index))
-          throw new InvalidArgumentError('index', `cube ${spec.name} (type ${spec.type}) has micro-cubes ${type.programs.join(', ')}; ${key} is not one of them`);
-        const digest = want[key];
-        changes.push({ index, digest, elf: digest ? await this.microCubeObject(spec, index, digest) : type.objects[spec.mode]! });
-      }
-      if (changes.length > 0) out.set(spec.name, changes);
-    }
-    return out;
-  }
-
-  /** The object `digest` names for micro-cube `index` of `spec`, as ApplyOptions.objects gives it, checked apart. */
-  private async microCubeObject(spec: CubeSpec, index: number, digest: string): Promise<Buffer> {
+  private async microCubeObject(spec: CubeSpec, index: number, digest: string | undefined): Promise<Buffer> {
+    if (!digest) return this.types.get(spec.type)!.objects[spec.mode]!;
     if (!this.objects)
       throw new FailedPreconditionError(`cube ${spec.name}: micro-cube ${index} runs object ${digest}, and this runtime was given no objects to take it from`);
     const elf = await this.objects(digest);
