@@ -553,8 +553,12 @@ export class Runtime {
     const specs = new Map(next.cubes.map((c) => [c.name, c]));
     const keep = new Map(plan.keep.map((name) => [name, this.cubes.get(name)!]));
     const drop = plan.drop.map((key) => this.cubes.get(key)!);
+    // The objects of the micro-cubes that change, checked apart before anything is built.
     const microcubes = new Map<string, { index: number; elf: Buffer }[]>();
-    for (const [name, changes] of plan.microcubes) microcubes.set(name, await Promise.all(changes.map(async ({ index, digest }) => ({ index, elf: await this.microCubeObject(specs.get(name)!, index, digest) }))));
+    for (const [name, changes] of plan.microcubes) {
+      const spec = specs.get(name)!;
+      microcubes.set(name, await Promise.all(changes.map(async ({ index, digest }) => ({ index, elf: await this.microCubeObject(spec, index, digest) }))));
+    }
 
     // 1. Build: new cubes, complete but unreachable, with their replaced
     //    micro-cubes; the micro-cubes kept cubes change to, loaded but not in place.
