@@ -96,6 +96,31 @@ export async function openRuntime(t: ExecutionContext, opts: Partial<RuntimeOpti
   return rt;
 }
 
+/**
+ * A runtime on a root of its own that the test can kill and open again, as a
+ * daemon killed with -9 and restarted: `reopen()` closes the one open (its data
+ * plane stays pinned) and opens the next on the same root. The teardown removes
+ * what the last one left.
+ */
+export async function reopenableRuntime(t: ExecutionContext, opts: Partial<RuntimeOptions> = {}): Promise<{ root: string; rt: Runtime; reopen(): Promise<Runtime> }> {
+  const root = await mkdtemp('/run/nct-rt-');
+  const open = (): Promise<Runtime> => Runtime.open({ root, ...opts });
+  let current: Runtime | undefined = await open();
+  t.teardown(async () => {
+    current?.close();
+    await (await open()).destroy();
+  });
+  return {
+    root,
+    rt: current,
+    async reopen() {
+      current?.close();
+      current = undefined;
+      return (current = await open());
+    },
+  };
+}
+
 /** The objects of test-only cube type `name` (bpf/testdata/cubes/<name>.bpf.c). */
 export function testCubeObjects(name: string): Record<Mode, Buffer> {
   const dir = path.join(DEFAULT_OBJECTS_DIR, 'testdata', 'cubes');

@@ -3,30 +3,23 @@
 // removed when asked, when an apply drops their target (the session told why), and
 // by a runtime that opens where an earlier one left them (a daemon killed during a
 // capture), without etcd or anything else to say so.
-import { mkdtemp } from 'node:fs/promises';
 import test from 'ava';
-import { Runtime } from '../../node-daemon/src/runtime/runtime';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../node-daemon/src/runtime/errors';
 import { Endpoint, emptyTopology } from '../../node-daemon/src/runtime/topology';
 import { lineTopology } from '../helpers/chains';
-import { pins } from '../helpers/dataplane';
+import { pins, reopenableRuntime } from '../helpers/dataplane';
 import { createTestbed } from '../helpers/testbed';
 
 for (const mode of ['xdp', 'tc'] as const) {
   test(`${mode}: transient layers ride on every apply, one per target, and a reopened runtime removes those left`, async (t) => {
     const bed = await createTestbed(t, { mode, outs: 1 });
-    const root = await mkdtemp('/run/nct-rt-');
-    const open = (): Promise<Runtime> => Runtime.open({ root, netns: bed.host.path });
-    let rt: Runtime | undefined = await open();
-    t.teardown(async () => {
-      rt?.close();
-      await (await open()).destroy();
-    });
+    const runtimes = await reopenableRuntime(t, { netns: bed.host.path });
+    let rt = runtimes.rt;
     const topo = lineTopology(mode, [{ name: 'f', type: 'nop' }], bed.in, bed.outs[0]);
     await rt.apply(topo);
     const ended: string[] = [];
-    const stack = (target: Endpoint) => rt!.stackTransient({ type: 'packetcapture', prefix: 'capture', target, direction: 'both', ended: (why) => ended.push(why) });
-    const layers = () => rt!.topology().stacks.map((s) => `${'netdev' in s.target ? s.target.netdev : `${s.target.cube}:${s.target.port}`}=${s.layers.map((l) => l.cube).join(',')}`).sort();
+    const stack = (target: Endpoint) => rt.stackTransient({ type: 'packetcapture', prefix: 'capture', target, direction: 'both', ended: (why) => ended.push(why) });
+    const layers = () => rt.topology().stacks.map((s) => `${'netdev' in s.target ? s.target.netdev : `${s.target.cube}:${s.target.port}`}=${s.layers.map((l) => l.cube).join(',')}`).sort();
     const cubePins = () => [...new Set(pins(rt!).filter((p) => p.startsWith('cubes/')).map((p) => p.split('/')[1].replace(/^\d+-/, '')))].sort();
 
     t.is(await stack({ cube: 'f', port: 'p0' }), 'capture-1');
@@ -50,9 +43,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.deepEqual(cubePins(), ['capture-1', 'f']);
 
     // The runtime dies with capture-1 stacked; the next one removes it as it opens.
-    rt.close();
-    rt = undefined;
-    rt = await open();
+    rt = await runtimes.reopen();
     t.deepEqual(rt.adoption.transientRemoved, ['capture-1']);
     t.deepEqual(rt.cubeNames(), ['f']);
     t.deepEqual(rt.topology(), topo);

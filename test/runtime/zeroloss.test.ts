@@ -8,6 +8,7 @@
 // re-patches the direct jumps of the programs it touches, which waits for every
 // CPU to take an interrupt (text_poke); six streams on a small machine would
 // mostly measure each other.
+import { createHash } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import type { Topology } from '../../node-daemon/src/runtime/topology';
 import { compileFirewall, DIRECTIONS, type FirewallTables } from '@netcube/firewall/tables';
@@ -141,8 +142,13 @@ for (const mode of ['xdp', 'tc'] as const) {
     const bed = await createTestbed(t, { mode });
     const rt = await openRuntime(t, { netns: bed.host.path });
     await registerTestTypes(rt);
-    await rt.apply(lineTopology(mode, [{ name: 'r', type: 'relay' }], bed.in, bed.outs[0]));
+    const line = lineTopology(mode, [{ name: 'r', type: 'relay' }], bed.in, bed.outs[0]);
+    await rt.apply(line);
+    // The type's own object, under its digest: each change loads a new program.
     const elf = testCubeObjects('relay')[mode];
+    const sha256 = createHash('sha256').update(elf).digest('hex');
+    const objects = async (digest: string): Promise<Buffer> => (digest === sha256 ? elf : Promise.reject(new Error(`no object ${digest}`)));
+    const replaced: Record<string, string> = {};
     const cube = rt.cube('r');
     const inSlot = (index: number): number => microSlots(rt, 'r')[index];
     // The netdev in0 runs r's entry fused with it: a replaced entry is fused again.
@@ -151,11 +157,17 @@ for (const mode of ['xdp', 'tc'] as const) {
       return mode === 'xdp' ? [on.xdp] : on.tcIngress;
     };
     await changeUnderTraffic(t, bed, async (i) => {
-      // Mostly micro-cube 1; every fourth time the entry (micro-cube 0).
+      // Mostly micro-cube 1; every fourth time the entry (micro-cube 0). Each in
+      // turn replaced, then back to the type's program.
       const index = i % 4 === 3 ? 0 : 1;
+      if (replaced[index]) delete replaced[index];
+      else replaced[index] = sha256;
       const before = inSlot(index);
       const onNetdev = await fused();
-      t.deepEqual(await rt.replaceMicroCube('r', index, elf), []);
+      const report = await rt.apply({ ...line, cubes: line.cubes.map((c) => ({ ...c, replacedMicrocubes: { ...replaced } })) }, { objects });
+      t.deepEqual(report.problems, []);
+      t.deepEqual(report.microcubes, [`r/${index}`]);
+      t.deepEqual(rt.topology().cubes[0].replacedMicrocubes, Object.keys(replaced).length > 0 ? replaced : undefined);
       t.not(inSlot(index), before, `micro-cube ${index} was not replaced`);
       t.is(inSlot(index), cube.program(index).id);
       if (index === 0) t.notDeepEqual(await fused(), onNetdev, 'the netdev still runs the old entry');

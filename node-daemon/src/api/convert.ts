@@ -9,7 +9,7 @@ import type { Topology } from '@netcube/api/generated/netcube/v1/Topology';
 import { directionToProto, jsonToStruct, logLevelToProto, modeToProto } from '@netcube/api/grpc/convert';
 import type { BtfType } from '@netcube/api/btf';
 import { Runtime } from '../runtime/runtime';
-import { Endpoint as RuntimeEndpoint } from '../runtime/topology';
+import { Endpoint as RuntimeEndpoint, endpointName } from '../runtime/topology';
 import { TableInfo as RuntimeTableInfo } from '../runtime/types';
 
 export function runtimeEndpointToProto(e: RuntimeEndpoint): Endpoint {
@@ -32,11 +32,11 @@ export function cubeMessage(runtime: Runtime, applied: StoredChain[], name: stri
   const cube = runtime.cube(name);
   const topology = runtime.topology();
   const spec = topology.cubes.find((c) => c.name === name);
-  const key = (e: RuntimeEndpoint): string => ('netdev' in e ? `netdev:${e.netdev}` : `${e.cube}:${e.port}`);
   const peerOf = (port: string): Endpoint | null => {
+    const self = endpointName({ cube: name, port });
     for (const l of topology.links) {
-      if (key(l.a) === `${name}:${port}`) return runtimeEndpointToProto(l.b);
-      if (key(l.b) === `${name}:${port}`) return runtimeEndpointToProto(l.a);
+      if (endpointName(l.a) === self) return runtimeEndpointToProto(l.b);
+      if (endpointName(l.b) === self) return runtimeEndpointToProto(l.a);
     }
     return null;
   };

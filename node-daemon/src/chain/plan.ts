@@ -5,8 +5,8 @@
 // on a target). The two shapes differ on purpose: a chain names endpoints as text
 // across hosts, the runtime holds one host's objects.
 
-import { Chain, CubeMode, Endpoint, endpointOf, formatEndpoint, JsonObject, LogLevel } from '@netcube/api/chain';
-import type { Endpoint as RuntimeEndpoint, LinkSpec, StackSpec, Topology } from '../runtime/topology';
+import { Chain, CubeSpec as ChainCubeSpec, Endpoint, endpointOf, formatEndpoint } from '@netcube/api/chain';
+import { fromChainEndpoint, type CubeSpec, type LinkSpec, type StackSpec, type Topology } from '../runtime/topology';
 
 /**
  * The slice of all chains placed on one host, in the form the host's runtime applies
@@ -20,17 +20,8 @@ export interface HostPlan {
   topology: Topology;
 }
 
-export interface PlannedCube {
-  name: string;
-  chain: string;
-  type: string;
-  mode: CubeMode;
-  ports: string[];
-  logLevel: LogLevel;
-  params: JsonObject;
-}
-
-const runtimeEndpoint = (e: Endpoint): RuntimeEndpoint => (e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname });
+/** A chain's cube placed on this host, with the chain it belongs to. */
+export type PlannedCube = Omit<ChainCubeSpec, 'host'> & { chain: string };
 
 export function planHost(chains: readonly Chain[], host: string): HostPlan {
   const cubes: PlannedCube[] = [];
@@ -43,8 +34,8 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
 
     for (const cube of chain.spec.cubes) {
       if (cube.host !== host) continue;
-      const { name, type, mode, logLevel } = cube;
-      cubes.push({ name, chain: chain.metadata.name, type, mode, ports: [...cube.ports], logLevel, params: structuredClone(cube.params) });
+      const { host: _placed, ...placed } = structuredClone(cube);
+      cubes.push({ ...placed, chain: chain.metadata.name });
     }
 
     for (const link of chain.spec.links) {
@@ -52,10 +43,10 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
       const to = endpointOf(link.to);
       if (link.via) {
         // Cubes on two hosts: each host links its own cube's port to its side's netdev.
-        if (here(from)) links.push({ a: runtimeEndpoint(from), b: { netdev: link.via.from } });
-        if (here(to)) links.push({ a: runtimeEndpoint(to), b: { netdev: link.via.to } });
+        if (here(from)) links.push({ a: fromChainEndpoint(from), b: { netdev: link.via.from } });
+        if (here(to)) links.push({ a: fromChainEndpoint(to), b: { netdev: link.via.to } });
       } else if (here(from) || here(to)) {
-        links.push({ a: runtimeEndpoint(from), b: runtimeEndpoint(to) });
+        links.push({ a: fromChainEndpoint(from), b: fromChainEndpoint(to) });
       }
     }
 
@@ -64,7 +55,7 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
       const target = endpointOf(attachment.to);
       const key = formatEndpoint(target);
       let stack = stacks.get(key);
-      if (!stack) stacks.set(key, (stack = { target: runtimeEndpoint(target), layers: [] }));
+      if (!stack) stacks.set(key, (stack = { target: fromChainEndpoint(target), layers: [] }));
       stack.layers.push({ cube: attachment.cube, direction: attachment.direction });
     }
   }
@@ -73,11 +64,17 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
     host,
     cubes: cubes.sort((a, b) => compare(a.name, b.name)),
     topology: {
-      cubes: cubes.map(({ name, type, mode, ports, logLevel }) => ({ name, type, mode, ports: [...ports], logLevel })),
+      cubes: cubes.map(runtimeCube),
       links,
       stacks: [...stacks.entries()].sort(([a], [b]) => compare(a, b)).map(([, s]) => s),
     },
   };
+}
+
+/** A planned cube as the runtime takes it (its CubeSpec): without its chain and params. */
+function runtimeCube(cube: PlannedCube): CubeSpec {
+  const { name, type, mode, ports, logLevel, replacedMicrocubes } = cube;
+  return { name, type, mode, ports: [...ports], logLevel, ...(replacedMicrocubes ? { replacedMicrocubes: { ...replacedMicrocubes } } : {}) };
 }
 
 /** Code-point order: plans must not depend on the locale of the machine that makes them. */

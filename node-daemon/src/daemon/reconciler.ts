@@ -10,13 +10,11 @@
 // is broken the same way: this host keeps the version it ran, and says so. Status
 // per cube goes back to etcd (status-reporter.ts). While etcd is away the data plane
 // keeps what it has. Micro-cubes a chain replaces (replacedMicrocubes) are part of
-// applying it. What a failed chain waits for may come later (a netdev, a type):
-// failed chains are tried again when a netdev appears (retryFailed) and on every
-// periodic pass.
+// the topology it applies, their objects fetched from etcd. What a failed chain
+// waits for may come later (a netdev, a type): failed chains are tried again when a
+// netdev appears (retryFailed) and on every periodic pass.
 
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { ChainWatch, CorruptValueError, CubePlacement, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '@netcube/api/store';
 import { Logger } from '@netcube/api/log';
 import { planHost } from '../chain';
@@ -46,8 +44,6 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly failed = new Map<string, { revision: number; error: string; cause: Error }>();
   /** Chains whose document in etcd cannot be read, as of which revision, and why. */
   private readonly unreadable = new Map<string, { revision: number; error: CorruptValueError }>();
-  /** What runs in place of each cube's replaced micro-cubes; kept in <root>/microcubes.json across restarts. */
-  private readonly replaced: Map<string, ReplacedMicrocubes>;
   /** Objects of replaced micro-cubes, by sha256, as fetched from etcd. */
   private readonly objects = new Map<string, Buffer>();
   /** Uploaded types registered with the runtime, by the etcd digest they came with. */
@@ -70,12 +66,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     private readonly metrics: Metrics,
   ) {
     super();
-    this.replaced = new Map(Object.entries(readJson(this.replacedFile) ?? {}));
     this.reporter = new StatusReporter(host, log);
-  }
-
-  private get replacedFile(): string {
-    return path.join(this.runtime.layout.root, 'microcubes.json');
   }
 
   /** Whether the reconciler has seen the desired state at least once. */
@@ -203,7 +194,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
     const changes: ApplyReport[] = [];
     const apply = async (chains: Map<string, StoredChain>): Promise<void> => {
-      changes.push(await this.runtime.apply(planHost([...chains.values()].map((c) => c.chain), this.host).topology));
+      const topology = planHost([...chains.values()].map((c) => c.chain), this.host).topology;
+      changes.push(await this.runtime.apply(topology, { objects: (sha256) => this.object(sha256) }));
     };
 
     try {
@@ -235,7 +227,6 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       this.applied.clear();
       for (const [name, c] of good) this.applied.set(name, c);
     }
-    const microcubesReplaced = await this.replaceMicrocubes();
     for (const [name, { revision, error }] of this.unreadable) {
       if (!this.placedHere(name).length) continue;
       const running = this.applied.get(name);
@@ -245,7 +236,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.observeReconcile(seconds, this.failed.size === 0);
-    this.logPass(desired, changes, microcubesReplaced, seconds);
+    this.logPass(desired, changes, seconds);
     const outcomes: ChainOutcome[] = [...desired.values()].filter(here).map((c) => ({
       chain: c.name,
       version: c.version,
@@ -267,7 +258,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
    * was what etcd says ("nothing to change", which a restarted daemon that adopted
    * everything should say on its first pass).
    */
-  private logPass(desired: Map<string, StoredChain>, changes: ApplyReport[], microcubesReplaced: number, seconds: number): void {
+  private logPass(desired: Map<string, StoredChain>, changes: ApplyReport[], seconds: number): void {
     const union = (pick: (r: ApplyReport) => string[]): string[] => [...new Set(changes.flatMap(pick))].sort();
     const changed = {
       created: union((r) => r.created),
@@ -276,7 +267,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       detached: union((r) => r.detached),
       reconfigured: union((r) => r.reconfigured),
       rewired: changes.some((r) => r.rewired),
-      microcubesReplaced,
+      microcubes: union((r) => r.microcubes),
     };
     const fields = {
       chains: this.applied.size,
@@ -286,7 +277,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     };
     const problems = union((r) => r.problems);
     if (problems.length > 0) this.log.warn('applied, with problems', { problems });
-    const nothing = !changed.rewired && changed.microcubesReplaced === 0 && [changed.created, changed.deleted, changed.attached, changed.detached, changed.reconfigured].every((l) => l.length === 0);
+    const nothing = !changed.rewired && [changed.created, changed.deleted, changed.attached, changed.detached, changed.reconfigured, changed.microcubes].every((l) => l.length === 0);
     if (nothing && this.failed.size === 0) this.log.info('reconciled, nothing to change', fields);
     else this.log.info('reconciled', { ...fields, ...changed });
   }
@@ -334,7 +325,6 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       const failure = this.failed.get(c.name);
       for (const cube of c.chain.spec.cubes) {
         if (cube.host !== this.host) continue;
-        // A chain whose topology applied but whose replaced micro-cube did not has failed too.
         if (applied?.version === c.version && failure?.revision !== c.revision) now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'applied' });
         else if (failure) now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'error', error: failure.error });
         else now.set(cube.name, { chain: c.name, version: c.version, revision: c.revision, state: 'pending' });
@@ -348,61 +338,6 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       for (const cube of this.placedHere(name)) now.set(cube.name, { chain: name, version, revision, state: 'error', error: failure.error });
     }
     return now;
-  }
-
-  /**
-   * Puts the replaced micro-cubes of the chains this host runs in place: the
-   * chain's object where one is named, the type's own program where a replacement
-   * was dropped. A cube the runtime recreated (a new id) starts with its type's
-   * programs. A replacement that fails fails its chain's version here.
-   */
-  private async replaceMicrocubes(): Promise<number> {
-    let done = 0;
-    const seen = new Set<string>();
-    for (const c of this.applied.values()) {
-      for (const spec of c.chain.spec.cubes) {
-        if (spec.host !== this.host) continue;
-        seen.add(spec.name);
-        let cube;
-        try {
-          cube = this.runtime.cube(spec.name);
-        } catch {
-          continue;
-        }
-        const want = spec.replacedMicrocubes ?? {};
-        // Kernel program ids tell a cube we know from one the runtime recreated since
-        // (its data-plane id may be reused): a new one runs its type's programs.
-        const programs = (): number[] => cube.type.programs.map((i) => cube.program(i).id);
-        let have = this.replaced.get(spec.name);
-        if (!have || have.programs.join() !== programs().join()) have = { programs: programs(), objects: {} };
-        const indexes = new Set([...Object.keys(want), ...Object.keys(have.objects)]);
-        try {
-          for (const index of indexes) {
-            if (want[index] === have.objects[index]) continue;
-            const object = want[index] ? await this.object(want[index]) : cube.type.objects[cube.mode];
-            if (!object) continue;
-            const problems = await this.runtime.replaceMicroCube(spec.name, Number(index), object);
-            if (problems.length > 0) this.log.warn('micro-cube replaced, with problems', { cube: spec.name, index: Number(index), problems });
-            if (want[index]) have.objects[index] = want[index];
-            else delete have.objects[index];
-            have.programs = programs();
-            done++;
-            this.log.info(want[index] ? 'micro-cube replaced' : "micro-cube back to its type's program", { cube: spec.name, index: Number(index), object: want[index] });
-          }
-        } catch (err) {
-          this.failed.set(c.name, { revision: c.revision, error: (err as Error).message, cause: err as Error });
-          this.log.warn('chain not applied: a replaced micro-cube failed', { chain: c.name, version: c.version, cube: spec.name, error: (err as Error).message });
-        }
-        this.replaced.set(spec.name, have);
-      }
-    }
-    for (const name of [...this.replaced.keys()]) if (!seen.has(name)) this.replaced.delete(name);
-    const text = JSON.stringify(Object.fromEntries(this.replaced));
-    if (text !== (fs.existsSync(this.replacedFile) ? fs.readFileSync(this.replacedFile, 'utf8') : '{}')) {
-      fs.writeFileSync(`${this.replacedFile}.tmp`, text);
-      fs.renameSync(`${this.replacedFile}.tmp`, this.replacedFile);
-    }
-    return done;
   }
 
   private async object(sha256: string): Promise<Buffer> {
@@ -420,19 +355,5 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.watch?.close();
     await this.running;
     await this.reporter.close();
-  }
-}
-
-/** Which objects run in place of a cube's micro-cubes, and the programs it had then. */
-interface ReplacedMicrocubes {
-  programs: number[];
-  objects: Record<string, string>;
-}
-
-function readJson(file: string): Record<string, ReplacedMicrocubes> | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch {
-    return undefined;
   }
 }

@@ -84,6 +84,18 @@ export interface NetdevMaps {
   progs: BpfMap;
 }
 
+/** A micro-cube's program loaded for a cube (Cube.loadMicroCube), not in place yet. */
+export interface LoadedMicroCube {
+  index: number;
+  /** The object it came from (an entry's is kept: fused netdev entries are built from it). */
+  elf: Buffer;
+  program: Program;
+  /** Its private tables, new ones (a replaced micro-cube starts them empty). */
+  privateMaps: Map<string, BpfMap>;
+  /** Drops it, when it is not swapped in after all. */
+  close(): void;
+}
+
 export interface CubeDeps {
   host: HostMaps;
   hostTables: HostTables;
@@ -361,13 +373,18 @@ export class Cube {
 
   /**
    * Replaces micro-cube `index` with the program of the same name in `elf`, built
-   * against the same tables. The new program is loaded completely, then swapped
-   * into the cube's slots, one store each: packets run the old or the new one.
-   * Returns the program replaced (closed), for the runtime to re-point what else
-   * leads to an entry: other cubes' and netdevs' slots, and fused netdev entries
-   * (loadNetdevEntry builds them from the new object from now on).
+   * against the same tables: loadMicroCube, then swapMicroCube.
    */
   async replaceMicroCube(index: number, elf: Buffer): Promise<{ replaced: number; program: Program }> {
+    return this.swapMicroCube(await this.loadMicroCube(index, elf));
+  }
+
+  /**
+   * Loads the program of micro-cube `index` from `elf` (checked apart already),
+   * against this cube's tables, without putting it anywhere: swapMicroCube does,
+   * or close() of what it returns drops it.
+   */
+  async loadMicroCube(index: number, elf: Buffer): Promise<LoadedMicroCube> {
     if (!Number.isInteger(index) || !this.type.programs.includes(index))
       throw new InvalidArgumentError('index', `cube ${this.name} has micro-cubes ${this.type.programs.join(', ')}; ${index} is not one of them`);
     const want = programName(index);
@@ -390,19 +407,41 @@ export class Cube {
       spec.close();
       throw err;
     }
-    const fresh = coll.programs.get(want)!;
-    const pin = path.join(this.dir, 'progs', want);
+    const program = coll.programs.get(want)!;
+    const privateMaps = new Map<string, BpfMap>();
+    for (const [name, m] of coll.maps) {
+      if (this.type.tables.some((t) => t.name === name && t.scope === 'private')) privateMaps.set(name, m);
+      else m.close();
+    }
+    return {
+      index,
+      elf,
+      program,
+      privateMaps,
+      close: () => {
+        program.close();
+        for (const m of privateMaps.values()) m.close();
+      },
+    };
+  }
+
+  /**
+   * Puts a micro-cube loadMicroCube made in place of the one the cube runs: pinned,
+   * then into the cube's slots, one store each, so packets run the old or the new
+   * one. Returns the program replaced (closed), for the runtime to re-point what
+   * else leads to an entry: other cubes' and netdevs' slots, and fused netdev
+   * entries (loadNetdevEntry builds them from the new object from now on).
+   */
+  swapMicroCube(loaded: LoadedMicroCube): { replaced: number; program: Program } {
+    const { index, elf, program: fresh } = loaded;
+    const pin = path.join(this.dir, 'progs', programName(index));
     fs.rmSync(pin, { force: true });
     fresh.pin(pin);
-    for (const [name, m] of coll.maps) {
-      if (this.type.tables.some((t) => t.name === name && t.scope === 'private')) {
-        fs.rmSync(path.join(this.dir, 'maps', name), { force: true });
-        m.pin(path.join(this.dir, 'maps', name));
-        this.maps.get(name)?.close();
-        this.maps.set(name, m);
-      } else {
-        m.close();
-      }
+    for (const [name, m] of loaded.privateMaps) {
+      fs.rmSync(path.join(this.dir, 'maps', name), { force: true });
+      m.pin(path.join(this.dir, 'maps', name));
+      this.maps.get(name)?.close();
+      this.maps.set(name, m);
     }
     if (index === 0) {
       fs.mkdirSync(path.dirname(this.deps.layout.entryObject(this.name, this.id)), { recursive: true });

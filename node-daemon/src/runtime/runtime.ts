@@ -1,9 +1,12 @@
 // The cube runtime of one host: it owns the host's data plane and changes it only
 // by applying a whole topology.
 //
-// apply(next) checks `next` completely, builds every new piece (cubes loaded and
-// pinned, entry programs attached but inert), writes the complete peer words of
-// the spare generation with the prog-array slots they lead through, flips the
+// apply(next) checks `next` completely and plans what changes (apply-plan.ts,
+// pure: which cubes stay, are made or go, and every peer word), then builds every
+// new piece (cubes loaded and pinned with their replaced micro-cubes, the
+// micro-cubes kept cubes change to loaded, entry programs attached but inert),
+// swaps those micro-cubes in (one slot store each), writes the complete peer words
+// of the spare generation with the prog-array slots they lead through, flips the
 // host's generation with one store, waits for an RCU grace period so no packet
 // still follows the old generation, and only then puts fused netdev entries in
 // step with the new first cubes (netdev.ts) and removes what `next` no longer
@@ -15,15 +18,17 @@
 // for as long as their session and their target last. They are recorded as such in
 // the state, so a daemon that dies during a session removes them when it opens.
 
+import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ifindex as resolveIfindex, synchronizeRcu, NotFoundError as BpfNotFound } from '../bpf';
-import { CubeConfig, GENERATIONS, LogLevel, MAX_CUBES, MAX_PORTS, PKT_MAX, PortStats, encodePeer, slotOf, withFused } from './abi';
-import { Cube, CubeDeps, HostTables } from './cube';
+import { CubeConfig, GENERATIONS, LogLevel, PKT_MAX, PortStats, encodePeer, slotOf, withFused } from './abi';
+import { PlannedHop, planApply, tcOutNetdevs } from './apply-plan';
+import { Cube, CubeDeps, HostTables, LoadedMicroCube } from './cube';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
 import { DEFAULT_SIZES, HostLayout, HostMapSizes, HostMaps, mountBpffs, unmountBpffs } from './host';
 import { FirstHop, NetdevContext, NetdevEntry, XdpMode, redirectPeerTargets } from './netdev';
 import { PacketOut } from './packetout';
-import { CubeRecord, RuntimeState, emptyState, loadState, saveState } from './state';
+import { CubeRecord, RuntimeState, emptyState, loadState, migrateMicrocubesFile, saveState } from './state';
 import {
   Direction,
   Endpoint,
@@ -31,19 +36,16 @@ import {
   TransientLayer,
   Wiring,
   CubeSpec,
-  Hop,
   Mode,
-  Sender,
   emptyTopology,
   endpointMode,
   endpointName,
-  peerOf,
   transientProblem,
   wire,
   withTransient,
   withoutCubes,
 } from './topology';
-import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
+import type { TypePolicy } from '../typecheck/policy';
 import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
 import { Table } from './tables';
 import * as fs from 'node:fs';
@@ -100,13 +102,32 @@ export interface ApplyReport {
   rewired: boolean;
   /** Kept cubes whose settings (log level) were rewritten. */
   reconfigured: string[];
+  /** Micro-cubes put in place (a replacement, or the type's program back), as `<cube>/<index>`. */
+  microcubes: string[];
   /** What works, but not as well as it should (a netdev whose first cube could not be fused with its entry). */
   problems: string[];
   durationMs: number;
 }
 
+export interface ApplyOptions {
+  /**
+   * The ELF object of a replaced micro-cube (CubeSpec.replacedMicrocubes) by its
+   * sha256; asked only for micro-cubes to put in place. Kept for later applies
+   * (transient layers) that recreate a cube.
+   */
+  objects?: (sha256: string) => Promise<Buffer>;
+}
+
+
 const normalise = (t: Topology): Topology => ({
-  cubes: t.cubes.map((c) => ({ name: c.name, type: c.type, mode: c.mode ?? 'xdp', ports: [...(c.ports ?? [])], logLevel: c.logLevel ?? 'info' })),
+  cubes: t.cubes.map((c) => ({
+    name: c.name,
+    type: c.type,
+    mode: c.mode ?? 'xdp',
+    ports: [...(c.ports ?? [])],
+    logLevel: c.logLevel ?? 'info',
+    ...(Object.keys(c.replacedMicrocubes ?? {}).length > 0 ? { replacedMicrocubes: { ...c.replacedMicrocubes } } : {}),
+  })),
   links: t.links.map((l) => ({ a: { ...l.a }, b: { ...l.b } })),
   stacks: t.stacks.map((s) => ({ target: { ...s.target }, layers: s.layers.map((l) => ({ ...l })) })),
 });
@@ -129,6 +150,8 @@ export class Runtime {
   private desired: Topology = emptyTopology();
   /** Transient layers on top of `desired`, by cube name. */
   private readonly transient = new Map<string, Transient>();
+  /** Where replaced micro-cubes' objects come from (ApplyOptions.objects), once apply() was given it. */
+  private objects?: (sha256: string) => Promise<Buffer>;
 
   private constructor(
     readonly layout: HostLayout,
@@ -273,6 +296,11 @@ export class Runtime {
         report.orphansRemoved.push(`${mode} prog-array slot ${slot}`);
       }
     }
+    // A state written before replaced micro-cubes were part of the topology.
+    migrateMicrocubesFile(this.layout.root, this.state, (name) => {
+      const cube = this.cubes.get(name);
+      return cube?.type.programs.map((i) => cube.program(i).id);
+    });
     this.save();
   }
 
@@ -389,31 +417,6 @@ export class Runtime {
     return out.send(p.frame, peer, gen, cube.mode, p.user);
   }
 
-  /**
-   * Replaces micro-cube `index` of `cube` with the same-named program of `elf`,
-   * checked apart first. A new entry (index 0) is also put where the old one was:
-   * in every slot that leads to it and, fused, on the netdevs it is the first
-   * cube of. Returns what works but not as well as it should (see
-   * ApplyReport.problems).
-   */
-  async replaceMicroCube(cube: string, index: number, elf: Buffer): Promise<string[]> {
-    await checkMicroCubeObject(cube, index, this.cube(cube).mode, elf, this.types.policy);
-    return this.exclusive(async () => {
-      const c = this.cube(cube);
-      const { replaced, program } = await c.replaceMicroCube(index, elf);
-      const problems: string[] = [];
-      if (index !== 0) return problems;
-      for (const other of this.cubes.values()) other.repointPeers(replaced, program);
-      for (const e of this.netdevs.values()) {
-        e.repointPeers(replaced, program);
-        if (e.fusedCube === c) await e.fuse(e.fusedHop, problems, true);
-      }
-      this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
-      this.save();
-      return problems;
-    });
-  }
-
   /** Registers an uploaded type, checked apart (CubeType.inspect under this host's policy). */
   async registerType(name: string, objects: Partial<Record<Mode, Buffer>>): Promise<CubeType> {
     return this.types.add(await CubeType.inspect(name, objects, { policy: this.types.policy }));
@@ -438,8 +441,9 @@ export class Runtime {
    * first. Should this apply fail, such a layer stays in the data plane, no longer
    * kept: the next apply removes it. See the top of this file.
    */
-  apply(next: Topology): Promise<ApplyReport> {
+  apply(next: Topology, opts: ApplyOptions = {}): Promise<ApplyReport> {
     return this.exclusive(async () => {
+      if (opts.objects) this.objects = opts.objects;
       const want = normalise(next);
       // Sessions are told before their cubes go, so that none reads a removed cube's tables.
       const end = (t: Transient, why: string): void => {
@@ -533,6 +537,10 @@ export class Runtime {
     }
   }
 
+  /**
+   * Carries out the plan of bringing the data plane to `next` (apply-plan.ts), in
+   * the steps at the top of this file.
+   */
   private async applyNow(next: Topology): Promise<ApplyReport> {
     const started = process.hrtime.bigint();
     for (const c of next.cubes) {
@@ -540,103 +548,45 @@ export class Runtime {
       if (refused) throw new InvalidArgumentError('type', `cube ${c.name}: cube type ${c.type} is refused on this host: ${refused}`);
     }
     const wiring = wire(next, (t) => this.types.get(t));
-    // Under TC, a netdev whose other end lives in another namespace (a pod's veth)
-    // is reached with bpf_redirect_peer where nothing is skipped by it (see
-    // redirectPeerTargets); XDP words stay plain.
-    const modes = new Map(next.cubes.map((c) => [c.name, c.mode]));
-    const readBy = (from: Sender): Mode | undefined => (from.kind === 'netdev' ? wiring.entries.get(from.netdev) : modes.get(from.cube));
-    const tcNetdevs = new Set(wiring.words.flatMap((w) => (w.to.kind === 'netdev' && readBy(w.from) === 'tc' ? [w.to.netdev] : [])));
-    const [ifindexes, intoPeer] = await Promise.all([this.resolveNetdevs(wiring), redirectPeerTargets(this.netdevCtx.netns, tcNetdevs)]);
-
-    // Which cubes stay, which are new (a change of type, objects or mode makes a new
-    // cube), and which go once nothing leads to them any more.
-    const keep = new Map<string, Cube>();
-    const create: CubeSpec[] = [];
-    for (const spec of next.cubes) {
-      const have = this.cubes.get(spec.name);
-      if (have && have.type === this.types.get(spec.type) && have.mode === spec.mode) keep.set(spec.name, have);
-      else create.push(spec);
-    }
-    const drop = [...this.cubes.values()].filter((c) => keep.get(c.name) !== c);
-
-    // Port numbers: a kept port keeps its number, a new one takes the lowest free.
-    const ports = new Map<string, Map<string, number>>();
-    for (const spec of next.cubes) {
-      const old = keep.get(spec.name)?.ports;
-      const out = new Map<string, number>();
-      for (const p of spec.ports) if (old?.has(p)) out.set(p, old.get(p)!);
-      const taken = new Set(out.values());
-      let free = 0;
-      for (const p of spec.ports) {
-        if (out.has(p)) continue;
-        while (taken.has(free)) free++;
-        out.set(p, free);
-        taken.add(free);
-      }
-      ports.set(spec.name, out);
-    }
-    const ids = new Set([...this.cubes.values()].map((c) => c.id));
-    const freeId = (): number => {
-      for (let id = 1; id < MAX_CUBES; id++) if (!ids.has(id)) return ids.add(id), id;
-      throw new FailedPreconditionError(`this host already runs ${MAX_CUBES - 1} cubes, the most it can`);
-    };
-
-    // The host's limit on kernel memory for the maps of the cubes it runs.
-    let mapBytes = [...keep.values()].reduce((sum, c) => sum + c.type.mapBytes, 0);
-    for (const spec of create) {
-      const type = this.types.get(spec.type)!;
-      const problem = hostMemoryProblem(spec.name, type.name, type.mapBytes, mapBytes, this.types.policy);
-      if (problem) throw new FailedPreconditionError(problem);
-      mapBytes += type.mapBytes;
+    const [ifindexes, intoPeer] = await Promise.all([this.resolveNetdevs(wiring), redirectPeerTargets(this.netdevCtx.netns, tcOutNetdevs(next, wiring))]);
+    const plan = planApply(next, { cubes: this.cubes, topology: this.state.topology }, { type: (t) => this.types.get(t), policy: this.types.policy, wiring, ifindexes, intoPeer });
+    const specs = new Map(next.cubes.map((c) => [c.name, c]));
+    const keep = new Map(plan.keep.map((name) => [name, this.cubes.get(name)!]));
+    const drop = plan.drop.map((key) => this.cubes.get(key)!);
+    // The objects of the micro-cubes that change, checked apart before anything is built.
+    const microcubes = new Map<string, { index: number; elf: Buffer }[]>();
+    for (const [name, changes] of plan.microcubes) {
+      const spec = specs.get(name)!;
+      microcubes.set(name, await Promise.all(changes.map(async ({ index, digest }) => ({ index, elf: await this.microCubeObject(spec, index, digest) }))));
     }
 
-    // 1. Build: new cubes, complete but unreachable.
+    // 1. Build: new cubes, complete but unreachable, with their replaced
+    //    micro-cubes; the micro-cubes kept cubes change to, loaded but not in place.
     const fresh: Cube[] = [];
+    const loaded: { cube: Cube; micro: LoadedMicroCube }[] = [];
     const undo = async (attached: NetdevEntry[]): Promise<void> => {
       for (const e of attached) await e.detach().catch(() => undefined);
+      for (const { micro } of loaded) micro.close();
       for (const c of fresh) c.destroy();
     };
     try {
-      for (const spec of create) {
-        fresh.push(
-          await Cube.create(this.deps, this.types.get(spec.type)!, {
-            name: spec.name,
-            id: freeId(),
-            mode: spec.mode,
-            ports: ports.get(spec.name)!,
-            config: this.cubeConfig(spec),
-          }),
-        );
+      for (const { spec, id } of plan.create) {
+        const cube = await Cube.create(this.deps, this.types.get(spec.type)!, { name: spec.name, id, mode: spec.mode, ports: plan.ports.get(spec.name)!, config: this.cubeConfig(spec) });
+        fresh.push(cube);
+        for (const change of microcubes.get(spec.name) ?? []) await cube.replaceMicroCube(change.index, change.elf);
       }
+      for (const [name, cube] of keep) for (const change of microcubes.get(name) ?? []) loaded.push({ cube, micro: await cube.loadMicroCube(change.index, change.elf) });
     } catch (err) {
       await undo([]);
       throw err;
     }
     const live = new Map<string, Cube>([...keep, ...fresh.map((c) => [c.name, c] as const)]);
 
-    // 2. Peer words of the spare generation, complete for every live cube and entry.
+    // 2. The plan's words of the spare generation lead into these cubes.
     const gen = this.host.currentGen;
     const spare = (gen + 1) % GENERATIONS;
-    const at = {
-      slot: (cube: string) => slotOf(live.get(cube)!.id),
-      portIndex: (cube: string, port: string) => ports.get(cube)!.get(port)!,
-      ifindex: (netdev: string) => ifindexes.get(netdev)!,
-    };
-    // Where a word leads a packet into a cube: that cube and the port it enters.
-    const firstOf = (hop: Hop): FirstHop | undefined =>
-      hop.kind === 'cube' ? { cube: live.get(hop.cube)!, port: at.portIndex(hop.cube, hop.port) } : hop.kind === 'layer' ? { cube: live.get(hop.cube)!, port: hop.dir } : undefined;
-    type Next = { word: bigint; first?: FirstHop };
-    const none: Next = { word: 0n };
-    const cubeWords = new Map([...live.keys()].map((name) => [name, new Array<Next>(MAX_PORTS).fill(none)]));
-    const entryWords = new Map<string, Next>();
-    for (const w of wiring.words) {
-      const peer = peerOf(w.to, at);
-      if (peer.kind === 'netdev' && w.to.kind === 'netdev' && intoPeer.has(w.to.netdev) && readBy(w.from) === 'tc') peer.redirectPeer = true;
-      const next = { word: encodePeer(peer), first: firstOf(w.to) };
-      if (w.from.kind === 'netdev') entryWords.set(`${w.from.netdev}.${wiring.entries.get(w.from.netdev)}`, next);
-      else if (w.from.kind === 'layer') cubeWords.get(w.from.cube)![w.from.dir] = next;
-      else cubeWords.get(w.from.cube)![at.portIndex(w.from.cube, w.from.port)] = next;
-    }
+    const firstOf = (first: PlannedHop | undefined): FirstHop | undefined => first && { cube: live.get(first.cube)!, port: first.port };
+    const entryWords = new Map([...plan.entryWords].map(([key, w]) => [key, { word: w.word, first: firstOf(w.first) }]));
     const passWord = encodePeer({ kind: 'stack' });
     const problems: string[] = [];
 
@@ -662,17 +612,29 @@ export class Runtime {
     // From here on nothing fails. Record the new pieces first, so that a daemon
     // dying now adopts them instead of leaking them.
     for (const e of attached) this.netdevs.set(e.key, e);
-    for (const [name, cube] of keep) cube.ports = ports.get(name)!;
+    for (const [name, cube] of keep) cube.ports = plan.ports.get(name)!;
     this.state.cubes = this.records(next, live, drop);
     this.state.netdevs = Object.fromEntries([...this.netdevs.values()].map((e) => [e.key, e.record]));
     this.save();
 
+    // Kept cubes' micro-cubes swapped in, one slot store each; what led to a
+    // replaced entry leads to the new one, in every generation.
+    const entryReplaced = new Set<Cube>();
+    for (const { cube, micro } of loaded) {
+      const { replaced, program } = cube.swapMicroCube(micro);
+      if (micro.index !== 0) continue;
+      entryReplaced.add(cube);
+      for (const other of this.cubes.values()) other.repointPeers(replaced, program);
+      for (const e of this.netdevs.values()) e.repointPeers(replaced, program);
+    }
+
     let rewired = attached.length > 0 || fresh.length > 0 || drop.length > 0;
-    for (const [name, nexts] of cubeWords) {
+    for (const [name, words] of plan.cubeWords) {
       const cube = live.get(name)!;
-      nexts.forEach(({ word, first }, port) => {
-        cube.setPeer(spare, port, word, first?.cube.program(0));
-        if (cube.word(gen, port) !== word || cube.peerProgram(gen, port) !== (first?.cube.program(0).id ?? 0)) rewired = true;
+      words.forEach(({ word, first }, port) => {
+        const entry = first && live.get(first.cube)!.program(0);
+        cube.setPeer(spare, port, word, entry);
+        if (cube.word(gen, port) !== word || cube.peerProgram(gen, port) !== (entry?.id ?? 0)) rewired = true;
       });
     }
     for (const e of this.netdevs.values()) {
@@ -680,13 +642,7 @@ export class Runtime {
       e.setPeer(spare, word, first);
       if (withFused(e.word(gen), false) !== word) rewired = true;
     }
-    const reconfigured: string[] = [];
-    const was = new Map(this.state.topology.cubes.map((c) => [c.name, c]));
-    for (const spec of next.cubes) {
-      if (!keep.has(spec.name) || was.get(spec.name)?.logLevel === spec.logLevel) continue;
-      keep.get(spec.name)!.configure(this.cubeConfig(spec));
-      reconfigured.push(spec.name);
-    }
+    for (const name of plan.reconfigure) keep.get(name)!.configure(this.cubeConfig(specs.get(name)!));
 
     // 4. Flip, and wait until no packet follows the old generation.
     if (rewired) {
@@ -702,7 +658,7 @@ export class Runtime {
       const next = entryWords.get(e.key);
       if (!next) continue;
       const before = e.entryProgram.id;
-      await e.fuse(next.first, problems);
+      await e.fuse(next.first, problems, next.first !== undefined && entryReplaced.has(next.first.cube));
       refused ||= e.entryProgram.id !== before;
     }
     if (refused) await synchronizeRcu();
@@ -710,7 +666,17 @@ export class Runtime {
 
     // 6. Remove what the new topology no longer has; no slot of the generation
     //    packets no longer follow keeps a program of it.
-    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, reconfigured, problems, durationMs: 0 };
+    const report: ApplyReport = {
+      created: fresh.map((c) => c.name),
+      deleted: [],
+      attached: attached.map((e) => e.key),
+      detached: [],
+      rewired,
+      reconfigured: plan.reconfigure,
+      microcubes: [...plan.microcubes].flatMap(([name, changes]) => changes.map((c) => `${name}/${c.index}`)),
+      problems,
+      durationMs: 0,
+    };
     for (const e of [...this.netdevs.values()]) {
       if (entryWords.has(e.key)) continue;
       await e.detach();
@@ -735,6 +701,21 @@ export class Runtime {
     this.save();
     report.durationMs = Number(process.hrtime.bigint() - started) / 1e6;
     return report;
+  }
+
+  /**
+   * The object micro-cube `index` of `spec` is to run: `digest`'s as
+   * ApplyOptions.objects gives it, checked apart, or the type's own.
+   */
+  private async microCubeObject(spec: CubeSpec, index: number, digest: string | undefined): Promise<Buffer> {
+    if (!digest) return this.types.get(spec.type)!.objects[spec.mode]!;
+    if (!this.objects)
+      throw new FailedPreconditionError(`cube ${spec.name}: micro-cube ${index} runs object ${digest}, and this runtime was given no objects to take it from`);
+    const elf = await this.objects(digest);
+    const sha256 = crypto.createHash('sha256').update(elf).digest('hex');
+    if (sha256 !== digest) throw new FailedPreconditionError(`cube ${spec.name}: the object given for micro-cube ${index} has sha256 ${sha256}, not ${digest}`);
+    await checkMicroCubeObject(spec.name, index, spec.mode, elf, this.types.policy);
+    return elf;
   }
 
   /** State records of the `live` cubes, and of `leaving` ones that stay pinned until the flip is done. */

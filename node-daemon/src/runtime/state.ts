@@ -3,6 +3,7 @@
 // restarted daemon adopts; the kernel objects themselves stay pinned.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { LogLevel } from './abi';
 import { Mode, Topology, emptyTopology } from './topology';
 
@@ -71,4 +72,37 @@ export function saveState(file: string, state: RuntimeState, written?: string): 
   fs.writeFileSync(tmp, text);
   fs.renameSync(tmp, file);
   return text;
+}
+
+/**
+ * Carries over what an earlier netcubed kept beside the state, in
+ * <root>/microcubes.json: which objects ran in place of each cube's micro-cubes
+ * (with the kernel ids of the cube's programs then). A cube whose programs are
+ * still those gets them as replacedMicrocubes in `state`'s topology; the file is
+ * removed. `programsOf` gives an adopted cube's program ids now. Returns the cubes
+ * carried over.
+ */
+export function migrateMicrocubesFile(root: string, state: RuntimeState, programsOf: (cube: string) => number[] | undefined): string[] {
+  const file = path.join(root, 'microcubes.json');
+  let old: Record<string, { programs?: unknown; objects?: unknown }>;
+  try {
+    old = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    // Unreadable: the next apply puts every replaced micro-cube in place again.
+    old = {};
+  }
+  const carried: string[] = [];
+  for (const spec of state.topology.cubes) {
+    const entry = old?.[spec.name];
+    const objects = entry?.objects;
+    if (!entry || !Array.isArray(entry.programs) || !objects || typeof objects !== 'object') continue;
+    if (entry.programs.join() !== programsOf(spec.name)?.join()) continue;
+    const replaced = Object.fromEntries(Object.entries(objects).filter((kv): kv is [string, string] => typeof kv[1] === 'string'));
+    if (Object.keys(replaced).length === 0) continue;
+    spec.replacedMicrocubes = replaced;
+    carried.push(spec.name);
+  }
+  fs.rmSync(file, { force: true });
+  return carried;
 }

@@ -15,20 +15,26 @@
 // and from a netdev N (wire) inwards: N's ingress layers (outside in), then the
 // linked port's ingress layers and the port, or the kernel stack when unlinked.
 
-import { MAX_PORTS, MAX_TAIL_CALLS, DIR_EGRESS, DIR_INGRESS, LOG_LEVELS, LogLevel, Peer } from './abi';
+import { CUBE_MODES, formatEndpoint } from '@netcube/api/chain';
+import type { CubeMode, CubeSpec as ChainCubeSpec, CubeTypeInfo, Direction as ChainDirection, Endpoint as ChainEndpoint } from '@netcube/api/chain';
+import { MAX_PORTS, MAX_TAIL_CALLS, DIR_EGRESS, DIR_INGRESS, LOG_LEVELS, Peer } from './abi';
 import { InvalidArgumentError, FailedPreconditionError } from './errors';
 
-export type Mode = 'xdp' | 'tc';
-export const MODES: readonly Mode[] = ['xdp', 'tc'];
+// Cubes, their modes, directions and what a type says of itself are the chain
+// format's (@netcube/api/chain), one definition for both. Links and endpoints are
+// one host's here: a chain's link may join two hosts (via), and its endpoints are
+// text; chain/plan.ts (planHost) turns a chain's into these, with
+// fromChainEndpoint, the one conversion of an endpoint between the two.
 
-export interface CubeSpec {
-  name: string;
-  type: string;
-  mode: Mode;
-  /** Port names; transparent cubes have none. */
-  ports: string[];
-  logLevel: LogLevel;
-}
+export type Mode = CubeMode;
+export const MODES: readonly Mode[] = CUBE_MODES;
+
+/**
+ * A cube of this host: a chain's cube without what only the cluster needs (its
+ * host, its params). A replaced micro-cube's object (replacedMicrocubes: index ->
+ * sha256) is given to apply() by ApplyOptions.objects.
+ */
+export type CubeSpec = Pick<ChainCubeSpec, 'name' | 'type' | 'mode' | 'ports' | 'logLevel' | 'replacedMicrocubes'>;
 
 export type Endpoint = { cube: string; port: string } | { netdev: string };
 
@@ -37,7 +43,7 @@ export interface LinkSpec {
   b: Endpoint;
 }
 
-export type Direction = 'ingress' | 'egress' | 'both';
+export type Direction = ChainDirection;
 
 export interface StackSpec {
   target: Endpoint;
@@ -55,21 +61,25 @@ export function emptyTopology(): Topology {
   return { cubes: [], links: [], stacks: [] };
 }
 
-/** What validation needs to know about a cube type. */
-export interface TypeFacts {
-  transparent: boolean;
-  /** Declared by the type (NC_DECREMENTS_TTL()): a cycle through one of its cubes is bounded by the TTL. */
-  decrementsTtl?: boolean;
-  /** Programs per cube (entry + micro-cubes). */
-  microcubes: number;
-  modes: readonly Mode[];
-}
+/** What validation needs to know about a cube type: what the cluster knows of it, without its name. */
+export type TypeFacts = Readonly<Omit<CubeTypeInfo, 'name' | 'modes'>> & { readonly modes: readonly Mode[] };
 
 export const NAME_RE = /^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$/;
 export const PORT_RE = /^[a-zA-Z0-9_-]{1,15}$/;
 
+/** A chain's endpoint (parsed from `<cube>:<port>` or `netdev:<ifname>`) as one host's. */
+export function fromChainEndpoint(e: ChainEndpoint): Endpoint {
+  return e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname };
+}
+
+/** One host's endpoint as a chain's. */
+export function toChainEndpoint(e: Endpoint): ChainEndpoint {
+  return 'netdev' in e ? { kind: 'netdev', ifname: e.netdev } : { kind: 'port', cube: e.cube, port: e.port };
+}
+
+/** As a chain writes it: `<cube>:<port>` or `netdev:<ifname>`. */
 export function endpointName(e: Endpoint): string {
-  return 'netdev' in e ? `netdev:${e.netdev}` : `${e.cube}:${e.port}`;
+  return formatEndpoint(toChainEndpoint(e));
 }
 
 function endpointKey(e: Endpoint): string {
