@@ -10,7 +10,6 @@
 
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { hostNameProblem } from '@netcube/api/chain';
 import { LEVELS, Level, Logger } from '@netcube/api/log';
 import { servicePrefix, Store } from '@netcube/api/store';
 import { ConfigSchema } from './config';
@@ -19,6 +18,7 @@ import { checkConfig, Controller } from './controller';
 import { LeaderElection } from './election';
 import type { TlsFiles } from './host-link';
 import type { CubeInfo, ServiceDefinition } from './service';
+import { hostNameProblem } from '@netcube/api/names';
 
 export interface ServiceOptions {
   /** etcd endpoints (host:port; https://host:port over TLS, with `tls`). */
