@@ -18,7 +18,7 @@ import type { Cube__Output } from '@netcube/api/generated/netcube/v1/Cube';
 import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
 import type { ChainSpec, CubeSpec, JsonObject } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
-import { effectiveConfig, StoreError, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
+import { AlreadyExistsError, effectiveConfig, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
 import type { HostClock } from './clock';
 import { ConfigSchema } from './config';
@@ -527,7 +527,7 @@ export class Controller<C, S> {
         } catch (err) {
           this.log.warn('could not register the cube type', { type, via: host, error: (err as Error).message });
           // Another version of this type is registered (the same name, built in, elsewhere): not ours to replace.
-          if ((err instanceof ApiCallError && err.codeName === 'ALREADY_EXISTS') || (err instanceof StoreError && err.code === 'ALREADY_EXISTS')) return;
+          if ((err instanceof ApiCallError && err.codeName === 'ALREADY_EXISTS') || err instanceof AlreadyExistsError) return;
         } finally {
           client.close();
         }

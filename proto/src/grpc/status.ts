@@ -1,9 +1,9 @@
 // What a caller hears when a call fails: every error becomes one gRPC status, for
 // netcubed's API and a service's config API alike. Handlers throw ApiError where
-// they know the status, and let the errors of the store and the chain format
-// through; each of those maps to the status its type names. A server adds the errors
-// only it knows with a classifier (netcubed: the runtime's and the kernel's, in
-// node-daemon/src/api/status.ts). Anything else is a bug or a surprise: the client
+// they know the status, and let the errors of the store, the runtime and the chain
+// format through; each of those is a NetcubeError (../errors.ts) and maps to the
+// status its `code` names. A server adds the errors only it knows with a classifier
+// (netcubed: the kernel's, in node-daemon/src/api/status.ts). Anything else is a bug or a surprise: the client
 // gets INTERNAL with a reference, the server's log gets the details.
 
 import { randomBytes } from 'node:crypto';
@@ -12,7 +12,8 @@ import { ChainValidationError, formatIssue } from '../chain';
 import { MAX_ISSUES_SHOWN } from '../chain/errors';
 import { cite, firstOf } from '../cite';
 import type { Logger } from '../log';
-import { StoreError, ValidationError } from '../store';
+import { InvalidArgumentError, NetcubeError } from '../errors';
+import { ValidationError } from '../store';
 import { FIELD_METADATA_KEY } from './proto';
 
 const { status } = grpc;
@@ -67,7 +68,8 @@ export function toStatus(err: unknown, log: Logger, method: string, options: Sta
   if (known) return answer(known.code, known.message, known.field);
   if (err instanceof ChainValidationError) return answer(status.INVALID_ARGUMENT, chainIssues(err.issues), firstPath(err.issues));
   if (err instanceof ValidationError && err.issues.length > 0) return answer(status.INVALID_ARGUMENT, chainIssues(err.issues), firstPath(err.issues));
-  if (err instanceof StoreError && err.code !== 'INTERNAL') return answer(status[err.code], err.message);
+  if (err instanceof InvalidArgumentError && err.field) return answer(status.INVALID_ARGUMENT, `${err.field}: ${err.message}`, err.field);
+  if (err instanceof NetcubeError && err.code !== 'INTERNAL') return answer(status[err.code], err.message);
   if (isAbort(err)) return answer(status.CANCELLED, 'the call was cancelled');
 
   const ref = randomBytes(4).toString('hex');
