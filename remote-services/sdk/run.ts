@@ -84,7 +84,7 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
       api = await serveConfigApi(ctx, opts.listen, opts.tls?.cert && opts.tls.key ? opts.tls : undefined);
       log.info('serving the config API', { endpoint: api.endpoint });
     }
-    election = new LeaderElection(store.etcdClient, `${servicePrefix(service.type)}leader`, { replica: opts.replica, endpoint: api?.endpoint, since: new Date().toISOString() }, opts.leaseTtl ?? 5, log);
+    election = new LeaderElection(store, `${servicePrefix(service.type)}leader`, { replica: opts.replica, endpoint: api?.endpoint, since: new Date().toISOString() }, opts.leaseTtl ?? 5, log);
     ctx.election = election;
     election.on('elected', () =>
       serially(async () => {
