@@ -138,7 +138,10 @@ export class Lease extends EventEmitter<LeaseEvents> {
           if (this.currentState === 'lost') await this.recover(false);
         } else {
           this.markLost(new StoreUnavailableError(`the lease of ${this.options.what} expired: etcd deleted what it held`));
-          if (!this.options.renew) return;
+          if (!this.options.renew) {
+            clearTimeout(this.watchdog);
+            return;
+          }
           await this.recover(true);
         }
         await pause(this.intervalMs, this.closing.signal, 'keepalive');
