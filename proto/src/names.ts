@@ -26,61 +26,45 @@ export const IFNAME_MAX = 15;
 const NAME_RE = /^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$/;
 const PORT_RE = /^[a-z0-9_-]+$/;
 
-function notText(name: unknown, what: string): string | undefined {
-  return typeof name === 'string' ? undefined : `${what} must be a string, got ${name === null ? 'null' : typeof name}`;
+/** A rule: undefined when `name` is a string that follows it, else what is wrong, in words. */
+function rule(what: string, follows: (text: string) => boolean, says: (text: string) => string): (name: unknown) => string | undefined {
+  return (name) => {
+    if (typeof name !== 'string') return `${what} must be a string, got ${name === null ? 'null' : typeof name}`;
+    return follows(name) ? undefined : says(name);
+  };
 }
+
+const isName = (text: string): boolean => text.length > 0 && text.length <= NAME_MAX && NAME_RE.test(text);
 
 /**
  * The rule for chain, cube and cube type names; `what` says which ('cube name',
  * 'chain name (its key)'). Undefined when `name` follows it, else what is wrong.
  */
 export function nameProblem(name: unknown, what: string): string | undefined {
-  const wrongType = notText(name, what);
-  if (wrongType) return wrongType;
-  const text = name as string;
-  if (text.length > 0 && text.length <= NAME_MAX && NAME_RE.test(text)) return undefined;
-  return (
+  return rule(what, isName, (text) =>
     `${what} '${cite(text)}' is invalid: use lowercase letters, digits, '-' and '_', ` +
-    `starting and ending with a letter or digit, at most ${NAME_MAX} characters`
-  );
+    `starting and ending with a letter or digit, at most ${NAME_MAX} characters`,
+  )(name);
 }
 
 /** Host names: names as nameProblem's, joined by dots (host1, node-3.rack2). */
-export function hostNameProblem(name: unknown): string | undefined {
-  const wrongType = notText(name, 'host name');
-  if (wrongType) return wrongType;
-  const text = name as string;
-  const ok =
-    text.length > 0 &&
-    text.length <= HOST_NAME_MAX &&
-    text.split('.').every(label => label.length <= NAME_MAX && NAME_RE.test(label));
-  if (ok) return undefined;
-  return (
+export const hostNameProblem = rule(
+  'host name',
+  (text) => text.length <= HOST_NAME_MAX && text.split('.').every(isName),
+  (text) =>
     `host name '${cite(text)}' is invalid: use dot-separated labels of lowercase letters, digits, '-' and '_', ` +
-    `each starting and ending with a letter or digit, at most ${HOST_NAME_MAX} characters in all`
-  );
-}
+    `each starting and ending with a letter or digit, at most ${HOST_NAME_MAX} characters in all`,
+);
 
-export function portNameProblem(name: unknown): string | undefined {
-  const wrongType = notText(name, 'port name');
-  if (wrongType) return wrongType;
-  const text = name as string;
-  if (text.length > 0 && text.length <= PORT_NAME_MAX && PORT_RE.test(text)) return undefined;
-  return `port name '${cite(text)}' is invalid: use lowercase letters, digits, '_' and '-', at most ${PORT_NAME_MAX} characters`;
-}
+export const portNameProblem = rule(
+  'port name',
+  (text) => text.length > 0 && text.length <= PORT_NAME_MAX && PORT_RE.test(text),
+  (text) => `port name '${cite(text)}' is invalid: use lowercase letters, digits, '_' and '-', at most ${PORT_NAME_MAX} characters`,
+);
 
 /** The kernel's own rule for interface names (dev_valid_name), ASCII only. */
-export function ifnameProblem(name: unknown): string | undefined {
-  const wrongType = notText(name, 'netdev name');
-  if (wrongType) return wrongType;
-  const text = name as string;
-  const ok =
-    text.length > 0 &&
-    Buffer.byteLength(text) <= IFNAME_MAX &&
-    text !== '.' &&
-    text !== '..' &&
-    /^[\x21-\x7e]+$/.test(text) &&
-    !/[/:]/.test(text);
-  if (ok) return undefined;
-  return `netdev name '${cite(text)}' is invalid: Linux interface names have 1 to ${IFNAME_MAX} printable characters without '/', ':' or spaces`;
-}
+export const ifnameProblem = rule(
+  'netdev name',
+  (text) => text.length > 0 && Buffer.byteLength(text) <= IFNAME_MAX && text !== '.' && text !== '..' && /^[\x21-\x7e]+$/.test(text) && !/[/:]/.test(text),
+  (text) => `netdev name '${cite(text)}' is invalid: Linux interface names have 1 to ${IFNAME_MAX} printable characters without '/', ':' or spaces`,
+);
