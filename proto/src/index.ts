@@ -2,7 +2,8 @@
 // (netcubed, netcubectl, remote services): the chain format, the etcd store, the
 // netcubed client, logging. Nothing here loads native code. Deeper modules by path:
 // @netcube/api/generated/... (the messages), @netcube/api/grpc/{proto,call,status,
-// convert}, @netcube/api/btf (table entries as JSON).
+// convert}, @netcube/api/btf (table entries as JSON), @netcube/api/names (the name
+// grammar), @netcube/api/errors (the kinds of failure, each with its gRPC status).
 export * from './chain';
 export * from './store';
 export { Logger, LEVELS, type Level, type Fields } from './log';

@@ -10,7 +10,8 @@
 // a unix socket (mode 0600: this process's user, or root) the caller is the admin.
 //
 // Handlers are plain async functions through netcubed's own call plumbing
-// (@netcube/api/grpc/call): they throw ApiError where they know the status; config
+// (@netcube/api/grpc/call): they throw a kind of @netcube/api/errors (notFound,
+// failedPrecondition ...) or an ApiError where they know the status; config
 // problems become INVALID_ARGUMENT naming the field, store errors their own status,
 // anything else INTERNAL with a reference to the log line.
 
@@ -21,7 +22,7 @@ import type { CubeSpec, JsonObject } from '@netcube/api/chain';
 import { addService, Calls, rpcAdapters, type CallContext, type Rpc } from '@netcube/api/grpc/call';
 import { jsonToStruct, structToJson } from '@netcube/api/grpc/convert';
 import { Identity, isServiceOf, tlsIdentity, unauthenticated } from '@netcube/api/grpc/identity';
-import { ApiError, invalidArgument } from '@netcube/api/grpc/status';
+import { ApiError, failedPrecondition, invalidArgument, notFound } from '@netcube/api/grpc/status';
 import type { Logger } from '@netcube/api/log';
 import { ConflictError, effectiveConfig, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import type { CubeConfig } from '@netcube/api/generated/netcube/service/v1/CubeConfig';
@@ -142,11 +143,11 @@ function findCube(chains: StoredChain[], type: string, name: string): { stored: 
   for (const stored of chains) {
     const spec = stored.chain.spec.cubes.find((c) => c.name === name);
     if (spec) {
-      if (spec.type !== type) throw new ApiError(status.NOT_FOUND, `cube ${name} (chain ${stored.name}) is of type ${spec.type}; this service controls ${type} cubes`);
+      if (spec.type !== type) throw notFound(`cube ${name} (chain ${stored.name}) is of type ${spec.type}; this service controls ${type} cubes`);
       return { stored, spec };
     }
   }
-  throw new ApiError(status.NOT_FOUND, `no chain has a cube named ${name}`);
+  throw notFound(`no chain has a cube named ${name}`);
 }
 
 const infoOf = (stored: StoredChain, spec: CubeSpec): CubeInfo => ({ name: spec.name, host: spec.host, chain: stored.name, mode: spec.mode, portNames: spec.ports, chainSpec: stored.chain.spec });
@@ -234,7 +235,7 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHan
       try {
         config = ctx.validate(now.params, infoOf(stored, spec));
       } catch (err) {
-        throw new ApiError(status.FAILED_PRECONDITION, `the params of cube ${spec.name} in chain ${stored.name} (version ${stored.version}) are invalid: ${(err as Error).message}; set a valid config with SetConfig`);
+        throw failedPrecondition(`the params of cube ${spec.name} in chain ${stored.name} (version ${stored.version}) are invalid: ${(err as Error).message}; set a valid config with SetConfig`);
       }
       return configMessage(stored, spec, config, now.source, now.revision);
     }),
@@ -269,10 +270,10 @@ function handlers<C, S>(ctx: ConfigApiContext<C, S>, rpc: Rpc): ServiceConfigHan
       const ctl = ctx.controller();
       if (!ctl) {
         const leader = ctx.election.leader;
-        throw new ApiError(status.FAILED_PRECONDITION, `replica ${ctx.replica} is not the leader${leader ? `; ask ${leader.replica}${leader.endpoint ? ` at ${leader.endpoint}` : ''}` : ' (none is elected now)'}`);
+        throw failedPrecondition(`replica ${ctx.replica} is not the leader${leader ? `; ask ${leader.replica}${leader.endpoint ? ` at ${leader.endpoint}` : ''}` : ' (none is elected now)'}`);
       }
       const cube = ctl.cubes.get(name);
-      if (!cube) throw new ApiError(status.NOT_FOUND, `no chain has a ${type} cube named ${name}`);
+      if (!cube) throw notFound(`no chain has a ${type} cube named ${name}`);
       if (!cube.ready) throw new ApiError(status.UNAVAILABLE, `cube ${name} is not ready: ${cube.problem ?? 'syncing'}`);
       const state = (await ctx.service.describe?.(cube)) ?? {};
       return { cube: name, state: jsonToStruct(JSON.parse(JSON.stringify(state, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as JsonObject) };

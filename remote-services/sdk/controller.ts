@@ -1,30 +1,26 @@
 // What the elected leader of a service does: follow the chains in etcd for cubes
 // of its type and the hosts' registrations, keep a link (client + slow-path
-// stream) to every host that has such cubes, and keep each cube in sync:
+// stream) to every host that has such cubes, and keep a ManagedCube
+// (managed-cube.ts) for each of its cubes, which it asks to sync:
 //
-//   chain put/delete, SetConfig's config ──► ManagedCube (config validated) ──► sync on its host:
-//        GetCube (ports, id) ─► static tables reconciled ─► cubeCreated / configChanged
+//   chain put/delete, SetConfig's config ──► config validated ──► cube.sync('full' | 'config' | 'tables')
 //   host link ready (connect, daemon restart, network back) ──► full sync of its cubes
 //   every resync interval ──► static tables reconciled again (drift, a recreated cube)
-//
-// A sync that fails (the daemon has not created the cube yet, a call failed) is
-// retried with backoff; one whose host is not connected waits for the link.
+//   a packet from the slow path ──► the service's packetIn, with its cube
 
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
-import { endpointFromProto, modeFromProto } from '@netcube/api/grpc/convert';
-import type { Cube__Output } from '@netcube/api/generated/netcube/v1/Cube';
+import { modeFromProto } from '@netcube/api/grpc/convert';
 import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
-import type { ChainSpec, CubeSpec, JsonObject } from '@netcube/api/chain';
+import type { CubeSpec } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
-import { effectiveConfig, StoreError, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
+import { AlreadyExistsError, effectiveConfig, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
-import type { HostClock } from './clock';
 import { ConfigSchema } from './config';
 import { chooseEndpoint, clientOptions, HostLink, TlsFiles } from './host-link';
-import type { Cube, CubeInfo, CubeMode, PacketDirection, Port, ServiceDefinition } from './service';
-import { reconcileTable, Table, TableLayout } from './tables';
+import { CubeKeeper, ManagedCube } from './managed-cube';
+import type { CubeInfo, ServiceDefinition } from './service';
 
 export interface ControllerOptions {
   replica: string;
@@ -33,9 +29,6 @@ export interface ControllerOptions {
   resyncSeconds: number;
   log: Logger;
 }
-
-type SyncKind = 'tables' | 'config' | 'full';
-const RANK: Record<SyncKind, number> = { tables: 1, config: 2, full: 3 };
 
 /** Logs at most one line per `everyMs` for each key; counts what it swallowed. */
 class Throttle {
@@ -53,238 +46,6 @@ class Throttle {
   }
 }
 
-/** One cube of the service's type, as the leader keeps it. */
-export class ManagedCube<C, S> implements Cube<C, S> {
-  info: CubeInfo;
-  params: JsonObject;
-  /** The last config that passed validation. */
-  good?: C;
-  /** Why the cube's params do not validate (the last valid config stays in force). */
-  configProblem?: string;
-  /** Why the last sync did not get through. */
-  syncProblem?: string;
-  id = 0;
-  ports: Port[] = [];
-  ready = false;
-  readonly state: S;
-  readonly log: Logger;
-  private layouts?: Map<string, TableLayout>;
-  private readonly tables = new Map<string, Table>();
-  private pending?: { kind: SyncKind; previous?: C; waiters: (() => void)[] };
-  private running = false;
-  private retry?: NodeJS.Timeout;
-  /** The sync that failed and waits for its retry: any sync that runs first includes it. */
-  private failed?: { kind: SyncKind; previous?: C };
-  private readonly retryBackoff = new Backoff({ initialDelayMs: 250, maxDelayMs: 5_000 });
-  private tickTimer?: NodeJS.Timeout;
-  private ticking = false;
-  /** Deleted from the chains, or the controller stepped down: nothing more to do. */
-  stopped = false;
-
-  constructor(
-    private readonly ctl: Controller<C, S>,
-    spec: { info: CubeInfo; params: JsonObject },
-  ) {
-    this.info = spec.info;
-    this.params = spec.params;
-    this.log = ctl.log.with({ cube: spec.info.name });
-    this.state = ctl.service.state ? ctl.service.state(spec.info) : ({} as S);
-  }
-
-  // ----------------------------------------------------------- Cube
-
-  get name(): string {
-    return this.info.name;
-  }
-  get host(): string {
-    return this.info.host;
-  }
-  get chain(): string {
-    return this.info.chain;
-  }
-  get mode(): CubeMode {
-    return this.info.mode;
-  }
-  get portNames(): readonly string[] {
-    return this.info.portNames;
-  }
-  get chainSpec(): ChainSpec {
-    return this.info.chainSpec;
-  }
-  get type(): string {
-    return this.ctl.service.type;
-  }
-  get config(): C {
-    if (this.good === undefined) throw new Error(`cube ${this.name} has no valid config: ${this.configProblem}`);
-    return this.good;
-  }
-  /** What keeps the cube from being as its chain says, if anything. */
-  get problem(): string | undefined {
-    return this.configProblem ?? this.syncProblem;
-  }
-  get clock(): HostClock {
-    return this.link.clock;
-  }
-  private get link(): HostLink {
-    const link = this.ctl.links.get(this.host);
-    if (!link) throw new Error(`host ${this.host} of cube ${this.name} has no link`);
-    return link;
-  }
-
-  port(name: string): Port {
-    const p = this.ports.find((x) => x.name === name);
-    if (!p) throw new Error(`cube ${this.name} has no port ${JSON.stringify(name)} (its ports: ${this.ports.map((x) => x.name).join(', ')})`);
-    return p;
-  }
-
-  portAt(index: number): Port | undefined {
-    return this.ports.find((x) => x.index === index);
-  }
-
-  table<K = unknown, V = unknown>(name: string): Table<K, V> {
-    let t = this.tables.get(name);
-    if (!t) this.tables.set(name, (t = new Table(() => this.link.client, this.name, name)));
-    return t as Table<K, V>;
-  }
-
-  packetOut(port: string, direction: PacketDirection, frame: Buffer, user?: readonly number[]): void {
-    try {
-      this.link.packetOut(this.name, port, direction === 'ingress' ? 'DIRECTION_INGRESS' : 'DIRECTION_EGRESS', frame, user);
-    } catch (err) {
-      this.ctl.noteFailure(this, 'packet-out', err);
-    }
-  }
-
-  // ----------------------------------------------------------- sync
-
-  /** Asks for a sync of at least `kind`; resolves when one covering it has run. */
-  sync(kind: SyncKind, previous?: C): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.pending) this.pending = { kind, previous, waiters: [] };
-      else {
-        if (RANK[kind] > RANK[this.pending.kind]) this.pending.kind = kind;
-        this.pending.previous ??= previous;
-      }
-      this.pending.waiters.push(resolve);
-      void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      while (this.pending && !this.stopped) {
-        const job = this.pending;
-        this.pending = undefined;
-        clearTimeout(this.retry);
-        // A weaker sync asked for meanwhile (the neighbours' tables) must not drop a failed
-        // config change: it runs as part of this one, from the config the tables still have.
-        if (this.failed) {
-          if (RANK[this.failed.kind] > RANK[job.kind]) job.kind = this.failed.kind;
-          job.previous = this.failed.previous ?? job.previous;
-          this.failed = undefined;
-        }
-        const ok = await this.syncNow(job.kind, job.previous);
-        if (ok === false && !this.stopped) {
-          // Try again later, at the same strength.
-          this.failed = { kind: job.kind, previous: job.previous };
-          const delay = this.retryBackoff.next();
-          this.retry = setTimeout(() => void this.sync(job.kind, job.previous), delay);
-        } else {
-          this.retryBackoff.reset();
-        }
-        for (const w of job.waiters) w();
-      }
-    } finally {
-      this.running = false;
-    }
-  }
-
-  /** True: synced (or nothing to do until something changes); false: retry later. */
-  private async syncNow(kind: SyncKind, previous?: C): Promise<boolean | undefined> {
-    if (this.good === undefined) return undefined; // an invalid config: wait for a fix
-    const link = this.ctl.links.get(this.host);
-    if (!link?.connected) {
-      this.ready = false;
-      this.syncProblem = `host ${this.host} is not connected${link?.stats.lastError ? ` (${link.stats.lastError})` : ''}`;
-      return undefined; // the link's 'ready' brings us back
-    }
-    const service = this.ctl.service;
-    try {
-      const client = link.client;
-      let remote: Cube__Output;
-      try {
-        remote = await client.getCube({ name: this.name }, { timeoutMs: 10_000 });
-      } catch (err) {
-        if (err instanceof ApiCallError && err.codeName === 'NOT_FOUND') {
-          this.ready = false;
-          this.syncProblem = `not (yet) created on host ${this.host}`;
-          return false;
-        }
-        throw err;
-      }
-      if (remote.type !== service.type) {
-        this.ready = false;
-        this.syncProblem = `host ${this.host} runs cube ${this.name} as type ${remote.type}, not ${service.type}`;
-        return false;
-      }
-      const recreated = remote.id !== this.id;
-      this.id = remote.id;
-      this.ports = remote.ports.map((p) => ({ name: p.name, index: p.index, peer: p.peer?.kind ? endpointFromProto(p.peer, 'peer') : undefined }));
-      if (recreated || !this.layouts) {
-        const { tables } = await client.listTables({ cube: this.name });
-        this.layouts = new Map(tables.map((t) => [t.name, new TableLayout(t)]));
-      }
-      await this.reconcile(client);
-      if (kind === 'full' || recreated) await service.cubeCreated?.(this);
-      else if (kind === 'config' && previous !== undefined) await service.configChanged?.(this, previous);
-      // Stopped while this sync was under way: it must not start ticking again.
-      if (this.stopped) return undefined;
-      this.ready = true;
-      this.syncProblem = undefined;
-      this.startTicks();
-      return true;
-    } catch (err) {
-      this.ready = false;
-      this.syncProblem = `sync failed: ${(err as Error).message}`;
-      this.ctl.noteFailure(this, 'sync', err);
-      return false;
-    }
-  }
-
-  private async reconcile(client: NetcubeClient): Promise<void> {
-    const desired = this.ctl.service.staticTables?.(this) ?? {};
-    for (const [name, entries] of Object.entries(desired)) {
-      const layout = this.layouts!.get(name);
-      if (!layout) throw new Error(`static table ${name} is not a table of type ${this.type} (its tables: ${[...this.layouts!.keys()].join(', ')})`);
-      const { put, deleted } = await reconcileTable(client, this.name, layout, entries);
-      if (put + deleted > 0) this.log.info('static table reconciled', { table: name, put, deleted });
-    }
-  }
-
-  private startTicks(): void {
-    const { tick, tickSeconds } = this.ctl.service;
-    if (!tick || this.tickTimer) return;
-    this.tickTimer = setInterval(() => {
-      if (!this.ready || this.ticking) return;
-      this.ticking = true;
-      Promise.resolve()
-        .then(() => tick(this))
-        .catch((err) => this.ctl.noteFailure(this, 'tick', err))
-        .finally(() => (this.ticking = false));
-    }, (tickSeconds ?? 1) * 1000);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.ready = false;
-    clearInterval(this.tickTimer);
-    clearTimeout(this.retry);
-    this.tickTimer = undefined;
-  }
-}
-
 /** A cube's params through the schema and the service's own checks; throws ConfigError. */
 export function checkConfig<C, S>(service: ServiceDefinition<C, S>, schema: ConfigSchema<C>, params: unknown, info: CubeInfo): C {
   const config = schema.normalize(params);
@@ -292,7 +53,7 @@ export function checkConfig<C, S>(service: ServiceDefinition<C, S>, schema: Conf
   return config;
 }
 
-export class Controller<C, S> {
+export class Controller<C, S> implements CubeKeeper<C, S> {
   readonly cubes = new Map<string, ManagedCube<C, S>>();
   readonly links = new Map<string, HostLink>();
   private readonly registrations = new Map<string, string[]>();
@@ -317,6 +78,10 @@ export class Controller<C, S> {
 
   get log(): Logger {
     return this.opts.log;
+  }
+
+  link(host: string): HostLink | undefined {
+    return this.links.get(host);
   }
 
   async start(): Promise<void> {
@@ -537,7 +302,7 @@ export class Controller<C, S> {
         } catch (err) {
           this.log.warn('could not register the cube type', { type, via: host, error: (err as Error).message });
           // Another version of this type is registered (the same name, built in, elsewhere): not ours to replace.
-          if ((err instanceof ApiCallError && err.codeName === 'ALREADY_EXISTS') || (err instanceof StoreError && err.code === 'ALREADY_EXISTS')) return;
+          if ((err instanceof ApiCallError && err.codeName === 'ALREADY_EXISTS') || err instanceof AlreadyExistsError) return;
         } finally {
           client.close();
         }

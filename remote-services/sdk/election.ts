@@ -8,13 +8,14 @@
 //
 // The leader steps down by itself as soon as its lease may have run out: when etcd
 // has not acknowledged a keepalive for nearly a TTL, another replica may already
-// lead, so this one stops acting before that can overlap (etcd3's Lease would only
-// say so after two TTLs).
+// lead, so this one stops acting before that can overlap. The lease is the store's
+// (@netcube/api's store/lease.ts, as a host's registration), on the store's one
+// connection.
 
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3 } from 'etcd3';
 import type { Logger } from '@netcube/api/log';
+import type { Store } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
 
 /** What the leader key holds. */
@@ -41,7 +42,7 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
   private running?: Promise<void>;
 
   constructor(
-    private readonly etcd: Etcd3,
+    private readonly store: Store,
     readonly key: string,
     private readonly me: LeaderInfo,
     private readonly ttlSeconds: number,
@@ -96,29 +97,25 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
 
   /** One lease: campaign under it until it is lost or the replica closes. */
   private async round(): Promise<void> {
-    const lease = this.etcd.lease(this.ttlSeconds, { autoKeepAlive: true });
-    let lastAck = Date.now();
+    const lease = await this.store.keepLease({
+      what: `leader of ${this.key}`,
+      ttlSeconds: this.ttlSeconds,
+      // Step down with a margin before the lease can have expired in etcd.
+      lostAfterMs: this.ttlSeconds * 1000 - Math.min(1_000, (this.ttlSeconds * 1000) / 3),
+    });
     let lost: string | undefined;
     const wake = new AbortController();
-    const onLost = (reason: string) => {
-      lost ??= reason;
+    lease.on('lost', (err) => {
+      lost ??= `lease lost: ${err.message}`;
       wake.abort();
-    };
-    lease.on('keepaliveSucceeded', () => (lastAck = Date.now()));
-    lease.on('lost', (err) => onLost(`lease lost: ${err.message}`));
-    // Step down with a margin before the lease can have expired in etcd.
-    const marginMs = Math.min(1_000, (this.ttlSeconds * 1000) / 3);
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastAck > this.ttlSeconds * 1000 - marginMs) onLost('etcd has not acknowledged a keepalive for nearly the lease TTL');
-    }, 100);
+    });
     const stop = () => wake.abort();
     this.closing.signal.addEventListener('abort', stop);
+    const etcd = this.store.etcdClient;
     try {
-      const id = await lease.grant();
-      lastAck = Date.now();
       while (!this.closed && !lost) {
         const value = JSON.stringify(this.me);
-        const res = await this.etcd.if(this.key, 'Create', '==', 0).then(this.etcd.put(this.key).value(value).lease(id)).else(this.etcd.get(this.key)).commit();
+        const res = await etcd.if(this.key, 'Create', '==', 0).then(etcd.put(this.key).value(value).lease(lease.leaseId)).else(etcd.get(this.key)).commit();
         if (res.succeeded) {
           this.leading = true;
           this.setLeader(this.me);
@@ -136,20 +133,16 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
         await this.waitForVacancy(Number(res.header.revision), wake.signal);
       }
     } finally {
-      clearInterval(watchdog);
       this.closing.signal.removeEventListener('abort', stop);
       // Revoking deletes the key at once (when etcd can be told), so the next leader
       // need not wait for the TTL; the lease expires by itself otherwise.
-      const late = new AbortController();
-      await Promise.race([lease.revoke().catch(() => undefined), sleep(1_000, undefined, { signal: late.signal }).catch(() => undefined)]);
-      late.abort();
-      lease.release();
+      await lease.close();
     }
   }
 
   /** Resolves when the leader key is deleted after `revision`, or `signal` aborts. */
   private async waitForVacancy(revision: number, signal: AbortSignal): Promise<void> {
-    const watcher = await this.etcd.watch().key(this.key).startRevision(String(revision + 1)).create();
+    const watcher = await this.store.etcdClient.watch().key(this.key).startRevision(String(revision + 1)).create();
     try {
       await new Promise<void>((resolve) => {
         if (signal.aborted) return resolve();

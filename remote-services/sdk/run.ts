@@ -10,7 +10,6 @@
 
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { hostNameProblem } from '@netcube/api/chain';
 import { LEVELS, Level, Logger } from '@netcube/api/log';
 import { servicePrefix, Store } from '@netcube/api/store';
 import { ConfigSchema } from './config';
@@ -19,6 +18,7 @@ import { checkConfig, Controller } from './controller';
 import { LeaderElection } from './election';
 import type { TlsFiles } from './host-link';
 import type { CubeInfo, ServiceDefinition } from './service';
+import { hostNameProblem } from '@netcube/api/names';
 
 export interface ServiceOptions {
   /** etcd endpoints (host:port; https://host:port over TLS, with `tls`). */
@@ -84,7 +84,7 @@ export async function startService<C, S>(service: ServiceDefinition<C, S>, opts:
       api = await serveConfigApi(ctx, opts.listen, opts.tls?.cert && opts.tls.key ? opts.tls : undefined);
       log.info('serving the config API', { endpoint: api.endpoint });
     }
-    election = new LeaderElection(store.etcdClient, `${servicePrefix(service.type)}leader`, { replica: opts.replica, endpoint: api?.endpoint, since: new Date().toISOString() }, opts.leaseTtl ?? 5, log);
+    election = new LeaderElection(store, `${servicePrefix(service.type)}leader`, { replica: opts.replica, endpoint: api?.endpoint, since: new Date().toISOString() }, opts.leaseTtl ?? 5, log);
     ctx.election = election;
     election.on('elected', () =>
       serially(async () => {

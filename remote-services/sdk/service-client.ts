@@ -8,9 +8,7 @@
 // Over TCP the API is mutual TLS only: give the cluster's CA and a certificate of it
 // (README.md, "Who may do what"); a unix:/path target goes without.
 
-import * as fs from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
-import { ApiCallError } from '@netcube/api/grpc/client';
+import { channelOf, unaryCall, type CallOptions, type ClientOptions } from '@netcube/api/grpc/client';
 import { jsonToStruct, structToJson } from '@netcube/api/grpc/convert';
 import type { JsonObject } from '@netcube/api/chain';
 import type { CubeSummary__Output } from '@netcube/api/generated/netcube/service/v1/CubeSummary';
@@ -19,10 +17,11 @@ import type { ServiceInfo__Output } from '@netcube/api/generated/netcube/service
 import { loadServiceApi } from './proto';
 
 export interface ServiceClientOptions {
-  /** host:port, or unix:/path. */
+  /** host:port (always mutual TLS), or unix:/path (never TLS). */
   target: string;
-  /** PEM files or contents; without them the connection is in the clear (a unix socket). */
-  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; serverName?: string };
+  /** For TCP: PEM files (paths) or their contents: the cluster's CA, and a certificate of it with its key. */
+  tls?: ClientOptions['tls'];
+  /** Deadline of each call; default 30 s. */
   timeoutMs?: number;
 }
 
@@ -37,8 +36,6 @@ export interface CubeConfigReply {
   revision: number;
 }
 
-const pem = (v: string | Buffer | undefined): Buffer | null => (v === undefined ? null : Buffer.isBuffer(v) ? v : fs.readFileSync(v));
-
 export class ServiceClient {
   private constructor(
     private readonly client: ServiceConfigClient,
@@ -47,9 +44,7 @@ export class ServiceClient {
 
   static connect(opts: ServiceClientOptions): ServiceClient {
     const { api } = loadServiceApi();
-    const options: grpc.ClientOptions = {};
-    if (opts.tls?.serverName) options['grpc.ssl_target_name_override'] = opts.tls.serverName;
-    const credentials = opts.tls ? grpc.credentials.createSsl(pem(opts.tls.ca), pem(opts.tls.key), pem(opts.tls.cert)) : grpc.credentials.createInsecure();
+    const { credentials, options } = channelOf(opts);
     return new ServiceClient(new api.netcube.service.v1.ServiceConfig(opts.target, credentials, options), opts.timeoutMs ?? 30_000);
   }
 
@@ -77,14 +72,8 @@ export class ServiceClient {
     return structToJson((await this.call<{ state: Parameters<typeof structToJson>[0] }>('GetState', { cube })).state);
   }
 
-  private call<Res>(method: string, req: unknown): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const fn = (this.client as unknown as Record<string, (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void>)[method].bind(this.client);
-      fn(req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
-        if (err) reject(new ApiCallError(method, err.code, err.details, err.metadata));
-        else resolve(res as Res);
-      });
-    });
+  private call<Res>(method: string, req: unknown, opts: CallOptions = {}): Promise<Res> {
+    return unaryCall(this.client, method, req, { ...opts, timeoutMs: opts.timeoutMs ?? this.timeoutMs });
   }
 }
 

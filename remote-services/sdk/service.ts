@@ -13,6 +13,7 @@
 
 import type { ChainSpec } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
+import { nameProblem } from '@netcube/api/names';
 import type { HostClock } from './clock';
 import type { Table, TableEntry } from './tables';
 
@@ -141,9 +142,8 @@ export interface ServiceDefinition<C = unknown, S = unknown> {
 
 /** Declares a service; the identity function, there for the types. */
 export function defineService<C, S = Record<string, never>>(definition: ServiceDefinition<C, S>): ServiceDefinition<C, S> {
-  if (typeof definition?.type !== 'string' || !/^[a-z][a-z0-9-]*$/.test(definition.type)) {
-    throw new TypeError(`definition.type must be a cube type name (lower-case letters, digits, '-'), got ${JSON.stringify(definition?.type)}`);
-  }
+  const typeIssue = nameProblem(definition?.type, 'definition.type (a cube type name)');
+  if (typeIssue) throw new TypeError(typeIssue);
   if (typeof definition.config?.proto !== 'string' || typeof definition.config.message !== 'string') {
     throw new TypeError('definition.config must name the config message: { proto: "netcube/<svc>/v1/<svc>.proto", message: "netcube.<svc>.v1.<Message>" }');
   }

@@ -11,12 +11,15 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
-import { ApiError, toStatus } from '@netcube/api/grpc/status';
+import { ApiError, notFound, toStatus } from '@netcube/api/grpc/status';
 import { ChainValidationError } from '@netcube/api/chain';
 import { Logger } from '@netcube/api/log';
 import { ConflictError, StoreUnavailableError } from '@netcube/api/store';
 import { DAEMON_STATUS } from '../../node-daemon/src/api/status';
 import * as runtime from '../../node-daemon/src/runtime/errors';
+import * as store from '@netcube/api/store';
+import { NotFoundError } from '@netcube/api/errors';
+import { BpfError, BpfMap } from '../../node-daemon/src/bpf';
 import { certificates } from '../helpers/certs';
 import { startDaemon } from '../helpers/daemon';
 import { freePorts, startEtcd } from '../helpers/etcd';
@@ -132,6 +135,23 @@ test('errors map to statuses; unexpected ones become INTERNAL with a reference, 
   t.truthy(ref);
   t.is(lines.length, 1);
   t.true(lines[0].includes('secret detail') && lines[0].includes(ref!));
+});
+
+test('"not found" is one kind: the store\'s, the runtime\'s, the kernel\'s and a handler\'s pass one instanceof; the kernel\'s keeps its errno and its status', (t) => {
+  const log = new Logger('debug', {}, () => {});
+  const fromStore = new store.NotFoundError('no chain x');
+  const fromRuntime = new runtime.NotFoundError('no cube x on this host');
+  const fromKernel = t.throws(() => BpfMap.openPinned(`/nonexistent-${process.pid}/map`));
+  const fromHandler = notFound('no chain has a cube named x');
+  for (const err of [fromStore, fromRuntime, fromKernel, fromHandler]) t.true(err instanceof NotFoundError, String(err));
+  t.like(toStatus(fromHandler, log, 'Test', DAEMON_STATUS), { code: grpc.status.NOT_FOUND, details: 'no chain has a cube named x' });
+  t.false(new TypeError('x') instanceof NotFoundError);
+  t.false(new store.ConflictError('x') instanceof NotFoundError);
+  t.is((fromKernel as BpfError).code, 'ENOENT');
+  t.is(toStatus(fromStore, log, 'Test', DAEMON_STATUS).code, grpc.status.NOT_FOUND);
+  t.is(toStatus(fromRuntime, log, 'Test', DAEMON_STATUS).code, grpc.status.NOT_FOUND);
+  // A kernel object gone is the daemon's problem, not the caller's: as before, INTERNAL.
+  t.is(toStatus(fromKernel, log, 'Test', DAEMON_STATUS).code, grpc.status.INTERNAL);
 });
 
 test('the generated types match the proto', (t) => {

@@ -91,3 +91,32 @@ test('invalid registrations are refused', async t => {
   await t.throwsAsync(store.hosts.register(registration('host1'), 1), { instanceOf: RangeError, message: /ttlSeconds must be an integer >= 2/ });
   t.deepEqual(await store.hosts.listHosts(), []);
 });
+
+test('a kept lease says it may be lost (lostAfterMs) while etcd still holds it: a leader steps down before another can lead', async t => {
+  const etcd = await startEtcd(t);
+  const proxy = await startProxy(t, etcd.endpoints[0]);
+  const raw = rawClient(t, etcd.endpoints);
+  const store = await connect(t, [proxy.endpoint], { callTimeoutMs: 1000 });
+  const key = '/netcube/v1/test/leased';
+  const lease = await store.keepLease({ what: 'the test key', ttlSeconds: 8, lostAfterMs: 2000, attach: (id, client) => client.put(key).value('held').lease(id).exec() });
+  t.teardown(() => lease.close());
+  t.is(await raw.get(key).string(), 'held');
+
+  const lost = once(lease, 'lost') as Promise<[StoreError]>;
+  proxy.cut();
+  const [reason] = await lost;
+  t.is(lease.state, 'lost');
+  t.regex(reason.message, /the lease of the test key may have expired|keepalive of the test key/);
+  // etcd has not let it go: 8 s TTL against the 2 s after which the keeper said so.
+  t.is(await raw.get(key).string(), 'held');
+
+  // Heard again before the TTL: the same lease, attached again.
+  const recovered = once(lease, 'recovered') as Promise<[{ leaseId: string; newLease: boolean }]>;
+  proxy.restore();
+  const [back] = await recovered;
+  t.false(back.newLease);
+  t.is(lease.state, 'alive');
+
+  await lease.close();
+  await waitFor('the revoked lease taking its key', async () => (await raw.get(key).string()) === null, 5000);
+});

@@ -2,8 +2,7 @@
 // transparent stacks. Reads come from the runtime; every change is a chain edit
 // (chain-edit.ts), answered with the cube as this host then runs it.
 
-import { Chain, CubeSpec, formatEndpoint, JsonObject, nameProblem, parseEndpoint } from '@netcube/api/chain';
-import { ifnameProblem, portNameProblem } from '@netcube/api/chain';
+import { Chain, CubeSpec, formatEndpoint, JsonObject, parseEndpoint } from '@netcube/api/chain';
 import { StoredChain } from '@netcube/api/store';
 import { CallContext, Rpc } from '@netcube/api/grpc/call';
 import { directionFromProto, endpointFromProto, logLevelFromProto, modeFromProto, structToJson } from '@netcube/api/grpc/convert';
@@ -20,6 +19,7 @@ import { defaultChainName, editChain, emptyChain, locateCube } from './chain-edi
 import { ApiContext } from './context';
 import { cubeMessage } from './convert';
 import { verifierTail } from './status';
+import { ifnameProblem, nameProblem, portNameProblem } from '@netcube/api/names';
 
 export function checkName(field: string, name: string | undefined, what = 'cube name'): string {
   if (!name) throw invalidArgument(field, `the ${what} is empty`);

@@ -1,21 +1,18 @@
-// The statuses of what only netcubed throws: the runtime's errors and the kernel's
-// (the verifier, a missing feature). Everything else maps in @netcube/api's
-// grpc/status.ts, which calls this classifier first.
+// The statuses of what only netcubed throws: the kernel's errors (the verifier, a
+// missing feature, no room). Everything else, the runtime's errors too (they are
+// @netcube/api's errors.ts kinds), maps in @netcube/api's grpc/status.ts, which calls
+// this classifier first.
 
 import * as grpc from '@grpc/grpc-js';
 import { ApiError, invalidArgument, type StatusOptions } from '@netcube/api/grpc/status';
 import { BpfError, NotSupportedError, VerifierError } from '../bpf';
-import * as runtime from '../runtime/errors';
+import { InvalidArgumentError } from '../runtime/errors';
 
 const { status } = grpc;
 
 const KERNEL_EXHAUSTED = new Set(['E2BIG', 'ENOMEM', 'ENOSPC']);
 
 export function daemonErrors(err: unknown): ApiError | undefined {
-  if (err instanceof runtime.InvalidArgumentError) return invalidArgument(err.field, err.message);
-  if (err instanceof runtime.NotFoundError) return new ApiError(status.NOT_FOUND, err.message);
-  if (err instanceof runtime.AlreadyExistsError) return new ApiError(status.ALREADY_EXISTS, err.message);
-  if (err instanceof runtime.FailedPreconditionError) return new ApiError(status.FAILED_PRECONDITION, err.message);
   if (err instanceof VerifierError) return new ApiError(status.FAILED_PRECONDITION, `the kernel's verifier rejected program ${err.program}: ${verifierTail(err.log)}`);
   if (err instanceof NotSupportedError) return new ApiError(status.FAILED_PRECONDITION, `this host cannot do that: ${err.message}`);
   // The kernel is out of room: a full table, a map or program too large for its memory.
@@ -31,7 +28,7 @@ export function asField<T>(field: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof runtime.InvalidArgumentError) throw invalidArgument(field, err.message);
+    if (err instanceof InvalidArgumentError) throw invalidArgument(field, err.message);
     throw err;
   }
 }

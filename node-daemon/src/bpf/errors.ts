@@ -2,6 +2,7 @@
 // carrying errno, its name and the operation; the subclasses are the ones a
 // caller acts on differently.
 import { constants } from 'node:os';
+import { NOT_FOUND_MARK } from '@netcube/api/errors';
 
 /** A failure as the native side describes it (native/errors.cc). */
 export interface NativeFailure {
@@ -52,9 +53,14 @@ export class KeyNotExistError extends BpfError {
   override name = 'KeyNotExistError';
 }
 
-/** What a path or name points at does not exist: a pinned object, an interface, a namespace, an ELF file. */
+/**
+ * What a path or name points at does not exist: a pinned object, an interface, a
+ * namespace, an ELF file. It keeps its errno as every BpfError, and is "not found" as
+ * the rest of netcube says it: `instanceof NotFoundError` of @netcube/api/errors holds.
+ */
 export class NotFoundError extends BpfError {
   override name = 'NotFoundError';
+  readonly [NOT_FOUND_MARK] = true;
 }
 
 /** The operation does not exist for this kind of object (EOPNOTSUPP, ENOTSUPP). */

@@ -7,8 +7,9 @@ import { PKT_MAX } from '../runtime/abi';
 import { InvalidArgumentError } from '../runtime/errors';
 import { FieldError, parsePrefix, parseProtocol, tableAddress } from '@netcube/catalog/fields';
 import type { CaptureRequest__Output } from '@netcube/api/generated/netcube/v1/CaptureRequest';
-import { ifnameProblem, nameProblem, portNameProblem, type Direction } from '@netcube/api/chain';
+import { type Direction } from '@netcube/api/chain';
 import type { Side__Output } from '@netcube/api/generated/netcube/v1/Side';
+import { ifnameProblem, nameProblem, portNameProblem } from '@netcube/api/names';
 
 /** The cube type that copies packets. */
 export const CAPTURE_TYPE = 'packetcapture';

@@ -4,7 +4,7 @@
 // chain with it (netcubed's API, netcubectl apply).
 
 import type { HostCheck } from '@netcube/api/chain';
-import { RuntimeError } from '../runtime/errors';
+import { NetcubeError } from '../runtime/errors';
 import { wire } from '../runtime/topology';
 import { planHost } from './plan';
 
@@ -13,7 +13,7 @@ export const hostCheck: HostCheck = (chains, host, types) => {
     wire(planHost(chains, host).topology, (type) => types.get(type));
     return undefined;
   } catch (err) {
-    if (err instanceof RuntimeError) return err.message;
+    if (err instanceof NetcubeError) return err.message;
     throw err;
   }
 };

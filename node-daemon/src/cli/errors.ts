@@ -3,7 +3,7 @@
 // `file:line:column path: message`, so an editor can jump to each.
 
 import { ChainIssue, ChainValidationError, formatIssue } from '@netcube/api/chain';
-import { ApplyFailedError, StoreError, StoreUnavailableError, ValidationError, WaitTimeoutError } from '@netcube/api/store';
+import { ApplyFailedError, NetcubeError, StoreUnavailableError, ValidationError, WaitTimeoutError } from '@netcube/api/store';
 import { CommandFailed, UsageError } from './command';
 
 export const EXIT_OK = 0;
@@ -33,7 +33,7 @@ export function explain(err: unknown): Explained {
   if (err instanceof StoreUnavailableError) {
     return { text: `netcubectl: ${err.message}; or point netcubectl at it with --etcd or $NETCUBE_ETCD`, exitCode: EXIT_FAILURE };
   }
-  if (err instanceof StoreError) return { text: `netcubectl: ${err.message}`, exitCode: EXIT_FAILURE };
+  if (err instanceof NetcubeError) return { text: `netcubectl: ${err.message}`, exitCode: EXIT_FAILURE };
   const message = err instanceof Error ? err.message : String(err);
   return { text: `netcubectl: ${message}`, exitCode: EXIT_FAILURE };
 }

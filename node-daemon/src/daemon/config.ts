@@ -4,11 +4,11 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { hostNameProblem } from '@netcube/api/chain';
 import { LEVELS, Level } from '@netcube/api/log';
 import { DEFAULT_SLOW_PATH } from '../runtime/runtime';
 import { DEFAULT_SLOW_PATH_BUDGET } from '../slowpath/dispatcher';
 import { DEFAULT_TYPE_POLICY, type TypePolicy } from '../typecheck/policy';
+import { hostNameProblem } from '@netcube/api/names';
 
 export interface DaemonConfig {
   name: string;

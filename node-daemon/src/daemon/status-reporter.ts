@@ -8,9 +8,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StatusUpdate, Store, STATUS_PREFIX } from '@netcube/api/store';
 import { Logger } from '@netcube/api/log';
-import { nameProblem } from '@netcube/api/chain';
 import { cite } from '@netcube/api/cite';
 import { statusProblems } from '@netcube/api/store/records';
+import { nameProblem } from '@netcube/api/names';
 
 /** A report etcd holds that cannot be read: rewritten, or removed, whatever the cube's status is now. */
 const UNREADABLE = 'unreadable';

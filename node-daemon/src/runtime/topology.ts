@@ -19,6 +19,7 @@ import { CUBE_MODES, formatEndpoint } from '@netcube/api/chain';
 import type { CubeMode, CubeSpec as ChainCubeSpec, CubeTypeInfo, Direction as ChainDirection, Endpoint as ChainEndpoint } from '@netcube/api/chain';
 import { MAX_PORTS, MAX_TAIL_CALLS, DIR_EGRESS, DIR_INGRESS, LOG_LEVELS, Peer } from './abi';
 import { InvalidArgumentError, FailedPreconditionError } from './errors';
+import { ifnameProblem, nameProblem, portNameProblem } from '@netcube/api/names';
 
 // Cubes, their modes, directions and what a type says of itself are the chain
 // format's (@netcube/api/chain), one definition for both. Links and endpoints are
@@ -63,9 +64,6 @@ export function emptyTopology(): Topology {
 
 /** What validation needs to know about a cube type: what the cluster knows of it, without its name. */
 export type TypeFacts = Readonly<Omit<CubeTypeInfo, 'name' | 'modes'>> & { readonly modes: readonly Mode[] };
-
-export const NAME_RE = /^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$/;
-export const PORT_RE = /^[a-zA-Z0-9_-]{1,15}$/;
 
 /** A chain's endpoint (parsed from `<cube>:<port>` or `netdev:<ifname>`) as one host's. */
 export function fromChainEndpoint(e: ChainEndpoint): Endpoint {
@@ -118,8 +116,8 @@ export function wire(topo: Topology, types: (type: string) => TypeFacts | undefi
   const cubes = new Map<string, CubeSpec & { facts: TypeFacts }>();
   topo.cubes.forEach((c, i) => {
     const where = `cubes[${i}]`;
-    if (typeof c.name !== 'string' || !NAME_RE.test(c.name))
-      throw new InvalidArgumentError(`${where}.name`, `cube name ${JSON.stringify(c.name)} is not valid: use lower-case letters, digits, '-', '_' or '.', at most 63 characters`);
+    const nameIssue = nameProblem(c.name, 'cube name');
+    if (nameIssue) throw new InvalidArgumentError(`${where}.name`, nameIssue);
     if (cubes.has(c.name)) throw new InvalidArgumentError(`${where}.name`, `cube ${c.name} is declared twice`);
     const facts = types(c.type);
     if (!facts) throw new InvalidArgumentError(`${where}.type`, `cube ${c.name}: unknown cube type ${JSON.stringify(c.type)}; register it first or use a built-in type`);
@@ -134,8 +132,8 @@ export function wire(topo: Topology, types: (type: string) => TypeFacts | undefi
     if (ports.length > MAX_PORTS) throw new InvalidArgumentError(`${where}.ports`, `cube ${c.name} has ${ports.length} ports, at most ${MAX_PORTS} are allowed`);
     const seen = new Set<string>();
     for (const p of ports) {
-      if (typeof p !== 'string' || !PORT_RE.test(p))
-        throw new InvalidArgumentError(`${where}.ports`, `cube ${c.name}: port name ${JSON.stringify(p)} is not valid: letters, digits, '-' or '_', at most 15`);
+      const portIssue = portNameProblem(p);
+      if (portIssue) throw new InvalidArgumentError(`${where}.ports`, `cube ${c.name}: ${portIssue}`);
       if (seen.has(p)) throw new InvalidArgumentError(`${where}.ports`, `cube ${c.name}: port ${p} is declared twice`);
       seen.add(p);
     }
@@ -144,8 +142,8 @@ export function wire(topo: Topology, types: (type: string) => TypeFacts | undefi
 
   const checkEndpoint = (e: Endpoint, where: string): void => {
     if (e && typeof e === 'object' && 'netdev' in e) {
-      if (typeof e.netdev !== 'string' || !/^[^\s/:]{1,15}$/.test(e.netdev))
-        throw new InvalidArgumentError(where, `netdev name ${JSON.stringify(e.netdev)} is not a valid interface name`);
+      const netdevIssue = ifnameProblem(e.netdev);
+      if (netdevIssue) throw new InvalidArgumentError(where, netdevIssue);
       return;
     }
     if (!e || typeof e !== 'object' || typeof (e as { cube?: unknown }).cube !== 'string')

@@ -13,7 +13,8 @@ import { cubeBytes, DEFAULT_TYPE_POLICY, microCubeIndex, NETDEV_PROGRAM, policyP
 import { describeObject, type ObjectReport } from '../typecheck/report';
 import { KIND_STANDARD, KIND_TRANSPARENT, MAX_MICROCUBES, SCOPE, TableScope } from './abi';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors';
-import { MODES, Mode, NAME_RE, TypeFacts } from './topology';
+import { MODES, Mode, TypeFacts } from './topology';
+import { nameProblem } from '@netcube/api/names';
 
 /**
  * Maps every cube object declares; the runtime supplies the host's instances.
@@ -173,8 +174,8 @@ export class CubeType implements TypeFacts {
    * field is the mode at fault ('xdp', 'tc'), or 'objects'.
    */
   static async inspect(name: string, objects: Partial<Record<Mode, Buffer>>, opts: InspectOptions = {}): Promise<CubeType> {
-    if (typeof name !== 'string' || !NAME_RE.test(name))
-      throw new InvalidArgumentError('name', `cube type name ${JSON.stringify(name)} is not valid: lower-case letters, digits, '-', '_' or '.'`);
+    const nameIssue = nameProblem(name, 'cube type name');
+    if (nameIssue) throw new InvalidArgumentError('name', nameIssue);
     const modes = MODES.filter((m) => objects[m]);
     if (modes.length === 0) throw new InvalidArgumentError('objects', `cube type ${name}: give at least one object, for xdp or tc`);
     const policy = opts.policy ?? DEFAULT_TYPE_POLICY;

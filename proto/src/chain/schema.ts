@@ -19,6 +19,10 @@ import {
 } from './types';
 import { cite } from '../cite';
 
+// The name rules are the whole project's (../names.ts); the chain format re-exports them.
+import { hostNameProblem, ifnameProblem, nameProblem, portNameProblem } from '../names';
+export { hostNameProblem, ifnameProblem, nameProblem, portNameProblem };
+
 export type Path = readonly (string | number)[];
 export interface PathIssue {
   path: Path;
@@ -34,14 +38,6 @@ export const MAX_PARAMS_DEPTH = 32;
 export const MAX_CHAIN_BYTES = 512 * 1024;
 /** Programs per cube: the entry and its micro-cubes (NC_MAX_MICROCUBES). */
 export const MAX_MICROCUBES = 8;
-const NAME_MAX = 63;
-const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const PORT_MAX = 15;
-const PORT_RE = /^[a-z0-9_-]+$/;
-const HOST_MAX = 253;
-// The kernel's IFNAMSIZ (16) minus the terminating NUL.
-const IFNAME_MAX = 15;
-
 /** `spec.links[2].to` */
 export function pathToString(path: Path): string {
   let out = '';
@@ -49,46 +45,6 @@ export function pathToString(path: Path): string {
     out += typeof segment === 'number' ? `[${segment}]` : out ? `.${segment}` : segment;
   }
   return out;
-}
-
-/** The rule for chain, cube and cube type names (a DNS label, as Kubernetes names). */
-export function nameProblem(name: string, what: string): string | undefined {
-  if (name.length > 0 && name.length <= NAME_MAX && NAME_RE.test(name)) return undefined;
-  return (
-    `${what} '${cite(name)}' is invalid: use lowercase letters, digits and '-', ` +
-    `starting and ending with a letter or digit, at most ${NAME_MAX} characters`
-  );
-}
-
-/** Host names may be DNS names with dots (host1, node-3.rack2). */
-export function hostNameProblem(name: string): string | undefined {
-  const ok =
-    name.length > 0 &&
-    name.length <= HOST_MAX &&
-    name.split('.').every(label => label.length <= NAME_MAX && NAME_RE.test(label));
-  if (ok) return undefined;
-  return (
-    `host name '${cite(name)}' is invalid: use dot-separated labels of lowercase letters, digits and '-', ` +
-    `each starting and ending with a letter or digit, at most ${HOST_MAX} characters in all`
-  );
-}
-
-export function portNameProblem(name: string): string | undefined {
-  if (name.length > 0 && name.length <= PORT_MAX && PORT_RE.test(name)) return undefined;
-  return `port name '${cite(name)}' is invalid: use lowercase letters, digits, '_' and '-', at most ${PORT_MAX} characters`;
-}
-
-/** The kernel's own rule for interface names (dev_valid_name). */
-export function ifnameProblem(name: string): string | undefined {
-  const ok =
-    name.length > 0 &&
-    Buffer.byteLength(name) <= IFNAME_MAX &&
-    name !== '.' &&
-    name !== '..' &&
-    /^[\x21-\x7e]+$/.test(name) &&
-    !/[/:]/.test(name);
-  if (ok) return undefined;
-  return `netdev name '${cite(name)}' is invalid: Linux interface names have 1 to ${IFNAME_MAX} printable characters without '/', ':' or spaces`;
 }
 
 /** Syntax only: `<cube>:<port>` or `netdev:<ifname>`; whether they exist is the validator's job. */

@@ -303,17 +303,7 @@ export class NetcubeClient {
   // ------------------------------------------------------------- plumbing
 
   private unary<Res>(client: grpc.Client, method: string, req: unknown, opts: CallOptions = {}): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      opts.signal?.throwIfAborted();
-      const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
-      const call = fn(req, new grpc.Metadata(), { deadline: deadlineOf(opts.timeoutMs ?? this.timeoutMs) }, (err, res) => {
-        opts.signal?.removeEventListener('abort', cancel);
-        if (err) reject(new ApiCallError(method, err.code, err.details, err.metadata));
-        else resolve(res as Res);
-      });
-      const cancel = (): void => call.cancel();
-      opts.signal?.addEventListener('abort', cancel, { once: true });
-    });
+    return unaryCall(client, method, req, { ...opts, timeoutMs: opts.timeoutMs ?? this.timeoutMs });
   }
 
   private async *stream<T>(method: string, open: (o: grpc.CallOptions) => grpc.ClientReadableStream<T> | grpc.ClientDuplexStream<unknown, T>, opts: CallOptions): AsyncIterable<T> {
@@ -338,6 +328,25 @@ export class NetcubeClient {
   }
 }
 
+/**
+ * One unary call of `method` on a generated client, cancelled by `opts.signal`; a
+ * failure rejects with ApiCallError. netcubed's client and a service's config API
+ * client (@netcube/sdk's service-client.ts) both call through it.
+ */
+export function unaryCall<Res>(client: grpc.Client, method: string, req: unknown, opts: CallOptions & { timeoutMs: number }): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    opts.signal?.throwIfAborted();
+    const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
+    const call = fn(req, new grpc.Metadata(), { deadline: deadlineOf(opts.timeoutMs) }, (err, res) => {
+      opts.signal?.removeEventListener('abort', cancel);
+      if (err) reject(new ApiCallError(method, err.code, err.details, err.metadata));
+      else resolve(res as Res);
+    });
+    const cancel = (): void => call.cancel();
+    opts.signal?.addEventListener('abort', cancel, { once: true });
+  });
+}
+
 function deadlineOf(timeoutMs: number): grpc.Deadline {
   return Number.isFinite(timeoutMs) ? Date.now() + timeoutMs : Infinity;
 }
@@ -347,7 +356,8 @@ function pem(v: string | Buffer | undefined): Buffer | undefined {
   return Buffer.isBuffer(v) ? v : fs.readFileSync(v);
 }
 
-function channelOf(opts: ClientOptions): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
+/** The credentials and options of a channel to `opts.target`: a unix socket in the clear, TCP with TLS, the reply size limits. */
+export function channelOf(opts: Pick<ClientOptions, 'target' | 'tls'>): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
   const options: grpc.ClientOptions = { ...CLIENT_LIMITS };
   if (opts.target.startsWith('unix:')) {
     if (opts.tls) throw new TypeError('opts.tls: a unix socket is served without TLS');

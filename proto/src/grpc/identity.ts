@@ -17,7 +17,7 @@
 
 import type { PeerCertificate } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
-import { hostNameProblem, nameProblem } from '../chain';
+import { hostNameProblem, nameProblem } from '../names';
 
 export const TRUST_DOMAIN = 'netcube';
 const PREFIX = `spiffe://${TRUST_DOMAIN}/`;

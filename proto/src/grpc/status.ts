@@ -1,10 +1,11 @@
 // What a caller hears when a call fails: every error becomes one gRPC status, for
-// netcubed's API and a service's config API alike. Handlers throw ApiError where
-// they know the status, and let the errors of the store and the chain format
-// through; each of those maps to the status its type names. A server adds the errors
-// only it knows with a classifier (netcubed: the runtime's and the kernel's, in
-// node-daemon/src/api/status.ts). Anything else is a bug or a surprise: the client
-// gets INTERNAL with a reference, the server's log gets the details.
+// netcubed's API and a service's config API alike. Handlers throw a kind of
+// ../errors.ts (notFound(), failedPrecondition() ...) or an ApiError where they know
+// the status, and let the errors of the store, the runtime and the chain format
+// through; each of those is a NetcubeError and maps to the status its `code` names.
+// A server adds the errors only it knows with a classifier (netcubed: the kernel's,
+// in node-daemon/src/api/status.ts). Anything else is a bug or a surprise: the
+// client gets INTERNAL with a reference, the server's log gets the details.
 
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +13,8 @@ import { ChainValidationError, formatIssue } from '../chain';
 import { MAX_ISSUES_SHOWN } from '../chain/errors';
 import { cite, firstOf } from '../cite';
 import type { Logger } from '../log';
-import { StoreError, ValidationError } from '../store';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NetcubeError, NotFoundError } from '../errors';
+import { ValidationError } from '../store';
 import { FIELD_METADATA_KEY } from './proto';
 
 const { status } = grpc;
@@ -21,7 +23,7 @@ const { status } = grpc;
 export const MAX_DETAILS_CHARS = 4096;
 const MAX_FIELD_CHARS = 256;
 
-/** A failure with its gRPC status; `field` for INVALID_ARGUMENT. */
+/** A failure with a gRPC status that no kind of ../errors.ts names; `field` for INVALID_ARGUMENT. */
 export class ApiError extends Error {
   override name = 'ApiError';
   constructor(
@@ -34,9 +36,10 @@ export class ApiError extends Error {
 }
 
 export const invalidArgument = (field: string, message: string): ApiError => new ApiError(status.INVALID_ARGUMENT, message, field);
-export const notFound = (message: string): ApiError => new ApiError(status.NOT_FOUND, message);
-export const alreadyExists = (message: string): ApiError => new ApiError(status.ALREADY_EXISTS, message);
-export const failedPrecondition = (message: string): ApiError => new ApiError(status.FAILED_PRECONDITION, message);
+// The kinds (../errors.ts), so that "not found" is one concept in a handler too.
+export const notFound = (message: string): NotFoundError => new NotFoundError(message);
+export const alreadyExists = (message: string): AlreadyExistsError => new AlreadyExistsError(message);
+export const failedPrecondition = (message: string): FailedPreconditionError => new FailedPreconditionError(message);
 
 /** The status of the errors only one server knows; undefined for any other error. */
 export type ErrorClassifier = (err: unknown) => ApiError | undefined;
@@ -67,7 +70,8 @@ export function toStatus(err: unknown, log: Logger, method: string, options: Sta
   if (known) return answer(known.code, known.message, known.field);
   if (err instanceof ChainValidationError) return answer(status.INVALID_ARGUMENT, chainIssues(err.issues), firstPath(err.issues));
   if (err instanceof ValidationError && err.issues.length > 0) return answer(status.INVALID_ARGUMENT, chainIssues(err.issues), firstPath(err.issues));
-  if (err instanceof StoreError && err.code !== 'INTERNAL') return answer(status[err.code], err.message);
+  if (err instanceof InvalidArgumentError && err.field) return answer(status.INVALID_ARGUMENT, `${err.field}: ${err.message}`, err.field);
+  if (err instanceof NetcubeError && err.code !== 'INTERNAL') return answer(status[err.code], err.message);
   if (isAbort(err)) return answer(status.CANCELLED, 'the call was cancelled');
 
   const ref = randomBytes(4).toString('hex');

@@ -25,8 +25,8 @@
 
 import type { Etcd3, IPermission } from 'etcd3';
 import { Range } from 'etcd3';
-import { hostNameProblem, nameProblem } from '../chain';
 import { CHAIN_HISTORY_PREFIX, CHAINS_PREFIX, hostKey, podPortsPrefix, ROOT, servicePrefix, STATUS_PREFIX, typeKey } from './keys';
+import { hostNameProblem, nameProblem } from '../names';
 
 export type Access = 'Read' | 'Write' | 'Readwrite';
 

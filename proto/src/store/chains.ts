@@ -1,7 +1,7 @@
 // Chains in etcd: apply with optimistic concurrency, history of every version, delete
 // with a tombstone, rollback, and a watch of the current chains.
 
-import { Chain, ChainValidationError, checkedChain, diffChains, HostCheck, MAX_CHAIN_BYTES, nameProblem, typeCatalog, TypeCatalog, validateChain } from '../chain';
+import { Chain, ChainValidationError, checkedChain, diffChains, HostCheck, MAX_CHAIN_BYTES, typeCatalog, TypeCatalog, validateChain } from '../chain';
 import { absent, deleteOp, encode, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
 import { ConflictError, NotFoundError, ValidationError } from './errors';
 import { chainHistoryKey, chainHistoryPrefix, chainKey, CHAINS_PREFIX, TYPES_PREFIX, typeKey } from './keys';
@@ -22,6 +22,7 @@ import {
 import { CorruptValueError } from './errors';
 import { cite } from '../cite';
 import { PrefixWatch } from './watch';
+import { nameProblem } from '../names';
 
 export interface ApplyOptions {
   /** The types to validate against; by default the types registered in etcd. */

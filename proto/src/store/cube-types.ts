@@ -1,12 +1,13 @@
 // The registry of cube types: what chains are validated against, and where hosts fetch
 // the ELF objects of types registered at run time.
 
-import { ChainValidationError, CubeMode, nameProblem, HostCheck, TypeCatalog, typeCatalog, validateChain } from '../chain';
+import { ChainValidationError, CubeMode, HostCheck, TypeCatalog, typeCatalog, validateChain } from '../chain';
 import { cite, firstOf } from '../cite';
 import { deleteOp, encode, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
 import { AlreadyExistsError, ConflictError, NotFoundError, TypeInUseError, ValidationError } from './errors';
 import { CHAINS_PREFIX, typeKey, TYPES_PREFIX } from './keys';
 import { CubeObjects, cubeTypeProblems, cubeTypeValue, Decoded, decodeCubeType, decodeEach, decodeStoredChain, objectsDigest, RegisteredCubeType } from './records';
+import { nameProblem } from '../names';
 
 export interface CubeTypeUpload {
   name: string;

@@ -1,6 +1,8 @@
-// Every error the store throws is a StoreError. `recoverable` is the one marker that
+// Every error the store throws is a NetcubeError (../errors.ts): the kinds the whole
+// project shares (NotFoundError, AlreadyExistsError, FailedPreconditionError), and the
+// store's own, below, which extend StoreError. `recoverable` is the one marker that
 // decides whether retrying the same call can succeed; the retry loop, watches and host
-// leases all go by it. `code` names the gRPC status an API handler should answer with.
+// leases all go by it. `code` names the gRPC status an API handler answers with.
 
 import {
   castGrpcError,
@@ -15,31 +17,15 @@ import {
 } from 'etcd3';
 import { ChainIssue } from '../chain';
 import { cite } from '../cite';
+import { AlreadyExistsError, type ErrorCode, FailedPreconditionError, NetcubeError, NotFoundError } from '../errors';
 import { MAX_ETCD_REPLY_BYTES } from '../grpc/limits';
 
-export type StoreErrorCode =
-  | 'UNAVAILABLE'
-  | 'CANCELLED'
-  | 'NOT_FOUND'
-  | 'ABORTED'
-  | 'INVALID_ARGUMENT'
-  | 'FAILED_PRECONDITION'
-  | 'DEADLINE_EXCEEDED'
-  | 'ALREADY_EXISTS'
-  | 'PERMISSION_DENIED'
-  | 'UNAUTHENTICATED'
-  | 'RESOURCE_EXHAUSTED'
-  | 'INTERNAL';
+export { AlreadyExistsError, FailedPreconditionError, NetcubeError, NotFoundError };
+export type StoreErrorCode = ErrorCode;
 
-export class StoreError extends Error {
+/** A failure of etcd or of what netcube keeps there. */
+export class StoreError extends NetcubeError {
   override name = 'StoreError';
-  /** True when the same call may succeed later (etcd unreachable, no leader, timeout). */
-  readonly recoverable: boolean = false;
-  readonly code: StoreErrorCode = 'INTERNAL';
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** etcd could not be reached or could not answer (no quorum, leader change, timeout). */
@@ -53,17 +39,6 @@ export class StoreUnavailableError extends StoreError {
 export class StoreClosedError extends StoreError {
   override name = 'StoreClosedError';
   override readonly code = 'CANCELLED';
-}
-
-export class NotFoundError extends StoreError {
-  override name = 'NotFoundError';
-  override readonly code = 'NOT_FOUND';
-}
-
-/** There is one already, and it is not the same. */
-export class AlreadyExistsError extends StoreError {
-  override name = 'AlreadyExistsError';
-  override readonly code = 'ALREADY_EXISTS';
 }
 
 /** Someone else changed the same object in between: read it again, then retry the change. */
@@ -102,12 +77,6 @@ export class UnauthenticatedError extends StoreError {
 export class RequestTooLargeError extends StoreError {
   override name = 'RequestTooLargeError';
   override readonly code = 'RESOURCE_EXHAUSTED';
-}
-
-/** The request is valid but the cluster is not in a state that allows it. */
-export class FailedPreconditionError extends StoreError {
-  override name = 'FailedPreconditionError';
-  override readonly code = 'FAILED_PRECONDITION';
 }
 
 /** A cube type cannot be deleted or changed that way while these chains use it. */
@@ -183,8 +152,8 @@ export class CorruptValueError extends StoreError {
 }
 
 /** Maps whatever the etcd client threw to the store's hierarchy; `user` is this process's etcd user, when known. */
-export function toStoreError(err: unknown, operation: string, endpoints: readonly string[], user?: string): StoreError {
-  if (err instanceof StoreError) return err;
+export function toStoreError(err: unknown, operation: string, endpoints: readonly string[], user?: string): NetcubeError {
+  if (err instanceof NetcubeError) return err;
   const cause = castGrpcError(err instanceof Error ? err : new Error(String(err)));
   if (cause instanceof ClientClosedError) {
     return new StoreClosedError(`${operation}: the store is closed`, { cause });

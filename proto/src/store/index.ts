@@ -21,6 +21,7 @@ export {
 } from './records';
 export { Chains, ApplyOptions, ApplyResult, ChainWatch } from './chains';
 export { Hosts, HostLease, HostLeaseState, HostLeaseEvents, HostWatch } from './hosts';
+export { Lease, LeaseEvents, LeaseOptions, LeaseState } from './lease';
 export { Status, StatusUpdate, WaitOptions, WaitProgress, WaitResult } from './status';
 export { CubeTypes, CubeTypeUpload } from './cube-types';
 export { Objects, objectDigest } from './objects';

@@ -12,11 +12,11 @@
 // address of that node's pod range) before it uses it.
 
 import { CompareResult } from 'etcd3';
-import { hostNameProblem, ifnameProblem } from '../chain';
 import { absent, decode, deleteOp, Etcd, KeyValue, prefixOp, putOp } from './etcd';
 import { StoreError, ValidationError } from './errors';
 import { podPortKey, podPortsPrefix, PODS_PREFIX } from './keys';
 import { PrefixWatch } from './watch';
+import { hostNameProblem, ifnameProblem } from '../names';
 
 export interface PodPortValue {
   /** The host end of the pod's veth (the key's last segment). */

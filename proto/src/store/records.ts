@@ -8,12 +8,13 @@
 
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Chain, CUBE_MODES, CubeMode, CubeTypeInfo, hostNameProblem, MAX_MICROCUBES, nameProblem } from '../chain';
+import { Chain, CUBE_MODES, CubeMode, CubeTypeInfo, MAX_MICROCUBES } from '../chain';
 import { normalizeChain, pathToString } from '../chain/schema';
 import { cite, firstOf } from '../cite';
 import { decode, KeyValue } from './etcd';
 import { CorruptValueError, CubePlacement } from './errors';
 import { CHAIN_HISTORY_PREFIX, CHAINS_PREFIX, HOSTS_PREFIX, MAX_VERSION, STATUS_PREFIX, TYPES_PREFIX } from './keys';
+import { hostNameProblem, nameProblem } from '../names';
 
 /** The current version of a chain. */
 export interface StoredChain {

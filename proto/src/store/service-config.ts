@@ -7,13 +7,14 @@
 // back either.
 
 import { createHash } from 'node:crypto';
-import { nameProblem, type JsonObject, type JsonValue } from '../chain';
+import { type JsonObject, type JsonValue } from '../chain';
 import { cite, firstOf } from '../cite';
 import { absent, decode, deleteOp, Etcd, KeyValue, prefixOp, putOp, unchangedSince } from './etcd';
 import { ConflictError, CorruptValueError, ValidationError } from './errors';
 import { chainKey, serviceConfigKey, serviceConfigPrefix } from './keys';
 import { Decoded, decodeEach, type StoredChain } from './records';
 import { PrefixWatch } from './watch';
+import { nameProblem } from '../names';
 
 /** What services/<type>/config/<cube> holds. */
 export interface ServiceConfigValue {

@@ -1,7 +1,6 @@
 // What hosts report about the cubes they run, and waiting until a chain version is
 // applied everywhere it is placed (`netcubectl apply --wait`).
 
-import { hostNameProblem, nameProblem } from '../chain';
 import { cite } from '../cite';
 import { Chains } from './chains';
 import { deleteOp, Etcd, prefixOp, putOp, toKeyValue } from './etcd';
@@ -9,6 +8,7 @@ import { ApplyFailedError, CubeFailure, ValidationError, WaitTimeoutError } from
 import { HOSTS_PREFIX, statusKey, STATUS_PREFIX } from './keys';
 import { CubeStatus, CubeStatusEntry, Decoded, decodeEach, decodeHost, decodeStatus, statusProblems } from './records';
 import { PrefixWatch } from './watch';
+import { hostNameProblem, nameProblem } from '../names';
 
 export interface WaitProgress {
   /** Cubes applied at the awaited revision or later. */

@@ -6,6 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { Chains } from './chains';
 import { CubeTypes } from './cube-types';
 import { Etcd, EtcdTls, getOp } from './etcd';
+import { Lease, LeaseOptions } from './lease';
 import { Hosts } from './hosts';
 import { ROOT } from './keys';
 import { Objects } from './objects';
@@ -83,6 +84,17 @@ export class Store {
       throw err;
     }
     return new Store(etcd, options.hostCheck);
+  }
+
+  /**
+   * A lease kept alive on the store's connection until close() (lease.ts), for what
+   * lives in etcd as long as this process does: a service's leadership. It closes
+   * with the store.
+   */
+  async keepLease(options: LeaseOptions): Promise<Lease> {
+    const lease = new Lease(this.etcd, options);
+    await lease.start();
+    return lease;
   }
 
   /**

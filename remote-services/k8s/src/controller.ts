@@ -45,7 +45,7 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     this.election = new LeaderElection(
-      opts.store.etcdClient,
+      opts.store,
       `${servicePrefix(SERVICE_TYPE)}leader`,
       { replica: opts.replica ?? `${hostname()}-${process.pid}`, since: new Date().toISOString() },
       opts.leaseTtlSeconds ?? 10,

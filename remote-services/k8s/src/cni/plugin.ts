@@ -25,13 +25,13 @@
 
 import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
-import { hostNameProblem, ifnameProblem } from '@netcube/api/chain';
 import { NetcubeClient } from '@netcube/api/grpc/client';
 import { Store, type StoredPodPort } from '@netcube/api/store';
 import { nodeNames } from '../model/nodes';
 import { CNI_CODES, CniError } from './errors';
 import { delegate, findPlugin, type IpamResult } from './ipam';
 import { deleteHostEnd, hostVethName, linkAddresses, linkMac, makePodInterface } from './link';
+import { hostNameProblem, ifnameProblem } from '@netcube/api/names';
 
 export const SUPPORTED_VERSIONS = ['1.0.0', '1.1.0'];
 const DEFAULT_MTU = 1450; // room for VXLAN's 50 bytes on a 1500-byte network
