@@ -93,7 +93,7 @@ export function tableService(ctx: ApiContext, rpc: Rpc): TableServiceHandlers {
       const name = checkName('cube', req.cube);
       const cube = ctx.runtime.cube(name);
       return {
-        tables: cube.type.tables.map((t) => {
+        tables: cube.tables.map((t) => {
           const map = cube.table(t.name).map;
           return tableInfoMessage(t, { keyType: map.keyType, valueType: map.valueType });
         }),

@@ -28,6 +28,8 @@ export interface PlannedCube {
   ports: string[];
   logLevel: LogLevel;
   params: JsonObject;
+  /** Tables the chain sizes (table name -> max entries). */
+  tableSizes?: Record<string, number>;
 }
 
 const runtimeEndpoint = (e: Endpoint): RuntimeEndpoint => (e.kind === 'port' ? { cube: e.cube, port: e.port } : { netdev: e.ifname });
@@ -44,7 +46,8 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
     for (const cube of chain.spec.cubes) {
       if (cube.host !== host) continue;
       const { name, type, mode, logLevel } = cube;
-      cubes.push({ name, chain: chain.metadata.name, type, mode, ports: [...cube.ports], logLevel, params: structuredClone(cube.params) });
+      const tableSizes = cube.tableSizes ? { tableSizes: { ...cube.tableSizes } } : {};
+      cubes.push({ name, chain: chain.metadata.name, type, mode, ports: [...cube.ports], logLevel, params: structuredClone(cube.params), ...tableSizes });
     }
 
     for (const link of chain.spec.links) {
@@ -73,7 +76,7 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
     host,
     cubes: cubes.sort((a, b) => compare(a.name, b.name)),
     topology: {
-      cubes: cubes.map(({ name, type, mode, ports, logLevel }) => ({ name, type, mode, ports: [...ports], logLevel })),
+      cubes: cubes.map(({ name, type, mode, ports, logLevel, tableSizes }) => ({ name, type, mode, ports: [...ports], logLevel, ...(tableSizes ? { tableSizes: { ...tableSizes } } : {}) })),
       links,
       stacks: [...stacks.entries()].sort(([a], [b]) => compare(a, b)).map(([, s]) => s),
     },

@@ -45,6 +45,8 @@ import {
 } from './topology';
 import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
 import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
+import { checkTableSizes, cubeMapBytes, sameTableSizes } from './table-sizes';
+import { possibleCpus } from '../bpf/addon';
 import { Table } from './tables';
 import * as fs from 'node:fs';
 
@@ -100,13 +102,15 @@ export interface ApplyReport {
   rewired: boolean;
   /** Kept cubes whose settings (log level) were rewritten. */
   reconfigured: string[];
+  /** Cubes loaded anew because their table sizes changed (also in created): their tables start empty. */
+  resized: string[];
   /** What works, but not as well as it should (a netdev whose first cube could not be fused with its entry). */
   problems: string[];
   durationMs: number;
 }
 
 const normalise = (t: Topology): Topology => ({
-  cubes: t.cubes.map((c) => ({ name: c.name, type: c.type, mode: c.mode ?? 'xdp', ports: [...(c.ports ?? [])], logLevel: c.logLevel ?? 'info' })),
+  cubes: t.cubes.map((c) => ({ name: c.name, type: c.type, mode: c.mode ?? 'xdp', ports: [...(c.ports ?? [])], logLevel: c.logLevel ?? 'info', ...(c.tableSizes && Object.keys(c.tableSizes).length > 0 ? { tableSizes: { ...c.tableSizes } } : {}) })),
   links: t.links.map((l) => ({ a: { ...l.a }, b: { ...l.b } })),
   stacks: t.stacks.map((s) => ({ target: { ...s.target }, layers: s.layers.map((l) => ({ ...l })) })),
 });
@@ -540,6 +544,7 @@ export class Runtime {
       if (refused) throw new InvalidArgumentError('type', `cube ${c.name}: cube type ${c.type} is refused on this host: ${refused}`);
     }
     const wiring = wire(next, (t) => this.types.get(t));
+    next.cubes.forEach((c, i) => checkTableSizes(`cubes[${i}].tableSizes`, c.name, this.types.get(c.type)!, c.tableSizes, this.types.policy, possibleCpus));
     // Under TC, a netdev whose other end lives in another namespace (a pod's veth)
     // is reached with bpf_redirect_peer where nothing is skipped by it (see
     // redirectPeerTargets); XDP words stay plain.
@@ -548,14 +553,18 @@ export class Runtime {
     const tcNetdevs = new Set(wiring.words.flatMap((w) => (w.to.kind === 'netdev' && readBy(w.from) === 'tc' ? [w.to.netdev] : [])));
     const [ifindexes, intoPeer] = await Promise.all([this.resolveNetdevs(wiring), redirectPeerTargets(this.netdevCtx.netns, tcNetdevs)]);
 
-    // Which cubes stay, which are new (a change of type, objects or mode makes a new
-    // cube), and which go once nothing leads to them any more.
+    // Which cubes stay, which are new (a change of type, objects, mode or table sizes
+    // makes a new cube: a map's size is fixed when it is created), and which go once
+    // nothing leads to them any more.
     const keep = new Map<string, Cube>();
     const create: CubeSpec[] = [];
+    const resized: string[] = [];
     for (const spec of next.cubes) {
       const have = this.cubes.get(spec.name);
-      if (have && have.type === this.types.get(spec.type) && have.mode === spec.mode) keep.set(spec.name, have);
+      const same = have && have.type === this.types.get(spec.type) && have.mode === spec.mode;
+      if (same && sameTableSizes(have.tableSizes, spec.tableSizes)) keep.set(spec.name, have);
       else create.push(spec);
+      if (same && !sameTableSizes(have.tableSizes, spec.tableSizes)) resized.push(spec.name);
     }
     const drop = [...this.cubes.values()].filter((c) => keep.get(c.name) !== c);
 
@@ -582,12 +591,13 @@ export class Runtime {
     };
 
     // The host's limit on kernel memory for the maps of the cubes it runs.
-    let mapBytes = [...keep.values()].reduce((sum, c) => sum + c.type.mapBytes, 0);
+    let mapBytes = [...keep.values()].reduce((sum, c) => sum + cubeMapBytes(c.type, c.tableSizes, possibleCpus), 0);
     for (const spec of create) {
       const type = this.types.get(spec.type)!;
-      const problem = hostMemoryProblem(spec.name, type.name, type.mapBytes, mapBytes, this.types.policy);
+      const adding = cubeMapBytes(type, spec.tableSizes, possibleCpus);
+      const problem = hostMemoryProblem(spec.name, type.name, adding, mapBytes, this.types.policy);
       if (problem) throw new FailedPreconditionError(problem);
-      mapBytes += type.mapBytes;
+      mapBytes += adding;
     }
 
     // 1. Build: new cubes, complete but unreachable.
@@ -605,6 +615,7 @@ export class Runtime {
             mode: spec.mode,
             ports: ports.get(spec.name)!,
             config: this.cubeConfig(spec),
+            tableSizes: spec.tableSizes,
           }),
         );
       }
@@ -710,7 +721,7 @@ export class Runtime {
 
     // 6. Remove what the new topology no longer has; no slot of the generation
     //    packets no longer follow keeps a program of it.
-    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, reconfigured, problems, durationMs: 0 };
+    const report: ApplyReport = { created: fresh.map((c) => c.name), deleted: [], attached: attached.map((e) => e.key), detached: [], rewired, reconfigured, resized, problems, durationMs: 0 };
     for (const e of [...this.netdevs.values()]) {
       if (entryWords.has(e.key)) continue;
       await e.detach();
@@ -746,6 +757,7 @@ export class Runtime {
       mode: c.mode,
       ports: Object.fromEntries(c.ports),
       logLevel,
+      ...(Object.keys(c.tableSizes).length > 0 ? { tableSizes: { ...c.tableSizes } } : {}),
     });
     const out: Record<string, CubeRecord> = {};
     for (const c of leaving) out[`${c.name}@${c.id}`] = record(c, 'off');

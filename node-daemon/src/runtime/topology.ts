@@ -28,6 +28,8 @@ export interface CubeSpec {
   /** Port names; transparent cubes have none. */
   ports: string[];
   logLevel: LogLevel;
+  /** Tables sized by the chain, table name -> max entries (table-sizes.ts); a change loads the cube anew. */
+  tableSizes?: Record<string, number>;
 }
 
 export type Endpoint = { cube: string; port: string } | { netdev: string };

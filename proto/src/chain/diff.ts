@@ -61,6 +61,7 @@ function cubeChanges(a: CubeSpec, b: CubeSpec): string[] {
   if (a.ports.join(',') !== b.ports.join(',')) out.push(`ports ${a.ports.join(', ') || '(none)'} -> ${b.ports.join(', ') || '(none)'}`);
   diffJson(out, 'params', a.params, b.params);
   diffJson(out, 'replacedMicrocubes', a.replacedMicrocubes ?? {}, b.replacedMicrocubes ?? {});
+  diffJson(out, 'tableSizes', a.tableSizes ?? {}, b.tableSizes ?? {});
   return out;
 }
 

@@ -21,3 +21,14 @@ export {
   portNameProblem,
   stackDirections,
 } from './schema';
+export {
+  MAX_SIZED_TABLES,
+  MAX_TABLE_ENTRIES,
+  RESIZABLE_TABLE_KINDS,
+  sameTableFacts,
+  tableFacts,
+  tableNameProblem,
+  tableResizeProblem,
+  tableSizeRangeProblem,
+  type TableFacts,
+} from './tables';

@@ -1,0 +1,61 @@
+// A cube's tables sized by its chain (the desired cube's tableSizes, table name ->
+// max entries) instead of by its type's object: checked against the type with the
+// chain validator's own rule (@netcube/api's chain/tables.ts), and against the
+// host's limit of kernel memory per map, which only this daemon knows. Pure.
+
+import { tableNameProblem, tableResizeProblem, tableSizeRangeProblem } from '@netcube/api/chain';
+import { InvalidArgumentError } from './errors';
+import type { CubeType, TableInfo } from './types';
+import { formatBytes, mapBytes, POLICY_FLAGS, type TypePolicy } from '../typecheck/policy';
+
+/** Table name -> max entries; only the tables a chain sizes. */
+export type TableSizes = Readonly<Record<string, number>>;
+
+/** The type's tables with `sizes` applied: each as a cube of the type with those sizes has it. */
+export function sizedTables(type: CubeType, sizes: TableSizes | undefined): TableInfo[] {
+  return type.tables.map((t) => (sizes?.[t.name] !== undefined ? { ...t, maxEntries: sizes[t.name] } : t));
+}
+
+const mapOf = (t: TableInfo) => ({ type: t.mapType, keySize: t.keySize, valueSize: t.valueSize, maxEntries: t.maxEntries });
+
+/**
+ * Kernel memory the maps of one cube of `type` take with `sizes`: the type's
+ * figure, with each sized table counted at its size instead of the declared one.
+ */
+export function cubeMapBytes(type: CubeType, sizes: TableSizes | undefined, cpus: number): number {
+  let bytes = type.mapBytes;
+  for (const t of type.tables) {
+    const size = sizes?.[t.name];
+    if (size !== undefined) bytes += mapBytes(mapOf({ ...t, maxEntries: size }), cpus) - mapBytes(mapOf(t), cpus);
+  }
+  return bytes;
+}
+
+/**
+ * Throws InvalidArgumentError (field `<field>.<table>`: `cubes[2].tableSizes.fw_ct`) for the first
+ * size cube `cube` of `type` may not have: a table the type lacks, one it shares
+ * beyond the cube or whose code depends on its size, a size out of range, or a map
+ * over the policy's bytes per map. Nothing is changed by a refusal.
+ */
+export function checkTableSizes(field: string, cube: string, type: CubeType, sizes: TableSizes | undefined, policy: TypePolicy, cpus: number): void {
+  for (const [table, size] of Object.entries(sizes ?? {})) {
+    const where = `${field}.${table}`;
+    const problem = tableNameProblem(table) ?? tableSizeRangeProblem(size) ?? tableResizeProblem(type.name, table, type.tables);
+    if (problem) throw new InvalidArgumentError(where, `cube ${cube}: ${problem}`);
+    const t = type.tables.find((info) => info.name === table)!;
+    const bytes = mapBytes(mapOf({ ...t, maxEntries: size }), cpus);
+    if (bytes > policy.maxMapBytes) {
+      const most = Math.floor(policy.maxMapBytes / (mapBytes(mapOf({ ...t, maxEntries: 1 }), cpus) || 1));
+      throw new InvalidArgumentError(
+        where,
+        `cube ${cube}: table ${table} of ${size} entries (${t.mapType}, key ${t.keySize} B, value ${t.valueSize} B) would take ${formatBytes(bytes)} of kernel memory, over this host's limit of ${formatBytes(policy.maxMapBytes)} per map (${POLICY_FLAGS.maxMapBytes}): give it at most ${most} entries`,
+      );
+    }
+  }
+}
+
+/** Whether two cubes' sizes are the same (absent and empty are). */
+export function sameTableSizes(a: TableSizes | undefined, b: TableSizes | undefined): boolean {
+  const text = (s: TableSizes | undefined) => JSON.stringify(Object.entries(s ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return text(a) === text(b);
+}
