@@ -58,7 +58,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     const rt = await fixture(t, mode);
     await rt.apply(topology(mode, { ctprobe_flows: 64 }));
     t.is(pinnedSize(rt.cube('c'), 'ctprobe_flows'), 64);
-    t.is(rt.cube('c').tables.find((x) => x.name === 'ctprobe_flows')?.maxEntries, 64, 'the cube reports its size');
+    t.is(rt.cube('c').table('ctprobe_flows').map.maxEntries, 64, 'the cube reports its size');
     await flows(rt, mode, 1000);
     const kept = flowCount(rt);
     t.true(kept > 0 && kept <= 64, `the LRU table holds ${kept} flows`);
@@ -80,7 +80,7 @@ for (const mode of ['xdp', 'tc'] as const) {
 
 test('sizes the runtime refuses change nothing, each naming the field and the limit', async (t) => {
   const mode = 'xdp';
-  const policy = { ...DEFAULT_TYPE_POLICY, maxMapBytes: 1024 * 1024 };
+  const policy = { ...DEFAULT_TYPE_POLICY, maxMapBytes: 1024 * 1024, maxCubeBytes: 512 * 1024 };
   const rt = await fixture(t, mode, { typePolicy: policy });
   await rt.apply(topology(mode, { ctprobe_flows: 64 }));
   const before = { topology: rt.topology(), pins: pins(rt), id: rt.cube('c').id };
@@ -94,6 +94,13 @@ test('sizes the runtime refuses change nothing, each naming the field and the li
       { ctprobe_flows: 1_000_000 },
       'cubes[0].tableSizes.ctprobe_flows',
       /cube c: table ctprobe_flows of 1000000 entries \(lru_hash, key \d+ B, value \d+ B\) would take \d+ MiB of kernel memory, over this host's limit of 1\.0 MiB per map \(--max-map-memory\): give it at most \d+ entries/,
+    ],
+    // The map within its limit (8,192 flows of 120 B: 0.94 MiB), the cube's maps
+    // together over theirs.
+    [
+      { ctprobe_flows: 8192 },
+      'cubes[0].tableSizes',
+      /cube c: with these sizes its maps would take \d+ KiB of kernel memory together, over this host's limit of 512 KiB per cube \(--max-cube-memory\): size its tables smaller/,
     ],
   ];
   for (const [sizes, field, message] of refusals) {

@@ -26,7 +26,7 @@ import { Table } from './tables';
 import { CUBE_MAPS, CubeType, HOST_MAPS, NETDEV_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, PORTS_MAP, TableInfo, checkMicroCubeObject, mapPinName, programName } from './types';
 import type { TypePolicy } from '../typecheck/policy';
 import { Mode } from './topology';
-import { sizedTables, type TableSizes } from './table-sizes';
+import type { TableSizes } from './table-sizes';
 
 /** A transparent cube's two internal ports, by index (DIR_INGRESS, DIR_EGRESS). */
 export const TRANSPARENT_PORTS = ['ingress', 'egress'] as const;
@@ -338,11 +338,6 @@ export class Cube {
 
   get tableNames(): string[] {
     return this.type.tables.map((t) => t.name);
-  }
-
-  /** The cube's tables as it has them: the type's, at the sizes its chain gave them. */
-  get tables(): TableInfo[] {
-    return sizedTables(this.type, this.tableSizes);
   }
 
   table(name: string): Table {

@@ -11,11 +11,6 @@ import { formatBytes, mapBytes, POLICY_FLAGS, type TypePolicy } from '../typeche
 /** Table name -> max entries; only the tables a chain sizes. */
 export type TableSizes = Readonly<Record<string, number>>;
 
-/** The type's tables with `sizes` applied: each as a cube of the type with those sizes has it. */
-export function sizedTables(type: CubeType, sizes: TableSizes | undefined): TableInfo[] {
-  return type.tables.map((t) => (sizes?.[t.name] !== undefined ? { ...t, maxEntries: sizes[t.name] } : t));
-}
-
 const mapOf = (t: TableInfo) => ({ type: t.mapType, keySize: t.keySize, valueSize: t.valueSize, maxEntries: t.maxEntries });
 
 /**
@@ -34,8 +29,9 @@ export function cubeMapBytes(type: CubeType, sizes: TableSizes | undefined, cpus
 /**
  * Throws InvalidArgumentError (field `<field>.<table>`: `cubes[2].tableSizes.fw_ct`) for the first
  * size cube `cube` of `type` may not have: a table the type lacks, one it shares
- * beyond the cube or whose code depends on its size, a size out of range, or a map
- * over the policy's bytes per map. Nothing is changed by a refusal.
+ * beyond the cube or whose code depends on its size, a size out of range, a map
+ * over the policy's bytes per map; or (field `<field>`) a cube over its bytes per
+ * cube. Nothing is changed by a refusal.
  */
 export function checkTableSizes(field: string, cube: string, type: CubeType, sizes: TableSizes | undefined, policy: TypePolicy, cpus: number): void {
   for (const [table, size] of Object.entries(sizes ?? {})) {
@@ -51,6 +47,13 @@ export function checkTableSizes(field: string, cube: string, type: CubeType, siz
         `cube ${cube}: table ${table} of ${size} entries (${t.mapType}, key ${t.keySize} B, value ${t.valueSize} B) would take ${formatBytes(bytes)} of kernel memory, over this host's limit of ${formatBytes(policy.maxMapBytes)} per map (${POLICY_FLAGS.maxMapBytes}): give it at most ${most} entries`,
       );
     }
+  }
+  const total = cubeMapBytes(type, sizes, cpus);
+  if (total > policy.maxCubeBytes) {
+    throw new InvalidArgumentError(
+      field,
+      `cube ${cube}: with these sizes its maps would take ${formatBytes(total)} of kernel memory together, over this host's limit of ${formatBytes(policy.maxCubeBytes)} per cube (${POLICY_FLAGS.maxCubeBytes}): size its tables smaller`,
+    );
   }
 }
 
