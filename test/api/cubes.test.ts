@@ -184,7 +184,7 @@ test.serial('CreateCube with table sizes: the kernel has them, Cube and ListTabl
   await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_nope: 64 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_nope', says: ['cube type nat has no table nat_nope', 'nat_ct'] });
   await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_ct: 16777216 } }), 'INVALID_ARGUMENT', {
     field: 'table_sizes.nat_ct',
-    says: ['table nat_ct of 16777216 entries', "over this host's limit of 64 MiB per map (--max-map-memory)", 'give it at most'],
+    says: ['cube nat1, tableSizes.nat_ct: 16777216 entries', "over this host's limit of 64 MiB per map (--max-map-memory)", 'give it at most'],
   });
 
   const cube = await client.createCube({ ...ok, tableSizes: { nat_ct: 64, nat_sessions: 128 } });

@@ -17,9 +17,9 @@ import { DEFAULT_TYPE_POLICY } from '../../node-daemon/src/typecheck/policy';
 import { createHostNetns, entering, openRuntime, pins, registerTestType, runProgram } from '../helpers/dataplane';
 import { udpFrame } from '../helpers/flows';
 
-const topology = (mode: Mode, tableSizes?: Record<string, number>): Topology => ({
+const topology = (mode: Mode, tableSizes?: Record<string, number>, netdev?: string): Topology => ({
   cubes: [{ name: 'c', type: 'ctprobe', mode, ports: ['p'], logLevel: 'info', ...(tableSizes ? { tableSizes } : {}) }],
-  links: [],
+  links: netdev ? [{ a: { cube: 'c', port: 'p' }, b: { netdev } }] : [],
   stacks: [],
 });
 
@@ -56,7 +56,9 @@ async function fixture(t: ExecutionContext, mode: Mode, opts: Parameters<typeof 
 for (const mode of ['xdp', 'tc'] as const) {
   test(`${mode}: a conntrack table sized 64 keeps at most 64 of 1,000 flows, the newest among them; as built it keeps most`, async (t) => {
     const rt = await fixture(t, mode);
-    await rt.apply(topology(mode, { ctprobe_flows: 64 }));
+    // Linked to n0, whose entry is c's own fused with it: loaded apart, against c's tables at their size.
+    const sized = await rt.apply(topology(mode, { ctprobe_flows: 64 }, 'n0'));
+    t.deepEqual(sized.problems, [], 'n0 runs c fused with its entry');
     t.is(pinnedSize(rt.cube('c'), 'ctprobe_flows'), 64);
     t.is(rt.cube('c').table('ctprobe_flows').map.maxEntries, 64, 'the cube reports its size');
     await flows(rt, mode, 1000);
@@ -69,8 +71,9 @@ for (const mode of ['xdp', 'tc'] as const) {
     // The same cube as its type sizes it (1024 entries) keeps far more of the
     // same flows (not quite all: an LRU map starts evicting a little before it is
     // full, as its free entries sit in per-CPU lists).
-    const report = await rt.apply(topology(mode));
+    const report = await rt.apply(topology(mode, undefined, 'n0'));
     t.deepEqual(report.resized, ['c']);
+    t.deepEqual(report.problems, []);
     t.is(pinnedSize(rt.cube('c'), 'ctprobe_flows'), 1024);
     t.is(flowCount(rt), 0, 'a resized table starts empty');
     await flows(rt, mode, 1000);
@@ -85,7 +88,7 @@ test('sizes the runtime refuses change nothing, each naming the field and the li
   await rt.apply(topology(mode, { ctprobe_flows: 64 }));
   const before = { topology: rt.topology(), pins: pins(rt), id: rt.cube('c').id };
   const refusals: [Record<string, number>, string, RegExp][] = [
-    [{ ctprobe_flows: 0 }, 'cubes[0].tableSizes.ctprobe_flows', /cube c: a table's size is a whole number of entries from 1 to 16777216; got 0/],
+    [{ ctprobe_flows: 0 }, 'cubes[0].tableSizes.ctprobe_flows', /cube c, tableSizes.ctprobe_flows: a table's size is a whole number of entries from 1 to 16777216; got 0/],
     [{ ctprobe_flows: 16777217 }, 'cubes[0].tableSizes.ctprobe_flows', /from 1 to 16777216; got 16777217/],
     [{ ctprobe_refuse: 4 }, 'cubes[0].tableSizes.ctprobe_refuse', /table ctprobe_refuse of cube type ctprobe is a array map, which the type's code indexes with bounds fixed when it was built/],
     [{ ctprobe_nope: 4 }, 'cubes[0].tableSizes.ctprobe_nope', /cube type ctprobe has no table ctprobe_nope; the tables its cubes may size: ctprobe_flows/],
@@ -93,14 +96,14 @@ test('sizes the runtime refuses change nothing, each naming the field and the li
     [
       { ctprobe_flows: 1_000_000 },
       'cubes[0].tableSizes.ctprobe_flows',
-      /cube c: table ctprobe_flows of 1000000 entries \(lru_hash, key \d+ B, value \d+ B\) would take \d+ MiB of kernel memory, over this host's limit of 1\.0 MiB per map \(--max-map-memory\): give it at most \d+ entries/,
+      /cube c, tableSizes.ctprobe_flows: 1000000 entries \(lru_hash, key \d+ B, value \d+ B\) would take \d+ MiB of kernel memory, over this host's limit of 1\.0 MiB per map \(--max-map-memory\): give it at most \d+ entries/,
     ],
     // The map within its limit (8,192 flows of 120 B: 0.94 MiB), the cube's maps
     // together over theirs.
     [
       { ctprobe_flows: 8192 },
       'cubes[0].tableSizes',
-      /cube c: with these sizes its maps would take \d+ KiB of kernel memory together, over this host's limit of 512 KiB per cube \(--max-cube-memory\): size its tables smaller/,
+      /cube c, tableSizes: with these sizes its maps would take \d+ KiB of kernel memory together, over this host's limit of 512 KiB per cube \(--max-cube-memory\): size its tables smaller/,
     ],
   ];
   for (const [sizes, field, message] of refusals) {

@@ -36,15 +36,17 @@ export function cubeMapBytes(type: CubeType, sizes: TableSizes | undefined, cpus
 export function checkTableSizes(field: string, cube: string, type: CubeType, sizes: TableSizes | undefined, policy: TypePolicy, cpus: number): void {
   for (const [table, size] of Object.entries(sizes ?? {})) {
     const where = `${field}.${table}`;
+    // The message names the chain's field too: the reconciler reports it as the chain's status.
+    const what = `cube ${cube}, tableSizes.${table}`;
     const problem = tableNameProblem(table) ?? tableSizeRangeProblem(size) ?? tableResizeProblem(type.name, table, type.tables);
-    if (problem) throw new InvalidArgumentError(where, `cube ${cube}: ${problem}`);
+    if (problem) throw new InvalidArgumentError(where, `${what}: ${problem}`);
     const t = type.tables.find((info) => info.name === table)!;
     const bytes = mapBytes(mapOf({ ...t, maxEntries: size }), cpus);
     if (bytes > policy.maxMapBytes) {
       const most = Math.floor(policy.maxMapBytes / (mapBytes(mapOf({ ...t, maxEntries: 1 }), cpus) || 1));
       throw new InvalidArgumentError(
         where,
-        `cube ${cube}: table ${table} of ${size} entries (${t.mapType}, key ${t.keySize} B, value ${t.valueSize} B) would take ${formatBytes(bytes)} of kernel memory, over this host's limit of ${formatBytes(policy.maxMapBytes)} per map (${POLICY_FLAGS.maxMapBytes}): give it at most ${most} entries`,
+        `${what}: ${size} entries (${t.mapType}, key ${t.keySize} B, value ${t.valueSize} B) would take ${formatBytes(bytes)} of kernel memory, over this host's limit of ${formatBytes(policy.maxMapBytes)} per map (${POLICY_FLAGS.maxMapBytes}): give it at most ${most} entries`,
       );
     }
   }
@@ -52,7 +54,7 @@ export function checkTableSizes(field: string, cube: string, type: CubeType, siz
   if (total > policy.maxCubeBytes) {
     throw new InvalidArgumentError(
       field,
-      `cube ${cube}: with these sizes its maps would take ${formatBytes(total)} of kernel memory together, over this host's limit of ${formatBytes(policy.maxCubeBytes)} per cube (${POLICY_FLAGS.maxCubeBytes}): size its tables smaller`,
+      `cube ${cube}, tableSizes: with these sizes its maps would take ${formatBytes(total)} of kernel memory together, over this host's limit of ${formatBytes(policy.maxCubeBytes)} per cube (${POLICY_FLAGS.maxCubeBytes}): size its tables smaller`,
     );
   }
 }
