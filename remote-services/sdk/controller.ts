@@ -16,7 +16,7 @@ import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
 import { endpointFromProto, modeFromProto } from '@netcube/api/grpc/convert';
 import type { Cube__Output } from '@netcube/api/generated/netcube/v1/Cube';
 import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
-import { tableFacts, type ChainSpec, type CubeSpec, type JsonObject } from '@netcube/api/chain';
+import { sameTableSizes, tableFacts, type ChainSpec, type CubeSpec, type JsonObject } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
 import { effectiveConfig, StoreError, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
@@ -217,6 +217,14 @@ export class ManagedCube<C, S> implements Cube<C, S> {
       if (remote.type !== service.type) {
         this.ready = false;
         this.syncProblem = `host ${this.host} runs cube ${this.name} as type ${remote.type}, not ${service.type}`;
+        return false;
+      }
+      // A change of table sizes makes the host load the cube anew (empty tables): its
+      // static tables go into the new one, so wait until the host runs it.
+      const sizes = this.chainSpec.cubes.find((c) => c.name === this.name)?.tableSizes;
+      if (!sameTableSizes(remote.tableSizes, sizes)) {
+        this.ready = false;
+        this.syncProblem = `host ${this.host} does not run cube ${this.name} with the table sizes of its chain yet (see the chain's status)`;
         return false;
       }
       const recreated = remote.id !== this.id;

@@ -45,7 +45,8 @@ import {
 } from './topology';
 import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
 import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
-import { checkTableSizes, cubeMapBytes, sameTableSizes } from './table-sizes';
+import { checkTableSizes, cubeMapBytes } from './table-sizes';
+import { sameTableSizes } from '@netcube/api/chain';
 import { possibleCpus } from '../bpf/addon';
 import { Table } from './tables';
 import * as fs from 'node:fs';

@@ -58,9 +58,3 @@ export function checkTableSizes(field: string, cube: string, type: CubeType, siz
     );
   }
 }
-
-/** Whether two cubes' sizes are the same (absent and empty are). */
-export function sameTableSizes(a: TableSizes | undefined, b: TableSizes | undefined): boolean {
-  const text = (s: TableSizes | undefined) => JSON.stringify(Object.entries(s ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
-  return text(a) === text(b);
-}

@@ -26,6 +26,7 @@ export {
   MAX_TABLE_ENTRIES,
   RESIZABLE_TABLE_KINDS,
   sameTableFacts,
+  sameTableSizes,
   tableFacts,
   tableNameProblem,
   tableResizeProblem,

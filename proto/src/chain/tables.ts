@@ -39,6 +39,12 @@ export function sameTableFacts(a: readonly TableFacts[] | undefined, b: readonly
   return text(a) === text(b);
 }
 
+/** Whether two cubes' table sizes (table name -> max entries) say the same; absent and empty do. */
+export function sameTableSizes(a: Readonly<Record<string, number>> | undefined, b: Readonly<Record<string, number>> | undefined): boolean {
+  const text = (s: Readonly<Record<string, number>> | undefined) => JSON.stringify(Object.entries(s ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return text(a) === text(b);
+}
+
 /** Table names as BPF objects spell them (the framework's __nc_scope_<table> allows 64 characters). */
 const TABLE_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
