@@ -179,7 +179,7 @@ test.serial('CreateCube into a named chain; a host apply failure puts the chain 
 test.serial('CreateCube with table sizes: the kernel has them, Cube and ListTables report them; sizes the host refuses name the field and change nothing', async (t) => {
   const { client, store, hostChain } = t.context;
   const ok = { name: 'nat1', type: 'nat' };
-  await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_counters: 4 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_counters', says: ['is a percpu_array map', 'only hash, lru_hash'] });
+  await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_counters: 4 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_counters', says: ['is a map of kind percpu_array', 'only hash, lru_hash'] });
   await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_ct: 0 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_ct', says: ['from 1 to 16777216; got 0'] });
   await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_nope: 64 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_nope', says: ['cube type nat has no table nat_nope', 'nat_ct'] });
   await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_ct: 16777216 } }), 'INVALID_ARGUMENT', {

@@ -346,7 +346,7 @@ const cases: Case[] = [
       ['a conntrack table sized small', { fw_ct: 64 }, 'valid'],
       ['an LPM trie and an LRU hash sized at the limit', { fw_prefixes: 16777216, fw_ct: 1 }, 'valid'],
       ['a table the type does not have', { fw_nope: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_nope', says: ['cube type firewall has no table fw_nope', 'may size: fw_ct, fw_prefixes'] }]],
-      ['an array', { fw_rules: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_rules', says: ['fw_rules of cube type firewall is a array map', 'bounds fixed when it was built', 'only hash, lru_hash'] }]],
+      ['an array', { fw_rules: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_rules', says: ['fw_rules of cube type firewall is a map of kind array', 'bounds fixed when it was built', 'only hash, lru_hash'] }]],
       ['a host-scope table', { fw_shared: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_shared', says: ['has host scope', 'every cube of the host shares it'] }]],
       ['a private table', { fw_scratch: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_scratch', says: ['has private scope', 'only tables of cube scope'] }]],
       ['zero entries', { fw_ct: 0 }, [{ path: 'spec.cubes[4].tableSizes.fw_ct', exactly: "a table's size is a whole number of entries from 1 to 16777216; got 0" }]],

@@ -90,7 +90,7 @@ test('sizes the runtime refuses change nothing, each naming the field and the li
   const refusals: [Record<string, number>, string, RegExp][] = [
     [{ ctprobe_flows: 0 }, 'cubes[0].tableSizes.ctprobe_flows', /cube c, tableSizes.ctprobe_flows: a table's size is a whole number of entries from 1 to 16777216; got 0/],
     [{ ctprobe_flows: 16777217 }, 'cubes[0].tableSizes.ctprobe_flows', /from 1 to 16777216; got 16777217/],
-    [{ ctprobe_refuse: 4 }, 'cubes[0].tableSizes.ctprobe_refuse', /table ctprobe_refuse of cube type ctprobe is a array map, which the type's code indexes with bounds fixed when it was built/],
+    [{ ctprobe_refuse: 4 }, 'cubes[0].tableSizes.ctprobe_refuse', /table ctprobe_refuse of cube type ctprobe is a map of kind array, which the type's code indexes with bounds fixed when it was built/],
     [{ ctprobe_nope: 4 }, 'cubes[0].tableSizes.ctprobe_nope', /cube type ctprobe has no table ctprobe_nope; the tables its cubes may size: ctprobe_flows/],
     [{ nc_stats: 4 }, 'cubes[0].tableSizes.nc_stats', /has no table nc_stats/],
     [

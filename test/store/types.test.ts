@@ -85,7 +85,7 @@ test.serial("a type's record lists its tables; chains that size them are held to
   const refused = structuredClone(chain);
   refused.spec.cubes[4].tableSizes = { fw_rules: 64 };
   const error = await t.throwsAsync(store.chains.apply(refused));
-  t.regex(error?.message ?? '', /spec\.cubes\[4\]\.tableSizes\.fw_rules: table fw_rules of cube type firewall is a array map/);
+  t.regex(error?.message ?? '', /spec\.cubes\[4\]\.tableSizes\.fw_rules: table fw_rules of cube type firewall is a map of kind array/);
 
   // A firewall whose new objects lose fw_ct would break the chain that sizes it.
   const objects = { tc: elf('firewall.tc v2'), xdp: elf('firewall.xdp v2') };

@@ -77,7 +77,7 @@ export function tableResizeProblem(type: string, name: string, tables: readonly 
     return `table ${name} of cube type ${type} has ${table.scope} scope (${why}): only tables of cube scope are sized per cube`;
   }
   if (!RESIZABLE_TABLE_KINDS.includes(table.mapType)) {
-    return `table ${name} of cube type ${type} is a ${table.mapType} map, which the type's code indexes with bounds fixed when it was built: only ${RESIZABLE_TABLE_KINDS.join(', ')} tables can be sized`;
+    return `table ${name} of cube type ${type} is a map of kind ${table.mapType}, which the type's code indexes with bounds fixed when it was built: only ${RESIZABLE_TABLE_KINDS.join(', ')} tables can be sized`;
   }
   return undefined;
 }
