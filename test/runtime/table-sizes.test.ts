@@ -14,7 +14,7 @@ import { InvalidArgumentError } from '../../node-daemon/src/runtime/errors';
 import { Runtime } from '../../node-daemon/src/runtime/runtime';
 import type { Mode, Topology } from '../../node-daemon/src/runtime/topology';
 import { DEFAULT_TYPE_POLICY } from '../../node-daemon/src/typecheck/policy';
-import { createHostNetns, entering, openRuntime, pins, registerTestType, runProgram } from '../helpers/dataplane';
+import { createHostNetns, entering, openRuntime, pins, registerTestType, runProgram, testCubeObjects } from '../helpers/dataplane';
 import { udpFrame } from '../helpers/flows';
 
 const topology = (mode: Mode, tableSizes?: Record<string, number>, netdev?: string): Topology => ({
@@ -67,6 +67,13 @@ for (const mode of ['xdp', 'tc'] as const) {
     // The last flow is the most recently used: LRU eviction keeps it.
     const last = [...rt.cube('c').table('ctprobe_flows').entries()].some((e) => (e.key as { addr_a: string }).addr_a === '::ffff:10.1.3.231');
     t.true(last, 'the newest flow is kept');
+
+    // A replaced entry (built against the type's sizes) runs on the cube's table as sized, flows and all.
+    t.deepEqual(await rt.replaceMicroCube('c', 0, testCubeObjects('ctprobe')[mode]), []);
+    t.is(flowCount(rt), kept);
+    t.is(pinnedSize(rt.cube('c'), 'ctprobe_flows'), 64);
+    await flows(rt, mode, 200, 1000);
+    t.true(flowCount(rt) <= 64);
 
     // The same cube as its type sizes it (1024 entries) keeps far more of the
     // same flows (not quite all: an LRU map starts evicting a little before it is
