@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
 import { modeFromProto } from '@netcube/api/grpc/convert';
 import type { PacketIn__Output } from '@netcube/api/generated/netcube/v1/PacketIn';
-import type { CubeSpec } from '@netcube/api/chain';
+import { tableFacts, type CubeSpec } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
 import { AlreadyExistsError, effectiveConfig, type ChainWatch, type HostWatch, type ServiceConfigWatch, type Store, type StoredChain, type StoredServiceConfig } from '@netcube/api/store';
 import { Backoff } from '@netcube/api/store/retry';
@@ -296,7 +296,7 @@ export class Controller<C, S> implements CubeKeeper<C, S> {
           const checked = await client.registerType({ name: type, xdpObject, tcObject, dryRun: true }, { timeoutMs: 30_000 });
           const modes = checked.modes.map((m) => modeFromProto(m, 'modes'));
           const objects = { xdp: xdpObject, tc: tcObject };
-          await this.store.types.putType({ name: type, transparent: checked.transparent, microcubes: Math.max(...checked.microcubes) + 1, modes, objects }, { replace: false });
+          await this.store.types.putType({ name: type, transparent: checked.transparent, microcubes: Math.max(...checked.microcubes) + 1, modes, tables: checked.tables.map(tableFacts), objects }, { replace: false });
           this.log.info('cube type registered', { type, checkedBy: host });
           return;
         } catch (err) {

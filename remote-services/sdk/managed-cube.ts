@@ -12,7 +12,7 @@
 import { ApiCallError, type NetcubeClient } from '@netcube/api/grpc/client';
 import { endpointFromProto } from '@netcube/api/grpc/convert';
 import type { Cube__Output } from '@netcube/api/generated/netcube/v1/Cube';
-import type { ChainSpec, JsonObject } from '@netcube/api/chain';
+import { sameTableSizes, type ChainSpec, type JsonObject } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
 import { Backoff } from '@netcube/api/store/retry';
 import type { HostClock } from './clock';
@@ -208,6 +208,14 @@ export class ManagedCube<C, S> implements Cube<C, S> {
       if (remote.type !== service.type) {
         this.ready = false;
         this.syncProblem = `host ${this.host} runs cube ${this.name} as type ${remote.type}, not ${service.type}`;
+        return false;
+      }
+      // A change of table sizes makes the host load the cube anew (empty tables): its
+      // static tables go into the new one, so wait until the host runs it.
+      const sizes = this.chainSpec.cubes.find((c) => c.name === this.name)?.tableSizes;
+      if (!sameTableSizes(remote.tableSizes, sizes)) {
+        this.ready = false;
+        this.syncProblem = `host ${this.host} does not run cube ${this.name} with the table sizes of its chain yet (see the chain's status)`;
         return false;
       }
       const recreated = remote.id !== this.id;

@@ -175,3 +175,24 @@ test.serial('CreateCube into a named chain; a host apply failure puts the chain 
   t.deepEqual((await client.getCube({ name: 'lone' })).ports[0].peer, null);
   await client.deleteCube({ name: 'lone' });
 });
+
+test.serial('CreateCube with table sizes: the kernel has them, Cube and ListTables report them; sizes the host refuses name the field and change nothing', async (t) => {
+  const { client, store, hostChain } = t.context;
+  const ok = { name: 'nat1', type: 'nat' };
+  await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_counters: 4 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_counters', says: ['is a map of kind percpu_array', 'only hash, lru_hash'] });
+  await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_ct: 0 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_ct', says: ['from 1 to 16777216; got 0'] });
+  await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_nope: 64 } }), 'INVALID_ARGUMENT', { field: 'table_sizes.nat_nope', says: ['cube type nat has no table nat_nope', 'nat_ct'] });
+  await refused(t, () => client.createCube({ ...ok, tableSizes: { nat_ct: 16777216 } }), 'INVALID_ARGUMENT', {
+    field: 'table_sizes.nat_ct',
+    says: ['cube nat1, tableSizes.nat_ct: 16777216 entries', "over this host's limit of 64 MiB per map (--max-map-memory)", 'give it at most'],
+  });
+
+  const cube = await client.createCube({ ...ok, tableSizes: { nat_ct: 64, nat_sessions: 128 } });
+  t.deepEqual(cube.tableSizes, { nat_ct: 64, nat_sessions: 128 });
+  t.deepEqual((await storedChain(store, hostChain))?.chain.spec.cubes.find((c) => c.name === 'nat1')?.tableSizes, { nat_ct: 64, nat_sessions: 128 });
+  const tables = new Map((await client.listTables({ cube: 'nat1' })).tables.map((x) => [x.name, x.maxEntries]));
+  t.is(tables.get('nat_ct'), 64);
+  t.is(tables.get('nat_sessions'), 128);
+  t.is(tables.get('nat_dnat_rules'), 4096, 'the others keep their size');
+  await client.deleteCube({ name: 'nat1' });
+});

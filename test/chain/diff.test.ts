@@ -77,3 +77,14 @@ test('diff: attachments moved or reordered in their stack', t => {
     '~ attachment fw1: netdev:veth0 ingress #2, egress #1 -> netdev:veth0 ingress #1, egress #1',
   ]);
 });
+
+test('diff: table sizes set, changed and dropped', t => {
+  const before = demo();
+  const after = demo();
+  after.spec.cubes[0].tableSizes = { fw_ct: 64, nat_ct: 128 };
+  t.deepEqual(texts(diffChains(before, after)), ['~ cube fwd1: tableSizes.fw_ct added: 64; tableSizes.nat_ct added: 128; the cube is loaded anew: its tables start empty']);
+  const changed = structuredClone(after);
+  changed.spec.cubes[0].tableSizes = { fw_ct: 1024 };
+  t.deepEqual(texts(diffChains(after, changed)), ['~ cube fwd1: tableSizes.fw_ct 64 -> 1024; tableSizes.nat_ct removed (was 128); the cube is loaded anew: its tables start empty']);
+  t.deepEqual(diffChains(changed, structuredClone(changed)), [], 'the same sizes: no change');
+});

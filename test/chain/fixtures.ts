@@ -7,7 +7,19 @@ export const TYPES: CubeTypeInfo[] = [
   { name: 'router', transparent: false, microcubes: 3, modes: ['xdp', 'tc'], decrementsTtl: true },
   { name: 'tconly', transparent: false, microcubes: 1, modes: ['tc'] },
   { name: 'ddos', transparent: true, microcubes: 1, modes: ['xdp', 'tc'] },
-  { name: 'firewall', transparent: true, microcubes: 2, modes: ['tc', 'xdp'] },
+  {
+    name: 'firewall',
+    transparent: true,
+    microcubes: 2,
+    modes: ['tc', 'xdp'],
+    tables: [
+      { name: 'fw_ct', scope: 'cube', mapType: 'lru_hash', maxEntries: 32768 },
+      { name: 'fw_rules', scope: 'cube', mapType: 'array', maxEntries: 4096 },
+      { name: 'fw_prefixes', scope: 'cube', mapType: 'lpm_trie', maxEntries: 1024 },
+      { name: 'fw_shared', scope: 'host', mapType: 'hash', maxEntries: 1024 },
+      { name: 'fw_scratch', scope: 'private', mapType: 'percpu_hash', maxEntries: 16 },
+    ],
+  },
 ];
 export const catalog = typeCatalog(TYPES);
 

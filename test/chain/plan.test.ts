@@ -30,14 +30,18 @@ test('plan: host2 sees the other side of the via', t => {
 
 test('plan: cube settings are carried as written', t => {
   const chain = demo();
-  chain.spec.cubes[0] = cube('fwd1', 'host1', ['in', 'out'], 'simpleforwarder', { mode: 'tc', logLevel: 'debug', params: { ttl: 3 } });
+  chain.spec.cubes[0] = cube('fwd1', 'host1', ['in', 'out'], 'simpleforwarder', { mode: 'tc', logLevel: 'debug', params: { ttl: 3 }, tableSizes: { fwd_ct: 64 } });
   const plan = planHost([chain], 'host1');
   const [fwd1] = plan.cubes.filter(c => c.name === 'fwd1');
-  t.deepEqual(fwd1, { name: 'fwd1', chain: 'demo', type: 'simpleforwarder', mode: 'tc', ports: ['in', 'out'], logLevel: 'debug', params: { ttl: 3 } });
-  t.deepEqual(plan.topology.cubes.find(c => c.name === 'fwd1'), { name: 'fwd1', type: 'simpleforwarder', mode: 'tc', ports: ['in', 'out'], logLevel: 'debug' });
+  t.deepEqual(fwd1, { name: 'fwd1', chain: 'demo', type: 'simpleforwarder', mode: 'tc', ports: ['in', 'out'], logLevel: 'debug', params: { ttl: 3 }, tableSizes: { fwd_ct: 64 } });
+  t.deepEqual(plan.topology.cubes.find(c => c.name === 'fwd1'), { name: 'fwd1', type: 'simpleforwarder', mode: 'tc', ports: ['in', 'out'], logLevel: 'debug', tableSizes: { fwd_ct: 64 } });
+  t.deepEqual(plan.topology.cubes.find(c => c.name === 'fwd2'), { name: 'fwd2', type: 'simpleforwarder', mode: 'xdp', ports: ['in', 'out'], logLevel: 'info' }, 'no sizes, no field');
   fwd1.params.ttl = 4;
   fwd1.ports.push('x');
+  fwd1.tableSizes!.fwd_ct = 128;
   t.deepEqual(chain.spec.cubes[0].params, { ttl: 3 }, 'the plan shares nothing mutable with the chain');
+  t.deepEqual(chain.spec.cubes[0].tableSizes, { fwd_ct: 64 });
+  t.deepEqual(plan.topology.cubes.find(c => c.name === 'fwd1')!.tableSizes, { fwd_ct: 64 });
   t.deepEqual(plan.topology.cubes.find(c => c.name === 'fwd1')!.ports, ['in', 'out']);
 });
 

@@ -340,6 +340,33 @@ const cases: Case[] = [
       { path: 'spec.cubes[0].replacedMicrocubes.x', says: ['not a micro-cube index'] },
     ],
   },
+  // --- tables sized by the chain (a firewall cube fw1, detached, is spec.cubes[4]) ---
+  ...(
+    [
+      ['a conntrack table sized small', { fw_ct: 64 }, 'valid'],
+      ['an LPM trie and an LRU hash sized at the limit', { fw_prefixes: 16777216, fw_ct: 1 }, 'valid'],
+      ['a table the type does not have', { fw_nope: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_nope', says: ['cube type firewall has no table fw_nope', 'may size: fw_ct, fw_prefixes'] }]],
+      ['an array', { fw_rules: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_rules', says: ['fw_rules of cube type firewall is a map of kind array', 'bounds fixed when it was built', 'only hash, lru_hash'] }]],
+      ['a host-scope table', { fw_shared: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_shared', says: ['has host scope', 'every cube of the host shares it'] }]],
+      ['a private table', { fw_scratch: 64 }, [{ path: 'spec.cubes[4].tableSizes.fw_scratch', says: ['has private scope', 'only tables of cube scope'] }]],
+      ['zero entries', { fw_ct: 0 }, [{ path: 'spec.cubes[4].tableSizes.fw_ct', exactly: "a table's size is a whole number of entries from 1 to 16777216; got 0" }]],
+      ['past the limit', { fw_ct: 16777217 }, [{ path: 'spec.cubes[4].tableSizes.fw_ct', says: ['from 1 to 16777216', 'got 16777217'] }]],
+      ['a fraction', { fw_ct: 1.5 }, [{ path: 'spec.cubes[4].tableSizes.fw_ct', says: ['whole number', 'got 1.5'] }]],
+      ['a string', { fw_ct: '64' }, [{ path: 'spec.cubes[4].tableSizes.fw_ct', says: ["got the string '64'"] }]],
+      ['a name no table could have', { 'fw-ct': 64 }, [{ path: 'spec.cubes[4].tableSizes.fw-ct', says: ["'fw-ct' is not a table name"] }]],
+      ['a list instead of a mapping', [64], [{ path: 'spec.cubes[4].tableSizes', says: ['tableSizes must be a mapping of table name to its max entries', 'got a list'] }]],
+      ['too many tables', Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`t${i}`, 1])), [{ path: 'spec.cubes[4].tableSizes', says: ['at most 64 tables', 'sizes 65'] }]],
+    ] as [string, unknown, Case['expect']][]
+  ).map(([title, sizes, expect]): Case => ({
+    title: `tableSizes: ${title}`,
+    chain: c => void c.spec.cubes.push({ ...cube('fw1', 'host1', [], 'firewall'), tableSizes: sizes as Record<string, number> }),
+    expect,
+  })),
+  {
+    title: 'tableSizes: a type whose record lists no tables leaves the check to netcubed',
+    chain: c => void (c.spec.cubes[0].tableSizes = { anything: 64 }),
+    expect: 'valid',
+  },
   {
     title: 'attaching to a port on another host',
     chain: c => void (c.spec.attachments[0].to = 'fwd3:in'),

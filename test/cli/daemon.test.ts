@@ -76,7 +76,7 @@ spec:
   cubes:
     - {name: p1, host: ${h1}, type: probe, mode: tc, ports: [a, b]}
     - {name: fwd2, host: ${h2}, type: nop, mode: tc, ports: [left, right]}
-    - {name: guard, host: ${h2}, type: ddosmitigator, mode: tc}
+    - {name: guard, host: ${h2}, type: ddosmitigator, mode: tc, tableSizes: {blacklist_dst_v6: 1024}}
   links:
     - {from: netdev:left, to: p1:a}
     - {from: p1:b, to: fwd2:left, via: {from: right, to: left}}
@@ -128,6 +128,11 @@ test.serial('describe cube shows ports, peers, counters and status; describe hos
   t.like(guard, { name: 'guard', transparent: true, attachment: { target: 'fwd2:left', direction: 'both', position: 0 } });
   const guardText = await run(['describe', 'cube', 'guard']);
   t.regex(guardText.stdout, /Stacked on: fwd2:left, both, layer 0/);
+  // Its chain sizes one of its tables: the cube says so, and the kernel's map has that size.
+  t.deepEqual(guard.tableSizes, { blacklist_dst_v6: 1024 });
+  t.regex(guardText.stdout, /\nTables: +sized by its chain: blacklist_dst_v6 1024\n/);
+  const tables = JSON.parse((await run(['table', 'list', 'guard', '-o', 'json'])).stdout) as { name: string; maxEntries: number }[];
+  t.deepEqual(tables.map((x) => [x.name, x.maxEntries]), [['blacklist_v4', 65536], ['blacklist_v6', 65536], ['blacklist_dst_v4', 65536], ['blacklist_dst_v6', 1024]]);
 
   const host = await run(['describe', 'host', hosts[0].name]);
   t.is(host.code, 0, host.stderr);

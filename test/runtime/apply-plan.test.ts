@@ -22,9 +22,9 @@ const plan = (next: Topology, running: Record<string, RunningCube> = {}, topolog
   planApply(
     next,
     { cubes: new Map(Object.entries(running)), topology },
-    { type: (t) => types.get(t), policy: types.policy, wiring: wire(next, (t) => types.get(t)), ifindexes: new Map([['in0', 11], ['out0', 12]]), intoPeer: new Set() },
+    { type: (t) => types.get(t), policy: types.policy, wiring: wire(next, (t) => types.get(t)), ifindexes: new Map([['in0', 11], ['out0', 12]]), intoPeer: new Set(), cpus: 2 },
   );
-const running = (name: string, type: string, id: number, ports: Record<string, number>): RunningCube => ({ name, id, type: types.get(type)!, mode: 'xdp', ports: new Map(Object.entries(ports)) });
+const running = (name: string, type: string, id: number, ports: Record<string, number>): RunningCube => ({ name, id, type: types.get(type)!, mode: 'xdp', ports: new Map(Object.entries(ports)), tableSizes: {} });
 
 test('an empty host: every cube made, ids from 1, ports numbered in order, words from the netdev through the line', (t) => {
   const p = plan(lineTopology('xdp', [{ name: 'a', type: 'nop' }, { name: 'b', type: 'nop' }], 'in0', 'out0'));

@@ -39,7 +39,7 @@ const BASE = {
   dnat: [{ address: NAT_ADDRESS, protocol: 'tcp', port: 8080, to: '10.1.2.11', toPort: 5001 }],
 };
 
-function chain(host: string, wan: string, nat: unknown): string {
+function chain(host: string, wan: string, nat: unknown, tableSizes?: Record<string, number>): string {
   return `apiVersion: netcube/v1
 kind: Chain
 metadata: { name: edge }
@@ -55,7 +55,7 @@ spec:
           p1: { address: 10.1.1.1/24 }
           p2: { address: 10.1.2.1/24 }
           wan: { address: ${wan}/24 }
-    - { name: nat, host: ${host}, type: nat, mode: tc, params: ${JSON.stringify(nat)} }
+    - { name: nat, host: ${host}, type: nat, mode: tc, params: ${JSON.stringify(nat)}${tableSizes ? `, tableSizes: ${JSON.stringify(tableSizes)}` : ''} }
   links:
     - { from: rt:p1, to: netdev:n1 }
     - { from: rt:p2, to: netdev:n2 }
@@ -249,6 +249,35 @@ test.serial('masquerade takes the address of the port it leaves by, and follows 
   t.deepEqual((await distinctPeers(outsideServers, 'udp', 7001, from, 1)).map(addressOf), ['172.16.0.3']);
   await bed.apply(chain(bed.hostName, NAT_ADDRESS, BASE));
   await waitFor('the nat masquerading as the first address again', async () => (await state(t.context.bed)).masquerade?.ipv4 === NAT_ADDRESS, 20_000);
+});
+
+test.serial('sizing the NAT tables in the chain loads the nat anew, and the service writes its config into the new cube', async (t) => {
+  const { bed, n1, outside } = t.context;
+  const c = bed.daemon.client();
+  t.teardown(() => c.close());
+  const before = await c.getCube({ name: 'nat' });
+  await bed.apply(chain(bed.hostName, NAT_ADDRESS, BASE, { nat_ct: 4096, nat_sessions: 8192 }));
+  await waitFor('the nat loaded anew with its tables sized, and the service ready on it', async () => {
+    const cube = await c.getCube({ name: 'nat' });
+    if (cube.id === before.id || cube.tableSizes.nat_ct !== 4096) return false;
+    const rules = [];
+    for await (const e of c.listEntries({ table: { cube: 'nat', table: 'nat_snat_rules' } })) rules.push(e);
+    return rules.length === 1 && (await natApi(bed).listCubes()).every((x) => x.ready && !x.problem);
+  });
+  const sizes = new Map((await c.listTables({ cube: 'nat' })).tables.map((x) => [x.name, x.maxEntries]));
+  t.deepEqual([sizes.get('nat_ct'), sizes.get('nat_sessions'), sizes.get('nat_dnat_rules')], [4096, 8192, 4096]);
+  t.like(await bed.sockets(n1.ns, ['udp', outside.address, 7001, 2, 3000]), { echoed: 2 }, 'translated through the new cube');
+
+  // Back to the sizes the nat was built with, for the tests after this one.
+  await bed.apply(chain(bed.hostName, NAT_ADDRESS, BASE));
+  await waitFor('the nat at its built sizes, and the service ready on it', async () => {
+    const cube = await c.getCube({ name: 'nat' });
+    if (Object.keys(cube.tableSizes).length > 0) return false;
+    const rules = [];
+    for await (const e of c.listEntries({ table: { cube: 'nat', table: 'nat_snat_rules' } })) rules.push(e);
+    return rules.length === 1 && (await natApi(bed).listCubes()).every((x) => x.ready && !x.problem);
+  });
+  t.like(await bed.sockets(n1.ns, ['udp', outside.address, 7001, 2, 3000]), { echoed: 2 });
 });
 
 test.serial('a bad config is refused, naming the field', async (t) => {

@@ -69,6 +69,35 @@ test.serial('a type that decrements the TTL says so in its record; changing that
   t.regex(listed.broken.find(b => b.name === 'odd')?.error ?? '', /decrementsTtl must be true or false when given/);
 });
 
+test.serial("a type's record lists its tables; chains that size them are held to them, and so is a new version of the type", async t => {
+  const { store, raw } = t.context;
+  const fw = await store.types.getType('firewall');
+  t.deepEqual(fw.tables?.map(x => `${x.name} ${x.scope} ${x.mapType} ${x.maxEntries}`), [
+    'fw_ct cube lru_hash 32768',
+    'fw_rules cube array 4096',
+    'fw_prefixes cube lpm_trie 1024',
+    'fw_shared host hash 1024',
+    'fw_scratch private percpu_hash 16',
+  ]);
+  const chain = demo();
+  chain.spec.cubes.push({ ...chain.spec.cubes[3], name: 'fw1', type: 'firewall', tableSizes: { fw_ct: 64 } });
+  await store.chains.apply(chain);
+  const refused = structuredClone(chain);
+  refused.spec.cubes[4].tableSizes = { fw_rules: 64 };
+  const error = await t.throwsAsync(store.chains.apply(refused));
+  t.regex(error?.message ?? '', /spec\.cubes\[4\]\.tableSizes\.fw_rules: table fw_rules of cube type firewall is a map of kind array/);
+
+  // A firewall whose new objects lose fw_ct would break the chain that sizes it.
+  const objects = { tc: elf('firewall.tc v2'), xdp: elf('firewall.xdp v2') };
+  const lost = await t.throwsAsync(store.types.putType({ ...fw, objects, tables: fw.tables!.filter(x => x.name !== 'fw_ct') }), { instanceOf: TypeInUseError });
+  t.regex(lost?.message ?? '', /chain demo: spec\.cubes\[4\]\.tableSizes\.fw_ct: cube type firewall has no table fw_ct/);
+
+  // A record whose tables cannot be read is broken, not trusted.
+  await raw.put(typeKey('odd')).value(JSON.stringify({ ...(await raw.get(typeKey('firewall')).json() as object), name: 'odd', tables: [{ name: 'x', scope: 'everywhere', mapType: 'hash', maxEntries: 1 }] }));
+  const listed = await store.types.listTypesWithBroken();
+  t.regex(listed.broken.find(b => b.name === 'odd')?.error ?? '', /tables\[0\] must be \{name, scope \(private, cube or host\), mapType, maxEntries\}/);
+});
+
 test.serial('uploads that cannot be run are refused, saying why', async t => {
   const { store } = t.context;
   const error = await t.throwsAsync(

@@ -77,6 +77,7 @@ export function cubeMessage(runtime: Runtime, applied: StoredChain[], name: stri
     id: cube.id,
     microcubes: [...cube.type.programs],
     replacedMicrocubes: Object.fromEntries(Object.entries(chainSpec?.replacedMicrocubes ?? {}).map(([i, sha]) => [Number(i), sha])),
+    tableSizes: { ...cube.tableSizes },
   };
 }
 

@@ -15,6 +15,8 @@ import { MAX_PORTS } from '../runtime/abi';
 import * as runtimeErrors from '../runtime/errors';
 import { Direction, Mode } from '../runtime/topology';
 import { checkMicroCubeObject } from '../runtime/types';
+import { checkTableSizes } from '../runtime/table-sizes';
+import { possibleCpus } from '../bpf/addon';
 import { defaultChainName, editChain, emptyChain, locateCube } from './chain-edit';
 import { ApiContext } from './context';
 import { cubeMessage } from './convert';
@@ -120,6 +122,10 @@ export function cubeService(ctx: ApiContext, rpc: Rpc): CubeServiceHandlers {
       const type = await typeFacts(ctx, 'type', typeName);
       if (!type.modes.includes(mode)) throw invalidArgument('mode', `cube type ${typeName} has no ${mode} object (it runs in ${type.modes.join(', ')})`);
       if (type.transparent && ports.length > 0) throw invalidArgument('ports', `cube type ${typeName} is transparent: its cubes have no ports; create it without ports and Attach it`);
+      const tableSizes = Object.keys(req.tableSizes ?? {}).length > 0 ? { ...req.tableSizes } : undefined;
+      // Held to this host's limits here; a type only etcd has yet is held to its record by the chain's validation.
+      const local = ctx.runtime.types.get(typeName);
+      if (local) checkTableSizes('table_sizes', name, local, tableSizes, ctx.runtime.types.policy, possibleCpus);
 
       await editChain(ctx, call, {
         target: () => chainName,
@@ -127,7 +133,7 @@ export function cubeService(ctx: ApiContext, rpc: Rpc): CubeServiceHandlers {
           const owner = all.find((c) => c.chain.spec.cubes.some((k) => k.name === name));
           if (owner) alreadyExists(name, owner);
           const chain = current ?? emptyChain(chainName);
-          chain.spec.cubes.push({ name, host: ctx.host, type: typeName, mode, ports, logLevel, params });
+          chain.spec.cubes.push({ name, host: ctx.host, type: typeName, mode, ports, logLevel, params, ...(tableSizes ? { tableSizes } : {}) });
           return chain;
         },
       });

@@ -95,7 +95,8 @@ export function tableService(ctx: ApiContext, rpc: Rpc): TableServiceHandlers {
       return {
         tables: cube.type.tables.map((t) => {
           const map = cube.table(t.name).map;
-          return tableInfoMessage(t, { keyType: map.keyType, valueType: map.valueType });
+          // The size the kernel gave the map: the type's, or the one the cube's chain set.
+          return tableInfoMessage({ ...t, maxEntries: map.maxEntries }, { keyType: map.keyType, valueType: map.valueType });
         }),
       };
     }),

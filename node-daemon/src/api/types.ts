@@ -3,6 +3,7 @@
 // from etcd when a chain places a cube of the type on them).
 
 import { NotFoundError } from '@netcube/api/store';
+import { tableFacts } from '@netcube/api/chain';
 import { Rpc } from '@netcube/api/grpc/call';
 import { modeToProto } from '@netcube/api/grpc/convert';
 import type { CubeType as CubeTypeMessage } from '@netcube/api/generated/netcube/v1/CubeType';
@@ -94,7 +95,7 @@ export function typeService(ctx: ApiContext, rpc: Rpc): TypeServiceHandlers {
       });
       if (stored && !(['xdp', 'tc'] as const).every((m) => (stored.objects[m] ?? Buffer.alloc(0)).equals(objects[m] ?? Buffer.alloc(0))))
         throw alreadyExists(`cube type ${name} is already registered in the cluster with other objects; unregister it first (no chain may use it)`);
-      await store.types.putType({ name, transparent: type.transparent, microcubes: type.microcubes, modes: type.modes, decrementsTtl: type.decrementsTtl, objects });
+      await store.types.putType({ name, transparent: type.transparent, microcubes: type.microcubes, modes: type.modes, decrementsTtl: type.decrementsTtl, tables: type.tables.map(tableFacts), objects });
       const added = typeMessage(ctx.runtime.addType(type));
       // A chain that failed for want of it goes through now.
       ctx.reconciler.retryFailed(`cube type ${name} registered`);

@@ -73,8 +73,16 @@ export function planHost(chains: readonly Chain[], host: string): HostPlan {
 
 /** A planned cube as the runtime takes it (its CubeSpec): without its chain and params. */
 function runtimeCube(cube: PlannedCube): CubeSpec {
-  const { name, type, mode, ports, logLevel, replacedMicrocubes } = cube;
-  return { name, type, mode, ports: [...ports], logLevel, ...(replacedMicrocubes ? { replacedMicrocubes: { ...replacedMicrocubes } } : {}) };
+  const { name, type, mode, ports, logLevel, replacedMicrocubes, tableSizes } = cube;
+  return {
+    name,
+    type,
+    mode,
+    ports: [...ports],
+    logLevel,
+    ...(replacedMicrocubes ? { replacedMicrocubes: { ...replacedMicrocubes } } : {}),
+    ...(tableSizes ? { tableSizes: { ...tableSizes } } : {}),
+  };
 }
 
 /** Code-point order: plans must not depend on the locale of the machine that makes them. */

@@ -22,6 +22,7 @@ export function cubeView(cube: Cube) {
     id: cube.id,
     microcubes: cube.microcubes,
     replacedMicrocubes: cube.replacedMicrocubes,
+    tableSizes: cube.tableSizes,
     params: structToJson(cube.params),
     ports: cube.ports.map(p => ({ name: p.name, index: p.index, peer: endpointText(p.peer), stats: p.stats ?? undefined })),
     attachment: cube.attachment

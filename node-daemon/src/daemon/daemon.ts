@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { identityOfCertificate } from '@netcube/api/grpc/identity';
 import { etcdEndpoints, HostLease, RegisteredCubeType, Store, StoreUnavailableError } from '@netcube/api/store';
 import { Logger } from '@netcube/api/log';
+import { sameTableFacts, tableFacts } from '@netcube/api/chain';
 import { startApi } from '../api/server';
 import { ApiContext, ApiServer } from '../api/context';
 import { HeavyCalls } from '../api/heavy';
@@ -212,11 +213,12 @@ export class Daemon {
       have.microcubes === t.microcubes &&
       (have.decrementsTtl === true) === t.decrementsTtl &&
       have.modes.join() === t.modes.join() &&
+      sameTableFacts(have.tables, t.tables.map(tableFacts)) &&
       t.modes.every((m) => !!have.objects[m]?.equals(t.objects[m]!));
     for (const t of this.runtime.types.list().filter((t) => t.builtin)) {
       if (same(registered.get(t.name), t)) continue;
       try {
-        await store.types.putType({ name: t.name, transparent: t.transparent, microcubes: t.microcubes, modes: t.modes, decrementsTtl: t.decrementsTtl, objects: { ...t.objects } });
+        await store.types.putType({ name: t.name, transparent: t.transparent, microcubes: t.microcubes, modes: t.modes, decrementsTtl: t.decrementsTtl, tables: t.tables.map(tableFacts), objects: { ...t.objects } });
       } catch (err) {
         this.log.warn('could not publish a built-in cube type', { type: t.name, error: (err as Error).message });
       }

@@ -277,6 +277,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     };
     const problems = union((r) => r.problems);
     if (problems.length > 0) this.log.warn('applied, with problems', { problems });
+    const resized = union((r) => r.resized);
+    if (resized.length > 0) this.log.warn('table sizes changed: cubes loaded anew, their tables start empty', { cubes: resized });
     const nothing = !changed.rewired && [changed.created, changed.deleted, changed.attached, changed.detached, changed.reconfigured, changed.microcubes].every((l) => l.length === 0);
     if (nothing && this.failed.size === 0) this.log.info('reconciled, nothing to change', fields);
     else this.log.info('reconciled', { ...fields, ...changed });

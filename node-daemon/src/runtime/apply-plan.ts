@@ -10,6 +10,8 @@ import { FailedPreconditionError, InvalidArgumentError } from './errors';
 import { CubeSpec, Hop, Mode, peerOf, Sender, Topology, Wiring } from './topology';
 import type { CubeType } from './types';
 import { hostMemoryProblem, type TypePolicy } from '../typecheck/policy';
+import { sameTableSizes } from '@netcube/api/chain';
+import { cubeMapBytes, type TableSizes } from './table-sizes';
 
 /** A cube the host runs now, as the plan sees it (runtime/cube.ts's Cube is one). */
 export interface RunningCube {
@@ -18,6 +20,7 @@ export interface RunningCube {
   readonly type: CubeType;
   readonly mode: Mode;
   readonly ports: ReadonlyMap<string, number>;
+  readonly tableSizes: TableSizes;
 }
 
 /** What the host runs now. */
@@ -36,6 +39,8 @@ export interface PlanFacts {
   ifindexes: ReadonlyMap<string, number>;
   /** Netdevs whose other end is in another namespace, reached with bpf_redirect_peer under TC (netdev.ts). */
   intoPeer: ReadonlySet<string>;
+  /** The kernel's possible CPUs: per-CPU maps take memory for each. */
+  cpus: number;
 }
 
 /** Where a peer word leads a packet into a cube: that cube and the port it enters. */
@@ -58,8 +63,10 @@ export interface MicroCubeChange {
 export interface ApplyPlan {
   /** Cubes that stay, by name. */
   keep: string[];
-  /** Cubes to make (a new name, or a change of type, objects or mode), with their ids. */
+  /** Cubes to make (a new name, or a change of type, objects, mode or table sizes), with their ids. */
   create: { spec: CubeSpec; id: number }[];
+  /** Cubes made anew because their table sizes changed (also in create): their tables start empty. */
+  resized: string[];
   /** Running cubes (keys of HostNow.cubes) that go once nothing leads to them. */
   drop: string[];
   /** Port name -> number of every cube of the topology: a kept port keeps its number. */
@@ -80,22 +87,27 @@ export interface ApplyPlan {
  * memory), InvalidArgumentError for a replaced micro-cube the type does not have.
  */
 export function planApply(next: Topology, now: HostNow, facts: PlanFacts): ApplyPlan {
+  // A map's size is fixed when it is created: new table sizes make a new cube.
   const keep = new Map<string, RunningCube>();
   const newSpecs: CubeSpec[] = [];
+  const resized: string[] = [];
   for (const spec of next.cubes) {
     const have = now.cubes.get(spec.name);
-    if (have && have.type === facts.type(spec.type) && have.mode === spec.mode) keep.set(spec.name, have);
+    const same = have !== undefined && have.type === facts.type(spec.type) && have.mode === spec.mode;
+    if (same && sameTableSizes(have.tableSizes, spec.tableSizes)) keep.set(spec.name, have);
     else newSpecs.push(spec);
+    if (same && !sameTableSizes(have.tableSizes, spec.tableSizes)) resized.push(spec.name);
   }
   const drop = [...now.cubes.keys()].filter((key) => !keep.has(key));
 
   // The host's limit on kernel memory for the maps of the cubes it runs.
-  let mapBytes = [...keep.values()].reduce((sum, c) => sum + c.type.mapBytes, 0);
+  let mapBytes = [...keep.values()].reduce((sum, c) => sum + cubeMapBytes(c.type, c.tableSizes, facts.cpus), 0);
   for (const spec of newSpecs) {
     const type = facts.type(spec.type)!;
-    const problem = hostMemoryProblem(spec.name, type.name, type.mapBytes, mapBytes, facts.policy);
+    const adding = cubeMapBytes(type, spec.tableSizes, facts.cpus);
+    const problem = hostMemoryProblem(spec.name, type.name, adding, mapBytes, facts.policy);
     if (problem) throw new FailedPreconditionError(problem);
-    mapBytes += type.mapBytes;
+    mapBytes += adding;
   }
 
   const taken = new Set([...now.cubes.values()].map((c) => c.id));
@@ -119,7 +131,7 @@ export function planApply(next: Topology, now: HostNow, facts: PlanFacts): Apply
   }
 
   const { cubeWords, entryWords } = peerWords(next, facts, ids, ports);
-  return { keep: [...keep.keys()], create, drop, ports, microcubes, reconfigure, cubeWords, entryWords };
+  return { keep: [...keep.keys()], create, resized, drop, ports, microcubes, reconfigure, cubeWords, entryWords };
 }
 
 /** Port numbers: a kept port keeps its number (`old`), a new one takes the lowest free. */

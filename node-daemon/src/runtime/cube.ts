@@ -26,6 +26,7 @@ import { Table } from './tables';
 import { CUBE_MAPS, CubeType, HOST_MAPS, NETDEV_MAPS, NETDEV_PEER_MAP, NETDEV_PROGRAM, PORTS_MAP, TableInfo, checkMicroCubeObject, mapPinName, programName } from './types';
 import type { TypePolicy } from '../typecheck/policy';
 import { Mode } from './topology';
+import type { TableSizes } from './table-sizes';
 
 /** A transparent cube's two internal ports, by index (DIR_INGRESS, DIR_EGRESS). */
 export const TRANSPARENT_PORTS = ['ingress', 'egress'] as const;
@@ -117,6 +118,8 @@ export class Cube {
     private readonly deps: CubeDeps,
     /** The object micro-cube 0 (the entry) was loaded from: the type's, or a replacement's. */
     private entryElf: Buffer,
+    /** The sizes its chain gave its tables (table name -> max entries), fixed for the cube's life. */
+    readonly tableSizes: TableSizes,
     /**
      * entryElf is a replacement read back from the state directory after a restart,
      * not yet checked apart (typecheck/): it is, before it is opened here.
@@ -136,7 +139,11 @@ export class Cube {
    * Loads a cube of `type` with id `id`, pins it and fills its prog-array slots.
    * Nothing points at it yet. On failure nothing is left behind.
    */
-  static async create(deps: CubeDeps, type: CubeType, opts: { name: string; id: number; mode: Mode; ports: Map<string, number>; config: CubeConfig }): Promise<Cube> {
+  static async create(
+    deps: CubeDeps,
+    type: CubeType,
+    opts: { name: string; id: number; mode: Mode; ports: Map<string, number>; config: CubeConfig; tableSizes?: TableSizes },
+  ): Promise<Cube> {
     const dir = deps.layout.cube(opts.name, opts.id);
     const spec = type.open(opts.mode);
     let coll: Collection;
@@ -148,6 +155,8 @@ export class Cube {
       // The fused netdev entry loads per netdev (loadNetdevEntry), not with the cube.
       spec.programs.get(NETDEV_PROGRAM)!.autoload = false;
       for (const name of HOST_MAPS) spec.maps.get(name)!.replaceWith(deps.host.framework(name, opts.mode));
+      // Sizes checked by the runtime (table-sizes.ts): cube-scope hashes and tries only.
+      for (const [name, size] of Object.entries(opts.tableSizes ?? {})) spec.maps.get(name)!.setMaxEntries(size);
       for (const name of hostTables) {
         const existing = deps.hostTables.get(name);
         if (!existing) {
@@ -185,7 +194,7 @@ export class Cube {
         prog.pin(path.join(dir, 'progs', programName(index)));
         programs.set(index, prog);
       }
-      const cube = new Cube(opts.name, opts.id, type, opts.mode, new Map(opts.ports), maps, programs, deps, type.objects[opts.mode]!);
+      const cube = new Cube(opts.name, opts.id, type, opts.mode, new Map(opts.ports), maps, programs, deps, type.objects[opts.mode]!, { ...opts.tableSizes });
       cube.configure(opts.config);
       for (const [index, prog] of programs) maps.get('nc_micro')!.setProgram(index, prog);
       deps.host.progs[opts.mode].setProgram(slotOf(opts.id), programs.get(0)!);
@@ -218,6 +227,12 @@ export class Cube {
         maps.set(t.name, m);
       }
       for (const name of CUBE_MAPS) if (!pinned.has(mapPinName(name))) throw new NotFoundError(`map ${name}`);
+      // A table the chain sized must be pinned at that size (the record and the pins agree).
+      for (const [table, size] of Object.entries(record.tableSizes ?? {})) {
+        const m = BpfMap.openPinned(path.join(dir, 'maps', mapPinName(table)));
+        maps.set(table, m);
+        if (m.maxEntries !== size) throw new NotFoundError(`table ${table} of ${size} entries`);
+      }
     } catch {
       for (const p of programs.values()) p.close();
       for (const [n, m] of maps) if (!type.tables.some((t) => t.name === n && t.scope === 'host')) m.close();
@@ -226,7 +241,7 @@ export class Cube {
     const replaced = deps.layout.entryObject(name, record.id);
     const stored = fs.existsSync(replaced);
     const entryElf = stored ? fs.readFileSync(replaced) : type.objects[record.mode]!;
-    const cube = new Cube(name, record.id, type, record.mode, new Map(Object.entries(record.ports)), maps, programs, deps, entryElf, stored);
+    const cube = new Cube(name, record.id, type, record.mode, new Map(Object.entries(record.ports)), maps, programs, deps, entryElf, { ...record.tableSizes }, stored);
     // Slots an interrupted change may have left empty or stale: the host's for
     // packet-out, and the cube's own micro-cube slots.
     const slots: { progs: BpfMap; slot: number; index: number; where: string }[] = [
@@ -365,6 +380,8 @@ export class Cube {
       const scope = (CUBE_MAPS as readonly string[]).includes(name) ? 'cube' : tableScope(name);
       if (scope === undefined) throw new InvalidArgumentError('object', `the object declares table ${name}, which cube ${this.name} (type ${this.type.name}) does not have`);
       if (scope === 'private' && !sharePrivate) continue;
+      const size = this.tableSizes[name];
+      if (size !== undefined) m.setMaxEntries(size);
       const existing = this.map(name);
       if (!sameShape(m, existing)) throw new InvalidArgumentError('object', `table ${name} in the object does not match the one of cube ${this.name} (${existing.type}, key ${existing.keySize} B, value ${existing.valueSize} B, ${existing.maxEntries} entries)`);
       m.replaceWith(existing);

@@ -47,6 +47,8 @@ import {
 } from './topology';
 import type { TypePolicy } from '../typecheck/policy';
 import { checkMicroCubeObject, CubeType, TypeRegistry } from './types';
+import { checkTableSizes } from './table-sizes';
+import { possibleCpus } from '../bpf/addon';
 import { Table } from './tables';
 import * as fs from 'node:fs';
 
@@ -104,6 +106,8 @@ export interface ApplyReport {
   reconfigured: string[];
   /** Micro-cubes put in place (a replacement, or the type's program back), as `<cube>/<index>`. */
   microcubes: string[];
+  /** Cubes loaded anew because their table sizes changed (also in created): their tables start empty. */
+  resized: string[];
   /** What works, but not as well as it should (a netdev whose first cube could not be fused with its entry). */
   problems: string[];
   durationMs: number;
@@ -127,6 +131,7 @@ const normalise = (t: Topology): Topology => ({
     ports: [...(c.ports ?? [])],
     logLevel: c.logLevel ?? 'info',
     ...(Object.keys(c.replacedMicrocubes ?? {}).length > 0 ? { replacedMicrocubes: { ...c.replacedMicrocubes } } : {}),
+    ...(Object.keys(c.tableSizes ?? {}).length > 0 ? { tableSizes: { ...c.tableSizes } } : {}),
   })),
   links: t.links.map((l) => ({ a: { ...l.a }, b: { ...l.b } })),
   stacks: t.stacks.map((s) => ({ target: { ...s.target }, layers: s.layers.map((l) => ({ ...l })) })),
@@ -548,8 +553,9 @@ export class Runtime {
       if (refused) throw new InvalidArgumentError('type', `cube ${c.name}: cube type ${c.type} is refused on this host: ${refused}`);
     }
     const wiring = wire(next, (t) => this.types.get(t));
+    next.cubes.forEach((c, i) => checkTableSizes(`cubes[${i}].tableSizes`, c.name, this.types.get(c.type)!, c.tableSizes, this.types.policy, possibleCpus));
     const [ifindexes, intoPeer] = await Promise.all([this.resolveNetdevs(wiring), redirectPeerTargets(this.netdevCtx.netns, tcOutNetdevs(next, wiring))]);
-    const plan = planApply(next, { cubes: this.cubes, topology: this.state.topology }, { type: (t) => this.types.get(t), policy: this.types.policy, wiring, ifindexes, intoPeer });
+    const plan = planApply(next, { cubes: this.cubes, topology: this.state.topology }, { type: (t) => this.types.get(t), policy: this.types.policy, wiring, ifindexes, intoPeer, cpus: possibleCpus });
     const specs = new Map(next.cubes.map((c) => [c.name, c]));
     const keep = new Map(plan.keep.map((name) => [name, this.cubes.get(name)!]));
     const drop = plan.drop.map((key) => this.cubes.get(key)!);
@@ -571,7 +577,7 @@ export class Runtime {
     };
     try {
       for (const { spec, id } of plan.create) {
-        const cube = await Cube.create(this.deps, this.types.get(spec.type)!, { name: spec.name, id, mode: spec.mode, ports: plan.ports.get(spec.name)!, config: this.cubeConfig(spec) });
+        const cube = await Cube.create(this.deps, this.types.get(spec.type)!, { name: spec.name, id, mode: spec.mode, ports: plan.ports.get(spec.name)!, config: this.cubeConfig(spec), tableSizes: spec.tableSizes });
         fresh.push(cube);
         for (const change of microcubes.get(spec.name) ?? []) await cube.replaceMicroCube(change.index, change.elf);
       }
@@ -673,6 +679,7 @@ export class Runtime {
       detached: [],
       rewired,
       reconfigured: plan.reconfigure,
+      resized: plan.resized,
       microcubes: [...plan.microcubes].flatMap(([name, changes]) => changes.map((c) => `${name}/${c.index}`)),
       problems,
       durationMs: 0,
@@ -727,6 +734,7 @@ export class Runtime {
       mode: c.mode,
       ports: Object.fromEntries(c.ports),
       logLevel,
+      ...(Object.keys(c.tableSizes).length > 0 ? { tableSizes: { ...c.tableSizes } } : {}),
     });
     const out: Record<string, CubeRecord> = {};
     for (const c of leaving) out[`${c.name}@${c.id}`] = record(c, 'off');

@@ -16,6 +16,8 @@ export interface CubeRecord {
   /** Port name -> port index. */
   ports: Record<string, number>;
   logLevel: LogLevel;
+  /** The sizes its tables were created with where the chain set them (table-sizes.ts). */
+  tableSizes?: Record<string, number>;
 }
 
 export interface NetdevRecord {

@@ -33,9 +33,10 @@ export const MODES: readonly Mode[] = CUBE_MODES;
 /**
  * A cube of this host: a chain's cube without what only the cluster needs (its
  * host, its params). A replaced micro-cube's object (replacedMicrocubes: index ->
- * sha256) is given to apply() by ApplyOptions.objects.
+ * sha256) is given to apply() by ApplyOptions.objects; tables the chain sizes
+ * (tableSizes, table-sizes.ts) are set before load, and a change loads the cube anew.
  */
-export type CubeSpec = Pick<ChainCubeSpec, 'name' | 'type' | 'mode' | 'ports' | 'logLevel' | 'replacedMicrocubes'>;
+export type CubeSpec = Pick<ChainCubeSpec, 'name' | 'type' | 'mode' | 'ports' | 'logLevel' | 'replacedMicrocubes' | 'tableSizes'>;
 
 export type Endpoint = { cube: string; port: string } | { netdev: string };
 
@@ -63,7 +64,7 @@ export function emptyTopology(): Topology {
 }
 
 /** What validation needs to know about a cube type: what the cluster knows of it, without its name. */
-export type TypeFacts = Readonly<Omit<CubeTypeInfo, 'name' | 'modes'>> & { readonly modes: readonly Mode[] };
+export type TypeFacts = Readonly<Omit<CubeTypeInfo, 'name' | 'modes' | 'tables'>> & { readonly modes: readonly Mode[] };
 
 /** A chain's endpoint (parsed from `<cube>:<port>` or `netdev:<ifname>`) as one host's. */
 export function fromChainEndpoint(e: ChainEndpoint): Endpoint {

@@ -61,6 +61,10 @@ function cubeChanges(a: CubeSpec, b: CubeSpec): string[] {
   if (a.ports.join(',') !== b.ports.join(',')) out.push(`ports ${a.ports.join(', ') || '(none)'} -> ${b.ports.join(', ') || '(none)'}`);
   diffJson(out, 'params', a.params, b.params);
   diffJson(out, 'replacedMicrocubes', a.replacedMicrocubes ?? {}, b.replacedMicrocubes ?? {});
+  const before = out.length;
+  diffJson(out, 'tableSizes', a.tableSizes ?? {}, b.tableSizes ?? {});
+  // A map's size is fixed when the kernel creates it.
+  if (out.length > before) out.push('the cube is loaded anew: its tables start empty');
   return out;
 }
 

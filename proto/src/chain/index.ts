@@ -21,3 +21,15 @@ export {
   portNameProblem,
   stackDirections,
 } from './schema';
+export {
+  MAX_SIZED_TABLES,
+  MAX_TABLE_ENTRIES,
+  RESIZABLE_TABLE_KINDS,
+  sameTableFacts,
+  sameTableSizes,
+  tableFacts,
+  tableNameProblem,
+  tableResizeProblem,
+  tableSizeRangeProblem,
+  type TableFacts,
+} from './tables';

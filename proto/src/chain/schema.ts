@@ -18,6 +18,7 @@ import {
   StackDirection,
 } from './types';
 import { cite } from '../cite';
+import { MAX_SIZED_TABLES, tableNameProblem, tableSizeRangeProblem } from './tables';
 
 // The name rules are the whole project's (../names.ts); the chain format re-exports them.
 import { hostNameProblem, ifnameProblem, nameProblem, portNameProblem } from '../names';
@@ -199,7 +200,7 @@ class SchemaCheck {
   }
 
   cube(value: unknown, path: Path): CubeSpec | undefined {
-    const fields = ['name', 'host', 'type', 'mode', 'ports', 'logLevel', 'params', 'replacedMicrocubes'];
+    const fields = ['name', 'host', 'type', 'mode', 'ports', 'logLevel', 'params', 'replacedMicrocubes', 'tableSizes'];
     const raw = this.mapping(value, path, 'a cube', fields, ['name', 'host', 'type']);
     if (!raw) return undefined;
     const before = this.issues.length;
@@ -232,8 +233,41 @@ class SchemaCheck {
       }
     }
     const replaced = this.replacedMicrocubes(raw.replacedMicrocubes, [...path, 'replacedMicrocubes']);
+    const tableSizes = this.tableSizes(raw.tableSizes, [...path, 'tableSizes']);
     if (this.issues.length > before || !name || !host || !type || !mode || !logLevel) return undefined;
-    return { name, host, type, mode, ports, logLevel, params, ...(replaced ? { replacedMicrocubes: replaced } : {}) };
+    return {
+      name,
+      host,
+      type,
+      mode,
+      ports,
+      logLevel,
+      params,
+      ...(replaced ? { replacedMicrocubes: replaced } : {}),
+      ...(tableSizes ? { tableSizes } : {}),
+    };
+  }
+
+  /** Table name -> max entries; undefined when none is sized. Whether the type has such a table is the validator's. */
+  tableSizes(value: unknown, path: Path): Record<string, number> | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (!isPlainObject(value)) {
+      this.problem(path, `tableSizes must be a mapping of table name to its max entries (e.g. fw_ct: 262144), got ${describeValue(value)}`);
+      return undefined;
+    }
+    const entries = Object.entries(value);
+    if (entries.length > MAX_SIZED_TABLES) {
+      this.problem(path, `a cube sizes at most ${MAX_SIZED_TABLES} tables; this one sizes ${entries.length}`);
+      return undefined;
+    }
+    const out: Record<string, number> = {};
+    // Sorted, so the stored chain says it one way whatever order it was written in.
+    for (const [table, size] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const problem = tableNameProblem(table) ?? tableSizeRangeProblem(size);
+      if (problem) this.problem([...path, cite(table)], problem);
+      else out[table] = size as number;
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
   }
 
   /** Micro-cube index -> sha256 of its object; undefined when there is none. */

@@ -2,6 +2,8 @@
 // and every netcubed reconciles its own host's slice of. Types only; the parser,
 // validator, planner and diff live in their own modules.
 
+import type { TableFacts } from './tables';
+
 export const CHAIN_API_VERSION = 'netcube/v1';
 export const CHAIN_KIND = 'Chain';
 
@@ -61,6 +63,12 @@ export interface CubeSpec {
    * of the type's. Absent when none is replaced.
    */
   replacedMicrocubes?: Record<string, string>;
+  /**
+   * Tables sized by the chain instead of by the type's object: table name -> max
+   * entries (chain/tables.ts says which tables and how far). Absent when none is.
+   * A cube whose sizes change is loaded anew, its tables empty.
+   */
+  tableSizes?: Record<string, number>;
 }
 
 /** Endpoints are written `<cube>:<port>` or `netdev:<ifname>`. */
@@ -109,6 +117,11 @@ export interface CubeTypeInfo {
   modes: CubeMode[];
   /** Its cubes decrement the TTL of what they forward (routers): chains may link them in a cycle. */
   decrementsTtl?: boolean;
+  /**
+   * The tables its cubes have, from the type's record; absent in records written
+   * before types published them, where netcubed alone checks a chain's tableSizes.
+   */
+  tables?: TableFacts[];
 }
 
 export interface TypeCatalog {

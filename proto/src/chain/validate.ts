@@ -4,6 +4,7 @@
 
 import { ChainValidationError } from './errors';
 import { locateIssues, sourceOf } from './parse';
+import { tableResizeProblem } from './tables';
 import { endpointOf, formatEndpoint, normalizeChain, Path, PathIssue, stackDirections } from './schema';
 import {
   Chain,
@@ -143,6 +144,11 @@ class ChainCheck {
           if (Number(index) >= info.microcubes) {
             this.problem([...path, 'replacedMicrocubes', index], `cube type ${cube.type} has micro-cubes 0 to ${info.microcubes - 1}: there is no micro-cube ${index} to replace`);
           }
+        }
+        // A record without its tables (written before types published them) leaves the check to netcubed.
+        for (const table of info.tables ? Object.keys(cube.tableSizes ?? {}) : []) {
+          const problem = tableResizeProblem(cube.type, table, info.tables!);
+          if (problem) this.problem([...path, 'tableSizes', table], problem);
         }
       }
 

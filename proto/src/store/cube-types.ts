@@ -1,7 +1,7 @@
 // The registry of cube types: what chains are validated against, and where hosts fetch
 // the ELF objects of types registered at run time.
 
-import { ChainValidationError, CubeMode, HostCheck, TypeCatalog, typeCatalog, validateChain } from '../chain';
+import { ChainValidationError, CubeMode, HostCheck, sameTableFacts, tableFacts, TableFacts, TypeCatalog, typeCatalog, validateChain } from '../chain';
 import { cite, firstOf } from '../cite';
 import { deleteOp, encode, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
 import { AlreadyExistsError, ConflictError, NotFoundError, TypeInUseError, ValidationError } from './errors';
@@ -16,6 +16,8 @@ export interface CubeTypeUpload {
   modes: CubeMode[];
   /** Declared by its objects (NC_DECREMENTS_TTL()); absent is false. */
   decrementsTtl?: boolean;
+  /** Its tables, as the objects declare them (netcubed's CubeType.tables): what chains may size. */
+  tables?: TableFacts[];
   /** One ELF object for each mode in `modes`. */
   objects: CubeObjects;
 }
@@ -42,6 +44,7 @@ export class CubeTypes {
     checkUpload(upload);
     const { name, transparent, microcubes, modes, objects } = upload;
     const decrementsTtl = upload.decrementsTtl === true;
+    const tables = upload.tables?.map(tableFacts);
     const sha256 = objectsDigest(objects);
     for (let round = 1; ; round++) {
       const { types, broken: unreadable, chains, revision } = await this.snapshot(`register cube type ${name}`);
@@ -55,7 +58,7 @@ export class CubeTypes {
 
       const users = chains.filter(c => c.chain.spec.cubes.some(cube => cube.type === name));
       if (users.length > 0) {
-        const replaced = typeCatalog([...types.filter(t => t.name !== name), { name, transparent, microcubes, modes, decrementsTtl }]);
+        const replaced = typeCatalog([...types.filter(t => t.name !== name), { name, transparent, microcubes, modes, decrementsTtl, tables }]);
         const broken = users.flatMap(user => {
           try {
             validateChain(user.chain, { types: replaced, otherChains: chains.map(c => c.chain), hostCheck: this.hostCheck });
@@ -80,6 +83,7 @@ export class CubeTypes {
         microcubes,
         modes: [...modes],
         ...(decrementsTtl ? { decrementsTtl } : {}),
+        ...(tables ? { tables } : {}),
         objects: { ...objects },
         sha256,
         registeredAt: new Date().toISOString(),
@@ -170,7 +174,18 @@ function checkUpload(upload: CubeTypeUpload): void {
 }
 
 function sameInfo(a: RegisteredCubeType, b: CubeTypeUpload): boolean {
-  return a.transparent === b.transparent && a.microcubes === b.microcubes && a.modes.join() === b.modes.join() && (a.decrementsTtl === true) === (b.decrementsTtl === true);
+  return (
+    a.transparent === b.transparent &&
+    a.microcubes === b.microcubes &&
+    a.modes.join() === b.modes.join() &&
+    (a.decrementsTtl === true) === (b.decrementsTtl === true) &&
+    sameTables(a.tables, b.tables)
+  );
+}
+
+/** An upload without tables (an older client) keeps what the record lists. */
+function sameTables(had: readonly TableFacts[] | undefined, upload: readonly TableFacts[] | undefined): boolean {
+  return upload === undefined || sameTableFacts(had, upload);
 }
 
 function busy(name: string): ConflictError {

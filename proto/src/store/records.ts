@@ -8,7 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Chain, CUBE_MODES, CubeMode, CubeTypeInfo, MAX_MICROCUBES } from '../chain';
+import { Chain, CUBE_MODES, CubeMode, CubeTypeInfo, MAX_MICROCUBES, tableFacts, tableNameProblem } from '../chain';
 import { normalizeChain, pathToString } from '../chain/schema';
 import { cite, firstOf } from '../cite';
 import { decode, KeyValue } from './etcd';
@@ -262,12 +262,13 @@ export function decodeStatus(kv: KeyValue): CubeStatusEntry {
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
 /** What is wrong with a cube type's description and objects; empty when nothing is. */
-export function cubeTypeProblems(type: { name: unknown; transparent: unknown; microcubes: unknown; modes: unknown; objects: unknown; decrementsTtl?: unknown }): string[] {
+export function cubeTypeProblems(type: { name: unknown; transparent: unknown; microcubes: unknown; modes: unknown; objects: unknown; decrementsTtl?: unknown; tables?: unknown }): string[] {
   const problems: string[] = [];
   const nameIssue = typeof type.name === 'string' ? nameProblem(type.name, 'cube type name') : 'name must be a string';
   if (nameIssue) problems.push(nameIssue);
   if (typeof type.transparent !== 'boolean') problems.push('transparent must be true or false');
   if (type.decrementsTtl !== undefined && typeof type.decrementsTtl !== 'boolean') problems.push('decrementsTtl must be true or false when given');
+  if (type.tables !== undefined) problems.push(...tablesProblems(type.tables));
   if (!Number.isInteger(type.microcubes) || (type.microcubes as number) < 1 || (type.microcubes as number) > MAX_MICROCUBES) {
     problems.push(`microcubes must be an integer from 1 to ${MAX_MICROCUBES} (the programs a cube has slots for), got ${cite(String(type.microcubes))}`);
   }
@@ -292,6 +293,32 @@ export function cubeTypeProblems(type: { name: unknown; transparent: unknown; mi
     if (!CUBE_MODES.includes(key as CubeMode)) problems.push(`objects.${cite(key)}: unknown mode; objects are keyed xdp or tc`);
   }
   return problems;
+}
+
+/** The most tables a type's record may list (a bound on what a record can make us hold). */
+const MAX_TYPE_TABLES = 1024;
+const TABLE_SCOPES: readonly string[] = ['private', 'cube', 'host'];
+
+/** What is wrong with the tables a type's record lists (name, scope, map kind, declared size each). */
+function tablesProblems(tables: unknown): string[] {
+  if (!Array.isArray(tables) || tables.length > MAX_TYPE_TABLES) return [`tables must be a list of at most ${MAX_TYPE_TABLES} tables`];
+  const problems: string[] = [];
+  tables.forEach((t: unknown, i) => {
+    const table = isObject(t) ? t : {};
+    const ok =
+      isObject(t) &&
+      typeof table.name === 'string' &&
+      tableNameProblem(table.name) === undefined &&
+      typeof table.scope === 'string' &&
+      TABLE_SCOPES.includes(table.scope) &&
+      typeof table.mapType === 'string' &&
+      /^[a-z_]{1,32}$/.test(table.mapType) &&
+      Number.isInteger(table.maxEntries) &&
+      (table.maxEntries as number) >= 0 &&
+      (table.maxEntries as number) <= 0xffffffff;
+    if (!ok) problems.push(`tables[${i}] must be {name, scope (private, cube or host), mapType, maxEntries}`);
+  });
+  return problems.slice(0, 3);
 }
 
 /** Over the objects in mode order, each framed by its mode and length so no two uploads collide. */
@@ -346,5 +373,6 @@ export function decodeCubeType(kv: KeyValue): RegisteredCubeType {
   if (problems.length === 0 && value.sha256 !== objectsDigest(objects)) problems.push('sha256 is not the digest of its objects');
   if (problems.length > 0) throw corrupt(kv, 'a cube type', problems);
   const { transparent, microcubes, modes, sha256, registeredAt } = value;
-  return { name, transparent, microcubes, modes, ...(value.decrementsTtl === true ? { decrementsTtl: true } : {}), objects, sha256, registeredAt, revision: kv.modRevision };
+  const tables = value.tables?.map(tableFacts);
+  return { name, transparent, microcubes, modes, ...(value.decrementsTtl === true ? { decrementsTtl: true } : {}), ...(tables ? { tables } : {}), objects, sha256, registeredAt, revision: kv.modRevision };
 }

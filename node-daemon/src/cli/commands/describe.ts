@@ -64,6 +64,8 @@ data-plane error counters and whether it reaches etcd.`,
           (Object.keys(cube.replacedMicrocubes).length ? ` (replaced: ${Object.keys(cube.replacedMicrocubes).join(', ')})` : ''),
       ];
       if (Object.keys(cube.params).length > 0) lines.push(`Params:     ${JSON.stringify(cube.params)}`);
+      const sizes = Object.entries(cube.tableSizes);
+      if (sizes.length > 0) lines.push(`Tables:     sized by its chain: ${sizes.map(([table, n]) => `${table} ${n}`).join(', ')}`);
       if (cube.attachment) {
         lines.push(`Stacked on: ${cube.attachment.target}, ${cube.attachment.direction}, layer ${cube.attachment.position} (0 is outermost)`);
       }

@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { modeFromProto } from '@netcube/api/grpc/convert';
+import { tableFacts } from '@netcube/api/chain';
 import type { CubeType } from '@netcube/api/grpc/client';
 import { Command, CommandFailed, positionals, stringOption, UsageError } from '../command';
 import { DaemonCallError } from '../daemons';
@@ -78,7 +79,7 @@ chain uses the type, and for the built-in types.
     if (action === 'register') {
       const type = typeView(await daemons.call(connection, client => client.registerType({ name, ...objects, dryRun: true })));
       const stored = { xdp: objects.xdpObject, tc: objects.tcObject };
-      await store.types.putType({ name, transparent: type.transparent, microcubes: Math.max(...type.microcubes) + 1, modes: type.modes, objects: stored }, { replace: false });
+      await store.types.putType({ name, transparent: type.transparent, microcubes: Math.max(...type.microcubes) + 1, modes: type.modes, tables: type.tables.map(tableFacts), objects: stored }, { replace: false });
       session.print(type, () => {
         const tables = type.tables.length ? type.tables.map(t => `${t.name} (${t.scope})`).join(', ') : 'none';
         return `cube type ${type.name} registered: ${type.transparent ? 'transparent' : 'standard'}, modes ${type.modes.join(', ')}, ` +

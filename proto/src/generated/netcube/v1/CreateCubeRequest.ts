@@ -21,6 +21,13 @@ export interface CreateCubeRequest {
    * The chain to add it to; default: this host's own chain, host-<hostname>.
    */
   'chain'?: (string);
+  /**
+   * Tables sized here instead of by the type's object: table name -> max entries.
+   * Only the type's cube-scope hash, LRU hash (and per-CPU) and LPM trie tables,
+   * 1 to 16777216 entries, each within the host's kernel memory per map
+   * (--max-map-memory); INVALID_ARGUMENT naming table_sizes.<table> otherwise.
+   */
+  'tableSizes'?: ({[key: string]: number});
 }
 
 export interface CreateCubeRequest__Output {
@@ -40,4 +47,11 @@ export interface CreateCubeRequest__Output {
    * The chain to add it to; default: this host's own chain, host-<hostname>.
    */
   'chain': (string);
+  /**
+   * Tables sized here instead of by the type's object: table name -> max entries.
+   * Only the type's cube-scope hash, LRU hash (and per-CPU) and LPM trie tables,
+   * 1 to 16777216 entries, each within the host's kernel memory per map
+   * (--max-map-memory); INVALID_ARGUMENT naming table_sizes.<table> otherwise.
+   */
+  'tableSizes': ({[key: string]: number});
 }

@@ -34,6 +34,12 @@ export interface Cube {
    * Micro-cubes replaced at run time: index -> sha256 of the object.
    */
   'replacedMicrocubes'?: ({[key: number]: string});
+  /**
+   * Tables its chain sized (table name -> max entries, as the kernel has them);
+   * the others have their type's size. A cube whose sizes change is loaded anew,
+   * its tables empty.
+   */
+  'tableSizes'?: ({[key: string]: number});
 }
 
 export interface Cube__Output {
@@ -64,4 +70,10 @@ export interface Cube__Output {
    * Micro-cubes replaced at run time: index -> sha256 of the object.
    */
   'replacedMicrocubes': ({[key: number]: string});
+  /**
+   * Tables its chain sized (table name -> max entries, as the kernel has them);
+   * the others have their type's size. A cube whose sizes change is loaded anew,
+   * its tables empty.
+   */
+  'tableSizes': ({[key: string]: number});
 }
