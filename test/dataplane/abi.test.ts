@@ -5,6 +5,7 @@
 // what the data plane really writes in helpers.test.ts and framework.test.ts.
 import * as path from 'node:path';
 import test from 'ava';
+import { MAX_PORTS as CHAIN_MAX_PORTS } from '@netcube/api/chain';
 import { CollectionSpec, type BtfType } from '../../node-daemon/src/bpf';
 import {
   CUBE_CFG_SIZE,
@@ -37,6 +38,7 @@ for (const mode of ['xdp', 'tc'] as const) {
     t.like(map('.data.nc_gen'), { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, internal: true });
     t.like(map('nc_errors'), { type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: ERR_MAX });
     t.like(map('.data.nc_ports'), { type: 'array', keySize: 4, valueSize: 8 * GENERATIONS * MAX_PORTS, maxEntries: 1, internal: true });
+    t.is(CHAIN_MAX_PORTS, MAX_PORTS, 'a chain holds a cube to the ports the data plane has');
     t.like(map('nc_stats'), { type: 'percpu_array', valueSize: CUBE_STATS_SIZE, maxEntries: 1 });
     t.like(map('nc_cfg'), { type: 'array', valueSize: CUBE_CFG_SIZE, maxEntries: 1 });
     t.like(map('nc_peer_progs'), { type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: GENERATIONS * MAX_PORTS });

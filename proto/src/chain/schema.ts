@@ -30,7 +30,8 @@ export interface PathIssue {
   message: string;
 }
 
-export const MAX_PORTS = 64;
+/** Ports of one cube: the data plane's NC_MAX_PORTS (bpf/include/netcube/abi.h; test/dataplane/abi.test.ts checks they agree). */
+export const MAX_PORTS = 32;
 /** A cube's params as JSON, at most: config, not data (etcd keeps every version of a chain). */
 export const MAX_PARAMS_BYTES = 64 * 1024;
 /** How deep params may nest. */
