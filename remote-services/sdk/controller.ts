@@ -73,6 +73,8 @@ export class ManagedCube<C, S> implements Cube<C, S> {
   private pending?: { kind: SyncKind; previous?: C; waiters: (() => void)[] };
   private running = false;
   private retry?: NodeJS.Timeout;
+  /** The sync that failed, until its retry (or a sync that covers it) runs. */
+  private failed?: { kind: SyncKind; previous?: C };
   private readonly retryBackoff = new Backoff({ initialDelayMs: 250, maxDelayMs: 5_000 });
   private tickTimer?: NodeJS.Timeout;
   private ticking = false;
@@ -175,12 +177,25 @@ export class ManagedCube<C, S> implements Cube<C, S> {
       while (this.pending && !this.stopped) {
         const job = this.pending;
         this.pending = undefined;
+        // A sync asked for while a failed one waits to be retried covers the failed one too:
+        // a weaker one (a resync's 'tables') must not drop a 'full' that has yet to get through.
         clearTimeout(this.retry);
+        if (this.failed) {
+          if (RANK[this.failed.kind] > RANK[job.kind]) job.kind = this.failed.kind;
+          // The older one: the config the tables had before either.
+          job.previous = this.failed.previous ?? job.previous;
+          this.failed = undefined;
+        }
         const ok = await this.syncNow(job.kind, job.previous);
         if (ok === false && !this.stopped) {
           // Try again later, at the same strength.
           const delay = this.retryBackoff.next();
-          this.retry = setTimeout(() => void this.sync(job.kind, job.previous), delay);
+          this.failed = { kind: job.kind, previous: job.previous };
+          this.retry = setTimeout(() => {
+            const failed = this.failed;
+            this.failed = undefined;
+            if (failed) void this.sync(failed.kind, failed.previous);
+          }, delay);
         } else {
           this.retryBackoff.reset();
         }
