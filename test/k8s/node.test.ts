@@ -9,9 +9,6 @@
 // leaves no port on netcubed, no veth, lease or record.
 
 import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NetcubeClient } from '@netcube/api/grpc/client';
 import { Logger } from '@netcube/api/log';
 import type { Store } from '@netcube/api/store';
@@ -22,7 +19,7 @@ import router from '@netcube/router';
 import { compileLb } from '@netcube/lbrp/tables';
 import { attachment, cni, leases } from '../helpers/cni';
 import { loadManifests } from '../helpers/kube-manifests';
-import { kubeNode, podPortsOn } from '../helpers/kube-node';
+import { cniConfig, kubeNode, podPortsOn } from '../helpers/kube-node';
 import { createNetns } from '../helpers/netns';
 import { waitFor } from '../helpers/wait';
 
@@ -31,20 +28,7 @@ const objects = loadManifests('cluster.yaml').filter((o) => (o.kind === 'Node' &
 /** Node n1: etcd, netcubed, the controller following the API, a CNI config, two pods' namespaces. */
 async function nodeBed(t: ExecutionContext) {
   const { etcd, node, daemon, netcubed, store, lines, controller, startController } = await kubeNode(t, objects);
-  const dir = mkdtempSync(join(tmpdir(), `nct-node-${process.pid}-`));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const dataDir = join(dir, 'ipam');
-  // The node's conflist entry as deploy would write it: this node, its netcubed, its pod range.
-  const conf = {
-    cniVersion: '1.1.0',
-    name: 'netcube',
-    type: 'netcube-cni',
-    host: 'n1',
-    socket: daemon.socket,
-    etcd: { endpoints: etcd.endpoints },
-    readyTimeoutSeconds: 1,
-    ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' }]], dataDir },
-  };
+  const { conf, dataDir } = cniConfig(t, { daemon, etcd });
   const pods = [
     { name: 'web-1', id: 'aaaa0001', netns: await createNetns(t) },
     { name: 'client', id: 'aaaa0002', netns: await createNetns(t) },

@@ -2,3 +2,4 @@
 export { KubeSource, loadKubeConfig, type KubeConfigFlags, type KubeSourceOptions } from './kube/source';
 export * from './model';
 export { Controller, SERVICE_TYPE, type ControllerOptions } from './controller';
+export { CONFIGURED_TYPES, orphanedConfigs, planChain, type ConfigPlan, type ConfigPut, type HeldConfigs } from './service-configs';
