@@ -67,7 +67,8 @@ async function echoBed(t: ExecutionContext) {
   return { ...bed, services, pods };
 }
 
-const connect = (from: Pod, host: string, port: number, ms = 1_000) => runSockets<{ result: string; greeting?: string }>(from.netns, ['connect', host, port, ms]);
+/** One connection's outcome; one that must get through has time to, even on a busy machine. */
+const connect = (from: Pod, host: string, port: number, ms = 5_000) => runSockets<{ result: string; greeting?: string }>(from.netns, ['connect', host, port, ms]);
 
 /** The addresses of the backends lb_backends of the pods' lbrp holds on netcubed (each once). */
 async function lbBackends(bed: Awaited<ReturnType<typeof echoBed>>): Promise<string[]> {
