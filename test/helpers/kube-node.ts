@@ -1,13 +1,22 @@
 // A Kubernetes node for the provider's tests: a namespace as node n1 with the
 // cluster's VXLAN netdev, a real netcubed in it, a real etcd, the scripted API
 // server with the test's objects, and the controller (netcube-k8s) following it,
-// its log kept and shown when the test fails.
+// its log kept and shown when the test fails. The node's CNI config (cniConfig)
+// and the services the chain's cubes need (startNodeServices: netcube-router,
+// netcube-lbrp, netcube-firewall, in process) come on request.
 
 import type { ExecutionContext } from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { NetcubeClient } from '@netcube/api/grpc/client';
 import { Logger } from '@netcube/api/log';
 import { Store } from '@netcube/api/store';
 import { Controller, DEFAULT_SETTINGS, KubeSource, loadKubeConfig, nodeNames } from '@netcube/k8s';
+import firewall from '@netcube/firewall';
+import lbrp from '@netcube/lbrp';
+import router from '@netcube/router';
+import { startService, type RunningService, type ServiceDefinition } from '@netcube/sdk';
 import { NetcubedProcess, startDaemon } from './daemon';
 import { EtcdCluster, startEtcd } from './etcd';
 import { KubeApiServer, kubeconfig } from './kube-apiserver';
@@ -72,4 +81,32 @@ export async function podPortsOn(netcubed: NetcubeClient): Promise<string[] | un
   } catch {
     return undefined;
   }
+}
+
+/** Node n1's conflist entry as deploy would write it: this node, its netcubed, its pod range; host-local's leases in `dataDir`. */
+export function cniConfig(t: ExecutionContext, bed: Pick<KubeNode, 'daemon' | 'etcd'>) {
+  const dir = mkdtempSync(join(tmpdir(), `nct-node-${process.pid}-`));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'ipam');
+  const conf = {
+    cniVersion: '1.1.0',
+    name: 'netcube',
+    type: 'netcube-cni',
+    host: NODE,
+    socket: bed.daemon.socket,
+    etcd: { endpoints: bed.etcd.endpoints },
+    readyTimeoutSeconds: 1,
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' }]], dataDir },
+  };
+  return { conf, dataDir };
+}
+
+/** The services of the node's cubes, in process, their logs with the controller's; stopped in the test's teardown. */
+export async function startNodeServices(t: ExecutionContext, bed: Pick<KubeNode, 'etcd' | 'log'>) {
+  const start = async <C, S>(service: ServiceDefinition<C, S>): Promise<RunningService<C, S>> => {
+    const running = await startService(service, { etcd: bed.etcd.endpoints, replica: `test-${service.type}`, log: bed.log });
+    t.teardown(() => running.close());
+    return running;
+  };
+  return { router: await start(router), lbrp: await start(lbrp), firewall: await start(firewall) };
 }

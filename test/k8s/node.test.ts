@@ -1,28 +1,18 @@
 // One node as the kubelet sees it: netcube-cni called with the real CNI protocol
 // (test/helpers/cni.ts, Debian's host-local for IPAM) inside a node namespace where
 // a real netcubed runs as n1, the controller following the scripted API server and
-// a real etcd. The pods' ports go into the node's chain on netcubed. The lbrp
-// service (netcube-lbrp, issue 10), which writes the pods' cube's tables, is not on
-// this branch: without it ADD reports exactly that gap; with the tables written as
-// it writes them (writePodsLbrp) and the router service running, ADD completes and
-// two pods ping each other through pods' lbrp → router → lbrp. DEL of every pod
-// leaves no port on netcubed, no veth, lease or record.
+// a real etcd. The pods' ports go into the node's chain on netcubed. Without the
+// lbrp service (netcube-lbrp), which writes the pods' cube's tables, ADD reports
+// exactly that gap; with the node's services running (router, lbrp, firewall, in
+// process), ADD completes and two pods ping each other through pods' lbrp → router
+// → lbrp. DEL of every pod leaves no port on netcubed, no veth, lease or record.
 
 import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { NetcubeClient } from '@netcube/api/grpc/client';
-import { Logger } from '@netcube/api/log';
-import type { Store } from '@netcube/api/store';
 import { nodeNames } from '@netcube/k8s';
 import { dataPlaneGap, hostVethName, parseConfig } from '@netcube/k8s/cni';
-import { startService } from '@netcube/sdk';
-import router from '@netcube/router';
-import { compileLb } from '@netcube/lbrp/tables';
 import { attachment, cni, leases } from '../helpers/cni';
 import { loadManifests } from '../helpers/kube-manifests';
-import { kubeNode, podPortsOn } from '../helpers/kube-node';
+import { cniConfig, kubeNode, podPortsOn, startNodeServices } from '../helpers/kube-node';
 import { createNetns } from '../helpers/netns';
 import { waitFor } from '../helpers/wait';
 
@@ -30,26 +20,13 @@ const objects = loadManifests('cluster.yaml').filter((o) => (o.kind === 'Node' &
 
 /** Node n1: etcd, netcubed, the controller following the API, a CNI config, two pods' namespaces. */
 async function nodeBed(t: ExecutionContext) {
-  const { etcd, node, daemon, netcubed, store, lines, controller, startController } = await kubeNode(t, objects);
-  const dir = mkdtempSync(join(tmpdir(), `nct-node-${process.pid}-`));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const dataDir = join(dir, 'ipam');
-  // The node's conflist entry as deploy would write it: this node, its netcubed, its pod range.
-  const conf = {
-    cniVersion: '1.1.0',
-    name: 'netcube',
-    type: 'netcube-cni',
-    host: 'n1',
-    socket: daemon.socket,
-    etcd: { endpoints: etcd.endpoints },
-    readyTimeoutSeconds: 1,
-    ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' }]], dataDir },
-  };
+  const { etcd, node, daemon, netcubed, store, lines, log, controller, startController } = await kubeNode(t, objects);
+  const { conf, dataDir } = cniConfig(t, { daemon, etcd });
   const pods = [
     { name: 'web-1', id: 'aaaa0001', netns: await createNetns(t) },
     { name: 'client', id: 'aaaa0002', netns: await createNetns(t) },
   ];
-  return { etcd, node, daemon, netcubed, store, lines, conf, pods, dataDir, controller, startController };
+  return { etcd, node, daemon, netcubed, store, lines, log, conf, pods, dataDir, controller, startController };
 }
 
 test('CNI ADD of two pods with netcubed and the controller running: both ports in the chain on netcubed, the lbrp service the one gap; DEL leaves nothing', async (t) => {
@@ -80,34 +57,11 @@ test('CNI ADD of two pods with netcubed and the controller running: both ports i
   t.false(lines.some((l) => l.includes('"level":"error"')), 'no errors logged');
 });
 
-/**
- * The pods' cube's tables as the lbrp service (netcube-lbrp, issue 10, not on this
- * branch) writes them: its config from the chain in etcd through the service's own
- * translator (remote-services/lbrp/tables.ts), in the translator's order, through
- * netcubed's table API. Stands in for the service until it is merged.
- */
-async function writePodsLbrp(store: Store, netcubed: NetcubeClient): Promise<void> {
-  const name = nodeNames('n1').pods;
-  const { chain } = await store.chains.get(nodeNames('n1').chain);
-  const params = chain.spec.cubes.find((c) => c.name === name)!.params;
-  const cube = await netcubed.getCube({ name });
-  const compiled = compileLb(params, { ports: Object.fromEntries(cube.ports.map((p) => [p.name, p.index])) });
-  for (const table of ['lb_ports', 'lb_config', 'lb_hosts', 'lb_backends', 'lb_maglev', 'lb_services'] as const) {
-    const entries = compiled.tables[table].map((e) => ({ keyJson: JSON.stringify(e.key), valueJson: JSON.stringify(e.value) }));
-    if (entries.length) await netcubed.putEntries({ table: { cube: name, table }, entries });
-  }
-}
-
 test('two pods added by CNI ping each other through the node\'s chain (pods\' lbrp, router, lbrp); the controller restarted or netcubed killed -9, they still do', async (t) => {
-  const { etcd, node, daemon, netcubed, store, lines, conf, pods, controller, startController } = await nodeBed(t);
-  const routerLog = new Logger('debug', {}, (l) => lines.push(l));
-  const routerService = await startService(router, { etcd: etcd.endpoints, replica: 'test-router', log: routerLog });
-  t.teardown(() => routerService.close());
-  // The ADDs wait until the data plane forwards for their pod: the controller places the ports, then the lbrp's tables are written.
+  const { etcd, node, daemon, store, lines, log, conf, pods, controller, startController } = await nodeBed(t);
+  await startNodeServices(t, { etcd, log });
+  // The ADDs wait until the data plane forwards for their pod: the controller places the ports, then netcube-lbrp writes the lbrp's tables.
   const adding = Promise.all(pods.map((p) => cni(node, 'ADD', { ...conf, readyTimeoutSeconds: 120 }, attachment(p.netns, p.id, p.name))));
-  const veths = pods.map((p) => hostVethName(p.id, 'eth0')).sort();
-  await waitFor('both pods\' ports on netcubed', async () => JSON.stringify(await podPortsOn(netcubed)) === JSON.stringify(veths));
-  await writePodsLbrp(store, netcubed);
   const addresses = (await adding).map((a) => {
     t.is(a.code, 0, JSON.stringify(a.out));
     return String((a.out.ips as { address: string }[])[0].address).split('/')[0];

@@ -1,21 +1,14 @@
 // Pods made by a real container runtime: podman 4 with its CNI backend and runc
 // starts busybox containers on node n1, calling netcube-cni (and through it
-// host-local) for each, with netcubed, the controller, the router and lbrp services
-// and etcd running. A container starts only once its ADD succeeded, which waits
+// host-local) for each, with netcubed, the controller, the node's services and etcd
+// running. A container starts only once its ADD succeeded, which waits
 // until the data plane forwards for it; two of them ping each other through the
 // node's chain; removing them (CNI DEL) leaves no port, record or lease.
 
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Logger } from '@netcube/api/log';
-import lbrp from '@netcube/lbrp';
-import router from '@netcube/router';
-import { startService } from '@netcube/sdk';
 import { leases } from '../helpers/cni';
 import { loadManifests } from '../helpers/kube-manifests';
-import { kubeNode, podPortsOn } from '../helpers/kube-node';
+import { cniConfig, kubeNode, podPortsOn, startNodeServices } from '../helpers/kube-node';
 import { podmanOn } from '../helpers/podman';
 import { waitFor } from '../helpers/wait';
 
@@ -32,33 +25,13 @@ const objects = [
 ];
 
 test('podman starts two containers on netcube-cni: each gets an address from the node\'s range, they ping each other through the chain, and removing them leaves nothing', async (t) => {
-  const { etcd, node, daemon, netcubed, store, lines } = await kubeNode(t, objects);
-  const log = new Logger('debug', {}, (l) => lines.push(l));
-  const routerService = await startService(router, { etcd: etcd.endpoints, replica: 'test-router', log });
-  t.teardown(() => routerService.close());
-  const lbrpService = await startService(lbrp, { etcd: etcd.endpoints, replica: 'test-lbrp', log });
-  t.teardown(() => lbrpService.close());
-  const dataDir = mkdtempSync(join(tmpdir(), `nct-podman-ipam-${process.pid}-`));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  // A conflist as deploy writes it for node n1 (its pod range 10.244.1.0/24).
-  const podman = await podmanOn(t, node, {
-    netcube: {
-      cniVersion: '1.0.0',
-      name: 'netcube',
-      plugins: [
-        {
-          type: 'netcube-cni',
-          host: 'n1',
-          socket: daemon.socket,
-          etcd: { endpoints: etcd.endpoints },
-          readyTimeoutSeconds: 60,
-          // podman names the pod (K8S_POD_NAME: the container's name) but not its namespace.
-          podNamespace: 'default',
-          ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24', gateway: '10.244.1.1' }]], dataDir },
-        },
-      ],
-    },
-  });
+  const bed = await kubeNode(t, objects);
+  const { node, netcubed, store, lines } = bed;
+  await startNodeServices(t, bed);
+  // Node n1's conflist; podman names the pod (K8S_POD_NAME: the container's name) but not its namespace.
+  const { conf, dataDir } = cniConfig(t, bed);
+  const { cniVersion, name, ...plugin } = conf;
+  const podman = await podmanOn(t, node, { netcube: { cniVersion, name, plugins: [{ ...plugin, readyTimeoutSeconds: 60, podNamespace: 'default' }] } });
 
   const a = await podman.startPod('pod-a', 'netcube');
   const b = await podman.startPod('pod-b', 'netcube');

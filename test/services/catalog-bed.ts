@@ -110,10 +110,8 @@ export class CatalogBed {
   }
 
   /** Runs sockets.js in `ns` to its end; its last line, parsed. */
-  async sockets<T = JsonObject>(ns: Netns, args: (string | number)[], timeoutMs = 60_000): Promise<T> {
-    const { stdout } = await ns.exec(process.execPath, [SOCKETS, ...args.map(String)], { timeoutMs });
-    const lines = stdout.trim().split('\n');
-    return JSON.parse(lines[lines.length - 1]) as T;
+  sockets<T = JsonObject>(ns: Netns, args: (string | number)[], timeoutMs = 60_000): Promise<T> {
+    return runSockets<T>(ns, args, timeoutMs);
   }
 
   /** Starts sockets.js in `ns`, for commands that run on (serve, hold); stopped in close(). */
@@ -133,6 +131,13 @@ export class CatalogBed {
     for (const c of this.closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
     for (const ns of this.namespaces.reverse()) await ns.delete().catch(() => undefined);
   }
+}
+
+/** Runs sockets.js in `ns` to its end; its last line, parsed. */
+export async function runSockets<T = JsonObject>(ns: Netns, args: (string | number)[], timeoutMs = 60_000): Promise<T> {
+  const { stdout } = await ns.exec(process.execPath, [SOCKETS, ...args.map(String)], { timeoutMs });
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]) as T;
 }
 
 /** A sockets.js process that runs on: its JSON lines as they come, and a stdin to talk to. */

@@ -1,8 +1,8 @@
 // The remote-service SDK against real etcd and real daemons: config validation that
 // names the field, leader election among replicas (and failover when the leader is
 // killed), static tables reconciled and repaired, SetConfig kept under the
-// service's keys until the chain gives other params, with the bridge and router
-// services as the subjects.
+// service's keys until the chain gives other params, a failed sync retried at its
+// strength, with the bridge and router services as the subjects.
 
 import test, { type ExecutionContext } from 'ava';
 import { ApiCallError, NetcubeClient } from '@netcube/api/grpc/client';
@@ -408,4 +408,42 @@ test('a config change whose sync failed is retried even when a weaker sync (the 
   await store.chains.apply(chain);
   await waitFor('the config change applied after its failure', () => calls.filter((s) => s === 30).length === 2);
   t.deepEqual(calls, [30, 30]);
+});
+
+test("a cube's first full sync fails while a weaker sync waits (its chain changed meanwhile): the full sync is still retried, not dropped", async (t) => {
+  const etcd = await startEtcd(t);
+  const netns = await createHostNetns(t, 2);
+  const daemon = await startDaemon(t, { netns, etcd: etcd.endpoints });
+  await daemon.waitConnected();
+  const store = await Store.connect({ endpoints: etcd.endpoints });
+  t.teardown(() => store.close());
+  await applyChain(store, bridgeChain(daemon.name));
+  const lines: string[] = [];
+  const log = new Logger('debug', {}, (line) => lines.push(line));
+  t.teardown(() => {
+    if (!t.passed) t.log(`service log:\n${lines.slice(-60).join('')}`);
+  });
+  // The first cubeCreated holds until the test lets it go, then fails.
+  let created = 0;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const flaky: ServiceDefinition<unknown, unknown> = {
+    ...(bridge as ServiceDefinition<unknown, unknown>),
+    async cubeCreated() {
+      if (++created === 1) {
+        await held;
+        throw new Error('the first full sync fails');
+      }
+    },
+  };
+  const svc = await startService(flaky, { etcd: etcd.endpoints, replica: 'test', resyncSeconds: 1, log });
+  t.teardown(() => svc.close());
+  await waitFor('the first full sync under way', () => created === 1);
+  // Only br's links change: the service asks for a 'tables' sync, queued behind the full one.
+  await applyChain(store, bridgeChain(daemon.name).replace('to: netdev:n2', 'to: netdev:n3'));
+  await waitFor('the service seeing the new links', () => svc.controller?.cubes.get('br')?.chainSpec.links.some((l) => l.to === 'netdev:n3'));
+  release();
+  await waitFor('the full sync retried', () => created === 2);
+  await waitFor('the cube ready', () => svc.controller?.cubes.get('br')?.ready);
+  t.is(created, 2);
 });

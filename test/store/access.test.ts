@@ -32,7 +32,7 @@ test.before(async (t) => {
     await a.host('h1', builtinTypeNames());
     await a.host('h2', builtinTypeNames());
     await a.service('macfilter');
-    await a.service('k8s', { ownsChains: true });
+    await a.service('k8s', { ownsChains: true, configures: ['lbrp', 'firewall'] });
   });
   const stores: Store[] = [];
   const as = async (kind: 'admin' | 'viewer' | 'host' | 'service' | 'plain', name?: string): Promise<Store> => {
@@ -141,12 +141,20 @@ test.serial("a host records and forgets its own pods' ports (CNI), never another
   await refused(t, "a host's pod port", k8s.podPorts.put('h1', podPort('nc0123456789')), 'service-k8s');
 });
 
-test.serial('a service that owns chains (the Kubernetes controller) writes the chains named after it, and no other', async (t) => {
+test.serial('a service that owns chains (the Kubernetes controller) writes the chains named after it, and their cubes\' config for the services it configures; no other', async (t) => {
   const k8s = await t.context.as('service', 'k8s');
   await k8s.chains.apply(chain('k8s-h1', 'h1'));
   await k8s.chains.apply({ ...chain('k8s-h1', 'h1'), spec: { ...chain('k8s-h1', 'h1').spec, cubes: [cube('k8s-h1-fwd', 'h1', ['in', 'out', 'more'], 'nop')] } });
   t.is((await k8s.chains.get('k8s-h1')).version, 2);
   t.is((await k8s.chains.history('k8s-h1')).length, 2);
+  // The config of its chains' cubes, for the services it configures; not of other cubes, nor for other services.
+  const stored = await k8s.chains.get('k8s-h1');
+  const set = await k8s.serviceConfigs.put('lbrp', 'k8s-h1-fwd', stored, { services: [] }, 0, 'service-k8s');
+  await k8s.serviceConfigs.forgetStale('lbrp', set);
+  const admin = await t.context.as('admin');
+  const c1 = await admin.chains.get('c1');
+  await refused(t, "the config of the admin's cube", k8s.serviceConfigs.put('lbrp', c1.chain.spec.cubes[0].name, c1, {}, 0, 'service-k8s'), 'service-k8s');
+  await refused(t, 'the config of a service it does not configure', k8s.serviceConfigs.put('nat', 'k8s-h1-fwd', stored, {}, 0, 'service-k8s'), 'service-k8s');
   await k8s.chains.delete('k8s-h1');
   await refused(t, 'a chain not named after it', k8s.chains.apply(chain('c5', 'h1')), 'service-k8s');
   await refused(t, "the admin's chain", k8s.chains.delete('c1'), 'service-k8s');

@@ -14,7 +14,9 @@
 //   service-<type>     /netcube/v1/    services/<type>/ (its leader election and the
 //                                      config SetConfig stores), types/<type> (its type);
 //                                      a service that owns chains (the Kubernetes
-//                                      controller) also chains/<type>-* and their history
+//                                      controller) also chains/<type>-* and their history,
+//                                      and the config of their cubes for the services it
+//                                      configures, services/<other>/config/<type>-*
 //
 // So a host's credentials cannot change what any host runs (chains, types of code
 // other hosts load) nor what another host reports: the pod ports it records are
@@ -25,7 +27,7 @@
 
 import type { Etcd3, IPermission } from 'etcd3';
 import { Range } from 'etcd3';
-import { CHAIN_HISTORY_PREFIX, CHAINS_PREFIX, hostKey, podPortsPrefix, ROOT, servicePrefix, STATUS_PREFIX, typeKey } from './keys';
+import { CHAIN_HISTORY_PREFIX, CHAINS_PREFIX, hostKey, podPortsPrefix, ROOT, serviceConfigPrefix, servicePrefix, STATUS_PREFIX, typeKey } from './keys';
 import { hostNameProblem, nameProblem } from '../names';
 
 export type Access = 'Read' | 'Write' | 'Readwrite';
@@ -80,10 +82,22 @@ export interface ServiceAccess {
    * controller (remote-services/k8s) writes each node's chain.
    */
   ownsChains?: boolean;
+  /**
+   * With `ownsChains`: the services (cube types) whose config it sets for the cubes of
+   * its chains (named `<type>-...` too), as the Kubernetes controller sets the lbrp's
+   * and the firewalls' (services/lbrp/config/k8s-..., services/firewall/config/k8s-...).
+   */
+  configures?: readonly string[];
 }
 
-/** A service's: its own keys, its own type, and with `ownsChains` the chains named after it. */
+/** A service's: its own keys, its own type, and with `ownsChains` the chains named after it (and the config of their cubes it sets). */
 export function serviceGrants(type: string, access: ServiceAccess = {}): Grant[] {
+  const configures = access.configures ?? [];
+  if (configures.length > 0 && !access.ownsChains) throw new RangeError(`service ${type} configures ${configures.join(', ')} but owns no chains: the config it may set is that of its chains' cubes`);
+  for (const other of configures) {
+    const problem = nameProblem(other, 'configured cube type name');
+    if (problem) throw new RangeError(problem);
+  }
   return [
     { access: 'Read', key: ROOT },
     { access: 'Readwrite', key: servicePrefix(type) },
@@ -92,6 +106,7 @@ export function serviceGrants(type: string, access: ServiceAccess = {}): Grant[]
       ? [
           { access: 'Readwrite' as const, key: ownedChainsPrefix(CHAINS_PREFIX, type), prefix: true },
           { access: 'Readwrite' as const, key: ownedChainsPrefix(CHAIN_HISTORY_PREFIX, type), prefix: true },
+          ...configures.map((other) => ({ access: 'Readwrite' as const, key: ownedChainsPrefix(serviceConfigPrefix(other), type), prefix: true })),
         ]
       : []),
   ];

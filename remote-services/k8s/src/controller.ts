@@ -1,22 +1,31 @@
 // The Kubernetes controller (netcube-k8s): while it leads (the SDK's election, key
 // services/k8s/leader), it derives every node's chain from the Kubernetes objects
-// and the pod ports in etcd (model/) and applies those that differ; chains named
-// k8s-... of nodes gone are deleted. One direction only, as Cilium's watchers: the
-// API and the records in, chains out. Every change schedules one pass (passes never
-// overlap; changes during one make one more), and the resync period makes a pass
-// anyway, so a chain edited by hand comes back. Its etcd identity is service-k8s
-// with --owns-chains (store/access.ts): it writes its chains and nothing else.
+// and the pod ports in etcd (model/) and writes what differs: a chain whose shape
+// changed whole, and otherwise the config of its lbrp and firewall cubes (a
+// Service's endpoints, a NetworkPolicy's rules) as the services' config records,
+// which netcube-lbrp and netcube-firewall follow (service-configs.ts says which is
+// which). Chains named k8s-... of nodes gone are deleted, and the config of cubes
+// gone. One direction only, as Cilium's watchers: the API and the records in,
+// chains and config out. Every change schedules one pass (passes never overlap;
+// changes during one make one more), and the resync period makes a pass anyway, so
+// a chain or a config edited by hand comes back. Its etcd identity is service-k8s
+// with --owns-chains --configures lbrp,firewall (store/access.ts): it writes its
+// chains and the config of their cubes, nothing else.
 
 import { hostname } from 'node:os';
 import type { Chain } from '@netcube/api/chain';
 import type { Logger } from '@netcube/api/log';
-import { NotFoundError, servicePrefix, type PodPortWatch, type Store, type StoredPodPort } from '@netcube/api/store';
+import { ConflictError, NotFoundError, servicePrefix, type PodPortWatch, type Store, type StoredChain, type StoredPodPort, type StoredServiceConfig } from '@netcube/api/store';
+import { serviceUser } from '@netcube/api/store/access';
 import { LeaderElection } from '@netcube/sdk/election';
 import type { KubeSource } from './kube/source';
 import { clusterChains, DISPATCHER_TYPE, type ClusterSettings } from './model';
+import { CONFIGURED_TYPES, orphanedConfigs, planChain, type ConfigPlan, type HeldConfigs } from './service-configs';
 
 export const SERVICE_TYPE = 'k8s';
 const CHAIN_PREFIX = `${SERVICE_TYPE}-`;
+/** Who the config records say set them: the controller's identity. */
+const CONFIG_SETTER = serviceUser(SERVICE_TYPE);
 
 export interface ControllerOptions {
   store: Store;
@@ -125,27 +134,62 @@ export class Controller {
       this.told.add(text);
       this.opts.log.warn('left out of the chains', { object: p.object, problem: p.message });
     }
-    const wanted = new Set<string>();
+    const stored = new Map((await this.opts.store.chains.list()).map((c) => [c.name, c]));
+    const held = await this.heldConfigs();
     for (const chain of chains.values()) {
-      wanted.add(chain.metadata.name);
-      await this.apply(chain);
-    }
-    for (const stored of await this.opts.store.chains.list()) {
-      if (!stored.name.startsWith(CHAIN_PREFIX) || wanted.has(stored.name)) continue;
       if (!this.election.isLeader) return;
-      await this.opts.store.chains.delete(stored.name);
-      this.opts.log.info('chain of a node gone deleted', { chain: stored.name });
+      await this.write(chain, stored.get(chain.metadata.name), held);
+    }
+    for (const { type, held: h } of orphanedConfigs(chains.values(), held, CHAIN_PREFIX)) {
+      if (!this.election.isLeader) return;
+      await this.opts.store.serviceConfigs.forgetStale(type, h);
+      this.opts.log.info('config of a cube gone deleted', { service: type, cube: h.cube });
+    }
+    const wanted = new Set([...chains.values()].map((c) => c.metadata.name));
+    for (const name of stored.keys()) {
+      if (!name.startsWith(CHAIN_PREFIX) || wanted.has(name)) continue;
+      if (!this.election.isLeader) return;
+      await this.opts.store.chains.delete(name);
+      this.opts.log.info('chain of a node gone deleted', { chain: name });
     }
     this.passes++;
   }
 
-  private async apply(chain: Chain): Promise<void> {
-    if (!this.election.isLeader) return;
+  /** The config the catalog's services hold, per type, by cube. */
+  private async heldConfigs(): Promise<HeldConfigs> {
+    const held = new Map<string, Map<string, StoredServiceConfig>>();
+    for (const type of CONFIGURED_TYPES) held.set(type, new Map((await this.opts.store.serviceConfigs.list(type)).map((h) => [h.cube, h])));
+    return held;
+  }
+
+  /** What differs of one chain: the chain whole, or the config of its cubes; a conflict makes another pass. */
+  private async write(chain: Chain, stored: StoredChain | undefined, held: HeldConfigs): Promise<void> {
+    const name = chain.metadata.name;
+    let plan: ConfigPlan;
     try {
-      const result = await this.opts.store.chains.apply(chain);
-      if (!result.unchanged) this.opts.log.info('chain applied', { chain: chain.metadata.name, version: result.version });
+      plan = planChain(chain, stored, held);
+      if (plan.chain) {
+        const result = await this.opts.store.chains.apply(plan.chain);
+        if (!result.unchanged) this.opts.log.info('chain applied', { chain: name, version: result.version });
+      }
     } catch (err) {
-      this.opts.log.error('chain refused', { chain: chain.metadata.name, error: (err as Error).message });
+      this.opts.log.error('chain refused', { chain: name, error: (err as Error).message });
+      return;
+    }
+    for (const put of plan.puts) {
+      if (!this.election.isLeader) return;
+      try {
+        await this.opts.store.serviceConfigs.put(put.type, put.cube, put.stored, put.params, put.heldRevision, CONFIG_SETTER);
+        this.opts.log.info('config set', { service: put.type, cube: put.cube, chain: put.stored.name });
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        // The chain or the config changed since this pass read them: read them again.
+        this.again = true;
+      }
+    }
+    for (const { type, held } of plan.deletes) {
+      if (!this.election.isLeader) return;
+      await this.opts.store.serviceConfigs.forgetStale(type, held);
     }
   }
 }

@@ -38,7 +38,8 @@ Kubernetes options:
 etcd options, as for every netcube service (netcube-router --help says each):
   --etcd URLS, --etcd-user NAME, --name NAME, --tls-ca FILE, --tls-cert FILE,
   --tls-key FILE, --tls-server-name NAME, --lease-ttl SECONDS, --log-level LEVEL.
-  Its etcd identity is service-k8s, allowed its chains (netcubectl access service k8s --owns-chains).
+  Its etcd identity is service-k8s, allowed its chains and the lbrp's and firewalls' config of
+  their cubes (netcubectl access service k8s --owns-chains --configures lbrp,firewall).
 
   -h, --help               show this help
 `;
