@@ -126,8 +126,13 @@ export class NetcubedProcess {
     return NetcubeClient.connect({ target: this.target });
   }
 
-  /** Resolves when the daemon has reached etcd and synced the desired state. */
-  async waitConnected(timeoutMs = 20_000): Promise<void> {
+  /**
+   * Resolves when the daemon has reached etcd and synced the desired state. The bound
+   * only ends a hung test: the first reconcile and the built-in types' publication
+   * run the verifier, and with both cores busy and other tests' daemons starting they
+   * have taken more than 20 s.
+   */
+  async waitConnected(timeoutMs = 60_000): Promise<void> {
     const client = this.client();
     try {
       await waitFor(`netcubed ${this.name} to reach etcd (its log: ${this.logFile})`, async () => (await client.getHost()).storeConnected, timeoutMs, 100);
