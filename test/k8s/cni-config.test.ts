@@ -51,9 +51,10 @@ test('node n1\'s conflist, written atomically: the example\'s, and one netcube-c
   t.like(conf, { host: 'n1', socket: '/run/netcube/n1/netcubed.sock', mtu: 1450 });
 });
 
-test('printed without --out; --node over $NODE_NAME; the flags it takes change it', async (t) => {
-  const run = await cniConfig(t, ['--node', 'n2', '--etcd', '127.0.0.1:2379', '--mtu', '1400', '--socket', '/run/nc.sock', '--ipam-data-dir', '/var/lib/nc'], { NODE_NAME: 'n1' });
+test('printed without --out; --node over $NODE_NAME; the flags it takes change it (CNI 1.1.0 on request)', async (t) => {
+  const run = await cniConfig(t, ['--node', 'n2', '--etcd', '127.0.0.1:2379', '--mtu', '1400', '--socket', '/run/nc.sock', '--ipam-data-dir', '/var/lib/nc', '--cni-version', '1.1.0'], { NODE_NAME: 'n1' });
   t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).cniVersion, '1.1.0');
   const plugin = JSON.parse(run.stdout).plugins[0];
   t.like(plugin, { host: 'n2', socket: '/run/nc.sock', mtu: 1400, etcd: { endpoints: ['127.0.0.1:2379'] }, ipam: { dataDir: '/var/lib/nc' } });
   t.is(plugin.etcd.tlsCa, undefined);
@@ -73,4 +74,7 @@ test('a node without a pod range, an unknown node, no node: errors that say what
   const mtu = await cniConfig(t, ['--node', 'n1', '--mtu', '70000']);
   t.is(mtu.code, 2);
   t.regex(mtu.stderr, /--mtu: an integer from 576 to 65535, got "70000"/);
+  const version = await cniConfig(t, ['--node', 'n1', '--cni-version', '0.4.0']);
+  t.is(version.code, 2);
+  t.regex(version.stderr, /--cni-version: 1\.0\.0 or 1\.1\.0, got "0\.4\.0"/);
 });

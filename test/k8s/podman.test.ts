@@ -28,10 +28,11 @@ test('podman starts two containers on netcube-cni: each gets an address from the
   const bed = await kubeNode(t, objects);
   const { node, netcubed, store, lines } = bed;
   await startNodeServices(t, bed);
-  // Node n1's conflist; podman names the pod (K8S_POD_NAME: the container's name) but not its namespace.
+  // Node n1's conflist at CNI 1.0.0, the newest podman 4.3's libcni reads results of;
+  // podman names the pod (K8S_POD_NAME: the container's name) but not its namespace.
   const { conf, dataDir } = cniConfig(t, bed);
-  const { cniVersion, name, ...plugin } = conf;
-  const podman = await podmanOn(t, node, { netcube: { cniVersion, name, plugins: [{ ...plugin, readyTimeoutSeconds: 60, podNamespace: 'default' }] } });
+  const { cniVersion: _newest, name, ...plugin } = conf;
+  const podman = await podmanOn(t, node, { netcube: { cniVersion: '1.0.0', name, plugins: [{ ...plugin, readyTimeoutSeconds: 60, podNamespace: 'default' }] } });
 
   const a = await podman.startPod('pod-a', 'netcube');
   const b = await podman.startPod('pod-b', 'netcube');

@@ -11,9 +11,10 @@ import { hostNameProblem } from '@netcube/api/chain';
 import { UsageError } from '@netcube/sdk/run';
 import { loadKubeConfig, readNode } from './kube/source';
 import { parseControllerFlags, splitFlags } from './main';
+import { SUPPORTED_VERSIONS } from './cni/plugin';
 import { nodeModel, Problems, type KubeNode, type NodeModel } from './model';
 
-const OWN_FLAGS = ['node', 'out', 'socket', 'mtu', 'ipam-data-dir'] as const;
+const OWN_FLAGS = ['node', 'out', 'socket', 'mtu', 'ipam-data-dir', 'cni-version'] as const;
 
 export const cniConfigUsage = (): string => `Usage: netcube-k8s cni-config --node NAME [--out FILE] [options]
 
@@ -26,6 +27,8 @@ controller numbers it, its netcubed socket, the etcd it records its pods in.
   --socket PATH          netcubed's unix socket (default: /run/netcube/<node>/netcubed.sock)
   --mtu BYTES            the pods' MTU (default: 1450, room for VXLAN)
   --ipam-data-dir DIR    host-local's lease directory (default: /var/lib/cni/networks)
+  --cni-version V        1.0.0 (default: what every runtime of today reads) or 1.1.0
+                         (STATUS and GC too; the runtime's libcni must be 1.2 or later)
 
 The Kubernetes flags (--kubeconfig, --master, --cluster-cidr, --overlay-cidr...) and
 --etcd, --tls-ca, --tls-cert, --tls-key as netcube-k8s takes them (netcube-k8s --help);
@@ -33,6 +36,7 @@ the TLS files are the node's, named in the config as given.
 `;
 
 export interface CniConfigOptions {
+  cniVersion?: string;
   etcd: string[];
   tls?: { ca?: string; cert?: string; key?: string };
   socket?: string;
@@ -47,7 +51,7 @@ export function nodeConflist(node: NodeModel, opts: CniConfigOptions): Record<st
   if (opts.tls?.cert) etcd.tlsCert = opts.tls.cert;
   if (opts.tls?.key) etcd.tlsKey = opts.tls.key;
   return {
-    cniVersion: '1.1.0',
+    cniVersion: opts.cniVersion ?? '1.0.0',
     name: 'netcube',
     plugins: [
       {
@@ -84,7 +88,9 @@ export function parseCniConfigFlags(argv: string[], env: NodeJS.ProcessEnv = pro
   if (problem) throw new UsageError(`--node: ${problem}`);
   const mtu = v.mtu === undefined ? undefined : Number(v.mtu);
   if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)) throw new UsageError(`--mtu: an integer from 576 to 65535, got ${JSON.stringify(v.mtu)}`);
-  return { ...flags, node, out: v.out, conflist: { socket: v.socket, mtu, ipamDataDir: v['ipam-data-dir'] } };
+  const cniVersion = v['cni-version'];
+  if (cniVersion !== undefined && !SUPPORTED_VERSIONS.includes(cniVersion)) throw new UsageError(`--cni-version: ${SUPPORTED_VERSIONS.join(' or ')}, got ${JSON.stringify(cniVersion)}`);
+  return { ...flags, node, out: v.out, conflist: { cniVersion, socket: v.socket, mtu, ipamDataDir: v['ipam-data-dir'] } };
 }
 
 /** `netcube-k8s cni-config ...`: resolves with the conflist's text once written (or printed). */
