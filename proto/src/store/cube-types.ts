@@ -3,7 +3,7 @@
 
 import { ChainValidationError, CubeMode, HostCheck, sameTableFacts, tableFacts, TableFacts, TypeCatalog, typeCatalog, validateChain } from '../chain';
 import { cite, firstOf } from '../cite';
-import { deleteOp, encode, Etcd, getOp, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
+import { deleteOp, encode, Etcd, getOp, KeyValue, prefixOp, prefixUnchangedSince, putOp, unchangedSince } from './etcd';
 import { AlreadyExistsError, ConflictError, NotFoundError, TypeInUseError, ValidationError } from './errors';
 import { CHAINS_PREFIX, typeKey, TYPES_PREFIX } from './keys';
 import { CubeObjects, cubeTypeProblems, cubeTypeValue, Decoded, decodeCubeType, decodeEach, decodeStoredChain, objectsDigest, RegisteredCubeType } from './records';
@@ -29,10 +29,33 @@ const MAX_VALUE_BYTES = 1.4 * 1024 * 1024;
 const MAX_ROUNDS = 5;
 
 export class CubeTypes {
+  /**
+   * Records decoded already, by key, as of their revision: a record is the same value
+   * until it is written again, and decoding one (its objects, their digest) costs
+   * milliseconds per megabyte. Registering n types reads every record each time;
+   * without this, a host publishing its built-in types decoded O(n²) of them.
+   */
+  private readonly decoded = new Map<string, { revision: number; type: RegisteredCubeType }>();
+
   constructor(
     private readonly etcd: Etcd,
     private readonly hostCheck: HostCheck | undefined,
   ) {}
+
+  private decode(kv: KeyValue): RegisteredCubeType {
+    const known = this.decoded.get(kv.key);
+    if (known?.revision === kv.modRevision) return known.type;
+    const type = decodeCubeType(kv);
+    this.decoded.set(kv.key, { revision: kv.modRevision, type });
+    return type;
+  }
+
+  /** Every record of the prefix, decoded; what is no longer there is forgotten. */
+  private decodeAll(kvs: readonly KeyValue[]): Decoded<RegisteredCubeType> {
+    const present = new Set(kvs.map((kv) => kv.key));
+    for (const key of this.decoded.keys()) if (!present.has(key)) this.decoded.delete(key);
+    return decodeEach(kvs, TYPES_PREFIX, (kv) => this.decode(kv));
+  }
 
   /**
    * Registers a type, or replaces it (unless `options.replace` is false: then
@@ -107,7 +130,7 @@ export class CubeTypes {
     checkTypeName(name);
     const { ranges } = await this.etcd.read(`read cube type ${name}`, [getOp(typeKey(name))]);
     if (ranges[0].length === 0) throw new NotFoundError(`cube type ${name} is not registered`);
-    return decodeCubeType(ranges[0][0]);
+    return this.decode(ranges[0][0]);
   }
 
   /** The registered types; one that cannot be read is left out (listTypesWithBroken has it). */
@@ -118,7 +141,7 @@ export class CubeTypes {
   /** The registered types, and apart the records that cannot be read, with why. */
   async listTypesWithBroken(): Promise<Decoded<RegisteredCubeType>> {
     const { ranges } = await this.etcd.read('list cube types', [prefixOp(TYPES_PREFIX)]);
-    return decodeEach(ranges[0], TYPES_PREFIX, decodeCubeType);
+    return this.decodeAll(ranges[0]);
   }
 
   /** The registered types as validation sees them. */
@@ -156,7 +179,7 @@ export class CubeTypes {
   private async snapshot(operation: string) {
     const { ranges, revision } = await this.etcd.read(operation, [prefixOp(TYPES_PREFIX), prefixOp(CHAINS_PREFIX)]);
     // What cannot be read is no type, and no chain that could use one.
-    const types = decodeEach(ranges[0], TYPES_PREFIX, decodeCubeType);
+    const types = this.decodeAll(ranges[0]);
     return { types: types.values, broken: types.broken, chains: decodeEach(ranges[1], CHAINS_PREFIX, decodeStoredChain).values, revision };
   }
 }
