@@ -212,10 +212,18 @@ export class ManagedCube<C, S> implements Cube<C, S> {
       }
       // A change of table sizes makes the host load the cube anew (empty tables): its
       // static tables go into the new one, so wait until the host runs it.
-      const sizes = this.chainSpec.cubes.find((c) => c.name === this.name)?.tableSizes;
-      if (!sameTableSizes(remote.tableSizes, sizes)) {
+      const spec = this.chainSpec.cubes.find((c) => c.name === this.name);
+      if (!sameTableSizes(remote.tableSizes, spec?.tableSizes)) {
         this.ready = false;
         this.syncProblem = `host ${this.host} does not run cube ${this.name} with the table sizes of its chain yet (see the chain's status)`;
+        return false;
+      }
+      // A port the chain just added (a pod's) is made by the host's next apply: the
+      // service's tables may name it, so wait for it rather than fail the sync.
+      const missing = (spec?.ports ?? []).filter((p) => !remote.ports.some((r) => r.name === p));
+      if (missing.length > 0) {
+        this.ready = false;
+        this.syncProblem = `host ${this.host} has not made port${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of cube ${this.name} yet (see the chain's status)`;
         return false;
       }
       const recreated = remote.id !== this.id;
