@@ -184,8 +184,9 @@ static __always_inline struct lb_backend *lb_pick(const struct nc_flow *f, const
 	return bpf_map_lookup_elem(&lb_backends, id);
 }
 
-/* Sends a packet the way frontend host @host (NULL: none known) is reached. */
-static __always_inline int lb_to_frontend(struct nc_ctx *ctx, struct nc_md *md, const nc_ipv6_t *host)
+/* The port that reaches frontend host @host (NULL: none known): its own, else
+ * the default frontend; LB_NO_PORT (a drop) without either. */
+static __always_inline __u32 lb_frontend_port(const nc_ipv6_t *host)
 {
 	__u32 zero = 0, *port = NULL;
 	struct lb_config *cfg;
@@ -193,19 +194,17 @@ static __always_inline int lb_to_frontend(struct nc_ctx *ctx, struct nc_md *md, 
 	if (host)
 		port = bpf_map_lookup_elem(&lb_hosts, host);
 	if (port)
-		return nc_redirect(ctx, md, *port);
+		return *port;
 	cfg = bpf_map_lookup_elem(&lb_config, &zero);
-	if (!cfg || cfg->default_port == LB_NO_PORT)
-		return nc_drop(ctx, md);
-	return nc_redirect(ctx, md, cfg->default_port);
+	return cfg ? cfg->default_port : LB_NO_PORT;
 }
 
-static __always_inline int lb_to_backends(struct nc_ctx *ctx, struct nc_md *md)
+static __always_inline __u32 lb_backend_port(void)
 {
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&lb_config, &zero);
 
-	return cfg ? nc_redirect(ctx, md, cfg->backend_port) : nc_drop(ctx, md);
+	return cfg ? cfg->backend_port : LB_NO_PORT;
 }
 
 /* Tracks the flow client <-> service (@f as the client sends it, or after the
@@ -273,8 +272,8 @@ __noinline int lb_reject(struct nc_ctx *ctx, const struct nc_flow *f)
 	return f ? nc_reject(ctx, f) : -1;
 }
 
-/* From a client: to a service, or on towards the backends. */
-static __always_inline int lb_from_frontend(struct nc_ctx *ctx, struct nc_md *md, struct nc_flow *f)
+/* From a client: to a service, or on towards the backends. The port it leaves by. */
+static __always_inline __u32 lb_from_frontend(struct nc_ctx *ctx, struct nc_md *md, struct nc_flow *f)
 {
 	struct lb_service_key sk = {};
 	struct lb_service *svc;
@@ -288,7 +287,7 @@ static __always_inline int lb_from_frontend(struct nc_ctx *ctx, struct nc_md *md
 	sk.proto = f->proto;
 	svc = bpf_map_lookup_elem(&lb_services, &sk);
 	if (!svc)
-		return lb_to_backends(ctx, md);
+		return lb_backend_port();
 	lb_track(ctx, f, &ct);
 	lb_flow_of(f, &k);
 	s = bpf_map_lookup_elem(&lb_sessions, &k);
@@ -297,22 +296,22 @@ static __always_inline int lb_from_frontend(struct nc_ctx *ctx, struct nc_md *md
 		to = *b;
 	} else {
 		if (!svc->backends)
-			return lb_reject(ctx, f) ? nc_drop(ctx, md) : nc_redirect(ctx, md, md->in_port);
+			return lb_reject(ctx, f) ? LB_NO_PORT : md->in_port;
 		/* Only what opens a flow opens one; the rest of a flow whose backend went is dropped. */
 		if (ct.state != NC_CT_NEW && !(ct.state == NC_CT_ESTABLISHED && !s))
-			return nc_drop(ctx, md);
+			return LB_NO_PORT;
 		if (lb_open(f, svc, md->in_port, &to))
-			return nc_drop(ctx, md);
+			return LB_NO_PORT;
 		if (nc_ct_commit(lb_ct, f, &ct))
-			return nc_drop(ctx, md);
+			return LB_NO_PORT;
 	}
 	if (lb_rewrite(ctx, f, 1, &to.addr, to.port))
-		return nc_drop(ctx, md);
-	return lb_to_backends(ctx, md);
+		return LB_NO_PORT;
+	return lb_backend_port();
 }
 
-/* From the backends: an answer to a service's client, or anything else. */
-static __always_inline int lb_from_backend(struct nc_ctx *ctx, struct nc_md *md, struct nc_flow *f)
+/* From the backends: an answer to a service's client, or anything else. The port it leaves by. */
+static __always_inline __u32 lb_from_backend(struct nc_ctx *ctx, struct nc_flow *f)
 {
 	struct lb_reverse *rev;
 	struct nc_flow client;
@@ -322,7 +321,7 @@ static __always_inline int lb_from_backend(struct nc_ctx *ctx, struct nc_md *md,
 	lb_flow_of(f, &k);
 	rev = bpf_map_lookup_elem(&lb_reverse, &k);
 	if (!rev)
-		return lb_to_frontend(ctx, md, &f->daddr);
+		return lb_frontend_port(&f->daddr);
 	client = *f;
 	client.saddr = rev->vip;
 	client.sport = rev->vport;
@@ -330,11 +329,11 @@ static __always_inline int lb_from_backend(struct nc_ctx *ctx, struct nc_md *md,
 	if (!ct.tracked) {
 		/* The service's flow is over: these ports now carry something else. */
 		bpf_map_delete_elem(&lb_reverse, &k);
-		return lb_to_frontend(ctx, md, &f->daddr);
+		return lb_frontend_port(&f->daddr);
 	}
 	if (lb_rewrite(ctx, f, 0, &rev->vip, rev->vport))
-		return nc_drop(ctx, md);
-	return nc_redirect(ctx, md, rev->frontend_port);
+		return LB_NO_PORT;
+	return rev->frontend_port;
 }
 
 /* ARP from the backends (a router asking for a frontend host, or answering it)
@@ -342,7 +341,7 @@ static __always_inline int lb_from_backend(struct nc_ctx *ctx, struct nc_md *md,
  * packet goes to the frontend of its destination: so hosts behind one frontend
  * port each (pods) and a router behind the backend port find each other.
  */
-static __always_inline int lb_arp_to_frontend(struct nc_ctx *ctx, struct nc_md *md)
+static __always_inline __u32 lb_arp_frontend_port(struct nc_ctx *ctx)
 {
 	struct nc_arp_ipv4 *a;
 	struct nc_cursor c;
@@ -352,15 +351,16 @@ static __always_inline int lb_arp_to_frontend(struct nc_ctx *ctx, struct nc_md *
 
 	nc_cursor_init(&c, ctx);
 	if (nc_parse_eth(&c, &eth, &vlan) != NC_ETH_P_ARP)
-		return lb_to_frontend(ctx, md, NULL);
+		return lb_frontend_port(NULL);
 	a = nc_parse_arp_ipv4(&c);
 	if (!a)
-		return lb_to_frontend(ctx, md, NULL);
+		return lb_frontend_port(NULL);
 	nc_ipv4_mapped(&target, a->target_ip);
-	return lb_to_frontend(ctx, md, &target);
+	return lb_frontend_port(&target);
 }
 
-static __always_inline int lbrp(struct nc_ctx *ctx, struct nc_md *md)
+/* The port a packet leaves by; LB_NO_PORT (out of range for nc_redirect) drops it. */
+static __always_inline __u32 lb_route(struct nc_ctx *ctx, struct nc_md *md)
 {
 	__u32 in = md->in_port;
 	struct lb_port *p = bpf_map_lookup_elem(&lb_ports, &in);
@@ -368,15 +368,23 @@ static __always_inline int lbrp(struct nc_ctx *ctx, struct nc_md *md)
 	int parsed = nc_flow_parse(ctx, &f);
 
 	if (!p)
-		return nc_drop(ctx, md);
+		return LB_NO_PORT;
 	if (p->role == LB_BACKEND) {
 		if (parsed == NC_FLOW_IP)
-			return f.fragment ? lb_to_frontend(ctx, md, &f.daddr) : lb_from_backend(ctx, md, &f);
-		return parsed == NC_FLOW_NOT_IP ? lb_arp_to_frontend(ctx, md) : lb_to_frontend(ctx, md, NULL);
+			return f.fragment ? lb_frontend_port(&f.daddr) : lb_from_backend(ctx, &f);
+		return parsed == NC_FLOW_NOT_IP ? lb_arp_frontend_port(ctx) : lb_frontend_port(NULL);
 	}
 	if (parsed != NC_FLOW_IP || f.fragment)
-		return lb_to_backends(ctx, md);
+		return lb_backend_port();
 	return lb_from_frontend(ctx, md, &f);
+}
+
+/* One way out. Each nc_redirect is a tree of constant tail calls, one per port
+ * and generation (deliver.h), and the kernel takes at most 1,024 of those per
+ * program: with one per path, a netdev's entry could not run this cube fused. */
+static __always_inline int lbrp(struct nc_ctx *ctx, struct nc_md *md)
+{
+	return nc_redirect(ctx, md, lb_route(ctx, md));
 }
 
 NC_CUBE(lbrp);

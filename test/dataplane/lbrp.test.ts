@@ -58,7 +58,7 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
   const ns = await createHostNetns(t);
   const rt = await openRuntime(t, { netns: ns.path });
   await registerTestTypes(rt);
-  await rt.apply({
+  const applied = await rt.apply({
     cubes: [
       { name: 'l', type: 'lbrp', mode, ports: ['f0', 'f1', 'be'], logLevel: 'info' },
       { name: 'qa', type: 'probe', mode, ports: ['a'], logLevel: 'info' },
@@ -71,6 +71,8 @@ async function fixture(t: ExecutionContext, mode: Mode): Promise<Fixture> {
     ],
     stacks: [],
   });
+  // n0's entry runs l itself (fused): its packets take no tail call into l.
+  if (applied.problems.length > 0) throw new Error(`n0 does not run l fused with its entry: ${applied.problems.join('; ')}`);
   for (const q of [rt.cube('qa'), rt.cube('qb')]) q.table('probe_actions').put(q.ports.get('a')!, { op: 'PROBE_MARK', arg: 0, user0: 0, log: 0 });
   const f: Fixture = { rt, l: rt.cube('l'), qa: rt.cube('qa'), qb: rt.cube('qb'), gen: rt.host.currentGen };
   f.ids = loadLb(f.l, CONFIG).ids;
