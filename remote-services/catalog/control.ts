@@ -203,3 +203,33 @@ export async function collectConntrack(cube: Cube<unknown, unknown>, ct: string,
   cube.log[deleted > 0 ? 'info' : 'debug']('expired flows collected', { table: ct, ...result });
   return result;
 }
+
+/** A session of bpf/include/netcube/nat.h (nat_sessions: struct nat_flow -> struct nat_session) as the table API shows it. */
+export interface NatSessionKey {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  dir: number;
+}
+export interface NatSessionValue {
+  addr: string;
+  port: number;
+  rewrite: number;
+}
+
+/** enum nat_rewrite: NAT_REWRITE_DST. */
+const REWRITE_DST = 1;
+
+/**
+ * The conntrack key of a NAT session's flow (the nat and k8sdispatcher cubes'): as
+ * nat.h tracks it, before its source is translated and after its destination is.
+ * A session that rewrites the destination is the way back of a flow whose inside
+ * end is that destination (an ICMP echo's identifier stands for its ports).
+ */
+export function natSessionFlow(k: NatSessionKey, v: NatSessionValue): CtKey {
+  if (v.rewrite !== REWRITE_DST) return ctKey({ addr: k.saddr, port: k.sport }, { addr: k.daddr, port: k.dport }, k.proto);
+  const icmp = k.proto === 1 || k.proto === 58;
+  return ctKey({ addr: k.saddr, port: icmp ? v.port : k.sport }, { addr: v.addr, port: v.port }, k.proto);
+}
