@@ -219,6 +219,22 @@ export interface NatSessionValue {
   rewrite: number;
 }
 
+/** The entries of `table`, each once: a listing is no snapshot (an entry deleted meanwhile restarts the walk, and repeats some). */
+export async function listedOnce(cube: Cube<unknown, unknown>, table: string): Promise<TableEntry[]> {
+  return [...new Map((await cube.table(table).list()).map((e) => [JSON.stringify(e.key), e])).values()];
+}
+
+/** A per-CPU array of counters (`table`, its indexes named by `names`), each summed over the CPUs. */
+export async function counterTotals(cube: Cube<unknown, unknown>, table: string, names: readonly string[]): Promise<Record<string, number>> {
+  const counters = await cube.table<number, (number | string)[]>(table).list();
+  return Object.fromEntries(names.map((name, i) => [name, (counters.find((c) => c.key === i)?.value ?? []).reduce((a: number, n) => a + Number(n), 0)]));
+}
+
+/** The collection of a cube whose flows are nat.h's: nat_ct's expired flows, with their sessions. */
+export async function collectNatFlows(cube: Cube<unknown, unknown>): Promise<GcResult & { at: string }> {
+  return { ...(await collectConntrack(cube, 'nat_ct', [{ table: 'nat_sessions', flowOf: natSessionFlow }])), at: new Date().toISOString() };
+}
+
 /** enum nat_rewrite: NAT_REWRITE_DST. */
 const REWRITE_DST = 1;
 

@@ -7,7 +7,7 @@
 //   - deletes expired flows: their conntrack entries and their two sessions.
 
 import type { K8sDispatcherConfig__Output as DispatcherConfig } from '@netcube/api/generated/netcube/k8sdispatcher/v1/K8sDispatcherConfig';
-import { checked, collectConntrack, conntrackConfig, natSessionFlow, type GcResult } from '@netcube/catalog/control';
+import { checked, collectNatFlows, conntrackConfig, counterTotals, listedOnce, type GcResult } from '@netcube/catalog/control';
 import { translations } from '@netcube/nat/tables';
 import { derivedMac } from '@netcube/sdk/codec';
 import { defineService, type Cube, type CubeInfo } from '@netcube/sdk';
@@ -51,17 +51,14 @@ export default defineService<DispatcherConfig, DispatcherState>({
 
   tickSeconds: 5,
   async tick(cube) {
-    cube.state.gc = { ...(await collectConntrack(cube, 'nat_ct', [{ table: 'nat_sessions', flowOf: natSessionFlow }])), at: new Date().toISOString() };
+    cube.state.gc = await collectNatFlows(cube);
   },
 
   async describe(cube: Dispatcher) {
-    // A listing is no snapshot: an entry deleted meanwhile restarts the walk, and repeats some.
-    const sessions = [...new Map((await cube.table('nat_sessions').list()).map((e) => [JSON.stringify(e.key), e])).values()];
-    const all = translations(sessions);
-    const counters = await cube.table<number, (number | string)[]>('disp_counters').list();
+    const all = translations(await listedOnce(cube, 'nat_sessions'));
     return {
       gatewayMac: gatewayMac(cube.name),
-      counters: Object.fromEntries(COUNTERS.map((name, i) => [name, (counters.find((c) => c.key === i)?.value ?? []).reduce((a: number, n) => a + Number(n), 0)])),
+      counters: await counterTotals(cube, 'disp_counters', COUNTERS),
       flows: all.length,
       translations: all.slice(0, MAX_LISTED),
       ...(cube.state.gc && { conntrack: cube.state.gc }),

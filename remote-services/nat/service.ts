@@ -8,7 +8,7 @@
 
 import type { CubeSpec } from '@netcube/api/chain';
 import type { NatConfig__Output as NatConfig } from '@netcube/api/generated/netcube/nat/v1/NatConfig';
-import { checked, collectConntrack, conntrackConfig, natSessionFlow, type GcResult } from '@netcube/catalog/control';
+import { checked, collectNatFlows, conntrackConfig, counterTotals, listedOnce, type GcResult } from '@netcube/catalog/control';
 import { parseAddress } from '@netcube/catalog/fields';
 import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
 import { compileNat, translations } from './tables';
@@ -86,18 +86,15 @@ export default defineService<NatConfig, NatState>({
 
   tickSeconds: 5,
   async tick(cube) {
-    cube.state.gc = { ...(await collectConntrack(cube, 'nat_ct', [{ table: 'nat_sessions', flowOf: natSessionFlow }])), at: new Date().toISOString() };
+    cube.state.gc = await collectNatFlows(cube);
   },
 
   async describe(cube: Nat) {
-    // A listing is no snapshot: an entry deleted meanwhile restarts the walk, and repeats some.
-    const sessions = [...new Map((await cube.table('nat_sessions').list()).map((e) => [JSON.stringify(e.key), e])).values()];
-    const all = translations(sessions);
-    const counters = await cube.table<number, (number | string)[]>('nat_counters').list();
+    const all = translations(await listedOnce(cube, 'nat_sessions'));
     const masquerade = cube.config.snat.some((r) => r.masquerade) ? masqueradeAddress(cube) : undefined;
     return {
       ...(masquerade !== undefined && { masquerade }),
-      counters: Object.fromEntries(COUNTERS.map((name, i) => [name, (counters.find((c) => c.key === i)?.value ?? []).reduce((a: number, n) => a + Number(n), 0)])),
+      counters: await counterTotals(cube, 'nat_counters', COUNTERS),
       flows: all.length,
       translations: all.slice(0, MAX_LISTED),
       ...(cube.state.gc && { conntrack: cube.state.gc }),
