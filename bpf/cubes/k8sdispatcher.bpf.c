@@ -197,7 +197,11 @@ static __always_inline int disp_to_uplink(struct nc_ctx *ctx, struct nc_md *md, 
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = DISP_AF_INET;
 	fib->l4_protocol = f->proto;
+#ifdef NC_HOOK_XDP
+	/* The MTU is checked against it. Under TC it stays 0: the kernel checks the skb
+	 * itself, a GSO one (a pod's TCP, segmented later) by its segments. */
 	fib->tot_len = nc_pkt_len(ctx) - f->l3_off;
+#endif
 	fib->ipv4_src = f->saddr.word[3];
 	fib->ipv4_dst = f->daddr.word[3];
 	fib->ifindex = uplink;

@@ -15,6 +15,7 @@ import { attachment, cni } from '../helpers/cni';
 import { loadManifests } from '../helpers/kube-manifests';
 import { cniConfig, kubeNode, NODE, NODE_ADDRESS, OUTSIDE_ADDRESS, startNodeServices } from '../helpers/kube-node';
 import { createNetns } from '../helpers/netns';
+import { tcpTransfer } from '../helpers/traffic';
 import { waitFor } from '../helpers/wait';
 
 const edge = loadManifests('edge.yaml');
@@ -74,6 +75,9 @@ test('NodePort from outside (Cluster: the backend sees the node\'s cluster SNAT 
   t.is(out.result, 'greeting');
   t.true(sawPeer(outside, 'tcp', 9000, NODE_ADDRESS), `the outside saw the node's address: ${JSON.stringify(outside.lines)}`);
   t.false(outside.lines.some((l) => String(l.peer).startsWith('10.244.')), 'never a pod\'s');
+  // A bulk transfer: a pod's TCP leaves its veth in segments larger than the uplink's MTU (GSO), cut by the kernel after the dispatcher.
+  const { sent, received } = await tcpTransfer(pod, bed.outside, OUTSIDE_ADDRESS, 4 << 20, { port: 9002 });
+  t.deepEqual(received, sent, 'a 4 MiB TCP transfer to the outside, every byte');
   const podUdp = await runSockets<{ sent: number; echoed: number }>(pod, ['udp', OUTSIDE_ADDRESS, 9053, 3, 5_000]);
   t.is(podUdp.echoed, 3);
   t.true(sawPeer(outside, 'udp', 9053, NODE_ADDRESS));
