@@ -203,3 +203,49 @@ export async function collectConntrack(cube: Cube<unknown, unknown>, ct: string,
   cube.log[deleted > 0 ? 'info' : 'debug']('expired flows collected', { table: ct, ...result });
   return result;
 }
+
+/** A session of bpf/include/netcube/nat.h (nat_sessions: struct nat_flow -> struct nat_session) as the table API shows it. */
+export interface NatSessionKey {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  dir: number;
+}
+export interface NatSessionValue {
+  addr: string;
+  port: number;
+  rewrite: number;
+}
+
+/** The entries of `table`, each once: a listing is no snapshot (an entry deleted meanwhile restarts the walk, and repeats some). */
+export async function listedOnce(cube: Cube<unknown, unknown>, table: string): Promise<TableEntry[]> {
+  return [...new Map((await cube.table(table).list()).map((e) => [JSON.stringify(e.key), e])).values()];
+}
+
+/** A per-CPU array of counters (`table`, its indexes named by `names`), each summed over the CPUs. */
+export async function counterTotals(cube: Cube<unknown, unknown>, table: string, names: readonly string[]): Promise<Record<string, number>> {
+  const counters = await cube.table<number, (number | string)[]>(table).list();
+  return Object.fromEntries(names.map((name, i) => [name, (counters.find((c) => c.key === i)?.value ?? []).reduce((a: number, n) => a + Number(n), 0)]));
+}
+
+/** The collection of a cube whose flows are nat.h's: nat_ct's expired flows, with their sessions. */
+export async function collectNatFlows(cube: Cube<unknown, unknown>): Promise<GcResult & { at: string }> {
+  return { ...(await collectConntrack(cube, 'nat_ct', [{ table: 'nat_sessions', flowOf: natSessionFlow }])), at: new Date().toISOString() };
+}
+
+/** enum nat_rewrite: NAT_REWRITE_DST. */
+const REWRITE_DST = 1;
+
+/**
+ * The conntrack key of a NAT session's flow (the nat and k8sdispatcher cubes'): as
+ * nat.h tracks it, before its source is translated and after its destination is.
+ * A session that rewrites the destination is the way back of a flow whose inside
+ * end is that destination (an ICMP echo's identifier stands for its ports).
+ */
+export function natSessionFlow(k: NatSessionKey, v: NatSessionValue): CtKey {
+  if (v.rewrite !== REWRITE_DST) return ctKey({ addr: k.saddr, port: k.sport }, { addr: k.daddr, port: k.dport }, k.proto);
+  const icmp = k.proto === 1 || k.proto === 58;
+  return ctKey({ addr: k.saddr, port: icmp ? v.port : k.sport }, { addr: v.addr, port: v.port }, k.proto);
+}

@@ -8,10 +8,10 @@
 
 import type { CubeSpec } from '@netcube/api/chain';
 import type { NatConfig__Output as NatConfig } from '@netcube/api/generated/netcube/nat/v1/NatConfig';
-import { checked, collectConntrack, conntrackConfig, ctKey, type GcResult } from '@netcube/catalog/control';
+import { checked, collectNatFlows, conntrackConfig, counterTotals, listedOnce, type GcResult } from '@netcube/catalog/control';
 import { parseAddress } from '@netcube/catalog/fields';
 import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
-import { compileNat, DIR_EGRESS, isIcmpProto, translations, type SessionKey, type SessionValue } from './tables';
+import { compileNat, translations } from './tables';
 
 interface NatState {
   gc?: GcResult & { at: string };
@@ -73,13 +73,6 @@ function compile(config: NatConfig, info: CubeInfo) {
   return checked(() => compileNat({ snat: config.snat, dnat: config.dnat }, { masqueradeAddress: typeof masquerade === 'object' ? masquerade : undefined }));
 }
 
-/** The conntrack key of a session's flow, as the inside sees it. */
-function flowOf(k: SessionKey, v: SessionValue) {
-  if (k.dir === DIR_EGRESS) return ctKey({ addr: k.saddr, port: k.sport }, { addr: k.daddr, port: k.dport }, k.proto);
-  // Coming in: the session rewrites the destination to the inside end.
-  return ctKey({ addr: k.saddr, port: isIcmpProto(k.proto) ? v.port : k.sport }, { addr: v.addr, port: v.port }, k.proto);
-}
-
 export default defineService<NatConfig, NatState>({
   type: 'nat',
   config: { proto: 'netcube/nat/v1/nat.proto', message: 'netcube.nat.v1.NatConfig' },
@@ -93,18 +86,15 @@ export default defineService<NatConfig, NatState>({
 
   tickSeconds: 5,
   async tick(cube) {
-    cube.state.gc = { ...(await collectConntrack(cube, 'nat_ct', [{ table: 'nat_sessions', flowOf }])), at: new Date().toISOString() };
+    cube.state.gc = await collectNatFlows(cube);
   },
 
   async describe(cube: Nat) {
-    // A listing is no snapshot: an entry deleted meanwhile restarts the walk, and repeats some.
-    const sessions = [...new Map((await cube.table('nat_sessions').list()).map((e) => [JSON.stringify(e.key), e])).values()];
-    const all = translations(sessions);
-    const counters = await cube.table<number, (number | string)[]>('nat_counters').list();
+    const all = translations(await listedOnce(cube, 'nat_sessions'));
     const masquerade = cube.config.snat.some((r) => r.masquerade) ? masqueradeAddress(cube) : undefined;
     return {
       ...(masquerade !== undefined && { masquerade }),
-      counters: Object.fromEntries(COUNTERS.map((name, i) => [name, (counters.find((c) => c.key === i)?.value ?? []).reduce((a: number, n) => a + Number(n), 0)])),
+      counters: await counterTotals(cube, 'nat_counters', COUNTERS),
       flows: all.length,
       translations: all.slice(0, MAX_LISTED),
       ...(cube.state.gc && { conntrack: cube.state.gc }),

@@ -7,6 +7,7 @@
 // own: the control plane knows it and passes it here (masqueradeAddress), and
 // compiles again when it changes.
 
+import type { NatSessionKey as SessionKey, NatSessionValue as SessionValue } from '@netcube/catalog/control';
 import { FieldError, type Address, type Prefix, arrayAt, integerAt, objectAt, onlyKnown, parseAddress, parsePortRange, parsePrefix, parseProtocol, PORT_PROTOCOLS, PROTOCOLS, tableAddress } from '@netcube/catalog/fields';
 
 /** nat_snat_rules and nat_dnat_rules sizes (nat.bpf.c). */
@@ -147,22 +148,8 @@ function lpmKey(p: Prefix): { prefixlen: number; addr: string } {
 
 // ---- the NAT table --------------------------------------------------------------------------
 
-/** A nat_sessions key (struct nat_flow) as the table API shows it. */
-export interface SessionKey {
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  proto: number;
-  dir: number;
-}
-/** A nat_sessions value (struct nat_session). */
-export interface SessionValue {
-  addr: string;
-  port: number;
-  rewrite: number;
-}
-
+/** A nat_sessions key (struct nat_flow) and value (struct nat_session) as the table API shows them. */
+export type { NatSessionKey as SessionKey, NatSessionValue as SessionValue } from '@netcube/catalog/control';
 /** One translated flow, as `netcubectl` and the control plane show it. */
 export interface Translation {
   protocol: string;

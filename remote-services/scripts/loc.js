@@ -43,7 +43,7 @@ const rows = [
   { cube: 'macfilter (the tutorial)', fast: ['remote-services/examples/macfilter/macfilter.bpf.c'], control: [...files('remote-services/examples/macfilter', '.ts'), 'proto/netcube/macfilter/v1/macfilter.proto'] },
   { cube: 'bridge', fast: ['bpf/cubes/bridge.bpf.c'], control: [...files('remote-services/bridge', '.ts'), 'proto/netcube/bridge/v1/bridge.proto'] },
   { cube: 'router', fast: ['bpf/cubes/router.bpf.c'], control: [...files('remote-services/router', '.ts'), 'proto/netcube/router/v1/router.proto'] },
-  ...['firewall', 'nat', 'lbrp'].map((name) => ({ cube: name, fast: [`bpf/cubes/${name}.bpf.c`], control: [...files(`remote-services/${name}`, '.ts'), `proto/netcube/${name}/v1/${name}.proto`] })),
+  ...['firewall', 'nat', 'lbrp', 'k8sdispatcher'].map((name) => ({ cube: name, fast: [`bpf/cubes/${name}.bpf.c`], control: [...files(`remote-services/${name}`, '.ts'), `proto/netcube/${name}/v1/${name}.proto`] })),
 ];
 
 const out = ['| cube type | fast path (C) | control + slow path (TS + config .proto) | files |', '|---|---:|---:|---|'];
@@ -54,7 +54,7 @@ const shared = [
   ['data-plane framework (bpf/include/netcube)', files('bpf/include/netcube', '.h')],
   ['remote-service SDK without the packet library (remote-services/sdk)', files('remote-services/sdk', '.ts').filter((f) => !f.includes(`${path.sep}packet${path.sep}`))],
   ['packet library (remote-services/sdk/packet)', files('remote-services/sdk/packet', '.ts')],
-  ['the catalog\'s shared fields, conntrack timeouts and collection (remote-services/catalog, firewall/nat/lbrp only)', [...files('remote-services/catalog', '.ts'), 'proto/netcube/catalog/v1/conntrack.proto']],
+  ['the catalog\'s shared fields, conntrack timeouts and collection (remote-services/catalog, firewall/nat/lbrp/k8sdispatcher only)', [...files('remote-services/catalog', '.ts'), 'proto/netcube/catalog/v1/conntrack.proto']],
 ];
 out.push('', '| shared by every cube | lines |', '|---|---:|');
 for (const [what, list] of shared) out.push(`| ${what} | ${sum(list)} |`);

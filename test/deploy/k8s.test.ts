@@ -104,7 +104,7 @@ test('every netcube command exists and takes the flags it is given; mounts name 
       checked++;
     }
   }
-  t.is(checked, 6, 'netcubed, cni-config, netcube-k8s and three services');
+  t.is(checked, 7, 'netcubed, cni-config, netcube-k8s and four services');
 });
 
 test('the controller may list and watch everything it follows; a node may read Nodes', (t) => {

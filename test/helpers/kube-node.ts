@@ -1,9 +1,11 @@
 // A Kubernetes node for the provider's tests: a namespace as node n1 with the
-// cluster's VXLAN netdev, a real netcubed in it, a real etcd, the scripted API
-// server with the test's objects, and the controller (netcube-k8s) following it,
-// its log kept and shown when the test fails. The node's CNI config (cniConfig)
-// and the services the chain's cubes need (startNodeServices: netcube-router,
-// netcube-lbrp, netcube-firewall, in process) come on request.
+// cluster's VXLAN netdev and its uplink (eth0, the Node's InternalIP, a veth to a
+// namespace of its own outside the cluster: the node's network), a real netcubed
+// in it, a real etcd, the scripted API server with the test's objects, and the
+// controller (netcube-k8s) following it, its log kept and shown when the test
+// fails. The node's CNI config (cniConfig) and the services the chain's cubes need
+// (startNodeServices: netcube-router, netcube-lbrp, netcube-firewall,
+// netcube-k8sdispatcher, in process) come on request.
 
 import type { ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { Logger } from '@netcube/api/log';
 import { Store } from '@netcube/api/store';
 import { Controller, DEFAULT_SETTINGS, KubeSource, loadKubeConfig, nodeNames } from '@netcube/k8s';
 import firewall from '@netcube/firewall';
+import k8sdispatcher from '@netcube/k8sdispatcher';
 import lbrp from '@netcube/lbrp';
 import router from '@netcube/router';
 import { startService, type RunningService, type ServiceDefinition } from '@netcube/sdk';
@@ -21,13 +24,19 @@ import { NetcubedProcess, startDaemon } from './daemon';
 import { EtcdCluster, startEtcd } from './etcd';
 import { KubeApiServer, kubeconfig } from './kube-apiserver';
 import type { KubeObject } from './kube-manifests';
-import { createNetns, Netns } from './netns';
+import { createNetns, createVethPair, Netns } from './netns';
 
 export const NODE = 'n1';
+/** Node n1's InternalIP (test/k8s/manifests/cluster.yaml), on its uplink. */
+export const NODE_ADDRESS = '10.0.0.11';
+/** The address of the node's network outside the cluster, at the other end of the uplink. */
+export const OUTSIDE_ADDRESS = '10.0.0.1';
 
 export interface KubeNode {
   etcd: EtcdCluster;
   node: Netns;
+  /** The node's network outside the cluster: the other end of its uplink, OUTSIDE_ADDRESS. */
+  outside: Netns;
   daemon: NetcubedProcess;
   netcubed: NetcubeClient;
   /** etcd as the admin. */
@@ -48,6 +57,11 @@ export async function kubeNode(t: ExecutionContext, objects: readonly KubeObject
   // The router's overlay port is linked to it.
   await node.exec('ip', ['link', 'add', DEFAULT_SETTINGS.vxlanNetdev, 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'nolearning']);
   await node.exec('ip', ['link', 'set', DEFAULT_SETTINGS.vxlanNetdev, 'up']);
+  // The dispatcher's port is linked to the uplink; it sends pods' packets by the node's
+  // routes, which bpf_fib_lookup gives only where forwarding is on (as on every Kubernetes node).
+  const outside = await createNetns(t);
+  await createVethPair(node, outside, [DEFAULT_SETTINGS.uplink, 'eth0'], [NODE_ADDRESS, OUTSIDE_ADDRESS]);
+  await node.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
   const daemon = await startDaemon(t, { netns: node, name: NODE, etcd: etcd.endpoints });
   await daemon.waitConnected();
   const netcubed = daemon.client();
@@ -71,7 +85,7 @@ export async function kubeNode(t: ExecutionContext, objects: readonly KubeObject
     return controller;
   };
   const controller = await startController('test');
-  return { etcd, node, daemon, netcubed, store, api, controller, startController, lines, log };
+  return { etcd, node, outside, daemon, netcubed, store, api, controller, startController, lines, log };
 }
 
 /** The ports of the node's pods' cube on netcubed that lead to a pod's veth, sorted; undefined without the cube. */
@@ -108,5 +122,5 @@ export async function startNodeServices(t: ExecutionContext, bed: Pick<KubeNode,
     t.teardown(() => running.close());
     return running;
   };
-  return { router: await start(router), lbrp: await start(lbrp), firewall: await start(firewall) };
+  return { router: await start(router), lbrp: await start(lbrp), firewall: await start(firewall), k8sdispatcher: await start(k8sdispatcher) };
 }

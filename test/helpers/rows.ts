@@ -33,8 +33,11 @@ export interface Row<F> {
   check?: (t: ExecutionContext, f: F, res: RunResult, mode: Mode) => unknown;
 }
 
-/** Registers one test per row and hook. */
-export function table<F>(rows: readonly Row<F>[], fixture: (t: ExecutionContext, mode: Mode) => Promise<F>, program: (f: F) => Program): void {
+/**
+ * Registers one test per row and hook. `netns`: the network namespace the runs
+ * happen in (a cube that asks the kernel's routes, bpf_fib_lookup, sees that one's).
+ */
+export function table<F>(rows: readonly Row<F>[], fixture: (t: ExecutionContext, mode: Mode) => Promise<F>, program: (f: F) => Program, netns?: (f: F) => string): void {
   for (const row of rows) {
     for (const mode of row.modes ?? (['xdp', 'tc'] as const)) {
       test(`${mode}: ${row.description}`, async (t) => {
@@ -42,7 +45,7 @@ export function table<F>(rows: readonly Row<F>[], fixture: (t: ExecutionContext,
         await row.setup?.(f, mode);
         const frame = (x: Buffer | ((f: F, mode: Mode) => Buffer)): Buffer => (Buffer.isBuffer(x) ? x : x(f, mode));
         const input = frame(row.input);
-        const res = await runProgram((row.program ?? program)(f), mode, input, row.md?.(f, mode));
+        const res = await runProgram((row.program ?? program)(f), mode, input, row.md?.(f, mode), { netns: netns?.(f) });
         t.is(res.verdict, row.verdict, 'verdict');
         const diff = diffFrames(res.frame, row.output === undefined ? input : frame(row.output));
         t.true(diff === undefined, `output frame: ${diff}`);

@@ -24,6 +24,8 @@ const PORTS = { 'web-1': 'nc00000000001', client: 'nc00000000002' } as const;
 test('pods on the API and their ports in etcd become ports of the node\'s chain on netcubed; removed, they go; a relist after 410 converges', async (t) => {
   // web-1 is on the API and its port recorded; client's port is recorded before the API has the pod.
   const { node, netcubed, store, api, controller, lines } = await kubeNode(t, objects.filter((o) => o !== pod('client')), async (store) => {
+    // netcubed published its built-in types, k8sdispatcher among them: a cluster without it (an older netcubed) has no edge.
+    await store.types.deleteType('k8sdispatcher');
     for (const [name, netdev] of Object.entries(PORTS)) {
       const { host, revision: _, ...value } = podPortOf(objects, 'default', name, netdev, 0);
       await store.podPorts.put(host, value);

@@ -166,6 +166,20 @@ static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u
 	return nc_jump_failed();
 }
 
+/* The ifindex of the netdev that @port is linked to, or 0 when its peer is no
+ * netdev (a cube, the stack, nothing): for a cube that sends out of that netdev
+ * by the kernel's routes and neighbours (bpf_fib_lookup asks for the netdev).
+ */
+static __always_inline __u32 nc_port_netdev(const struct nc_md *md, __u32 port)
+{
+	__u64 peer;
+
+	if (port >= NC_MAX_PORTS)
+		return 0;
+	peer = nc_port_word(md->flags & NC_MD_F_GEN, port);
+	return nc_peer_kind(peer) == NC_PEER_NETDEV ? nc_peer_target(peer) : 0;
+}
+
 /* Was this packet sent by the cube's own control plane (packet-out)? */
 static __always_inline int nc_is_packet_out(const struct nc_md *md)
 {
