@@ -9,6 +9,7 @@
 import type { Logger } from '@netcube/api/log';
 import type { KubeSource } from '../kube/source';
 import { nodeModel, Problems, type ClusterSettings, type KubeNode, type NodeModel } from '../model';
+import { SerialPasses } from '../passes';
 import type { Iproute } from './iproute';
 import { desiredFdb, fdbChanges, linkChange, vxlanSpec } from './vxlan';
 
@@ -26,8 +27,10 @@ export interface NodeAgentOptions {
 }
 
 export class NodeAgent {
-  private running?: Promise<void>;
-  private again = false;
+  private readonly serial = new SerialPasses(
+    () => this.pass(),
+    (err) => this.opts.log.error('VXLAN netdev not in step with the Nodes; the next change or resync tries again', { error: err.message }),
+  );
   private resync?: NodeJS.Timeout;
   private closed = false;
   /** Problems already logged, so each is logged once. */
@@ -50,23 +53,12 @@ export class NodeAgent {
     this.closed = true;
     clearInterval(this.resync);
     await this.opts.source.stop();
-    await this.running;
+    await this.serial.idle();
   }
 
   /** Runs a pass soon; passes never overlap, changes during one make one more. */
   schedule(): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.pass().catch((err) => this.opts.log.error('VXLAN netdev not in step with the Nodes; the next change or resync tries again', { error: (err as Error).message }));
-      } while (this.again && !this.closed);
-      this.running = undefined;
-    })();
+    this.serial.schedule(() => !this.closed);
   }
 
   private async pass(): Promise<void> {

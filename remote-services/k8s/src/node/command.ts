@@ -2,8 +2,8 @@
 // DaemonSet and deploy/hosts.sh --k8s run it.
 
 import { Logger } from '@netcube/api/log';
-import { hostNameProblem } from '@netcube/api/chain';
 import { UsageError } from '@netcube/sdk/run';
+import { nodeFlag } from '../cni-config';
 import { KubeSource, loadKubeConfig } from '../kube/source';
 import { parseControllerFlags, splitFlags } from '../main';
 import { NodeAgent } from './agent';
@@ -48,10 +48,7 @@ export function parseNodeAgentFlags(argv: string[], env: NodeJS.ProcessEnv = pro
   if (etcdFlag) throw new UsageError(`--${etcdFlag}: the node agent reads the Kubernetes API only, it has no etcd; see --help`);
   const flags = parseControllerFlags(rest, env);
   if (flags === 'help') return 'help';
-  const node = v.node ?? env.NODE_NAME;
-  if (!node) throw new UsageError('--node: give the node\'s name (or $NODE_NAME)');
-  const problem = hostNameProblem(node);
-  if (problem) throw new UsageError(`--node: ${problem}`);
+  const node = nodeFlag(v.node, env);
   const integer = (flag: string, text: string | undefined, def: number, min: number, max: number): number => {
     if (text === undefined) return def;
     const n = Number(text);
