@@ -243,6 +243,12 @@ test('hosts.sh refuses bad input with a usage message', async t => {
   const port = await hostsSh(['up', '2', '--name', 'nct-bad', '--etcd-port', 'twenty', '--state', bad]);
   t.is(port.code, 1);
   t.regex(port.stderr, /--etcd-port: a port number or auto/);
+  const pods = await hostsSh(['up', '2', '--name', 'nct-bad', '--pods', '3', '--state', bad]);
+  t.is(pods.code, 1);
+  t.regex(pods.stderr, /--pods: pods run on Kubernetes nodes only: add --k8s/);
+  const many = await hostsSh(['up', '2', '--name', 'nct-bad', '--k8s', '--pods', '10', '--state', bad]);
+  t.is(many.code, 1);
+  t.regex(many.stderr, /--pods: pods per node, 0 to 9, got '10'/);
   t.false(existsSync('/run/netns/nct-bad1'), 'a refused up leaves nothing behind');
   const command = await hostsSh(['sideways']);
   t.is(command.code, 1);
