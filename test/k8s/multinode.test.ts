@@ -67,6 +67,9 @@ test.serial('two nodes: the agent makes each VXLAN netdev and its table from the
     const udp = await runSockets<{ echoed: number }>(from.netns, ['udp', to.address, 5353, 5, 5_000]);
     t.is(udp.echoed, 5, `UDP ${where}`);
   }
+  // A packet of the pods' full MTU (1450, as cni-config sets it) crosses unfragmented: the overlay's MTU fits it.
+  t.is(JSON.parse((await client1.netns.exec('ip', ['-j', 'link', 'show', 'dev', 'eth0'])).stdout)[0].mtu, 1450);
+  await t.notThrowsAsync(client1.netns.exec('ping', ['-q', '-n', '-c', '3', '-i', '0.05', '-W', '2', '-M', 'do', '-s', String(1450 - 28), echo2.address]), 'full-size packets n1 → n2');
   // The traffic across went through the VXLAN netdevs.
   const stats = JSON.parse((await n1.netns.exec('ip', ['-j', '-s', 'link', 'show', 'dev', SETTINGS.vxlanNetdev])).stdout)[0].stats64;
   t.true(stats.tx.packets >= 15 && stats.rx.packets >= 15, JSON.stringify(stats));
