@@ -35,7 +35,7 @@ export class NodeAgent {
   private closed = false;
   /** Problems already logged, so each is logged once. */
   private readonly told = new Set<string>();
-  /** Passes done, and whether the last one succeeded. */
+  /** Passes that went through (one that failed or found its own Node unusable does not count). */
   passes = 0;
 
   constructor(private readonly opts: NodeAgentOptions) {}
