@@ -2,6 +2,7 @@
 # Namespace-hosts: a netcube cluster on one machine, for demos and tests.
 #
 #   hosts.sh up N [--etcd-members 1|3] [--name PREFIX] [--state DIR] [--etcd-port PORT|auto]
+#                 [--k8s [--pods M]]
 #   hosts.sh down   [--state DIR]
 #   hosts.sh status [--state DIR]
 #   hosts.sh env    [--state DIR]      prints the exports netcubectl needs (etcd, the admin's certificate)
@@ -27,6 +28,17 @@
 # clients and peers, and etcd's access control on with netcube's roles (netcubectl
 # access): each host writes only its own registration and status, the admin (your
 # netcubectl, with pki/admin.crt) the chains.
+#
+# With --k8s the hosts are Kubernetes-like nodes instead (netcube on Kubernetes,
+# remote-services/k8s/README.md): their eth0 on one segment (a namespace PREFIX-seg
+# with a bridge), node i at 10.78.0.(10+i) with pod range 10.244.i.0/24, and a client
+# at 10.78.0.100 outside the cluster. The scripted API server of test/ serves them as
+# Nodes, with M pods per node (default 2: PREFIXi-pj at 10.244.i.(10+j), namespace
+# default, labels app: demo); netcube-k8s (the controller), netcube-router, -lbrp and
+# -firewall run beside etcd with identities of their own; each node has its agent
+# (netcube-k8s node: the VXLAN netdev ncvx0 and its forwarding table) and its
+# netcube-cni config (netcube-k8s cni-config), with which each pod is added as a
+# container runtime would add it (CNI ADD, in a namespace of its own).
 set -Eeuo pipefail
 # Logs and state: group-readable at most; keys (certs.sh) the owner's alone.
 umask 027
@@ -36,6 +48,10 @@ trap 'printf "hosts.sh: line %s: \"%s\" failed\n" "$LINENO" "$BASH_COMMAND" >&2'
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DAEMON_JS=$REPO/build/js/node-daemon/src/daemon/main.js
 NETCUBECTL_JS=$REPO/build/js/node-daemon/src/cli/main.js
+K8S_JS=$REPO/remote-services/k8s/build/src/main.js
+CNI_JS=$REPO/remote-services/k8s/build/src/cni/main.js
+APISERVER_JS=$REPO/build/js/test/helpers/kube-apiserver-main.js
+NODE_NET=10.78.0
 CERTS_SH=$REPO/deploy/certs.sh
 STATE=${NETCUBE_DEPLOY_STATE:-/run/netcube-deploy}
 RUN_ROOT=/run/netcube
@@ -50,7 +66,7 @@ die() {
 }
 usage() { # usage [EXIT_CODE]: help on stdout when asked for, on stderr after a mistake
   local code=${1:-2}
-  if ((code == 0)); then sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; else sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; fi
+  if ((code == 0)); then sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; else sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; fi
   exit "$code"
 }
 
@@ -67,6 +83,8 @@ save_state() {
 PREFIX='$PREFIX'
 HOSTS='${HOSTS[*]}'
 CLIENTS='${CLIENTS[*]}'
+K8S='${K8S:-}'
+EXTRA_NETNS='${EXTRA_NETNS[*]+${EXTRA_NETNS[*]}}'
 ETCD_CLIENT='$ETCD_CLIENT'
 ETCD_SOCKETS='$ETCD_SOCKETS'
 EOF
@@ -139,6 +157,10 @@ make_pki() {
   bash "$CERTS_SH" "$dir" viewer >/dev/null
   for ns in "${HOSTS[@]}"; do bash "$CERTS_SH" "$dir" host "$ns" >/dev/null; done
   say "   $dir: a CA, certificates for etcd, its root, the admin, a viewer and ${#HOSTS[@]} hosts"
+  if [[ -n $K8S ]]; then
+    for ns in "${K8S_SERVICES[@]}"; do bash "$CERTS_SH" "$dir" service "$ns" >/dev/null; done
+    say "   and for the services $(IFS=,; printf '%s' "${K8S_SERVICES[*]}")"
+  fi
 }
 
 # etcdctl over TLS as WHO (a certificate of pki/): etcdctl_as WHO ENDPOINTS ARGS...
@@ -223,7 +245,121 @@ start_etcd() {
   local ctl=(node "$NETCUBECTL_JS" --etcd "$ETCD_CLIENT" --tls-ca "$pki/ca.crt" --tls-cert "$pki/root.crt" --tls-key "$pki/root.key")
   "${ctl[@]}" access enable >/dev/null || die "could not turn etcd's access control on (netcubectl access enable)"
   "${ctl[@]}" access host "${HOSTS[@]}" >/dev/null || die "could not give the hosts their etcd users (netcubectl access host)"
+  if [[ -n $K8S ]]; then
+    "${ctl[@]}" access service router lbrp firewall >/dev/null || die "could not give the services their etcd users (netcubectl access service)"
+    "${ctl[@]}" access service k8s --owns-chains --configures lbrp,firewall >/dev/null || die "could not give the controller its etcd user (netcubectl access service k8s)"
+  fi
   say "   etcd access control on: users admin, viewer, $(printf 'host-%s ' "${HOSTS[@]}")(pki/<user>.crt)"
+}
+
+# ----------------------------------------------------------------- Kubernetes (--k8s)
+
+K8S_SERVICES=(k8s router lbrp firewall)
+
+# The nodes' eth0 on one segment (a bridge in PREFIX-seg), a client on it outside the cluster.
+k8s_network() {
+  local seg=$PREFIX-seg i ns
+  step "network: ${#HOSTS[@]} Kubernetes nodes on one segment ($NODE_NET.0/24), a client outside the cluster"
+  for ns in "$seg" "${CLIENTS[@]}" "${HOSTS[@]}"; do new_netns "$ns"; done
+  ip -n "$seg" link add br0 type bridge
+  ip -n "$seg" link set br0 up
+  for ((i = 1; i <= ${#HOSTS[@]}; i++)); do
+    add_veth "${HOSTS[i - 1]}" eth0 "$seg" "p$i"
+    ip -n "$seg" link set "p$i" master br0
+    ip -n "${HOSTS[i - 1]}" addr add "$NODE_NET.$((10 + i))/24" dev eth0
+    say "   ${HOSTS[i - 1]}: eth0 $NODE_NET.$((10 + i)), pods 10.244.$i.0/24"
+  done
+  add_veth "${CLIENTS[0]}" eth0 "$seg" client
+  ip -n "$seg" link set client master br0
+  ip -n "${CLIENTS[0]}" addr add "$NODE_NET.100/24" dev eth0
+  say "   ${CLIENTS[0]}: $NODE_NET.100"
+}
+
+# The objects the scripted API server serves: the nodes, namespace default, the pods.
+k8s_manifests() {
+  local i j
+  printf '# What hosts.sh up --k8s serves as the Kubernetes API: its nodes and their pods.\n'
+  for ((i = 1; i <= ${#HOSTS[@]}; i++)); do
+    printf -- '---\napiVersion: v1\nkind: Node\nmetadata: { name: %s, labels: { kubernetes.io/hostname: %s } }\n' "${HOSTS[i - 1]}" "${HOSTS[i - 1]}"
+    printf 'spec: { podCIDR: 10.244.%s.0/24, podCIDRs: [10.244.%s.0/24] }\n' "$i" "$i"
+    printf 'status: { addresses: [{ type: InternalIP, address: %s }] }\n' "$NODE_NET.$((10 + i))"
+  done
+  printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata: { name: default, labels: { kubernetes.io/metadata.name: default } }\n'
+  for ((i = 1; i <= ${#HOSTS[@]}; i++)); do
+    for ((j = 1; j <= PODS; j++)); do
+      printf -- '---\napiVersion: v1\nkind: Pod\nmetadata: { name: %s, namespace: default, labels: { app: demo } }\n' "${HOSTS[i - 1]}-p$j"
+      printf 'spec: { nodeName: %s, containers: [{ name: demo, image: busybox }] }\n' "${HOSTS[i - 1]}"
+      printf 'status: { phase: Running, podIP: 10.244.%s.%s }\n' "$i" "$((10 + j))"
+    done
+  done
+}
+
+# k8s_spawn NAME COMMAND...: a Kubernetes-side process, recorded as pids/k8s-NAME.pid.
+k8s_spawn() {
+  local name=$1
+  shift
+  spawn "$STATE/pids/k8s-$name.pid" "$STATE/logs/$name.log" / "$@"
+}
+
+k8s_alive() { # k8s_alive NAME: fails with its log when the process is gone
+  our_pid "$STATE/pids/k8s-$1.pid" "$STATE/" >/dev/null || fail_with_log "$1 exited while starting" "$STATE/logs/$1.log"
+}
+
+k8s_up() {
+  local dir=$STATE/k8s pki=$STATE/pki node ns i j kubeconfig
+  node=$(command -v node)
+  for f in "$K8S_JS" "$CNI_JS" "$APISERVER_JS"; do [[ -f $f ]] || die "$f is not built: run npm run build"; done
+  [[ -x /usr/lib/cni/host-local ]] || die "host-local is not installed (Debian package containernetworking-plugins): run deploy/setup.sh"
+  mkdir -p "$dir/ipam"
+  kubeconfig=$dir/kubeconfig
+
+  step "the scripted Kubernetes API server (test/helpers/kube-apiserver.ts)"
+  k8s_manifests >"$dir/cluster.yaml"
+  k8s_spawn apiserver "$node" "$APISERVER_JS" --kubeconfig "$kubeconfig" "$dir/cluster.yaml"
+  for _ in $(seq 1 200); do
+    [[ -f $kubeconfig ]] && break
+    k8s_alive apiserver
+    sleep 0.1
+  done
+  [[ -f $kubeconfig ]] || fail_with_log "the API server did not start within 20 s" "$STATE/logs/apiserver.log"
+  say "   $(tail -n 1 "$STATE/logs/apiserver.log"); kubeconfig $kubeconfig"
+
+  step "the controller and the services of its cubes"
+  local tls=(--etcd "$ETCD_CLIENT" --tls-ca "$pki/ca.crt")
+  k8s_spawn k8s "$node" "$K8S_JS" --kubeconfig "$kubeconfig" "${tls[@]}" --tls-cert "$pki/service-k8s.crt" --tls-key "$pki/service-k8s.key" --name "$PREFIX-k8s"
+  for s in router lbrp firewall; do
+    k8s_spawn "$s" "$node" "$REPO/remote-services/$s/build/main.js" "${tls[@]}" --tls-cert "$pki/service-$s.crt" --tls-key "$pki/service-$s.key" --name "$PREFIX-$s"
+  done
+  say "   netcube-k8s, netcube-router, netcube-lbrp, netcube-firewall (logs in $STATE/logs)"
+
+  step "each node's agent (its VXLAN netdev) and CNI config"
+  for ns in "${HOSTS[@]}"; do
+    k8s_spawn "agent-$ns" "$node" "$K8S_JS" node --node "$ns" --kubeconfig "$kubeconfig" --netns "/run/netns/$ns"
+    "$node" "$K8S_JS" cni-config --node "$ns" --kubeconfig "$kubeconfig" --out "$dir/$ns.conflist" \
+      --etcd "$ETCD_SOCKETS" --tls-ca "$pki/ca.crt" --tls-cert "$pki/host-$ns.crt" --tls-key "$pki/host-$ns.key" \
+      --socket "$RUN_ROOT/$ns/netcubed.sock" --ipam-data-dir "$dir/ipam/$ns" >/dev/null ||
+      die "netcube-k8s cni-config --node $ns failed"
+    say "   $ns: agent running, CNI config $dir/$ns.conflist"
+  done
+
+  ((PODS > 0)) || return 0
+  step "pods, added by netcube-cni as a container runtime adds them"
+  for ((i = 1; i <= ${#HOSTS[@]}; i++)); do
+    ns=${HOSTS[i - 1]}
+    for ((j = 1; j <= PODS; j++)); do
+      local pod=$ns-p$j
+      k8s_alive k8s
+      new_netns "$pod"
+      # The network config of the conflist's one plugin, as a runtime hands it over.
+      jq '{cniVersion, name} + .plugins[0]' "$dir/$ns.conflist" |
+        nsenter --net="/run/netns/$ns" env -i PATH="$PATH" CNI_COMMAND=ADD CNI_CONTAINERID="$pod" CNI_NETNS="/run/netns/$pod" \
+          CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+          CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$pod;IP=10.244.$i.$((10 + j))" \
+          "$node" "$CNI_JS" >"$STATE/logs/cni-$pod.json" ||
+        fail_with_log "CNI ADD of pod $pod on $ns failed" "$STATE/logs/cni-$pod.json"
+      say "   $pod on $ns: 10.244.$i.$((10 + j))"
+    done
+  done
 }
 
 # ----------------------------------------------------------------- up
@@ -258,10 +394,13 @@ new_netns() {
 }
 
 up() {
-  local n='' members=1 ports=default
+  local n='' members=1 ports=default pods=''
   PREFIX=h
+  K8S=''
   while (($#)); do
     case $1 in
+      --k8s) K8S=1; shift ;;
+      --pods) pods=${2:?--pods needs a count}; shift 2 ;;
       --etcd-members) members=${2:?--etcd-members needs 1 or 3}; shift 2 ;;
       --name) PREFIX=${2:?--name needs a prefix}; shift 2 ;;
       --state) STATE=${2:?--state needs a directory}; shift 2 ;;
@@ -272,6 +411,10 @@ up() {
     esac
   done
   [[ $n =~ ^[1-9][0-9]?$ ]] || die "up: how many hosts? e.g. hosts.sh up 3 (1 to 99)"
+  [[ -z $pods || -n $K8S ]] || die "--pods: pods run on Kubernetes nodes only: add --k8s"
+  PODS=${pods:-2}
+  [[ $PODS =~ ^[0-9]$ ]] || die "--pods: pods per node, 0 to 9, got '$PODS'"
+  [[ -z $K8S || $n -le 80 ]] || die "up --k8s: at most 80 nodes (their addresses are 10.78.0.11 to 10.78.0.90), got $n"
   [[ $members == 1 || $members == 3 ]] || die "--etcd-members: 1 or 3, got '$members'"
   [[ $ports == default || $ports == auto || ($ports =~ ^[0-9]{1,5}$ && $ports -ge 1024 && $ports -le 65530) ]] ||
     die "--etcd-port: a port number or auto, got '$ports' (members use PORT, PORT+1, ... up to PORT+5; from 1024 to 65530)"
@@ -285,8 +428,16 @@ up() {
   HOSTS=()
   for ((i = 1; i <= n; i++)); do HOSTS+=("$PREFIX$i"); done
   CLIENTS=("$PREFIX-client1" "$PREFIX-client2")
+  EXTRA_NETNS=()
+  if [[ -n $K8S ]]; then
+    CLIENTS=("$PREFIX-client1")
+    EXTRA_NETNS=("$PREFIX-seg")
+    for ((i = 1; i <= n; i++)); do
+      for ((j = 1; j <= PODS; j++)); do EXTRA_NETNS+=("$PREFIX$i-p$j"); done
+    done
+  fi
   local ns
-  for ns in "${HOSTS[@]}" "${CLIENTS[@]}"; do
+  for ns in "${HOSTS[@]}" "${CLIENTS[@]}" "${EXTRA_NETNS[@]+"${EXTRA_NETNS[@]}"}"; do
     [[ ! -e /run/netns/$ns ]] || die "network namespace $ns exists already: remove it (ip netns delete $ns) or pass another --name"
   done
   for ns in "${HOSTS[@]}"; do
@@ -299,16 +450,20 @@ up() {
   # From here on, a failure takes down whatever was built.
   trap 'on_up_failure' EXIT
 
-  step "network: ${#HOSTS[@]} hosts in a line, a client at each end"
   HAVE_ETHTOOL=$(command -v ethtool || true)
   [[ -n $HAVE_ETHTOOL ]] || say "   note: ethtool is missing (deploy/setup.sh installs it): without GRO on the veths, chains in XDP mode cannot deliver to the next namespace; TC mode works"
-  for ns in "${CLIENTS[@]}" "${HOSTS[@]}"; do new_netns "$ns"; done
-  add_veth "${CLIENTS[0]}" eth0 "${HOSTS[0]}" left
-  for ((i = 0; i + 1 < n; i++)); do add_veth "${HOSTS[i]}" right "${HOSTS[i + 1]}" left; done
-  add_veth "${HOSTS[n - 1]}" right "${CLIENTS[1]}" eth0
-  ip -n "${CLIENTS[0]}" addr add "$CLIENT_NET.1/24" dev eth0
-  ip -n "${CLIENTS[1]}" addr add "$CLIENT_NET.2/24" dev eth0
-  say "   ${CLIENTS[0]} ($CLIENT_NET.1) - $(IFS=-; printf '%s' "${HOSTS[*]}") - ${CLIENTS[1]} ($CLIENT_NET.2)"
+  if [[ -n $K8S ]]; then
+    k8s_network
+  else
+    step "network: ${#HOSTS[@]} hosts in a line, a client at each end"
+    for ns in "${CLIENTS[@]}" "${HOSTS[@]}"; do new_netns "$ns"; done
+    add_veth "${CLIENTS[0]}" eth0 "${HOSTS[0]}" left
+    for ((i = 0; i + 1 < n; i++)); do add_veth "${HOSTS[i]}" right "${HOSTS[i + 1]}" left; done
+    add_veth "${HOSTS[n - 1]}" right "${CLIENTS[1]}" eth0
+    ip -n "${CLIENTS[0]}" addr add "$CLIENT_NET.1/24" dev eth0
+    ip -n "${CLIENTS[1]}" addr add "$CLIENT_NET.2/24" dev eth0
+    say "   ${CLIENTS[0]} ($CLIENT_NET.1) - $(IFS=-; printf '%s' "${HOSTS[*]}") - ${CLIENTS[1]} ($CLIENT_NET.2)"
+  fi
 
   step "certificates"
   make_pki "$members"
@@ -344,12 +499,17 @@ up() {
     ((SECONDS < deadline)) || fail_with_log "${pending[0]} did not register in etcd within $REGISTER_WITHIN s" "$STATE/logs/netcubed-${pending[0]}.log"
     sleep 0.2
   done
+  [[ -z $K8S ]] || k8s_up
   trap - EXIT
 
   step "up"
   say "   netcubectl talks to this etcd as the admin with (bash deploy/hosts.sh env${STATE_FLAG} prints them):"
   sed 's/^/     export /' "$STATE/env"
-  say "   try: netcubectl get hosts; ip netns exec ${CLIENTS[0]} ping $CLIENT_NET.2"
+  if [[ -n $K8S ]]; then
+    say "   try: netcubectl get chains; ip netns exec ${PREFIX}1-p1 ping 10.244.$n.11"
+  else
+    say "   try: netcubectl get hosts; ip netns exec ${CLIENTS[0]} ping $CLIENT_NET.2"
+  fi
   say "   tear down: bash deploy/hosts.sh down${STATE_FLAG}"
 }
 
@@ -387,6 +547,14 @@ down_now() {
   local ns file
   read -r -a HOSTS <<<"$HOSTS"
   read -r -a CLIENTS <<<"$CLIENTS"
+  read -r -a EXTRA_NETNS <<<"${EXTRA_NETNS:-}"
+  if [[ -n ${K8S:-} ]]; then
+    step "stopping the Kubernetes processes"
+    for file in "$STATE"/pids/k8s-*.pid; do
+      [[ -e $file ]] || continue
+      stop_pid "$file" "$STATE/" "$(basename "$file" .pid | sed 's/^k8s-//')"
+    done
+  fi
   step "stopping netcubed"
   for ns in "${HOSTS[@]}"; do stop_pid "$STATE/pids/netcubed-$ns.pid" "$RUN_ROOT/$ns" "netcubed of $ns"; done
   step "stopping etcd"
@@ -395,7 +563,7 @@ down_now() {
     stop_pid "$file" "$STATE/etcd" "etcd $(basename "$file" .pid | sed 's/^etcd-//')"
   done
   step "removing namespaces, bpffs mounts and state"
-  for ns in "${HOSTS[@]}" "${CLIENTS[@]}"; do
+  for ns in "${EXTRA_NETNS[@]+"${EXTRA_NETNS[@]}"}" "${HOSTS[@]}" "${CLIENTS[@]}"; do
     local others
     others=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ' || true)
     # Not ours to kill: they keep the namespace alive after its name is gone.
@@ -451,6 +619,13 @@ status() {
     if grep -qx "/netcube/v1/hosts/$ns" <<<"$registered"; then line+=", registered"; else line+=", NOT REGISTERED"; healthy=1; fi
     say "$line"
   done
+  if [[ -n ${K8S:-} ]]; then
+    say "Kubernetes (--k8s):"
+    for file in "$STATE"/pids/k8s-*.pid; do
+      [[ -e $file ]] || continue
+      if pid=$(our_pid "$file" "$STATE/"); then say "  $(basename "$file" .pid | sed 's/^k8s-//'): running (pid $pid)"; else say "  $(basename "$file" .pid | sed 's/^k8s-//'): NOT RUNNING"; healthy=1; fi
+    done
+  fi
   say "clients:"
   for ns in "${CLIENTS[@]}"; do
     [[ -e /run/netns/$ns ]] && say "  $ns: $(ip -n "$ns" -br -4 addr show dev eth0 | awk '{print $3}')" || { say "  $ns: NO NAMESPACE"; healthy=1; }

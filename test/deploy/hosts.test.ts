@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseChain } from '@netcube/api/chain';
 import { PermissionDeniedError, Store } from '@netcube/api/store';
 import { netcubectl, REPO, scratch, writeFile } from '../cli/run';
+import { waitFor } from '../helpers/wait';
 
 const execFileAsync = promisify(execFile);
 const HOSTS_SH = join(REPO, 'deploy', 'hosts.sh');
@@ -34,7 +35,7 @@ class Deployment {
   }
 
   up(...args: string[]): Promise<Run> {
-    return hostsSh(['up', String(this.hosts.length), '--name', this.prefix, '--state', this.state, '--etcd-port', 'auto', ...args]);
+    return hostsSh(['up', String(this.hosts.length), '--name', this.prefix, '--state', this.state, '--etcd-port', 'auto', ...args], 300_000);
   }
 
   down(): Promise<Run> {
@@ -64,7 +65,7 @@ class Deployment {
   leftovers(pids: number[]): string[] {
     const found: string[] = [];
     const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
-    for (const ns of [...this.hosts, ...this.clients]) if (namespaces.includes(ns)) found.push(`namespace ${ns}`);
+    for (const ns of namespaces) if (ns.startsWith(this.prefix)) found.push(`namespace ${ns}`);
     for (const pid of pids) if (existsSync(`/proc/${pid}`)) found.push(`process ${pid}`);
     for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
       if (this.hosts.some(h => line.includes(`/run/netcube/${h}/`))) found.push(`mount ${line}`);
@@ -76,6 +77,7 @@ class Deployment {
 
 const line = new Deployment('h', 3);
 const cluster = new Deployment('q', 1);
+const kube = new Deployment('k', 2);
 
 interface Run {
   code: number;
@@ -83,9 +85,9 @@ interface Run {
   stderr: string;
 }
 
-async function hostsSh(args: string[]): Promise<Run> {
+async function hostsSh(args: string[], timeout = 120_000): Promise<Run> {
   try {
-    const { stdout, stderr } = await execFileAsync('bash', [HOSTS_SH, ...args], { timeout: 120_000 });
+    const { stdout, stderr } = await execFileAsync('bash', [HOSTS_SH, ...args], { timeout });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -111,6 +113,7 @@ async function ping(from: string, count: number): Promise<string> {
 test.after.always(async () => {
   await line.down();
   await cluster.down();
+  await kube.down();
 });
 
 test('a chain spanning three namespace-hosts carries real traffic, applied with netcubectl', async t => {
@@ -240,6 +243,12 @@ test('hosts.sh refuses bad input with a usage message', async t => {
   const port = await hostsSh(['up', '2', '--name', 'nct-bad', '--etcd-port', 'twenty', '--state', bad]);
   t.is(port.code, 1);
   t.regex(port.stderr, /--etcd-port: a port number or auto/);
+  const pods = await hostsSh(['up', '2', '--name', 'nct-bad', '--pods', '3', '--state', bad]);
+  t.is(pods.code, 1);
+  t.regex(pods.stderr, /--pods: pods run on Kubernetes nodes only: add --k8s/);
+  const many = await hostsSh(['up', '2', '--name', 'nct-bad', '--k8s', '--pods', '10', '--state', bad]);
+  t.is(many.code, 1);
+  t.regex(many.stderr, /--pods: pods per node, 0 to 9, got '10'/);
   t.false(existsSync('/run/netns/nct-bad1'), 'a refused up leaves nothing behind');
   const command = await hostsSh(['sideways']);
   t.is(command.code, 1);
@@ -247,4 +256,39 @@ test('hosts.sh refuses bad input with a usage message', async t => {
   const status = await hostsSh(['status', '--state', bad]);
   t.is(status.code, 3);
   t.false(existsSync(bad));
+});
+
+test('--k8s: namespace-hosts as Kubernetes nodes on one segment, VXLAN between them, pods added by netcube-cni talking across nodes', async t => {
+  t.timeout(480_000);
+  const up = await kube.up('--k8s', '--pods', '1');
+  t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
+  const [n1, n2] = kube.hosts;
+  t.regex(up.stdout, new RegExp(`${n1}-p1 on ${n1}: 10\\.244\\.1\\.11`));
+  const pids = kube.pids();
+  t.is(pids.length, 1 + 2 + 1 + 1 + 3 + 2, 'etcd, two netcubeds, the API server, the controller, three services, two agents');
+  const status = await hostsSh(['status', '--state', kube.state]);
+  t.is(status.code, 0, status.stdout);
+  t.regex(status.stdout, new RegExp(`agent-${n1}: running`));
+
+  // Each node's VXLAN netdev forwards to the other node.
+  const fdb = JSON.parse(execFileSync('ip', ['netns', 'exec', n1, 'bridge', '-j', 'fdb', 'show', 'dev', 'ncvx0']).toString()) as { mac: string; dst?: string }[];
+  t.deepEqual(fdb.filter(e => e.dst).map(e => e.dst), ['10.78.0.12', '10.78.0.12']);
+  const chains = JSON.parse((await netcubectl(['get', 'chains', '-o', 'json'], { env: kube.env() })).stdout) as { name: string }[];
+  t.deepEqual(chains.map(c => c.name).sort(), [`k8s-${n1}`, `k8s-${n2}`]);
+
+  // A pod on n1 reaches the pod on n2 (the router's first packet resolves the other router).
+  const across = async (count: number) => {
+    try {
+      const { stdout } = await execFileAsync('ip', ['netns', 'exec', `${n1}-p1`, 'ping', '-n', '-q', '-c', String(count), '-i', '0.05', '-W', '1', '10.244.2.11']);
+      return stdout;
+    } catch (err) {
+      return (err as { stdout?: string }).stdout ?? '';
+    }
+  };
+  await waitFor('the pod on n1 reaching the pod on n2', async () => /1 received/.test(await across(1)), 60_000);
+  t.regex(await across(10), /10 packets transmitted, 10 received, 0% packet loss/);
+
+  const down = await kube.down();
+  t.is(down.code, 0, down.stderr);
+  t.deepEqual(kube.leftovers(pids), []);
 });

@@ -9,7 +9,7 @@ import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { parseCniConfigFlags, parseControllerFlags } from '@netcube/k8s';
+import { parseCniConfigFlags, parseControllerFlags, parseNodeAgentFlags } from '@netcube/k8s';
 import { parseFlags } from '@netcube/sdk/run';
 import { parseConfig as parseNetcubedFlags } from '../../node-daemon/src/daemon/config';
 import { REPO } from '../cli/run';
@@ -63,6 +63,7 @@ const PARSERS: Record<string, (argv: string[]) => unknown> = {
   netcubed: (argv) => parseNetcubedFlags(argv, {}),
   'netcube-k8s': (argv) => parseControllerFlags(argv, {}),
   'netcube-k8s cni-config': (argv) => parseCniConfigFlags(argv, {}),
+  'netcube-k8s node': (argv) => parseNodeAgentFlags(argv, {}),
 };
 const parserOf = (command: string[]): [string, string[]] => {
   if (PARSERS[`${command[0]} ${command[1]}`]) return [`${command[0]} ${command[1]}`, command.slice(2)];
@@ -104,10 +105,10 @@ test('every netcube command exists and takes the flags it is given; mounts name 
       checked++;
     }
   }
-  t.is(checked, 7, 'netcubed, cni-config, netcube-k8s and four services');
+  t.is(checked, 8, 'netcubed, cni-config, the node agent, netcube-k8s and four services');
 });
 
-test('the controller may list and watch everything it follows; a node may read Nodes', (t) => {
+test('the controller may list and watch everything it follows; a node may read and follow Nodes', (t) => {
   const role = (name: string) => manifests.find((m) => m.kind === 'ClusterRole' && m.metadata.name === name)!.rules!;
   const may = (name: string, group: string, resource: string, verb: string) =>
     role(name).some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
@@ -116,6 +117,6 @@ test('the controller may list and watch everything it follows; a node may read N
     const apiGroup = r.path.startsWith('/api/v1') ? '' : group;
     for (const verb of ['list', 'watch']) t.true(may('netcube-controller', apiGroup, resource, verb), `${verb} ${apiGroup || 'core'}/${resource}`);
   }
-  t.true(may('netcube-node', '', 'nodes', 'get'));
+  for (const verb of ['get', 'list', 'watch']) t.true(may('netcube-node', '', 'nodes', verb), `a node may ${verb} nodes`);
   for (const binding of manifests.filter((m) => m.kind === 'ClusterRoleBinding')) t.truthy(role(binding.metadata.name));
 });

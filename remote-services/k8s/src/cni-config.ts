@@ -82,15 +82,21 @@ export function parseCniConfigFlags(argv: string[], env: NodeJS.ProcessEnv = pro
   const { values: v, rest } = splitFlags(argv, OWN_FLAGS);
   const flags = parseControllerFlags(rest, env);
   if (flags === 'help') return 'help';
-  const node = v.node ?? env.NODE_NAME;
-  if (!node) throw new UsageError('--node: give the node\'s name (or $NODE_NAME)');
-  const problem = hostNameProblem(node);
-  if (problem) throw new UsageError(`--node: ${problem}`);
+  const node = nodeFlag(v.node, env);
   const mtu = v.mtu === undefined ? undefined : Number(v.mtu);
   if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)) throw new UsageError(`--mtu: an integer from 576 to 65535, got ${JSON.stringify(v.mtu)}`);
   const cniVersion = v['cni-version'];
   if (cniVersion !== undefined && !SUPPORTED_VERSIONS.includes(cniVersion)) throw new UsageError(`--cni-version: ${SUPPORTED_VERSIONS.join(' or ')}, got ${JSON.stringify(cniVersion)}`);
   return { ...flags, node, out: v.out, conflist: { cniVersion, socket: v.socket, mtu, ipamDataDir: v['ipam-data-dir'] } };
+}
+
+/** A node's command's --node: the value given, else $NODE_NAME (as the downward API gives it), a valid host name. */
+export function nodeFlag(value: string | undefined, env: NodeJS.ProcessEnv): string {
+  const node = value ?? env.NODE_NAME;
+  if (!node) throw new UsageError('--node: give the node\'s name (or $NODE_NAME)');
+  const problem = hostNameProblem(node);
+  if (problem) throw new UsageError(`--node: ${problem}`);
+  return node;
 }
 
 /** `netcube-k8s cni-config ...`: resolves with the conflist's text once written (or printed). */

@@ -20,6 +20,7 @@ import { serviceUser } from '@netcube/api/store/access';
 import { LeaderElection } from '@netcube/sdk/election';
 import type { KubeSource } from './kube/source';
 import { clusterChains, DISPATCHER_TYPE, type ClusterSettings } from './model';
+import { SerialPasses } from './passes';
 import { CONFIGURED_TYPES, orphanedConfigs, planChain, type ConfigPlan, type HeldConfigs } from './service-configs';
 
 export const SERVICE_TYPE = 'k8s';
@@ -43,8 +44,10 @@ export class Controller {
   private podPorts?: PodPortWatch;
   private readonly records = new Map<string, StoredPodPort>();
   private recordsSynced = false;
-  private running?: Promise<void>;
-  private again = false;
+  private readonly serial = new SerialPasses(
+    () => this.pass(),
+    (err) => this.opts.log.error('pass failed; the next change or resync tries again', { error: err.message }),
+  );
   private resync?: NodeJS.Timeout;
   /** Problems already logged, so each is logged once. */
   private readonly told = new Set<string>();
@@ -99,24 +102,13 @@ export class Controller {
     clearInterval(this.resync);
     this.podPorts?.close();
     await this.opts.source.stop();
-    await this.running;
+    await this.serial.idle();
     await this.election.close();
   }
 
   /** Runs a pass soon, when leading. */
   schedule(): void {
-    if (this.closed || !this.recordsSynced || !this.election.isLeader) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.pass().catch((err) => this.opts.log.error('pass failed; the next change or resync tries again', { error: (err as Error).message }));
-      } while (this.again && !this.closed && this.election.isLeader);
-      this.running = undefined;
-    })();
+    this.serial.schedule(() => !this.closed && this.recordsSynced && this.election.isLeader);
   }
 
   private async pass(): Promise<void> {
@@ -184,7 +176,7 @@ export class Controller {
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         // The chain or the config changed since this pass read them: read them again.
-        this.again = true;
+        this.serial.repeat();
       }
     }
     for (const { type, held } of plan.deletes) {

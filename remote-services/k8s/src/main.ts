@@ -11,11 +11,13 @@ import { cniConfig, cniConfigUsage } from './cni-config';
 import { Controller } from './controller';
 import { KubeSource, loadKubeConfig, type KubeConfigFlags } from './kube/source';
 import { DEFAULT_SETTINGS, type ClusterSettings } from './model';
+import { nodeAgentMain } from './node/command';
 
 const KUBE_FLAGS = ['kubeconfig', 'master', 'cluster-cidr', 'resync-period', 'uplink', 'vxlan-netdev', 'masquerade-ports', 'overlay-cidr'] as const;
 
 export const usage = (): string => `Usage: netcube-k8s [options]
        netcube-k8s cni-config --node NAME [--out FILE] [options]   (a node's CNI config; cni-config --help)
+       netcube-k8s node --node NAME [options]   (the node agent: its VXLAN netdev; node --help)
 
 The netcube Kubernetes controller: follows Nodes, Pods, Namespaces, Services,
 EndpointSlices and NetworkPolicies, and the pod ports netcube-cni records, and
@@ -102,6 +104,7 @@ export function duration(flag: string, text: string): number {
 
 function main(): void {
   if (process.argv[2] === 'cni-config') return void cniConfigMain(process.argv.slice(3));
+  if (process.argv[2] === 'node') return nodeAgentMain(process.argv.slice(3));
   let flags;
   try {
     flags = parseControllerFlags(process.argv.slice(2));

@@ -24,6 +24,8 @@ export interface KubeSourceOptions {
   /** First pause before an informer that failed starts again; doubled up to retryMaxMs. */
   retryMs?: number;
   retryMaxMs?: number;
+  /** The resources to follow (default: all); the others' lists in state() stay empty. */
+  resources?: readonly KubeResource[];
 }
 
 interface KubeSourceEvents {
@@ -31,10 +33,10 @@ interface KubeSourceEvents {
   changed: [];
 }
 
-type Resource = keyof Omit<ClusterState, 'podPorts'>;
+export type KubeResource = keyof Omit<ClusterState, 'podPorts'>;
 
 export class KubeSource extends EventEmitter<KubeSourceEvents> {
-  private readonly informers = new Map<Resource, Informer>();
+  private readonly informers = new Map<KubeResource, Informer>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private synced = false;
@@ -51,7 +53,7 @@ export class KubeSource extends EventEmitter<KubeSourceEvents> {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const discovery = this.kc.makeApiClient(k8s.DiscoveryV1Api);
     const networking = this.kc.makeApiClient(k8s.NetworkingV1Api);
-    const lists: Record<Resource, [string, () => Promise<K8s.KubernetesListObject<K8s.KubernetesObject>>]> = {
+    const lists: Record<KubeResource, [string, () => Promise<K8s.KubernetesListObject<K8s.KubernetesObject>>]> = {
       nodes: ['/api/v1/nodes', () => core.listNode()],
       namespaces: ['/api/v1/namespaces', () => core.listNamespace()],
       pods: ['/api/v1/pods', () => core.listPodForAllNamespaces()],
@@ -60,7 +62,8 @@ export class KubeSource extends EventEmitter<KubeSourceEvents> {
       networkPolicies: ['/apis/networking.k8s.io/v1/networkpolicies', () => networking.listNetworkPolicyForAllNamespaces()],
     };
     const ready: Promise<void>[] = [];
-    for (const [resource, [path, list]] of Object.entries(lists) as [Resource, (typeof lists)[Resource]][]) {
+    for (const [resource, [path, list]] of Object.entries(lists) as [KubeResource, (typeof lists)[KubeResource]][]) {
+      if (this.options.resources && !this.options.resources.includes(resource)) continue;
       const informer = k8s.makeInformer(this.kc, path, list) as Informer;
       this.informers.set(resource, informer);
       const changed = (): void => {
@@ -78,7 +81,7 @@ export class KubeSource extends EventEmitter<KubeSourceEvents> {
 
   /** The objects as the caches hold them now. */
   state(): Omit<ClusterState, 'podPorts'> {
-    const of = (r: Resource) => (this.informers.get(r)?.list() ?? []) as never[];
+    const of = (r: KubeResource) => (this.informers.get(r)?.list() ?? []) as never[];
     return {
       nodes: of('nodes'),
       namespaces: of('namespaces'),
@@ -97,7 +100,7 @@ export class KubeSource extends EventEmitter<KubeSourceEvents> {
   }
 
   /** Starts `informer`, again after each error; resolves after its first list. */
-  private run(resource: Resource, informer: Informer): Promise<void> {
+  private run(resource: KubeResource, informer: Informer): Promise<void> {
     const first = this.options.retryMs ?? 500;
     const max = this.options.retryMaxMs ?? 30_000;
     let pause = first;
