@@ -56,6 +56,7 @@ import { adminRules, PROBE } from '../../helpers/rulesets';
 import { newNetns, type Netns } from '../../helpers/netns';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { attachXdpPass, streamFrame } from '../../helpers/traffic';
+import { connRateTool, type ConnRun } from '../conn-rate';
 import { kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
 import type { Result, Suite, SuiteContext } from '../report';
 import { openBenchRuntime } from '../runtime';
@@ -254,17 +255,6 @@ const CONN = {
   port: 8080,
 };
 
-/** test/bench/c/conn_rate.c, built into build/bench when missing or older than its source. */
-function connRateTool(ctx: SuiteContext): string {
-  const source = path.join(ctx.root, 'test/bench/c/conn_rate.c');
-  const binary = path.join(ctx.buildDir, 'conn_rate');
-  if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
-    fs.mkdirSync(ctx.buildDir, { recursive: true });
-    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', binary, source], { stdio: 'inherit' });
-  }
-  return binary;
-}
-
 /** `count` ClusterIP services of three endpoints; the measured one, at `probe`, has the server's. */
 function clusterIpServices(count: number, probe: number): ClusterIpService[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -345,7 +335,7 @@ async function connRatio(ctx: SuiteContext, closers: Closer[]): Promise<Result[]
   };
   const rate = async (what: string, seconds = CONN.seconds): Promise<number> => {
     const { stdout } = await client.exec(tool, ['connect', vip, '80', String(seconds), String(CONN.parallel)], { timeoutMs: 60_000 });
-    const r = JSON.parse(stdout) as { connections: number; failed: number; seconds: number };
+    const r = JSON.parse(stdout) as ConnRun;
     if (r.connections === 0) throw new Error(`${what}: no connection to ${vip}:80 got through`);
     if (r.failed > 0) ctx.log(`${what}: ${r.failed} connects failed`);
     return r.connections / r.seconds;
