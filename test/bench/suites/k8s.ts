@@ -32,7 +32,8 @@
 // Sides alternate over rounds (each takes each place in turn); each ratio is taken
 // within a round and the median reported. k8s.cross.tcp_ratio (iperf3 across nodes
 // over VXLAN) needs two nodes: not here.
-// NC_BENCH_K8S_{ROUNDS,PODS,SERVICES,RR_SECONDS,CONN_SECONDS} shrink a run (a smoke test).
+// NC_BENCH_K8S_{ROUNDS,PODS,SERVICES,RR_SECONDS,CONN_SECONDS} shrink a run (a smoke
+// test); NC_BENCH_ONLY=pod.rr or svc.conn runs that part after the ADDs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,7 +43,7 @@ import { MAX_PODS_PER_NODE } from '@netcube/k8s/model';
 import { attachment, cni, CNI_PATH } from '../../helpers/cni';
 import { allowedCpus } from '../../helpers/cpus';
 import { loadManifests, type KubeObject } from '../../helpers/kube-manifests';
-import { cniConfig, kubeNode, NODE, startNodeServices } from '../../helpers/kube-node';
+import { cniConfig, kubeNode, NODE, startNodeServices, type KubeNode } from '../../helpers/kube-node';
 import { createNetns, type Netns } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
 import { connRateTool, type ConnRun } from '../conn-rate';
@@ -205,7 +206,7 @@ async function netcubeNode(t: ExecutionContext, ctx: SuiteContext) {
   const bed = await kubeNode(t, [...cluster, ...pods.map(podObject)]);
   await startNodeServices(t, bed);
   const { conf } = cniConfig(t, bed);
-  const node: Node & { bed: typeof bed } = {
+  const node: Node & { bed: KubeNode } = {
     side: 'netcube',
     node: bed.node,
     pods: [],
@@ -268,45 +269,79 @@ async function bridgeNode(t: ExecutionContext, ctx: SuiteContext): Promise<Node>
   return node;
 }
 
-// ---- the suite --------------------------------------------------------------------------------
+// ---- the figures ------------------------------------------------------------------------------
 
-async function measure(ctx: SuiteContext, closers: Closer[], failed: () => boolean): Promise<Result[]> {
-  const t = benchTest(closers, ctx, failed);
-  const netcube = await netcubeNode(t, ctx);
-  const bridge = await bridgeNode(t, ctx);
-  const sides: Node[] = [netcube, bridge];
-  const inTurn = (round: number): Node[] => (round % 2 === 0 ? sides : [...sides].reverse());
+const inTurn = (sides: Node[], round: number): Node[] => (round % 2 === 0 ? sides : [...sides].reverse());
+const HOW = `${ROUNDS} rounds alternating, medians`;
 
-  // k8s.cni.add_ms_p99: the pods, one after the other, the sides in turn.
+/** k8s.cni.add_ms_p99: every pod, one after the other, the sides in turn. */
+async function addFigures(ctx: SuiteContext, netcube: Node, bridge: Node): Promise<Result[]> {
+  const sides = [netcube, bridge];
   for (let i = 0; i < pods.length; i++) {
-    for (const side of inTurn(i)) side.addMs.push(await side.add(i));
+    for (const side of inTurn(sides, i)) side.addMs.push(await side.add(i));
   }
   ctx.log(`ADD, ms: ${sides.map((s) => `${s.side} ${s.addMs.map((ms) => ms.toFixed(0)).join(' ')}`).join('; ')}`);
-  for (const side of sides) {
-    await side.pods[CLIENT].ping(pods[1].address, 3);
-  }
+  for (const side of sides) await side.pods[CLIENT].ping(pods[1].address, 3);
+  const p99 = { netcube: quantile(netcube.addMs, 0.99), bridge: quantile(bridge.addMs, 0.99) };
+  const p50 = { netcube: median(netcube.addMs), bridge: median(bridge.addMs) };
+  return [
+    {
+      name: 'k8s.cni.add_ms_p99',
+      value: p99.netcube,
+      unit: 'ms',
+      baseline: p99.bridge,
+      note:
+        `${pods.length} pods one after the other, from the runtime's exec of the plugin to its result: netcube-cni p50 ${p50.netcube.toFixed(0)} ms, p99 ${p99.netcube.toFixed(0)} ms ` +
+        `(its result waits until netcubed runs the pod's port and the pods' lbrp routes the pod's address: the controller's pass, a new chain version applied by netcubed, ` +
+        `netcube-lbrp's tables; and a Node.js process starting); bridge p50 ${p50.bridge.toFixed(0)} ms, p99 ${p99.bridge.toFixed(0)} ms (a Go binary: the veth on cni0, no controller); ` +
+        `each ADD in ms: netcube ${netcube.addMs.map((ms) => ms.toFixed(0)).join(', ')}`,
+    },
+    { name: 'k8s.cni.bridge_add_ms_p99', value: p99.bridge, unit: 'ms' },
+  ];
+}
 
-  // k8s.pod.rr_ratio: sockperf servers in pod 1 of each side.
+/** k8s.pod.rr_ratio (TCP) and k8s.pod.rr_udp_ratio: sockperf servers in pod 1 of each side, the client in pod 0. */
+async function rrFigures(ctx: SuiteContext, closers: Closer[], sides: Node[]): Promise<Result[]> {
+  const server = pods[1].address;
   for (const side of sides) {
-    const server = side.pods[1];
     for (const protocol of ['tcp', 'udp'] as const) {
-      const args = [...pin(1), 'sockperf', 'server', ...(protocol === 'tcp' ? ['--tcp'] : []), '-i', pods[1].address, '-p', String(RR_PORTS[protocol])];
-      spawnIn(server, args, closers).stdout!.resume();
+      const args = [...pin(1), 'sockperf', 'server', ...(protocol === 'tcp' ? ['--tcp'] : []), '-i', server, '-p', String(RR_PORTS[protocol])];
+      spawnIn(side.pods[1], args, closers).stdout!.resume();
     }
     await waitFor(`the ${side.side} sockperf server`, async () => {
-      await side.pods[CLIENT].exec('bash', ['-c', `exec 3<>/dev/tcp/${pods[1].address}/${RR_PORTS.tcp}`]);
+      await side.pods[CLIENT].exec('bash', ['-c', `exec 3<>/dev/tcp/${server}/${RR_PORTS.tcp}`]);
       return true;
     }, 10_000);
   }
   const rr: Record<Side, Record<'tcp' | 'udp', RrRun[]>> = { netcube: { tcp: [], udp: [] }, bridge: { tcp: [], udp: [] } };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const side of inTurn(round)) {
-      for (const protocol of ['tcp', 'udp'] as const) rr[side.side][protocol].push(await pingPong(side.pods[CLIENT], pods[1].address, protocol));
+    for (const side of inTurn(sides, round)) {
+      for (const protocol of ['tcp', 'udp'] as const) rr[side.side][protocol].push(await pingPong(side.pods[CLIENT], server, protocol));
     }
     ctx.log(`rr round ${round + 1}/${ROUNDS}: ${sides.map((s) => `${s.side} tcp ${rr[s.side].tcp[round].rate.toFixed(0)}/s, udp ${rr[s.side].udp[round].rate.toFixed(0)}/s`).join('; ')}`);
   }
+  const rate = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.rate));
+  const ratios = (p: 'tcp' | 'udp'): number[] => rr.netcube[p].map((r, i) => r.rate / rr.bridge[p][i].rate);
+  const p99 = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.p99Us));
+  const note = (p: 'tcp' | 'udp'): string =>
+    `sockperf ping-pong over ${p.toUpperCase()}, 64-byte messages, ${RR_SECONDS} s a run, pod ${pods[CLIENT].address} → pod ${server} on one node, ` +
+    `client and server on CPUs of their own: netcube ${rate('netcube', p).toFixed(0)} round trips/s (p99 ${p99('netcube', p).toFixed(1)} µs one way), ` +
+    `bridge ${rate('bridge', p).toFixed(0)} (p99 ${p99('bridge', p).toFixed(1)} µs); per-round ratios ${ratios(p).map((r) => r.toFixed(2)).join(', ')}; ${HOW}`;
+  return [
+    { name: 'k8s.pod.rr_ratio', value: median(ratios('tcp')), unit: 'x', baseline: rate('bridge', 'tcp'), target: TARGETS.rr, note: note('tcp') },
+    { name: 'k8s.pod.rr.netcube', value: rate('netcube', 'tcp'), unit: 'round trips/s' },
+    { name: 'k8s.pod.rr.bridge', value: rate('bridge', 'tcp'), unit: 'round trips/s' },
+    { name: 'k8s.pod.rr_udp_ratio', value: median(ratios('udp')), unit: 'x', baseline: rate('bridge', 'udp'), note: note('udp') },
+  ];
+}
 
-  // k8s.svc.conn_ratio_5000: conn_rate servers in the backend pods, the Services in the API and in iptables.
+/**
+ * k8s.svc.conn_ratio_<SERVICES>: conn_rate servers in the backend pods, the Services
+ * written to netcube's API server (as the cluster's controllers would) and as
+ * kube-proxy's rules into the bridge node.
+ */
+async function connFigures(ctx: SuiteContext, closers: Closer[], netcube: Node & { bed: KubeNode }, bridge: Node): Promise<Result[]> {
+  const sides = [netcube, bridge];
   const tool = connRateTool(ctx);
   for (const side of sides) {
     for (const b of BACKENDS) {
@@ -335,19 +370,27 @@ async function measure(ctx: SuiteContext, closers: Closer[], failed: () => boole
     return r.connections / r.seconds;
   };
 
-  // netcube: the Services written to the API as its controllers would, then the time until the ClusterIP forwards.
+  // netcube: the Services in the API, then the time until the ClusterIP forwards, or the error that stops it.
   const lines = netcube.bed.lines.length;
   let start = Date.now();
   for (const s of services) for (const o of serviceObjects(s)) netcube.bed.api.apply(o);
-  const refused = (): string | undefined => netcube.bed.lines.slice(lines).find((l) => l.includes('"chain refused"'));
+  /** The first error the controller or the node's services logged since the Services were written: what failed, and why. */
+  const failure = (): string | undefined => {
+    const line = netcube.bed.lines.slice(lines).find((l) => l.includes('"level":"error"'));
+    if (line === undefined) return undefined;
+    const { msg, error } = JSON.parse(line) as { msg: string; error?: string };
+    return `${msg}${error ? `: ${error.replace(/\s*\n\s*/g, ' ')}` : ''}`;
+  };
   let programmedS: number | undefined;
   let netcubeProblem: string | undefined;
   try {
-    await waitFor(`netcube forwarding to ${vip} with ${SERVICES} Services`, async () => {
-      const why = refused();
-      if (why) throw new Error(`the controller refused the node's chain: ${why.trim()}`);
-      return (await connect(netcube, 0.2)).connections > 0;
+    // Ends at the first error too (a check that throws would only count as "not yet").
+    const outcome = await waitFor(`netcube forwarding to ${vip} with ${SERVICES} Services`, async () => {
+      const why = failure();
+      if (why) return { failed: why };
+      return (await connect(netcube, 0.2)).connections > 0 && { failed: undefined };
     }, 600_000, 500);
+    if (outcome.failed) throw new Error(`the provider logged "${outcome.failed}"`);
     programmedS = (Date.now() - start) / 1000;
     ctx.log(`netcube: ${SERVICES} Services (${2 * SERVICES} objects) in the API to the ClusterIP forwarding: ${programmedS.toFixed(1)} s`);
   } catch (err) {
@@ -374,73 +417,67 @@ async function measure(ctx: SuiteContext, closers: Closer[], failed: () => boole
 
   const conns: Record<Side, number[]> = { netcube: [], bridge: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const side of inTurn(round)) {
+    for (const side of inTurn(sides, round)) {
       if (side.side === 'netcube' && netcubeProblem) continue;
       conns[side.side].push(await rate(side, `${side.side} with ${SERVICES} Services`));
     }
     ctx.log(`conn round ${round + 1}/${ROUNDS}: ${sides.map((s) => `${s.side} ${conns[s.side][round]?.toFixed(0) ?? '-'}`).join(', ')} connections/s`);
   }
 
-  // ---- the figures
-  const addP99 = { netcube: quantile(netcube.addMs, 0.99), bridge: quantile(bridge.addMs, 0.99) };
-  const addP50 = { netcube: median(netcube.addMs), bridge: median(bridge.addMs) };
-  const rrMedian = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.rate));
-  const rrRatio = (p: 'tcp' | 'udp'): number => median(rr.netcube[p].map((r, i) => r.rate / rr.bridge[p][i].rate));
-  const p99 = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.p99Us));
-  const how = `${ROUNDS} rounds alternating, medians`;
-  const rrNote = (p: 'tcp' | 'udp'): string =>
-    `sockperf ping-pong over ${p.toUpperCase()}, 64-byte messages, ${RR_SECONDS} s a run, pod ${pods[CLIENT].address} → pod ${pods[1].address} on one node, ` +
-    `client and server on CPUs of their own: netcube ${rrMedian('netcube', p).toFixed(0)} round trips/s (p99 ${p99('netcube', p).toFixed(1)} µs one way), ` +
-    `bridge ${rrMedian('bridge', p).toFixed(0)} (p99 ${p99('bridge', p).toFixed(1)} µs); per-round ratios ${rr.netcube[p].map((r, i) => (r.rate / rr.bridge[p][i].rate).toFixed(2)).join(', ')}; ${how}`;
-  const results: Result[] = [
-    {
-      name: 'k8s.cni.add_ms_p99',
-      value: addP99.netcube,
-      unit: 'ms',
-      baseline: addP99.bridge,
-      note:
-        `${pods.length} pods one after the other, from the runtime's exec of the plugin to its result: netcube-cni p50 ${addP50.netcube.toFixed(0)} ms, p99 ${addP99.netcube.toFixed(0)} ms ` +
-        `(its result waits until netcubed runs the pod's port and the pods' lbrp routes the pod's address: the controller's pass, a new chain version applied by netcubed, ` +
-        `netcube-lbrp's tables; and a Node.js process starting); bridge p50 ${addP50.bridge.toFixed(0)} ms, p99 ${addP99.bridge.toFixed(0)} ms (a Go binary: the veth on cni0, no controller)`,
-    },
-    { name: 'k8s.cni.bridge_add_ms_p99', value: addP99.bridge, unit: 'ms' },
-    { name: 'k8s.pod.rr_ratio', value: rrRatio('tcp'), unit: 'x', baseline: rrMedian('bridge', 'tcp'), target: TARGETS.rr, note: rrNote('tcp') },
-    { name: 'k8s.pod.rr.netcube', value: rrMedian('netcube', 'tcp'), unit: 'round trips/s' },
-    { name: 'k8s.pod.rr.bridge', value: rrMedian('bridge', 'tcp'), unit: 'round trips/s' },
-    { name: 'k8s.pod.rr_udp_ratio', value: rrRatio('udp'), unit: 'x', baseline: rrMedian('bridge', 'udp'), note: rrNote('udp') },
-  ];
-  const connHow =
+  const how =
     `new TCP connections/s from pod ${pods[CLIENT].address} to ClusterIP ${vip}:80 (three backend pods of the node) with ${SERVICES} Services of three endpoints defined, ` +
     `${CONN_PARALLEL} connects in flight, each reset once established, ${CONN_SECONDS} s a run`;
   const bridgeConn = median(conns.bridge);
+  const baselines: Result[] = [
+    { name: 'k8s.svc.conn.iptables', value: bridgeConn, unit: 'connections/s' },
+    { name: 'k8s.svc.conn.iptables_1', value: iptables1, unit: 'connections/s' },
+  ];
+  const name = `k8s.svc.conn_ratio_${SERVICES}`;
   if (netcubeProblem) {
-    results.push({
-      name: `k8s.svc.conn_ratio_${SERVICES}`,
-      value: 0,
-      unit: 'x',
-      baseline: bridgeConn,
-      target: TARGETS.conn,
-      note: `netcube could not be measured: ${netcubeProblem}. ${connHow}: kube-proxy's iptables rules ${bridgeConn.toFixed(0)}, with only the measured Service's rules ${iptables1.toFixed(0)}`,
-    });
-  } else {
-    const netcubeConn = median(conns.netcube);
-    const ratio = median(conns.netcube.map((n, i) => n / conns.bridge[i]));
-    results.push({
-      name: `k8s.svc.conn_ratio_${SERVICES}`,
-      value: ratio,
+    return [
+      {
+        name,
+        value: 0,
+        unit: 'x',
+        baseline: bridgeConn,
+        target: TARGETS.conn,
+        note: `netcube could not be measured: ${netcubeProblem}. ${how}: kube-proxy's iptables rules ${bridgeConn.toFixed(0)}, with only the measured Service's rules ${iptables1.toFixed(0)}`,
+      },
+      ...baselines,
+    ];
+  }
+  const netcubeConn = median(conns.netcube);
+  const ratios = conns.netcube.map((n, i) => n / conns.bridge[i]);
+  return [
+    {
+      name,
+      value: median(ratios),
       unit: 'x',
       baseline: bridgeConn,
       target: TARGETS.conn,
       note:
-        `${connHow}: netcube ${netcubeConn.toFixed(0)} (the pods' lbrp, TC), kube-proxy's iptables rules on the bridge node ${bridgeConn.toFixed(0)} (the Service halfway down KUBE-SERVICES), ` +
+        `${how}: netcube ${netcubeConn.toFixed(0)} (the pods' lbrp, TC), kube-proxy's iptables rules on the bridge node ${bridgeConn.toFixed(0)} (the Service halfway down KUBE-SERVICES), ` +
         `the bridge with only that Service's rules ${iptables1.toFixed(0)}: the rule walk makes it ${(iptables1 / bridgeConn).toFixed(2)}x slower; ` +
-        `per-round ratios ${conns.netcube.map((n, i) => (n / conns.bridge[i]).toFixed(2)).join(', ')}; ${how}`,
-    });
-    results.push({ name: 'k8s.svc.conn.netcube', value: netcubeConn, unit: 'connections/s' });
-    results.push({ name: 'k8s.svc.program_s', value: programmedS!, unit: 's', note: `${SERVICES} Services and their EndpointSlices written to the API, to netcube forwarding to the measured one (the controller, etcd, netcube-lbrp)` });
-  }
-  results.push({ name: 'k8s.svc.conn.iptables', value: bridgeConn, unit: 'connections/s' }, { name: 'k8s.svc.conn.iptables_1', value: iptables1, unit: 'connections/s' });
-  return results;
+        `per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}; ${HOW}`,
+    },
+    { name: 'k8s.svc.conn.netcube', value: netcubeConn, unit: 'connections/s' },
+    ...baselines,
+    { name: 'k8s.svc.program_s', value: programmedS!, unit: 's', note: `${SERVICES} Services and their EndpointSlices written to the API, to netcube forwarding to the measured one (the controller, etcd, netcube-lbrp)` },
+  ];
+}
+
+// ---- the suite --------------------------------------------------------------------------------
+
+async function measure(ctx: SuiteContext, closers: Closer[], failed: () => boolean): Promise<Result[]> {
+  const t = benchTest(closers, ctx, failed);
+  const netcube = await netcubeNode(t, ctx);
+  const bridge = await bridgeNode(t, ctx);
+  const only = process.env.NC_BENCH_ONLY;
+  return [
+    ...(await addFigures(ctx, netcube, bridge)),
+    ...(only && only !== 'pod.rr' ? [] : await rrFigures(ctx, closers, [netcube, bridge])),
+    ...(only && only !== 'svc.conn' ? [] : await connFigures(ctx, closers, netcube, bridge)),
+  ];
 }
 
 export const suite: Suite = {
