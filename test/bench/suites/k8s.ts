@@ -274,14 +274,32 @@ async function bridgeNode(t: ExecutionContext, ctx: SuiteContext): Promise<Node>
 const inTurn = (sides: Node[], round: number): Node[] => (round % 2 === 0 ? sides : [...sides].reverse());
 const HOW = `${ROUNDS} rounds alternating, medians`;
 
+/**
+ * What netcubed's log says of its applies so far: how long each took, and the
+ * problems of the last (a netdev whose cube could not be fused with its entry).
+ */
+function daemonApplies(logFile: string): { ms: number[]; unfused: number; why?: string } {
+  const entries = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; ms?: number; problems?: string[] });
+  const ms = entries.filter((e) => e.msg === 'reconciled' && e.ms !== undefined).map((e) => e.ms!);
+  const problems = entries.filter((e) => e.msg === 'applied, with problems').pop()?.problems ?? [];
+  const unfused = problems.filter((p) => p.includes('could not be fused'));
+  const why = /\(([A-Z]+)\):\n?.*?\n?([^\n]*poke descriptor[^\n]*)/s.exec(unfused[0] ?? '');
+  return { ms, unfused: unfused.length, why: why ? `${why[1]}, ${why[2]}` : unfused[0]?.slice(0, 200) };
+}
+
 /** k8s.cni.add_ms_p99: every pod, one after the other, the sides in turn. */
-async function addFigures(ctx: SuiteContext, netcube: Node, bridge: Node): Promise<Result[]> {
+async function addFigures(ctx: SuiteContext, netcube: Node & { bed: KubeNode }, bridge: Node): Promise<Result[]> {
   const sides = [netcube, bridge];
   for (let i = 0; i < pods.length; i++) {
     for (const side of inTurn(sides, i)) side.addMs.push(await side.add(i));
   }
   ctx.log(`ADD, ms: ${sides.map((s) => `${s.side} ${s.addMs.map((ms) => ms.toFixed(0)).join(' ')}`).join('; ')}`);
   for (const side of sides) await side.pods[CLIENT].ping(pods[1].address, 3);
+  const applies = daemonApplies(netcube.bed.daemon.logFile);
+  const appliesText =
+    `netcubed's applies took ${applies.ms.map((ms) => ms.toFixed(0)).join(', ')} ms` +
+    (applies.unfused > 0 ? `; after the last, ${applies.unfused} pods' netdevs run the general entry, the pods' lbrp could not be fused with it (${applies.why}), and each apply tries again for every one of them` : '');
+  ctx.log(appliesText);
   const p99 = { netcube: quantile(netcube.addMs, 0.99), bridge: quantile(bridge.addMs, 0.99) };
   const p50 = { netcube: median(netcube.addMs), bridge: median(bridge.addMs) };
   return [
@@ -294,7 +312,7 @@ async function addFigures(ctx: SuiteContext, netcube: Node, bridge: Node): Promi
         `${pods.length} pods one after the other, from the runtime's exec of the plugin to its result: netcube-cni p50 ${p50.netcube.toFixed(0)} ms, p99 ${p99.netcube.toFixed(0)} ms ` +
         `(its result waits until netcubed runs the pod's port and the pods' lbrp routes the pod's address: the controller's pass, a new chain version applied by netcubed, ` +
         `netcube-lbrp's tables; and a Node.js process starting); bridge p50 ${p50.bridge.toFixed(0)} ms, p99 ${p99.bridge.toFixed(0)} ms (a Go binary: the veth on cni0, no controller); ` +
-        `each ADD in ms: netcube ${netcube.addMs.map((ms) => ms.toFixed(0)).join(', ')}`,
+        `each ADD in ms: netcube ${netcube.addMs.map((ms) => ms.toFixed(0)).join(', ')}; ${appliesText}`,
     },
     { name: 'k8s.cni.bridge_add_ms_p99', value: p99.bridge, unit: 'ms' },
   ];
