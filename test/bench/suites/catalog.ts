@@ -57,7 +57,8 @@ import { newNetns, type Netns } from '../../helpers/netns';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { attachXdpPass, streamFrame } from '../../helpers/traffic';
 import { connRateTool, type ConnRun } from '../conn-rate';
-import { kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
+import { benchServices, kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
+import { closeAll, type Closer } from '../closers';
 import type { Result, Suite, SuiteContext } from '../report';
 import { openBenchRuntime } from '../runtime';
 
@@ -71,8 +72,6 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-
-type Closer = () => unknown;
 
 /** ns/packet of the netcube path on `bed` by test runs of its netdev entry on `frame` (least of a few). */
 export async function entryNs(bed: Testbed, rt: Runtime, frame = probeFrame): Promise<number> {
@@ -255,18 +254,6 @@ const CONN = {
   port: 8080,
 };
 
-/** `count` ClusterIP services of three endpoints; the measured one, at `probe`, has the server's. */
-function clusterIpServices(count: number, probe: number): ClusterIpService[] {
-  return Array.from({ length: count }, (_, i) => ({
-    namespace: 'bench',
-    name: `svc-${i}`,
-    vip: `10.96.${i >> 8}.${i & 0xff}`,
-    port: 80,
-    protocol: 'tcp' as const,
-    endpoints: i === probe ? CONN.servers.map((address) => ({ address, port: CONN.port })) : [1, 2, 3].map((b) => ({ address: `10.${100 + b}.${i >> 8}.${i & 0xff}`, port: CONN.port })),
-  }));
-}
-
 const macOf = async (ns: Netns, dev: string): Promise<string> => (JSON.parse((await ns.exec('ip', ['-j', 'link', 'show', dev])).stdout) as { address: string }[])[0].address;
 
 /** lb.conn_ratio and its sides; see the top of this file. */
@@ -300,7 +287,7 @@ async function connRatio(ctx: SuiteContext, closers: Closer[]): Promise<Result[]
 
   // netcube: an lbrp cube between the two veths, the same 5,000 services.
   const probe = CONN.services >> 1;
-  const services = clusterIpServices(CONN.services, probe);
+  const services = benchServices(CONN.services, 'bench', CONN.port, probe, CONN.servers);
   const vip = services[probe].vip;
   const rt = await openBenchRuntime({ host });
   closers.push(() => rt.destroy());
@@ -538,13 +525,7 @@ export const suite: Suite = {
       const only = process.env.NC_BENCH_ONLY;
       return [...(only && only !== 'p9' ? [] : await p9AndLb(ctx, closers)), ...(only && only !== 'lb.conn' ? [] : await connRatio(ctx, closers))];
     } finally {
-      for (const close of closers.reverse()) {
-        try {
-          await close();
-        } catch (err) {
-          ctx.log(`cleanup: ${(err as Error).message}`);
-        }
-      }
+      await closeAll(closers, ctx.log);
     }
   },
 };

@@ -47,7 +47,8 @@ import { cniConfig, kubeNode, NODE, startNodeServices, type KubeNode } from '../
 import { createNetns, type Netns } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
 import { connRateTool, type ConnRun } from '../conn-rate';
-import { kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
+import { benchServices, kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
+import { closeAll, type Closer } from '../closers';
 import type { Result, Suite, SuiteContext } from '../report';
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
@@ -84,7 +85,6 @@ const pods: PodSpec[] = Array.from({ length: Math.max(PODS, BACKENDS.length + 1)
   id: `benc${i.toString(16).padStart(4, '0')}`,
 }));
 
-type Closer = () => unknown;
 type Side = 'netcube' | 'bridge';
 
 const median = (xs: number[]): number => quantile(xs, 0.5);
@@ -119,21 +119,6 @@ function podObject(pod: PodSpec): KubeObject {
     spec: { nodeName: NODE, containers: [{ name: 'bench', image: 'busybox', ports: [{ name: 'conn', containerPort: BACKEND_PORT }] }] },
     status: { phase: 'Running', podIP: pod.address },
   };
-}
-
-/** SERVICES ClusterIP Services of three endpoints; the one at `probe` has the backend pods. */
-function clusterIpServices(count: number, probe: number): ClusterIpService[] {
-  return Array.from({ length: count }, (_, i) => ({
-    namespace: 'default',
-    name: `svc-${i}`,
-    vip: `10.96.${i >> 8}.${i & 0xff}`,
-    port: 80,
-    protocol: 'tcp' as const,
-    endpoints:
-      i === probe
-        ? BACKENDS.map((b) => ({ address: pods[b].address, port: BACKEND_PORT }))
-        : [1, 2, 3].map((b) => ({ address: `10.${100 + b}.${i >> 8}.${i & 0xff}`, port: BACKEND_PORT })),
-  }));
 }
 
 /** A Service and the EndpointSlice the endpointslice controller writes for it. */
@@ -374,7 +359,7 @@ async function connFigures(ctx: SuiteContext, closers: Closer[], netcube: Node &
     }
   }
   const probe = SERVICES >> 1;
-  const services = clusterIpServices(SERVICES, probe);
+  const services = benchServices(SERVICES, 'default', BACKEND_PORT, probe, BACKENDS.map((b) => pods[b].address));
   const vip = services[probe].vip;
   const connect = async (side: Node, seconds = CONN_SECONDS): Promise<ConnRun> => {
     const { stdout } = await side.pods[CLIENT].exec(tool, ['connect', vip, '80', String(seconds), String(CONN_PARALLEL)], { timeoutMs: 60_000 });
@@ -510,13 +495,7 @@ export const suite: Suite = {
       failed = true;
       throw err;
     } finally {
-      for (const close of closers.reverse()) {
-        try {
-          await close();
-        } catch (err) {
-          ctx.log(`cleanup: ${(err as Error).message}`);
-        }
-      }
+      await closeAll(closers, ctx.log);
     }
   },
 };
