@@ -17,12 +17,13 @@ cd "$REPO"
 # zlib1g-dev and pkg-config build the native binding (with make and g++); etcd runs the
 # desired state; the rest is what the demo and the tests drive traffic and namespaces with
 # (nftables: the firewall benchmark's baseline; tcpdump reads back what netcubectl capture writes;
-# podman and runc run the Kubernetes provider's pods, busybox-static is their image).
+# podman and runc run the Kubernetes provider's pods, busybox-static is their image;
+# sockperf: the request/response rate between pods, `npm run bench -- k8s`).
 PACKAGES=(
   clang llvm libbpf-dev bpftool pkg-config libelf-dev zlib1g-dev make g++
   etcd-server etcd-client
   iproute2 iperf3 iputils-ping ethtool containernetworking-plugins nftables tcpdump
-  podman runc busybox-static
+  podman runc busybox-static sockperf
 )
 
 step() { printf '==> %s\n' "$*"; }

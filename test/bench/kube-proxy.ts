@@ -22,6 +22,22 @@ export interface ClusterIpService {
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
+/**
+ * `count` ClusterIP services of a benchmark: port 80/TCP, their addresses
+ * 10.96.0.0 up in order, three endpoints each on `targetPort` at 10.101-103.x.y,
+ * where nothing answers; the measured one, at `probe`, has `probeEndpoints`.
+ */
+export function benchServices(count: number, namespace: string, targetPort: number, probe: number, probeEndpoints: readonly string[]): ClusterIpService[] {
+  return Array.from({ length: count }, (_, i) => ({
+    namespace,
+    name: `svc-${i}`,
+    vip: `10.96.${i >> 8}.${i & 0xff}`,
+    port: 80,
+    protocol: 'tcp' as const,
+    endpoints: (i === probe ? probeEndpoints : [1, 2, 3].map((b) => `10.${100 + b}.${i >> 8}.${i & 0xff}`)).map((address) => ({ address, port: targetPort })),
+  }));
+}
+
 /** KUBE-SVC-/KUBE-SEP- + 16 base32 characters of sha256(what), as kube-proxy names its chains. */
 function chainName(prefix: string, what: string): string {
   const hash = createHash('sha256').update(what).digest();

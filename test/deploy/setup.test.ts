@@ -18,7 +18,7 @@ const execFileAsync = promisify(execFile);
 const PACKAGES = [
   'clang', 'llvm', 'libbpf-dev', 'bpftool', 'pkg-config', 'libelf-dev', 'zlib1g-dev', 'make', 'g++',
   'etcd-server', 'etcd-client', 'iproute2', 'iperf3', 'iputils-ping', 'ethtool', 'containernetworking-plugins',
-  'nftables', 'tcpdump', 'podman', 'runc', 'busybox-static',
+  'nftables', 'tcpdump', 'podman', 'runc', 'busybox-static', 'sockperf',
 ];
 
 const LINK = ['npm link --workspaces=false --no-audit --no-fund', 'npm link --workspaces --no-audit --no-fund', 'npm prefix -g'];

@@ -17,10 +17,10 @@ export interface Call {
   out: Record<string, unknown>;
 }
 
-/** One CNI call of the plugin inside the node's namespace. */
-export function cni(node: Netns, command: string, conf: unknown, env: Record<string, string> = {}): Promise<Call> {
+/** One CNI call of the plugin (netcube-cni, or the command `plugin` names) inside the node's namespace. */
+export function cni(node: Netns, command: string, conf: unknown, env: Record<string, string> = {}, plugin: string[] = [process.execPath, PLUGIN]): Promise<Call> {
   return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', [`--net=${node.path}`, '--', process.execPath, PLUGIN], {
+    const child = spawn('nsenter', [`--net=${node.path}`, '--', ...plugin], {
       env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_PATH, ...env },
       stdio: ['pipe', 'pipe', 'inherit'],
     });

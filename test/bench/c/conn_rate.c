@@ -1,6 +1,6 @@
-// New TCP connections per second, for lb.conn_ratio (test/bench/suites/catalog.ts):
-// both ends in C with epoll, so that what limits the rate is the path between
-// them, not the tool.
+// New TCP connections per second, for lb.conn_ratio (test/bench/suites/catalog.ts) and
+// k8s.svc.conn_ratio_5000 (suites/k8s.ts): both ends in C with epoll, so that what
+// limits the rate is the path between them, not the tool.
 //
 // usage: conn_rate serve PORT
 //          accepts connections on PORT and closes them at once, until killed;

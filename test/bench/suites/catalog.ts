@@ -56,7 +56,9 @@ import { adminRules, PROBE } from '../../helpers/rulesets';
 import { newNetns, type Netns } from '../../helpers/netns';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { attachXdpPass, streamFrame } from '../../helpers/traffic';
-import { kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
+import { connRateTool, type ConnRun } from '../conn-rate';
+import { benchServices, kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
+import { closeAll, type Closer } from '../closers';
 import type { Result, Suite, SuiteContext } from '../report';
 import { openBenchRuntime } from '../runtime';
 
@@ -70,8 +72,6 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-
-type Closer = () => unknown;
 
 /** ns/packet of the netcube path on `bed` by test runs of its netdev entry on `frame` (least of a few). */
 export async function entryNs(bed: Testbed, rt: Runtime, frame = probeFrame): Promise<number> {
@@ -254,29 +254,6 @@ const CONN = {
   port: 8080,
 };
 
-/** test/bench/c/conn_rate.c, built into build/bench when missing or older than its source. */
-function connRateTool(ctx: SuiteContext): string {
-  const source = path.join(ctx.root, 'test/bench/c/conn_rate.c');
-  const binary = path.join(ctx.buildDir, 'conn_rate');
-  if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
-    fs.mkdirSync(ctx.buildDir, { recursive: true });
-    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', binary, source], { stdio: 'inherit' });
-  }
-  return binary;
-}
-
-/** `count` ClusterIP services of three endpoints; the measured one, at `probe`, has the server's. */
-function clusterIpServices(count: number, probe: number): ClusterIpService[] {
-  return Array.from({ length: count }, (_, i) => ({
-    namespace: 'bench',
-    name: `svc-${i}`,
-    vip: `10.96.${i >> 8}.${i & 0xff}`,
-    port: 80,
-    protocol: 'tcp' as const,
-    endpoints: i === probe ? CONN.servers.map((address) => ({ address, port: CONN.port })) : [1, 2, 3].map((b) => ({ address: `10.${100 + b}.${i >> 8}.${i & 0xff}`, port: CONN.port })),
-  }));
-}
-
 const macOf = async (ns: Netns, dev: string): Promise<string> => (JSON.parse((await ns.exec('ip', ['-j', 'link', 'show', dev])).stdout) as { address: string }[])[0].address;
 
 /** lb.conn_ratio and its sides; see the top of this file. */
@@ -310,7 +287,7 @@ async function connRatio(ctx: SuiteContext, closers: Closer[]): Promise<Result[]
 
   // netcube: an lbrp cube between the two veths, the same 5,000 services.
   const probe = CONN.services >> 1;
-  const services = clusterIpServices(CONN.services, probe);
+  const services = benchServices(CONN.services, 'bench', CONN.port, probe, CONN.servers);
   const vip = services[probe].vip;
   const rt = await openBenchRuntime({ host });
   closers.push(() => rt.destroy());
@@ -345,7 +322,7 @@ async function connRatio(ctx: SuiteContext, closers: Closer[]): Promise<Result[]
   };
   const rate = async (what: string, seconds = CONN.seconds): Promise<number> => {
     const { stdout } = await client.exec(tool, ['connect', vip, '80', String(seconds), String(CONN.parallel)], { timeoutMs: 60_000 });
-    const r = JSON.parse(stdout) as { connections: number; failed: number; seconds: number };
+    const r = JSON.parse(stdout) as ConnRun;
     if (r.connections === 0) throw new Error(`${what}: no connection to ${vip}:80 got through`);
     if (r.failed > 0) ctx.log(`${what}: ${r.failed} connects failed`);
     return r.connections / r.seconds;
@@ -548,13 +525,7 @@ export const suite: Suite = {
       const only = process.env.NC_BENCH_ONLY;
       return [...(only && only !== 'p9' ? [] : await p9AndLb(ctx, closers)), ...(only && only !== 'lb.conn' ? [] : await connRatio(ctx, closers))];
     } finally {
-      for (const close of closers.reverse()) {
-        try {
-          await close();
-        } catch (err) {
-          ctx.log(`cleanup: ${(err as Error).message}`);
-        }
-      }
+      await closeAll(closers, ctx.log);
     }
   },
 };

@@ -23,6 +23,7 @@ import { NetcubedProcess } from '../../helpers/daemon';
 import { EtcdCluster } from '../../helpers/etcd';
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { chain, isPass, lineChain, logLines, logMark, pinnedCubes, pinnedLogLevel, settle, waitLog, type LogLine } from '../../daemon/setup';
+import { closeAll, type Closer } from '../closers';
 import type { Result, Suite, SuiteContext } from '../report';
 
 const TARGETS = { batchPerS: 100_000, p99Ms: 50, lost: 0, reconcileS: 2, rssMb: 200 };
@@ -248,7 +249,7 @@ export const suite: Suite = {
   name: 'daemon',
   description: 'netcubed: p5 table writes over gRPC, p6 etcd-to-data-plane latency, p7 kill -9 and restart, memory',
   async run(ctx) {
-    const closers: (() => Promise<void> | void)[] = [];
+    const closers: Closer[] = [];
     try {
       const etcd = await EtcdCluster.start();
       closers.push(() => etcd.stop());
@@ -267,13 +268,7 @@ export const suite: Suite = {
       const results = [...(await p5(env, ctx)), ...(await p6(env, ctx)), await lostPackets(env, ctx), ...(await p7Reconcile(env, ctx))];
       return results;
     } finally {
-      for (const close of closers.reverse()) {
-        try {
-          await close();
-        } catch (err) {
-          ctx.log(`cleanup: ${(err as Error).message}`);
-        }
-      }
+      await closeAll(closers, ctx.log);
     }
   },
 };

@@ -37,6 +37,7 @@ import { entering, netdevEntry, runProgram, testCubeObjects, unfusedEntry } from
 import { openTestbed, type Testbed } from '../../helpers/testbed';
 import { streamFrame } from '../../helpers/traffic';
 import { loadBaseline } from '../baseline';
+import { closeAll, type Closer } from '../closers';
 import type { Result, Suite, SuiteContext } from '../report';
 import { openBenchRuntime } from '../runtime';
 
@@ -194,7 +195,7 @@ export const suite: Suite = {
   name: 'dataplane',
   description: 'netcube vs hand-written programs: p1 simpleforwarder, p2 ns per cube, p3 3-cube chain, and what they are made of',
   async run(ctx) {
-    const closers: (() => Promise<void> | void)[] = [];
+    const closers: Closer[] = [];
     try {
       // A testbed per live measurement, so that nothing is re-attached between
       // alternating runs: vanilla, netcube's simpleforwarder, the 3-cube chain.
@@ -408,13 +409,7 @@ export const suite: Suite = {
       );
       return results;
     } finally {
-      for (const close of closers.reverse()) {
-        try {
-          await close();
-        } catch (err) {
-          ctx.log(`cleanup: ${(err as Error).message}`);
-        }
-      }
+      await closeAll(closers, ctx.log);
     }
   },
 };

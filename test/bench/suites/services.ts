@@ -42,6 +42,7 @@ import { Generator, STREAM_PORT } from '../../helpers/traffic';
 import { ServiceProcess } from '../../services/helpers';
 import { ECHO_MAGIC } from '../controllers/echo';
 import { loadBaseline } from '../baseline';
+import { closeAll, type Closer } from '../closers';
 import type { Result, Suite, SuiteContext } from '../report';
 import { waitFor } from '../../helpers/wait';
 
@@ -69,18 +70,6 @@ const median = (xs: number[]): number => quantile(xs, 0.5);
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
-
-type Closer = () => unknown;
-
-async function closeAll(closers: Closer[], ctx: SuiteContext): Promise<void> {
-  for (const close of closers.reverse()) {
-    try {
-      await close();
-    } catch (err) {
-      ctx.log(`cleanup: ${(err as Error).message}`);
-    }
-  }
 }
 
 async function quietNetns(closers: Closer[]): Promise<Netns> {
@@ -297,7 +286,7 @@ spec:
       { name: 'p8.pps', value: Math.round(pps), unit: 'round trips/s', target: TARGETS.pps, note: `median of ${rates.length} one-second samples (${rates.map((r) => Math.round(r / 1000)).join(', ')}k), at most ${PPS_WINDOW + PPS_PER_RUN} frames in flight; ${noteCpu}` },
     ];
   } finally {
-    await closeAll(closers, ctx);
+    await closeAll(closers, ctx.log);
   }
 }
 
@@ -435,7 +424,7 @@ spec:
       { name: 'p4.iperf.netcube_vs_vanilla', value: med.netcube / med.vanilla, unit: 'x' },
     ];
   } finally {
-    await closeAll(closers, ctx);
+    await closeAll(closers, ctx.log);
   }
 }
 
@@ -452,7 +441,7 @@ export const suite: Suite = {
       const only = process.env.NC_BENCH_ONLY;
       return [...(only && only !== 'p8' ? [] : await p8(etcd, store, ctx)), ...(only && only !== 'p4' ? [] : await p4(etcd, store, ctx))];
     } finally {
-      await closeAll(closers, ctx);
+      await closeAll(closers, ctx.log);
     }
   },
 };

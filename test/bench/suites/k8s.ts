@@ -1,0 +1,501 @@
+// netcube as a Kubernetes network provider (issue 15) against what a cluster gets
+// from Debian's reference CNI plugins and kube-proxy, on one node, in one run. Two
+// node namespaces side by side, each with the same pods made the same way (the
+// plugin called as the CNI spec describes, test/helpers/cni.ts, host-local leasing
+// each pod the address its Pod object gives it):
+//
+//   netcube   node n1 of test/helpers/kube-node.ts: a real netcubed, etcd, the
+//             controller (netcube-k8s) following the scripted API server, the
+//             router, lbrp and firewall services in process; pods by netcube-cni.
+//   baseline  a node namespace with Debian's `bridge` plugin (a Linux bridge cni0,
+//             the node its gateway) and `host-local`; ClusterIPs by the nat rules
+//             kube-proxy's iptables mode writes (test/bench/kube-proxy.ts), in
+//             that node, with this kernel's bridge-nf-call-iptables on (as
+//             kube-proxy needs it for pod → ClusterIP → pod on one bridge).
+//
+//   k8s.cni.add_ms_p99   ms from a CNI ADD to its result, which netcube-cni gives once
+//                        the data plane forwards for the pod; PODS pods one after the
+//                        other, the two sides in turn; p99, reported (and the bridge's)
+//   k8s.pod.rr_ratio     request/response rate between two pods of the node: sockperf
+//                        ping-pong over TCP (64-byte messages, one in flight), client
+//                        and server on CPUs of their own; netcube / bridge (target 1.15).
+//                        k8s.pod.rr_udp_ratio: the same over UDP, reported
+//   k8s.svc.conn_ratio_5000  new TCP connections/s from a pod to a ClusterIP with
+//                        SERVICES Services defined in the API (three endpoints each;
+//                        the measured one's are three pods of the node, halfway down
+//                        KUBE-SERVICES on the baseline); test/bench/c/conn_rate.c at
+//                        both ends; netcube / kube-proxy's rules (target 2). Beside it,
+//                        the baseline with that one Service's rules only (the path
+//                        without the rule walk), and the time from the Services'
+//                        writes to the API to netcube forwarding to the measured one.
+//
+// Sides alternate over rounds (each takes each place in turn); each ratio is taken
+// within a round and the median reported. k8s.cross.tcp_ratio (iperf3 across nodes
+// over VXLAN) needs two nodes: not here.
+// NC_BENCH_K8S_{ROUNDS,PODS,SERVICES,RR_SECONDS,CONN_SECONDS} shrink a run (a smoke
+// test); NC_BENCH_ONLY=pod.rr or svc.conn runs that part after the ADDs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { MAX_PODS_PER_NODE } from '@netcube/k8s/model';
+import { attachment, cni, CNI_PATH } from '../../helpers/cni';
+import { allowedCpus } from '../../helpers/cpus';
+import { loadManifests, type KubeObject } from '../../helpers/kube-manifests';
+import { cniConfig, kubeNode, NODE, startNodeServices, type KubeNode } from '../../helpers/kube-node';
+import { createNetns, type Netns } from '../../helpers/netns';
+import { waitFor } from '../../helpers/wait';
+import { connRateTool, type ConnRun } from '../conn-rate';
+import { benchServices, kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
+import { closeAll, type Closer } from '../closers';
+import type { Result, Suite, SuiteContext } from '../report';
+
+const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+const ROUNDS = env('NC_BENCH_K8S_ROUNDS', 5);
+/** Pods of each node, added one after the other (at most a node's MAX_PODS_PER_NODE). */
+const PODS = Math.min(env('NC_BENCH_K8S_PODS', 20), MAX_PODS_PER_NODE);
+const SERVICES = env('NC_BENCH_K8S_SERVICES', 5_000);
+const RR_SECONDS = env('NC_BENCH_K8S_RR_SECONDS', 3);
+const CONN_SECONDS = env('NC_BENCH_K8S_CONN_SECONDS', 2);
+const CONN_PARALLEL = 64;
+const TARGETS = { rr: 1.15, conn: 2 };
+
+/** The node's pod range (node n1 of test/k8s/manifests/cluster.yaml), the same on both sides. */
+const POD_RANGE = { subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' };
+const CLUSTER_CIDR = '10.244.0.0/16';
+/** netcube-cni's default MTU (room for VXLAN); the bridge's pods get the same. */
+const MTU = 1450;
+/** Pod 0 is the client; pods 1-3 the backends of the measured Service, pod 1 also the sockperf server. */
+const CLIENT = 0;
+const BACKENDS = [1, 2, 3];
+const RR_PORTS = { tcp: 11111, udp: 11112 };
+const BACKEND_PORT = 8080;
+
+interface PodSpec {
+  name: string;
+  address: string;
+  /** The container id the runtime passes (CNI_CONTAINERID). */
+  id: string;
+}
+
+const pods: PodSpec[] = Array.from({ length: Math.max(PODS, BACKENDS.length + 1) }, (_, i) => ({
+  name: `bench-${i}`,
+  address: `10.244.1.${10 + i}`,
+  id: `benc${i.toString(16).padStart(4, '0')}`,
+}));
+
+type Side = 'netcube' | 'bridge';
+
+const median = (xs: number[]): number => quantile(xs, 0.5);
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+/**
+ * What test/helpers' fixtures ask of an ava test, for the suite: their teardowns go
+ * into `closers` (run in reverse), their logs to the operator; `failed` tells them
+ * to show what they keep for a failure (netcubed's and the controller's logs).
+ */
+function benchTest(closers: Closer[], ctx: SuiteContext, failed: () => boolean): ExecutionContext {
+  const t = {
+    teardown: (fn: Closer) => closers.push(fn),
+    log: (...values: unknown[]) => ctx.log(values.map(String).join(' ')),
+    get passed() {
+      return !failed();
+    },
+  };
+  return t as unknown as ExecutionContext;
+}
+
+// ---- the API's objects ------------------------------------------------------------------------
+
+function podObject(pod: PodSpec): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: pod.name, namespace: 'default', labels: { app: 'bench' } },
+    spec: { nodeName: NODE, containers: [{ name: 'bench', image: 'busybox', ports: [{ name: 'conn', containerPort: BACKEND_PORT }] }] },
+    status: { phase: 'Running', podIP: pod.address },
+  };
+}
+
+/** A Service and the EndpointSlice the endpointslice controller writes for it. */
+function serviceObjects(s: ClusterIpService): KubeObject[] {
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: s.name, namespace: s.namespace },
+      spec: { type: 'ClusterIP', clusterIP: s.vip, clusterIPs: [s.vip], ports: [{ name: 'conn', protocol: 'TCP', port: s.port, targetPort: BACKEND_PORT }] },
+    },
+    {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: `${s.name}-b3nch`, namespace: s.namespace, labels: { 'kubernetes.io/service-name': s.name } },
+      addressType: 'IPv4',
+      ports: [{ name: 'conn', protocol: 'TCP', port: BACKEND_PORT }],
+      endpoints: s.endpoints.map((e) => ({ addresses: [e.address], conditions: { ready: true }, nodeName: NODE })),
+    },
+  ];
+}
+
+// ---- processes in pods ------------------------------------------------------------------------
+
+const CPUS = allowedCpus();
+/** The client on the first CPU this process may use, the server on the second (left to the scheduler they sometimes share one). */
+const pin = (which: 0 | 1): string[] => (CPUS.length >= 2 ? ['taskset', '-c', String(CPUS[which])] : []);
+
+/** A long-running process in a pod (killed with its parent), stopped by the suite. */
+function spawnIn(ns: Netns, args: string[], closers: Closer[]): ChildProcess {
+  const child = spawn('/usr/bin/setpriv', ['--pdeathsig=KILL', '--', 'ip', 'netns', 'exec', ns.name, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  closers.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return child;
+}
+
+interface RrRun {
+  /** Round trips a second. */
+  rate: number;
+  p99Us: number;
+}
+
+/** sockperf ping-pong from `client` to `address` for RR_SECONDS. */
+async function pingPong(client: Netns, address: string, protocol: 'tcp' | 'udp'): Promise<RrRun> {
+  const args = [...pin(0), 'sockperf', 'ping-pong', ...(protocol === 'tcp' ? ['--tcp'] : []), '-i', address, '-p', String(RR_PORTS[protocol]), '-t', String(RR_SECONDS), '-m', '64'];
+  const { stdout, stderr } = await client.exec(args[0], args.slice(1), { timeoutMs: (RR_SECONDS + 30) * 1000 });
+  const out = stdout + stderr;
+  const valid = /RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)/.exec(out);
+  const p99 = /percentile 99\.000 =\s*([\d.]+)/.exec(out);
+  if (!valid || Number(valid[3]) === 0) throw new Error(`sockperf ${protocol} to ${address}: no round trip measured:\n${out.slice(-600)}`);
+  return { rate: Number(valid[3]) / Number(valid[1]), p99Us: p99 ? Number(p99[1]) : NaN };
+}
+
+// ---- the two nodes ----------------------------------------------------------------------------
+
+interface Node {
+  side: Side;
+  node: Netns;
+  pods: Netns[];
+  /** ms of each pod's ADD. */
+  addMs: number[];
+  /** Adds pod i (its namespace made here); the ms its ADD took. */
+  add(i: number): Promise<number>;
+}
+
+/** Node n1 with netcube: everything of kube-node.ts, the pods' Pod objects in the API. */
+async function netcubeNode(t: ExecutionContext, ctx: SuiteContext) {
+  const cluster = loadManifests('cluster.yaml').filter((o) => (o.kind === 'Node' && o.metadata.name === NODE) || o.kind === 'Namespace');
+  const bed = await kubeNode(t, [...cluster, ...pods.map(podObject)]);
+  await startNodeServices(t, bed);
+  const { conf } = cniConfig(t, bed);
+  const node: Node & { bed: KubeNode } = {
+    side: 'netcube',
+    node: bed.node,
+    pods: [],
+    addMs: [],
+    bed,
+    async add(i) {
+      const pod = pods[i];
+      const netns = await createNetns(t);
+      const env = attachment(netns, pod.id, pod.name);
+      const start = process.hrtime.bigint();
+      const result = await cni(bed.node, 'ADD', { ...conf, readyTimeoutSeconds: 120 }, { ...env, CNI_ARGS: `${env.CNI_ARGS};IP=${pod.address}` });
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      if (result.code !== 0) throw new Error(`netcube-cni ADD of ${pod.name}: ${JSON.stringify(result.out)}`);
+      node.pods[i] = netns;
+      return ms;
+    },
+  };
+  ctx.log(`netcube: node ${NODE} (${bed.node.name}), netcubed pid ${bed.daemon.pid}, the controller and the node's services running`);
+  return node;
+}
+
+/** The baseline's node: Debian's bridge + host-local, the node the pods' gateway. */
+async function bridgeNode(t: ExecutionContext, ctx: SuiteContext): Promise<Node> {
+  const nodeNs = await createNetns(t);
+  const dir = fs.mkdtempSync(path.join(tmpdir(), `nct-bridge-${process.pid}-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const conf = {
+    cniVersion: '1.0.0',
+    name: 'bridge-baseline',
+    type: 'bridge',
+    bridge: 'cni0',
+    // The node the pods' gateway and default route, as a cluster's bridge config has it.
+    isGateway: true,
+    isDefaultGateway: true,
+    ipMasq: false,
+    hairpinMode: true,
+    mtu: MTU,
+    ipam: { type: 'host-local', ranges: [[POD_RANGE]], dataDir: path.join(dir, 'ipam') },
+  };
+  // As a kube-proxy node: routing between the pods and the ClusterIPs, bridged frames through iptables.
+  await nodeNs.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1']);
+  const node: Node = {
+    side: 'bridge',
+    node: nodeNs,
+    pods: [],
+    addMs: [],
+    async add(i) {
+      const pod = pods[i];
+      const netns = await createNetns(t);
+      const env = attachment(netns, pod.id, pod.name);
+      const start = process.hrtime.bigint();
+      const result = await cni(nodeNs, 'ADD', conf, { ...env, CNI_ARGS: `${env.CNI_ARGS};IP=${pod.address}` }, [path.join(CNI_PATH, 'bridge')]);
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      if (result.code !== 0) throw new Error(`bridge ADD of ${pod.name}: ${JSON.stringify(result.out)}`);
+      node.pods[i] = netns;
+      return ms;
+    },
+  };
+  ctx.log(`bridge: node ${nodeNs.name}, Debian's bridge and host-local (${CNI_PATH})`);
+  return node;
+}
+
+// ---- the figures ------------------------------------------------------------------------------
+
+const inTurn = (sides: Node[], round: number): Node[] => (round % 2 === 0 ? sides : [...sides].reverse());
+const HOW = `${ROUNDS} rounds alternating, medians`;
+
+/**
+ * What netcubed's log says of its applies so far: how long each took, and the
+ * problems of the last (a netdev whose cube could not be fused with its entry).
+ */
+function daemonApplies(logFile: string): { ms: number[]; unfused: number; why?: string } {
+  const entries = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; ms?: number; problems?: string[] });
+  const ms = entries.filter((e) => e.msg === 'reconciled' && e.ms !== undefined).map((e) => e.ms!);
+  const problems = entries.filter((e) => e.msg === 'applied, with problems').pop()?.problems ?? [];
+  const unfused = problems.filter((p) => p.includes('could not be fused'));
+  const why = /\(([A-Z]+)\):\n?.*?\n?([^\n]*poke descriptor[^\n]*)/s.exec(unfused[0] ?? '');
+  return { ms, unfused: unfused.length, why: why ? `${why[1]}, ${why[2]}` : unfused[0]?.slice(0, 200) };
+}
+
+/** k8s.cni.add_ms_p99: every pod, one after the other, the sides in turn. */
+async function addFigures(ctx: SuiteContext, netcube: Node & { bed: KubeNode }, bridge: Node): Promise<Result[]> {
+  const sides = [netcube, bridge];
+  for (let i = 0; i < pods.length; i++) {
+    for (const side of inTurn(sides, i)) side.addMs.push(await side.add(i));
+  }
+  ctx.log(`ADD, ms: ${sides.map((s) => `${s.side} ${s.addMs.map((ms) => ms.toFixed(0)).join(' ')}`).join('; ')}`);
+  for (const side of sides) await side.pods[CLIENT].ping(pods[1].address, 3);
+  const applies = daemonApplies(netcube.bed.daemon.logFile);
+  const appliesText =
+    `netcubed's applies took ${applies.ms.map((ms) => ms.toFixed(0)).join(', ')} ms` +
+    (applies.unfused > 0 ? `; after the last, ${applies.unfused} pods' netdevs run the general entry, the pods' lbrp could not be fused with it (${applies.why}), and each apply tries again for every one of them` : '');
+  ctx.log(appliesText);
+  const p99 = { netcube: quantile(netcube.addMs, 0.99), bridge: quantile(bridge.addMs, 0.99) };
+  const p50 = { netcube: median(netcube.addMs), bridge: median(bridge.addMs) };
+  return [
+    {
+      name: 'k8s.cni.add_ms_p99',
+      value: p99.netcube,
+      unit: 'ms',
+      baseline: p99.bridge,
+      note:
+        `${pods.length} pods one after the other, from the runtime's exec of the plugin to its result: netcube-cni p50 ${p50.netcube.toFixed(0)} ms, p99 ${p99.netcube.toFixed(0)} ms ` +
+        `(its result waits until netcubed runs the pod's port and the pods' lbrp routes the pod's address: the controller's pass, a new chain version applied by netcubed, ` +
+        `netcube-lbrp's tables; and a Node.js process starting); bridge p50 ${p50.bridge.toFixed(0)} ms, p99 ${p99.bridge.toFixed(0)} ms (a Go binary: the veth on cni0, no controller); ` +
+        `each ADD in ms: netcube ${netcube.addMs.map((ms) => ms.toFixed(0)).join(', ')}; ${appliesText}`,
+    },
+    { name: 'k8s.cni.bridge_add_ms_p99', value: p99.bridge, unit: 'ms' },
+  ];
+}
+
+/** k8s.pod.rr_ratio (TCP) and k8s.pod.rr_udp_ratio: sockperf servers in pod 1 of each side, the client in pod 0. */
+async function rrFigures(ctx: SuiteContext, closers: Closer[], sides: Node[]): Promise<Result[]> {
+  const server = pods[1].address;
+  for (const side of sides) {
+    for (const protocol of ['tcp', 'udp'] as const) {
+      const args = [...pin(1), 'sockperf', 'server', ...(protocol === 'tcp' ? ['--tcp'] : []), '-i', server, '-p', String(RR_PORTS[protocol])];
+      spawnIn(side.pods[1], args, closers).stdout!.resume();
+    }
+    await waitFor(`the ${side.side} sockperf server`, async () => {
+      await side.pods[CLIENT].exec('bash', ['-c', `exec 3<>/dev/tcp/${server}/${RR_PORTS.tcp}`]);
+      return true;
+    }, 10_000);
+  }
+  const rr: Record<Side, Record<'tcp' | 'udp', RrRun[]>> = { netcube: { tcp: [], udp: [] }, bridge: { tcp: [], udp: [] } };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const side of inTurn(sides, round)) {
+      for (const protocol of ['tcp', 'udp'] as const) rr[side.side][protocol].push(await pingPong(side.pods[CLIENT], server, protocol));
+    }
+    ctx.log(`rr round ${round + 1}/${ROUNDS}: ${sides.map((s) => `${s.side} tcp ${rr[s.side].tcp[round].rate.toFixed(0)}/s, udp ${rr[s.side].udp[round].rate.toFixed(0)}/s`).join('; ')}`);
+  }
+  const rate = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.rate));
+  const ratios = (p: 'tcp' | 'udp'): number[] => rr.netcube[p].map((r, i) => r.rate / rr.bridge[p][i].rate);
+  const p99 = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.p99Us));
+  const note = (p: 'tcp' | 'udp'): string =>
+    `sockperf ping-pong over ${p.toUpperCase()}, 64-byte messages, ${RR_SECONDS} s a run, pod ${pods[CLIENT].address} → pod ${server} on one node, ` +
+    `client and server on CPUs of their own: netcube ${rate('netcube', p).toFixed(0)} round trips/s (p99 ${p99('netcube', p).toFixed(1)} µs one way), ` +
+    `bridge ${rate('bridge', p).toFixed(0)} (p99 ${p99('bridge', p).toFixed(1)} µs); per-round ratios ${ratios(p).map((r) => r.toFixed(2)).join(', ')}; ${HOW}`;
+  return [
+    { name: 'k8s.pod.rr_ratio', value: median(ratios('tcp')), unit: 'x', baseline: rate('bridge', 'tcp'), target: TARGETS.rr, note: note('tcp') },
+    { name: 'k8s.pod.rr.netcube', value: rate('netcube', 'tcp'), unit: 'round trips/s' },
+    { name: 'k8s.pod.rr.bridge', value: rate('bridge', 'tcp'), unit: 'round trips/s' },
+    { name: 'k8s.pod.rr_udp_ratio', value: median(ratios('udp')), unit: 'x', baseline: rate('bridge', 'udp'), note: note('udp') },
+  ];
+}
+
+/**
+ * k8s.svc.conn_ratio_<SERVICES>: conn_rate servers in the backend pods, the Services
+ * written to netcube's API server (as the cluster's controllers would) and as
+ * kube-proxy's rules into the bridge node.
+ */
+async function connFigures(ctx: SuiteContext, closers: Closer[], netcube: Node & { bed: KubeNode }, bridge: Node): Promise<Result[]> {
+  const sides = [netcube, bridge];
+  const tool = connRateTool(ctx);
+  for (const side of sides) {
+    for (const b of BACKENDS) {
+      const server = spawnIn(side.pods[b], [tool, 'serve', String(BACKEND_PORT)], closers);
+      await new Promise<void>((resolve, reject) => {
+        server.stdout!.once('data', () => {
+          server.stdout!.resume();
+          resolve();
+        });
+        server.once('exit', (code) => reject(new Error(`conn_rate serve in ${side.side} pod ${b} exited (${code})`)));
+      });
+    }
+  }
+  const probe = SERVICES >> 1;
+  const services = benchServices(SERVICES, 'default', BACKEND_PORT, probe, BACKENDS.map((b) => pods[b].address));
+  const vip = services[probe].vip;
+  const connect = async (side: Node, seconds = CONN_SECONDS): Promise<ConnRun> => {
+    const { stdout } = await side.pods[CLIENT].exec(tool, ['connect', vip, '80', String(seconds), String(CONN_PARALLEL)], { timeoutMs: 60_000 });
+    return JSON.parse(stdout) as ConnRun;
+  };
+  const rate = async (side: Node, what: string): Promise<number> => {
+    await connect(side, 0.3); // warming up
+    const r = await connect(side);
+    if (r.connections === 0) throw new Error(`${what}: no connection to ${vip}:80 got through`);
+    if (r.failed > 0) ctx.log(`${what}: ${r.failed} connects failed`);
+    return r.connections / r.seconds;
+  };
+
+  // netcube: the Services in the API, then the time until the ClusterIP forwards, or the error that stops it.
+  const lines = netcube.bed.lines.length;
+  let start = Date.now();
+  for (const s of services) for (const o of serviceObjects(s)) netcube.bed.api.apply(o);
+  /** The first error the controller or the node's services logged since the Services were written: what failed, and why. */
+  const failure = (): string | undefined => {
+    const line = netcube.bed.lines.slice(lines).find((l) => l.includes('"level":"error"'));
+    if (line === undefined) return undefined;
+    const { msg, error } = JSON.parse(line) as { msg: string; error?: string };
+    return `${msg}${error ? `: ${error.replace(/\s*\n\s*/g, ' ')}` : ''}`;
+  };
+  let programmedS: number | undefined;
+  let netcubeProblem: string | undefined;
+  try {
+    // Ends at the first error too (a check that throws would only count as "not yet").
+    const outcome = await waitFor(`netcube forwarding to ${vip} with ${SERVICES} Services`, async () => {
+      const why = failure();
+      if (why) return { failed: why };
+      return (await connect(netcube, 0.2)).connections > 0 && { failed: undefined };
+    }, 600_000, 500);
+    if (outcome.failed) throw new Error(`the provider logged "${outcome.failed}"`);
+    programmedS = (Date.now() - start) / 1000;
+    ctx.log(`netcube: ${SERVICES} Services (${2 * SERVICES} objects) in the API to the ClusterIP forwarding: ${programmedS.toFixed(1)} s`);
+  } catch (err) {
+    netcubeProblem = (err as Error).message;
+    ctx.log(`netcube: ${netcubeProblem}`);
+  }
+
+  // bridge: kube-proxy's rules, first the measured Service's alone (the path without the rule walk).
+  const rulesFile = path.join(ctx.buildDir, `k8s-kube-proxy-${process.pid}.rules`);
+  fs.mkdirSync(ctx.buildDir, { recursive: true });
+  const restore = async (list: ClusterIpService[]): Promise<void> => {
+    fs.writeFileSync(rulesFile, kubeProxyNatRules(list, CLUSTER_CIDR));
+    try {
+      await bridge.node.exec('iptables-restore', [rulesFile], { timeoutMs: 600_000 });
+    } finally {
+      fs.rmSync(rulesFile, { force: true });
+    }
+  };
+  await restore([services[probe]]);
+  const iptables1 = await rate(bridge, 'kube-proxy rules, 1 Service');
+  start = Date.now();
+  await restore(services);
+  ctx.log(`bridge: ${SERVICES} Services' rules loaded by iptables-restore in ${Date.now() - start} ms; with 1 Service ${iptables1.toFixed(0)} connections/s`);
+
+  const conns: Record<Side, number[]> = { netcube: [], bridge: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const side of inTurn(sides, round)) {
+      if (side.side === 'netcube' && netcubeProblem) continue;
+      conns[side.side].push(await rate(side, `${side.side} with ${SERVICES} Services`));
+    }
+    ctx.log(`conn round ${round + 1}/${ROUNDS}: ${sides.map((s) => `${s.side} ${conns[s.side][round]?.toFixed(0) ?? '-'}`).join(', ')} connections/s`);
+  }
+
+  const how =
+    `new TCP connections/s from pod ${pods[CLIENT].address} to ClusterIP ${vip}:80 (three backend pods of the node) with ${SERVICES} Services of three endpoints defined, ` +
+    `${CONN_PARALLEL} connects in flight, each reset once established, ${CONN_SECONDS} s a run`;
+  const bridgeConn = median(conns.bridge);
+  const baselines: Result[] = [
+    { name: 'k8s.svc.conn.iptables', value: bridgeConn, unit: 'connections/s' },
+    { name: 'k8s.svc.conn.iptables_1', value: iptables1, unit: 'connections/s' },
+  ];
+  const name = `k8s.svc.conn_ratio_${SERVICES}`;
+  if (netcubeProblem) {
+    return [
+      {
+        name,
+        value: 0,
+        unit: 'x',
+        baseline: bridgeConn,
+        target: TARGETS.conn,
+        note: `netcube could not be measured: ${netcubeProblem}. ${how}: kube-proxy's iptables rules ${bridgeConn.toFixed(0)}, with only the measured Service's rules ${iptables1.toFixed(0)}`,
+      },
+      ...baselines,
+    ];
+  }
+  const netcubeConn = median(conns.netcube);
+  const ratios = conns.netcube.map((n, i) => n / conns.bridge[i]);
+  return [
+    {
+      name,
+      value: median(ratios),
+      unit: 'x',
+      baseline: bridgeConn,
+      target: TARGETS.conn,
+      note:
+        `${how}: netcube ${netcubeConn.toFixed(0)} (the pods' lbrp, TC), kube-proxy's iptables rules on the bridge node ${bridgeConn.toFixed(0)} (the Service halfway down KUBE-SERVICES), ` +
+        `the bridge with only that Service's rules ${iptables1.toFixed(0)}: the rule walk makes it ${(iptables1 / bridgeConn).toFixed(2)}x slower; ` +
+        `per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}; ${HOW}`,
+    },
+    { name: 'k8s.svc.conn.netcube', value: netcubeConn, unit: 'connections/s' },
+    ...baselines,
+    { name: 'k8s.svc.program_s', value: programmedS!, unit: 's', note: `${SERVICES} Services and their EndpointSlices written to the API, to netcube forwarding to the measured one (the controller, etcd, netcube-lbrp)` },
+  ];
+}
+
+// ---- the suite --------------------------------------------------------------------------------
+
+async function measure(ctx: SuiteContext, closers: Closer[], failed: () => boolean): Promise<Result[]> {
+  const t = benchTest(closers, ctx, failed);
+  const netcube = await netcubeNode(t, ctx);
+  const bridge = await bridgeNode(t, ctx);
+  const only = process.env.NC_BENCH_ONLY;
+  return [
+    ...(await addFigures(ctx, netcube, bridge)),
+    ...(only && only !== 'pod.rr' ? [] : await rrFigures(ctx, closers, [netcube, bridge])),
+    ...(only && only !== 'svc.conn' ? [] : await connFigures(ctx, closers, netcube, bridge)),
+  ];
+}
+
+export const suite: Suite = {
+  name: 'k8s',
+  description: 'netcube as a Kubernetes provider on one node vs Debian\'s bridge + host-local CNI plugins and kube-proxy\'s iptables rules: CNI ADD to ready, pod-to-pod request/response, new connections to a ClusterIP among 5,000 Services',
+  async run(ctx) {
+    const closers: Closer[] = [];
+    let failed = false;
+    try {
+      return await measure(ctx, closers, () => failed);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      await closeAll(closers, ctx.log);
+    }
+  },
+};
