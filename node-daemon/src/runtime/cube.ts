@@ -7,7 +7,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BpfMap, CollectionSpec, Collection, Program } from '../bpf';
+import { BpfMap, CollectionSpec, Collection, Program, VerifierError } from '../bpf';
 import {
   CubeConfig,
   GENERATIONS,
@@ -126,6 +126,9 @@ export class Cube {
      */
     private entryUnchecked = false,
   ) {}
+
+  /** The verifier's refusal of the entry fused with a netdev's, for the object it refused. */
+  private netdevEntryRefused: { elf: Buffer; error: VerifierError } | undefined;
 
   get dir(): string {
     return this.deps.layout.cube(this.name, this.id);
@@ -481,6 +484,9 @@ export class Cube {
    * entry code, sharing all its maps, private tables included.
    */
   async loadNetdevEntry(netdev: NetdevMaps): Promise<Program> {
+    // The verifier's answer depends on the entry's object alone: one it refused is
+    // refused again, for every netdev and at every apply, until the entry changes.
+    if (this.netdevEntryRefused?.elf === this.entryElf) throw this.netdevEntryRefused.error;
     if (this.entryUnchecked) {
       await checkMicroCubeObject(this.name, 0, this.mode, this.entryElf, this.deps.policy);
       this.entryUnchecked = false;
@@ -493,6 +499,7 @@ export class Cube {
       coll = await spec.load();
     } catch (err) {
       spec.close();
+      if (err instanceof VerifierError) this.netdevEntryRefused = { elf: this.entryElf, error: err };
       throw err;
     }
     for (const m of coll.maps.values()) m.close();
