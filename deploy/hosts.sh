@@ -34,8 +34,8 @@
 # with a bridge), node i at 10.78.0.(10+i) with pod range 10.244.i.0/24, and a client
 # at 10.78.0.100 outside the cluster. The scripted API server of test/ serves them as
 # Nodes, with M pods per node (default 2: PREFIXi-pj at 10.244.i.(10+j), namespace
-# default, labels app: demo); netcube-k8s (the controller), netcube-router, -lbrp and
-# -firewall run beside etcd with identities of their own; each node has its agent
+# default, labels app: demo); netcube-k8s (the controller), netcube-router, -lbrp,
+# -firewall and -k8sdispatcher (each node's edge: pods masqueraded to the client) run beside etcd with identities of their own; each node has its agent
 # (netcube-k8s node: the VXLAN netdev ncvx0 and its forwarding table) and its
 # netcube-cni config (netcube-k8s cni-config), with which each pod is added as a
 # container runtime would add it (CNI ADD, in a namespace of its own).
@@ -246,7 +246,7 @@ start_etcd() {
   "${ctl[@]}" access enable >/dev/null || die "could not turn etcd's access control on (netcubectl access enable)"
   "${ctl[@]}" access host "${HOSTS[@]}" >/dev/null || die "could not give the hosts their etcd users (netcubectl access host)"
   if [[ -n $K8S ]]; then
-    "${ctl[@]}" access service router lbrp firewall >/dev/null || die "could not give the services their etcd users (netcubectl access service)"
+    "${ctl[@]}" access service router lbrp firewall k8sdispatcher >/dev/null || die "could not give the services their etcd users (netcubectl access service)"
     "${ctl[@]}" access service k8s --owns-chains --configures lbrp,firewall >/dev/null || die "could not give the controller its etcd user (netcubectl access service k8s)"
   fi
   say "   etcd access control on: users admin, viewer, $(printf 'host-%s ' "${HOSTS[@]}")(pki/<user>.crt)"
@@ -254,7 +254,7 @@ start_etcd() {
 
 # ----------------------------------------------------------------- Kubernetes (--k8s)
 
-K8S_SERVICES=(k8s router lbrp firewall)
+K8S_SERVICES=(k8s router lbrp firewall k8sdispatcher)
 
 # The nodes' eth0 on one segment (a bridge in PREFIX-seg), a client on it outside the cluster.
 k8s_network() {
@@ -267,6 +267,8 @@ k8s_network() {
     add_veth "${HOSTS[i - 1]}" eth0 "$seg" "p$i"
     ip -n "$seg" link set "p$i" master br0
     ip -n "${HOSTS[i - 1]}" addr add "$NODE_NET.$((10 + i))/24" dev eth0
+    # The dispatcher sends pods' masqueraded packets by the node's routes (bpf_fib_lookup), which forwarding enables.
+    ip netns exec "${HOSTS[i - 1]}" sysctl -qw net.ipv4.ip_forward=1
     say "   ${HOSTS[i - 1]}: eth0 $NODE_NET.$((10 + i)), pods 10.244.$i.0/24"
   done
   add_veth "${CLIENTS[0]}" eth0 "$seg" client
@@ -327,10 +329,10 @@ k8s_up() {
   step "the controller and the services of its cubes"
   local tls=(--etcd "$ETCD_CLIENT" --tls-ca "$pki/ca.crt")
   k8s_spawn k8s "$node" "$K8S_JS" --kubeconfig "$kubeconfig" "${tls[@]}" --tls-cert "$pki/service-k8s.crt" --tls-key "$pki/service-k8s.key" --name "$PREFIX-k8s"
-  for s in router lbrp firewall; do
+  for s in router lbrp firewall k8sdispatcher; do
     k8s_spawn "$s" "$node" "$REPO/remote-services/$s/build/main.js" "${tls[@]}" --tls-cert "$pki/service-$s.crt" --tls-key "$pki/service-$s.key" --name "$PREFIX-$s"
   done
-  say "   netcube-k8s, netcube-router, netcube-lbrp, netcube-firewall (logs in $STATE/logs)"
+  say "   netcube-k8s, netcube-router, netcube-lbrp, netcube-firewall, netcube-k8sdispatcher (logs in $STATE/logs)"
 
   step "each node's agent (its VXLAN netdev) and CNI config"
   for ns in "${HOSTS[@]}"; do
