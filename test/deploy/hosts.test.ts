@@ -7,7 +7,7 @@
 // only and its access control on, netcubectl the admin, hosts' files root's alone.
 
 import test from 'ava';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -258,14 +258,14 @@ test('hosts.sh refuses bad input with a usage message', async t => {
   t.false(existsSync(bad));
 });
 
-test('--k8s: namespace-hosts as Kubernetes nodes on one segment, VXLAN between them, pods added by netcube-cni talking across nodes', async t => {
+test('--k8s: namespace-hosts as Kubernetes nodes on one segment, VXLAN between them, pods added by netcube-cni talking across nodes and, masqueraded, to a client outside', async t => {
   t.timeout(480_000);
   const up = await kube.up('--k8s', '--pods', '1');
   t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
   const [n1, n2] = kube.hosts;
   t.regex(up.stdout, new RegExp(`${n1}-p1 on ${n1}: 10\\.244\\.1\\.11`));
   const pids = kube.pids();
-  t.is(pids.length, 1 + 2 + 1 + 1 + 3 + 2, 'etcd, two netcubeds, the API server, the controller, three services, two agents');
+  t.is(pids.length, 1 + 2 + 1 + 1 + 4 + 2, 'etcd, two netcubeds, the API server, the controller, four services, two agents');
   const status = await hostsSh(['status', '--state', kube.state]);
   t.is(status.code, 0, status.stdout);
   t.regex(status.stdout, new RegExp(`agent-${n1}: running`));
@@ -287,6 +287,17 @@ test('--k8s: namespace-hosts as Kubernetes nodes on one segment, VXLAN between t
   };
   await waitFor('the pod on n1 reaching the pod on n2', async () => /1 received/.test(await across(1)), 60_000);
   t.regex(await across(10), /10 packets transmitted, 10 received, 0% packet loss/);
+
+  // The pod reaches the client outside the cluster through its node's edge, masqueraded to n1's address.
+  const capture = spawn('ip', ['netns', 'exec', kube.clients[0], 'tcpdump', '-n', '-l', '-c', '1', '-i', 'eth0', 'icmp[icmptype] = icmp-echo'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => capture.kill());
+  let captured = '';
+  capture.stdout.on('data', (d: Buffer) => (captured += d.toString()));
+  await waitFor('the client seeing a ping of the pod on n1', async () => {
+    await execFileAsync('ip', ['netns', 'exec', `${n1}-p1`, 'ping', '-n', '-q', '-c', '1', '-W', '1', '10.78.0.100']).catch(() => undefined);
+    return captured.includes('ICMP echo request') && captured;
+  }, 60_000);
+  t.regex(captured, /IP 10\.78\.0\.11 > 10\.78\.0\.100: ICMP echo request/, "the client sees the node's address, not the pod's");
 
   const down = await kube.down();
   t.is(down.code, 0, down.stderr);
