@@ -216,12 +216,8 @@ static __always_inline int disp_to_uplink(struct nc_ctx *ctx, struct nc_md *md, 
 #ifdef NC_HOOK_TC
 		/* The kernel resolves the next hop (fib.ipv4_dst: the gateway, when the route has one) and sends the packet on. */
 		struct bpf_redir_neigh nh = { .nh_family = DISP_AF_INET, .ipv4_nh = fib->ipv4_dst };
-		struct nc_port_stats *s = nc_port_stats(md, cfg->ext_port);
 
-		if (s) {
-			s->tx_packets++;
-			s->tx_bytes += nc_pkt_len(ctx);
-		}
+		nc_count_tx(ctx, md, cfg->ext_port);
 		return bpf_redirect_neigh(uplink, &nh, sizeof(nh), 0);
 #else
 		/* XDP cannot ask the kernel for a neighbour: the node's own traffic to its gateway keeps that entry. */

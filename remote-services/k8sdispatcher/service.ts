@@ -7,22 +7,19 @@
 //   - deletes expired flows: their conntrack entries and their two sessions.
 
 import type { K8sDispatcherConfig__Output as DispatcherConfig } from '@netcube/api/generated/netcube/k8sdispatcher/v1/K8sDispatcherConfig';
-import { checked, collectNatFlows, conntrackConfig, counterTotals, listedOnce, type GcResult } from '@netcube/catalog/control';
-import { translations } from '@netcube/nat/tables';
+import { checked, collectNatFlows, conntrackConfig } from '@netcube/catalog/control';
+import { natSessionsState, type NatState } from '@netcube/nat';
 import { derivedMac } from '@netcube/sdk/codec';
 import { defineService, type Cube, type CubeInfo } from '@netcube/sdk';
 import { compileDispatcher } from './tables';
 
-interface DispatcherState {
-  gc?: GcResult & { at: string };
-}
+/** The collection's last result, as the nat cube's. */
+type DispatcherState = NatState;
 
 type Dispatcher = Cube<DispatcherConfig, DispatcherState>;
 
 /** k8sdispatcher.bpf.c's enum disp_counter. */
 const COUNTERS = ['masqueraded', 'nodePortSnat', 'nodePortLocal', 'toKernel', 'arpAnswered', 'noRoute', 'noNeighbour', 'noPort', 'invalid', 'notOurs'] as const;
-/** Translations GetState lists at most; the table itself: netcubectl table dump CUBE nat_sessions. */
-const MAX_LISTED = 16_384;
 
 /** The cube's own MAC on the chain's side: what the router's ARP for its gateway learns. */
 export function gatewayMac(cube: string): string {
@@ -55,13 +52,6 @@ export default defineService<DispatcherConfig, DispatcherState>({
   },
 
   async describe(cube: Dispatcher) {
-    const all = translations(await listedOnce(cube, 'nat_sessions'));
-    return {
-      gatewayMac: gatewayMac(cube.name),
-      counters: await counterTotals(cube, 'disp_counters', COUNTERS),
-      flows: all.length,
-      translations: all.slice(0, MAX_LISTED),
-      ...(cube.state.gc && { conntrack: cube.state.gc }),
-    };
+    return { gatewayMac: gatewayMac(cube.name), ...(await natSessionsState(cube, 'disp_counters', COUNTERS)) };
   },
 });

@@ -13,7 +13,7 @@ import { parseAddress } from '@netcube/catalog/fields';
 import { ConfigError, defineService, type Cube, type CubeInfo } from '@netcube/sdk';
 import { compileNat, translations } from './tables';
 
-interface NatState {
+export interface NatState {
   gc?: GcResult & { at: string };
 }
 
@@ -23,6 +23,21 @@ type Nat = Cube<NatConfig, NatState>;
 const COUNTERS = ['newSnat', 'newDnat', 'noPort', 'invalid', 'icmpErrors'] as const;
 /** Translations GetState lists at most; the table itself: netcubectl table dump CUBE nat_sessions. */
 const MAX_LISTED = 16_384;
+
+/**
+ * GetState of a cube whose flows are nat.h's sessions (the nat cube's, the
+ * k8sdispatcher's): its counters (`counters`, indexes named by `names`), its
+ * translations (the first MAX_LISTED) and what the last collection did.
+ */
+export async function natSessionsState(cube: Cube<unknown, NatState>, counters: string, names: readonly string[]) {
+  const all = translations(await listedOnce(cube, 'nat_sessions'));
+  return {
+    counters: await counterTotals(cube, counters, names),
+    flows: all.length,
+    translations: all.slice(0, MAX_LISTED),
+    ...(cube.state.gc && { conntrack: cube.state.gc }),
+  };
+}
 
 /** The router port a nat cube sits on: the one it is stacked on, or the one linked to the netdev it is stacked on. */
 function egressPort(info: CubeInfo): { cube: CubeSpec; port: string } | string {
@@ -90,14 +105,7 @@ export default defineService<NatConfig, NatState>({
   },
 
   async describe(cube: Nat) {
-    const all = translations(await listedOnce(cube, 'nat_sessions'));
     const masquerade = cube.config.snat.some((r) => r.masquerade) ? masqueradeAddress(cube) : undefined;
-    return {
-      ...(masquerade !== undefined && { masquerade }),
-      counters: await counterTotals(cube, 'nat_counters', COUNTERS),
-      flows: all.length,
-      translations: all.slice(0, MAX_LISTED),
-      ...(cube.state.gc && { conntrack: cube.state.gc }),
-    };
+    return { ...(masquerade !== undefined && { masquerade }), ...(await natSessionsState(cube, 'nat_counters', COUNTERS)) };
   },
 });

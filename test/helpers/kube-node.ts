@@ -97,6 +97,9 @@ export async function podPortsOn(netcubed: NetcubeClient): Promise<string[] | un
   }
 }
 
+/** Node n1's pod range (test/k8s/manifests/cluster.yaml), as host-local's range of its conflist. */
+export const NODE_POD_RANGE = { subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' };
+
 /** Node n1's conflist entry as deploy would write it: this node, its netcubed, its pod range; host-local's leases in `dataDir`. */
 export function cniConfig(t: ExecutionContext, bed: Pick<KubeNode, 'daemon' | 'etcd'>) {
   const dir = mkdtempSync(join(tmpdir(), `nct-node-${process.pid}-`));
@@ -110,7 +113,7 @@ export function cniConfig(t: ExecutionContext, bed: Pick<KubeNode, 'daemon' | 'e
     socket: bed.daemon.socket,
     etcd: { endpoints: bed.etcd.endpoints },
     readyTimeoutSeconds: 1,
-    ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' }]], dataDir },
+    ipam: { type: 'host-local', ranges: [[NODE_POD_RANGE]], dataDir },
   };
   return { conf, dataDir };
 }

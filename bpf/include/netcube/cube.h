@@ -133,6 +133,17 @@ static __always_inline int nc_drop(struct nc_ctx *ctx, struct nc_md *md)
 	return NC_ACT_DROP;
 }
 
+/* Counts the packet as sent out of @port. */
+static __always_inline void nc_count_tx(struct nc_ctx *ctx, const struct nc_md *md, __u32 port)
+{
+	struct nc_port_stats *s = nc_port_stats(md, port);
+
+	if (s) {
+		s->tx_packets++;
+		s->tx_bytes += nc_pkt_len(ctx);
+	}
+}
+
 /* Send the packet out of @port, to whatever the port's peer is. The next cube
  * starts with clean metadata: a cube's words are its own. A port out of range or
  * without a peer drops the packet, counted as a drop of the port it came in on.
@@ -140,7 +151,6 @@ static __always_inline int nc_drop(struct nc_ctx *ctx, struct nc_md *md)
 static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u32 port)
 {
 	__u32 gen = md->flags & NC_MD_F_GEN;
-	struct nc_port_stats *s;
 	__u64 peer;
 
 	if (port >= NC_MAX_PORTS)
@@ -148,11 +158,7 @@ static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u
 	peer = nc_port_word(gen, port);
 	if (nc_peer_kind(peer) == NC_PEER_NONE)
 		return nc_drop(ctx, md);
-	s = nc_port_stats(md, port);
-	if (s) {
-		s->tx_packets++;
-		s->tx_bytes += nc_pkt_len(ctx);
-	}
+	nc_count_tx(ctx, md, port);
 	if (nc_peer_kind(peer) != NC_PEER_CUBE)
 		return nc_deliver_out(ctx, peer);
 	md->reason = 0;
@@ -164,20 +170,6 @@ static __always_inline int nc_redirect(struct nc_ctx *ctx, struct nc_md *md, __u
 		return NC_ACT_DROP;
 	nc_jump_port(ctx, &nc_peer_progs, gen, port);
 	return nc_jump_failed();
-}
-
-/* The ifindex of the netdev that @port is linked to, or 0 when its peer is no
- * netdev (a cube, the stack, nothing): for a cube that sends out of that netdev
- * by the kernel's routes and neighbours (bpf_fib_lookup asks for the netdev).
- */
-static __always_inline __u32 nc_port_netdev(const struct nc_md *md, __u32 port)
-{
-	__u64 peer;
-
-	if (port >= NC_MAX_PORTS)
-		return 0;
-	peer = nc_port_word(md->flags & NC_MD_F_GEN, port);
-	return nc_peer_kind(peer) == NC_PEER_NETDEV ? nc_peer_target(peer) : 0;
 }
 
 /* Was this packet sent by the cube's own control plane (packet-out)? */

@@ -18,24 +18,28 @@ static __always_inline __u64 nc_port_peer(const struct nc_md *md, __u32 port)
 	return nc_port_word(md->flags & NC_MD_F_GEN, port);
 }
 
+/* The ifindex of the netdev that @port is linked to, or 0 when its peer is no
+ * netdev (a cube, the stack, nothing): for a cube that sends out of that netdev
+ * by the kernel's routes and neighbours (bpf_fib_lookup asks for the netdev).
+ */
+static __always_inline __u32 nc_port_netdev(const struct nc_md *md, __u32 port)
+{
+	__u64 peer = nc_port_peer(md, port);
+
+	return nc_peer_kind(peer) == NC_PEER_NETDEV ? nc_peer_target(peer) : 0;
+}
+
 #ifdef NC_HOOK_TC
 /* Sends a copy of the packet out of @port, whose peer must be a netdev; the
  * packet itself stays with the caller. Returns 0 when the copy left.
  */
 static __always_inline int nc_clone_out(struct nc_ctx *ctx, const struct nc_md *md, __u32 port)
 {
-	__u64 peer = nc_port_peer(md, port);
-	struct nc_port_stats *s;
+	__u32 ifindex = nc_port_netdev(md, port);
 
-	if (nc_peer_kind(peer) != NC_PEER_NETDEV)
+	if (!ifindex || bpf_clone_redirect(ctx, ifindex, 0))
 		return -1;
-	if (bpf_clone_redirect(ctx, nc_peer_target(peer), 0))
-		return -1;
-	s = nc_port_stats(md, port);
-	if (s) {
-		s->tx_packets++;
-		s->tx_bytes += nc_pkt_len(ctx);
-	}
+	nc_count_tx(ctx, md, port);
 	return 0;
 }
 #endif

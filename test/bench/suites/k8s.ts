@@ -6,7 +6,8 @@
 //
 //   netcube   node n1 of test/helpers/kube-node.ts: a real netcubed, etcd, the
 //             controller (netcube-k8s) following the scripted API server, the
-//             router, lbrp and firewall services in process; pods by netcube-cni.
+//             router, lbrp, firewall and k8sdispatcher services in process; pods by
+//             netcube-cni; its pod range the baseline's too.
 //   baseline  a node namespace with Debian's `bridge` plugin (a Linux bridge cni0,
 //             the node its gateway) and `host-local`; ClusterIPs by the nat rules
 //             kube-proxy's iptables mode writes (test/bench/kube-proxy.ts), in
@@ -39,11 +40,11 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { MAX_PODS_PER_NODE } from '@netcube/k8s/model';
+import { DEFAULT_SETTINGS, MAX_PODS_PER_NODE } from '@netcube/k8s/model';
 import { attachment, cni, CNI_PATH } from '../../helpers/cni';
 import { allowedCpus } from '../../helpers/cpus';
 import { loadManifests, type KubeObject } from '../../helpers/kube-manifests';
-import { cniConfig, kubeNode, NODE, startNodeServices, type KubeNode } from '../../helpers/kube-node';
+import { cniConfig, kubeNode, NODE, NODE_POD_RANGE, startNodeServices, type KubeNode } from '../../helpers/kube-node';
 import { createNetns, type Netns } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
 import { connRateTool, type ConnRun } from '../conn-rate';
@@ -61,9 +62,6 @@ const CONN_SECONDS = env('NC_BENCH_K8S_CONN_SECONDS', 2);
 const CONN_PARALLEL = 64;
 const TARGETS = { rr: 1.15, conn: 2 };
 
-/** The node's pod range (node n1 of test/k8s/manifests/cluster.yaml), the same on both sides. */
-const POD_RANGE = { subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' };
-const CLUSTER_CIDR = '10.244.0.0/16';
 /** netcube-cni's default MTU (room for VXLAN); the bridge's pods get the same. */
 const MTU = 1450;
 /** Pod 0 is the client; pods 1-3 the backends of the measured Service, pod 1 also the sockperf server. */
@@ -229,7 +227,7 @@ async function bridgeNode(t: ExecutionContext, ctx: SuiteContext): Promise<Node>
     ipMasq: false,
     hairpinMode: true,
     mtu: MTU,
-    ipam: { type: 'host-local', ranges: [[POD_RANGE]], dataDir: path.join(dir, 'ipam') },
+    ipam: { type: 'host-local', ranges: [[NODE_POD_RANGE]], dataDir: path.join(dir, 'ipam') },
   };
   // As a kube-proxy node: routing between the pods and the ClusterIPs, bridged frames through iptables.
   await nodeNs.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1']);
@@ -405,7 +403,7 @@ async function connFigures(ctx: SuiteContext, closers: Closer[], netcube: Node &
   const rulesFile = path.join(ctx.buildDir, `k8s-kube-proxy-${process.pid}.rules`);
   fs.mkdirSync(ctx.buildDir, { recursive: true });
   const restore = async (list: ClusterIpService[]): Promise<void> => {
-    fs.writeFileSync(rulesFile, kubeProxyNatRules(list, CLUSTER_CIDR));
+    fs.writeFileSync(rulesFile, kubeProxyNatRules(list, DEFAULT_SETTINGS.clusterCidr));
     try {
       await bridge.node.exec('iptables-restore', [rulesFile], { timeoutMs: 600_000 });
     } finally {
