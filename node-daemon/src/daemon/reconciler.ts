@@ -17,6 +17,7 @@
 import { EventEmitter } from 'node:events';
 import { ChainWatch, CorruptValueError, CubePlacement, StatusUpdate, Store, StoredChain, WaitTimeoutError } from '@netcube/api/store';
 import { Logger } from '@netcube/api/log';
+import { SerialPasses } from '@netcube/api/passes';
 import { planHost } from '../chain';
 import { ApplyReport, Runtime } from '../runtime/runtime';
 import { CubeType } from '../runtime/types';
@@ -55,8 +56,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly reporter: StatusReporter;
   private periodic?: NodeJS.Timeout;
   private synced = false;
-  private running?: Promise<void>;
-  private again = false;
+  private readonly serial = new SerialPasses(
+    () => this.pass(),
+    (err) => this.log.error('reconcile pass failed', { error: err.message }),
+  );
   private closed = false;
 
   constructor(
@@ -120,18 +123,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
   /** Runs a pass soon; passes never overlap and requests during one coalesce into one more. */
   schedule(): void {
-    if (!this.synced || this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.pass().catch((err) => this.log.error('reconcile pass failed', { error: (err as Error).message }));
-      } while (this.again && !this.closed);
-      this.running = undefined;
-    })();
+    this.serial.schedule(() => this.synced && !this.closed);
   }
 
   /** The version of `chain` this host runs, if any. */
@@ -355,7 +347,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.closed = true;
     clearInterval(this.periodic);
     this.watch?.close();
-    await this.running;
+    await this.serial.idle();
     await this.reporter.close();
   }
 }

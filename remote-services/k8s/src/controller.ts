@@ -20,7 +20,7 @@ import { serviceUser } from '@netcube/api/store/access';
 import { LeaderElection } from '@netcube/sdk/election';
 import type { KubeSource } from './kube/source';
 import { clusterChains, DISPATCHER_TYPE, type ClusterSettings } from './model';
-import { SerialPasses } from './passes';
+import { SerialPasses } from '@netcube/api/passes';
 import { CONFIGURED_TYPES, orphanedConfigs, planChain, type ConfigPlan, type HeldConfigs } from './service-configs';
 
 export const SERVICE_TYPE = 'k8s';

@@ -9,7 +9,7 @@
 import type { Logger } from '@netcube/api/log';
 import type { KubeSource } from '../kube/source';
 import { nodeModel, Problems, type ClusterSettings, type KubeNode, type NodeModel } from '../model';
-import { SerialPasses } from '../passes';
+import { SerialPasses } from '@netcube/api/passes';
 import type { Iproute } from './iproute';
 import { desiredFdb, fdbChanges, linkChange, vxlanSpec } from './vxlan';
 

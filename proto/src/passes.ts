@@ -1,6 +1,7 @@
-// Passes that never overlap: the controller's and the node agent's. Each derives
-// everything from what it follows, so a change during a pass makes one more pass
-// after it, never a second one beside it, and changes that come together make one.
+// Passes that never overlap: netcubed's reconciler's, the Kubernetes controller's
+// and its node agent's. Each derives everything from what it follows, so a change
+// during a pass makes one more pass after it, never a second one beside it, and
+// changes that come together make one.
 
 export class SerialPasses {
   private running?: Promise<void>;
