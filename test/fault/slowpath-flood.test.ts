@@ -58,8 +58,12 @@ test('a 60 s slow-path flood with a stalled controller: bounded memory, GetHost 
   t.log(`GetHost: ${latencies.length} answered, median ${median.toFixed(1)} ms, slowest ${slowest.toFixed(1)} ms; ${failures.length} failed`);
   t.log(`netcubed's event loop: longest stall ${f.loopStallMs.toFixed(0)} ms, longest GC pause ${f.gcPauseMs.toFixed(0)} ms`);
 
+  // The deadline is gRPC's: a call not answered within it fails. The slowest time
+  // logged above is the test's wall clock, which also counts the test process
+  // waiting for a core (a reply that came in time, read late), so it is not held to
+  // the deadline; the daemon's side of it is: its event loop never stalled that long.
   t.deepEqual(failures, [], 'every GetHost answered within its deadline');
-  t.true(slowest < GET_HOST_DEADLINE_MS);
+  t.true(f.loopStallMs < GET_HOST_DEADLINE_MS, `netcubed's event loop stalled ${f.loopStallMs.toFixed(0)} ms`);
   t.true(latencies.length > FLOOD_MS / 1_000, `GetHost was asked throughout: ${latencies.length} times`);
   t.true(f.peakKb - f.baselineKb < 128 * 1024, `RSS grew by ${f.peakKb - f.baselineKb} kB`);
   t.deepEqual(lost, [], 'the host\'s registration was never deleted: its lease held');
