@@ -131,5 +131,6 @@ test('kill -9 under traffic: zero loss, and the restarted daemon adopts, removes
   // Status: doomed's gone, the others applied.
   await waitFor('the status of the deleted chain to go', async () => Object.keys(await statusOf(h.store, 'doomed')).length === 0);
   t.deepEqual(Object.values(await statusOf(h.store, 'damaged')).map((s) => s.state), ['applied', 'applied']);
-  t.true((await h.client.getHost()).storeConnected);
+  // Registered again: after its data plane, the daemon publishes its types, then registers.
+  await waitFor('the restarted daemon to register in etcd', async () => (await h.client.getHost()).storeConnected);
 });
