@@ -9,7 +9,10 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include <unistd.h>
+
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace nc {
@@ -114,6 +117,17 @@ class EnvCleanup {
 // BTF type id -> plain JS object as described in btf.ts; undefined when the
 // type cannot be described (a kind a map key or a variable never has).
 Napi::Value BtfTypeToJs(Napi::Env env, const struct btf *btf, __u32 id);
+
+// The kernel's types an object can relocate against, for libbpf's btf_custom_path
+// (see btf.cc); nullptr when the object names none or the kernel has no BTF.
+struct KernelBtf {
+  int fd = -1;
+  std::string path;
+  ~KernelBtf() {
+    if (fd >= 0) close(fd);
+  }
+};
+std::shared_ptr<const KernelBtf> KernelBtfFor(const struct btf *local);
 
 // Module pieces, registered by addon.cc.
 void InitHandles(Napi::Env env, Napi::Object exports);

@@ -26,6 +26,8 @@ struct LoadState {
   struct bpf_object *obj = nullptr;
   std::unique_ptr<char[]> log;
   std::vector<uint8_t> elf;
+  // The kernel's types it relocates against, kept until it is loaded.
+  std::shared_ptr<const KernelBtf> kernelBtf;
   std::vector<std::pair<struct bpf_map *, std::string>> mapNames;
   std::vector<Loaded> maps, programs;
 
@@ -130,14 +132,21 @@ BpfObjectWrap::BpfObjectWrap(const Napi::CallbackInfo &info)
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name.c_str(), .kernel_log_buf = state->log.get(),
               .kernel_log_size = logSize);
   LibbpfCapture capture;
-  if (info[0].IsString()) {
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    state->obj = bpf_object__open_file(path.c_str(), &opts);
-  } else {
+  auto open = [&] {
+    if (info[0].IsString()) return bpf_object__open_file(info[0].As<Napi::String>().Utf8Value().c_str(), &opts);
+    return bpf_object__open_mem(state->elf.data(), state->elf.size(), &opts);
+  };
+  if (!info[0].IsString()) {
     auto buffer = info[0].As<Napi::Buffer<uint8_t>>();
     // libbpf reads the ELF in place; keep our own copy alive with the object.
     state->elf.assign(buffer.Data(), buffer.Data() + buffer.Length());
-    state->obj = bpf_object__open_mem(state->elf.data(), state->elf.size(), &opts);
+  }
+  state->obj = open();
+  // Opened again, now that its BTF says which of the kernel's types it can name.
+  if (state->obj != nullptr && (state->kernelBtf = KernelBtfFor(bpf_object__btf(state->obj)))) {
+    bpf_object__close(state->obj);
+    opts.btf_custom_path = state->kernelBtf->path.c_str();
+    state->obj = open();
   }
   if (state->obj == nullptr) ThrowErrno(env, "open", errno, label_, &capture);
   struct bpf_map *map;
