@@ -19,7 +19,7 @@ import { adminRules, PROBE } from '../helpers/rulesets';
 import { createTestbed, type Testbed } from '../helpers/testbed';
 import { streamFrame } from '../helpers/traffic';
 
-const FLIPS = 40;
+const FLIPS = 20;
 /** Changes that must have been under way while frames arrived. */
 const MIN_DURING = 3;
 /** Changes at most, in all, to get MIN_DURING of them under way while frames arrived. */
