@@ -254,6 +254,7 @@ std::shared_ptr<const KernelBtf> Sealed(const void *bytes, size_t size) {
 // into a BTF of their own.
 std::shared_ptr<const KernelBtf> Extract(const struct btf *kernel, const std::set<std::string> &names) {
   __u32 count = btf__type_cnt(kernel);
+  // Per kernel type id: 0 when not needed; first marked needed (1), then its id in `out`.
   std::vector<__u32> renumbered(count, 0);
   std::vector<__u32> stack;
   for (__u32 id = 1; id < count; id++) {

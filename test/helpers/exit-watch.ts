@@ -15,29 +15,27 @@ const GRACE_MS = 15_000;
 // set: setTimeout and setInterval wrapped, not an async hook, which would run for
 // every promise of the worker (measured: a promise-heavy loop half again as slow).
 const timers = new Map<NodeJS.Timeout, Error>();
-const { setTimeout: setTimer, setInterval: setRepeating, clearTimeout: clearTimer, clearInterval: clearRepeating } = globalThis;
-const forget = (timer: unknown): void => void (timer instanceof Object && timers.delete(timer as NodeJS.Timeout));
-globalThis.setTimeout = Object.assign(function (callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) {
-  const timer = setTimer((...a: unknown[]) => {
-    timers.delete(timer);
-    callback.apply(timer, a);
-  }, ms, ...args);
-  timers.set(timer, new Error());
-  return timer;
-}, setTimer) as typeof setTimeout;
-globalThis.setInterval = Object.assign(function (callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) {
-  const timer = setRepeating(callback, ms, ...args);
-  timers.set(timer, new Error());
-  return timer;
-}, setRepeating) as typeof setInterval;
-globalThis.clearTimeout = ((timer) => {
-  forget(timer);
+const { setTimeout: setTimer, setInterval: setRepeating, clearTimeout: clearTimer } = globalThis;
+/** `set`, remembering where each timer was set until it is cleared (or, `once`, until it ran). */
+function watched<T extends typeof setTimeout | typeof setInterval>(set: T, once: boolean): T {
+  const wrapper = function (callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) {
+    const run = (...a: unknown[]) => {
+      if (once) timers.delete(timer);
+      callback.apply(timer, a);
+    };
+    const timer = (set as typeof setRepeating)(run, ms, ...args);
+    timers.set(timer, new Error());
+    return timer;
+  };
+  return Object.assign(wrapper, set) as unknown as T;
+}
+globalThis.setTimeout = watched(setTimer, true);
+globalThis.setInterval = watched(setRepeating, false);
+// Node's clearTimeout and clearInterval each clear either kind.
+globalThis.clearTimeout = globalThis.clearInterval = ((timer?: NodeJS.Timeout | string | number) => {
+  timers.delete(timer as NodeJS.Timeout);
   clearTimer(timer);
 }) as typeof clearTimeout;
-globalThis.clearInterval = ((timer) => {
-  forget(timer);
-  clearRepeating(timer);
-}) as typeof clearInterval;
 
 function describe(h: unknown): string {
   if (h instanceof ChildProcess) return `child process ${h.pid}: ${h.spawnargs.join(' ')}`;
