@@ -119,9 +119,10 @@ test.serial('pod → ClusterIP reaches every backend (TCP, UDP) through the chai
   });
   t.deepEqual(await lbBackends(bed), remaining.map((n) => bed.pods.get(n)!.address).sort());
   t.is((await bed.store.chains.get(names.chain)).version, version, 'the chain not rewritten: the change went as the service\'s config');
+  // The lbrps' services and frontends are their config records (the chain holds neither).
   const configs = await bed.store.serviceConfigs.list('lbrp');
-  t.deepEqual(configs.map((c) => [c.cube, c.chain, c.setBy]), [[names.pods, names.chain, 'service-k8s']]);
-  const services = (configs[0].params as JsonObject).services as { vip: string; protocol: string; backends: unknown[] }[];
+  t.deepEqual(configs.map((c) => [c.cube, c.chain, c.setBy]).sort(), [[names.nodePorts, names.chain, 'service-k8s'], [names.pods, names.chain, 'service-k8s']]);
+  const services = (configs.find((c) => c.cube === names.pods)!.params as JsonObject).services as { vip: string; protocol: string; backends: unknown[] }[];
   t.deepEqual(services.filter((s) => s.vip === VIP).map((s) => `${s.protocol}: ${s.backends.length} backends`), ['tcp: 2 backends', 'udp: 2 backends']);
 
   const from = holder.lines.length;

@@ -1,10 +1,10 @@
 // The Kubernetes controller (netcube-k8s): while it leads (the SDK's election, key
 // services/k8s/leader), it derives every node's chain from the Kubernetes objects
 // and the pod ports in etcd (model/) and writes what differs: a chain whose shape
-// changed whole, and otherwise the config of its lbrp and firewall cubes (a
-// Service's endpoints, a NetworkPolicy's rules) as the services' config records,
-// which netcube-lbrp and netcube-firewall follow (service-configs.ts says which is
-// which). Chains named k8s-... of nodes gone are deleted, and the config of cubes
+// changed whole, and the config of its lbrp and firewall cubes (the Services, a
+// NetworkPolicy's rules) as the services' config records, which netcube-lbrp and
+// netcube-firewall follow (service-configs.ts says what goes where, and in which
+// order). Chains named k8s-... of nodes gone are deleted, and the config of cubes
 // gone. One direction only, as Cilium's watchers: the API and the records in,
 // chains and config out. Every change schedules one pass (passes never overlap;
 // changes during one make one more), and the resync period makes a pass anyway, so
@@ -21,12 +21,14 @@ import { LeaderElection } from '@netcube/sdk/election';
 import type { KubeSource } from './kube/source';
 import { clusterChains, DISPATCHER_TYPE, type ClusterSettings } from './model';
 import { SerialPasses } from '@netcube/api/passes';
-import { CONFIGURED_TYPES, orphanedConfigs, planChain, type ConfigPlan, type HeldConfigs } from './service-configs';
+import { CONFIGURED_TYPES, orphanedConfigs, planChain, type ConfigPlan, type ConfigPut } from './service-configs';
 
 export const SERVICE_TYPE = 'k8s';
 const CHAIN_PREFIX = `${SERVICE_TYPE}-`;
 /** Who the config records say set them: the controller's identity. */
 const CONFIG_SETTER = serviceUser(SERVICE_TYPE);
+/** The config the catalog's services hold, per type, by cube, as this pass read and wrote it. */
+type HeldByType = Map<string, Map<string, StoredServiceConfig>>;
 
 export interface ControllerOptions {
   store: Store;
@@ -148,40 +150,60 @@ export class Controller {
   }
 
   /** The config the catalog's services hold, per type, by cube. */
-  private async heldConfigs(): Promise<HeldConfigs> {
-    const held = new Map<string, Map<string, StoredServiceConfig>>();
+  private async heldConfigs(): Promise<HeldByType> {
+    const held: HeldByType = new Map();
     for (const type of CONFIGURED_TYPES) held.set(type, new Map((await this.opts.store.serviceConfigs.list(type)).map((h) => [h.cube, h])));
     return held;
   }
 
-  /** What differs of one chain: the chain whole, or the config of its cubes; a conflict makes another pass. */
-  private async write(chain: Chain, stored: StoredChain | undefined, held: HeldConfigs): Promise<void> {
+  /**
+   * What differs of one chain: the chain whole (with the config that must come
+   * before it, and then what it leaves to write), or the config of its cubes. A
+   * conflict makes another pass; `held` follows what is written.
+   */
+  private async write(chain: Chain, stored: StoredChain | undefined, held: HeldByType): Promise<void> {
     const name = chain.metadata.name;
+    const refused = (err: unknown): void => this.opts.log.error('chain refused', { chain: name, error: (err as Error).message });
     let plan: ConfigPlan;
     try {
       plan = planChain(chain, stored, held);
-      if (plan.chain) {
+    } catch (err) {
+      return refused(err);
+    }
+    if (plan.chain) {
+      if (!(await this.writeConfigs(plan.before, [], held))) return;
+      try {
         const result = await this.opts.store.chains.apply(plan.chain);
         if (!result.unchanged) this.opts.log.info('chain applied', { chain: name, version: result.version });
+      } catch (err) {
+        return refused(err);
       }
-    } catch (err) {
-      this.opts.log.error('chain refused', { chain: name, error: (err as Error).message });
-      return;
+      if (!(await this.writeConfigs([], plan.deletes, held))) return;
+      plan = planChain(chain, await this.opts.store.chains.get(name), held);
     }
-    for (const put of plan.puts) {
-      if (!this.election.isLeader) return;
+    await this.writeConfigs(plan.puts, plan.deletes, held);
+  }
+
+  /** Sets and forgets config while leading; false when it stopped (not leading, or a conflict: another pass comes). */
+  private async writeConfigs(puts: readonly ConfigPut[], deletes: ConfigPlan['deletes'], held: HeldByType): Promise<boolean> {
+    for (const put of puts) {
+      if (!this.election.isLeader) return false;
       try {
-        await this.opts.store.serviceConfigs.put(put.type, put.cube, put.stored, put.params, put.heldRevision, CONFIG_SETTER);
+        const set = await this.opts.store.serviceConfigs.put(put.type, put.cube, put.stored, put.params, put.heldRevision, CONFIG_SETTER);
+        held.get(put.type)?.set(put.cube, set);
         this.opts.log.info('config set', { service: put.type, cube: put.cube, chain: put.stored.name });
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         // The chain or the config changed since this pass read them: read them again.
         this.serial.repeat();
+        return false;
       }
     }
-    for (const { type, held } of plan.deletes) {
-      if (!this.election.isLeader) return;
-      await this.opts.store.serviceConfigs.forgetStale(type, held);
+    for (const { type, held: h } of deletes) {
+      if (!this.election.isLeader) return false;
+      await this.opts.store.serviceConfigs.forgetStale(type, h);
+      held.get(type)?.delete(h.cube);
     }
+    return true;
   }
 }
