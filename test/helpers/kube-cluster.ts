@@ -97,6 +97,8 @@ export async function kubeCluster(t: ExecutionContext, objects: readonly KubeObj
       // The node's uplink on the segment, with its InternalIP.
       await createVethPair(netns, segment, [model.uplink, `p${i}`], [model.address, '']);
       await segment.exec('ip', ['link', 'set', `p${i}`, 'master', 'br0']);
+      // As kubelet wants it; the dispatcher sends by the node's routes (NodePort answers, pods' packets out).
+      await netns.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
       const agent = new NodeAgent({ node: name, source: source(['nodes']), settings: SETTINGS, vxlan: DEFAULT_VXLAN, iproute: new Iproute(netns.path), log: log.with({ agent: name }), resyncMs: 60_000 });
       t.teardown(() => agent.close());
       await agent.start();

@@ -3,7 +3,8 @@
 // step with the Nodes, one etcd, one controller, the catalog's services in process,
 // pods added by netcube-cni. Real traffic (test/services/sockets.ts) between pods on
 // one node and across nodes, over the kernel's VXLAN; pod → ClusterIP reaching
-// backends on every node; NetworkPolicy across nodes; a Node removed from the API.
+// backends on every node; NodePort (Cluster) from outside to backends on every node;
+// NetworkPolicy across nodes; a Node removed from the API.
 // A connection that must not get through is a connect attempt bounded in time, after
 // the data plane was seen programmed.
 
@@ -13,6 +14,7 @@ import { FLOOD_MAC, VXLAN_OVERHEAD } from '@netcube/k8s';
 import { runSockets, SocketsProcess } from '../services/catalog-bed';
 import { fdbOf, kubeCluster, SETTINGS, type ClusterPod, type KubeCluster } from '../helpers/kube-cluster';
 import { loadManifests, type KubeObject } from '../helpers/kube-manifests';
+import { createNetns, createVethPair, type Netns } from '../helpers/netns';
 import { waitFor } from '../helpers/wait';
 
 const objects = loadManifests('multinode.yaml');
@@ -21,7 +23,7 @@ const VIP = '10.96.0.40';
 /** A connect attempt that must fail waits this long for an answer. */
 const REFUSED_WITHIN_MS = 2_000;
 
-const connect = (from: ClusterPod, host: string, port: number, ms = 5_000) => runSockets<{ result: string; greeting?: string }>(from.netns, ['connect', host, port, ms]);
+const connect = (from: { netns: Netns }, host: string, port: number, ms = 5_000) => runSockets<{ result: string; greeting?: string }>(from.netns, ['connect', host, port, ms]);
 
 /** Pod `name` serving TCP 8080 (greeting with its name) and UDP 5353; stopped in the test's teardown. */
 async function serve(t: { teardown(fn: () => unknown): void }, pod: ClusterPod): Promise<SocketsProcess> {
@@ -88,7 +90,7 @@ test.serial('two nodes: the agent makes each VXLAN netdev and its table from the
   t.false(bed.lines.some((l) => l.includes('"level":"error"')), 'no errors logged');
 });
 
-test.serial('three nodes: pod → ClusterIP reaches the backends on every node, balanced; NetworkPolicy across nodes by podSelector and port, by namespaceSelector, and egress', async (t) => {
+test.serial('three nodes: pod → ClusterIP reaches the backends on every node, balanced, and so does NodePort (Cluster) from outside; NetworkPolicy across nodes by podSelector and port, by namespaceSelector, and egress', async (t) => {
   t.timeout(400_000);
   const bed = await kubeCluster(t, objects, ['n1', 'n2', 'n3']);
   // All at once, as the kubelets would.
@@ -111,6 +113,20 @@ test.serial('three nodes: pod → ClusterIP reaches the backends on every node, 
   const udp = await runSockets<{ flows: number; echoed: number }>(client3.netns, ['flows', VIP, 53, 30, 20_000]);
   t.is(udp.echoed, 30, 'every UDP flow from n3 echoed');
   for (const name of ['echo-1', 'echo-2', 'echo-3']) t.true(servers.get(name)!.lines.some((l) => l.udp === 5353 && String(l.peer).startsWith(`${client3.address}:`)), `${name} answered UDP`);
+
+  // NodePort 30040 (externalTrafficPolicy Cluster) at n1's address, from a namespace on the nodes' segment:
+  // the backends on the other nodes answer too, and see the address n1 gives NodePort traffic it sends them.
+  const outside = await createNetns(t);
+  await createVethPair(outside, bed.segment, ['eth0', 'po'], ['10.0.0.100', '']);
+  await bed.segment.exec('ip', ['link', 'set', 'po', 'master', 'br0']);
+  const n1 = echo1.node.model;
+  await waitFor('the outside reaching NodePort 30040 at n1', async () => (await connect({ netns: outside }, n1.address, 30040)).result === 'greeting', 60_000, 100);
+  const nodePort = await runSockets<{ greetings: Record<string, number>; failed: number }>(outside, ['conns', n1.address, 30040, 30, 3]);
+  t.is(nodePort.failed, 0);
+  t.deepEqual(Object.keys(nodePort.greetings).sort(), ['echo-1', 'echo-2', 'echo-3'], 'NodePort at n1 reaches the backends on every node');
+  for (const name of ['echo-2', 'echo-3']) {
+    t.true(servers.get(name)!.lines.some((l) => l.tcp === 8080 && String(l.peer).startsWith(`${n1.clusterSnatAddress}:`)), `${name} saw n1's cluster SNAT address ${n1.clusterSnatAddress}`);
+  }
 
   // NetworkPolicy: echo-2 (on n2) isolated, then opened, checked from every node.
   const firewallOf = (pod: ClusterPod) => pod.node.model.names.firewall(pod.port);
