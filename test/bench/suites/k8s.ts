@@ -30,22 +30,32 @@
 //                        without the rule walk), and the time from the Services'
 //                        writes to the API to netcube forwarding to the measured one.
 //
+//   k8s.cross.tcp_ratio  iperf3 TCP from a pod of node n1 to a pod of node n2, over
+//                        VXLAN (target 1.0): netcube's two nodes of test/helpers/kube-cluster.ts
+//                        (client-1 and echo-2 of test/k8s/manifests/multinode.yaml)
+//                        against two nodes as flannel's vxlan backend makes them:
+//                        Debian's bridge + host-local for the pods, each node routing
+//                        the other's pod range over a kernel VXLAN netdev with static
+//                        neighbour and forwarding entries. Both sides' nodes on one
+//                        segment (a Linux bridge), pods at MTU 1450.
+//
 // Sides alternate over rounds (each takes each place in turn); each ratio is taken
-// within a round and the median reported. k8s.cross.tcp_ratio (iperf3 across nodes
-// over VXLAN) needs two nodes: not here.
-// NC_BENCH_K8S_{ROUNDS,PODS,SERVICES,RR_SECONDS,CONN_SECONDS} shrink a run (a smoke
-// test); NC_BENCH_ONLY=pod.rr or svc.conn runs that part after the ADDs.
+// within a round and the median reported.
+// NC_BENCH_K8S_{ROUNDS,PODS,SERVICES,RR_SECONDS,CONN_SECONDS,IPERF_SECONDS} shrink a
+// run (a smoke test); NC_BENCH_ONLY=pod.rr or svc.conn runs that part after the ADDs,
+// NC_BENCH_ONLY=cross.tcp the nodes across alone.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { DEFAULT_SETTINGS, MAX_PODS_PER_NODE } from '@netcube/k8s/model';
+import { DEFAULT_SETTINGS, MAX_PODS_PER_NODE, nodeModel, Problems, type KubeNode as KubeNodeObject } from '@netcube/k8s/model';
 import { attachment, cni, CNI_PATH } from '../../helpers/cni';
 import { allowedCpus } from '../../helpers/cpus';
 import { loadManifests, type KubeObject } from '../../helpers/kube-manifests';
 import { cniConfig, kubeNode, NODE, NODE_POD_RANGE, startNodeServices, type KubeNode } from '../../helpers/kube-node';
-import { createNetns, type Netns } from '../../helpers/netns';
+import { kubeCluster, SETTINGS } from '../../helpers/kube-cluster';
+import { createNetns, createVethPair, type Netns } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
 import { connRateTool, type ConnRun } from '../conn-rate';
 import { benchServices, kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
@@ -60,7 +70,9 @@ const SERVICES = env('NC_BENCH_K8S_SERVICES', 5_000);
 const RR_SECONDS = env('NC_BENCH_K8S_RR_SECONDS', 3);
 const CONN_SECONDS = env('NC_BENCH_K8S_CONN_SECONDS', 2);
 const CONN_PARALLEL = 64;
-const TARGETS = { rr: 1.15, conn: 2 };
+/** iperf3 seconds a run, after one second left out. */
+const IPERF_SECONDS = env('NC_BENCH_K8S_IPERF_SECONDS', 5);
+const TARGETS = { rr: 1.15, conn: 2, cross: 1 };
 
 /** netcube-cni's default MTU (room for VXLAN); the bridge's pods get the same. */
 const MTU = 1450;
@@ -84,6 +96,8 @@ const pods: PodSpec[] = Array.from({ length: Math.max(PODS, BACKENDS.length + 1)
 }));
 
 type Side = 'netcube' | 'bridge';
+/** The other node's side of k8s.cross: flannel's vxlan backend. */
+type CrossSide = 'netcube' | 'flannel';
 
 const median = (xs: number[]): number => quantile(xs, 0.5);
 function quantile(xs: number[], q: number): number {
@@ -211,24 +225,35 @@ async function netcubeNode(t: ExecutionContext, ctx: SuiteContext) {
   return node;
 }
 
-/** The baseline's node: Debian's bridge + host-local, the node the pods' gateway. */
-async function bridgeNode(t: ExecutionContext, ctx: SuiteContext): Promise<Node> {
-  const nodeNs = await createNetns(t);
-  const dir = fs.mkdtempSync(path.join(tmpdir(), `nct-bridge-${process.pid}-`));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const conf = {
+/** Debian's bridge plugin with host-local, as a cluster's bridge config has it: the node the pods' gateway and default route. */
+function bridgeConf(range: Record<string, string>, ipamDir: string): Record<string, unknown> {
+  return {
     cniVersion: '1.0.0',
     name: 'bridge-baseline',
     type: 'bridge',
     bridge: 'cni0',
-    // The node the pods' gateway and default route, as a cluster's bridge config has it.
     isGateway: true,
     isDefaultGateway: true,
     ipMasq: false,
     hairpinMode: true,
     mtu: MTU,
-    ipam: { type: 'host-local', ranges: [[NODE_POD_RANGE]], dataDir: path.join(dir, 'ipam') },
+    ipam: { type: 'host-local', ranges: [[range]], dataDir: ipamDir },
   };
+}
+
+/** ADD of the pod `netns` (id, name, address) on `node` by Debian's bridge plugin. */
+async function bridgeAdd(node: Netns, conf: Record<string, unknown>, netns: Netns, pod: PodSpec): Promise<void> {
+  const env = attachment(netns, pod.id, pod.name);
+  const result = await cni(node, 'ADD', conf, { ...env, CNI_ARGS: `${env.CNI_ARGS};IP=${pod.address}` }, [path.join(CNI_PATH, 'bridge')]);
+  if (result.code !== 0) throw new Error(`bridge ADD of ${pod.name}: ${JSON.stringify(result.out)}`);
+}
+
+/** The baseline's node: Debian's bridge + host-local. */
+async function bridgeNode(t: ExecutionContext, ctx: SuiteContext): Promise<Node> {
+  const nodeNs = await createNetns(t);
+  const dir = fs.mkdtempSync(path.join(tmpdir(), `nct-bridge-${process.pid}-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const conf = bridgeConf(NODE_POD_RANGE, path.join(dir, 'ipam'));
   // As a kube-proxy node: routing between the pods and the ClusterIPs, bridged frames through iptables.
   await nodeNs.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1']);
   const node: Node = {
@@ -239,11 +264,9 @@ async function bridgeNode(t: ExecutionContext, ctx: SuiteContext): Promise<Node>
     async add(i) {
       const pod = pods[i];
       const netns = await createNetns(t);
-      const env = attachment(netns, pod.id, pod.name);
       const start = process.hrtime.bigint();
-      const result = await cni(nodeNs, 'ADD', conf, { ...env, CNI_ARGS: `${env.CNI_ARGS};IP=${pod.address}` }, [path.join(CNI_PATH, 'bridge')]);
+      await bridgeAdd(nodeNs, conf, netns, pod);
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
-      if (result.code !== 0) throw new Error(`bridge ADD of ${pod.name}: ${JSON.stringify(result.out)}`);
       node.pods[i] = netns;
       return ms;
     },
@@ -467,23 +490,142 @@ async function connFigures(ctx: SuiteContext, closers: Closer[], netcube: Node &
   ];
 }
 
+// ---- across nodes -----------------------------------------------------------------------------
+
+/** The pods k8s.cross measures, of test/k8s/manifests/multinode.yaml: client-1 on n1, echo-2 on n2. */
+const CROSS_PODS = { client: 'client-1', server: 'echo-2' };
+const IPERF_PORT = 5201;
+/** iperf3 -A: the client on the first CPU this process may use, the server on the second. */
+const IPERF_AFFINITY = CPUS.length >= 2 ? ['-A', `${CPUS[0]},${CPUS[1]}`] : [];
+
+interface CrossPair {
+  side: CrossSide;
+  client: Netns;
+  server: Netns;
+  /** The client's address, and the server's. */
+  from: string;
+  address: string;
+}
+
+/** The two nodes n1 and n2 of multinode.yaml, as the multi-node tests run them, and the two pods. */
+async function netcubeCross(t: ExecutionContext, ctx: SuiteContext, objects: readonly KubeObject[]): Promise<CrossPair> {
+  const bed = await kubeCluster(t, objects, ['n1', 'n2']);
+  const [client, server] = await Promise.all([bed.addPod(CROSS_PODS.client), bed.addPod(CROSS_PODS.server)]);
+  ctx.log(`netcube: nodes n1 and n2 (VXLAN ${SETTINGS.vxlanNetdev} by the node agent), ${client.name} ${client.address} → ${server.name} ${server.address}`);
+  return { side: 'netcube', client: client.netns, server: server.netns, from: client.address, address: server.address };
+}
+
+/**
+ * The same two nodes (addresses, pod ranges, pods) as flannel's vxlan backend makes
+ * them: pods on Debian's bridge + host-local; on each node a VXLAN netdev flannel.1
+ * holding the first address of its pod range, and for the other node a route to its
+ * range via its flannel.1 address, that address's neighbour entry (its MAC) and the
+ * MAC's forwarding entry (the node's address): no learning, no flooding.
+ */
+async function flannelCross(t: ExecutionContext, ctx: SuiteContext, objects: readonly KubeObject[]): Promise<CrossPair> {
+  const problems = new Problems();
+  const models = ['n1', 'n2'].map((name) => nodeModel(objects.find((o) => o.kind === 'Node' && o.metadata.name === name) as KubeNodeObject, SETTINGS, problems)!);
+  const segment = await createNetns(t);
+  await segment.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  await segment.exec('ip', ['link', 'set', 'br0', 'up']);
+  const dir = fs.mkdtempSync(path.join(tmpdir(), `nct-flannel-${process.pid}-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const vtep = (i: number) => ({ address: models[i].podCidrText.split('/')[0], mac: `0e:00:00:00:00:0${i + 1}` });
+  const nodes: Netns[] = [];
+  for (const [i, model] of models.entries()) {
+    const node = await createNetns(t);
+    await createVethPair(node, segment, ['eth0', `f${i}`], [model.address, '']);
+    await segment.exec('ip', ['link', 'set', `f${i}`, 'master', 'br0']);
+    await node.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1']);
+    const own = vtep(i);
+    await node.exec('ip', ['link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', model.address, 'dev', 'eth0', 'dstport', '4789', 'nolearning']);
+    await node.exec('ip', ['link', 'set', 'flannel.1', 'address', own.mac, 'mtu', String(MTU), 'up']);
+    await node.exec('ip', ['addr', 'add', `${own.address}/32`, 'dev', 'flannel.1']);
+    const o = 1 - i;
+    const other = vtep(o);
+    await node.exec('ip', ['route', 'add', models[o].podCidrText, 'via', other.address, 'dev', 'flannel.1', 'onlink']);
+    await node.exec('ip', ['neigh', 'add', other.address, 'lladdr', other.mac, 'dev', 'flannel.1', 'nud', 'permanent']);
+    await node.exec('bridge', ['fdb', 'append', other.mac, 'dev', 'flannel.1', 'dst', models[o].address, 'self', 'permanent']);
+    nodes.push(node);
+  }
+  const pod = async (name: string, id: string): Promise<PodSpec & { netns: Netns }> => {
+    const manifest = objects.find((o) => o.kind === 'Pod' && o.metadata.name === name) as KubeObject & { spec: { nodeName: string }; status: { podIP: string } };
+    const i = models.findIndex((m) => m.name === manifest.spec.nodeName);
+    const [first, gateway] = [models[i].podCidrText.replace(/\.0\/24$/, '.2'), models[i].podCidrText.replace(/\.0\/24$/, '.1')];
+    const range = { subnet: models[i].podCidrText, rangeStart: first, rangeEnd: models[i].podCidrText.replace(/\.0\/24$/, '.253'), gateway };
+    const netns = await createNetns(t);
+    const spec = { name, id, address: manifest.status.podIP };
+    await bridgeAdd(nodes[i], bridgeConf(range, path.join(dir, `ipam-${i}`)), netns, spec);
+    return { ...spec, netns };
+  };
+  const [client, server] = [await pod(CROSS_PODS.client, 'flan0001'), await pod(CROSS_PODS.server, 'flan0002')];
+  ctx.log(`flannel: two nodes, Debian's bridge and host-local, flannel.1 VXLAN with static entries, ${client.name} ${client.address} → ${server.name} ${server.address}`);
+  return { side: 'flannel', client: client.netns, server: server.netns, from: client.address, address: server.address };
+}
+
+async function iperf(pair: CrossPair): Promise<number> {
+  const args = ['-c', pair.address, '-p', String(IPERF_PORT), '-t', String(IPERF_SECONDS + 1), '-O', '1', '-J', ...IPERF_AFFINITY];
+  const { stdout } = await pair.client.exec('iperf3', args, { timeoutMs: (IPERF_SECONDS + 30) * 1000 });
+  return (JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+}
+
+/** k8s.cross.tcp_ratio: an iperf3 server in echo-2 of each side, the client in client-1. */
+async function crossFigures(t: ExecutionContext, ctx: SuiteContext, closers: Closer[]): Promise<Result[]> {
+  const objects = loadManifests('multinode.yaml').filter((o) => o.kind !== 'Node' || o.metadata.name !== 'n3');
+  const pairs = [await netcubeCross(t, ctx, objects), await flannelCross(t, ctx, objects)];
+  for (const pair of pairs) {
+    spawnIn(pair.server, ['iperf3', '-s', '-p', String(IPERF_PORT)], closers).stdout!.resume();
+    await waitFor(`the ${pair.side} iperf3 server`, async () => {
+      await pair.client.exec('bash', ['-c', `exec 3<>/dev/tcp/${pair.address}/${IPERF_PORT}`]);
+      return true;
+    }, 60_000);
+  }
+  const gbps: Record<CrossSide, number[]> = { netcube: [], flannel: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const pair of round % 2 === 0 ? pairs : [...pairs].reverse()) gbps[pair.side].push(await iperf(pair));
+    ctx.log(`cross round ${round + 1}/${ROUNDS}: ${pairs.map((p) => `${p.side} ${gbps[p.side][round].toFixed(2)} Gbit/s`).join(', ')}`);
+  }
+  const ratios = gbps.netcube.map((g, i) => g / gbps.flannel[i]);
+  const [netcube, flannel] = [median(gbps.netcube), median(gbps.flannel)];
+  return [
+    {
+      name: 'k8s.cross.tcp_ratio',
+      value: median(ratios),
+      unit: 'x',
+      baseline: flannel,
+      target: TARGETS.cross,
+      note:
+        `iperf3 TCP, one stream, ${IPERF_SECONDS} s a run after 1 s left out, pod ${pairs[0].from} of n1 → pod ${pairs[0].address} of n2 over VXLAN, ` +
+        `client and server on CPUs of their own (the sender's CPU also carries its node's forwarding and encapsulation, in softirq): ` +
+        `netcube ${netcube.toFixed(2)} Gbit/s (pods' lbrp, router, the kernel's VXLAN netdev, and back up on n2), flannel's vxlan backend ${flannel.toFixed(2)} Gbit/s ` +
+        `(bridge, routing, flannel.1); per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}; ${HOW}`,
+    },
+    { name: 'k8s.cross.tcp.netcube', value: netcube, unit: 'Gbit/s' },
+    { name: 'k8s.cross.tcp.flannel', value: flannel, unit: 'Gbit/s' },
+  ];
+}
+
 // ---- the suite --------------------------------------------------------------------------------
 
 async function measure(ctx: SuiteContext, closers: Closer[], failed: () => boolean): Promise<Result[]> {
   const t = benchTest(closers, ctx, failed);
-  const netcube = await netcubeNode(t, ctx);
-  const bridge = await bridgeNode(t, ctx);
   const only = process.env.NC_BENCH_ONLY;
-  return [
-    ...(await addFigures(ctx, netcube, bridge)),
-    ...(only && only !== 'pod.rr' ? [] : await rrFigures(ctx, closers, [netcube, bridge])),
-    ...(only && only !== 'svc.conn' ? [] : await connFigures(ctx, closers, netcube, bridge)),
-  ];
+  const part = (name: string): boolean => !only || only === name;
+  const results: Result[] = [];
+  if (only !== 'cross.tcp') {
+    const netcube = await netcubeNode(t, ctx);
+    const bridge = await bridgeNode(t, ctx);
+    results.push(...(await addFigures(ctx, netcube, bridge)));
+    if (part('pod.rr')) results.push(...(await rrFigures(ctx, closers, [netcube, bridge])));
+    if (part('svc.conn')) results.push(...(await connFigures(ctx, closers, netcube, bridge)));
+  }
+  if (part('cross.tcp')) results.push(...(await crossFigures(t, ctx, closers)));
+  return results;
 }
 
 export const suite: Suite = {
   name: 'k8s',
-  description: 'netcube as a Kubernetes provider on one node vs Debian\'s bridge + host-local CNI plugins and kube-proxy\'s iptables rules: CNI ADD to ready, pod-to-pod request/response, new connections to a ClusterIP among 5,000 Services',
+  description: 'netcube as a Kubernetes provider on one node vs Debian\'s bridge + host-local CNI plugins and kube-proxy\'s iptables rules: CNI ADD to ready, pod-to-pod request/response, new connections to a ClusterIP among 5,000 Services; TCP across two nodes vs flannel\'s vxlan backend',
   async run(ctx) {
     const closers: Closer[] = [];
     let failed = false;
