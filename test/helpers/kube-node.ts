@@ -1,5 +1,5 @@
 // A Kubernetes node for the provider's tests: a namespace as node n1 with the
-// cluster's VXLAN netdev and its uplink (eth0, the Node's InternalIP, a veth to a
+// cluster's VXLAN netdev, its host link (as the node agent makes it) and its uplink (eth0, the Node's InternalIP, a veth to a
 // namespace of its own outside the cluster: the node's network), a real netcubed
 // in it, a real etcd, the scripted API server with the test's objects, and the
 // controller (netcube-k8s) following it, its log kept and shown when the test
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { NetcubeClient } from '@netcube/api/grpc/client';
 import { Logger } from '@netcube/api/log';
 import { Store } from '@netcube/api/store';
-import { Controller, DEFAULT_SETTINGS, KubeSource, loadKubeConfig, nodeNames } from '@netcube/k8s';
+import { Controller, DEFAULT_SETTINGS, ensureHostLink, hostLinkSpec, Iproute, KubeSource, loadKubeConfig, nodeModel, nodeNames, Problems, type KubeNode as KubeNodeObject } from '@netcube/k8s';
 import firewall from '@netcube/firewall';
 import k8sdispatcher from '@netcube/k8sdispatcher';
 import lbrp from '@netcube/lbrp';
@@ -31,6 +31,8 @@ export const NODE = 'n1';
 export const NODE_ADDRESS = '10.0.0.11';
 /** The address of the node's network outside the cluster, at the other end of the uplink. */
 export const OUTSIDE_ADDRESS = '10.0.0.1';
+/** The pods' MTU, as cni-config sets it. */
+const POD_MTU = 1450;
 
 export interface KubeNode {
   etcd: EtcdCluster;
@@ -57,6 +59,10 @@ export async function kubeNode(t: ExecutionContext, objects: readonly KubeObject
   // The router's overlay port is linked to it.
   await node.exec('ip', ['link', 'add', DEFAULT_SETTINGS.vxlanNetdev, 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'nolearning']);
   await node.exec('ip', ['link', 'set', DEFAULT_SETTINGS.vxlanNetdev, 'up']);
+  // The pods' lbrp's host port is linked to it: made as the node agent makes it.
+  const nodeObject = objects.find((o) => o.kind === 'Node' && o.metadata.name === NODE) as KubeNodeObject | undefined;
+  const model = nodeObject && nodeModel(nodeObject, DEFAULT_SETTINGS, new Problems());
+  if (model) await ensureHostLink(new Iproute(node.path), hostLinkSpec(model, DEFAULT_SETTINGS, POD_MTU), new Logger('warn', {}, () => undefined));
   // The dispatcher's port is linked to the uplink; it sends pods' packets by the node's
   // routes, which bpf_fib_lookup gives only where forwarding is on (as on every Kubernetes node).
   const outside = await createNetns(t);
@@ -98,7 +104,7 @@ export async function podPortsOn(netcubed: NetcubeClient): Promise<string[] | un
 }
 
 /** Node n1's pod range (test/k8s/manifests/cluster.yaml), as host-local's range of its conflist. */
-export const NODE_POD_RANGE = { subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.253', gateway: '10.244.1.1' };
+export const NODE_POD_RANGE = { subnet: '10.244.1.0/24', rangeStart: '10.244.1.2', rangeEnd: '10.244.1.252', gateway: '10.244.1.1' };
 
 /** Node n1's conflist entry as deploy would write it: this node, its netcubed, its pod range; host-local's leases in `dataDir`. */
 export function cniConfig(t: ExecutionContext, bed: Pick<KubeNode, 'daemon' | 'etcd'>) {

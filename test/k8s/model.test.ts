@@ -50,8 +50,9 @@ test('one chain per node, in the NetSoft layout, that the chain validator and th
   t.is(n1.metadata.name, 'k8s-n1');
   t.true(n1.spec.cubes.every((c) => c.host === 'n1' && c.mode === 'tc'));
   // pods' veths -> pods lbrp -> router -> NodePort lbrp -> dispatcher -> uplink; router -> VXLAN.
-  t.deepEqual(cubeOf(n1, n.pods).ports, ['up', 'nc00000000001', 'nc00000000002']);
+  t.deepEqual(cubeOf(n1, n.pods).ports, ['up', 'host', 'nc00000000001', 'nc00000000002']);
   t.true(linked(n1, 'netdev:nc00000000001', `${n.pods}:nc00000000001`));
+  t.true(linked(n1, 'netdev:nchost-c', `${n.pods}:host`), "the node's kernel, as a pod");
   t.true(linked(n1, `${n.pods}:up`, `${n.router}:pods`));
   t.true(linked(n1, `${n.router}:vxlan`, 'netdev:ncvx0'));
   t.true(linked(n1, `${n.router}:node`, `${n.nodePorts}:rt`));
@@ -59,8 +60,8 @@ test('one chain per node, in the NetSoft layout, that the chain validator and th
   t.true(linked(n1, `${n.dispatcher}:ext`, 'netdev:eth0'));
   t.true(linked(chains.get('n2')!, `${nodeNames('n2').dispatcher}:ext`, 'netdev:ens3'), "a Node's netcube.io/uplink names its uplink");
   t.deepEqual(n1.spec.attachments.map((a) => a.to), [`${n.pods}:nc00000000001`, `${n.pods}:nc00000000002`], "only pods' firewalls are stacked");
-  // Each pod's address behind its own port; answers to unknown hosts nowhere.
-  t.deepEqual(cubeOf(n1, n.pods).params.frontends, { nc00000000001: { hosts: ['10.244.1.10'] }, nc00000000002: { hosts: ['10.244.1.11'] } });
+  // Each pod's address behind its own port, the node's host address behind its kernel's; answers to unknown hosts nowhere.
+  t.deepEqual(cubeOf(n1, n.pods).params.frontends, { host: { hosts: ['10.244.1.253', '10.0.0.11'] }, nc00000000001: { hosts: ['10.244.1.10'] }, nc00000000002: { hosts: ['10.244.1.11'] } });
   t.false('defaultFrontend' in cubeOf(n1, n.pods).params);
 });
 
@@ -77,7 +78,7 @@ test('without the edge (the dispatcher type not registered): pods, router and VX
   t.deepEqual(problems, [{ object: 'cluster', message: `NodePort services and pod → outside masquerade are off: cube type ${DISPATCHER_TYPE} is not registered` }]);
 });
 
-test("the router: the pods' gateway, the VXLAN overlay, a route per other node, the rest towards the dispatcher", (t) => {
+test("the router: the pods' gateway, the VXLAN overlay, a route per other node, the node's own address to its kernel, the rest towards the dispatcher", (t) => {
   const { chains } = build();
   const router = cubeOf(chains.get('n1')!, nodeNames('n1').router);
   t.deepEqual(router.params, {
@@ -88,6 +89,7 @@ test("the router: the pods' gateway, the VXLAN overlay, a route per other node, 
     },
     routes: [
       { prefix: '10.244.2.0/24', nexthop: '100.64.0.3', port: 'vxlan' },
+      { prefix: '10.0.0.11/32', nexthop: '10.244.1.253', port: 'pods' },
       { prefix: '10.244.1.254/32', nexthop: '169.254.1.1', port: 'node' },
       { prefix: '0.0.0.0/0', nexthop: '169.254.1.1', port: 'node' },
     ],
@@ -144,13 +146,14 @@ test("NetworkPolicy: a firewall on each isolated pod's port; podSelector, namesp
     t.deepEqual(chain.spec.attachments.find((a) => a.cube === name), { cube: name, to: `${nodeNames(node).pods}:${port}`, direction: 'both' });
     return cube.params as unknown as FirewallConfig;
   };
-  // web-1: default-deny, then the client on its port named http (8080), and all of namespace prod.
+  // web-1: default-deny (its node's kernel, kubelet's probes, always let in), then the client on its port named http (8080), and all of namespace prod.
   t.deepEqual(firewall('n1', 'nc00000000001'), {
     ingress: { defaultAction: 'accept' },
     egress: {
       defaultAction: 'drop',
       acceptEstablished: true,
       rules: [
+        { action: 'accept', src: '10.244.1.253/32' },
         { action: 'accept', src: '10.244.1.11/32', protocol: 'tcp', dport: '8080' },
         { action: 'accept', src: '10.244.2.11/32' },
       ],
@@ -158,7 +161,7 @@ test("NetworkPolicy: a firewall on each isolated pod's port; podSelector, namesp
   });
   // The client: isolated both ways (default-deny selects every pod of default).
   const client = firewall('n1', 'nc00000000002')!;
-  t.deepEqual(client.egress, { defaultAction: 'drop', acceptEstablished: true, rules: [] });
+  t.deepEqual(client.egress, { defaultAction: 'drop', acceptEstablished: true, rules: [{ action: 'accept', src: '10.244.1.253/32' }] });
   t.deepEqual(client.ingress.rules, [
     { action: 'accept', dst: '10.244.1.10/32', protocol: 'tcp', dport: '8080' },
     { action: 'accept', dst: '10.244.2.10/32', protocol: 'tcp', dport: '8080' },
@@ -170,6 +173,7 @@ test("NetworkPolicy: a firewall on each isolated pod's port; podSelector, namesp
   ]);
   // db in prod: default's web pods on its port named sql; namespaceSelector and podSelector together.
   t.deepEqual(firewall('n2', 'nc00000000004')?.egress.rules, [
+    { action: 'accept', src: '10.244.2.253/32' },
     { action: 'accept', src: '10.244.1.10/32', protocol: 'tcp', dport: '5432' },
     { action: 'accept', src: '10.244.2.10/32', protocol: 'tcp', dport: '5432' },
   ]);
@@ -196,7 +200,7 @@ test('pod ports a host may not claim are left out, each with its problem; the ol
   t.regex(problems[2].message, /not one of node n2's pod addresses/);
   t.regex(problems[3].message, /is pod port n2\/nc00000000003's already|has a port already/);
   t.regex(problems[4].message, /host n3 is not a Node/);
-  t.deepEqual(cubeOf(chains.get('n2')!, nodeNames('n2').pods).ports, ['up', 'nc00000000003', 'nc00000000004', 'nc00000000005']);
+  t.deepEqual(cubeOf(chains.get('n2')!, nodeNames('n2').pods).ports, ['up', 'host', 'nc00000000003', 'nc00000000004', 'nc00000000005']);
 });
 
 test('a node without a pod range gets no chain, and no other node routes to it; names fit cube names', (t) => {
@@ -209,7 +213,7 @@ test('a node without a pod range gets no chain, and no other node routes to it; 
   t.deepEqual([...chains.keys()], ['n1', 'n2', 'node-4.rack2.example.com']);
   t.regex(chains.get('node-4.rack2.example.com')!.metadata.name, /^k8s-node-4-rack2-example-com-[0-9a-f]{6}$/);
   const routes = cubeOf(chains.get('n1')!, nodeNames('n1').router).params.routes as { prefix: string }[];
-  t.deepEqual(routes.map((r) => r.prefix), ['10.244.2.0/24', '10.244.4.0/24', '10.244.1.254/32', '0.0.0.0/0']);
+  t.deepEqual(routes.map((r) => r.prefix), ['10.244.2.0/24', '10.244.4.0/24', '10.0.0.11/32', '10.244.1.254/32', '0.0.0.0/0']);
 });
 
 test(`a node holds ${MAX_PODS_PER_NODE} pods' ports; the rest are problems`, (t) => {
@@ -223,7 +227,7 @@ test(`a node holds ${MAX_PODS_PER_NODE} pods' ports; the rest are problems`, (t)
   const objs = [...objects.filter((o) => o.kind !== 'Pod'), ...many];
   const ports = many.map((p, i) => podPortOf(objs, 'other', p.metadata.name, `nc${String(i).padStart(11, '0')}`, i + 1));
   const { chains, problems } = build(clusterState(objs, ports));
-  t.is(cubeOf(chains.get('n1')!, nodeNames('n1').pods).ports.length, MAX_PODS_PER_NODE + 1);
+  t.is(cubeOf(chains.get('n1')!, nodeNames('n1').pods).ports.length, MAX_PODS_PER_NODE + 2);
   t.is(problems.length, 2);
   t.regex(problems[0].message, new RegExp(`netcube places ${MAX_PODS_PER_NODE} per node`));
 });

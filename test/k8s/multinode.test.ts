@@ -2,7 +2,8 @@
 // one segment, each with its netcubed and the node agent keeping its VXLAN netdev in
 // step with the Nodes, one etcd, one controller, the catalog's services in process,
 // pods added by netcube-cni. Real traffic (test/services/sockets.ts) between pods on
-// one node and across nodes, over the kernel's VXLAN; pod → ClusterIP reaching
+// one node and across nodes, over the kernel's VXLAN; a node's kernel to pods and a
+// pod to its node; pod → ClusterIP reaching
 // backends on every node; NodePort (Cluster) from outside to backends on every node;
 // NetworkPolicy across nodes; a Node removed from the API.
 // A connection that must not get through is a connect attempt bounded in time, after
@@ -41,7 +42,7 @@ async function routerRoutes(bed: KubeCluster, node: string): Promise<string[]> {
   return ((router.params as JsonObject).routes as { prefix: string; nexthop: string }[]).map((r) => `${r.prefix} via ${r.nexthop}`);
 }
 
-test.serial('two nodes: the agent makes each VXLAN netdev and its table from the Nodes; pods talk on one node and across (ping, TCP, UDP); a Node removed takes its entries and routes away', async (t) => {
+test.serial('two nodes: the agent makes each VXLAN netdev and its table from the Nodes; pods talk on one node and across (ping, TCP, UDP), a node\'s kernel with pods; a Node removed takes its entries and routes away', async (t) => {
   t.timeout(300_000);
   const bed = await kubeCluster(t, objects.filter((o) => o.kind !== 'Node' || o.metadata.name !== 'n3'), ['n1', 'n2']);
   const [n1, n2] = ['n1', 'n2'].map((n) => bed.nodes.get(n)!);
@@ -72,6 +73,12 @@ test.serial('two nodes: the agent makes each VXLAN netdev and its table from the
   // A packet of the pods' full MTU (1450, as cni-config sets it) crosses unfragmented: the overlay's MTU fits it.
   t.is(JSON.parse((await client1.netns.exec('ip', ['-j', 'link', 'show', 'dev', 'eth0'])).stdout)[0].mtu, 1450);
   await t.notThrowsAsync(client1.netns.exec('ping', ['-q', '-n', '-c', '3', '-i', '0.05', '-W', '2', '-M', 'do', '-s', String(1450 - 28), echo2.address]), 'full-size packets n1 → n2');
+  // The node's kernel (kubelet's probes) reaches its pods and the other node's, through its host link; a pod reaches its own node's address.
+  await t.notThrowsAsync(n1.netns.ping(client1.address, 2), 'n1\'s kernel → a pod of n1');
+  await t.notThrowsAsync(n1.netns.ping(echo2.address, 2), 'n1\'s kernel → a pod of n2');
+  const probe = await runSockets<{ result: string; greeting?: string }>(n1.netns, ['connect', echo2.address, 8080, 5_000]);
+  t.deepEqual([probe.result, probe.greeting], ['greeting', 'echo-2'], 'TCP from n1\'s kernel to a pod of n2');
+  await t.notThrowsAsync(client2.netns.ping(n2.model.address, 2), 'a pod of n2 → its node\'s address');
   // The traffic across went through the VXLAN netdevs.
   const stats = JSON.parse((await n1.netns.exec('ip', ['-j', '-s', 'link', 'show', 'dev', SETTINGS.vxlanNetdev])).stdout)[0].stats64;
   t.true(stats.tx.packets >= 15 && stats.rx.packets >= 15, JSON.stringify(stats));
@@ -138,6 +145,7 @@ test.serial('three nodes: pod → ClusterIP reaches the backends on every node, 
   await waitFor('echo-2\'s firewall switched to default-deny', () => programmed(echo2)?.egress?.defaultAction === 'drop', 60_000);
   for (const from of [client1, client3, auditor]) t.is((await connect(from, echo2.address, 8080, REFUSED_WITHIN_MS)).result, 'timeout', `${from.name} (${from.node.name}) kept out of echo-2`);
   t.is((await connect(echo2, client3.address, 8080)).result, 'greeting', 'echo-2 still connects out (to client-3 on n3), and the answers come in');
+  t.is((await connect(echo2.node, echo2.address, 8080)).result, 'greeting', 'echo-2\'s own node (kubelet\'s probes) still let in');
 
   bed.api.apply(clientsPolicy);
   await waitFor('echo-2\'s firewall letting the clients in', () => programmed(echo2)?.egress?.rules?.some((r) => r.src === `${client3.address}/32` && r.dport === '8080'), 60_000);

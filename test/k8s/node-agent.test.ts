@@ -1,5 +1,5 @@
 // The node agent (netcube-k8s node): what a node's VXLAN netdev and forwarding table
-// must hold (pure), and the agent itself against the scripted API server and a real
+// must hold, and its host link (pure), and the agent itself against the scripted API server and a real
 // kernel in a namespace of the test's own: it converges from whatever the kernel has
 // (a netdev made wrong, stale entries), follows Nodes added, moved and removed, does
 // nothing on a restart that finds everything right, and never deletes a netdev of
@@ -13,6 +13,8 @@ import {
   desiredFdb,
   fdbChanges,
   FLOOD_MAC,
+  hostLinkCommands,
+  hostLinkSpec,
   Iproute,
   KubeSource,
   linkChange,
@@ -72,6 +74,30 @@ test('the netdev: made when absent, made anew when the kernel cannot change it i
   t.throws(() => linkChange({ ifname: NETDEV, mtu: 1500, flags: [], linkinfo: { info_kind: 'veth' } }, spec), { message: /netdev ncvx0 exists and is a veth netdev: remove it, or give .* another --vxlan-netdev/ });
 });
 
+test('the host link: the veth pair made when absent or half there, adjusted, its address and route put right; a netdev of another kind refused', (t) => {
+  const spec = hostLinkSpec(m1, DEFAULT_SETTINGS, 1450);
+  t.deepEqual(spec, { kernel: 'nchost', chain: 'nchost-c', address: '10.244.1.253/32', route: { prefix: '10.244.0.0/16', via: '10.244.1.1' }, mtu: 1450 });
+  const made = [
+    ['link', 'add', 'nchost', 'type', 'veth', 'peer', 'name', 'nchost-c'],
+    ['link', 'set', 'dev', 'nchost', 'mtu', '1450', 'up'],
+    ['link', 'set', 'dev', 'nchost-c', 'mtu', '1450', 'up'],
+    ['addr', 'add', '10.244.1.253/32', 'dev', 'nchost'],
+    ['route', 'replace', '10.244.0.0/16', 'via', '10.244.1.1', 'dev', 'nchost', 'onlink'],
+  ];
+  t.deepEqual(hostLinkCommands({ addresses: [], routes: [] }, spec), made);
+  const veth = (ifname: string, mtu = 1450, up = true): IpLink => ({ ifname, mtu, flags: up ? ['UP'] : [], linkinfo: { info_kind: 'veth' } });
+  t.deepEqual(hostLinkCommands({ kernel: veth('nchost'), addresses: ['10.244.1.253/32'], routes: [] }, spec), [['link', 'delete', 'dev', 'nchost'], ...made], 'its peer gone: made anew');
+  const right = { kernel: veth('nchost'), chain: veth('nchost-c'), addresses: ['10.244.1.253/32'], routes: [{ dst: '10.244.0.0/16', gateway: '10.244.1.1' }] };
+  t.deepEqual(hostLinkCommands(right, spec), []);
+  t.deepEqual(hostLinkCommands({ ...right, chain: veth('nchost-c', 1500, false), addresses: ['10.244.9.253/32'], routes: [] }, spec), [
+    ['link', 'set', 'dev', 'nchost-c', 'mtu', '1450', 'up'],
+    ['addr', 'del', '10.244.9.253/32', 'dev', 'nchost'],
+    ['addr', 'add', '10.244.1.253/32', 'dev', 'nchost'],
+    ['route', 'replace', '10.244.0.0/16', 'via', '10.244.1.1', 'dev', 'nchost', 'onlink'],
+  ]);
+  t.throws(() => hostLinkCommands({ ...right, kernel: { ifname: 'nchost', mtu: 1500, flags: [], linkinfo: { info_kind: 'bridge' } } }, spec), { message: /netdev nchost exists and is a bridge netdev: remove it/ });
+});
+
 test('netcube-k8s node\'s command line', (t) => {
   const flags = parseNodeAgentFlags(['--node', 'n1', '--vxlan-vni', '7', '--netns', '/run/netns/x', '--cluster-cidr', '10.8.0.0/16'], {});
   t.like(flags, { node: 'n1', vxlan: { vni: 7, port: 4789 }, netns: '/run/netns/x', settings: { clusterCidr: '10.8.0.0/16', vxlanNetdev: NETDEV } });
@@ -122,6 +148,11 @@ test('the agent converges from what the kernel has, follows Nodes added, moved a
   t.like(link.linkinfo!.info_data, { id: 42, port: 4789, local: m1.address, link: 'eth0', learning: false });
   t.is(link.mtu, 1450);
   t.true(bed.lines.some((l) => l.includes('VXLAN netdev made anew') && l.includes('VNI 7, not 42')));
+  // The host link, as host-link.ts says.
+  await waitFor('the host link', async () => (await bed.iproute.routes('nchost').catch(() => [])).length > 0);
+  t.deepEqual(await bed.iproute.addresses('nchost'), [`${m1.hostAddress}/32`]);
+  t.like((await bed.iproute.routes('nchost'))[0], { dst: DEFAULT_SETTINGS.clusterCidr, gateway: m1.gateway });
+  t.is((await bed.iproute.link('nchost-c'))?.mtu, 1450);
 
   bed.api.apply(nodes.find((n) => n.metadata.name === 'n3')!);
   await waitFor('n3 added', async () => (await bed.fdb()).join() === entries(m2, m3).join());

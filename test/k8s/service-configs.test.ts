@@ -104,9 +104,9 @@ test('a pod gone: its frontend leaves the record before its port leaves the chai
   const h = lbrpHeld(n1Chain(base), before);
   const after = n1Chain(base, false);
   const plan = planChain(after, before, h);
-  t.deepEqual(plan.chain!.spec.cubes.find((c) => c.name === names.pods)!.ports, ['up', WEB1]);
+  t.deepEqual(plan.chain!.spec.cubes.find((c) => c.name === names.pods)!.ports, ['up', 'host', WEB1]);
   t.deepEqual(plan.before.map((p) => [p.cube, p.stored, p.heldRevision]), [[names.pods, before, 20]]);
-  t.deepEqual(Object.keys(plan.before[0].params.frontends as JsonObject), [WEB1]);
+  t.deepEqual(Object.keys(plan.before[0].params.frontends as JsonObject), ['host', WEB1]);
   t.deepEqual(plan.before[0].params, paramsOf(after, names.pods));
   t.deepEqual(plan.puts, [], 'the rest is planned against the chain once applied');
   // Applied: the record set before it stands on the new chain too.
@@ -119,12 +119,12 @@ test('a pod come: its port comes with the chain, then its frontend with the reco
   const h = lbrpHeld(n1Chain(base, false), before);
   const after = n1Chain(base);
   const plan = planChain(after, before, h);
-  t.deepEqual(plan.chain!.spec.cubes.find((c) => c.name === names.pods)!.ports, ['up', WEB1, CLIENT]);
+  t.deepEqual(plan.chain!.spec.cubes.find((c) => c.name === names.pods)!.ports, ['up', 'host', WEB1, CLIENT]);
   t.deepEqual(plan.before, [], 'the record in force holds on the new chain as it is');
   const applied: StoredChain = { ...before, version: 2, revision: 40, chain: plan.chain! };
   const then = planChain(after, applied, h);
   t.deepEqual(then.puts.map((p) => [p.cube, p.stored, p.heldRevision]), [[names.pods, applied, 20]], 'the record stands across the write: replaced, not set anew');
-  t.deepEqual(Object.keys(then.puts[0].params.frontends as JsonObject).sort(), [WEB1, CLIENT]);
+  t.deepEqual(Object.keys(then.puts[0].params.frontends as JsonObject).sort(), ['host', WEB1, CLIENT]);
 });
 
 test('a NetworkPolicy that isolates a pod changes the chain\'s shape: a firewall with its rules; the lbrp\'s record stands', (t) => {

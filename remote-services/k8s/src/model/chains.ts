@@ -4,14 +4,17 @@
 // tests share it.
 //
 //   pods' veths ─[firewall]─ pods (lbrp: ClusterIP, a frontend per pod) up ─ pods (router) vxlan ─ netdev:<vxlan>
-//                                                                          node ─ rt (lbrp: NodePort) ext ─ int (dispatcher) ext ─ netdev:<uplink>
+//   netdev:nchost-c ─ host ┘                                                 node ─ rt (lbrp: NodePort) ext ─ int (dispatcher) ext ─ netdev:<uplink>
 //
 // - A pod's packets enter the pods' lbrp through the pod's port, past the firewall
 //   its NetworkPolicies make (if any): to a ClusterIP they go to a backend, the
 //   client's address kept; everything goes on to the router.
-// - The router routes by destination: the node's pods back through the lbrp (which
-//   finds the pod's port by its address), another node's pod range over VXLAN (the
-//   next hop is that node's router), the rest towards the dispatcher.
+// - The node's kernel is a frontend of the pods' lbrp too (nodes.ts's HOST_LINK): its
+//   packets to pods (kubelet's probes) come in as a pod's do.
+// - The router routes by destination: the node's pods and its kernel (the node's
+//   own address too) back through the lbrp (which finds the port by the address),
+//   another node's pod range over VXLAN (the next hop is that node's router), the
+//   rest towards the dispatcher.
 // - The NodePort lbrp answers for NodePorts at the node's address (their answers go
 //   back out as the node's address) and passes the rest to its default frontend.
 // - The dispatcher (polykube's "k8s dispatcher") is the node's edge: towards the
@@ -31,7 +34,7 @@
 
 import { CHAIN_API_VERSION, CHAIN_KIND, type AttachmentSpec, type Chain, type CubeSpec, type JsonObject, type LinkSpec } from '@netcube/api/chain';
 import type { StoredPodPort } from '@netcube/api/store';
-import { NODE_LINK, nodeModel, type ClusterSettings, type NodeModel } from './nodes';
+import { HOST_LINK, NODE_LINK, nodeModel, type ClusterSettings, type NodeModel } from './nodes';
 import { keyOf, type KubeEndpointSlice, type KubeNamespace, type KubeNetworkPolicy, type KubeNode, type KubePod, type KubeService } from './objects';
 import { placePods, type Placement } from './pods';
 import { podFirewalls } from './policy';
@@ -60,8 +63,8 @@ export interface ClusterChains {
 
 /** The cube type of the dispatcher (bpf/cubes/k8sdispatcher.bpf.c). */
 export const DISPATCHER_TYPE = 'k8sdispatcher';
-/** A cube has at most 32 ports (NC_MAX_PORTS): one is the pods' lbrp's way up. */
-export const MAX_PODS_PER_NODE = 31;
+/** A cube has at most 32 ports (NC_MAX_PORTS): two are the pods' lbrp's way up and the node kernel's. */
+export const MAX_PODS_PER_NODE = 30;
 
 const PORTS = {
   pods: { up: 'up' },
@@ -90,7 +93,7 @@ export function clusterChains(state: ClusterState, settings: ClusterSettings, op
   }
   const placement = placePods(state.pods, state.podPorts, nodes, problems);
   const services = serviceModels(state.services, state.endpointSlices, problems);
-  const firewalls = podFirewalls(placement, state.networkPolicies, state.namespaces, services, problems);
+  const firewalls = podFirewalls(placement, state.networkPolicies, state.namespaces, services, new Map([...nodes.values()].map((m) => [m.name, m.hostAddress])), problems);
   const clusterIps = clusterIpServices(services);
 
   const chains = new Map<string, Chain>();
@@ -111,11 +114,12 @@ export function clusterChains(state: ClusterState, settings: ClusterSettings, op
       links.push({ from, to });
     };
 
-    cube(n.pods, 'lbrp', [PORTS.pods.up, ...pods.map((p) => p.port)], {
+    cube(n.pods, 'lbrp', [PORTS.pods.up, HOST_LINK.port, ...pods.map((p) => p.port)], {
       backendPort: PORTS.pods.up,
-      frontends: Object.fromEntries(pods.map((p) => [p.port, { hosts: [p.address] }])),
+      frontends: { [HOST_LINK.port]: { hosts: [node.hostAddress, node.address] }, ...Object.fromEntries(pods.map((p) => [p.port, { hosts: [p.address] }])) },
       services: clusterIps,
     });
+    link(`netdev:${HOST_LINK.chain}`, `${n.pods}:${HOST_LINK.port}`);
     for (const p of pods) {
       link(`netdev:${p.port}`, `${n.pods}:${p.port}`);
       const firewall = firewalls.get(`${p.namespace}/${p.name}`);
@@ -133,6 +137,8 @@ export function clusterChains(state: ClusterState, settings: ClusterSettings, op
       },
       routes: [
         ...others.map((o) => ({ prefix: o.podCidrText, nexthop: o.vxlanAddress.split('/')[0], port: PORTS.router.vxlan })),
+        // The node's own address: its kernel, through the pods' lbrp.
+        { prefix: `${node.address}/32`, nexthop: node.hostAddress, port: PORTS.router.pods },
         // Answers to NodePort clients this node gave its cluster SNAT address: back to the NodePort lbrp.
         { prefix: `${node.clusterSnatAddress}/32`, nexthop: NODE_LINK.gateway, port: PORTS.router.node },
         { prefix: '0.0.0.0/0', nexthop: NODE_LINK.gateway, port: PORTS.router.node },

@@ -38,6 +38,15 @@ export const UPLINK_ANNOTATION = 'netcube.io/uplink';
 /** The link between the node's router and its dispatcher: the router's end, and the gateway whose ARP the dispatcher answers. */
 export const NODE_LINK = { router: '169.254.1.2/30', gateway: '169.254.1.1' };
 
+/**
+ * The node's own way into its chain (kubelet's probes, a hostNetwork process calling
+ * a pod, a pod calling its node's address): a veth pair the node agent makes, the
+ * kernel's end with the node's host address (NodeModel.hostAddress) and a route to
+ * the cluster's pod range through the pods' gateway, the other end a port of the
+ * pods' lbrp, as a pod's.
+ */
+export const HOST_LINK = { kernel: 'nchost', chain: 'nchost-c', port: 'host' } as const;
+
 export interface NodeModel {
   name: string;
   /** The node's InternalIP. */
@@ -51,6 +60,8 @@ export interface NodeModel {
   vxlanAddress: string;
   /** The source address of NodePort traffic this node sends to another node's pods (externalTrafficPolicy Cluster): the range's last address. */
   clusterSnatAddress: string;
+  /** The node kernel's address in its pod range (HOST_LINK): the one before clusterSnatAddress. */
+  hostAddress: string;
   /** The MAC of the router's VXLAN port: other nodes' forwarding tables point it at this node. */
   vxlanMac: string;
   /** The MAC of the router's port towards the dispatcher. */
@@ -128,9 +139,10 @@ export function nodeModel(node: KubeNode, settings: ClusterSettings, problems: P
     gateway: ipv4FromNumber(network + 1),
     vxlanAddress: `${ipv4FromNumber(ipv4ToNumber(overlay.network) + rangeIndex + 1)}/${overlay.prefixLength}`,
     clusterSnatAddress: ipv4FromNumber(last - 1),
+    hostAddress: ipv4FromNumber(last - 2),
     vxlanMac: vxlanMac(name),
     routerMac: derivedMac(`k8s-router-node/${name}`),
-    podRange: { start: ipv4FromNumber(network + 2), end: ipv4FromNumber(last - 2) },
+    podRange: { start: ipv4FromNumber(network + 2), end: ipv4FromNumber(last - 3) },
     names: nodeNames(name),
   };
 }

@@ -13,6 +13,10 @@
 // ipBlock (cidr less its except prefixes). A named port is the port of that name
 // of the pod that receives: the selected pod for Ingress, the peer pod for Egress.
 //
+// A pod isolated for Ingress still takes what its own node's kernel sends it
+// (kubelet's probes, from the node's host address): Kubernetes asks that of a
+// network plugin, and Calico and Cilium allow it the same way.
+//
 // The pod's packets to a ClusterIP pass the firewall before the lbrp picks a
 // backend, so an Egress rule sees the service's address, not the pod's: a
 // ClusterIP port is allowed when the rules allow every one of its endpoints
@@ -65,6 +69,8 @@ export function podFirewalls(
   policies: readonly KubeNetworkPolicy[],
   namespaces: readonly KubeNamespace[],
   services: readonly ServiceModel[],
+  /** Each node's host address (NodeModel.hostAddress), by node name. */
+  hostAddresses: ReadonlyMap<string, string>,
   problems: Problems,
 ): Map<string, FirewallConfig> {
   const nsLabels = new Map(namespaces.map((n) => [n.metadata?.name ?? '', { [NAMESPACE_NAME_LABEL]: n.metadata?.name ?? '', ...(n.metadata?.labels ?? {}) }]));
@@ -87,7 +93,8 @@ export function podFirewalls(
     for (const target of targets) {
       const key = `${target.namespace}/${target.name}`;
       if (types.includes('Ingress')) {
-        const rules = ingressRules.get(key) ?? [];
+        const host = hostAddresses.get(target.node);
+        const rules = ingressRules.get(key) ?? (host ? [{ action: 'accept' as const, src: `${host}/32` }] : []);
         ingressRules.set(key, rules);
         for (const [i, rule] of (spec.ingress ?? []).entries()) {
           for (const source of sources(rule.from, ns, peersOf, `${at} ingress[${i}]`, problems)) {

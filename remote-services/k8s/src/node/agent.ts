@@ -1,9 +1,10 @@
 // The node agent (`netcube-k8s node`): one per node, it keeps the node's kernel
 // VXLAN netdev and its forwarding table in step with the cluster's Nodes (vxlan.ts
-// says what they must hold and why). It follows the Nodes with the controller's
-// informers (kube/source.ts) and, on every change and every resync period, reads
-// what the kernel has and changes only what differs: idempotent, so a restarted
-// agent, or a netdev someone changed by hand, converges. One direction only: the
+// says what they must hold and why), and makes the node's host link (host-link.ts).
+// It follows the Nodes with the controller's informers (kube/source.ts) and, on
+// every change and every resync period, reads what the kernel has and changes only
+// what differs: idempotent, so a restarted agent, or a netdev someone changed by
+// hand, converges. One direction only: the
 // API in, the kernel out; it writes nothing to the API or to etcd.
 
 import type { Logger } from '@netcube/api/log';
@@ -12,6 +13,7 @@ import { nodeModel, Problems, type ClusterSettings, type KubeNode, type NodeMode
 import { SerialPasses } from '@netcube/api/passes';
 import type { Iproute } from './iproute';
 import { desiredFdb, fdbChanges, linkChange, vxlanSpec } from './vxlan';
+import { hostLinkCommands, hostLinkSpec, type HostLinkSpec } from './host-link';
 
 export interface NodeAgentOptions {
   /** This node's name (its Node's metadata.name). */
@@ -97,6 +99,7 @@ export class NodeAgent {
       await iproute.addFdb(spec.name, e);
       log.info('forwarding entry added', { netdev: spec.name, mac: e.mac, dst: e.dst });
     }
+    await ensureHostLink(iproute, hostLinkSpec(self, settings, spec.mtu), log);
     this.passes++;
   }
 
@@ -106,4 +109,13 @@ export class NodeAgent {
     this.told.add(text);
     this.opts.log.warn(message, fields);
   }
+}
+
+/** Makes the node's host link as `spec` says, changing only what differs (host-link.ts). */
+export async function ensureHostLink(iproute: Iproute, spec: HostLinkSpec, log: Logger): Promise<void> {
+  const [kernel, chain] = await Promise.all([iproute.link(spec.kernel), iproute.link(spec.chain)]);
+  const [addresses, routes] = kernel ? await Promise.all([iproute.addresses(spec.kernel), iproute.routes(spec.kernel)]) : [[], []];
+  const commands = hostLinkCommands({ kernel, chain, addresses, routes }, spec);
+  for (const args of commands) await iproute.ip(args);
+  if (commands.length > 0) log.info('host link made', { netdev: spec.kernel, peer: spec.chain, address: spec.address, route: `${spec.route.prefix} via ${spec.route.via}`, mtu: spec.mtu, commands: commands.length });
 }

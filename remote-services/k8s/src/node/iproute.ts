@@ -1,4 +1,4 @@
-// The node's VXLAN netdev and forwarding table through iproute2 (`ip -j`, `bridge -j`),
+// The node's VXLAN netdev and forwarding table, and its host link, through iproute2 (`ip -j`, `bridge -j`),
 // in the agent's own network namespace or in the one given (a namespace-node of
 // deploy/hosts.sh, whose agent runs beside the API server it reads).
 
@@ -43,6 +43,22 @@ export class Iproute {
 
   async deleteFdb(name: string, e: FdbEntry): Promise<void> {
     await this.run('bridge', ['fdb', 'del', e.mac, 'dev', name, 'dst', e.dst, 'self'], (stderr) => /No such file|not found/i.test(stderr));
+  }
+
+  /** The IPv4 addresses of netdev `name`, as a.b.c.d/n. */
+  async addresses(name: string): Promise<string[]> {
+    const out = JSON.parse((await this.run('ip', ['-j', '-4', 'addr', 'show', 'dev', name])) || '[]') as { addr_info?: { local: string; prefixlen: number }[] }[];
+    return (out[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
+  }
+
+  /** The IPv4 routes through netdev `name`. */
+  async routes(name: string): Promise<{ dst: string; gateway?: string }[]> {
+    return JSON.parse((await this.run('ip', ['-j', '-4', 'route', 'show', 'dev', name])) || '[]') as { dst: string; gateway?: string }[];
+  }
+
+  /** Runs `ip` with `args`. */
+  async ip(args: string[]): Promise<void> {
+    await this.run('ip', args);
   }
 
   /** The MTU of netdev `name`; an error that says so when it does not exist. */
