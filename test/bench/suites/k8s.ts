@@ -20,7 +20,9 @@
 //   k8s.pod.rr_ratio     request/response rate between two pods of the node: sockperf
 //                        ping-pong over TCP (64-byte messages, one in flight), client
 //                        and server on CPUs of their own; netcube / bridge (target 1.15).
-//                        k8s.pod.rr_udp_ratio: the same over UDP, reported
+//                        k8s.pod.rr_udp_ratio: the same over UDP, reported;
+//                        k8s.pod.rr.direct_ratio: the two pods on one veth (no
+//                        forwarder) / bridge, the bound of any data plane here
 //   k8s.svc.conn_ratio_5000  new TCP connections/s from a pod to a ClusterIP with
 //                        SERVICES Services defined in the API (three endpoints each;
 //                        the measured one's are three pods of the node, halfway down
@@ -324,8 +326,25 @@ async function addFigures(ctx: SuiteContext, netcube: Node & { bed: KubeNode }, 
   ];
 }
 
-/** k8s.pod.rr_ratio (TCP) and k8s.pod.rr_udp_ratio: sockperf servers in pod 1 of each side, the client in pod 0. */
-async function rrFigures(ctx: SuiteContext, closers: Closer[], sides: Node[]): Promise<Result[]> {
+/** What k8s.pod.rr runs between: a node's pods 0 and 1, or the direct pair. */
+interface RrPair {
+  side: Side | 'direct';
+  pods: Netns[];
+}
+
+/**
+ * The bound of k8s.pod.rr: pods 0 and 1 on the two ends of one veth (their
+ * addresses, MTU 1450), no forwarder at all between them.
+ */
+async function directPair(t: ExecutionContext): Promise<RrPair> {
+  const [client, server] = [await createNetns(t), await createNetns(t)];
+  await createVethPair(client, server, ['eth0', 'eth0'], [pods[CLIENT].address, pods[1].address]);
+  for (const ns of [client, server]) await ns.exec('ip', ['link', 'set', 'eth0', 'mtu', String(MTU)]);
+  return { side: 'direct', pods: [client, server] };
+}
+
+/** k8s.pod.rr_ratio (TCP) and k8s.pod.rr_udp_ratio: sockperf servers in pod 1 of each side, the client in pod 0; the direct pair beside them. */
+async function rrFigures(ctx: SuiteContext, closers: Closer[], sides: RrPair[]): Promise<Result[]> {
   const server = pods[1].address;
   for (const side of sides) {
     for (const protocol of ['tcp', 'udp'] as const) {
@@ -337,24 +356,29 @@ async function rrFigures(ctx: SuiteContext, closers: Closer[], sides: Node[]): P
       return true;
     }, 10_000);
   }
-  const rr: Record<Side, Record<'tcp' | 'udp', RrRun[]>> = { netcube: { tcp: [], udp: [] }, bridge: { tcp: [], udp: [] } };
+  const rr = Object.fromEntries(sides.map((s) => [s.side, { tcp: [] as RrRun[], udp: [] as RrRun[] }])) as Record<RrPair['side'], Record<'tcp' | 'udp', RrRun[]>>;
   for (let round = 0; round < ROUNDS; round++) {
-    for (const side of inTurn(sides, round)) {
+    // Each side in each place over the rounds.
+    const order = sides.map((_, i) => sides[(i + round) % sides.length]);
+    for (const side of order) {
       for (const protocol of ['tcp', 'udp'] as const) rr[side.side][protocol].push(await pingPong(side.pods[CLIENT], server, protocol));
     }
     ctx.log(`rr round ${round + 1}/${ROUNDS}: ${sides.map((s) => `${s.side} tcp ${rr[s.side].tcp[round].rate.toFixed(0)}/s, udp ${rr[s.side].udp[round].rate.toFixed(0)}/s`).join('; ')}`);
   }
-  const rate = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.rate));
-  const ratios = (p: 'tcp' | 'udp'): number[] => rr.netcube[p].map((r, i) => r.rate / rr.bridge[p][i].rate);
-  const p99 = (side: Side, p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.p99Us));
+  const rate = (side: RrPair['side'], p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.rate));
+  const ratios = (p: 'tcp' | 'udp', of: RrPair['side'] = 'netcube'): number[] => rr[of][p].map((r, i) => r.rate / rr.bridge[p][i].rate);
+  const p99 = (side: RrPair['side'], p: 'tcp' | 'udp'): number => median(rr[side][p].map((r) => r.p99Us));
   const note = (p: 'tcp' | 'udp'): string =>
     `sockperf ping-pong over ${p.toUpperCase()}, 64-byte messages, ${RR_SECONDS} s a run, pod ${pods[CLIENT].address} → pod ${server} on one node, ` +
     `client and server on CPUs of their own: netcube ${rate('netcube', p).toFixed(0)} round trips/s (p99 ${p99('netcube', p).toFixed(1)} µs one way), ` +
-    `bridge ${rate('bridge', p).toFixed(0)} (p99 ${p99('bridge', p).toFixed(1)} µs); per-round ratios ${ratios(p).map((r) => r.toFixed(2)).join(', ')}; ${HOW}`;
+    `bridge ${rate('bridge', p).toFixed(0)} (p99 ${p99('bridge', p).toFixed(1)} µs); per-round ratios ${ratios(p).map((r) => r.toFixed(2)).join(', ')}. ` +
+    `The bound: the two pods on one veth, no forwarder, ${rate('direct', p).toFixed(0)} round trips/s, ${median(ratios(p, 'direct')).toFixed(2)}x the bridge ` +
+    `(per round ${ratios(p, 'direct').map((r) => r.toFixed(2)).join(', ')}): what any data plane could gain over it here; ${HOW}`;
   return [
     { name: 'k8s.pod.rr_ratio', value: median(ratios('tcp')), unit: 'x', baseline: rate('bridge', 'tcp'), target: TARGETS.rr, note: note('tcp') },
     { name: 'k8s.pod.rr.netcube', value: rate('netcube', 'tcp'), unit: 'round trips/s' },
     { name: 'k8s.pod.rr.bridge', value: rate('bridge', 'tcp'), unit: 'round trips/s' },
+    { name: 'k8s.pod.rr.direct_ratio', value: median(ratios('tcp', 'direct')), unit: 'x', baseline: rate('bridge', 'tcp'), note: 'the two pods on one veth (no forwarder) against the bridge: the bound of k8s.pod.rr_ratio' },
     { name: 'k8s.pod.rr_udp_ratio', value: median(ratios('udp')), unit: 'x', baseline: rate('bridge', 'udp'), note: note('udp') },
   ];
 }
@@ -616,7 +640,7 @@ async function measure(ctx: SuiteContext, closers: Closer[], failed: () => boole
     const netcube = await netcubeNode(t, ctx);
     const bridge = await bridgeNode(t, ctx);
     results.push(...(await addFigures(ctx, netcube, bridge)));
-    if (part('pod.rr')) results.push(...(await rrFigures(ctx, closers, [netcube, bridge])));
+    if (part('pod.rr')) results.push(...(await rrFigures(ctx, closers, [netcube, bridge, await directPair(t)])));
     if (part('svc.conn')) results.push(...(await connFigures(ctx, closers, netcube, bridge)));
   }
   if (part('cross.tcp')) results.push(...(await crossFigures(t, ctx, closers)));
