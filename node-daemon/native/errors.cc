@@ -3,7 +3,9 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -101,9 +103,20 @@ Job::Job(Napi::Env env, std::string label, Work work, Done done)
       done_(std::move(done)) {}
 
 void Job::Execute() {
+  // The verifier gives up with EAGAIN when a signal is pending for the loading
+  // thread (libbpf tries 5 times), a test run with EINTR: a signal sent to the
+  // process (a child's SIGCHLD) is given to any thread that does not block it, and
+  // on a busy machine, while the main thread is off its CPU with one pending, that is
+  // a pool thread inside the kernel. Blocked here, they wait for the other threads;
+  // a namespace thread (RunInNetns) inherits the mask. Faults still raise theirs.
+  sigset_t async, previous;
+  sigfillset(&async);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) sigdelset(&async, sig);
+  pthread_sigmask(SIG_BLOCK, &async, &previous);
   LibbpfCapture capture;
   work_(failure_);
   if (failure_.Failed() && failure_.log.empty()) failure_.log = capture.Take();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void Job::OnOK() {
