@@ -65,10 +65,10 @@ test('pods on the API and their ports in etcd become ports of the node\'s chain 
 });
 
 test('netcube-k8s flags: the Kubernetes ones as kube components name them, etcd and TLS as every service; mistakes named', (t) => {
-  const flags = parseControllerFlags(['--kubeconfig', '/k', '--master=http://api:8080', '--resync-period', '1m30s', '--cluster-cidr', '10.8.0.0/16', '--etcd', 'a:2379,b:2379', '--name', 'ctl-1', '--uplink=ens3'], {});
+  const flags = parseControllerFlags(['--kubeconfig', '/k', '--master=http://api:8080', '--resync-period', '1m30s', '--cluster-cidr', '10.8.0.0/16', '--service-cluster-ip-range=10.100.0.1/16', '--etcd', 'a:2379,b:2379', '--name', 'ctl-1', '--uplink=ens3'], {});
   t.like(flags, {
     kube: { kubeconfig: '/k', master: 'http://api:8080' },
-    settings: { ...DEFAULT_SETTINGS, clusterCidr: '10.8.0.0/16', uplink: 'ens3' },
+    settings: { ...DEFAULT_SETTINGS, clusterCidr: '10.8.0.0/16', serviceCidr: '10.100.0.0/16', uplink: 'ens3' },
     resyncMs: 90_000,
     etcd: ['a:2379', 'b:2379'],
     replica: 'ctl-1',
@@ -79,4 +79,6 @@ test('netcube-k8s flags: the Kubernetes ones as kube components name them, etcd 
   t.throws(() => parseControllerFlags(['--listen', 'unix:/x'], {}), { message: /no config API/ });
   t.throws(() => parseControllerFlags(['--kubeconfg', '/k'], {}), { message: /kubeconfg/ });
   t.throws(() => parseControllerFlags(['--master'], {}), { message: /--master needs a value/ });
+  t.throws(() => parseControllerFlags(['--service-cluster-ip-range', '10.96.0.0'], {}), { message: /--service-cluster-ip-range.*expected address\/prefix-length/ });
+  t.throws(() => parseControllerFlags(['--service-cluster-ip-range', 'fd00::/108'], {}), { message: /--service-cluster-ip-range: an IPv4 range/ });
 });

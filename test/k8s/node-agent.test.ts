@@ -74,25 +74,36 @@ test('the netdev: made when absent, made anew when the kernel cannot change it i
   t.throws(() => linkChange({ ifname: NETDEV, mtu: 1500, flags: [], linkinfo: { info_kind: 'veth' } }, spec), { message: /netdev ncvx0 exists and is a veth netdev: remove it, or give .* another --vxlan-netdev/ });
 });
 
-test('the host link: the veth pair made when absent or half there, adjusted, its address and route put right; a netdev of another kind refused', (t) => {
+test('the host link: the veth pair made when absent or half there, adjusted, its address and routes put right; a netdev of another kind refused', (t) => {
   const spec = hostLinkSpec(m1, DEFAULT_SETTINGS, 1450);
-  t.deepEqual(spec, { kernel: 'nchost', chain: 'nchost-c', address: '10.244.1.253/32', route: { prefix: '10.244.0.0/16', via: '10.244.1.1' }, mtu: 1450 });
+  t.deepEqual(spec, {
+    kernel: 'nchost',
+    chain: 'nchost-c',
+    address: '10.244.1.253/32',
+    routes: [
+      { prefix: '10.244.0.0/16', via: '10.244.1.1' },
+      { prefix: '10.96.0.0/12', via: '10.244.1.1' },
+    ],
+    mtu: 1450,
+  });
   const made = [
     ['link', 'add', 'nchost', 'type', 'veth', 'peer', 'name', 'nchost-c'],
     ['link', 'set', 'dev', 'nchost', 'mtu', '1450', 'up'],
     ['link', 'set', 'dev', 'nchost-c', 'mtu', '1450', 'up'],
     ['addr', 'add', '10.244.1.253/32', 'dev', 'nchost'],
     ['route', 'replace', '10.244.0.0/16', 'via', '10.244.1.1', 'dev', 'nchost', 'onlink'],
+    ['route', 'replace', '10.96.0.0/12', 'via', '10.244.1.1', 'dev', 'nchost', 'onlink'],
   ];
   t.deepEqual(hostLinkCommands({ addresses: [], routes: [] }, spec), made);
   const veth = (ifname: string, mtu = 1450, up = true): IpLink => ({ ifname, mtu, flags: up ? ['UP'] : [], linkinfo: { info_kind: 'veth' } });
   t.deepEqual(hostLinkCommands({ kernel: veth('nchost'), addresses: ['10.244.1.253/32'], routes: [] }, spec), [['link', 'delete', 'dev', 'nchost'], ...made], 'its peer gone: made anew');
-  const right = { kernel: veth('nchost'), chain: veth('nchost-c'), addresses: ['10.244.1.253/32'], routes: [{ dst: '10.244.0.0/16', gateway: '10.244.1.1' }] };
+  const right = { kernel: veth('nchost'), chain: veth('nchost-c'), addresses: ['10.244.1.253/32'], routes: [{ dst: '10.244.0.0/16', gateway: '10.244.1.1' }, { dst: '10.96.0.0/12', gateway: '10.244.1.1' }] };
   t.deepEqual(hostLinkCommands(right, spec), []);
-  t.deepEqual(hostLinkCommands({ ...right, chain: veth('nchost-c', 1500, false), addresses: ['10.244.9.253/32'], routes: [] }, spec), [
+  t.deepEqual(hostLinkCommands({ ...right, chain: veth('nchost-c', 1500, false), addresses: ['10.244.9.253/32'], routes: [right.routes[1], { dst: '10.245.0.0/16', gateway: '10.245.9.1' }] }, spec), [
     ['link', 'set', 'dev', 'nchost-c', 'mtu', '1450', 'up'],
     ['addr', 'del', '10.244.9.253/32', 'dev', 'nchost'],
     ['addr', 'add', '10.244.1.253/32', 'dev', 'nchost'],
+    ['route', 'del', '10.245.0.0/16', 'dev', 'nchost'],
     ['route', 'replace', '10.244.0.0/16', 'via', '10.244.1.1', 'dev', 'nchost', 'onlink'],
   ]);
   t.throws(() => hostLinkCommands({ ...right, kernel: { ifname: 'nchost', mtu: 1500, flags: [], linkinfo: { info_kind: 'bridge' } } }, spec), { message: /netdev nchost exists and is a bridge netdev: remove it/ });
@@ -151,7 +162,7 @@ test('the agent converges from what the kernel has, follows Nodes added, moved a
   // The host link, as host-link.ts says.
   await waitFor('the host link', async () => (await bed.iproute.routes('nchost').catch(() => [])).length > 0);
   t.deepEqual(await bed.iproute.addresses('nchost'), [`${m1.hostAddress}/32`]);
-  t.like((await bed.iproute.routes('nchost'))[0], { dst: DEFAULT_SETTINGS.clusterCidr, gateway: m1.gateway });
+  t.deepEqual((await bed.iproute.routes('nchost')).map((r) => `${r.dst} via ${r.gateway}`).sort(), [DEFAULT_SETTINGS.clusterCidr, DEFAULT_SETTINGS.serviceCidr].map((c) => `${c} via ${m1.gateway}`).sort());
   t.is((await bed.iproute.link('nchost-c'))?.mtu, 1450);
 
   bed.api.apply(nodes.find((n) => n.metadata.name === 'n3')!);

@@ -100,6 +100,11 @@ test.serial('pod → ClusterIP reaches every backend (TCP, UDP) through the chai
   t.is(udp.echoed, 30, 'every UDP flow echoed');
   for (const name of BACKENDS) t.true(bed.pods.get(name)!.server!.lines.some((l) => l.udp === 5353), `${name} answered UDP`);
 
+  // The node's own processes reach the ClusterIP too (its host link routes the Service range into the chain).
+  const fromNode = await runSockets<{ greetings: Record<string, number>; failed: number }>(bed.node, ['conns', VIP, 80, 12, 3]);
+  t.is(fromNode.failed, 0);
+  t.true(Object.keys(fromNode.greetings).every((g) => BACKENDS.includes(g)) && Object.keys(fromNode.greetings).length >= 2, `from the node: ${JSON.stringify(fromNode.greetings)}`);
+
   // Connections held open across the change; the backend removed is not the first one's.
   const holder = new SocketsProcess(caller.netns, ['hold', VIP, '80', '6']);
   t.teardown(() => holder.stop());

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { Logger } from '@netcube/api/log';
 import { Store } from '@netcube/api/store';
+import { formatIp, parseCidr } from '@netcube/sdk/packet';
 import { parseFlags, UsageError } from '@netcube/sdk/run';
 import { cniConfig, cniConfigUsage } from './cni-config';
 import { Controller } from './controller';
@@ -13,7 +14,7 @@ import { KubeSource, loadKubeConfig, type KubeConfigFlags } from './kube/source'
 import { DEFAULT_SETTINGS, type ClusterSettings } from './model';
 import { nodeAgentMain } from './node/command';
 
-const KUBE_FLAGS = ['kubeconfig', 'master', 'cluster-cidr', 'resync-period', 'uplink', 'vxlan-netdev', 'masquerade-ports', 'overlay-cidr'] as const;
+const KUBE_FLAGS = ['kubeconfig', 'master', 'cluster-cidr', 'service-cluster-ip-range', 'resync-period', 'uplink', 'vxlan-netdev', 'masquerade-ports', 'overlay-cidr'] as const;
 
 export const usage = (): string => `Usage: netcube-k8s [options]
        netcube-k8s cni-config --node NAME [--out FILE] [options]   (a node's CNI config; cni-config --help)
@@ -28,6 +29,9 @@ Kubernetes options:
                            else ~/.kube/config)
   --master URL             the API server's address, over the kubeconfig's
   --cluster-cidr CIDR      every pod address of the cluster (default: ${DEFAULT_SETTINGS.clusterCidr})
+  --service-cluster-ip-range CIDR
+                           every ClusterIP, as kube-apiserver's flag (default: ${DEFAULT_SETTINGS.serviceCidr}):
+                           the node agent routes them into the chain for the node's own processes
   --resync-period DURATION derive every chain at least this often, e.g. 30s, 5m (default: 5m)
   --uplink NETDEV          each node's netdev towards the others and the outside
                            (default: ${DEFAULT_SETTINGS.uplink}; a Node's netcube.io/uplink annotation overrides it)
@@ -62,6 +66,7 @@ export function parseControllerFlags(argv: string[], env: NodeJS.ProcessEnv = pr
   if (common === 'help') return 'help';
   const settings: ClusterSettings = {
     clusterCidr: v['cluster-cidr'] ?? DEFAULT_SETTINGS.clusterCidr,
+    serviceCidr: cidrFlag('--service-cluster-ip-range', v['service-cluster-ip-range'] ?? DEFAULT_SETTINGS.serviceCidr),
     uplink: v.uplink ?? DEFAULT_SETTINGS.uplink,
     vxlanNetdev: v['vxlan-netdev'] ?? DEFAULT_SETTINGS.vxlanNetdev,
     masqueradePorts: v['masquerade-ports'] ?? DEFAULT_SETTINGS.masqueradePorts,
@@ -90,6 +95,18 @@ export function splitFlags(argv: string[], own: readonly string[]): { values: Re
     }
   }
   return { values: parsed.values as Record<string, string | undefined>, rest };
+}
+
+/** An IPv4 CIDR flag, as the route the node agent writes takes it (network/length). */
+function cidrFlag(flag: string, text: string): string {
+  let cidr;
+  try {
+    cidr = parseCidr(text, flag);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (cidr.family !== 4) throw new UsageError(`${flag}: an IPv4 range (netcube is IPv4 only), got ${text}`);
+  return `${formatIp(cidr.network)}/${cidr.prefixLength}`;
 }
 
 /** A Go duration as kube components take them (1h30m, 5m, 30s, 500ms), in milliseconds, at least one second. */

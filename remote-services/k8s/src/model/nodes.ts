@@ -11,6 +11,8 @@ import { Problems } from './problems';
 export interface ClusterSettings {
   /** Every pod address of the cluster (kube-controller-manager's --cluster-cidr). */
   clusterCidr: string;
+  /** Every ClusterIP (kube-apiserver's --service-cluster-ip-range): the node's kernel reaches them through its host link. */
+  serviceCidr: string;
   /** The node's netdev towards the other nodes and the outside (a Node's annotation netcube.io/uplink overrides it). */
   uplink: string;
   /** The kernel VXLAN netdev on every node that carries pod traffic between nodes. */
@@ -27,6 +29,7 @@ export interface ClusterSettings {
 
 export const DEFAULT_SETTINGS: ClusterSettings = {
   clusterCidr: '10.244.0.0/16',
+  serviceCidr: '10.96.0.0/12',
   uplink: 'eth0',
   vxlanNetdev: 'ncvx0',
   masqueradePorts: '61000-65535',
@@ -41,9 +44,9 @@ export const NODE_LINK = { router: '169.254.1.2/30', gateway: '169.254.1.1' };
 /**
  * The node's own way into its chain (kubelet's probes, a hostNetwork process calling
  * a pod, a pod calling its node's address): a veth pair the node agent makes, the
- * kernel's end with the node's host address (NodeModel.hostAddress) and a route to
- * the cluster's pod range through the pods' gateway, the other end a port of the
- * pods' lbrp, as a pod's.
+ * kernel's end with the node's host address (NodeModel.hostAddress) and routes to
+ * the cluster's pods and ClusterIPs through the pods' gateway, the other end a port
+ * of the pods' lbrp, as a pod's.
  */
 export const HOST_LINK = { kernel: 'nchost', chain: 'nchost-c', port: 'host' } as const;
 

@@ -117,5 +117,5 @@ export async function ensureHostLink(iproute: Iproute, spec: HostLinkSpec, log: 
   const [addresses, routes] = kernel ? await Promise.all([iproute.addresses(spec.kernel), iproute.routes(spec.kernel)]) : [[], []];
   const commands = hostLinkCommands({ kernel, chain, addresses, routes }, spec);
   for (const args of commands) await iproute.ip(args);
-  if (commands.length > 0) log.info('host link made', { netdev: spec.kernel, peer: spec.chain, address: spec.address, route: `${spec.route.prefix} via ${spec.route.via}`, mtu: spec.mtu, commands: commands.length });
+  if (commands.length > 0) log.info('host link made', { netdev: spec.kernel, peer: spec.chain, address: spec.address, routes: spec.routes.map((r) => `${r.prefix} via ${r.via}`), mtu: spec.mtu, commands: commands.length });
 }

@@ -21,7 +21,10 @@ The node agent: keeps node NAME's kernel VXLAN netdev (--vxlan-netdev) and its
 forwarding table in step with the cluster's Nodes. The netdev is made on the node's
 uplink, from its InternalIP, with the uplink's MTU less 50; its table holds, for each
 other node, a flood entry (the routers' ARP) and its router's overlay MAC, both
-towards that node's InternalIP. Entries of Nodes gone or moved are removed.
+towards that node's InternalIP. Entries of Nodes gone or moved are removed. It also
+makes the node's host link, the kernel's port into the node's chain: the veth pair
+nchost / nchost-c, the node's host address on nchost (its pod range's third-last),
+and routes to --cluster-cidr and --service-cluster-ip-range through the pods' gateway.
 
   --node NAME            this node (default: $NODE_NAME, as the downward API gives it)
   --vxlan-vni N          the VXLAN network identifier, one for the cluster (default: ${DEFAULT_VXLAN.vni})
@@ -31,8 +34,9 @@ towards that node's InternalIP. Entries of Nodes gone or moved are removed.
   --log-level LEVEL      error, warn, info or debug (default: info)
 
 The Kubernetes flags as netcube-k8s takes them (--kubeconfig, --master, --cluster-cidr,
---resync-period, --uplink, --vxlan-netdev, --overlay-cidr; netcube-k8s --help), with the
-controller's values: they decide which Nodes carry pods and their routers' MACs.
+--service-cluster-ip-range, --resync-period, --uplink, --vxlan-netdev, --overlay-cidr;
+netcube-k8s --help), with the controller's values: they decide which Nodes carry pods,
+their routers' MACs and the host link's routes.
 `;
 
 export interface NodeAgentFlags extends Exclude<ReturnType<typeof parseControllerFlags>, 'help'> {

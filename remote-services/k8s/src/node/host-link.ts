@@ -1,9 +1,11 @@
 // The node kernel's way into its chain (model/nodes.ts's HOST_LINK): a veth pair,
-// the kernel's end holding the node's host address (/32) and a route to the
-// cluster's pod range through the pods' gateway (onlink: the gateway is the node's
-// router, beyond the pods' lbrp, which the controller links the other end to).
-// Both ends at the pods' MTU, both up. Pure: what the kernel has in, the `ip`
-// commands that make it so out (none when it is so); the node agent runs them.
+// the kernel's end holding the node's host address (/32) and routes to the
+// cluster's pods and ClusterIPs through the pods' gateway (onlink: the gateway is
+// the node's router, beyond the pods' lbrp, which the controller links the other
+// end to; the lbrp takes the node's packets to a ClusterIP as a pod's). Both ends
+// at the pods' MTU, both up; no other address or route on it. Pure: what the
+// kernel has in, the `ip` commands that make it so out (none when it is so); the
+// node agent runs them.
 
 import { HOST_LINK, type ClusterSettings, type NodeModel } from '../model';
 import type { IpLink } from './vxlan';
@@ -13,7 +15,8 @@ export interface HostLinkSpec {
   chain: string;
   /** The node's host address, /32. */
   address: string;
-  route: { prefix: string; via: string };
+  /** The cluster's pod range and its ClusterIPs, via the pods' gateway. */
+  routes: { prefix: string; via: string }[];
   mtu: number;
 }
 
@@ -26,7 +29,8 @@ export interface HostLinkState {
 }
 
 export function hostLinkSpec(self: NodeModel, settings: ClusterSettings, mtu: number): HostLinkSpec {
-  return { kernel: HOST_LINK.kernel, chain: HOST_LINK.chain, address: `${self.hostAddress}/32`, route: { prefix: settings.clusterCidr, via: self.gateway }, mtu };
+  const routes = [settings.clusterCidr, settings.serviceCidr].map((prefix) => ({ prefix, via: self.gateway }));
+  return { kernel: HOST_LINK.kernel, chain: HOST_LINK.chain, address: `${self.hostAddress}/32`, routes, mtu };
 }
 
 /** The `ip` commands (argument lists) that turn `state` into `spec`; a netdev of the kernel end's name that is not a veth is someone else's: an error. */
@@ -47,8 +51,9 @@ export function hostLinkCommands(state: HostLinkState, spec: HostLinkSpec): stri
   }
   for (const a of addresses) if (a !== spec.address) commands.push(['addr', 'del', a, 'dev', spec.kernel]);
   if (!addresses.includes(spec.address)) commands.push(['addr', 'add', spec.address, 'dev', spec.kernel]);
-  if (!routes.some((r) => r.dst === spec.route.prefix && r.gateway === spec.route.via)) {
-    commands.push(['route', 'replace', spec.route.prefix, 'via', spec.route.via, 'dev', spec.kernel, 'onlink']);
+  for (const r of routes) if (!spec.routes.some((w) => w.prefix === r.dst)) commands.push(['route', 'del', r.dst, 'dev', spec.kernel]);
+  for (const want of spec.routes) {
+    if (!routes.some((r) => r.dst === want.prefix && r.gateway === want.via)) commands.push(['route', 'replace', want.prefix, 'via', want.via, 'dev', spec.kernel, 'onlink']);
   }
   return commands;
 }
