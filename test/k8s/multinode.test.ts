@@ -101,7 +101,8 @@ test.serial('three nodes: pod → ClusterIP reaches the backends on every node, 
   t.timeout(400_000);
   const bed = await kubeCluster(t, objects, ['n1', 'n2', 'n3']);
   // All at once, as the kubelets would.
-  const [echo1, echo2, echo3, client1, client3, auditor] = await Promise.all([...['echo-1', 'echo-2', 'echo-3', 'client-1', 'client-3'].map((n) => bed.addPod(n)), bed.addPod('auditor', 'prod')]);
+  // Two pods or more on each node.
+  const [echo1, echo2, echo3, client1, client2, client3, auditor] = await Promise.all([...['echo-1', 'echo-2', 'echo-3', 'client-1', 'client-2', 'client-3'].map((n) => bed.addPod(n)), bed.addPod('auditor', 'prod')]);
   const servers = new Map<string, SocketsProcess>();
   for (const pod of [echo1, echo2, echo3, client3]) servers.set(pod.name, await serve(t, pod));
   for (const node of bed.nodes.values()) await waitFor(`${node.name}'s forwarding table`, async () => (await fdbOf(node).catch(() => [])).length === 4);
@@ -143,13 +144,13 @@ test.serial('three nodes: pod → ClusterIP reaches the backends on every node, 
   };
   bed.api.apply(denyPolicy);
   await waitFor('echo-2\'s firewall switched to default-deny', () => programmed(echo2)?.egress?.defaultAction === 'drop', 60_000);
-  for (const from of [client1, client3, auditor]) t.is((await connect(from, echo2.address, 8080, REFUSED_WITHIN_MS)).result, 'timeout', `${from.name} (${from.node.name}) kept out of echo-2`);
+  for (const from of [client1, client2, client3, auditor]) t.is((await connect(from, echo2.address, 8080, REFUSED_WITHIN_MS)).result, 'timeout', `${from.name} (${from.node.name}) kept out of echo-2`);
   t.is((await connect(echo2, client3.address, 8080)).result, 'greeting', 'echo-2 still connects out (to client-3 on n3), and the answers come in');
   t.is((await connect(echo2.node, echo2.address, 8080)).result, 'greeting', 'echo-2\'s own node (kubelet\'s probes) still let in');
 
   bed.api.apply(clientsPolicy);
   await waitFor('echo-2\'s firewall letting the clients in', () => programmed(echo2)?.egress?.rules?.some((r) => r.src === `${client3.address}/32` && r.dport === '8080'), 60_000);
-  for (const from of [client1, client3]) t.is((await connect(from, echo2.address, 8080)).result, 'greeting', `${from.name} (${from.node.name}) let in on the TCP echo port`);
+  for (const from of [client1, client2, client3]) t.is((await connect(from, echo2.address, 8080)).result, 'greeting', `${from.name} (${from.node.name}) let in on the TCP echo port`);
   t.is((await runSockets<{ echoed: number }>(client1.netns, ['udp', echo2.address, 5353, 1, REFUSED_WITHIN_MS])).echoed, 0, 'not on the UDP port');
   t.is((await connect(auditor, echo2.address, 8080, REFUSED_WITHIN_MS)).result, 'timeout', 'prod\'s auditor still kept out');
 
