@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { NetcubeClient } from '@netcube/api/grpc/client';
 import { Logger } from '@netcube/api/log';
 import { Store } from '@netcube/api/store';
+import { DEFAULT_MTU } from '@netcube/k8s/cni';
 import { Controller, DEFAULT_SETTINGS, ensureHostLink, hostLinkSpec, Iproute, KubeSource, loadKubeConfig, nodeModel, nodeNames, Problems, type KubeNode as KubeNodeObject } from '@netcube/k8s';
 import firewall from '@netcube/firewall';
 import k8sdispatcher from '@netcube/k8sdispatcher';
@@ -31,8 +32,6 @@ export const NODE = 'n1';
 export const NODE_ADDRESS = '10.0.0.11';
 /** The address of the node's network outside the cluster, at the other end of the uplink. */
 export const OUTSIDE_ADDRESS = '10.0.0.1';
-/** The pods' MTU, as cni-config sets it. */
-const POD_MTU = 1450;
 
 export interface KubeNode {
   etcd: EtcdCluster;
@@ -62,7 +61,7 @@ export async function kubeNode(t: ExecutionContext, objects: readonly KubeObject
   // The pods' lbrp's host port is linked to it: made as the node agent makes it.
   const nodeObject = objects.find((o) => o.kind === 'Node' && o.metadata.name === NODE) as KubeNodeObject | undefined;
   const model = nodeObject && nodeModel(nodeObject, DEFAULT_SETTINGS, new Problems());
-  if (model) await ensureHostLink(new Iproute(node.path), hostLinkSpec(model, DEFAULT_SETTINGS, POD_MTU), new Logger('warn', {}, () => undefined));
+  if (model) await ensureHostLink(new Iproute(node.path), hostLinkSpec(model, DEFAULT_SETTINGS, DEFAULT_MTU), new Logger('warn', {}, () => undefined));
   // The dispatcher's port is linked to the uplink; it sends pods' packets by the node's
   // routes, which bpf_fib_lookup gives only where forwarding is on (as on every Kubernetes node).
   const outside = await createNetns(t);

@@ -11,7 +11,7 @@ import { hostNameProblem } from '@netcube/api/chain';
 import { UsageError } from '@netcube/sdk/run';
 import { loadKubeConfig, readNode } from './kube/source';
 import { parseControllerFlags, splitFlags } from './main';
-import { SUPPORTED_VERSIONS } from './cni/plugin';
+import { DEFAULT_MTU, SUPPORTED_VERSIONS } from './cni/plugin';
 import { nodeModel, Problems, type KubeNode, type NodeModel } from './model';
 
 const OWN_FLAGS = ['node', 'out', 'socket', 'mtu', 'ipam-data-dir', 'cni-version'] as const;
@@ -25,7 +25,7 @@ controller numbers it, its netcubed socket, the etcd it records its pods in.
   --node NAME            the node (default: $NODE_NAME, as the downward API gives it)
   --out FILE             where to write it, e.g. /etc/cni/net.d/10-netcube.conflist
   --socket PATH          netcubed's unix socket (default: /run/netcube/<node>/netcubed.sock)
-  --mtu BYTES            the pods' MTU (default: 1450, room for VXLAN)
+  --mtu BYTES            the pods' MTU (default: ${DEFAULT_MTU}, room for VXLAN)
   --ipam-data-dir DIR    host-local's lease directory (default: /var/lib/cni/networks)
   --cni-version V        1.0.0 (default: what every runtime of today reads) or 1.1.0
                          (STATUS and GC too; the runtime's libcni must be 1.2 or later)
@@ -59,7 +59,7 @@ export function nodeConflist(node: NodeModel, opts: CniConfigOptions): Record<st
         host: node.name,
         socket: opts.socket ?? `/run/netcube/${node.name}/netcubed.sock`,
         etcd,
-        mtu: opts.mtu ?? 1450,
+        mtu: opts.mtu ?? DEFAULT_MTU,
         readyTimeoutSeconds: 60,
         ipam: {
           type: 'host-local',

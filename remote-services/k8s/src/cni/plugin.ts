@@ -34,7 +34,8 @@ import { deleteHostEnd, hostVethName, linkAddresses, linkMac, makePodInterface }
 import { hostNameProblem, ifnameProblem } from '@netcube/api/names';
 
 export const SUPPORTED_VERSIONS = ['1.0.0', '1.1.0'];
-const DEFAULT_MTU = 1450; // room for VXLAN's 50 bytes on a 1500-byte network
+/** The pods' MTU unless a config says otherwise: room for VXLAN's 50 bytes on a 1500-byte network. */
+export const DEFAULT_MTU = 1450;
 const DEFAULT_READY_TIMEOUT_S = 60;
 
 export interface NetConf {
