@@ -22,7 +22,7 @@ import { EtcdCluster, startEtcd } from './etcd';
 import { KubeApiServer, kubeconfig } from './kube-apiserver';
 import type { KubeObject } from './kube-manifests';
 import { startNodeServices } from './kube-node';
-import { createNetns, createVethPair, Netns } from './netns';
+import { createNetns, createSegment, Netns, type Segment } from './netns';
 
 export interface ClusterNode {
   name: string;
@@ -51,8 +51,8 @@ export interface KubeCluster {
   api: KubeApiServer;
   controller: Controller;
   services: Awaited<ReturnType<typeof startNodeServices>>;
-  /** The segment's bridge's namespace. */
-  segment: Netns;
+  /** The nodes' segment. */
+  segment: Segment;
   nodes: Map<string, ClusterNode>;
   /** Adds pod `name` of `namespace` on its node by CNI ADD, at the address its manifest gives it; resolves once the data plane forwards for it. */
   addPod(name: string, namespace?: string): Promise<ClusterPod>;
@@ -81,22 +81,19 @@ export async function kubeCluster(t: ExecutionContext, objects: readonly KubeObj
   const config = kubeconfig(t);
   const source = (resources?: ['nodes']) => new KubeSource(loadKubeConfig({ kubeconfig: config, master: api.url }), { log, retryMs: 20, retryMaxMs: 200, resources });
 
-  const segment = await createNetns(t);
-  await segment.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  await segment.exec('ip', ['link', 'set', 'br0', 'up']);
+  const segment = await createSegment(t);
   const dataDir = mkdtempSync(join(tmpdir(), `nct-cluster-${process.pid}-`));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
 
   const nodes = new Map<string, ClusterNode>();
   await Promise.all(
-    names.map(async (name, i) => {
+    names.map(async (name) => {
       const problems = new Problems();
       const model = nodeModel(objects.find((o) => o.kind === 'Node' && o.metadata.name === name) as KubeNodeObject, SETTINGS, problems);
       if (!model) throw new Error(`Node ${name} of the test's objects: ${problems.list.map((p) => p.message).join('; ')}`);
       const netns = await createNetns(t);
       // The node's uplink on the segment, with its InternalIP.
-      await createVethPair(netns, segment, [model.uplink, `p${i}`], [model.address, '']);
-      await segment.exec('ip', ['link', 'set', `p${i}`, 'master', 'br0']);
+      await segment.attach(netns, model.uplink, model.address);
       // As kubelet wants it; the dispatcher sends by the node's routes (NodePort answers, pods' packets out).
       await netns.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
       const agent = new NodeAgent({ node: name, source: source(['nodes']), settings: SETTINGS, vxlan: DEFAULT_VXLAN, iproute: new Iproute(netns.path), log: log.with({ agent: name }), resyncMs: 60_000 });

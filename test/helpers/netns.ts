@@ -122,3 +122,25 @@ export async function createVethPair(a: Netns, b: Netns, ifnames: [string, strin
   }
   return ends;
 }
+
+/** One L2 segment: a Linux bridge (br0) in a namespace of its own, as a switch. */
+export interface Segment {
+  netns: Netns;
+  /** Plugs `ns` into the segment by a veth, its end there named `ifname` with `address` (/24), up. */
+  attach(ns: Netns, ifname: string, address: string): Promise<void>;
+}
+
+export async function createSegment(t: ExecutionContext): Promise<Segment> {
+  const netns = await createNetns(t);
+  await netns.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  await netns.exec('ip', ['link', 'set', 'br0', 'up']);
+  let ports = 0;
+  return {
+    netns,
+    async attach(ns, ifname, address) {
+      const port = `p${ports++}`;
+      await createVethPair(ns, netns, [ifname, port], [address, '']);
+      await netns.exec('ip', ['link', 'set', port, 'master', 'br0']);
+    },
+  };
+}

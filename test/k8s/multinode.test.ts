@@ -3,9 +3,9 @@
 // step with the Nodes, one etcd, one controller, the catalog's services in process,
 // pods added by netcube-cni. Real traffic (test/services/sockets.ts) between pods on
 // one node and across nodes, over the kernel's VXLAN; a node's kernel to pods and a
-// pod to its node; pod → ClusterIP reaching
-// backends on every node; NodePort (Cluster) from outside to backends on every node;
-// NetworkPolicy across nodes; a Node removed from the API.
+// pod to its node; pod → ClusterIP reaching backends on every node; NodePort
+// (Cluster) from outside to backends on every node; NetworkPolicy across nodes; a
+// Node removed from the API.
 // A connection that must not get through is a connect attempt bounded in time, after
 // the data plane was seen programmed.
 
@@ -15,7 +15,7 @@ import { FLOOD_MAC, VXLAN_OVERHEAD } from '@netcube/k8s';
 import { runSockets, SocketsProcess } from '../services/catalog-bed';
 import { fdbOf, kubeCluster, SETTINGS, type ClusterPod, type KubeCluster } from '../helpers/kube-cluster';
 import { loadManifests, type KubeObject } from '../helpers/kube-manifests';
-import { createNetns, createVethPair, type Netns } from '../helpers/netns';
+import { createNetns, type Netns } from '../helpers/netns';
 import { waitFor } from '../helpers/wait';
 
 const objects = loadManifests('multinode.yaml');
@@ -76,7 +76,7 @@ test.serial('two nodes: the agent makes each VXLAN netdev and its table from the
   // The node's kernel (kubelet's probes) reaches its pods and the other node's, through its host link; a pod reaches its own node's address.
   await t.notThrowsAsync(n1.netns.ping(client1.address, 2), 'n1\'s kernel → a pod of n1');
   await t.notThrowsAsync(n1.netns.ping(echo2.address, 2), 'n1\'s kernel → a pod of n2');
-  const probe = await runSockets<{ result: string; greeting?: string }>(n1.netns, ['connect', echo2.address, 8080, 5_000]);
+  const probe = await connect(n1, echo2.address, 8080);
   t.deepEqual([probe.result, probe.greeting], ['greeting', 'echo-2'], 'TCP from n1\'s kernel to a pod of n2');
   await t.notThrowsAsync(client2.netns.ping(n2.model.address, 2), 'a pod of n2 → its node\'s address');
   // The traffic across went through the VXLAN netdevs.
@@ -100,8 +100,7 @@ test.serial('two nodes: the agent makes each VXLAN netdev and its table from the
 test.serial('three nodes: pod → ClusterIP reaches the backends on every node, balanced, and so does NodePort (Cluster) from outside; NetworkPolicy across nodes by podSelector and port, by namespaceSelector, and egress', async (t) => {
   t.timeout(400_000);
   const bed = await kubeCluster(t, objects, ['n1', 'n2', 'n3']);
-  // All at once, as the kubelets would.
-  // Two pods or more on each node.
+  // Two pods or more on each node, all at once, as the kubelets would.
   const [echo1, echo2, echo3, client1, client2, client3, auditor] = await Promise.all([...['echo-1', 'echo-2', 'echo-3', 'client-1', 'client-2', 'client-3'].map((n) => bed.addPod(n)), bed.addPod('auditor', 'prod')]);
   const servers = new Map<string, SocketsProcess>();
   for (const pod of [echo1, echo2, echo3, client3]) servers.set(pod.name, await serve(t, pod));
@@ -125,8 +124,7 @@ test.serial('three nodes: pod → ClusterIP reaches the backends on every node, 
   // NodePort 30040 (externalTrafficPolicy Cluster) at n1's address, from a namespace on the nodes' segment:
   // the backends on the other nodes answer too, and see the address n1 gives NodePort traffic it sends them.
   const outside = await createNetns(t);
-  await createVethPair(outside, bed.segment, ['eth0', 'po'], ['10.0.0.100', '']);
-  await bed.segment.exec('ip', ['link', 'set', 'po', 'master', 'br0']);
+  await bed.segment.attach(outside, 'eth0', '10.0.0.100');
   const n1 = echo1.node.model;
   await waitFor('the outside reaching NodePort 30040 at n1', async () => (await connect({ netns: outside }, n1.address, 30040)).result === 'greeting', 60_000, 100);
   const nodePort = await runSockets<{ greetings: Record<string, number>; failed: number }>(outside, ['conns', n1.address, 30040, 30, 3]);

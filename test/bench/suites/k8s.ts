@@ -52,16 +52,18 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { DEFAULT_SETTINGS, MAX_PODS_PER_NODE, nodeModel, Problems, type KubeNode as KubeNodeObject } from '@netcube/k8s/model';
+import { DEFAULT_MTU } from '@netcube/k8s/cni';
 import { attachment, cni, CNI_PATH } from '../../helpers/cni';
 import { allowedCpus } from '../../helpers/cpus';
 import { loadManifests, type KubeObject } from '../../helpers/kube-manifests';
 import { cniConfig, kubeNode, NODE, NODE_POD_RANGE, startNodeServices, type KubeNode } from '../../helpers/kube-node';
 import { kubeCluster, SETTINGS } from '../../helpers/kube-cluster';
-import { createNetns, createVethPair, type Netns } from '../../helpers/netns';
+import { createNetns, createSegment, createVethPair, type Netns } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
 import { connRateTool, type ConnRun } from '../conn-rate';
 import { benchServices, kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
 import { closeAll, type Closer } from '../closers';
+import { iperf, IPERF_PORT } from '../iperf';
 import type { Result, Suite, SuiteContext } from '../report';
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
@@ -77,7 +79,7 @@ const IPERF_SECONDS = env('NC_BENCH_K8S_IPERF_SECONDS', 5);
 const TARGETS = { rr: 1.15, conn: 2, cross: 1 };
 
 /** netcube-cni's default MTU (room for VXLAN); the bridge's pods get the same. */
-const MTU = 1450;
+const MTU = DEFAULT_MTU;
 /** Pod 0 is the client; pods 1-3 the backends of the measured Service, pod 1 also the sockperf server. */
 const CLIENT = 0;
 const BACKENDS = [1, 2, 3];
@@ -518,9 +520,6 @@ async function connFigures(ctx: SuiteContext, closers: Closer[], netcube: Node &
 
 /** The pods k8s.cross measures, of test/k8s/manifests/multinode.yaml: client-1 on n1, echo-2 on n2. */
 const CROSS_PODS = { client: 'client-1', server: 'echo-2' };
-const IPERF_PORT = 5201;
-/** iperf3 -A: the client on the first CPU this process may use, the server on the second. */
-const IPERF_AFFINITY = CPUS.length >= 2 ? ['-A', `${CPUS[0]},${CPUS[1]}`] : [];
 
 interface CrossPair {
   side: CrossSide;
@@ -549,17 +548,14 @@ async function netcubeCross(t: ExecutionContext, ctx: SuiteContext, objects: rea
 async function flannelCross(t: ExecutionContext, ctx: SuiteContext, objects: readonly KubeObject[]): Promise<CrossPair> {
   const problems = new Problems();
   const models = ['n1', 'n2'].map((name) => nodeModel(objects.find((o) => o.kind === 'Node' && o.metadata.name === name) as KubeNodeObject, SETTINGS, problems)!);
-  const segment = await createNetns(t);
-  await segment.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  await segment.exec('ip', ['link', 'set', 'br0', 'up']);
+  const segment = await createSegment(t);
   const dir = fs.mkdtempSync(path.join(tmpdir(), `nct-flannel-${process.pid}-`));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const vtep = (i: number) => ({ address: models[i].podCidrText.split('/')[0], mac: `0e:00:00:00:00:0${i + 1}` });
   const nodes: Netns[] = [];
   for (const [i, model] of models.entries()) {
     const node = await createNetns(t);
-    await createVethPair(node, segment, ['eth0', `f${i}`], [model.address, '']);
-    await segment.exec('ip', ['link', 'set', `f${i}`, 'master', 'br0']);
+    await segment.attach(node, 'eth0', model.address);
     await node.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1']);
     const own = vtep(i);
     await node.exec('ip', ['link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', model.address, 'dev', 'eth0', 'dstport', '4789', 'nolearning']);
@@ -575,8 +571,9 @@ async function flannelCross(t: ExecutionContext, ctx: SuiteContext, objects: rea
   const pod = async (name: string, id: string): Promise<PodSpec & { netns: Netns }> => {
     const manifest = objects.find((o) => o.kind === 'Pod' && o.metadata.name === name) as KubeObject & { spec: { nodeName: string }; status: { podIP: string } };
     const i = models.findIndex((m) => m.name === manifest.spec.nodeName);
-    const [first, gateway] = [models[i].podCidrText.replace(/\.0\/24$/, '.2'), models[i].podCidrText.replace(/\.0\/24$/, '.1')];
-    const range = { subnet: models[i].podCidrText, rangeStart: first, rangeEnd: models[i].podCidrText.replace(/\.0\/24$/, '.253'), gateway };
+    // The node's range as netcube's nodes lease it (cni-config's).
+    const m = models[i];
+    const range = { subnet: m.podCidrText, rangeStart: m.podRange.start, rangeEnd: m.podRange.end, gateway: m.gateway };
     const netns = await createNetns(t);
     const spec = { name, id, address: manifest.status.podIP };
     await bridgeAdd(nodes[i], bridgeConf(range, path.join(dir, `ipam-${i}`)), netns, spec);
@@ -585,12 +582,6 @@ async function flannelCross(t: ExecutionContext, ctx: SuiteContext, objects: rea
   const [client, server] = [await pod(CROSS_PODS.client, 'flan0001'), await pod(CROSS_PODS.server, 'flan0002')];
   ctx.log(`flannel: two nodes, Debian's bridge and host-local, flannel.1 VXLAN with static entries, ${client.name} ${client.address} → ${server.name} ${server.address}`);
   return { side: 'flannel', client: client.netns, server: server.netns, from: client.address, address: server.address };
-}
-
-async function iperf(pair: CrossPair): Promise<number> {
-  const args = ['-c', pair.address, '-p', String(IPERF_PORT), '-t', String(IPERF_SECONDS + 1), '-O', '1', '-J', ...IPERF_AFFINITY];
-  const { stdout } = await pair.client.exec('iperf3', args, { timeoutMs: (IPERF_SECONDS + 30) * 1000 });
-  return (JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
 }
 
 /** k8s.cross.tcp_ratio: an iperf3 server in echo-2 of each side, the client in client-1. */
@@ -606,7 +597,7 @@ async function crossFigures(t: ExecutionContext, ctx: SuiteContext, closers: Clo
   }
   const gbps: Record<CrossSide, number[]> = { netcube: [], flannel: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const pair of round % 2 === 0 ? pairs : [...pairs].reverse()) gbps[pair.side].push(await iperf(pair));
+    for (const pair of round % 2 === 0 ? pairs : [...pairs].reverse()) gbps[pair.side].push((await iperf(pair.client, pair.address, IPERF_SECONDS)).gbps);
     ctx.log(`cross round ${round + 1}/${ROUNDS}: ${pairs.map((p) => `${p.side} ${gbps[p.side][round].toFixed(2)} Gbit/s`).join(', ')}`);
   }
   const ratios = gbps.netcube.map((g, i) => g / gbps.flannel[i]);

@@ -36,13 +36,13 @@ import * as bpf from '../../../node-daemon/src/bpf';
 import { DEFAULT_OBJECTS_DIR } from '../../../node-daemon/src/runtime/runtime';
 import { NetcubedProcess } from '../../helpers/daemon';
 import { EtcdCluster } from '../../helpers/etcd';
-import { allowedCpus } from '../../helpers/cpus';
 import { createVethPair, newNetns, type Netns } from '../../helpers/netns';
 import { Generator, STREAM_PORT } from '../../helpers/traffic';
 import { ServiceProcess } from '../../services/helpers';
 import { ECHO_MAGIC } from '../controllers/echo';
 import { loadBaseline } from '../baseline';
 import { closeAll, type Closer } from '../closers';
+import { iperf, IPERF_PORT, type IperfRun } from '../iperf';
 import type { Result, Suite, SuiteContext } from '../report';
 import { waitFor } from '../../helpers/wait';
 
@@ -299,31 +299,8 @@ interface Pair {
   address: string;
 }
 
-interface IperfRun {
-  gbps: number;
-  /** How busy the sender's and the receiver's CPUs were (%). */
-  senderCpu: number;
-  receiverCpu: number;
-}
-
 function spawnIn(ns: Netns, args: string[]): ChildProcess {
   return spawn('/usr/bin/setpriv', ['--pdeathsig=KILL', '--', 'ip', 'netns', 'exec', ns.name, ...args], { stdio: 'ignore' });
-}
-
-/**
- * iperf3's -A for the client: the client on the first CPU this process may use,
- * the server on the second (the sender's CPU also carries the forwarding and the
- * receiver's TCP, in softirq). Left to the scheduler, the two sometimes share a
- * CPU and a round measures that instead of the bridge.
- */
-const CPUS = allowedCpus();
-const IPERF_AFFINITY = CPUS.length >= 2 ? ['-A', `${CPUS[0]},${CPUS[1]}`] : [];
-
-async function iperf(pair: Pair): Promise<IperfRun> {
-  const args = ['-c', pair.address, '-p', '5201', '-t', String(IPERF_SECONDS + 1), '-O', '1', '-J', ...IPERF_AFFINITY];
-  const { stdout } = await pair.client.exec('iperf3', args, { timeoutMs: (IPERF_SECONDS + 30) * 1000 });
-  const { end } = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number }; cpu_utilization_percent: { host_total: number; remote_total: number } } };
-  return { gbps: end.sum_received.bits_per_second / 1e9, senderCpu: end.cpu_utilization_percent.host_total, receiverCpu: end.cpu_utilization_percent.remote_total };
 }
 
 /** vanilla_peer_tc on the ingress of both host ends of a pair, each redirecting into the other's pod. */
@@ -382,13 +359,13 @@ spec:
     for (const pair of pairs) await pair.client.ping(pair.address, 3);
 
     for (const pair of pairs) {
-      const server = spawnIn(pair.server, ['iperf3', '-s', '-p', '5201']);
+      const server = spawnIn(pair.server, ['iperf3', '-s', '-p', String(IPERF_PORT)]);
       closers.push(() => {
         if (server.exitCode === null) server.kill('SIGKILL');
       });
     }
     await waitFor('the iperf3 servers', async () => {
-      for (const pair of pairs) await pair.client.exec('bash', ['-c', `exec 3<>/dev/tcp/${pair.address}/5201`]);
+      for (const pair of pairs) await pair.client.exec('bash', ['-c', `exec 3<>/dev/tcp/${pair.address}/${IPERF_PORT}`]);
       return true;
     }, 10_000);
 
@@ -397,7 +374,7 @@ spec:
     for (let round = 0; round < IPERF_ROUNDS; round++) {
       // Each pair takes each place in the order in turn.
       const order = pairs.map((_, i) => pairs[(i + round) % pairs.length]);
-      for (const pair of order) runs[pair.name].push(await iperf(pair));
+      for (const pair of order) runs[pair.name].push(await iperf(pair.client, pair.address, IPERF_SECONDS));
       ctx.log(`p4: round ${round + 1}/${IPERF_ROUNDS}: ${pairs.map((p) => `${p.name} ${show(runs[p.name][round])}`).join(', ')}`);
     }
     const gbps = (name: Pair['name']): number[] => runs[name].map((r) => r.gbps);

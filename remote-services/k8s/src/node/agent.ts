@@ -4,8 +4,8 @@
 // It follows the Nodes with the controller's informers (kube/source.ts) and, on
 // every change and every resync period, reads what the kernel has and changes only
 // what differs: idempotent, so a restarted agent, or a netdev someone changed by
-// hand, converges. One direction only: the
-// API in, the kernel out; it writes nothing to the API or to etcd.
+// hand, converges. One direction only: the API in, the kernel out; it writes
+// nothing to the API or to etcd.
 
 import type { Logger } from '@netcube/api/log';
 import type { KubeSource } from '../kube/source';
