@@ -180,18 +180,21 @@ block_free() {
   for ((p = base; p < base + count; p++)); do port_free "$p" || return 1; done
 }
 
-# Ports for the members: client BASE+2i, peer BASE+2i+1.
+# Ports for the members: client BASE+2i, peer BASE+2i+1. Other than a port given,
+# a block of ten from FROM up (default: NETCUBE_ETCD_PORTS_FROM, or a random
+# one from 23790, so that deployments side by side rarely look at the same ports).
 choose_ports() {
-  local want=$1 members=$2 count=$((members * 2)) base
+  local want=$1 members=$2 from=${3:-${NETCUBE_ETCD_PORTS_FROM:-$((23790 + (RANDOM % 200) * 10))}} count=$((members * 2)) base
   if [[ $want == default || $want == auto ]]; then
-    if [[ $want == default ]] && block_free 2379 "$count"; then
+    if [[ $want == default && -z ${3:-} ]] && block_free 2379 "$count"; then
       BASE=2379
       return 0
     fi
-    for ((base = 23790 + (RANDOM % 200) * 10; base < 29990; base += 10)); do
+    [[ $from =~ ^[0-9]+$ ]] || die "NETCUBE_ETCD_PORTS_FROM: a port number, got '$from'"
+    for ((base = from; base < 29990; base += 10)); do
       if block_free "$base" "$count"; then
         BASE=$base
-        [[ $want == default ]] && say "   port 2379 is taken (another etcd?): using $BASE"
+        [[ $want == default && -z ${3:-} ]] && say "   port 2379 is taken (another etcd?): using $BASE"
         return 0
       fi
     done
@@ -201,10 +204,9 @@ choose_ports() {
   BASE=$want
 }
 
-start_etcd() {
+# launch_etcd MEMBERS: spawns the members on the ports from BASE.
+launch_etcd() {
   local members=$1 i cluster='' client=() sockets=() pki=$STATE/pki
-  command -v etcd >/dev/null || die "etcd is not installed: run deploy/setup.sh (Debian package etcd-server)"
-  command -v etcdctl >/dev/null || die "etcdctl is not installed: run deploy/setup.sh (Debian package etcd-client)"
   for ((i = 0; i < members; i++)); do
     cluster+="${cluster:+,}m$i=https://127.0.0.1:$((BASE + 2 * i + 1))"
     client+=("https://127.0.0.1:$((BASE + 2 * i))")
@@ -228,10 +230,24 @@ start_etcd() {
       --peer-cert-file "$pki/etcd-m$i.crt" --peer-key-file "$pki/etcd-m$i.key" --peer-trusted-ca-file "$pki/ca.crt" --peer-client-cert-auth \
       --logger zap --log-outputs stderr --log-level warn
   done
+}
+
+# await_etcd MEMBERS [retry]: until every member answers. With retry, a member
+# that exited because its port was taken sets ETCD_PORT_TAKEN (its index) instead
+# of failing.
+await_etcd() {
+  local members=$1 retry=${2:-} i
+  ETCD_PORT_TAKEN=''
   for ((i = 0; i < members; i++)); do
     local endpoint=https://127.0.0.1:$((BASE + 2 * i)) ok=''
     for _ in $(seq 1 200); do
-      our_pid "$STATE/pids/etcd-m$i.pid" "$STATE/etcd" >/dev/null || fail_with_log "etcd member m$i exited while starting" "$STATE/logs/etcd-m$i.log"
+      if ! our_pid "$STATE/pids/etcd-m$i.pid" "$STATE/etcd" >/dev/null; then
+        if [[ -n $retry ]] && grep -q 'address already in use' "$STATE/logs/etcd-m$i.log" 2>/dev/null; then
+          ETCD_PORT_TAKEN=$i
+          return 0
+        fi
+        fail_with_log "etcd member m$i exited while starting" "$STATE/logs/etcd-m$i.log"
+      fi
       if etcdctl_as root "$endpoint" endpoint health >/dev/null 2>&1; then
         ok=1
         break
@@ -239,6 +255,30 @@ start_etcd() {
       sleep 0.1
     done
     [[ -n $ok ]] || fail_with_log "etcd member m$i is not healthy after 20 s" "$STATE/logs/etcd-m$i.log"
+  done
+}
+
+# start_etcd MEMBERS WANT: the members on the ports from BASE, healthy. Ports that
+# choose_ports picked itself (WANT default or auto) were free when it looked, and
+# another process may bind one before etcd does: then the members stop, their data
+# goes, and another block is chosen, up to ETCD_PORT_TRIES times. Ports the caller
+# named are theirs: taken, they fail at once.
+ETCD_PORT_TRIES=3
+start_etcd() {
+  local members=$1 want=$2 try i pki=$STATE/pki
+  command -v etcd >/dev/null || die "etcd is not installed: run deploy/setup.sh (Debian package etcd-server)"
+  command -v etcdctl >/dev/null || die "etcdctl is not installed: run deploy/setup.sh (Debian package etcd-client)"
+  for ((try = 1; ; try++)); do
+    local retry=''
+    [[ ($want == default || $want == auto) && $try -lt $ETCD_PORT_TRIES ]] && retry=retry
+    launch_etcd "$members"
+    await_etcd "$members" "$retry"
+    [[ -n $ETCD_PORT_TAKEN ]] || break
+    say "   a port of etcd member m$ETCD_PORT_TAKEN was taken after it was chosen: choosing others"
+    for ((i = 0; i < members; i++)); do stop_pid "$STATE/pids/etcd-m$i.pid" "$STATE/etcd" "etcd m$i"; done
+    rm -rf "$STATE/etcd"
+    for ((i = 0; i < members; i++)); do mv -f "$STATE/logs/etcd-m$i.log" "$STATE/logs/etcd-m$i.log.$try" 2>/dev/null || true; done
+    choose_ports "$want" "$members" $((BASE + 10))
   done
   say "   etcd: $members member$([[ $members == 1 ]] || printf s) at $ETCD_CLIENT (daemons use unix sockets in $STATE/etcd), TLS with client certificates"
   # Access control on, with netcube's roles: as etcd's root user.
@@ -472,7 +512,7 @@ up() {
 
   step "etcd"
   choose_ports "$ports" "$members"
-  start_etcd "$members"
+  start_etcd "$members" "$ports"
   save_state
 
   step "netcubed on each host"

@@ -34,8 +34,8 @@ class Deployment {
     this.clients = [`${this.prefix}-client1`, `${this.prefix}-client2`];
   }
 
-  up(...args: string[]): Promise<Run> {
-    return hostsSh(['up', String(this.hosts.length), '--name', this.prefix, '--state', this.state, '--etcd-port', 'auto', ...args], 300_000);
+  up(args: string[] = [], env: Record<string, string> = {}): Promise<Run> {
+    return hostsSh(['up', String(this.hosts.length), '--name', this.prefix, '--state', this.state, '--etcd-port', 'auto', ...args], 300_000, env);
   }
 
   down(): Promise<Run> {
@@ -85,9 +85,9 @@ interface Run {
   stderr: string;
 }
 
-async function hostsSh(args: string[], timeout = 120_000): Promise<Run> {
+async function hostsSh(args: string[], timeout = 120_000, env: Record<string, string> = {}): Promise<Run> {
   try {
-    const { stdout, stderr } = await execFileAsync('bash', [HOSTS_SH, ...args], { timeout });
+    const { stdout, stderr } = await execFileAsync('bash', [HOSTS_SH, ...args], { timeout, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -195,10 +195,45 @@ test('a chain spanning three namespace-hosts carries real traffic, applied with 
   t.is(execFileSync('bash', [HOSTS_SH, 'down', '--state', line.state]).toString(), `nothing to tear down: ${line.state} holds no deployment\n`);
 });
 
-test('a 3-member etcd: hosts and netcubectl use every member', async t => {
-  const up = await cluster.up('--etcd-members', '3');
+/**
+ * A TCP socket bound to 127.0.0.1:`port` and not listening: `ss -ltn` does not show
+ * it, and etcd cannot bind the port. It stands for a process that takes a port
+ * after hosts.sh found it free. (Node binds only to listen or connect: python3,
+ * which node-gyp needs anyway.)
+ */
+async function bindQuietly(port: number): Promise<{ close(): void }> {
+  const child = spawn('python3', ['-c', `import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',${port}))\nprint('bound',flush=True)\nsys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', code => reject(new Error(`python3 could not bind 127.0.0.1:${port} (exit ${code})`)));
+  });
+  return { close: () => void child.kill() };
+}
+
+/** A block of ten ports from 23790 up that no socket uses (the ones etcd's members would take). */
+function freeBlock(): number {
+  const used = new Set(execFileSync('ss', ['-Htan'], { encoding: 'utf8' }).trim().split('\n').map(l => Number(l.trim().split(/\s+/)[3]?.split(':').pop())));
+  for (let base = 23790 + Math.floor(Math.random() * 200) * 10; base < 29990; base += 10) {
+    if (Array.from({ length: 20 }, (_, i) => base + i).every(p => !used.has(p))) return base;
+  }
+  throw new Error('no free block of ports from 23790 up');
+}
+
+test('a 3-member etcd: hosts and netcubectl use every member; a port taken after up chose it is chosen again', async t => {
+  // up looks for ports from `from` (NETCUBE_ETCD_PORTS_FROM); the first member's
+  // port is taken once it looked and before etcd binds it.
+  const from = freeBlock();
+  const blocker = await bindQuietly(from);
+  let up: Run;
+  try {
+    up = await cluster.up(['--etcd-members', '3'], { NETCUBE_ETCD_PORTS_FROM: String(from) });
+  } finally {
+    blocker.close();
+  }
   t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
+  t.regex(up.stdout, /a port of etcd member m0 was taken after it was chosen: choosing others/);
   t.regex(up.stdout, /etcd: 3 members at https:\/\/127\.0\.0\.1:\d+,https:\/\/127\.0\.0\.1:\d+,https:\/\/127\.0\.0\.1:\d+/);
+  t.false(cluster.etcd().includes(`https://127.0.0.1:${from}`), cluster.etcd().join(','));
   const pids = cluster.pids();
   t.is(pids.length, 4, 'three etcd members and a netcubed');
   const etcd = cluster.etcd();
@@ -260,7 +295,7 @@ test('hosts.sh refuses bad input with a usage message', async t => {
 
 test('--k8s: namespace-hosts as Kubernetes nodes on one segment, VXLAN between them, pods added by netcube-cni talking across nodes and, masqueraded, to a client outside', async t => {
   t.timeout(480_000);
-  const up = await kube.up('--k8s', '--pods', '1');
+  const up = await kube.up(['--k8s', '--pods', '1']);
   t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
   const [n1, n2] = kube.hosts;
   t.regex(up.stdout, new RegExp(`${n1}-p1 on ${n1}: 10\\.244\\.1\\.11`));
