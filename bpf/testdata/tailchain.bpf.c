@@ -2,7 +2,7 @@
  * program, each loaded with its own `self`, each tail-calling copy self + 1 of a
  * shared prog array; where that slot is empty (the last copy) it redirects. No
  * counters, no checks: what a hop of netcube costs beyond these is the
- * framework's. Three kinds, one per benchmark figure:
+ * framework's. The kinds, one per benchmark figure:
  *
  *   chain_indirect  reads its successor's slot from a map, as netcube did before
  *                   it jumped through constant slots: an indirect jump
@@ -10,6 +10,8 @@
  *                   read-only data): a direct jump, as netcube's hops
  *   chain_metadata  chain_direct, loading, checking and storing netcube's
  *                   metadata on the way, as a cube does
+ *   chain_mdload    chain_direct, loading and checking it only
+ *   chain_mdstore   chain_direct, storing it only
  *   chain_self      tail-calls its own slot, until the kernel's limit of 33
  *                   stops it: 33 direct jumps through one program
  */
@@ -99,3 +101,29 @@ int chain_metadata(struct xdp_md *ctx)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* chain_metadata's two halves apart: loading and checking the metadata the
+ * copy before left (chain_mdload), and storing fresh metadata without reading
+ * any (chain_mdstore). What a hop pays for handing metadata on is more than the
+ * two: the next copy's load waits for this one's store. */
+SEC("xdp")
+int chain_mdload(struct xdp_md *ctx)
+{
+	struct nc_md md;
+
+	if (nc_md_load(ctx, &md) || md.cube_id != 1)
+		return XDP_ABORTED;
+	tail_call_next(ctx);
+	return bpf_redirect(1, 0);
+}
+
+SEC("xdp")
+int chain_mdstore(struct xdp_md *ctx)
+{
+	struct nc_md md = { .in_port = self, .cube_id = 1 };
+
+	if (nc_md_store(ctx, &md))
+		return XDP_ABORTED;
+	tail_call_next(ctx);
+	return bpf_redirect(1, 0);
+}

@@ -31,11 +31,14 @@ export function withStack(topo: Topology, mode: Mode, stack: StackSpec, types: R
   return { cubes: [...topo.cubes, ...cubes], links: topo.links, stacks: [...topo.stacks, stack] };
 }
 
-/** Makes every simpleforwarder of `rt` forward p0 <-> p1 (its table is empty, so dropping, when created). */
+/**
+ * Makes every simpleforwarder of `rt` forward p0 <-> p1 (its table is empty, so
+ * dropping, when created); also the benchmarks' builds of it (simpleforwarder_*).
+ */
 export function forwardBothWays(rt: Runtime): void {
   for (const name of rt.cubeNames()) {
     const cube = rt.cube(name);
-    if (cube.type.name !== 'simpleforwarder') continue;
+    if (!/^simpleforwarder(_|$)/.test(cube.type.name)) continue;
     const p0 = cube.ports.get('p0')!;
     const p1 = cube.ports.get('p1')!;
     const actions = cube.table('actions');

@@ -15,7 +15,10 @@
 // And, in the same run, what those figures are made of (dataplane.*): chains of
 // bare programs that do nothing but tail-call the next (bpf/testdata/tailchain),
 // by a direct jump and by an indirect one, and with netcube's metadata; nop cubes
-// built without port counters; the netdev entry as a program of its own.
+// built without port counters; simpleforwarder built without them; the netdev
+// entry as a program of its own. A nop hop is then the sum of three measured
+// parts: the bare direct jump, the framework's work without counters (nop
+// without counters less the jump), and the counters.
 //
 // A test run's ns/packet is the CPU time of the test-run call over its ten
 // million runs (less that of a short call, which is the call's own setup), on
@@ -86,7 +89,8 @@ const median = (xs: number[]): number => {
 const r1 = (n: number): string => n.toFixed(1);
 const r2 = (n: number): string => n.toFixed(2);
 
-type FloorKind = 'direct' | 'indirect' | 'metadata';
+type FloorKind = 'direct' | 'indirect' | 'metadata' | 'mdload' | 'mdstore';
+const FLOOR_KINDS: readonly FloorKind[] = ['direct', 'indirect', 'metadata', 'mdload', 'mdstore'];
 
 interface Floor {
   first: Program;
@@ -135,7 +139,7 @@ async function loadFloor(kind: FloorKind): Promise<Floor> {
   const slots = first.map('chain_progs');
   return {
     first: first.program(program),
-    md: kind === 'metadata' ? entering(0, 1) : undefined,
+    md: kind === 'metadata' || kind === 'mdload' || kind === 'mdstore' ? entering(0, 1) : undefined,
     length(n: number) {
       for (let i = 1; i <= FLOOR_COPIES; i++) {
         // chain_indirect reads its successor (0: none) from chain_next, the others
@@ -206,10 +210,10 @@ export const suite: Suite = {
       const chainBed = await openTestbed({ mode: 'xdp' });
       closers.push(() => chainBed.close());
 
-      // Netdevs for test runs only, in the forwarder's host: the TC forwarder's,
-      // and the p2 chains' (nop, and nop without counters).
+      // Netdevs for test runs only, in the forwarder's host: the TC forwarder's, the
+      // forwarders' without counters, and the p2 chains' (nop, and nop without counters).
       const chains = [...HOPS.map((k) => ({ key: `nop${k}`, type: 'nop', k })), ...[1, 8].map((k) => ({ key: `bare${k}`, type: 'nop_nostats', k }))];
-      for (const pair of ['tin0:tout0', ...chains.map((c) => `${c.key}i:${c.key}o`)]) {
+      for (const pair of ['tin0:tout0', 'xns0:xns1', 'tns0:tns1', ...chains.map((c) => `${c.key}i:${c.key}o`)]) {
         const [a, b] = pair.split(':');
         await fwdBed.host.exec('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
         for (const n of [a, b]) await fwdBed.host.exec('ip', ['link', 'set', n, 'up']);
@@ -217,11 +221,13 @@ export const suite: Suite = {
 
       const rt = await openBenchRuntime(fwdBed);
       closers.push(() => rt.destroy());
-      await rt.registerType('nop_nostats', testCubeObjects('nop_nostats'));
+      for (const type of ['nop_nostats', 'simpleforwarder_nostats']) await rt.registerType(type, testCubeObjects(type));
       await rt.apply(
         merge(
           lineTopology('xdp', [{ name: 'fwd', type: 'simpleforwarder' }], fwdBed.in, fwdBed.outs[0]),
           lineTopology('tc', [{ name: 'tfwd', type: 'simpleforwarder' }], 'tin0', 'tout0'),
+          lineTopology('xdp', [{ name: 'xns', type: 'simpleforwarder_nostats' }], 'xns0', 'xns1'),
+          lineTopology('tc', [{ name: 'tns', type: 'simpleforwarder_nostats' }], 'tns0', 'tns1'),
           ...chains.map((c) => lineTopology('xdp', line(`${c.key}-`, new Array(c.k).fill(c.type)), `${c.key}i`, `${c.key}o`)),
         ),
       );
@@ -238,7 +244,7 @@ export const suite: Suite = {
       const link = await attachXdp({ program: vanillaLive.program('vanilla_fwd_xdp'), ifname: vanillaBed.in, netns: vanillaBed.host.name });
       closers.push(() => link.close());
       const floors = {} as Record<FloorKind, Floor>;
-      for (const kind of ['direct', 'indirect', 'metadata'] as const) {
+      for (const kind of FLOOR_KINDS) {
         floors[kind] = await loadFloor(kind);
         closers.push(() => floors[kind].close());
       }
@@ -250,24 +256,26 @@ export const suite: Suite = {
       const entries = {
         xdp: netdevEntry(rt, fwdBed.in, 'xdp'),
         tc: netdevEntry(rt, 'tin0', 'tc'),
+        nostats: { xdp: netdevEntry(rt, 'xns0', 'xdp'), tc: netdevEntry(rt, 'tns0', 'tc') },
         chains: chains.map((c) => netdevEntry(rt, `${c.key}i`, 'xdp')),
       };
-      closers.push(() => [entries.xdp, entries.tc, ...entries.chains].forEach((p) => p.close()));
+      closers.push(() => [entries.xdp, entries.tc, entries.nostats.xdp, entries.nostats.tc, ...entries.chains].forEach((p) => p.close()));
 
       const samples: Record<string, number[]> = {};
       const add = (key: string, v: number): void => {
         (samples[key] ??= []).push(v);
       };
-      const floorLengths: Record<FloorKind, number[]> = { direct: [1, 8, FLOOR_COPIES - 1], indirect: [1, 8], metadata: [1, 8] };
+      const floorLengths: Record<FloorKind, number[]> = { direct: [1, 8, FLOOR_COPIES - 1], indirect: [1, 8], metadata: [1, 8], mdload: [1, 8], mdstore: [1, 8] };
       for (let round = 1; round <= ROUNDS; round++) {
         for (const mode of ['xdp', 'tc'] as const) {
           const ifname = mode === 'xdp' ? fwdBed.in : 'tin0';
           add(`p1.${mode}.netcube`, await nsPerPacket(fwdBed, entries[mode], mode, { ifname }));
           add(`p1.${mode}.vanilla`, await nsPerPacket(fwdBed, vanilla.program(`vanilla_fwd_${mode}`), mode, { ifname }));
           add(`p1.${mode}.unfused`, await nsPerPacket(fwdBed, unfused[mode].program('nc_netdev'), mode, { ifname }));
+          add(`p1.${mode}.nostats`, await nsPerPacket(fwdBed, entries.nostats[mode], mode, { ifname: mode === 'xdp' ? 'xns0' : 'tns0' }));
         }
         for (const [i, c] of chains.entries()) add(`p2.${c.key}`, await nsPerPacket(fwdBed, entries.chains[i], 'xdp', { runs: Math.round(RUNS / c.k) }));
-        for (const kind of ['direct', 'indirect', 'metadata'] as const) {
+        for (const kind of FLOOR_KINDS) {
           for (const n of floorLengths[kind]) {
             floors[kind].length(n);
             add(`floor.${kind}${n}`, await nsPerPacket(fwdBed, floors[kind].first, 'xdp', { md: floors[kind].md, runs: Math.round(RUNS / n) }));
@@ -299,24 +307,35 @@ export const suite: Suite = {
       const extraNs = (k: string): number => per((x) => perPacket(x[k]) - perPacket(x['live.vanilla']));
       const slope = (x: Record<string, number>, a: string, b: string, hops: number): number => (x[b] - x[a]) / hops;
 
-      // What a hop is made of, per hop, from the bare chains and the nop chains.
+      // What a hop is made of, per hop over chains of 1 to 8: the nop's hop is the sum
+      // of the bare direct jump, the framework's work without counters, and the
+      // counters. The other floors stand beside it.
+      const over8 = (x: Record<string, number>, kind: string): number => slope(x, `${kind}1`, `${kind}8`, 7);
       const f = {
-        direct: per((x) => slope(x, 'floor.direct1', 'floor.direct8', 7)),
+        nop: per((x) => over8(x, 'p2.nop')),
+        direct: per((x) => over8(x, 'floor.direct')),
+        framework: per((x) => over8(x, 'p2.bare') - over8(x, 'floor.direct')),
+        counters: per((x) => over8(x, 'p2.nop') - over8(x, 'p2.bare')),
         directLong: per((x) => slope(x, 'floor.direct8', `floor.direct${FLOOR_COPIES - 1}`, FLOOR_COPIES - 9)),
         self: per((x) => slope(x, 'floor.self0', `floor.self${SELF_JUMPS}`, SELF_JUMPS)),
-        indirect: per((x) => slope(x, 'floor.indirect1', 'floor.indirect8', 7)),
-        metadata: per((x) => slope(x, 'floor.metadata1', 'floor.metadata8', 7) - slope(x, 'floor.direct1', 'floor.direct8', 7)),
-        counters: per((x) => slope(x, 'p2.nop1', 'p2.nop8', 7) - slope(x, 'p2.bare1', 'p2.bare8', 7)),
+        indirect: per((x) => over8(x, 'floor.indirect')),
+        metadata: per((x) => over8(x, 'floor.metadata') - over8(x, 'floor.direct')),
+        mdLoad: per((x) => over8(x, 'floor.mdload') - over8(x, 'floor.direct')),
+        mdStore: per((x) => over8(x, 'floor.mdstore') - over8(x, 'floor.direct')),
         unfused: { xdp: per((x) => x['p1.xdp.unfused'] - x['p1.xdp.netcube']), tc: per((x) => x['p1.tc.unfused'] - x['p1.tc.netcube']) },
       };
       const hopOf = (x: Record<string, number>): number => median([2, 4, 8].map((k) => slope(x, 'p2.nop1', `p2.nop${k}`, k - 1)));
       const hop = per(hopOf);
       const hop32 = per((x) => slope(x, 'p2.nop1', 'p2.nop32', 31));
-      const frameworkRest = hop - f.direct - f.metadata - f.counters;
       const breakdown =
-        `A hop costs a direct jump ${r2(f.direct)} ns (dataplane.hop.direct_ns; an indirect one ${r1(f.indirect)} ns), ` +
-        `the metadata loaded, checked and stored ${r2(f.metadata)} ns, the port counters ${r2(f.counters)} ns, ` +
-        `the peer word, the jump tree and the cube's checks the other ${r2(frameworkRest)} ns.`;
+        `Over chains of 1 to 8 a nop hop is ${r2(f.nop)} ns: the bare direct jump ${r2(f.direct)} ns (dataplane.hop.direct_ns; an indirect one ${r1(f.indirect)} ns), ` +
+        `the framework's work without counters ${r2(f.framework)} ns (dataplane.hop.framework_ns: metadata in and out, the peer word, the jump tree, the checks) ` +
+        `and the port counters ${r2(f.counters)} ns (dataplane.hop.counters_ns). ` +
+        `Between bare programs the metadata alone, loaded, checked and stored on each hop, costs ${r2(f.metadata)} ns a hop (dataplane.hop.metadata_ns; ` +
+        `loaded only ${r2(f.mdLoad)} ns, stored only ${r2(f.mdStore)} ns). These parts move by a few nanoseconds between two loads of the same programs ` +
+        `(where the kernel places code, maps and the test frame); compare runs by the whole hop. ` +
+        `${TARGETS.p2} ns a hop would leave ${r2(TARGETS.p2 - f.direct - f.counters)} ns for all of the framework's work once the jump and the counters are paid, ` +
+        `against the ${r2(f.framework)} ns it takes.`;
 
       const results: Result[] = [];
       for (const mode of ['xdp', 'tc'] as const) {
@@ -325,6 +344,8 @@ export const suite: Suite = {
         const ratioOf = (x: Record<string, number>): number => x[`p1.${mode}.vanilla`] / x[`p1.${mode}.netcube`];
         const ratio = per(ratioOf);
         const extra = per((x) => x[`p1.${mode}.netcube`] - x[`p1.${mode}.vanilla`]);
+        const counters = per((x) => x[`p1.${mode}.netcube`] - x[`p1.${mode}.nostats`]);
+        const bareOf = (x: Record<string, number>): number => x[`p1.${mode}.vanilla`] / x[`p1.${mode}.nostats`];
         results.push(
           { name: `p1.${mode}.vanilla`, value: va, unit: 'ns/packet' },
           { name: `p1.${mode}.netcube`, value: nc, unit: 'ns/packet', baseline: va, ratio },
@@ -336,10 +357,12 @@ export const suite: Suite = {
             note:
               `netcube ${r2(nc)} ns vs vanilla ${r2(va)} ns per packet (medians of ${ROUNDS} rounds; the ratio ranged ${spread(ratioOf, 2)}): ${r2(extra)} ns more. ` +
               `The netdev's entry is the forwarder itself (fused): no tail call; the generation (one load) and the netdev's peer word say it may run. ` +
-              `Of the ${r2(extra)} ns, the port counters (rx and tx) are ${r2(f.counters)} ns (dataplane.hop.counters_ns), the rest the framework's lookups and checks. ` +
+              `Of the ${r2(extra)} ns, the forwarder's port counters (rx and tx) are ${r2(counters)} ns (simpleforwarder built without them: ${r2(m(`p1.${mode}.nostats`))} ns, ` +
+              `ratio ${r2(per(bareOf))}, p1.${mode}.nocounters_ratio), the other ${r2(extra - counters)} ns the framework's: the generation and the netdev's peer word (may the cube run fused?), the port's peer word, the checks. ` +
               `An entry of its own would add ${r2(f.unfused[mode])} ns (dataplane.entry.unfused_ns${mode === 'tc' ? '_tc' : ''}). ` +
               `${TARGETS.p1} leaves ${r2(va / TARGETS.p1 - va)} ns for all of it, less than the counters alone.`,
           },
+          { name: `p1.${mode}.nocounters_ratio`, value: per(bareOf), unit: 'x', note: 'simpleforwarder built without port counters (a benchmark-only build) vs vanilla' },
         );
       }
       const liveV = m('live.vanilla');
@@ -360,7 +383,7 @@ export const suite: Suite = {
           note:
             `netcube ${live1.toFixed(2)} Mpps vs vanilla ${liveV.toFixed(2)} Mpps (medians of ${ROUNDS} rounds; the ratio ranged ${spread(ratio1Of, 2)}): ` +
             `${r1(extraNs('live.netcube1'))} ns more per packet on a ${r1(perPacket(liveV))} ns path (generator, two veths, sink, all on one CPU). ` +
-            `Test runs put the difference at ${r2(m('p1.xdp.netcube') - m('p1.xdp.vanilla'))} ns with everything in cache, ${r2(f.counters)} ns of it the counters; ` +
+            `Test runs put the difference at ${r2(m('p1.xdp.netcube') - m('p1.xdp.vanilla'))} ns with everything in cache, ${r2(per((x) => x['p1.xdp.netcube'] - x['p1.xdp.nostats']))} ns of it the counters; ` +
             `live, the forwarder's code and maps compete with the veths' and the generator's for the caches.`,
         },
       );
@@ -370,7 +393,10 @@ export const suite: Suite = {
         { name: 'dataplane.hop.direct_ns_9to32', value: f.directLong, unit: 'ns/hop', note: `the same, per hop from the 9th to the ${FLOOR_COPIES - 1}st` },
         { name: 'dataplane.hop.direct_ns_self', value: f.self, unit: 'ns/hop', note: `one such program tail-calling itself ${SELF_JUMPS} times (chain_self): as many jumps as the longest chain, through one program` },
         { name: 'dataplane.hop.indirect_ns', value: f.indirect, unit: 'ns/hop', note: `a bare program tail-calling a slot read from a map (chain_indirect): an indirect jump, through a retpoline here (spectre_v2: ${spectreV2()})` },
-        { name: 'dataplane.hop.metadata_ns', value: f.metadata, unit: 'ns/hop', note: 'netcube metadata loaded, checked and stored on each hop (chain_metadata less chain_direct)' },
+        { name: 'dataplane.hop.framework_ns', value: f.framework, unit: 'ns/hop', note: 'a nop hop without port counters, less the bare direct jump (nop built without counters less chain_direct, chains of 1 and 8)' },
+        { name: 'dataplane.hop.metadata_ns', value: f.metadata, unit: 'ns/hop', note: 'netcube metadata handed on between bare programs: loaded, checked and stored on each hop (chain_metadata less chain_direct)' },
+        { name: 'dataplane.hop.metadata_load_ns', value: f.mdLoad, unit: 'ns/hop', note: 'the metadata loaded and checked only (chain_mdload less chain_direct)' },
+        { name: 'dataplane.hop.metadata_store_ns', value: f.mdStore, unit: 'ns/hop', note: 'the metadata stored only (chain_mdstore less chain_direct)' },
         { name: 'dataplane.hop.counters_ns', value: f.counters, unit: 'ns/cube', note: 'a cube\'s port counters, rx and tx (nop less nop built without them, chains of 1 and 8)' },
         { name: 'dataplane.entry.unfused_ns', value: f.unfused.xdp, unit: 'ns/packet', note: 'what the netdev entry costs as a program of its own, tail-calling the cube (framework/netdev.bpf.c), over the fused one' },
         { name: 'dataplane.entry.unfused_ns_tc', value: f.unfused.tc, unit: 'ns/packet' },
@@ -404,7 +430,8 @@ export const suite: Suite = {
           note:
             `3 cubes ${live3.toFixed(2)} Mpps vs vanilla ${liveV.toFixed(2)} Mpps (medians of ${ROUNDS} rounds; the ratio ranged ${spread(ratio3Of, 2)}): ${r1(extraNs('live.netcube3'))} ns more per packet, ` +
             `where one simpleforwarder costs ${r1(extraNs('live.netcube1'))} ns more: each further cube about ${r1((extraNs('live.netcube3') - extraNs('live.netcube1')) / 2)} ns live ` +
-            `(p2: ${r2(hop)} ns by test run). ${TARGETS.p3} needs the whole chain within ${r1(perPacket(liveV) / TARGETS.p3 - perPacket(liveV))} ns.`,
+            `(p2: ${r2(hop)} ns by test run, see its note). ${TARGETS.p3} needs the whole chain within ${r1(perPacket(liveV) / TARGETS.p3 - perPacket(liveV))} ns; ` +
+            `by test run, with everything in cache, the first cube alone costs ${r2(m('p1.xdp.netcube') - m('p1.xdp.vanilla'))} ns more than vanilla and each further one ${r2(hop)} ns.`,
         },
       );
       return results;
