@@ -5,6 +5,7 @@
 // so its metrics and /proc are at hand, and keeps its netdevs in a namespace of
 // their own (--netns). Plus the daemon's metrics and memory as the tests read them.
 
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -131,11 +132,11 @@ export interface FloodResult {
 }
 
 /**
- * Floods port `a` of the probe cube with 1442-byte frames for `ms`, while
- * `meanwhile` runs (it is given the time left), then waits until the daemon has
- * read the ring to its end, so every frame that reached the cube is accounted for.
+ * Floods port `a` of the probe cube with 1442-byte frames for `ms`, then waits
+ * until the daemon has read the ring to its end, so every frame that reached the
+ * cube is accounted for.
  */
-export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number, meanwhile?: (msLeft: () => number) => Promise<void>): Promise<FloodResult> {
+export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number): Promise<FloodResult> {
   const pid = env.daemon.pid!;
   const baselineKb = rssKb(pid);
   const peak = trackPeakRss(pid);
@@ -144,7 +145,6 @@ export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number
   const flood = generator.stream({ perRun: 4_096 });
   const started = Date.now();
   const msLeft = (): number => started + ms - Date.now();
-  if (meanwhile) await meanwhile(msLeft);
   await waitFor('the flood to last', () => msLeft() <= 0, ms + 10_000, 100);
   const sent = await flood.stop();
   const peakKb = peak.peakKb();
@@ -166,5 +166,45 @@ export async function floodProbe(t: ExecutionContext, env: ProbeHost, ms: number
     peakKb,
     loopStallMs: (after.get('netcube_event_loop_delay_seconds{quantile="max"}') ?? NaN) * 1000,
     gcPauseMs: (after.get('netcube_gc_pause_max_seconds') ?? NaN) * 1000,
+  };
+}
+
+export interface GetHostProbe {
+  /** Latency of each GetHost answered, ms. */
+  latencies: number[];
+  /** Each call that failed: when (s since the start) and why. */
+  failures: string[];
+  /** The prober's own event loop's longest delay, ms. */
+  loopDelayMaxMs: number;
+}
+
+/**
+ * GetHost asked of `target` every `intervalMs`, each call with a deadline of
+ * `deadlineMs`, from a process of its own (get-host-prober-main.ts) until
+ * stop(): the test's process, busy with what it tests, does not decide when a
+ * reply is read.
+ */
+export function startGetHostProber(t: ExecutionContext, target: string, deadlineMs: number, intervalMs: number): { stop(): Promise<GetHostProbe> } {
+  const child = spawn(process.execPath, [path.join(__dirname, 'get-host-prober-main.js'), '--target', target, '--deadline-ms', String(deadlineMs), '--interval-ms', String(intervalMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      const code = await exited;
+      if (code !== 0) throw new Error(`the GetHost prober exited with ${code}`);
+      const probe: GetHostProbe = { latencies: [], failures: [], loopDelayMaxMs: NaN };
+      for (const line of out.trim().split('\n')) {
+        const r = JSON.parse(line) as { ms?: number; atMs?: number; error?: string; loopDelayMaxMs?: number };
+        if (r.ms !== undefined) probe.latencies.push(r.ms);
+        else if (r.error !== undefined) probe.failures.push(`${((r.atMs ?? 0) / 1000).toFixed(1)} s: ${r.error}`);
+        else if (r.loopDelayMaxMs !== undefined) probe.loopDelayMaxMs = r.loopDelayMaxMs;
+      }
+      return probe;
+    },
   };
 }
