@@ -278,7 +278,7 @@ start_etcd() {
     for ((i = 0; i < members; i++)); do stop_pid "$STATE/pids/etcd-m$i.pid" "$STATE/etcd" "etcd m$i"; done
     rm -rf "$STATE/etcd"
     for ((i = 0; i < members; i++)); do mv -f "$STATE/logs/etcd-m$i.log" "$STATE/logs/etcd-m$i.log.$try" 2>/dev/null || true; done
-    choose_ports "$want" "$members" $((BASE + 10))
+    choose_ports "$want" "$members" $((BASE + 10 > 23790 ? BASE + 10 : 23790))
   done
   say "   etcd: $members member$([[ $members == 1 ]] || printf s) at $ETCD_CLIENT (daemons use unix sockets in $STATE/etcd), TLS with client certificates"
   # Access control on, with netcube's roles: as etcd's root user.
