@@ -63,7 +63,7 @@ import { waitFor } from '../../helpers/wait';
 import { connRateTool, type ConnRun } from '../conn-rate';
 import { benchServices, kubeProxyNatRules, type ClusterIpService } from '../kube-proxy';
 import { closeAll, type Closer } from '../closers';
-import { iperf, IPERF_PORT } from '../iperf';
+import { iperf, startIperfServers } from '../iperf';
 import type { Result, Suite, SuiteContext } from '../report';
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
@@ -588,13 +588,7 @@ async function flannelCross(t: ExecutionContext, ctx: SuiteContext, objects: rea
 async function crossFigures(t: ExecutionContext, ctx: SuiteContext, closers: Closer[]): Promise<Result[]> {
   const objects = loadManifests('multinode.yaml').filter((o) => o.kind !== 'Node' || o.metadata.name !== 'n3');
   const pairs = [await netcubeCross(t, ctx, objects), await flannelCross(t, ctx, objects)];
-  for (const pair of pairs) {
-    spawnIn(pair.server, ['iperf3', '-s', '-p', String(IPERF_PORT)], closers).stdout!.resume();
-    await waitFor(`the ${pair.side} iperf3 server`, async () => {
-      await pair.client.exec('bash', ['-c', `exec 3<>/dev/tcp/${pair.address}/${IPERF_PORT}`]);
-      return true;
-    }, 60_000);
-  }
+  await startIperfServers(pairs, closers, 60_000);
   const gbps: Record<CrossSide, number[]> = { netcube: [], flannel: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const pair of round % 2 === 0 ? pairs : [...pairs].reverse()) gbps[pair.side].push((await iperf(pair.client, pair.address, IPERF_SECONDS)).gbps);

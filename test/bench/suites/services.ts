@@ -23,7 +23,7 @@
 //       in the same run, each iperf3 client on one CPU and its server on another;
 //       ratios of the medians. The direct pair bounds what any bridge can carry
 //       here, so what any can gain over the Linux bridge.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,7 +42,7 @@ import { ServiceProcess } from '../../services/helpers';
 import { ECHO_MAGIC } from '../controllers/echo';
 import { loadBaseline } from '../baseline';
 import { closeAll, type Closer } from '../closers';
-import { iperf, IPERF_PORT, type IperfRun } from '../iperf';
+import { iperf, startIperfServers, type IperfRun } from '../iperf';
 import type { Result, Suite, SuiteContext } from '../report';
 import { waitFor } from '../../helpers/wait';
 
@@ -299,10 +299,6 @@ interface Pair {
   address: string;
 }
 
-function spawnIn(ns: Netns, args: string[]): ChildProcess {
-  return spawn('/usr/bin/setpriv', ['--pdeathsig=KILL', '--', 'ip', 'netns', 'exec', ns.name, ...args], { stdio: 'ignore' });
-}
-
 /** vanilla_peer_tc on the ingress of both host ends of a pair, each redirecting into the other's pod. */
 async function attachVanilla(host: Netns, devs: [string, string], closers: Closer[]): Promise<void> {
   const coll = await loadBaseline('vanilla_peer', host.name, [devs, [devs[1], devs[0]]]);
@@ -358,16 +354,7 @@ spec:
     );
     for (const pair of pairs) await pair.client.ping(pair.address, 3);
 
-    for (const pair of pairs) {
-      const server = spawnIn(pair.server, ['iperf3', '-s', '-p', String(IPERF_PORT)]);
-      closers.push(() => {
-        if (server.exitCode === null) server.kill('SIGKILL');
-      });
-    }
-    await waitFor('the iperf3 servers', async () => {
-      for (const pair of pairs) await pair.client.exec('bash', ['-c', `exec 3<>/dev/tcp/${pair.address}/${IPERF_PORT}`]);
-      return true;
-    }, 10_000);
+    await startIperfServers(pairs, closers, 10_000);
 
     const runs: Record<Pair['name'], IperfRun[]> = { netcube: [], vanilla: [], linux: [], direct: [] };
     const show = (r: IperfRun): string => `${r.gbps.toFixed(2)} Gbit/s (CPU: sender ${r.senderCpu.toFixed(0)}%, receiver ${r.receiverCpu.toFixed(0)}%)`;
